@@ -1,0 +1,205 @@
+# Makefile -- builds, tests and installs mq.  Plain GNU make.
+#
+#   make                  lib/libmq.a, bin/mq-*, build/tests/test_*, build/bench/*
+#   make check            install missing Debian packages (make deps), build, run tests/run
+#   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
+#   make demo             share/demo.sh: a tour of the programs built so far
+#   make bench            build/bench/bench_log $(BENCH_ARGS)   (alias: bench-log)
+#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
+#   make uninstall | clean | deps
+#
+# Sources are found by wildcard: a new lib/*.c joins lib/libmq.a, a new
+# cmd/mq-NAME.c becomes bin/mq-NAME, a new tests/unit/test_NAME.c becomes
+# a test, a new tests/bench/NAME.c a benchmark.  Any of these folders may
+# be empty.  Header dependencies come from the compiler (-MMD -MP).
+#
+# Outputs: normal build in bin/, lib/libmq.a, build/{obj,tests,bench}/;
+# SAN=1 in build/san/{bin,lib,obj,tests,bench}/.  make check hands tests/run
+# MQ_BIN (the programs under test) and MQ_UNIT_DIR (the unit binaries).
+#
+# pkg-config is asked lazily (recursive variables), so that `make check`
+# on a machine without the -dev packages can install them first.
+
+CC ?= cc
+AR ?= ar
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+DESTDIR ?=
+SAN ?= 0
+
+BINDIR_INST = $(DESTDIR)$(PREFIX)/bin
+MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
+MAN5DIR = $(DESTDIR)$(PREFIX)/share/man/man5
+COMPLDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
+# Every flag below is accepted by gcc >= 12 and clang >= 14.
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WERROR ?= -Werror
+ifeq ($(SAN),1)
+OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANLD = -fsanitize=address,undefined
+B = build/san
+OUT_BIN = $(B)/bin
+OUT_LIB = $(B)/lib/libmq.a
+else
+OPT = -O2 -g
+SANLD =
+B = build
+OUT_BIN = bin
+OUT_LIB = lib/libmq.a
+endif
+OBJ = $(B)/obj
+OUT_TESTS = $(B)/tests
+OUT_BENCH = $(B)/bench
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags libzmq msgpack 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs libzmq msgpack 2>/dev/null || echo -lzmq -lmsgpackc)
+CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+ALL_CPPFLAGS = -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(WERROR) -pthread $(CFLAGS)
+ALL_LDFLAGS = -pthread $(SANLD) $(LDFLAGS)
+# cmocka fixes every test's signature (void **state), often unused.
+TEST_CFLAGS = -Wno-unused-parameter $(CMOCKA_CFLAGS)
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+CMD_SRC = $(sort $(wildcard cmd/mq-*.c))
+TEST_SRC = $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
+
+LIB_OBJ = $(LIB_SRC:%.c=$(OBJ)/%.o)
+CMD_OBJ = $(CMD_SRC:%.c=$(OBJ)/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(OBJ)/%.o)
+BENCH_OBJ = $(BENCH_SRC:%.c=$(OBJ)/%.o)
+
+PROGS = $(CMD_SRC:cmd/%.c=$(OUT_BIN)/%)
+TESTS = $(TEST_SRC:tests/unit/%.c=$(OUT_TESTS)/%)
+BENCHES = $(BENCH_SRC:tests/bench/%.c=$(OUT_BENCH)/%)
+
+MAN1 = $(sort $(wildcard man/*.1))
+MAN5 = $(sort $(wildcard man/*.5))
+COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
+
+DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
+
+.PHONY: all check deps demo bench bench-log install uninstall clean FORCE
+.DEFAULT_GOAL := all
+
+all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES)
+	@:
+
+# ---- compile and link ------------------------------------------------------
+
+# Everything depends on the compiler and flags too (as git's GIT-CFLAGS
+# does): `make CC=clang` after `make` rebuilds instead of mixing objects.
+FLAGS_FILE = $(B)/flags
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_CFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) $(LDLIBS)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+FORCE:
+
+$(OBJ)/tests/unit/%.o: private EXTRA = $(TEST_CFLAGS)
+
+$(OBJ)/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@
+
+# Rebuilt from scratch so that an object of a deleted source never lingers.
+$(OUT_LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(PROGS): $(OUT_BIN)/%: $(OBJ)/cmd/%.o $(OUT_LIB) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+
+$(TESTS): $(OUT_TESTS)/%: $(OBJ)/tests/unit/%.o $(OUT_LIB) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(CMOCKA_LIBS) $(PKG_LIBS) $(LDLIBS) -o $@
+
+$(BENCHES): $(OUT_BENCH)/%: $(OBJ)/tests/bench/%.o $(OUT_LIB) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+
+-include $(wildcard $(OBJ)/*/*.d $(OBJ)/*/*/*.d)
+
+# ---- dependencies (Debian) ---------------------------------------------------
+
+# Quiet when everything is installed; otherwise apt-get, as root or via sudo.
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "make deps: dpkg-query not found (not a Debian system?); install these packages or their equivalents yourself: $(DEPS_PKGS)" >&2; \
+		exit 0; \
+	fi; \
+	missing=; \
+	for p in $(DEPS_PKGS); do \
+		case "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" in \
+		*" ok installed") ;; \
+		*) missing="$$missing $$p" ;; \
+		esac; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	echo "make deps: installing missing packages:$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else \
+		echo "make deps: missing packages:$$missing; not root and no sudo: run 'apt-get install$$missing' as root" >&2; \
+		exit 1; \
+	fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -y install$$missing </dev/null || { \
+		echo "make deps: 'apt-get install$$missing' failed (see above); fix it and run make deps again" >&2; \
+		exit 1; \
+	}
+
+# ---- running ----------------------------------------------------------------
+
+# Sub-makes: they read this file again after deps may have installed
+# pkg-config and the libraries, and they never race deps under -j.
+# tests/run runs every test_* it finds, so binaries whose source is gone
+# are removed first.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@for f in $(OUT_TESTS)/test_*; do \
+		case " $(TESTS) " in *" $$f "*) ;; *) [ -f "$$f" ] && rm -f "$$f" ;; esac; \
+	done; true
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" \
+		UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1}" \
+		bash tests/run
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" bash share/demo.sh
+
+bench-log: $(OUT_BENCH)/bench_log
+	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
+
+bench: bench-log
+
+ifeq ($(filter $(OUT_BENCH)/bench_log,$(BENCHES)),)
+$(OUT_BENCH)/bench_log:
+	@echo "make bench: there is no tests/bench/bench_log.c, so no log benchmark to build and run" >&2
+	@exit 1
+endif
+
+# ---- installing ---------------------------------------------------------------
+
+install: all
+	install -d "$(BINDIR_INST)"
+	$(if $(PROGS),install -m 0755 $(PROGS) "$(BINDIR_INST)")
+	$(if $(MAN1),install -d "$(MAN1DIR)" && install -m 0644 $(MAN1) "$(MAN1DIR)")
+	$(if $(MAN5),install -d "$(MAN5DIR)" && install -m 0644 $(MAN5) "$(MAN5DIR)")
+	$(if $(COMPLETIONS),install -d "$(COMPLDIR)" && install -m 0644 $(COMPLETIONS) "$(COMPLDIR)")
+
+uninstall:
+	rm -f $(addprefix "$(BINDIR_INST)"/,$(notdir $(PROGS))) \
+		$(addprefix "$(MAN1DIR)"/,$(notdir $(MAN1))) \
+		$(addprefix "$(MAN5DIR)"/,$(notdir $(MAN5))) \
+		$(addprefix "$(COMPLDIR)"/,$(notdir $(COMPLETIONS)))
+
+clean:
+	rm -rf bin build lib/libmq.a

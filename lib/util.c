@@ -1,0 +1,401 @@
+/*
+ * util.c -- the small things every module needs: error messages,
+ * growable buffers, parsing of durations, sizes and integers typed by
+ * people, clocks, and system-call loops that do not give up on a short
+ * write or an EINTR.
+ *
+ * Invariants: nothing here prints, exits or keeps global mutable state;
+ * every function is safe to call from any thread.  Parsers are strict:
+ * they take the whole string or refuse it, never skip blanks or signs,
+ * and leave their output untouched on failure.  Durations take whole
+ * numbers only ("1.5s" is refused with a hint to write "1500ms"): a
+ * fraction would bring floating-point rounding into timeouts and
+ * retention for no gain, since a smaller unit always says it exactly.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The fixed-width helpers in util.h copy host integers with memcpy and
+ * the on-disk and wire formats are little-endian, so a big-endian build
+ * would write data no other machine could read. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mq supports little-endian targets only (see mq_put_u32 in util.h)"
+#endif
+
+/* Longest user input quoted back in a message, so the hint after it fits. */
+#define QUOTE_MAX 200
+
+/* ---- errors ---- */
+
+int mq_err_set(mq_err_t *err, int code, const char *fmt, ...)
+{
+	int saved = errno;
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		va_end(ap);
+		err->code = code;
+		err->sys = 0;
+	}
+	errno = saved;
+	return -code;
+}
+
+/* strerror() may share a buffer between threads for unknown codes;
+ * strerror_r comes in a GNU and an XSI flavour, hence the #if. */
+static const char *sys_text(int e, char *buf, size_t n)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+	return strerror_r(e, buf, n);
+#else
+	if (strerror_r(e, buf, n) != 0)
+		snprintf(buf, n, "error %d", e);
+	return buf;
+#endif
+}
+
+int mq_err_sys(mq_err_t *err, const char *fmt, ...)
+{
+	int saved = errno;
+	int code = MQ_EIO;
+	if (saved == ENOSPC)
+		code = MQ_ENOSPC;
+#ifdef EDQUOT
+	if (saved == EDQUOT)
+		code = MQ_ENOSPC;
+#endif
+	if (err) {
+		char tmp[128], suffix[160];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		va_end(ap);
+		/* The system's reason is the useful part: cut the caller's
+		 * text, never the reason, when both do not fit. */
+		snprintf(suffix, sizeof suffix, ": %s", sys_text(saved, tmp, sizeof tmp));
+		size_t slen = strlen(suffix);
+		size_t keep = strlen(err->msg);
+		if (keep > sizeof err->msg - 1 - slen)
+			keep = sizeof err->msg - 1 - slen;
+		memcpy(err->msg + keep, suffix, slen + 1);
+		err->code = code;
+		err->sys = saved;
+	}
+	errno = saved;
+	return -code;
+}
+
+/* ---- buffers ---- */
+
+/* Objects over PTRDIFF_MAX break pointer subtraction and malloc refuses
+ * them anyway; refusing early also spares sanitizers a doomed request. */
+#define BUF_MAX ((size_t)PTRDIFF_MAX)
+
+int mq_buf_reserve(mq_buf_t *b, size_t extra)
+{
+	if (extra > BUF_MAX - b->len)
+		return -MQ_ENOMEM;
+	size_t need = b->len + extra;
+	if (need <= b->cap)
+		return 0;
+	/* Doubling keeps appends amortised O(1): a buffer that grows to n
+	 * bytes has been copied fewer than 2n bytes in all. */
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap = cap > BUF_MAX / 2 ? need : cap * 2;
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		return -MQ_ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int mq_buf_append(mq_buf_t *b, const void *data, size_t n)
+{
+	int rc = mq_buf_reserve(b, n);
+	if (rc < 0)
+		return rc;
+	if (n) {
+		memcpy(b->p + b->len, data, n);
+		b->len += n;
+	}
+	return 0;
+}
+
+void mq_buf_free(mq_buf_t *b)
+{
+	if (!b)
+		return;
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ---- parsing ---- */
+
+/* Leading decimal digits of *sp into *v, advancing *sp past them.
+ * 0 on success, -1 when there is no digit, -2 on overflow (the digits
+ * are still consumed, so the caller can tell overflow from junk). */
+static int scan_u64(const char **sp, uint64_t *v)
+{
+	const char *s = *sp;
+	uint64_t r = 0;
+	int over = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (r > (UINT64_MAX - d) / 10)
+			over = 1;
+		else
+			r = r * 10 + d;
+	}
+	*sp = s;
+	*v = r;
+	return over ? -2 : 0;
+}
+
+/* ASCII-only, so the answer does not depend on the locale. */
+static int ascii_caseeq(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int x = (*a >= 'A' && *a <= 'Z') ? *a + 32 : *a;
+		int y = (*b >= 'A' && *b <= 'Z') ? *b + 32 : *b;
+		if (x != y)
+			return 0;
+		if (!x)
+			return 1;
+	}
+}
+
+#define DUR_HINT "use e.g. 250ms, 10s, 5m, 2h, 1d"
+
+/* Units are lower case only: "M" could as well mean months. */
+static const struct { const char *unit; int64_t ms; } dur_units[] = {
+	{ "", 1000 }, { "ms", 1 }, { "s", 1000 },
+	{ "m", 60 * 1000 }, { "h", 3600 * 1000 }, { "d", 86400 * 1000 },
+};
+
+int mq_parse_duration_ms(const char *s, int64_t *ms, mq_err_t *err)
+{
+	const char *p = s;
+	uint64_t n;
+	int rc = scan_u64(&p, &n);
+	if (rc == 0 && *p == '.')
+		return mq_err_set(err, MQ_EINVAL, "duration '%.*s': fractions are not accepted; "
+		                  "use a smaller unit (e.g. 1500ms for 1.5s)", QUOTE_MAX, s);
+	for (size_t i = 0; rc != -1 && i < sizeof dur_units / sizeof dur_units[0]; i++) {
+		if (strcmp(p, dur_units[i].unit) != 0)
+			continue;
+		if (rc == -2 || n > (uint64_t)(INT64_MAX / dur_units[i].ms))
+			return mq_err_set(err, MQ_EINVAL, "duration '%.*s': too large", QUOTE_MAX, s);
+		*ms = (int64_t)n * dur_units[i].ms;
+		return 0;
+	}
+	return mq_err_set(err, MQ_EINVAL, "duration '%.*s': not understood (" DUR_HINT ")",
+	                  QUOTE_MAX, s);
+}
+
+#define SIZE_HINT "use e.g. 512, 64KiB, 1MiB, 1GiB"
+
+/* Matched without regard to case.  "KB" is 1000 as the SI says, so
+ * people who mean 1024 have "KiB" and the bare "K". */
+static const struct { const char *unit; uint64_t mult; } size_units[] = {
+	{ "", 1 }, { "b", 1 },
+	{ "k", 1ull << 10 }, { "kib", 1ull << 10 }, { "kb", 1000ull },
+	{ "m", 1ull << 20 }, { "mib", 1ull << 20 }, { "mb", 1000000ull },
+	{ "g", 1ull << 30 }, { "gib", 1ull << 30 }, { "gb", 1000000000ull },
+	{ "t", 1ull << 40 }, { "tib", 1ull << 40 }, { "tb", 1000000000000ull },
+};
+
+int mq_parse_size(const char *s, uint64_t *bytes, mq_err_t *err)
+{
+	const char *p = s;
+	uint64_t n;
+	int rc = scan_u64(&p, &n);
+	for (size_t i = 0; rc != -1 && i < sizeof size_units / sizeof size_units[0]; i++) {
+		if (!ascii_caseeq(p, size_units[i].unit))
+			continue;
+		if (rc == -2 || n > UINT64_MAX / size_units[i].mult)
+			return mq_err_set(err, MQ_EINVAL, "size '%.*s': too large", QUOTE_MAX, s);
+		*bytes = n * size_units[i].mult;
+		return 0;
+	}
+	return mq_err_set(err, MQ_EINVAL, "size '%.*s': not understood (" SIZE_HINT ")",
+	                  QUOTE_MAX, s);
+}
+
+int mq_parse_u64(const char *s, uint64_t *v, mq_err_t *err)
+{
+	const char *p = s;
+	uint64_t n;
+	int rc = scan_u64(&p, &n);
+	if (rc == -2 && *p == '\0')
+		return mq_err_set(err, MQ_EINVAL, "number '%.*s': too large (at most %llu)",
+		                  QUOTE_MAX, s, (unsigned long long)UINT64_MAX);
+	if (rc != 0 || *p != '\0')
+		return mq_err_set(err, MQ_EINVAL,
+		                  "number '%.*s': not understood (use digits only, e.g. 42)",
+		                  QUOTE_MAX, s);
+	*v = n;
+	return 0;
+}
+
+/* ---- clocks ---- */
+
+/* clock_gettime cannot fail for these clocks on any system we build
+ * on, so the result is not checked. */
+int64_t mq_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mq_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t mq_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- system-call loops ---- */
+
+/* One call never asks for more than this, which keeps the count within
+ * ssize_t everywhere and is what Linux caps a single transfer at anyway. */
+#define IO_CHUNK ((size_t)1 << 30)
+
+int mq_write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n > 0) {
+		ssize_t r = write(fd, p, n < IO_CHUNK ? n : IO_CHUNK);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) { /* no progress and no reason: do not spin */
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* off and off+n must fit in off_t, which is signed. */
+static int off_ok(uint64_t off, size_t n)
+{
+	uint64_t max = sizeof(off_t) >= 8 ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX;
+	return off <= max && n <= max - off;
+}
+
+int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const uint8_t *p = buf;
+	if (!off_ok(off, n)) {
+		errno = EINVAL;
+		return -1;
+	}
+	while (n > 0) {
+		ssize_t r = pwrite(fd, p, n < IO_CHUNK ? n : IO_CHUNK, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+	if (!off_ok(off, n)) {
+		errno = EINVAL;
+		return -1;
+	}
+	while (got < n) {
+		size_t want = n - got < IO_CHUNK ? n - got : IO_CHUNK;
+		ssize_t r = pread(fd, p + got, want, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break; /* end of file */
+		got += (size_t)r;
+	}
+	return (long long)got;
+}
+
+int mq_fsync_dir(const char *path, mq_err_t *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return mq_err_sys(err, "open directory %s", path);
+	if (fsync(fd) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return mq_err_sys(err, "fsync directory %s", path);
+	}
+	close(fd);
+	return 0;
+}
+
+size_t mq_utf8_seq(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	uint8_t c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp, min;
+	if ((c & 0xe0) == 0xc0)
+		len = 2, cp = c & 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		len = 3, cp = c & 0x0f, min = 0x800;
+	else if ((c & 0xf8) == 0xf0)
+		len = 4, cp = c & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}

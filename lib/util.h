@@ -1,0 +1,140 @@
+/*
+ * util.h -- errors, growable buffers, durations, sizes, clocks and
+ * little-endian/varint helpers shared by every module.
+ *
+ * Conventions: a library function never prints and never exits.  It
+ * returns 0 (or a non-negative count) on success and a negative MQ_E*
+ * code on failure, after filling the caller's mq_err_t with a message
+ * that names what failed, for which input, and what to do.
+ */
+#ifndef MQ_UTIL_H
+#define MQ_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Error codes: returned negated (e.g. return -MQ_EINVAL). */
+enum {
+	MQ_OK = 0,
+	MQ_EINVAL = 1,   /* bad argument or input */
+	MQ_EIO = 2,      /* system call failed (errno in mq_err.sys) */
+	MQ_ECORRUPT = 3, /* data on disk or on the wire fails its checks */
+	MQ_ENOSPC = 4,   /* disk full */
+	MQ_EBUSY = 5,    /* resource held by someone else (lock, port) */
+	MQ_ENOENT = 6,   /* no such topic, partition, file, offset */
+	MQ_ETOOBIG = 7,  /* record or batch over its size limit */
+	MQ_ERANGE = 8,   /* offset out of range */
+	MQ_ENOMEM = 9,   /* allocation failed */
+	MQ_ETIMEDOUT = 10,
+	MQ_EEXIST = 11,
+	MQ_EPROTO = 12,  /* peer spoke something we do not understand */
+	MQ_EAGAIN = 13,  /* would block or interrupted: try again */
+};
+
+typedef struct mq_err {
+	int code;      /* MQ_E* */
+	int sys;       /* errno when code == MQ_EIO or MQ_ENOSPC, else 0 */
+	char msg[512];
+} mq_err_t;
+
+/* Fill err (may be NULL) and return -code.  printf-style message. */
+int mq_err_set(mq_err_t *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Like mq_err_set for a failed system call: appends ": strerror(errno)",
+ * records errno, and maps ENOSPC/EDQUOT to MQ_ENOSPC, else MQ_EIO. */
+int mq_err_sys(mq_err_t *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Growable byte buffer.  Owns p.  A zeroed struct is an empty buffer. */
+typedef struct mq_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+} mq_buf_t;
+
+int mq_buf_reserve(mq_buf_t *b, size_t extra); /* room for len+extra; 0 or -MQ_ENOMEM */
+int mq_buf_append(mq_buf_t *b, const void *data, size_t n);
+void mq_buf_free(mq_buf_t *b); /* frees p, zeroes b */
+
+/* Parsing of user input.  Each returns 0 or -MQ_EINVAL with err naming
+ * the text and the accepted forms. */
+/* "250ms", "10s", "5m", "2h", "1d", plain number = seconds. */
+int mq_parse_duration_ms(const char *s, int64_t *ms, mq_err_t *err);
+/* "512", "64KiB", "1MiB", "1GiB", "1TiB", also "KB", "MB", "GB", "TB"
+ * (powers of 10); "K","M","G" alone are binary. */
+int mq_parse_size(const char *s, uint64_t *bytes, mq_err_t *err);
+/* Plain non-negative decimal integer with overflow check. */
+int mq_parse_u64(const char *s, uint64_t *v, mq_err_t *err);
+
+/* Clocks, milliseconds. */
+int64_t mq_now_ms(void);      /* CLOCK_REALTIME, ms since the epoch */
+int64_t mq_mono_ms(void);     /* CLOCK_MONOTONIC */
+uint64_t mq_mono_ns(void);
+
+/* Little-endian fixed-width load/store (unaligned safe). */
+static inline void mq_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void mq_put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void mq_put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint16_t mq_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t mq_get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t mq_get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+/* (The build refuses big-endian targets; see util.c.) */
+
+/* Unsigned LEB128 varints.  put returns bytes written (<= 10);
+ * get returns bytes read, or 0 if the input ends or the varint is
+ * longer than 10 bytes. */
+static inline size_t mq_put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static inline size_t mq_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	unsigned shift = 0;
+	size_t n = 0;
+	while (p + n < end && n < 10) {
+		uint8_t c = p[n++];
+		r |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = r;
+			return n;
+		}
+		shift += 7;
+	}
+	return 0;
+}
+
+static inline size_t mq_varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Length (1-4) of the valid UTF-8 sequence starting at p[0..n), or 0
+ * if the bytes there are not valid UTF-8 (overlong forms, surrogates and
+ * code points past U+10FFFF are invalid). */
+size_t mq_utf8_seq(const uint8_t *p, size_t n);
+
+/* Write all of buf to fd at the current position / at off, retrying
+ * short writes and EINTR.  0 or -1 with errno set. */
+int mq_write_all(int fd, const void *buf, size_t n);
+int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+/* Read exactly n bytes at off; returns bytes read (< n only at EOF) or -1. */
+long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* fsync a directory so that a create/rename/unlink in it is durable. */
+int mq_fsync_dir(const char *path, mq_err_t *err);
+
+#endif

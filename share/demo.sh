@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+#
+# share/demo.sh -- a short tour of mq with whatever programs are built
+# (run by `make demo`).  Every step runs a real program and shows its own
+# output; a step whose program is not built yet is left out, and a step
+# that fails stops the demo with its exit status.
+#
+#   the broker (bin/mq-serve): publish, consume in a group, lag, verify
+#   the pipe filters (bin/mq-dedup, bin/mq-bucket)
+#   the partition log (build/bench/bench_log -n N -d DIR -k), then
+#   bin/mq-admin verify on the partition it leaves
+#
+# Environment: MQ_BIN (default bin/), MQ_BENCH_DIR (default build/bench/),
+# MQ_DEMO_RECORDS (records for the log benchmark, default 200000).
+
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${MQ_BIN:-$root/bin}
+bench=${MQ_BENCH_DIR:-$root/build/bench}
+records=${MQ_DEMO_RECORDS:-200000}
+shown=0
+broker_pid=
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mq-demo.XXXXXX") || {
+	echo "demo: cannot create a temporary directory in ${TMPDIR:-/tmp}; check that it exists and is writable" >&2
+	exit 1
+}
+cleanup() {
+	if [ -n "$broker_pid" ]; then
+		kill -TERM "$broker_pid" 2>/dev/null || true
+		wait "$broker_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+heading() { printf '\n== %s\n' "$*"; }
+
+# Print a command line as typed (program names without their directory),
+# run it, and stop the demo if it fails.
+run() {
+	local prog=$1 shown_cmd=${1##*/} arg st=0
+	shift
+	for arg in "$@"; do
+		shown_cmd+=" $(printf '%q' "$arg")"
+	done
+	shown_cmd=${shown_cmd//"$tmp"/\$DEMO}
+	printf '$ %s%s\n' "$shown_cmd" "$run_input"
+	"$prog" "$@" || st=$?
+	if [ "$st" -ne 0 ]; then
+		echo "demo: '$shown_cmd' failed with exit status $st (see its message above)" >&2
+		exit "$st"
+	fi
+}
+
+# run with stdin from a file, shown as "< FILE".
+run_input=
+run_from() { # file command...
+	local in=$1
+	shift
+	run_input=" < ${in//"$tmp"/\$DEMO}"
+	run "$@" <"$in"
+	run_input=
+}
+
+have() { [ -x "$bin/$1" ]; }
+
+free_port() {
+	local py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	"$py" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+broker_tour() {
+	local port log i
+	port=$(free_port) || {
+		echo "demo: cannot get a free TCP port (python3 missing? run make deps)" >&2
+		exit 1
+	}
+	log=$tmp/mq-serve.log
+	heading "The broker: mq-serve on tcp://127.0.0.1:$port, data in \$DEMO/data"
+	"$bin/mq-serve" -d "$tmp/data" -l "tcp://127.0.0.1:$port" </dev/null >/dev/null 2>"$log" &
+	broker_pid=$!
+	for ((i = 0; i < 200; i++)); do
+		grep -q 'mq-serve: listening on' "$log" && break
+		if ! kill -0 "$broker_pid" 2>/dev/null; then
+			echo "demo: mq-serve exited before listening; its messages:" >&2
+			cat "$log" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	if ! grep -q 'mq-serve: listening on' "$log"; then
+		echo "demo: mq-serve did not say 'listening on' within 10s; its messages:" >&2
+		cat "$log" >&2
+		exit 1
+	fi
+	cat "$log"
+	export MQ_BROKER=tcp://127.0.0.1:$port
+
+	if have mq-pub; then
+		heading "Publish five orders, one per line"
+		printf 'order %s\n' 1 2 3 4 5 >"$tmp/orders.txt"
+		run_from "$tmp/orders.txt" "$bin/mq-pub" -t orders
+	fi
+	if have mq-sub; then
+		heading "Read them back as consumer group 'billing', exit at the end"
+		run "$bin/mq-sub" -t orders -g billing -e
+	fi
+	if have mq-lag; then
+		heading "Lag of group 'billing'"
+		run "$bin/mq-lag" -g billing
+	fi
+
+	heading "Stop the broker (SIGTERM: flush and exit 0)"
+	kill -TERM "$broker_pid"
+	local st=0
+	wait "$broker_pid" || st=$?
+	broker_pid=
+	if [ "$st" -ne 0 ]; then
+		echo "demo: mq-serve exited with status $st on SIGTERM; its messages:" >&2
+		cat "$log" >&2
+		exit 1
+	fi
+	echo "mq-serve exited 0"
+	if have mq-admin; then
+		heading "Check the data directory offline"
+		run "$bin/mq-admin" verify "$tmp/data"
+	fi
+	shown=1
+}
+
+filter_tour() {
+	if have mq-dedup; then
+		heading "mq-dedup: drop repeated lines"
+		printf 'a\nb\na\nc\nb\n' >"$tmp/dups.txt"
+		run_from "$tmp/dups.txt" "$bin/mq-dedup"
+		shown=1
+	fi
+	if have mq-bucket; then
+		heading "mq-bucket: 10 lines at 20/s with a burst of 5 (about a quarter second)"
+		seq 1 10 >"$tmp/ten.txt"
+		run_from "$tmp/ten.txt" "$bin/mq-bucket" -r 20/s -B 5
+		shown=1
+	fi
+}
+
+log_tour() {
+	heading "The partition log benchmark (tests/bench/bench_log.c), $records records"
+	mkdir -p "$tmp/bench"
+	run "$bench/bench_log" -n "$records" -d "$tmp/bench" -k
+	if have mq-admin; then
+		# bench_log writes one partition (DIR/p0), not a whole data directory.
+		local target=$tmp/bench/p0
+		[ -f "$tmp/bench/format" ] && target=$tmp/bench
+		heading "Check the data it left, offline"
+		run "$bin/mq-admin" verify "$target"
+	fi
+	shown=1
+}
+
+if have mq-serve; then
+	broker_tour
+else
+	echo "demo: bin/mq-serve is not built yet, so there is no broker to show; showing what is built."
+fi
+filter_tour
+if [ -x "$bench/bench_log" ]; then
+	log_tour
+fi
+if [ "$shown" -eq 0 ]; then
+	echo "demo: nothing to show yet: neither $bin/mq-serve nor $bench/bench_log is built (their sources are cmd/mq-serve.c and tests/bench/bench_log.c)"
+fi
