@@ -1,0 +1,759 @@
+/*
+ * test_log.c -- the partition log: round trips, index lookups, rolls,
+ * retention, time lookups and crash recovery (torn and corrupt tails,
+ * lost indexes), plus the refusals (oversized record, failed write,
+ * stray file).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "log.h"
+
+typedef struct fix {
+	char dir[1024];
+	mq_buf_t buf;
+} fix_t;
+
+static int rm_rf(const char *path)
+{
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	return system(cmd);
+}
+
+static int setup(void **state)
+{
+	fix_t *f = calloc(1, sizeof(*f));
+	const char *t = getenv("TMPDIR");
+	snprintf(f->dir, sizeof(f->dir), "%s/mq-test-log-XXXXXX", t ? t : "/tmp");
+	if (!mkdtemp(f->dir))
+		return -1;
+	strcat(f->dir, "/p0");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fix_t *f = *state;
+	char *slash = strrchr(f->dir, '/');
+	*slash = 0;
+	rm_rf(f->dir);
+	mq_buf_free(&f->buf);
+	free(f);
+	return 0;
+}
+
+/* Deterministic record content: record with global number n. */
+static size_t make_value(uint64_t n, char *out, size_t cap)
+{
+	size_t len = (size_t)(n * 7919 % 300);
+	if (len + 32 > cap)
+		len = cap - 32;
+	int k = snprintf(out, cap, "v%" PRIu64 ":", n);
+	for (size_t i = (size_t)k; i < len + (size_t)k; i++)
+		out[i] = (char)('a' + (n + i) % 26);
+	return len + (size_t)k;
+}
+
+static int64_t ts_of(uint64_t n) { return 1700000000000LL + (int64_t)n * 10; }
+
+/* Build one batch of count records numbered from first into buf (cleared). */
+static void build(mq_buf_t *buf, uint64_t first, uint32_t count)
+{
+	mq_batch_builder_t b;
+	char val[400], key[32];
+	buf->len = 0;
+	mq_batch_begin(&b, buf);
+	b.hdr.producer_id = 42;
+	b.hdr.base_seq = (uint32_t)first;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t n = first + i;
+		size_t vl = make_value(n, val, sizeof(val));
+		int kl = snprintf(key, sizeof(key), "k%" PRIu64, n % 13);
+		mq_header_t h = {(const uint8_t *)"h", 1, (const uint8_t *)key, (size_t)kl};
+		assert_int_equal(mq_batch_add(&b, ts_of(n), n % 5 ? key : NULL, n % 5 ? (size_t)kl : 0, val, vl,
+					      n % 3 ? NULL : key, n % 3 ? 0 : (size_t)kl, n % 2 ? &h : NULL,
+					      n % 2 ? 1u : 0u),
+				 0);
+	}
+	assert_true(mq_batch_finish(&b) > 0);
+}
+
+/* Append batches until the log holds records [0, total); batch sizes vary. */
+static void fill(fix_t *f, mq_log_t *log, uint64_t total)
+{
+	uint64_t n = mq_log_end(log);
+	mq_err_t err;
+	while (n < total) {
+		uint32_t cnt = (uint32_t)(1 + (n * 31) % 17);
+		if (n + cnt > total)
+			cnt = (uint32_t)(total - n);
+		build(&f->buf, n, cnt);
+		uint64_t base = 0;
+		assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+		assert_int_equal(base, n);
+		n += cnt;
+	}
+	assert_int_equal(mq_log_end(log), total);
+}
+
+static void check_record(const mq_record_t *r)
+{
+	char val[400], key[32];
+	uint64_t n = r->offset;
+	size_t vl = make_value(n, val, sizeof(val));
+	int kl = snprintf(key, sizeof(key), "k%" PRIu64, n % 13);
+	assert_int_equal(r->value_len, vl);
+	assert_memory_equal(r->value, val, vl);
+	assert_int_equal(r->timestamp, ts_of(n));
+	if (n % 5) {
+		assert_non_null(r->key);
+		assert_int_equal(r->key_len, (size_t)kl);
+		assert_memory_equal(r->key, key, (size_t)kl);
+	} else {
+		assert_null(r->key);
+	}
+	if (n % 3 == 0) {
+		assert_non_null(r->id);
+		assert_memory_equal(r->id, key, (size_t)kl);
+	} else {
+		assert_null(r->id);
+	}
+	assert_int_equal(r->header_count, n % 2);
+	if (n % 2) {
+		const uint8_t *p = r->headers;
+		mq_header_t h;
+		assert_int_equal(mq_header_next(&p, r->headers_end, &h), 1);
+		assert_int_equal(h.name_len, 1);
+		assert_memory_equal(h.value, key, (size_t)kl);
+	}
+}
+
+/* Read everything from `from` to the end and check every record; returns count. */
+static uint64_t read_all(mq_log_t *log, uint64_t from, size_t max_bytes)
+{
+	mq_buf_t out = {0};
+	mq_err_t err;
+	uint64_t next = from, seen = 0;
+	while (next < mq_log_end(log)) {
+		out.len = 0;
+		long long got = mq_log_read(log, next, max_bytes, &out, &err);
+		if (got <= 0)
+			fail_msg("read at %" PRIu64 ": %lld %s", next, got, err.msg);
+		size_t pos = 0;
+		int first = 1;
+		while (pos < out.len) {
+			mq_batch_iter_t it;
+			mq_record_t r;
+			assert_int_equal(mq_batch_check(out.p + pos, mq_get_u32(out.p + pos + 8), 0, &err), 0);
+			assert_int_equal(mq_batch_iter_init(&it, out.p + pos, out.len - pos, &err), 0);
+			if (first)
+				assert_true(it.hdr.base_offset <= next && next < it.hdr.base_offset + it.hdr.count);
+			first = 0;
+			while (mq_batch_iter_next(&it, &r) > 0) {
+				if (r.offset < next)
+					continue;
+				assert_int_equal(r.offset, next);
+				check_record(&r);
+				next++;
+				seen++;
+			}
+			pos += it.hdr.length;
+		}
+	}
+	mq_buf_free(&out);
+	return seen;
+}
+
+static mq_log_t *open_log(fix_t *f, const mq_log_opts_t *o)
+{
+	mq_log_t *log = NULL;
+	mq_err_t err;
+	if (mq_log_open(f->dir, o, 1, &log, &err))
+		fail_msg("open: %s", err.msg);
+	return log;
+}
+
+static void small_opts(mq_log_opts_t *o)
+{
+	mq_log_opts_default(o);
+	o->segment_bytes = 8192;
+}
+
+static void test_round_trip(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	mq_log_opts_default(&o);
+	mq_log_t *log = open_log(f, &o);
+	assert_int_equal(mq_log_start(log), 0);
+	assert_int_equal(mq_log_end(log), 0);
+	fill(f, log, 5000);
+	assert_int_equal(read_all(log, 0, 1 << 20), 5000);
+	assert_int_equal(read_all(log, 4321, 100), 5000 - 4321);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), 5000);
+	assert_int_equal(read_all(log, 0, 4096), 5000);
+	fill(f, log, 6000); /* appending after reopen continues the offsets */
+	assert_int_equal(read_all(log, 0, 1 << 16), 6000);
+	mq_log_close(log);
+}
+
+static void test_every_offset_every_boundary(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 1500);
+	assert_true(mq_log_segments(log) > 10);
+	mq_buf_t out = {0};
+	mq_err_t err;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t off = 0; off < 1500; off++) {
+			out.len = 0;
+			assert_true(mq_log_read(log, off, 1, &out, &err) > 0); /* at least one batch */
+			mq_batch_hdr_t h;
+			assert_int_equal(mq_batch_hdr_decode(out.p, out.len, &h, &err), 0);
+			assert_true(h.base_offset <= off && off < h.base_offset + h.count);
+			assert_int_equal(h.length, out.len);
+		}
+		mq_log_close(log);
+		log = open_log(f, &o); /* and again with indexes loaded from disk */
+	}
+	out.len = 0;
+	assert_int_equal(mq_log_read(log, 1500, 100, &out, &err), 0);
+	assert_int_equal(mq_log_read(log, 1501, 100, &out, &err), -MQ_ERANGE);
+	mq_buf_free(&out);
+	mq_log_close(log);
+}
+
+static void test_segment_roll(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 3000);
+	int segs = mq_log_segments(log);
+	assert_true(segs > 20);
+	mq_log_close(log);
+	/* Each segment file is within its size limit (unless one batch is larger). */
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	int logs = 0;
+	while ((de = readdir(d))) {
+		if (!strstr(de->d_name, ".log"))
+			continue;
+		char p[PATH_MAX + 300];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", f->dir, de->d_name);
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(st.st_size <= 8192);
+		logs++;
+	}
+	closedir(d);
+	assert_int_equal(logs, segs);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_segments(log), segs);
+	assert_int_equal(read_all(log, 0, 700), 3000);
+	mq_log_close(log);
+}
+
+static void test_retention_bytes(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.retention_bytes = 30000;
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 3000);
+	uint64_t before = mq_log_bytes(log);
+	int deleted = mq_log_retain(log, mq_now_ms(), &err);
+	assert_true(deleted > 0);
+	assert_true(mq_log_bytes(log) < before);
+	assert_true(mq_log_bytes(log) >= 30000 - 8192);
+	assert_true(mq_log_bytes(log) < 30000 + 8192);
+	uint64_t start = mq_log_start(log);
+	assert_true(start > 0);
+	assert_int_equal(read_all(log, start, 1 << 20), 3000 - start);
+	mq_buf_t out = {0};
+	assert_int_equal(mq_log_read(log, start - 1, 100, &out, &err), -MQ_ERANGE);
+	mq_buf_free(&out);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_start(log), start); /* the start survives a reopen */
+	assert_int_equal(mq_log_end(log), 3000);
+	mq_log_close(log);
+}
+
+static void test_retention_time(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 2000);
+	mq_log_close(log);
+	o.retention_ms = 1000;
+	log = open_log(f, &o);
+	/* "now" such that records below 1000 are older than 1 s. */
+	int64_t now = ts_of(1000) + 1000;
+	int deleted = mq_log_retain(log, now, &err);
+	assert_true(deleted > 0);
+	uint64_t start = mq_log_start(log);
+	assert_true(start > 0 && start <= 1000);
+	assert_int_equal(read_all(log, start, 1 << 20), 2000 - start);
+	/* Everything expired: every segment goes, offsets are not reused. */
+	deleted = mq_log_retain(log, ts_of(5000) + 1000, &err);
+	assert_true(deleted > 0);
+	assert_int_equal(mq_log_start(log), 2000);
+	assert_int_equal(mq_log_end(log), 2000);
+	assert_int_equal(mq_log_bytes(log), 0);
+	fill(f, log, 2100);
+	assert_int_equal(read_all(log, 2000, 1 << 20), 100);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_start(log), 2000);
+	assert_int_equal(mq_log_end(log), 2100);
+	mq_log_close(log);
+}
+
+static void test_find_time(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 2000);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t n = 0; n < 2000; n += 37) {
+			uint64_t off = 99999;
+			assert_int_equal(mq_log_find_time(log, ts_of(n), &off, &err), 0);
+			assert_int_equal(off, n);
+			assert_int_equal(mq_log_find_time(log, ts_of(n) - 3, &off, &err), 0);
+			assert_int_equal(off, n); /* between two records: the later one */
+		}
+		uint64_t off;
+		assert_int_equal(mq_log_find_time(log, 0, &off, &err), 0);
+		assert_int_equal(off, 0);
+		assert_int_equal(mq_log_find_time(log, ts_of(5000), &off, &err), 0);
+		assert_int_equal(off, 2000);
+		mq_log_close(log);
+		log = open_log(f, &o);
+	}
+	mq_log_close(log);
+}
+
+/* Path of the newest segment's file with extension ext. */
+static void last_seg(fix_t *f, const char *ext, char *out, size_t n)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	char best[32] = "";
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".log") && strncmp(de->d_name, best, 20) > 0)
+			snprintf(best, sizeof(best), "%.20s", de->d_name);
+	closedir(d);
+	snprintf(out, n, "%s/%s.%s", f->dir, best, ext);
+}
+
+static off_t file_size(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	static char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(in >= 0 && out >= 0);
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	close(out);
+}
+
+static void test_truncate_every_byte(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.segment_bytes = 1 << 20;
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 300);
+	uint64_t before = mq_log_end(log);
+	build(&f->buf, before, 9); /* the last batch */
+	uint64_t base;
+	mq_err_t err;
+	assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+	size_t last_len = f->buf.len;
+	mq_log_close(log);
+	char seg[PATH_MAX], idx[PATH_MAX], tix[PATH_MAX], saved[PATH_MAX + 8], savedi[PATH_MAX + 8],
+		savedt[PATH_MAX + 8];
+	last_seg(f, "log", seg, sizeof(seg));
+	last_seg(f, "idx", idx, sizeof(idx));
+	last_seg(f, "tix", tix, sizeof(tix));
+	snprintf(saved, sizeof(saved), "%s.save", f->dir);
+	snprintf(savedi, sizeof(savedi), "%s.savei", f->dir);
+	snprintf(savedt, sizeof(savedt), "%s.savet", f->dir);
+	copy_file(seg, saved);
+	copy_file(idx, savedi);
+	copy_file(tix, savedt);
+	off_t full = file_size(seg);
+	for (off_t cut = full - (off_t)last_len; cut < full; cut++) {
+		copy_file(saved, seg);
+		copy_file(savedi, idx);
+		copy_file(savedt, tix);
+		assert_int_equal(truncate(seg, cut), 0);
+		log = open_log(f, &o);
+		assert_int_equal(mq_log_end(log), before);
+		assert_int_equal(file_size(seg), full - (off_t)last_len);
+		if (cut == full - 1 || cut == full - (off_t)last_len)
+			assert_int_equal(read_all(log, 0, 1 << 20), before);
+		/* appending again works and continues at the same offset */
+		build(&f->buf, before, 2);
+		assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+		assert_int_equal(base, before);
+		mq_log_close(log);
+	}
+	unlink(saved);
+	unlink(savedi);
+	unlink(savedt);
+}
+
+static void test_flipped_byte(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.segment_bytes = 1 << 20;
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 200);
+	uint64_t before = mq_log_end(log);
+	build(&f->buf, before, 5);
+	uint64_t base;
+	mq_err_t err;
+	assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+	size_t last_len = f->buf.len;
+	mq_log_close(log);
+	char seg[PATH_MAX];
+	last_seg(f, "log", seg, sizeof(seg));
+	off_t full = file_size(seg);
+	/* Flip one byte in the middle of the last batch's records. */
+	int fd = open(seg, O_RDWR);
+	off_t at = full - (off_t)last_len / 2;
+	uint8_t c;
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x40;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+	struct vc { int n; } v = {0};
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), before); /* the bad batch, and only it, is gone */
+	assert_int_equal(read_all(log, 0, 1 << 20), before);
+	mq_log_close(log);
+	(void)v;
+}
+
+static void count_fault(void *ctx, const char *msg)
+{
+	if (getenv("MQ_TEST_VERBOSE"))
+		fprintf(stderr, "verify: %s\n", msg);
+	(*(int *)ctx)++;
+}
+
+static void test_deleted_and_damaged_index(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 1200);
+	mq_log_close(log);
+	int faults = 0;
+	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 0);
+	assert_int_equal(faults, 0);
+
+	char idx[PATH_MAX], tix[PATH_MAX + 64];
+	last_seg(f, "idx", idx, sizeof(idx));
+	assert_int_equal(unlink(idx), 0);
+	/* the second segment's time index is torn, the first's index gets garbage */
+	snprintf(tix, sizeof(tix), "%s/%020d.tix", f->dir, 1);
+	char first[PATH_MAX + 64];
+	snprintf(first, sizeof(first), "%s/%020d.idx", f->dir, 0);
+	{
+		DIR *d = opendir(f->dir);
+		struct dirent *de;
+		char second[32] = "";
+		while ((de = readdir(d)))
+			if (strstr(de->d_name, ".tix") && strncmp(de->d_name, "00000000000000000000", 20) &&
+			    (!second[0] || strncmp(de->d_name, second, 20) < 0))
+				snprintf(second, sizeof(second), "%.20s", de->d_name);
+		closedir(d);
+		snprintf(tix, sizeof(tix), "%s/%s.tix", f->dir, second);
+	}
+	assert_int_equal(truncate(tix, 5), 0);
+	int fd = open(first, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 8), 8);
+	close(fd);
+	faults = 0;
+	assert_true(mq_log_verify(f->dir, count_fault, &faults, &err) >= 3);
+	assert_true(faults >= 3);
+
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), 1200);
+	assert_true(file_size(idx) > 0); /* rebuilt */
+	assert_int_equal(read_all(log, 0, 300), 1200);
+	uint64_t off;
+	assert_int_equal(mq_log_find_time(log, ts_of(1100), &off, &err), 0);
+	assert_int_equal(off, 1100);
+	mq_log_close(log);
+	faults = 0;
+	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 0);
+}
+
+static void test_verify_flipped_byte(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 800);
+	mq_log_close(log);
+	char first[PATH_MAX + 64];
+	snprintf(first, sizeof(first), "%s/%020d.log", f->dir, 0);
+	int fd = open(first, O_RDWR);
+	uint8_t c;
+	assert_int_equal(pread(fd, &c, 1, 300), 1);
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, 300), 1);
+	close(fd);
+	int faults = 0;
+	assert_true(mq_log_verify(f->dir, count_fault, &faults, &err) > 0);
+	assert_true(faults > 0);
+}
+
+static void test_record_too_big(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	mq_log_opts_default(&o);
+	o.max_record_bytes = 1000;
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 10);
+	mq_batch_builder_t b;
+	static char big[2000];
+	f->buf.len = 0;
+	mq_batch_begin(&b, &f->buf);
+	assert_int_equal(mq_batch_add(&b, 1, NULL, 0, "small", 5, NULL, 0, NULL, 0), 0);
+	assert_int_equal(mq_batch_add(&b, 1, NULL, 0, big, sizeof(big), NULL, 0, NULL, 0), 0);
+	mq_batch_finish(&b);
+	uint64_t base;
+	uint64_t bytes = mq_log_bytes(log);
+	assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), -MQ_ETOOBIG);
+	assert_non_null(strstr(err.msg, "record 1"));
+	assert_int_equal(mq_log_end(log), 10);
+	assert_int_equal(mq_log_bytes(log), bytes);
+	/* A corrupt batch is refused too. */
+	build(&f->buf, 10, 3);
+	f->buf.p[f->buf.len - 1] ^= 1;
+	assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), -MQ_ECORRUPT);
+	assert_int_equal(mq_log_end(log), 10);
+	fill(f, log, 20);
+	assert_int_equal(read_all(log, 0, 1 << 20), 20);
+	mq_log_close(log);
+}
+
+static void test_failed_write_leaves_nothing(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	mq_log_opts_default(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 100);
+	char seg[PATH_MAX];
+	last_seg(f, "log", seg, sizeof(seg));
+	off_t size = file_size(seg);
+	/* The file may grow by only 100 more bytes: the next write is cut short. */
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)size + 100;
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	build(&f->buf, 100, 10);
+	uint64_t base;
+	int rc = mq_log_append(log, f->buf.p, f->buf.len, &base, &err);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, prev);
+	assert_true(rc < 0);
+	assert_non_null(strstr(err.msg, "cannot append"));
+	assert_int_equal(file_size(seg), size); /* the partial batch was cut off */
+	assert_int_equal(mq_log_end(log), 100);
+	fill(f, log, 150);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(read_all(log, 0, 1 << 20), 150);
+	mq_log_close(log);
+}
+
+static void test_stray_file(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	mq_log_opts_default(&o);
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 10);
+	mq_log_close(log);
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/notes.txt", f->dir);
+	FILE *fp = fopen(p, "w");
+	fputs("x", fp);
+	fclose(fp);
+	mq_err_t err;
+	assert_int_equal(mq_log_open(f->dir, &o, 1, &log, &err), -MQ_ECORRUPT);
+	assert_non_null(strstr(err.msg, "notes.txt"));
+	int faults = 0;
+	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 1);
+	unlink(p);
+	/* A leftover index of a deleted segment is removed quietly. */
+	snprintf(p, sizeof(p), "%s/%020d.idx", f->dir, 777);
+	fp = fopen(p, "w");
+	fclose(fp);
+	log = open_log(f, &o);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(mq_log_end(log), 10);
+	mq_log_close(log);
+}
+
+static void test_fsync_policies(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	mq_log_opts_default(&o);
+	o.fsync = MQ_FSYNC_ALWAYS;
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 50);
+	assert_true(mq_log_dirty(log));
+	assert_int_equal(mq_log_commit(log, mq_mono_ms(), &err), 0);
+	assert_false(mq_log_dirty(log));
+	o.fsync = MQ_FSYNC_INTERVAL;
+	o.fsync_interval_ms = 60000;
+	mq_log_set_opts(log, &o);
+	fill(f, log, 60);
+	assert_int_equal(mq_log_commit(log, mq_mono_ms(), &err), 0);
+	assert_true(mq_log_dirty(log)); /* not yet due */
+	assert_int_equal(mq_log_commit(log, mq_mono_ms() + 61000, &err), 0);
+	assert_false(mq_log_dirty(log));
+	o.fsync = MQ_FSYNC_NEVER;
+	mq_log_set_opts(log, &o);
+	fill(f, log, 70);
+	assert_int_equal(mq_log_commit(log, mq_mono_ms() + 1000000, &err), 0);
+	assert_true(mq_log_dirty(log));
+	mq_log_close(log);
+}
+
+static void test_truncate_all(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 500);
+	assert_int_equal(mq_log_truncate_all(log, 0, &err), 0);
+	assert_int_equal(mq_log_start(log), 500);
+	assert_int_equal(mq_log_end(log), 500);
+	assert_int_equal(mq_log_segments(log), 1);
+	fill(f, log, 520);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_start(log), 500);
+	assert_int_equal(read_all(log, 500, 1 << 20), 20);
+	mq_log_close(log);
+}
+
+static void test_random_batches(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.segment_bytes = 20000;
+	srand(12345);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	uint64_t n = 0;
+	for (int round = 0; round < 5; round++) {
+		int batches = 20 + rand() % 50;
+		for (int i = 0; i < batches; i++) {
+			uint32_t cnt = 1 + (uint32_t)(rand() % 60);
+			build(&f->buf, n, cnt);
+			uint64_t base;
+			assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+			assert_int_equal(base, n);
+			n += cnt;
+		}
+		uint64_t from = (uint64_t)rand() % n;
+		assert_int_equal(read_all(log, from, (size_t)(1 + rand() % 5000)), n - from);
+		mq_log_close(log);
+		log = open_log(f, &o);
+		assert_int_equal(mq_log_end(log), n);
+	}
+	assert_int_equal(read_all(log, 0, 1 << 20), n);
+	mq_log_close(log);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_offset_every_boundary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_roll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_every_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_and_damaged_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_too_big, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stray_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_batches, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
