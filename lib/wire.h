@@ -1,0 +1,126 @@
+/*
+ * wire.h -- the protocol between clients and mq-serve.  The only code
+ * that knows its msgpack layout is wire.c and the callers of these
+ * helpers in client.c and broker.c.
+ *
+ * Transport: ZeroMQ; the broker binds ROUTER sockets, clients connect
+ * DEALER sockets.  A request is one or two frames:
+ *
+ *   frame 1: msgpack array [kind, id, args...]   (id: the client's
+ *            correlation number, echoed in the reply)
+ *   frame 2: payload, for PRODUCE only: one record batch (batch.h) as is
+ *
+ * A reply is [MQ_OK, id, results...] followed, for FETCH, by one payload
+ * frame per partition that returned data (raw batches as stored), or
+ * [MQ_ERR, id, code, message] where code is an MQ_E* value (util.h).
+ * A reply with id 0 is never sent; ids wrap skipping 0.
+ *
+ * Requests (args; results):
+ *
+ *   HELLO      [client, version]
+ *              ; [broker_version, max_message_bytes, default_partitions]
+ *   META       [topic, create]                 create: bool, auto-create with the
+ *              ; [partitions]                  broker's --partitions
+ *   PRODUCE    [topic, partition] + batch
+ *              ; [base_offset, count, duplicate]   duplicate: the batch's
+ *              producer id and sequence were stored before; nothing new stored
+ *   FETCH      [topic, [[p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
+ *              ; [[[p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
+ *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
+ *              start or end), MQ_ENOENT (no such partition), MQ_EBUSY (the
+ *              member does not own the partition: heartbeat now)
+ *              The broker holds a fetch until some partition has data or
+ *              max_wait_ms passed (long poll).
+ *   OFFSETS    [topic, time|nil]
+ *              ; [[[p, start, end, at_time]...]]   at_time: first offset with
+ *              timestamp >= time (end if none); -1 when time is nil
+ *   JOIN       [group, [topics...], member|"", session_ms, client]
+ *              ; [member, generation, [[topic, p]...]]
+ *   HEARTBEAT  [group, member, acked_generation]
+ *              ; [generation, [[topic, p]...]]    the partitions the member
+ *              owns now; a member acks a generation after it stopped using
+ *              and committed the partitions that generation took away
+ *              Error MQ_ENOENT: unknown member (expired): join again.
+ *   LEAVE      [group, member] ; []
+ *   COMMIT     [group, member, topic, [[p, offset]...]] ; []
+ *              offset = the next offset to consume.  Only the owner may commit
+ *              (MQ_EBUSY otherwise).
+ *   COMMITTED  [group, topic] ; [[[p, offset]...]]   partitions with a commit
+ */
+#ifndef MQ_WIRE_H
+#define MQ_WIRE_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define MQ_PROTOCOL_VERSION 1
+
+enum mq_reply_kind { MQ_REP_OK = 0, MQ_REP_ERR = 1 };
+
+enum mq_req_kind {
+	MQ_REQ_HELLO = 1,
+	MQ_REQ_META = 2,
+	MQ_REQ_PRODUCE = 3,
+	MQ_REQ_FETCH = 4,
+	MQ_REQ_OFFSETS = 5,
+	MQ_REQ_JOIN = 6,
+	MQ_REQ_HEARTBEAT = 7,
+	MQ_REQ_LEAVE = 8,
+	MQ_REQ_COMMIT = 9,
+	MQ_REQ_COMMITTED = 10,
+	/* 20-29 administration, 30-39 shared buckets, 40-49 transactions */
+};
+
+/* Name of a request kind for messages ("PRODUCE"), "?" if unknown. */
+const char *mq_wire_kind_name(uint32_t kind);
+
+/* Packing into an mq_buf_t with msgpack-c's packer:
+ *   mq_buf_t b = {0}; msgpack_packer pk; mq_wire_packer(&pk, &b);
+ *   msgpack_pack_array(&pk, 3); ...                                  */
+void mq_wire_packer(msgpack_packer *pk, mq_buf_t *buf);
+/* Pack a string / a byte string (as msgpack str). */
+void mq_wire_pack_str(msgpack_packer *pk, const char *s);
+void mq_wire_pack_strn(msgpack_packer *pk, const void *s, size_t n);
+/* Start a message: array of 2 + nargs, then kind and id. */
+void mq_wire_begin(msgpack_packer *pk, uint32_t kind, uint32_t id, uint32_t nargs);
+/* A complete error reply. */
+void mq_wire_pack_err(msgpack_packer *pk, uint32_t id, int code, const char *msg);
+
+/* A parsed header frame.  Objects point into the frame's bytes and into
+ * the msgpack zone owned here: valid until mq_wire_msg_free. */
+typedef struct mq_wire_msg {
+	msgpack_unpacked u;
+	const msgpack_object *arg; /* arguments after kind and id */
+	uint32_t nargs;
+	uint32_t kind;
+	uint32_t id;
+} mq_wire_msg_t;
+
+/* Parse a header frame: an array whose first two items are unsigned
+ * integers.  -MQ_EPROTO with a message otherwise. */
+int mq_wire_parse(const void *data, size_t len, mq_wire_msg_t *m, mq_err_t *err);
+void mq_wire_msg_free(mq_wire_msg_t *m);
+
+/* Typed access to argument i (or to any object); -MQ_EPROTO with a
+ * message naming the argument when the type is wrong or i is past the
+ * end.  Strings are not NUL-terminated: use the length. */
+int mq_wire_u64(const msgpack_object *o, uint64_t *v, const char *what, mq_err_t *err);
+int mq_wire_i64(const msgpack_object *o, int64_t *v, const char *what, mq_err_t *err);
+int mq_wire_bool(const msgpack_object *o, int *v, const char *what, mq_err_t *err);
+int mq_wire_strv(const msgpack_object *o, const char **s, size_t *n, const char *what, mq_err_t *err);
+int mq_wire_array(const msgpack_object *o, const msgpack_object_array **a, const char *what, mq_err_t *err);
+/* Copy a name (topic, group, member) into buf (size MQ_NAME_MAX + 1),
+ * NUL-terminated, after checking it with mq_name_check (store.h).
+ * nil is allowed when optional (buf gets ""). */
+int mq_wire_name(const msgpack_object *o, char *buf, const char *what, int optional, mq_err_t *err);
+/* Argument i of m, or NULL (callers then fail with mq_wire_missing). */
+const msgpack_object *mq_wire_arg(const mq_wire_msg_t *m, uint32_t i);
+int mq_wire_missing(const mq_wire_msg_t *m, uint32_t i, mq_err_t *err);
+
+/* The partition of a key: FNV-1a 64-bit hash of the key bytes, modulo
+ * the partition count.  Documented in mq-pub(1); never change it. */
+uint32_t mq_key_partition(const void *key, size_t len, uint32_t partitions);
+
+#endif
