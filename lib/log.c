@@ -1052,6 +1052,36 @@ int mq_log_retain(mq_log_t *log, int64_t now_ms, mq_err_t *err)
 	return deleted;
 }
 
+int mq_log_scan_tail(mq_log_t *log, uint64_t max_bytes, mq_log_hdr_fn fn, void *ctx, mq_err_t *err)
+{
+	seg_t *s = active(log);
+	uint64_t from = s->size > max_bytes ? s->size - max_bytes : 0, pos = 0;
+	for (size_t i = 0; i < s->nidx && s->idx[i].pos <= from; i++)
+		pos = s->idx[i].pos;
+	scan_t sc = {.fd = s->fd, .file_size = s->size, .pos = pos, .next_base = UINT64_MAX, .buf = &log->scratch};
+	log->scratch.len = 0;
+	int rc;
+	while ((rc = scan_next(&sc, err)) > 0)
+		fn(ctx, &sc.hdr);
+	return rc < 0 ? rc : 0;
+}
+
+int mq_log_roll(mq_log_t *log, mq_err_t *err)
+{
+	return active(log)->size ? roll(log, err) : 0;
+}
+
+int mq_log_delete_before(mq_log_t *log, uint64_t offset, mq_err_t *err)
+{
+	int n = 0, rc;
+	while (log->nsegs > 1 && seg_end(log, 0) <= offset) {
+		if ((rc = seg_delete_oldest(log, err)))
+			return rc;
+		n++;
+	}
+	return n;
+}
+
 int mq_log_truncate_all(mq_log_t *log, uint64_t new_start, mq_err_t *err)
 {
 	int rc;

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "util.h"
 
 typedef struct mq_log mq_log_t;
@@ -105,6 +106,18 @@ int64_t mq_log_max_ts(const mq_log_t *log); /* largest timestamp, 0 if empty */
 /* Delete whole segments past retention (never the newest data, never
  * reusing an offset).  Returns the number of segments deleted. */
 int mq_log_retain(mq_log_t *log, int64_t now_ms, mq_err_t *err);
+
+/* Call fn(ctx, header) for each batch in about the last max_bytes of
+ * the newest segment (the broker rebuilds its producer sequence state
+ * from it after a restart). */
+typedef void (*mq_log_hdr_fn)(void *ctx, const mq_batch_hdr_t *h);
+int mq_log_scan_tail(mq_log_t *log, uint64_t max_bytes, mq_log_hdr_fn fn, void *ctx, mq_err_t *err);
+
+/* Seal the active segment now (if it holds data) and start a new one. */
+int mq_log_roll(mq_log_t *log, mq_err_t *err);
+/* Delete the segments that lie wholly below offset (compaction of
+ * internal logs after a snapshot).  Returns the number deleted. */
+int mq_log_delete_before(mq_log_t *log, uint64_t offset, mq_err_t *err);
 
 /* Delete every segment and start over at new_start (>= end): used when a
  * topic is deleted or emptied.  Offsets below new_start are never reused. */

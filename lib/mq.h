@@ -10,8 +10,6 @@
 #ifndef MQ_H
 #define MQ_H
 
-#define MQ_VERSION "0.1.0"
-
 #include "batch.h"
 #include "crc32c.h"
 #include "log.h"

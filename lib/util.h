@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#define MQ_VERSION "0.1.0"
+
 /* Error codes: returned negated (e.g. return -MQ_EINVAL). */
 enum {
 	MQ_OK = 0,

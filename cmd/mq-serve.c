@@ -1,0 +1,247 @@
+/*
+ * mq-serve -- the mq broker: keeps topics as partitioned append-only
+ * logs in a data directory and serves mq-pub, mq-sub and the other
+ * clients over ZeroMQ.  Options are read and checked here; the loop is
+ * lib/broker.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "mq.h"
+
+static const char *prog = "mq-serve";
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: mq-serve [-d DIR] [-l ENDPOINT]... [options]\n"
+		"\n"
+		"  -d, --data DIR            data directory (default $MQ_DATA, else $XDG_STATE_HOME/mq,\n"
+		"                            else ~/.local/state/mq)\n"
+		"  -l, --listen ENDPOINT     ZeroMQ endpoint, repeatable (default tcp://127.0.0.1:7733)\n"
+		"      --partitions N        partitions of a topic created on first publish (default 1)\n"
+		"      --fsync POLICY        always | never | DURATION (default always: group commit)\n"
+		"      --segment-bytes SIZE  roll segments at SIZE (default 256MiB)\n"
+		"      --retention-time D    delete segments older than D (default: keep)\n"
+		"      --retention-bytes S   keep about S bytes per partition (default: keep)\n"
+		"      --max-message-bytes S largest message accepted (default 1MiB)\n"
+		"  -v, --verbose             more messages on stderr\n"
+		"  -q, --quiet               only errors on stderr\n"
+		"  -h, --help                this help\n"
+		"  -V, --version             the version\n");
+}
+
+enum {
+	OPT_PARTITIONS = 256,
+	OPT_FSYNC,
+	OPT_SEGMENT_BYTES,
+	OPT_RETENTION_TIME,
+	OPT_RETENTION_BYTES,
+	OPT_MAX_MESSAGE_BYTES,
+	OPT_LATER,
+};
+
+static int fail_usage(const char *opt, const mq_err_t *err)
+{
+	fprintf(stderr, "%s: %s: %s\n", prog, opt, err->msg);
+	return 2;
+}
+
+static int default_data_dir(char *buf, size_t n)
+{
+	const char *d = getenv("MQ_DATA");
+	if (d && *d)
+		return snprintf(buf, n, "%s", d) < (int)n ? 0 : -1;
+	d = getenv("XDG_STATE_HOME");
+	if (d && *d)
+		return snprintf(buf, n, "%s/mq", d) < (int)n ? 0 : -1;
+	d = getenv("HOME");
+	if (!d || !*d)
+		return -1;
+	return snprintf(buf, n, "%s/.local/state/mq", d) < (int)n ? 0 : -1;
+}
+
+/* mkdir -p of the parents of dir (the store makes dir itself). */
+static void make_parents(const char *dir)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		mkdir(p, 0755);
+		*s = '/';
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"partitions", required_argument, NULL, OPT_PARTITIONS},
+		{"fsync", required_argument, NULL, OPT_FSYNC},
+		{"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+		{"retention-time", required_argument, NULL, OPT_RETENTION_TIME},
+		{"retention-bytes", required_argument, NULL, OPT_RETENTION_BYTES},
+		{"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
+		{"dedup-window", required_argument, NULL, OPT_LATER},
+		{"txn-timeout", required_argument, NULL, OPT_LATER},
+		{"txn-max-checks", required_argument, NULL, OPT_LATER},
+		{"curve-secret", required_argument, NULL, OPT_LATER},
+		{"curve-allow", required_argument, NULL, OPT_LATER},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	mq_broker_opts_t o;
+	memset(&o, 0, sizeof(o));
+	mq_log_opts_default(&o.log);
+	o.log.fsync = MQ_FSYNC_ALWAYS;
+	o.partitions = 1;
+	char datadir[4096] = "";
+	int quiet = 0, verbose = 0, c, idx;
+	mq_err_t err;
+	uint64_t v;
+	int64_t ms;
+
+	while ((c = getopt_long(argc, argv, "d:l:vqhV", opts, &idx)) != -1) {
+		switch (c) {
+		case 'd':
+			snprintf(datadir, sizeof(datadir), "%s", optarg);
+			break;
+		case 'l':
+			if (o.nlisten == MQ_LISTEN_MAX) {
+				fprintf(stderr, "%s: at most %d -l endpoints\n", prog, MQ_LISTEN_MAX);
+				return 2;
+			}
+			o.listen[o.nlisten++] = optarg;
+			break;
+		case OPT_PARTITIONS:
+			if (mq_parse_u64(optarg, &v, &err))
+				return fail_usage("--partitions", &err);
+			if (v < 1 || v > 10000) {
+				fprintf(stderr, "%s: --partitions %s: use 1 to 10000\n", prog, optarg);
+				return 2;
+			}
+			o.partitions = (uint32_t)v;
+			break;
+		case OPT_FSYNC:
+			if (!strcmp(optarg, "always")) {
+				o.log.fsync = MQ_FSYNC_ALWAYS;
+			} else if (!strcmp(optarg, "never")) {
+				o.log.fsync = MQ_FSYNC_NEVER;
+			} else if (mq_parse_duration_ms(optarg, &ms, &err) == 0 && ms > 0) {
+				o.log.fsync = MQ_FSYNC_INTERVAL;
+				o.log.fsync_interval_ms = ms;
+			} else {
+				fprintf(stderr, "%s: --fsync '%s': use always, never or a duration such as 1s\n", prog,
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_SEGMENT_BYTES:
+			if (mq_parse_size(optarg, &v, &err))
+				return fail_usage("--segment-bytes", &err);
+			if (v < 4096 || v > (1ull << 31)) {
+				fprintf(stderr, "%s: --segment-bytes %s: use 4KiB to 2GiB\n", prog, optarg);
+				return 2;
+			}
+			o.log.segment_bytes = v;
+			break;
+		case OPT_RETENTION_TIME:
+			if (mq_parse_duration_ms(optarg, &ms, &err))
+				return fail_usage("--retention-time", &err);
+			o.log.retention_ms = ms;
+			break;
+		case OPT_RETENTION_BYTES:
+			if (mq_parse_size(optarg, &v, &err))
+				return fail_usage("--retention-bytes", &err);
+			o.log.retention_bytes = (int64_t)v;
+			break;
+		case OPT_MAX_MESSAGE_BYTES:
+			if (mq_parse_size(optarg, &v, &err))
+				return fail_usage("--max-message-bytes", &err);
+			if (v < 1 || v > MQ_BATCH_MAX_BYTES / 2) {
+				fprintf(stderr, "%s: --max-message-bytes %s: use 1 to 32MiB\n", prog, optarg);
+				return 2;
+			}
+			o.log.max_record_bytes = v;
+			break;
+		case OPT_LATER:
+			fprintf(stderr, "%s: --%s is not available in this version of mq-serve\n", prog,
+				opts[idx].name);
+			return 2;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mq-serve %s\n", MQ_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "%s: try 'mq-serve --help'\n", prog);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (try 'mq-serve --help')\n", prog, argv[optind]);
+		return 2;
+	}
+	if (!datadir[0] && default_data_dir(datadir, sizeof(datadir))) {
+		fprintf(stderr, "%s: no data directory: set -d DIR, $MQ_DATA or $HOME\n", prog);
+		return 2;
+	}
+	if (!o.nlisten)
+		o.listen[o.nlisten++] = "tcp://127.0.0.1:7733";
+	o.data_dir = datadir;
+	make_parents(datadir);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	mq_broker_t *b;
+	if (mq_broker_open(&o, &b, &err)) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 1;
+	}
+	if (verbose)
+		fprintf(stderr, "%s: data directory %s\n", prog, datadir);
+	for (int i = 0; i < o.nlisten; i++)
+		fprintf(stderr, "%s: listening on %s\n", prog, mq_broker_endpoint(b, i));
+	(void)quiet;
+	int rc = mq_broker_run(b, &stop_flag, &err);
+	if (rc)
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+	mq_broker_close(b);
+	if (verbose)
+		fprintf(stderr, "%s: stopped\n", prog);
+	return rc ? 1 : 0;
+}

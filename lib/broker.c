@@ -1,0 +1,960 @@
+/*
+ * broker.c -- the loop of mq-serve (see broker.h and wire.h).
+ *
+ * One thread.  Each turn: wait on the ROUTER sockets (bounded by the
+ * nearest parked-fetch deadline and the group session check), drain the
+ * requests that arrived, then apply the fsync policy to everything
+ * appended in the turn (one fdatasync per partition however many batches
+ * came: group commit), and only then send the turn's replies.  Fetches
+ * with nothing to return are parked and answered when data arrives, the
+ * group's generation moves, or their wait runs out.
+ *
+ * Sends never block: ROUTER_MANDATORY makes a reply to a vanished peer
+ * fail with EHOSTUNREACH, and a full pipe fails with EAGAIN; either way
+ * the reply is dropped and the client's timeout and retry take over.
+ * Producer idempotence: per partition, the next expected sequence of each
+ * recent producer id; a batch whose sequences were stored already is
+ * acknowledged as a duplicate and not stored again.  After a restart the
+ * table is rebuilt lazily from the tail of the partition.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "batch.h"
+#include "group.h"
+#include "store.h"
+#include "wire.h"
+
+#define TURN_MAX_MSGS 2048
+#define TURN_MAX_BYTES (128u << 20)
+#define PRODUCERS_PER_PARTITION 64
+#define PRODUCER_SCAN_BYTES (64u << 20)
+#define FETCH_MAX_BYTES (16u << 20)
+#define FETCH_MAX_WAIT_MS 60000
+#define FETCH_MAX_PARTS 4096
+#define PARKED_MAX 4096
+
+typedef struct ident {
+	uint8_t b[256];
+	size_t n;
+} ident_t;
+
+/* A reply waiting for the end of the turn. */
+typedef struct outmsg {
+	int sock;
+	ident_t to;
+	mq_buf_t hdr;
+	mq_buf_t *pl;
+	int npl;
+	int durable; /* promises data on disk: becomes an error if the sync fails */
+	uint32_t id;
+} outmsg_t;
+
+typedef struct parked {
+	int sock;
+	ident_t from;
+	uint32_t id;
+	char topic[MQ_NAME_MAX + 1];
+	char group[MQ_NAME_MAX + 1];
+	char member[MQ_MEMBER_MAX + 1];
+	uint64_t gen;
+	uint32_t n;
+	uint32_t *parts;
+	uint64_t *offs;
+	size_t max_bytes;
+	int64_t deadline;
+} parked_t;
+
+typedef struct producer {
+	uint64_t pid;
+	uint32_t next_seq;
+	uint64_t used; /* turn counter, for eviction */
+} producer_t;
+
+typedef struct pstate {
+	char *key; /* "topic/partition" */
+	producer_t prod[PRODUCERS_PER_PARTITION];
+	int nprod;
+	int loaded;
+} pstate_t;
+
+struct mq_broker {
+	mq_broker_opts_t o;
+	mq_store_t *store;
+	mq_groups_t *groups;
+	void *zctx;
+	void *sock[MQ_LISTEN_MAX];
+	char endpoint[MQ_LISTEN_MAX][256];
+	int nsock;
+	outmsg_t *out;
+	int nout, capout;
+	parked_t *parked;
+	int nparked, capparked;
+	pstate_t *pst; /* open-addressed hash table */
+	size_t pst_cap, pst_n;
+	uint64_t turn;
+	int appended; /* something was appended this turn */
+	int64_t next_retention;
+};
+
+/* ---- outbox ---- */
+
+static outmsg_t *out_new(mq_broker_t *b, int sock, const ident_t *to, uint32_t id)
+{
+	if (b->nout == b->capout) {
+		int cap = b->capout ? b->capout * 2 : 64;
+		outmsg_t *p = realloc(b->out, (size_t)cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		b->out = p;
+		b->capout = cap;
+	}
+	outmsg_t *m = &b->out[b->nout++];
+	memset(m, 0, sizeof(*m));
+	m->sock = sock;
+	m->to = *to;
+	m->id = id;
+	return m;
+}
+
+static void reply_err(mq_broker_t *b, int sock, const ident_t *to, uint32_t id, const mq_err_t *err)
+{
+	outmsg_t *m = out_new(b, sock, to, id);
+	if (!m)
+		return;
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &m->hdr);
+	mq_wire_pack_err(&pk, id, err->code ? err->code : MQ_EINVAL, err->msg);
+}
+
+static void free_payload(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+static void out_send(mq_broker_t *b, outmsg_t *m)
+{
+	void *s = b->sock[m->sock];
+	int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+	if (zmq_send(s, m->to.b, m->to.n, more) < 0)
+		goto drop; /* peer gone (EHOSTUNREACH) or its pipe is full (EAGAIN) */
+	if (zmq_send(s, m->hdr.p, m->hdr.len, m->npl ? more : ZMQ_DONTWAIT) < 0)
+		goto drop;
+	for (int i = 0; i < m->npl; i++) {
+		zmq_msg_t msg;
+		if (zmq_msg_init_data(&msg, m->pl[i].p, m->pl[i].len, free_payload, NULL) < 0)
+			goto drop;
+		m->pl[i].p = NULL; /* owned by the message now */
+		if (zmq_msg_send(&msg, s, i + 1 < m->npl ? more : ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			goto drop;
+		}
+	}
+drop:
+	mq_buf_free(&m->hdr);
+	for (int i = 0; i < m->npl; i++)
+		mq_buf_free(&m->pl[i]);
+	free(m->pl);
+}
+
+/* End of turn: sync what was appended, then send every reply. */
+static void flush_turn(mq_broker_t *b)
+{
+	mq_err_t err;
+	int64_t now = mq_mono_ms();
+	int rc = mq_store_commit(b->store, now, &err);
+	if (rc == 0)
+		rc = mq_groups_commit_log(b->groups, now, &err);
+	for (int i = 0; i < b->nout; i++) {
+		outmsg_t *m = &b->out[i];
+		if (rc && m->durable) {
+			/* The data may not be on disk: say so instead of acknowledging. */
+			m->hdr.len = 0;
+			msgpack_packer pk;
+			mq_wire_packer(&pk, &m->hdr);
+			mq_wire_pack_err(&pk, m->id, err.code, err.msg);
+		}
+		out_send(b, m);
+	}
+	b->nout = 0;
+	b->appended = 0;
+}
+
+/* ---- producer state ---- */
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 0x100000001b3ull;
+	return h;
+}
+
+static pstate_t *pst_get(mq_broker_t *b, const char *topic, uint32_t p)
+{
+	char key[MQ_NAME_MAX + 16];
+	snprintf(key, sizeof(key), "%s/%u", topic, p);
+	if (b->pst_n * 2 >= b->pst_cap) {
+		size_t cap = b->pst_cap ? b->pst_cap * 2 : 64;
+		pstate_t *t = calloc(cap, sizeof(*t));
+		if (!t)
+			return NULL;
+		for (size_t i = 0; i < b->pst_cap; i++) {
+			if (!b->pst[i].key)
+				continue;
+			size_t j = str_hash(b->pst[i].key) & (cap - 1);
+			while (t[j].key)
+				j = (j + 1) & (cap - 1);
+			t[j] = b->pst[i];
+		}
+		free(b->pst);
+		b->pst = t;
+		b->pst_cap = cap;
+	}
+	size_t j = str_hash(key) & (b->pst_cap - 1);
+	while (b->pst[j].key) {
+		if (!strcmp(b->pst[j].key, key))
+			return &b->pst[j];
+		j = (j + 1) & (b->pst_cap - 1);
+	}
+	if (!(b->pst[j].key = strdup(key)))
+		return NULL;
+	b->pst_n++;
+	return &b->pst[j];
+}
+
+static producer_t *prod_find(pstate_t *ps, uint64_t pid)
+{
+	for (int i = 0; i < ps->nprod; i++)
+		if (ps->prod[i].pid == pid)
+			return &ps->prod[i];
+	return NULL;
+}
+
+static void prod_note(pstate_t *ps, uint64_t pid, uint32_t next, uint64_t turn)
+{
+	producer_t *pr = prod_find(ps, pid);
+	if (!pr) {
+		if (ps->nprod < PRODUCERS_PER_PARTITION) {
+			pr = &ps->prod[ps->nprod++];
+		} else { /* forget the producer heard from longest ago */
+			pr = &ps->prod[0];
+			for (int i = 1; i < ps->nprod; i++)
+				if (ps->prod[i].used < pr->used)
+					pr = &ps->prod[i];
+		}
+		pr->pid = pid;
+	}
+	pr->next_seq = next;
+	pr->used = turn;
+}
+
+typedef struct tail_ctx {
+	pstate_t *ps;
+	uint64_t turn;
+} tail_ctx_t;
+
+static void tail_batch(void *ctx, const mq_batch_hdr_t *h)
+{
+	tail_ctx_t *t = ctx;
+	if (h->producer_id)
+		prod_note(t->ps, h->producer_id, h->base_seq + h->count, t->turn);
+}
+
+/* ---- requests ---- */
+
+typedef struct req {
+	int sock;
+	ident_t from;
+	mq_wire_msg_t m;
+	zmq_msg_t *payload; /* NULL if none */
+} req_t;
+
+static outmsg_t *reply_ok(mq_broker_t *b, req_t *r, uint32_t nresults, msgpack_packer *pk)
+{
+	outmsg_t *m = out_new(b, r->sock, &r->from, r->m.id);
+	if (!m)
+		return NULL;
+	mq_wire_packer(pk, &m->hdr);
+	mq_wire_begin(pk, MQ_REP_OK, r->m.id, nresults);
+	return m;
+}
+
+static int topic_partitions(mq_broker_t *b, const char *topic, uint32_t *n, mq_err_t *err)
+{
+	mq_topic_meta_t meta;
+	int rc = mq_store_topic_meta(b->store, topic, &meta, err);
+	if (rc == -MQ_ENOENT)
+		return mq_err_set(err, MQ_ENOENT, "topic '%s' does not exist", topic);
+	*n = meta.partitions;
+	return rc;
+}
+
+static int do_hello(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	(void)err;
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 3, &pk))
+		return -MQ_ENOMEM;
+	mq_wire_pack_str(&pk, MQ_VERSION);
+	msgpack_pack_uint64(&pk, b->o.log.max_record_bytes);
+	msgpack_pack_uint32(&pk, b->o.partitions);
+	return 0;
+}
+
+static int do_meta(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	int create = 0, rc;
+	uint32_t n = 0;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_bool(mq_wire_arg(&r->m, 1), &create, "create", err)))
+		return rc;
+	rc = topic_partitions(b, topic, &n, err);
+	if (rc == -MQ_ENOENT && create) {
+		mq_topic_meta_t meta = {.partitions = b->o.partitions};
+		rc = mq_store_topic_create(b->store, topic, &meta, err);
+		if (rc == 0 || rc == -MQ_EEXIST)
+			rc = topic_partitions(b, topic, &n, err);
+		if (rc == 0)
+			mq_groups_topic_changed(b->groups, topic);
+	}
+	if (rc)
+		return rc;
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 1, &pk))
+		return -MQ_ENOMEM;
+	msgpack_pack_uint32(&pk, n);
+	return 0;
+}
+
+static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	uint64_t p;
+	uint32_t n = 0;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &p, "partition", err)))
+		return rc;
+	if (!r->payload)
+		return mq_err_set(err, MQ_EPROTO, "PRODUCE without a batch frame");
+	if ((rc = topic_partitions(b, topic, &n, err)))
+		return rc;
+	if (p >= n)
+		return mq_err_set(err, MQ_ENOENT, "topic '%s' has %u partition%s (0-%u); partition %" PRIu64
+				  " does not exist", topic, n, n == 1 ? "" : "s", n - 1, p);
+	uint8_t *batch = zmq_msg_data(r->payload);
+	size_t len = zmq_msg_size(r->payload);
+	mq_batch_hdr_t h;
+	if ((rc = mq_batch_hdr_decode(batch, len, &h, err)))
+		return rc;
+	mq_log_t *log;
+	if ((rc = mq_store_log(b->store, topic, (uint32_t)p, &log, err)))
+		return rc;
+	pstate_t *ps = NULL;
+	int dup = 0;
+	uint64_t base = 0;
+	if (h.producer_id) {
+		if (!(ps = pst_get(b, topic, (uint32_t)p)))
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		if (!ps->loaded) {
+			tail_ctx_t t = {ps, b->turn};
+			if ((rc = mq_log_scan_tail(log, PRODUCER_SCAN_BYTES, tail_batch, &t, err)))
+				return rc;
+			ps->loaded = 1;
+		}
+		producer_t *pr = prod_find(ps, h.producer_id);
+		/* Sequences are 32-bit and wrap: compare by difference. */
+		if (pr && (int32_t)(h.base_seq - pr->next_seq) < 0)
+			dup = 1;
+	}
+	if (!dup) {
+		if ((rc = mq_log_append(log, batch, len, &base, err)))
+			return rc;
+		b->appended = 1;
+		if (ps)
+			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
+	}
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 3, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	msgpack_pack_uint64(&pk, base);
+	msgpack_pack_uint32(&pk, h.count);
+	if (dup)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	return 0;
+}
+
+/* Answer a fetch if any partition has data, or if force.  1: answered. */
+static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
+{
+	mq_err_t err;
+	uint32_t nparts = 0;
+	if (topic_partitions(b, f->topic, &nparts, &err))
+		nparts = 0;
+	int any = 0;
+	for (uint32_t i = 0; i < f->n && !any; i++) {
+		mq_log_t *log;
+		if (f->parts[i] >= nparts || !mq_groups_owns(b->groups, f->group, f->member, f->topic, f->parts[i]))
+			any = 1; /* an error to report now */
+		else if (mq_store_log(b->store, f->topic, f->parts[i], &log, &err) == 0 &&
+			 (f->offs[i] != mq_log_end(log) || f->offs[i] < mq_log_start(log)))
+			any = 1;
+	}
+	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group))
+		return 0;
+	outmsg_t *m = out_new(b, f->sock, &f->from, f->id);
+	if (!m)
+		return 1;
+	if (!(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t))))
+		return 1;
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &m->hdr);
+	mq_wire_begin(&pk, MQ_REP_OK, f->id, 1);
+	msgpack_pack_array(&pk, f->n);
+	size_t budget = f->max_bytes;
+	for (uint32_t k = 0; k < f->n; k++) {
+		uint32_t i = (uint32_t)((k + f->id) % f->n); /* rotate so no partition starves */
+		uint32_t p = f->parts[i];
+		uint64_t off = f->offs[i], start = 0, end = 0, next = off;
+		int code = 0;
+		mq_log_t *log = NULL;
+		mq_buf_t *pl = &m->pl[m->npl];
+		if (p >= nparts)
+			code = MQ_ENOENT;
+		else if (!mq_groups_owns(b->groups, f->group, f->member, f->topic, p))
+			code = MQ_EBUSY;
+		else if (mq_store_log(b->store, f->topic, p, &log, &err))
+			code = err.code;
+		if (log) {
+			start = mq_log_start(log);
+			end = mq_log_end(log);
+			if (off < start || off > end)
+				code = MQ_ERANGE;
+			else if (off < end && budget > 0) {
+				long long got = mq_log_read(log, off, budget, pl, &err);
+				if (got < 0) {
+					code = err.code;
+				} else if (got > 0) {
+					/* next: the end of the last batch returned */
+					size_t pos = 0;
+					mq_batch_hdr_t h;
+					while (pos < pl->len && mq_batch_hdr_decode(pl->p + pos, pl->len - pos, &h, NULL) == 0) {
+						next = h.base_offset + h.count;
+						pos += h.length;
+					}
+					budget = (size_t)got >= budget ? 0 : budget - (size_t)got;
+				}
+			}
+		}
+		msgpack_pack_array(&pk, 6);
+		msgpack_pack_uint32(&pk, p);
+		msgpack_pack_uint64(&pk, start);
+		msgpack_pack_uint64(&pk, end);
+		msgpack_pack_uint64(&pk, next);
+		msgpack_pack_uint64(&pk, pl->len);
+		msgpack_pack_int(&pk, code);
+		if (pl->len)
+			m->npl++;
+	}
+	return 1;
+}
+
+static void parked_free(parked_t *f)
+{
+	free(f->parts);
+	free(f->offs);
+}
+
+static int do_fetch(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	parked_t f;
+	memset(&f, 0, sizeof(f));
+	const msgpack_object_array *a;
+	uint64_t max_bytes, wait;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), f.topic, "topic", 0, err)) ||
+	    (rc = mq_wire_array(mq_wire_arg(&r->m, 1), &a, "partitions", err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &max_bytes, "max_bytes", err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 3), &wait, "max_wait_ms", err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 4), f.group, "group", 1, err)))
+		return rc;
+	const msgpack_object *mo = mq_wire_arg(&r->m, 5);
+	if (mo && mo->type != MSGPACK_OBJECT_NIL) {
+		const char *s;
+		size_t n;
+		if ((rc = mq_wire_strv(mo, &s, &n, "member", err)))
+			return rc;
+		if (n > MQ_MEMBER_MAX)
+			return mq_err_set(err, MQ_EPROTO, "member id too long");
+		memcpy(f.member, s, n);
+		f.member[n] = 0;
+	}
+	if (a->size == 0 || a->size > FETCH_MAX_PARTS)
+		return mq_err_set(err, MQ_EPROTO, "FETCH names %u partitions (1 to %d)", a->size, FETCH_MAX_PARTS);
+	f.n = a->size;
+	f.parts = malloc(f.n * sizeof(*f.parts));
+	f.offs = malloc(f.n * sizeof(*f.offs));
+	if (!f.parts || !f.offs) {
+		parked_free(&f);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < f.n; i++) {
+		const msgpack_object_array *e;
+		uint64_t p;
+		if ((rc = mq_wire_array(&a->ptr[i], &e, "partition entry", err)) ||
+		    (e->size < 2 && (rc = mq_err_set(err, MQ_EPROTO, "partition entry: expected [p, offset]"))) ||
+		    (rc = mq_wire_u64(&e->ptr[0], &p, "partition", err)) ||
+		    (rc = mq_wire_u64(&e->ptr[1], &f.offs[i], "offset", err))) {
+			parked_free(&f);
+			return rc;
+		}
+		f.parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+	}
+	f.sock = r->sock;
+	f.from = r->from;
+	f.id = r->m.id;
+	f.max_bytes = max_bytes == 0 || max_bytes > FETCH_MAX_BYTES ? FETCH_MAX_BYTES : (size_t)max_bytes;
+	f.deadline = mq_mono_ms() + (int64_t)(wait > FETCH_MAX_WAIT_MS ? FETCH_MAX_WAIT_MS : wait);
+	f.gen = mq_groups_generation(b->groups, f.group);
+	if (fetch_answer(b, &f, wait == 0 || b->nparked >= PARKED_MAX)) {
+		parked_free(&f);
+		return 0;
+	}
+	if (b->nparked == b->capparked) {
+		int cap = b->capparked ? b->capparked * 2 : 16;
+		parked_t *p = realloc(b->parked, (size_t)cap * sizeof(*p));
+		if (!p) {
+			parked_free(&f);
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		}
+		b->parked = p;
+		b->capparked = cap;
+	}
+	b->parked[b->nparked++] = f;
+	return 0;
+}
+
+/* Answer parked fetches that have data, whose group moved, or whose time
+ * is up (all of them when force). */
+static void serve_parked(mq_broker_t *b, int force)
+{
+	int64_t now = mq_mono_ms();
+	for (int i = 0; i < b->nparked;) {
+		parked_t *f = &b->parked[i];
+		if (fetch_answer(b, f, force || now >= f->deadline)) {
+			parked_free(f);
+			b->parked[i] = b->parked[--b->nparked];
+		} else {
+			i++;
+		}
+	}
+}
+
+static int do_offsets(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	uint32_t n = 0;
+	int64_t ts = 0;
+	int rc, by_time = 0;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)))
+		return rc;
+	const msgpack_object *t = mq_wire_arg(&r->m, 1);
+	if (t && t->type != MSGPACK_OBJECT_NIL) {
+		if ((rc = mq_wire_i64(t, &ts, "time", err)))
+			return rc;
+		by_time = 1;
+	}
+	if ((rc = topic_partitions(b, topic, &n, err)))
+		return rc;
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 1, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	msgpack_pack_array(&pk, n);
+	for (uint32_t p = 0; p < n; p++) {
+		mq_log_t *log;
+		uint64_t at = 0;
+		int64_t at_out = -1;
+		if ((rc = mq_store_log(b->store, topic, p, &log, err)))
+			goto fail;
+		if (by_time) {
+			if ((rc = mq_log_find_time(log, ts, &at, err)))
+				goto fail;
+			at_out = (int64_t)at;
+		}
+		msgpack_pack_array(&pk, 4);
+		msgpack_pack_uint32(&pk, p);
+		msgpack_pack_uint64(&pk, mq_log_start(log));
+		msgpack_pack_uint64(&pk, mq_log_end(log));
+		msgpack_pack_int64(&pk, at_out);
+	}
+	return 0;
+fail:
+	/* Replace the half-built reply with the error. */
+	mq_buf_free(&m->hdr);
+	b->nout--;
+	return rc;
+}
+
+static int pack_assignment(mq_broker_t *b, req_t *r, const char *member, const mq_assignment_t *a)
+{
+	msgpack_packer pk;
+	if (!reply_ok(b, r, member ? 3 : 2, &pk))
+		return -MQ_ENOMEM;
+	if (member)
+		mq_wire_pack_str(&pk, member);
+	msgpack_pack_uint64(&pk, a->generation);
+	msgpack_pack_array(&pk, a->n);
+	for (uint32_t i = 0; i < a->n; i++) {
+		msgpack_pack_array(&pk, 2);
+		mq_wire_pack_str(&pk, a->tp[i].topic);
+		msgpack_pack_uint32(&pk, a->tp[i].partition);
+	}
+	return 0;
+}
+
+static int member_arg(const msgpack_object *o, char *buf, int allow_empty, mq_err_t *err)
+{
+	const char *s;
+	size_t n;
+	int rc = mq_wire_strv(o, &s, &n, "member", err);
+	if (rc)
+		return rc;
+	if (n > MQ_MEMBER_MAX || (!allow_empty && n == 0) || memchr(s, 0, n))
+		return mq_err_set(err, MQ_EPROTO, "member: invalid id");
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return 0;
+}
+
+static int do_join(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], member[MQ_MEMBER_MAX + 1], out_member[MQ_MEMBER_MAX + 1];
+	const msgpack_object_array *a;
+	uint64_t session;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = mq_wire_array(mq_wire_arg(&r->m, 1), &a, "topics", err)) ||
+	    (rc = member_arg(mq_wire_arg(&r->m, 2), member, 1, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 3), &session, "session_ms", err)))
+		return rc;
+	if (a->size == 0 || a->size > 64)
+		return mq_err_set(err, MQ_EPROTO, "JOIN names %u topics (1 to 64)", a->size);
+	char names[64][MQ_NAME_MAX + 1];
+	const char *topics[64];
+	for (uint32_t i = 0; i < a->size; i++) {
+		if ((rc = mq_wire_name(&a->ptr[i], names[i], "topic", 0, err)))
+			return rc;
+		topics[i] = names[i];
+	}
+	mq_assignment_t as = {0};
+	rc = mq_groups_join(b->groups, group, topics, a->size, member, (int64_t)session, mq_mono_ms(), out_member,
+			    &as, err);
+	if (rc == 0)
+		rc = pack_assignment(b, r, out_member, &as);
+	mq_assignment_free(&as);
+	return rc;
+}
+
+static int do_heartbeat(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], member[MQ_MEMBER_MAX + 1];
+	uint64_t acked;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = member_arg(mq_wire_arg(&r->m, 1), member, 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &acked, "acked_generation", err)))
+		return rc;
+	mq_assignment_t as = {0};
+	rc = mq_groups_heartbeat(b->groups, group, member, acked, mq_mono_ms(), &as, err);
+	if (rc == 0)
+		rc = pack_assignment(b, r, NULL, &as);
+	mq_assignment_free(&as);
+	return rc;
+}
+
+static int do_leave(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], member[MQ_MEMBER_MAX + 1];
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = member_arg(mq_wire_arg(&r->m, 1), member, 0, err)) ||
+	    (rc = mq_groups_leave(b->groups, group, member, err)))
+		return rc;
+	msgpack_packer pk;
+	return reply_ok(b, r, 0, &pk) ? 0 : -MQ_ENOMEM;
+}
+
+static int do_commit(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], member[MQ_MEMBER_MAX + 1], topic[MQ_NAME_MAX + 1];
+	const msgpack_object_array *a;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = member_arg(mq_wire_arg(&r->m, 1), member, 0, err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 2), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_array(mq_wire_arg(&r->m, 3), &a, "offsets", err)))
+		return rc;
+	if (a->size > FETCH_MAX_PARTS)
+		return mq_err_set(err, MQ_EPROTO, "COMMIT of %u partitions (at most %d)", a->size, FETCH_MAX_PARTS);
+	uint32_t parts[FETCH_MAX_PARTS];
+	uint64_t offs[FETCH_MAX_PARTS];
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		uint64_t p;
+		if ((rc = mq_wire_array(&a->ptr[i], &e, "offset entry", err)) ||
+		    (e->size < 2 && (rc = mq_err_set(err, MQ_EPROTO, "offset entry: expected [p, offset]"))) ||
+		    (rc = mq_wire_u64(&e->ptr[0], &p, "partition", err)) ||
+		    (rc = mq_wire_u64(&e->ptr[1], &offs[i], "offset", err)))
+			return rc;
+		parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+	}
+	if ((rc = mq_groups_commit(b->groups, group, member, topic, parts, offs, a->size, err)))
+		return rc;
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
+static int do_committed(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], topic[MQ_NAME_MAX + 1];
+	uint32_t n = 0;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 0, err)))
+		return rc;
+	if (topic_partitions(b, topic, &n, err))
+		n = 0;
+	uint32_t count = 0;
+	uint64_t off;
+	for (uint32_t p = 0; p < n; p++)
+		count += (uint32_t)mq_groups_committed(b->groups, group, topic, p, &off);
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 1, &pk))
+		return -MQ_ENOMEM;
+	msgpack_pack_array(&pk, count);
+	for (uint32_t p = 0; p < n; p++) {
+		if (!mq_groups_committed(b->groups, group, topic, p, &off))
+			continue;
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_uint32(&pk, p);
+		msgpack_pack_uint64(&pk, off);
+	}
+	return 0;
+}
+
+static void dispatch(mq_broker_t *b, req_t *r)
+{
+	mq_err_t err = {0};
+	int rc;
+	switch (r->m.kind) {
+	case MQ_REQ_HELLO: rc = do_hello(b, r, &err); break;
+	case MQ_REQ_META: rc = do_meta(b, r, &err); break;
+	case MQ_REQ_PRODUCE: rc = do_produce(b, r, &err); break;
+	case MQ_REQ_FETCH: rc = do_fetch(b, r, &err); break;
+	case MQ_REQ_OFFSETS: rc = do_offsets(b, r, &err); break;
+	case MQ_REQ_JOIN: rc = do_join(b, r, &err); break;
+	case MQ_REQ_HEARTBEAT: rc = do_heartbeat(b, r, &err); break;
+	case MQ_REQ_LEAVE: rc = do_leave(b, r, &err); break;
+	case MQ_REQ_COMMIT: rc = do_commit(b, r, &err); break;
+	case MQ_REQ_COMMITTED: rc = do_committed(b, r, &err); break;
+	default:
+		rc = mq_err_set(&err, MQ_EPROTO, "unknown request kind %u (client newer than this mq-serve?)",
+				r->m.kind);
+	}
+	if (rc) {
+		if (!err.msg[0])
+			mq_err_set(&err, rc < 0 ? -rc : rc, "%s failed", mq_wire_kind_name(r->m.kind));
+		reply_err(b, r->sock, &r->from, r->m.id, &err);
+	}
+}
+
+/* Receive one request from socket i: 1 handled, 0 nothing waiting. */
+static int recv_one(mq_broker_t *b, int i, size_t *bytes)
+{
+	void *s = b->sock[i];
+	zmq_msg_t frames[3];
+	int n = 0, more = 1;
+	for (int k = 0; k < 3; k++)
+		zmq_msg_init(&frames[k]);
+	while (more) {
+		zmq_msg_t *f = n < 3 ? &frames[n] : &frames[2];
+		if (n >= 3) { /* extra frames: dropped */
+			zmq_msg_close(f);
+			zmq_msg_init(f);
+		}
+		if (zmq_msg_recv(f, s, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+			for (int k = 0; k < 3; k++)
+				zmq_msg_close(&frames[k]);
+			return 0;
+		}
+		more = zmq_msg_more(f);
+		n++;
+	}
+	if (n >= 2 && zmq_msg_size(&frames[0]) <= sizeof(((ident_t *)0)->b)) {
+		req_t r;
+		memset(&r, 0, sizeof(r));
+		r.sock = i;
+		r.from.n = zmq_msg_size(&frames[0]);
+		memcpy(r.from.b, zmq_msg_data(&frames[0]), r.from.n);
+		r.payload = n >= 3 ? &frames[2] : NULL;
+		mq_err_t err;
+		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0)
+			dispatch(b, &r);
+		/* a header that is not a request cannot be answered: dropped */
+		mq_wire_msg_free(&r.m);
+		*bytes += zmq_msg_size(&frames[1]) + (r.payload ? zmq_msg_size(r.payload) : 0);
+	}
+	for (int k = 0; k < 3; k++)
+		zmq_msg_close(&frames[k]);
+	return 1;
+}
+
+/* ---- open / run / close ---- */
+
+int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
+{
+	mq_broker_t *b = calloc(1, sizeof(*b));
+	if (!b)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	b->o = *o;
+	if (!b->o.partitions)
+		b->o.partitions = 1;
+	if (b->o.retention_check_ms <= 0)
+		b->o.retention_check_ms = 60000;
+	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
+	if (rc)
+		goto fail;
+	char state[4096];
+	snprintf(state, sizeof(state), "%s/state", o->data_dir);
+	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
+		goto fail;
+	if (!(b->zctx = zmq_ctx_new())) {
+		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < o->nlisten; i++) {
+		void *s = zmq_socket(b->zctx, ZMQ_ROUTER);
+		int one = 1, linger = 1000, ivl = 1000, ttl = 10000, hb_timeout = 10000;
+		int64_t maxmsg = (int64_t)MQ_BATCH_MAX_BYTES + 65536;
+		if (!s) {
+			rc = mq_err_set(err, MQ_EIO, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+			goto fail;
+		}
+		b->sock[b->nsock++] = s;
+		zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof(ttl));
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
+		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+		if (zmq_bind(s, o->listen[i]) < 0) {
+			int e = errno;
+			rc = mq_err_set(err, e == EADDRINUSE ? MQ_EBUSY : MQ_EINVAL, "cannot listen on %s: %s%s",
+					o->listen[i], zmq_strerror(e),
+					e == EADDRINUSE ? " (another mq-serve? choose another endpoint with -l)" : "");
+			goto fail;
+		}
+		size_t len = sizeof(b->endpoint[i]);
+		if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, b->endpoint[i], &len) < 0)
+			snprintf(b->endpoint[i], sizeof(b->endpoint[i]), "%s", o->listen[i]);
+	}
+	b->next_retention = mq_mono_ms() + 1000;
+	*out = b;
+	return 0;
+fail:
+	mq_broker_close(b);
+	return rc;
+}
+
+const char *mq_broker_endpoint(const mq_broker_t *b, int i)
+{
+	return i < b->nsock ? b->endpoint[i] : NULL;
+}
+
+int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
+{
+	zmq_pollitem_t items[MQ_LISTEN_MAX];
+	for (int i = 0; i < b->nsock; i++)
+		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
+	while (!*stop) {
+		int64_t now = mq_mono_ms(), timeout = 100;
+		for (int i = 0; i < b->nparked; i++)
+			if (b->parked[i].deadline - now < timeout)
+				timeout = b->parked[i].deadline - now;
+		if (timeout < 0)
+			timeout = 0;
+		if (zmq_poll(items, b->nsock, (long)timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			return mq_err_set(err, MQ_EIO, "poll failed: %s", zmq_strerror(errno));
+		}
+		b->turn++;
+		size_t bytes = 0;
+		int msgs = 0;
+		for (int progress = 1; progress && msgs < TURN_MAX_MSGS && bytes < TURN_MAX_BYTES;) {
+			progress = 0;
+			for (int i = 0; i < b->nsock; i++) {
+				if (recv_one(b, i, &bytes)) {
+					progress = 1;
+					msgs++;
+				}
+			}
+		}
+		now = mq_mono_ms();
+		if (mq_groups_tick(b->groups, now) || b->appended || b->nparked)
+			serve_parked(b, 0);
+		flush_turn(b);
+		if (now >= b->next_retention) {
+			mq_err_t e;
+			mq_store_retain(b->store, mq_now_ms(), &e);
+			b->next_retention = now + b->o.retention_check_ms;
+		}
+	}
+	serve_parked(b, 1);
+	flush_turn(b);
+	return 0;
+}
+
+void mq_broker_close(mq_broker_t *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; i < b->nparked; i++)
+		parked_free(&b->parked[i]);
+	free(b->parked);
+	for (int i = 0; i < b->nout; i++) {
+		mq_buf_free(&b->out[i].hdr);
+		for (int k = 0; k < b->out[i].npl; k++)
+			mq_buf_free(&b->out[i].pl[k]);
+		free(b->out[i].pl);
+	}
+	free(b->out);
+	for (size_t i = 0; i < b->pst_cap; i++)
+		free(b->pst[i].key);
+	free(b->pst);
+	for (int i = 0; i < b->nsock; i++)
+		zmq_close(b->sock[i]);
+	if (b->zctx)
+		zmq_ctx_term(b->zctx);
+	mq_groups_close(b->groups);
+	mq_store_close(b->store);
+	free(b);
+}

@@ -1,0 +1,39 @@
+/*
+ * broker.h -- mq-serve's engine: a single-threaded loop over ZeroMQ
+ * ROUTER sockets that appends produced batches to the store, answers
+ * long-poll fetches, coordinates consumer groups, and applies the fsync
+ * policy once per loop turn (group commit: replies that promise
+ * durability go out after the turn's fdatasync).
+ */
+#ifndef MQ_BROKER_H
+#define MQ_BROKER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "util.h"
+
+#define MQ_LISTEN_MAX 16
+
+typedef struct mq_broker mq_broker_t;
+
+typedef struct mq_broker_opts {
+	const char *data_dir;
+	const char *listen[MQ_LISTEN_MAX];
+	int nlisten;
+	uint32_t partitions;        /* for topics created on first publish */
+	mq_log_opts_t log;          /* fsync, segments, retention, max_record_bytes */
+	int64_t retention_check_ms; /* how often retention runs (default 60 s) */
+} mq_broker_opts_t;
+
+/* Open the data directory (lock), then bind every endpoint.  On failure
+ * nothing stays bound or locked. */
+int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err);
+/* The endpoint as bound (a tcp port 0 resolved), for i < nlisten. */
+const char *mq_broker_endpoint(const mq_broker_t *b, int i);
+/* Serve until *stop becomes non-zero; then flush and return 0. */
+int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err);
+void mq_broker_close(mq_broker_t *b);
+
+#endif

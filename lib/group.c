@@ -1,0 +1,541 @@
+/*
+ * group.c -- consumer groups: members, assignment, sessions and
+ * committed offsets (the rules are in group.h).
+ *
+ * Sizes are small (a few groups, a few members, up to thousands of
+ * partitions), so groups and members live in plain arrays searched
+ * linearly; a partition's owner and target are member pointers, which
+ * stay valid because members are allocated one by one.
+ */
+#include "group.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "batch.h"
+
+#define COMPACT_BYTES (16u << 20)
+
+typedef struct member {
+	char id[MQ_MEMBER_MAX + 1];
+	char **topics;
+	uint32_t ntopics;
+	int64_t session_ms;
+	int64_t last_seen;
+	uint64_t acked;
+} member_t;
+
+typedef struct gtopic {
+	char name[MQ_NAME_MAX + 1];
+	uint32_t partitions;
+	int64_t *committed; /* -1: none */
+	member_t **owner;
+	member_t **target;
+} gtopic_t;
+
+typedef struct group {
+	char name[MQ_NAME_MAX + 1];
+	uint64_t generation;
+	member_t **members;
+	uint32_t nmembers;
+	gtopic_t *topics;
+	uint32_t ntopics;
+} group_t;
+
+struct mq_groups {
+	mq_store_t *store;
+	mq_log_t *log;
+	group_t *groups;
+	uint32_t ngroups;
+	uint64_t next_member;
+	uint64_t live_entries; /* committed offsets held, for compaction */
+	mq_buf_t buf;
+};
+
+void mq_assignment_free(mq_assignment_t *a)
+{
+	free(a->tp);
+	memset(a, 0, sizeof(*a));
+}
+
+static int assign_push(mq_assignment_t *a, const char *topic, uint32_t p)
+{
+	if (a->n == a->cap) {
+		uint32_t cap = a->cap ? a->cap * 2 : 16;
+		mq_tp_t *t = realloc(a->tp, cap * sizeof(*t));
+		if (!t)
+			return -MQ_ENOMEM;
+		a->tp = t;
+		a->cap = cap;
+	}
+	a->tp[a->n++] = (mq_tp_t){topic, p};
+	return 0;
+}
+
+/* ---- lookup ---- */
+
+static group_t *group_find(mq_groups_t *g, const char *name, int create)
+{
+	for (uint32_t i = 0; i < g->ngroups; i++)
+		if (!strcmp(g->groups[i].name, name))
+			return &g->groups[i];
+	if (!create)
+		return NULL;
+	group_t *p = realloc(g->groups, (g->ngroups + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	g->groups = p;
+	group_t *gr = &g->groups[g->ngroups++];
+	memset(gr, 0, sizeof(*gr));
+	snprintf(gr->name, sizeof(gr->name), "%s", name);
+	return gr;
+}
+
+/* Make room for partitions [0, n) of t. */
+static int gtopic_grow(gtopic_t *t, uint32_t n)
+{
+	if (n <= t->partitions)
+		return 0;
+	int64_t *c = realloc(t->committed, n * sizeof(*c));
+	if (!c)
+		return -MQ_ENOMEM;
+	t->committed = c;
+	member_t **o = realloc(t->owner, n * sizeof(*o));
+	if (!o)
+		return -MQ_ENOMEM;
+	t->owner = o;
+	member_t **tg = realloc(t->target, n * sizeof(*tg));
+	if (!tg)
+		return -MQ_ENOMEM;
+	t->target = tg;
+	for (uint32_t i = t->partitions; i < n; i++) {
+		c[i] = -1;
+		o[i] = NULL;
+		tg[i] = NULL;
+	}
+	t->partitions = n;
+	return 0;
+}
+
+static gtopic_t *gtopic_find(group_t *gr, const char *topic, int create)
+{
+	for (uint32_t i = 0; i < gr->ntopics; i++)
+		if (!strcmp(gr->topics[i].name, topic))
+			return &gr->topics[i];
+	if (!create)
+		return NULL;
+	gtopic_t *p = realloc(gr->topics, (gr->ntopics + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	gr->topics = p;
+	gtopic_t *t = &gr->topics[gr->ntopics++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", topic);
+	return t;
+}
+
+static member_t *member_find(group_t *gr, const char *id)
+{
+	for (uint32_t i = 0; i < gr->nmembers; i++)
+		if (!strcmp(gr->members[i]->id, id))
+			return gr->members[i];
+	return NULL;
+}
+
+static int subscribes(const member_t *m, const char *topic)
+{
+	for (uint32_t i = 0; i < m->ntopics; i++)
+		if (!strcmp(m->topics[i], topic))
+			return 1;
+	return 0;
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+	return strcmp((*(member_t *const *)a)->id, (*(member_t *const *)b)->id);
+}
+
+/* ---- assignment ---- */
+
+/* New generation: refresh partition counts and deal every subscribed
+ * topic's partitions round-robin over its members (sorted by id). */
+static void rebalance(mq_groups_t *g, group_t *gr)
+{
+	gr->generation++;
+	if (gr->nmembers > 1)
+		qsort(gr->members, gr->nmembers, sizeof(member_t *), cmp_member);
+	for (uint32_t i = 0; i < gr->nmembers; i++)
+		for (uint32_t k = 0; k < gr->members[i]->ntopics; k++)
+			gtopic_find(gr, gr->members[i]->topics[k], 1);
+	member_t *subs[256];
+	for (uint32_t i = 0; i < gr->ntopics; i++) {
+		gtopic_t *t = &gr->topics[i];
+		mq_topic_meta_t meta;
+		if (mq_store_topic_meta(g->store, t->name, &meta, NULL) == 0)
+			gtopic_grow(t, meta.partitions);
+		uint32_t n = 0;
+		for (uint32_t k = 0; k < gr->nmembers && n < 256; k++)
+			if (subscribes(gr->members[k], t->name))
+				subs[n++] = gr->members[k];
+		for (uint32_t p = 0; p < t->partitions; p++)
+			t->target[p] = n ? subs[p % n] : NULL;
+	}
+}
+
+/* Apply member m's acknowledgement, grant it free target partitions,
+ * and list what it may consume now (owned and targeted). */
+static int settle(group_t *gr, member_t *m, mq_assignment_t *out)
+{
+	out->n = 0;
+	out->generation = gr->generation;
+	for (uint32_t i = 0; i < gr->ntopics; i++) {
+		gtopic_t *t = &gr->topics[i];
+		for (uint32_t p = 0; p < t->partitions; p++) {
+			if (m->acked >= gr->generation && t->owner[p] == m && t->target[p] != m)
+				t->owner[p] = NULL;
+			if (t->target[p] == m && !t->owner[p])
+				t->owner[p] = m;
+			if (t->owner[p] == m && t->target[p] == m && assign_push(out, t->name, p))
+				return -MQ_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void member_remove(group_t *gr, member_t *m)
+{
+	for (uint32_t i = 0; i < gr->ntopics; i++)
+		for (uint32_t p = 0; p < gr->topics[i].partitions; p++) {
+			if (gr->topics[i].owner[p] == m)
+				gr->topics[i].owner[p] = NULL;
+			if (gr->topics[i].target[p] == m)
+				gr->topics[i].target[p] = NULL;
+		}
+	for (uint32_t i = 0; i < gr->nmembers; i++) {
+		if (gr->members[i] == m) {
+			memmove(&gr->members[i], &gr->members[i + 1], (gr->nmembers - i - 1) * sizeof(member_t *));
+			gr->nmembers--;
+			break;
+		}
+	}
+	for (uint32_t k = 0; k < m->ntopics; k++)
+		free(m->topics[k]);
+	free(m->topics);
+	free(m);
+}
+
+int mq_groups_join(mq_groups_t *g, const char *group, const char *const *topics, uint32_t ntopics,
+		   const char *member, int64_t session_ms, int64_t now, char *member_out,
+		   mq_assignment_t *out, mq_err_t *err)
+{
+	group_t *gr = group_find(g, group, 1);
+	if (!gr)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	member_t *m = member[0] ? member_find(gr, member) : NULL;
+	if (m) /* a member joining again (after a broker restart of its view): start over */
+		member_remove(gr, m);
+	m = calloc(1, sizeof(*m));
+	member_t **mv = m ? realloc(gr->members, (gr->nmembers + 1) * sizeof(*mv)) : NULL;
+	if (!m || !mv || !(m->topics = calloc(ntopics ? ntopics : 1, sizeof(char *)))) {
+		if (mv)
+			gr->members = mv;
+		free(m);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	gr->members = mv;
+	for (uint32_t i = 0; i < ntopics; i++) {
+		if (!(m->topics[i] = strdup(topics[i]))) {
+			member_remove(gr, m);
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		}
+		m->ntopics++;
+	}
+	if (member[0]) {
+		snprintf(m->id, sizeof(m->id), "%s", member);
+	} else {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint32_t)now;
+		snprintf(m->id, sizeof(m->id), "m-%08x-%" PRIu64, r, ++g->next_member);
+	}
+	m->session_ms = session_ms > 0 ? session_ms : 10000;
+	m->last_seen = now;
+	gr->members[gr->nmembers++] = m;
+	rebalance(g, gr);
+	m->acked = gr->generation; /* a new member has nothing to give back */
+	snprintf(member_out, MQ_MEMBER_MAX + 1, "%s", m->id);
+	if (settle(gr, m, out))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	return 0;
+}
+
+int mq_groups_heartbeat(mq_groups_t *g, const char *group, const char *member, uint64_t acked, int64_t now,
+			mq_assignment_t *out, mq_err_t *err)
+{
+	group_t *gr = group_find(g, group, 0);
+	member_t *m = gr ? member_find(gr, member) : NULL;
+	if (!m)
+		return mq_err_set(err, MQ_ENOENT, "group '%s' has no member '%s' (its session expired: join again)",
+				  group, member);
+	m->last_seen = now;
+	if (acked > m->acked && acked <= gr->generation)
+		m->acked = acked;
+	if (settle(gr, m, out))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	return 0;
+}
+
+int mq_groups_leave(mq_groups_t *g, const char *group, const char *member, mq_err_t *err)
+{
+	group_t *gr = group_find(g, group, 0);
+	member_t *m = gr ? member_find(gr, member) : NULL;
+	if (!m)
+		return mq_err_set(err, MQ_ENOENT, "group '%s' has no member '%s'", group, member);
+	member_remove(gr, m);
+	rebalance(g, gr);
+	return 0;
+}
+
+int mq_groups_owns(mq_groups_t *g, const char *group, const char *member, const char *topic, uint32_t p)
+{
+	if (!group || !group[0])
+		return 1;
+	group_t *gr = group_find(g, group, 0);
+	gtopic_t *t = gr ? gtopic_find(gr, topic, 0) : NULL;
+	return t && p < t->partitions && t->owner[p] && !strcmp(t->owner[p]->id, member ? member : "");
+}
+
+int mq_groups_tick(mq_groups_t *g, int64_t now)
+{
+	int moved = 0;
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		int expired = 0;
+		for (uint32_t k = 0; k < gr->nmembers;) {
+			member_t *m = gr->members[k];
+			if (now - m->last_seen > m->session_ms) {
+				member_remove(gr, m);
+				expired = 1;
+			} else {
+				k++;
+			}
+		}
+		if (expired) {
+			rebalance(g, gr);
+			moved++;
+		}
+	}
+	return moved;
+}
+
+void mq_groups_topic_changed(mq_groups_t *g, const char *topic)
+{
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		for (uint32_t k = 0; k < gr->nmembers; k++)
+			if (subscribes(gr->members[k], topic)) {
+				rebalance(g, gr);
+				break;
+			}
+	}
+}
+
+uint64_t mq_groups_generation(mq_groups_t *g, const char *group)
+{
+	group_t *gr = group && group[0] ? group_find(g, group, 0) : NULL;
+	return gr ? gr->generation : 0;
+}
+
+/* ---- committed offsets ---- */
+
+static int set_committed(mq_groups_t *g, const char *group, const char *topic, uint32_t p, uint64_t off)
+{
+	group_t *gr = group_find(g, group, 1);
+	gtopic_t *t = gr ? gtopic_find(gr, topic, 1) : NULL;
+	if (!t || gtopic_grow(t, p + 1))
+		return -MQ_ENOMEM;
+	if (t->committed[p] < 0)
+		g->live_entries++;
+	t->committed[p] = (int64_t)off;
+	return 0;
+}
+
+int mq_groups_committed(mq_groups_t *g, const char *group, const char *topic, uint32_t p, uint64_t *offset)
+{
+	group_t *gr = group_find(g, group, 0);
+	gtopic_t *t = gr ? gtopic_find(gr, topic, 0) : NULL;
+	if (!t || p >= t->partitions || t->committed[p] < 0)
+		return 0;
+	*offset = (uint64_t)t->committed[p];
+	return 1;
+}
+
+/* Append records "group\0topic\0p" = "offset" for the given entries. */
+static int log_commits(mq_groups_t *g, const char *group, const char *topic, const uint32_t *parts,
+		       const uint64_t *offsets, uint32_t n, mq_err_t *err)
+{
+	mq_batch_builder_t b;
+	char key[2 * MQ_NAME_MAX + 16], val[24];
+	size_t gl = strlen(group), tl = strlen(topic);
+	int64_t now = mq_now_ms();
+	g->buf.len = 0;
+	mq_batch_begin(&b, &g->buf);
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(key, group, gl + 1);
+		memcpy(key + gl + 1, topic, tl + 1);
+		int kl = snprintf(key + gl + tl + 2, 12, "%u", parts[i]);
+		int vl = snprintf(val, sizeof(val), "%" PRIu64, offsets[i]);
+		if (mq_batch_add(&b, now, key, gl + tl + 2 + (size_t)kl, val, (size_t)vl, NULL, 0, NULL, 0))
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	if (!mq_batch_finish(&b))
+		return 0;
+	uint64_t base;
+	return mq_log_append(g->log, g->buf.p, g->buf.len, &base, err);
+}
+
+/* Rewrite the live offsets into a fresh segment and drop the older ones. */
+static int compact(mq_groups_t *g, mq_err_t *err)
+{
+	int rc = mq_log_roll(g->log, err);
+	if (rc)
+		return rc;
+	uint64_t start = mq_log_end(g->log);
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		for (uint32_t k = 0; k < gr->ntopics; k++) {
+			gtopic_t *t = &gr->topics[k];
+			for (uint32_t p = 0; p < t->partitions; p++) {
+				if (t->committed[p] < 0)
+					continue;
+				uint64_t off = (uint64_t)t->committed[p];
+				if ((rc = log_commits(g, gr->name, t->name, &p, &off, 1, err)))
+					return rc;
+			}
+		}
+	}
+	if ((rc = mq_log_sync(g->log, err)))
+		return rc;
+	rc = mq_log_delete_before(g->log, start, err);
+	return rc < 0 ? rc : 0;
+}
+
+int mq_groups_commit(mq_groups_t *g, const char *group, const char *member, const char *topic,
+		     const uint32_t *parts, const uint64_t *offsets, uint32_t n, mq_err_t *err)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!mq_groups_owns(g, group, member, topic, parts[i]))
+			return mq_err_set(err, MQ_EBUSY,
+					  "member '%s' of group '%s' does not own partition %u of topic '%s'", member,
+					  group, parts[i], topic);
+	int rc = log_commits(g, group, topic, parts, offsets, n, err);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++)
+		if (set_committed(g, group, topic, parts[i], offsets[i]))
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	if (mq_log_bytes(g->log) > COMPACT_BYTES && mq_log_bytes(g->log) > g->live_entries * 256)
+		return compact(g, err);
+	return 0;
+}
+
+int mq_groups_commit_log(mq_groups_t *g, int64_t now_mono, mq_err_t *err)
+{
+	return mq_log_commit(g->log, now_mono, err);
+}
+
+/* ---- open / close ---- */
+
+static int replay(mq_groups_t *g, mq_err_t *err)
+{
+	mq_buf_t out = {0};
+	uint64_t next = mq_log_start(g->log);
+	int rc = 0;
+	while (next < mq_log_end(g->log)) {
+		out.len = 0;
+		long long got = mq_log_read(g->log, next, 1 << 20, &out, err);
+		if (got <= 0) {
+			rc = got < 0 ? (int)got : mq_err_set(err, MQ_ECORRUPT, "offsets log ends early");
+			break;
+		}
+		for (size_t pos = 0; pos < out.len;) {
+			mq_batch_iter_t it;
+			mq_record_t r;
+			if ((rc = mq_batch_iter_init(&it, out.p + pos, out.len - pos, err)))
+				goto done;
+			while (mq_batch_iter_next(&it, &r) > 0) {
+				const char *k = (const char *)r.key, *end = k + r.key_len;
+				const char *t = k ? memchr(k, 0, r.key_len) : NULL;
+				const char *pp = t ? memchr(t + 1, 0, (size_t)(end - t - 1)) : NULL;
+				char num[24], grp[MQ_NAME_MAX + 1], top[MQ_NAME_MAX + 1];
+				if (!pp || r.value_len >= sizeof(num) || (size_t)(t - k) > MQ_NAME_MAX ||
+				    (size_t)(pp - t - 1) > MQ_NAME_MAX || (size_t)(end - pp - 1) >= sizeof(num))
+					continue; /* not ours: skip */
+				memcpy(grp, k, (size_t)(t - k) + 1);
+				memcpy(top, t + 1, (size_t)(pp - t));
+				memcpy(num, pp + 1, (size_t)(end - pp - 1));
+				num[end - pp - 1] = 0;
+				uint32_t p = (uint32_t)strtoul(num, NULL, 10);
+				memcpy(num, r.value, r.value_len);
+				num[r.value_len] = 0;
+				if (set_committed(g, grp, top, p, strtoull(num, NULL, 10))) {
+					rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+					goto done;
+				}
+			}
+			next = it.hdr.base_offset + it.hdr.count;
+			pos += it.hdr.length;
+		}
+	}
+done:
+	mq_buf_free(&out);
+	return rc;
+}
+
+int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_groups_t **out,
+		   mq_err_t *err)
+{
+	mq_groups_t *g = calloc(1, sizeof(*g));
+	if (!g)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	g->store = store;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/offsets", state_dir);
+	mq_log_opts_t o = *log_opts;
+	o.retention_ms = o.retention_bytes = 0;
+	o.segment_bytes = 64u << 20;
+	int rc = mq_log_open(path, &o, 1, &g->log, err);
+	if (rc == 0)
+		rc = replay(g, err);
+	if (rc) {
+		mq_groups_close(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void mq_groups_close(mq_groups_t *g)
+{
+	if (!g)
+		return;
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		while (gr->nmembers)
+			member_remove(gr, gr->members[0]);
+		free(gr->members);
+		for (uint32_t k = 0; k < gr->ntopics; k++) {
+			free(gr->topics[k].committed);
+			free(gr->topics[k].owner);
+			free(gr->topics[k].target);
+		}
+		free(gr->topics);
+	}
+	free(g->groups);
+	mq_log_close(g->log);
+	mq_buf_free(&g->buf);
+	free(g);
+}

@@ -1,0 +1,80 @@
+/*
+ * group.h -- the consumer-group coordinator inside mq-serve: members,
+ * partition assignment, sessions and committed offsets.
+ *
+ * Ownership rule: a partition has at most one owner.  When membership
+ * changes the generation goes up and a target assignment is computed
+ * (each topic's partitions dealt round-robin over the members that
+ * subscribe to it, members sorted by id).  A partition moves to its new
+ * target member only after the old owner acknowledged the generation
+ * (it stopped reading it and committed) or its session expired.  A
+ * member may fetch and commit only the partitions it owns.
+ *
+ * Committed offsets are appended to an internal log (DIR/state/offsets,
+ * one record per commit: key "group\0topic\0partition", value the offset
+ * in decimal) and replayed on start; the log is compacted by writing a
+ * snapshot of the live offsets and deleting the segments before it.
+ */
+#ifndef MQ_GROUP_H
+#define MQ_GROUP_H
+
+#include <stdint.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define MQ_MEMBER_MAX 64
+
+typedef struct mq_groups mq_groups_t;
+
+/* One (topic, partition) of an assignment; topic points into the
+ * coordinator and stays valid until the next call that changes groups. */
+typedef struct mq_tp {
+	const char *topic;
+	uint32_t partition;
+} mq_tp_t;
+
+typedef struct mq_assignment {
+	uint64_t generation;
+	mq_tp_t *tp;
+	uint32_t n, cap;
+} mq_assignment_t;
+
+void mq_assignment_free(mq_assignment_t *a);
+
+/* Open the coordinator: replays the offsets log in state_dir/offsets.
+ * The store gives partition counts of subscribed topics. */
+int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_groups_t **out,
+		   mq_err_t *err);
+void mq_groups_close(mq_groups_t *g);
+
+/* Join (member == "" : new member; its id is written to member_out). */
+int mq_groups_join(mq_groups_t *g, const char *group, const char *const *topics, uint32_t ntopics,
+		   const char *member, int64_t session_ms, int64_t now, char *member_out,
+		   mq_assignment_t *out, mq_err_t *err);
+/* -MQ_ENOENT when the member is unknown (expired or never joined). */
+int mq_groups_heartbeat(mq_groups_t *g, const char *group, const char *member, uint64_t acked, int64_t now,
+			mq_assignment_t *out, mq_err_t *err);
+int mq_groups_leave(mq_groups_t *g, const char *group, const char *member, mq_err_t *err);
+/* Does member own (topic, p)?  A NULL or empty group: no check (1). */
+int mq_groups_owns(mq_groups_t *g, const char *group, const char *member, const char *topic, uint32_t p);
+
+/* Record committed offsets (after checking ownership: -MQ_EBUSY). */
+int mq_groups_commit(mq_groups_t *g, const char *group, const char *member, const char *topic,
+		     const uint32_t *parts, const uint64_t *offsets, uint32_t n, mq_err_t *err);
+/* Committed offset of (group, topic, p): 1 found, 0 none. */
+int mq_groups_committed(mq_groups_t *g, const char *group, const char *topic, uint32_t p, uint64_t *offset);
+
+/* Expire members whose session ran out; a topic's partition count may
+ * have changed (call mq_groups_topic_changed).  Returns the number of
+ * groups whose generation moved. */
+int mq_groups_tick(mq_groups_t *g, int64_t now);
+void mq_groups_topic_changed(mq_groups_t *g, const char *topic);
+/* Current generation of a group (0 if none): parked fetches compare it. */
+uint64_t mq_groups_generation(mq_groups_t *g, const char *group);
+
+/* The offsets log: synced with the broker's policy (group commit). */
+int mq_groups_commit_log(mq_groups_t *g, int64_t now_mono, mq_err_t *err);
+
+#endif

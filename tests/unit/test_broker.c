@@ -1,0 +1,574 @@
+/*
+ * test_broker.c -- the broker loop and group coordinator, in process:
+ * mq_broker_run runs in a thread, the test speaks the wire protocol
+ * (wire.h) over a real DEALER socket on an ipc endpoint.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "batch.h"
+#include "broker.h"
+#include "group.h"
+#include "wire.h"
+
+typedef struct fix {
+	char dir[512];
+	char ep[600];
+	mq_broker_t *b;
+	pthread_t th;
+	volatile sig_atomic_t stop;
+	void *ctx;
+	void *s;
+	uint32_t id;
+	mq_buf_t buf;
+	zmq_msg_t frames[8];
+	int nframes;
+	mq_wire_msg_t m;
+	int have_m;
+} fix_t;
+
+static void *run(void *arg)
+{
+	fix_t *f = arg;
+	mq_err_t err;
+	mq_broker_run(f->b, &f->stop, &err);
+	return NULL;
+}
+
+static void start(fix_t *f, uint32_t partitions, size_t max_record)
+{
+	mq_broker_opts_t o;
+	memset(&o, 0, sizeof(o));
+	mq_log_opts_default(&o.log);
+	o.log.fsync = MQ_FSYNC_ALWAYS;
+	if (max_record)
+		o.log.max_record_bytes = max_record;
+	o.data_dir = f->dir;
+	o.listen[0] = f->ep;
+	o.nlisten = 1;
+	o.partitions = partitions;
+	mq_err_t err;
+	if (mq_broker_open(&o, &f->b, &err))
+		fail_msg("broker: %s", err.msg);
+	f->stop = 0;
+	pthread_create(&f->th, NULL, run, f);
+	f->s = zmq_socket(f->ctx, ZMQ_DEALER);
+	int linger = 0, tmo = 5000;
+	zmq_setsockopt(f->s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(f->s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+	assert_int_equal(zmq_connect(f->s, f->ep), 0);
+}
+
+static void stop(fix_t *f)
+{
+	if (!f->b)
+		return;
+	f->stop = 1;
+	pthread_join(f->th, NULL);
+	mq_broker_close(f->b);
+	f->b = NULL;
+	zmq_close(f->s);
+}
+
+static int setup(void **state)
+{
+	fix_t *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mq-test-broker-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->ep, sizeof(f->ep), "ipc://%s/sock", f->dir);
+	f->ctx = zmq_ctx_new();
+	*state = f;
+	return 0;
+}
+
+static void clear_reply(fix_t *f)
+{
+	if (f->have_m)
+		mq_wire_msg_free(&f->m);
+	f->have_m = 0;
+	for (int i = 0; i < f->nframes; i++)
+		zmq_msg_close(&f->frames[i]);
+	f->nframes = 0;
+}
+
+static int teardown(void **state)
+{
+	fix_t *f = *state;
+	clear_reply(f);
+	stop(f);
+	zmq_ctx_term(f->ctx);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	mq_buf_free(&f->buf);
+	free(f);
+	return 0;
+}
+
+/* Begin a request: packer into f->buf. */
+static void req(fix_t *f, msgpack_packer *pk, uint32_t kind, uint32_t nargs)
+{
+	f->buf.len = 0;
+	mq_wire_packer(pk, &f->buf);
+	mq_wire_begin(pk, kind, ++f->id, nargs);
+}
+
+/* Send the request (with an optional payload) and wait for its reply. */
+static uint32_t call(fix_t *f, const void *payload, size_t plen)
+{
+	assert_true(zmq_send(f->s, f->buf.p, f->buf.len, payload ? ZMQ_SNDMORE : 0) >= 0);
+	if (payload)
+		assert_true(zmq_send(f->s, payload, plen, 0) >= 0);
+	clear_reply(f);
+	int more = 1;
+	while (more) {
+		zmq_msg_init(&f->frames[f->nframes]);
+		if (zmq_msg_recv(&f->frames[f->nframes], f->s, 0) < 0)
+			fail_msg("no reply: %s", zmq_strerror(errno));
+		more = zmq_msg_more(&f->frames[f->nframes]);
+		f->nframes++;
+	}
+	mq_err_t err;
+	assert_int_equal(mq_wire_parse(zmq_msg_data(&f->frames[0]), zmq_msg_size(&f->frames[0]), &f->m, &err), 0);
+	f->have_m = 1;
+	assert_int_equal(f->m.id, f->id);
+	return f->m.kind;
+}
+
+static uint64_t u64arg(fix_t *f, uint32_t i)
+{
+	uint64_t v = 0;
+	mq_err_t err;
+	assert_int_equal(mq_wire_u64(mq_wire_arg(&f->m, i), &v, "arg", &err), 0);
+	return v;
+}
+
+static void expect_err(fix_t *f, int code, const char *needle)
+{
+	assert_int_equal(f->m.kind, MQ_REP_ERR);
+	assert_int_equal(u64arg(f, 0), (uint64_t)code);
+	const char *s;
+	size_t n;
+	mq_err_t err;
+	assert_int_equal(mq_wire_strv(mq_wire_arg(&f->m, 1), &s, &n, "msg", &err), 0);
+	char msg[600];
+	snprintf(msg, sizeof(msg), "%.*s", (int)n, s);
+	if (!strstr(msg, needle))
+		fail_msg("error '%s' does not mention '%s'", msg, needle);
+}
+
+static uint32_t meta(fix_t *f, const char *topic)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_META, 2);
+	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_true(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	return (uint32_t)u64arg(f, 0);
+}
+
+static mq_buf_t batchbuf;
+
+static const uint8_t *make_batch(uint64_t pid, uint32_t seq, int count, const char *prefix, size_t *len)
+{
+	mq_batch_builder_t b;
+	batchbuf.len = 0;
+	mq_batch_begin(&b, &batchbuf);
+	b.hdr.producer_id = pid;
+	b.hdr.base_seq = seq;
+	for (int i = 0; i < count; i++) {
+		char v[64];
+		int n = snprintf(v, sizeof(v), "%s-%d", prefix, i);
+		mq_batch_add(&b, mq_now_ms(), NULL, 0, v, (size_t)n, NULL, 0, NULL, 0);
+	}
+	*len = mq_batch_finish(&b);
+	return batchbuf.p;
+}
+
+/* PRODUCE; returns the reply kind; *base and *dup from an OK reply. */
+static uint32_t produce(fix_t *f, const char *topic, uint32_t p, const uint8_t *batch, size_t len, uint64_t *base,
+			int *dup)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_PRODUCE, 2);
+	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_uint32(&pk, p);
+	uint32_t k = call(f, batch, len);
+	if (k == MQ_REP_OK) {
+		*base = u64arg(f, 0);
+		mq_err_t err;
+		assert_int_equal(mq_wire_bool(mq_wire_arg(&f->m, 2), dup, "dup", &err), 0);
+	}
+	return k;
+}
+
+/* FETCH one partition; returns the number of records in the reply. */
+static int fetch(fix_t *f, const char *topic, uint32_t p, uint64_t off, uint64_t wait, const char *group,
+		 const char *member, int *code)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_FETCH, 6);
+	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint32(&pk, p);
+	msgpack_pack_uint64(&pk, off);
+	msgpack_pack_uint64(&pk, 1 << 20);
+	msgpack_pack_uint64(&pk, wait);
+	if (group)
+		mq_wire_pack_str(&pk, group);
+	else
+		msgpack_pack_nil(&pk);
+	if (member)
+		mq_wire_pack_str(&pk, member);
+	else
+		msgpack_pack_nil(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	const msgpack_object_array *a;
+	mq_err_t err;
+	assert_int_equal(mq_wire_array(mq_wire_arg(&f->m, 0), &a, "entries", &err), 0);
+	assert_int_equal(a->size, 1);
+	const msgpack_object_array *e = &a->ptr[0].via.array;
+	*code = (int)e->ptr[5].via.i64;
+	if (e->ptr[5].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		*code = (int)e->ptr[5].via.u64;
+	uint64_t nbytes = e->ptr[4].via.u64;
+	if (!nbytes)
+		return 0;
+	assert_int_equal(f->nframes, 2);
+	assert_int_equal(zmq_msg_size(&f->frames[1]), nbytes);
+	int records = 0;
+	const uint8_t *d = zmq_msg_data(&f->frames[1]);
+	for (size_t pos = 0; pos < nbytes;) {
+		mq_batch_iter_t it;
+		mq_record_t r;
+		assert_int_equal(mq_batch_iter_init(&it, d + pos, nbytes - pos, &err), 0);
+		while (mq_batch_iter_next(&it, &r) > 0)
+			if (r.offset >= off)
+				records++;
+		pos += it.hdr.length;
+	}
+	return records;
+}
+
+static void test_hello_meta_produce_fetch(void **state)
+{
+	fix_t *f = *state;
+	start(f, 3, 0);
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_HELLO, 2);
+	mq_wire_pack_str(&pk, "test");
+	msgpack_pack_uint32(&pk, MQ_PROTOCOL_VERSION);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	assert_int_equal(u64arg(f, 1), 1 << 20);
+	assert_int_equal(u64arg(f, 2), 3);
+
+	assert_int_equal(meta(f, "orders"), 3);
+	size_t len;
+	uint64_t base;
+	int dup, code;
+	const uint8_t *bt = make_batch(0, 0, 10, "a", &len);
+	assert_int_equal(produce(f, "orders", 2, bt, len, &base, &dup), MQ_REP_OK);
+	assert_int_equal(base, 0);
+	assert_false(dup);
+	bt = make_batch(0, 0, 5, "b", &len);
+	assert_int_equal(produce(f, "orders", 2, bt, len, &base, &dup), MQ_REP_OK);
+	assert_int_equal(base, 10);
+	assert_int_equal(fetch(f, "orders", 2, 0, 0, NULL, NULL, &code), 15);
+	assert_int_equal(code, 0);
+	assert_int_equal(fetch(f, "orders", 2, 12, 0, NULL, NULL, &code), 3);
+	assert_int_equal(fetch(f, "orders", 1, 0, 0, NULL, NULL, &code), 0);
+	assert_int_equal(fetch(f, "orders", 2, 99, 0, NULL, NULL, &code), 0);
+	assert_int_equal(code, MQ_ERANGE);
+	assert_int_equal(fetch(f, "orders", 7, 0, 0, NULL, NULL, &code), 0);
+	assert_int_equal(code, MQ_ENOENT);
+
+	/* OFFSETS: start, end and by time */
+	req(f, &pk, MQ_REQ_OFFSETS, 2);
+	mq_wire_pack_str(&pk, "orders");
+	msgpack_pack_int64(&pk, 0);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	const msgpack_object_array *a = &mq_wire_arg(&f->m, 0)->via.array;
+	assert_int_equal(a->size, 3);
+	assert_int_equal(a->ptr[2].via.array.ptr[2].via.u64, 15);
+	assert_int_equal(a->ptr[2].via.array.ptr[3].via.u64, 0);
+}
+
+static void test_idempotent_produce(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	size_t len;
+	uint64_t base;
+	int dup;
+	const uint8_t *bt = make_batch(77, 0, 4, "x", &len);
+	uint8_t copy[4096];
+	memcpy(copy, bt, len);
+	assert_int_equal(produce(f, "t", 0, copy, len, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	memcpy(copy, bt, len);
+	assert_int_equal(produce(f, "t", 0, copy, len, &base, &dup), MQ_REP_OK);
+	assert_true(dup); /* the retry is not stored again */
+	bt = make_batch(77, 4, 2, "y", &len);
+	assert_int_equal(produce(f, "t", 0, bt, len, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(base, 4);
+	/* after a restart the sequences are rebuilt from the log */
+	stop(f);
+	start(f, 1, 0);
+	bt = make_batch(77, 4, 2, "y", &len);
+	assert_int_equal(produce(f, "t", 0, bt, len, &base, &dup), MQ_REP_OK);
+	assert_true(dup);
+	int code;
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 6);
+}
+
+static void test_bad_requests(void **state)
+{
+	fix_t *f = *state;
+	start(f, 2, 100);
+	msgpack_packer pk;
+	req(f, &pk, 99, 0);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EPROTO, "unknown request kind 99");
+	req(f, &pk, MQ_REQ_META, 2);
+	mq_wire_pack_str(&pk, "a/b");
+	msgpack_pack_true(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "invalid name");
+	req(f, &pk, MQ_REQ_META, 2);
+	mq_wire_pack_str(&pk, "__internal");
+	msgpack_pack_true(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "reserved");
+	req(f, &pk, MQ_REQ_META, 2);
+	mq_wire_pack_str(&pk, "missing");
+	msgpack_pack_false(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "does not exist");
+	meta(f, "t");
+	size_t len;
+	uint64_t base;
+	int dup;
+	const uint8_t *bt = make_batch(0, 0, 1, "x", &len);
+	assert_int_equal(produce(f, "t", 5, bt, len, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "partition 5 does not exist");
+	/* a record over --max-message-bytes */
+	char big[200];
+	memset(big, 'z', sizeof(big));
+	mq_batch_builder_t b;
+	batchbuf.len = 0;
+	mq_batch_begin(&b, &batchbuf);
+	mq_batch_add(&b, 1, NULL, 0, big, sizeof(big), NULL, 0, NULL, 0);
+	len = mq_batch_finish(&b);
+	assert_int_equal(produce(f, "t", 0, batchbuf.p, len, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ETOOBIG, "over the limit");
+	/* a corrupt batch */
+	bt = make_batch(0, 0, 3, "x", &len);
+	batchbuf.p[len - 1] ^= 1;
+	assert_int_equal(produce(f, "t", 0, batchbuf.p, len, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ECORRUPT, "CRC");
+	/* garbage in the payload */
+	req(f, &pk, MQ_REQ_PRODUCE, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	assert_int_equal(call(f, "junk", 4), MQ_REP_ERR);
+	/* wrong argument types */
+	req(f, &pk, MQ_REQ_FETCH, 1);
+	msgpack_pack_uint32(&pk, 5);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EPROTO, "topic");
+	/* a header that is not msgpack is dropped; the broker still answers after */
+	assert_true(zmq_send(f->s, "\xc1\xc1", 2, 0) >= 0);
+	assert_int_equal(meta(f, "t"), 2);
+	int code;
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 0);
+}
+
+typedef struct delayed {
+	char ep[600];
+	void *ctx;
+} delayed_t;
+
+static void *late_producer(void *arg)
+{
+	delayed_t *d = arg;
+	usleep(200 * 1000);
+	void *s = zmq_socket(d->ctx, ZMQ_DEALER);
+	int linger = 1000;
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_connect(s, d->ep);
+	mq_buf_t hb = {0}, bb = {0};
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &hb);
+	mq_wire_begin(&pk, MQ_REQ_PRODUCE, 1, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	mq_batch_builder_t b;
+	mq_batch_begin(&b, &bb);
+	mq_batch_add(&b, 1, NULL, 0, "late", 4, NULL, 0, NULL, 0);
+	size_t len = mq_batch_finish(&b);
+	zmq_send(s, hb.p, hb.len, ZMQ_SNDMORE);
+	zmq_send(s, bb.p, len, 0);
+	char tmp[256];
+	zmq_recv(s, tmp, sizeof(tmp), 0);
+	zmq_close(s);
+	mq_buf_free(&hb);
+	mq_buf_free(&bb);
+	return NULL;
+}
+
+static void test_long_poll(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	delayed_t d;
+	snprintf(d.ep, sizeof(d.ep), "%s", f->ep);
+	d.ctx = f->ctx;
+	pthread_t th;
+	pthread_create(&th, NULL, late_producer, &d);
+	int64_t t0 = mq_mono_ms();
+	int code;
+	assert_int_equal(fetch(f, "t", 0, 0, 5000, NULL, NULL, &code), 1);
+	int64_t took = mq_mono_ms() - t0;
+	assert_true(took >= 150 && took < 3000); /* woken by the append, not by the timeout */
+	pthread_join(th, NULL);
+	t0 = mq_mono_ms();
+	assert_int_equal(fetch(f, "t", 0, 1, 300, NULL, NULL, &code), 0);
+	assert_true(mq_mono_ms() - t0 >= 250); /* nothing new: waits out max_wait */
+}
+
+/* JOIN; returns the number of partitions assigned; member id to out. */
+static uint32_t join(fix_t *f, const char *group, const char *topic, char *out, uint64_t *gen)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_JOIN, 5);
+	mq_wire_pack_str(&pk, group);
+	msgpack_pack_array(&pk, 1);
+	mq_wire_pack_str(&pk, topic);
+	mq_wire_pack_str(&pk, "");
+	msgpack_pack_uint32(&pk, 300);
+	mq_wire_pack_str(&pk, "test");
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	const char *s;
+	size_t n;
+	mq_err_t err;
+	assert_int_equal(mq_wire_strv(mq_wire_arg(&f->m, 0), &s, &n, "member", &err), 0);
+	snprintf(out, MQ_MEMBER_MAX + 1, "%.*s", (int)n, s);
+	*gen = u64arg(f, 1);
+	return mq_wire_arg(&f->m, 2)->via.array.size;
+}
+
+static uint32_t heartbeat(fix_t *f, const char *group, const char *member, uint64_t acked, uint64_t *gen)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_HEARTBEAT, 3);
+	mq_wire_pack_str(&pk, group);
+	mq_wire_pack_str(&pk, member);
+	msgpack_pack_uint64(&pk, acked);
+	if (call(f, NULL, 0) != MQ_REP_OK)
+		return UINT32_MAX;
+	*gen = u64arg(f, 0);
+	return mq_wire_arg(&f->m, 1)->via.array.size;
+}
+
+static void commit(fix_t *f, const char *group, const char *member, uint32_t p, uint64_t off, uint32_t want)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_COMMIT, 4);
+	mq_wire_pack_str(&pk, group);
+	mq_wire_pack_str(&pk, member);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint32(&pk, p);
+	msgpack_pack_uint64(&pk, off);
+	assert_int_equal(call(f, NULL, 0), want);
+}
+
+static void test_groups(void **state)
+{
+	fix_t *f = *state;
+	start(f, 4, 0);
+	meta(f, "t");
+	char a[MQ_MEMBER_MAX + 1], b[MQ_MEMBER_MAX + 1];
+	uint64_t gen, gb;
+	assert_int_equal(join(f, "g", "t", a, &gen), 4);
+	commit(f, "g", a, 1, 42, MQ_REP_OK);
+	/* a second member: A keeps what it owns until it acks the new generation */
+	assert_int_equal(join(f, "g", "t", b, &gb), 0);
+	assert_true(gb > gen);
+	uint64_t g2;
+	uint32_t na = heartbeat(f, "g", a, gen, &g2);
+	assert_int_equal(g2, gb);
+	assert_int_equal(na, 2); /* its target share; the other two are being given up */
+	int code;
+	/* B may not read a partition A still owns */
+	uint64_t tmp;
+	assert_int_equal(heartbeat(f, "g", b, gb, &tmp), 0);
+	/* A acknowledges: B gets the other two */
+	assert_int_equal(heartbeat(f, "g", a, g2, &g2), 2);
+	assert_int_equal(heartbeat(f, "g", b, gb, &tmp), 2);
+	/* each member is fenced off the other's partitions */
+	const msgpack_object_array *as = &mq_wire_arg(&f->m, 1)->via.array;
+	uint32_t bp = (uint32_t)as->ptr[0].via.array.ptr[1].via.u64;
+	fetch(f, "t", bp, 0, 0, "g", a, &code);
+	assert_int_equal(code, MQ_EBUSY);
+	fetch(f, "t", bp, 0, 0, "g", b, &code);
+	assert_int_equal(code, 0);
+	commit(f, "g", a, bp, 1, MQ_REP_ERR);
+	commit(f, "g", b, bp, 7, MQ_REP_OK);
+	/* B stops heartbeating: after its session (300 ms) A owns everything */
+	uint32_t n = 0;
+	for (int i = 0; i < 20 && n != 4; i++) {
+		usleep(50 * 1000);
+		n = heartbeat(f, "g", a, g2, &g2); /* A keeps its session alive and acks each generation */
+	}
+	assert_int_equal(n, 4);
+	assert_int_equal(heartbeat(f, "g", b, gb, &tmp), UINT32_MAX);
+	expect_err(f, MQ_ENOENT, "join again");
+	/* committed offsets survive a restart */
+	stop(f);
+	start(f, 4, 0);
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_COMMITTED, 2);
+	mq_wire_pack_str(&pk, "g");
+	mq_wire_pack_str(&pk, "t");
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	const msgpack_object_array *c = &mq_wire_arg(&f->m, 0)->via.array;
+	/* partition 1 got 42 from A; B's partition got 7 (the same one, possibly) */
+	assert_int_equal(c->size, bp == 1 ? 1 : 2);
+	uint64_t seen = 0;
+	for (uint32_t i = 0; i < c->size; i++)
+		seen += c->ptr[i].via.array.ptr[1].via.u64;
+	assert_int_equal(seen, bp == 1 ? 7 : 42 + 7);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hello_meta_produce_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	mq_buf_free(&batchbuf);
+	return rc;
+}
