@@ -4,7 +4,8 @@
 #   make check            install missing Debian packages (make deps), build, run tests/run
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
 #   make demo             share/demo.sh: a tour of the programs built so far
-#   make bench            build/bench/bench_log $(BENCH_ARGS)   (alias: bench-log)
+#   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
+#                         share/bench/broker.sh (bench-broker; peers from make bench-deps)
 #   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
 #   make uninstall | clean | deps
 #
@@ -81,9 +82,10 @@ MAN1 = $(sort $(wildcard man/*.1))
 MAN5 = $(sort $(wildcard man/*.5))
 COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 
+BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
 
-.PHONY: all check deps demo bench bench-log install uninstall clean FORCE
+.PHONY: all check deps bench-deps demo bench bench-log bench-broker install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES)
@@ -131,32 +133,10 @@ $(BENCHES): $(OUT_BENCH)/%: $(OBJ)/tests/bench/%.o $(OUT_LIB) $(FLAGS_FILE)
 
 # Quiet when everything is installed; otherwise apt-get, as root or via sudo.
 deps:
-	@if ! command -v dpkg-query >/dev/null 2>&1; then \
-		echo "make deps: dpkg-query not found (not a Debian system?); install these packages or their equivalents yourself: $(DEPS_PKGS)" >&2; \
-		exit 0; \
-	fi; \
-	missing=; \
-	for p in $(DEPS_PKGS); do \
-		case "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" in \
-		*" ok installed") ;; \
-		*) missing="$$missing $$p" ;; \
-		esac; \
-	done; \
-	[ -z "$$missing" ] && exit 0; \
-	echo "make deps: installing missing packages:$$missing"; \
-	if [ "$$(id -u)" = 0 ]; then sudo=; \
-	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	else \
-		echo "make deps: missing packages:$$missing; not root and no sudo: run 'apt-get install$$missing' as root" >&2; \
-		exit 1; \
-	fi; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q update && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -y install$$missing </dev/null || { \
-		echo "make deps: 'apt-get install$$missing' failed (see above); fix it and run make deps again" >&2; \
-		exit 1; \
-	}
+	@bash share/deps.sh $(DEPS_PKGS)
 
-# ---- running ----------------------------------------------------------------
+bench-deps:
+	@bash share/deps.sh $(BENCH_PKGS)
 
 # Sub-makes: they read this file again after deps may have installed
 # pkg-config and the libraries, and they never race deps under -j.
@@ -178,7 +158,11 @@ demo: deps
 bench-log: $(OUT_BENCH)/bench_log
 	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
 
-bench: bench-log
+bench: bench-log bench-broker
+
+# The broker against cat, Redis Streams and mosquitto (make bench-deps installs the peers).
+bench-broker: all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/broker.sh
 
 ifeq ($(filter $(OUT_BENCH)/bench_log,$(BENCHES)),)
 $(OUT_BENCH)/bench_log:

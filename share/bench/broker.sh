@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+#
+# share/bench/broker.sh -- mq-serve, mq-pub and mq-sub against cat,
+# Redis Streams and mosquitto, on this machine, in one run (make bench).
+#
+#   1. cat of an N-line file of 100-byte lines through a pipe into a file (the ceiling)
+#   2. mq-pub of that file; mq-sub -e of it to /dev/null; both at once
+#   3. redis-benchmark -P 64 XADD into a Redis with appendonly everysec, and
+#      mosquitto_pub -l -q 1 into a persistent mosquitto (the peers; from
+#      `make bench-deps`; skipped with a note when not installed)
+#
+# Every server runs on loopback with its data in a temporary directory and
+# is stopped afterwards.  Prints messages/s and ratios, and mq-serve's
+# peak RSS.  Environment: MQ_BIN (programs), MQ_BENCH_LINES (default
+# 1000000), MQ_BENCH_PEER_LINES (mosquitto, default 200000),
+# MQ_BENCH_FSYNC (mq-serve --fsync, default: mq-serve's own default).
+
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bin=${MQ_BIN:-$root/bin}
+lines=${MQ_BENCH_LINES:-1000000}
+peer_lines=${MQ_BENCH_PEER_LINES:-200000}
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+
+for p in mq-serve mq-pub mq-sub; do
+	[ -x "$bin/$p" ] || { echo "bench: $bin/$p is not built (run make)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mq-bench.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	"$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+now() { date +%s.%N; }
+rate() { # count seconds
+	awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'
+}
+row() { # label count seconds
+	printf '%-44s %9s msgs %8.3f s %12s msgs/s\n' "$1" "$2" "$3" "$(rate "$2" "$3")"
+}
+
+# The input: N lines of 100 bytes (99 characters and the newline).
+"$py" - "$tmp/in.txt" "$lines" <<'PY'
+import sys
+n = int(sys.argv[2])
+with open(sys.argv[1], "w") as f:
+    pad = "x" * 80
+    f.writelines("%018d%s\n" % (i, pad) for i in range(n))
+PY
+sync
+
+echo "bench: $lines lines of 100 bytes; $(nproc) cores"
+t0=$(now); cat "$tmp/in.txt" | cat >"$tmp/out.txt"; t1=$(now)
+cat_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+row "cat | cat > file (the ceiling)" "$lines" "$cat_s"
+rm -f "$tmp/out.txt"
+
+port=$(free_port)
+ep=tcp://127.0.0.1:$port
+serve_args=(-d "$tmp/mq" -l "$ep" -q)
+[ -n "${MQ_BENCH_FSYNC:-}" ] && serve_args+=(--fsync "$MQ_BENCH_FSYNC")
+"$bin/mq-serve" "${serve_args[@]}" 2>"$tmp/serve.log" &
+serve_pid=$!
+pids+=("$serve_pid")
+for _ in $(seq 100); do grep -q 'listening on' "$tmp/serve.log" 2>/dev/null && break; sleep 0.05; done
+export MQ_BROKER=$ep
+
+t0=$(now); "$bin/mq-pub" -t bench <"$tmp/in.txt"; t1=$(now)
+pub_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+row "mq-pub < file" "$lines" "$pub_s"
+
+t0=$(now); n=$("$bin/mq-sub" -t bench -e | wc -l); t1=$(now)
+sub_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+[ "$n" -eq "$lines" ] || echo "bench: mq-sub read $n messages, expected $lines" >&2
+row "mq-sub -e > /dev/null (backlog)" "$lines" "$sub_s"
+
+t0=$(now)
+"$bin/mq-sub" -t bench2 -n "$lines" >/dev/null &
+sub_pid=$!
+"$bin/mq-pub" -t bench2 <"$tmp/in.txt"
+wait "$sub_pid"
+t1=$(now)
+e2e_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+row "mq-pub | mq-sub at once (end to end)" "$lines" "$e2e_s"
+rss=$(awk '/VmHWM/ { print $2 }' "/proc/$serve_pid/status")
+echo "mq-serve peak RSS: $((rss / 1024)) MiB"
+
+# Peers.
+redis_rate= mosq_rate=
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+	rport=$(free_port)
+	mkdir -p "$tmp/redis"
+	redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes \
+		--appendfsync everysec --save '' --daemonize no >"$tmp/redis.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	val=$(printf 'x%.0s' $(seq 100))
+	t0=$(now)
+	redis-benchmark -p "$rport" -P 64 -n "$lines" -q XADD bench '*' v "$val" >"$tmp/rb.txt" 2>&1
+	t1=$(now)
+	redis_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	row "redis-benchmark -P 64 XADD (appendfsync everysec)" "$lines" "$redis_s"
+	redis_rate=$(rate "$lines" "$redis_s")
+else
+	echo "redis: not installed (make bench-deps)"
+fi
+if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null; then
+	mport=$(free_port)
+	mkdir -p "$tmp/mosq"
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
+		"$mport" "$tmp/mosq" >"$tmp/mosq.conf"
+	mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
+	pids+=($!)
+	sleep 0.3
+	head -n "$peer_lines" "$tmp/in.txt" >"$tmp/peer.txt"
+	t0=$(now)
+	mosquitto_pub -p "$mport" -h 127.0.0.1 -q 1 -t bench -l <"$tmp/peer.txt"
+	t1=$(now)
+	mosq_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	row "mosquitto_pub -l -q 1 (persistent)" "$peer_lines" "$mosq_s"
+	mosq_rate=$(rate "$peer_lines" "$mosq_s")
+else
+	echo "mosquitto: not installed (make bench-deps)"
+fi
+
+pub_rate=$(rate "$lines" "$pub_s")
+echo
+echo "ratios: mq-pub/cat $(awk -v a="$cat_s" -v b="$pub_s" 'BEGIN { printf "%.2f", a / b }')" \
+	"mq-sub/cat $(awk -v a="$cat_s" -v b="$sub_s" 'BEGIN { printf "%.2f", a / b }')" \
+	"end-to-end/cat $(awk -v a="$cat_s" -v b="$e2e_s" 'BEGIN { printf "%.2f", a / b }')"
+[ -n "$redis_rate" ] && echo "ratio: mq-pub / Redis XADD $(awk -v a="$pub_rate" -v b="$redis_rate" 'BEGIN { printf "%.2f", a / b }')"
+[ -n "$mosq_rate" ] && echo "ratio: mq-pub / mosquitto QoS 1 $(awk -v a="$pub_rate" -v b="$mosq_rate" 'BEGIN { printf "%.2f", a / b }')"
+echo "targets: publish >= 2000000/s, consume >= 3000000/s, end to end >= 1500000/s, RSS < 64 MiB"
