@@ -1,0 +1,85 @@
+/*
+ * cli.c -- the options and signal set-up every client program shares;
+ * see cli.h.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+
+void mq_cli_init(mq_cli_t *cli)
+{
+	memset(cli, 0, sizeof *cli);
+	cli->timeout_ms = MQ_DEFAULT_TIMEOUT_MS;
+}
+
+int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_err_t *err)
+{
+	switch (c) {
+	case 'b':
+		cli->broker = arg;
+		return MQ_CLI_DONE;
+	case 'w': {
+		int64_t ms;
+		if (mq_parse_duration_ms(arg, &ms, err))
+			return -MQ_EINVAL;
+		if (ms <= 0)
+			return mq_err_set(err, MQ_EINVAL, "-w '%s': the timeout must be more than 0", arg);
+		cli->timeout_ms = ms;
+		return MQ_CLI_DONE;
+	}
+	case 'v':
+		cli->verbose = 1;
+		return MQ_CLI_DONE;
+	case 'q':
+		cli->quiet = 1;
+		return MQ_CLI_DONE;
+	case 'h':
+		return MQ_CLI_HELP;
+	case 'V':
+		return MQ_CLI_VERSION;
+	case ':':
+		return mq_err_set(err, MQ_EINVAL, "option '%.100s' needs an argument", argv[optind - 1]);
+	case '?':
+		if (optopt)
+			return mq_err_set(err, MQ_EINVAL, "unknown option '-%c'", optopt);
+		return mq_err_set(err, MQ_EINVAL, "unknown option '%.100s'", argv[optind - 1]);
+	default:
+		return MQ_CLI_NOT_MINE;
+	}
+}
+
+int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts, mq_cli_t *cli,
+		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err)
+{
+	int c, idx = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
+		int r = mq_cli_option(cli, c, optarg, argv, err);
+		if (r == MQ_CLI_NOT_MINE)
+			r = own(ctx, c, optarg, idx, err);
+		if (r < 0 || r == MQ_CLI_HELP || r == MQ_CLI_VERSION)
+			return r;
+	}
+	if (optind < argc)
+		return mq_err_set(err, MQ_EINVAL, "unexpected argument '%.200s'", argv[optind]);
+	return check(ctx, err);
+}
+
+int mq_cli_later(const char *prog, const char *option, mq_err_t *err)
+{
+	return mq_err_set(err, MQ_EINVAL, "--%s is not available in this version of %s", option, prog);
+}
+
+void mq_cli_signals(void (*handler)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -1,0 +1,61 @@
+/*
+ * cli.h -- command-line glue shared by the client programs (mq-pub,
+ * mq-sub, and the ones to come): the options every client takes
+ * (-b -w -v -q -h -V), getopt_long's error cases turned into messages,
+ * and the signal set-up.  Nothing here prints: a usage error comes back
+ * as -MQ_EINVAL with the message in err, and the program prints
+ * "PROG: MESSAGE (try 'PROG --help')" and exits 2.
+ */
+#ifndef MQ_CLI_H
+#define MQ_CLI_H
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct mq_cli {
+	const char *broker; /* -b; NULL: $MQ_BROKER, else the default */
+	int64_t timeout_ms; /* -w; default MQ_DEFAULT_TIMEOUT_MS */
+	int verbose, quiet;
+} mq_cli_t;
+
+/* Short options of mq_cli_t, and the matching long ones, for a program's
+ * optstring (start it with ':' so a missing argument is reported as such). */
+#define MQ_CLI_SHORTOPTS "b:w:vqhV"
+#define MQ_CLI_LONGOPTS                                      \
+	{"broker", required_argument, NULL, 'b'},            \
+	{"timeout", required_argument, NULL, 'w'},           \
+	{"verbose", no_argument, NULL, 'v'},                 \
+	{"quiet", no_argument, NULL, 'q'},                   \
+	{"help", no_argument, NULL, 'h'},                    \
+	{"version", no_argument, NULL, 'V'}
+
+enum { MQ_CLI_NOT_MINE = 0, MQ_CLI_DONE = 1, MQ_CLI_HELP = 2, MQ_CLI_VERSION = 3 };
+
+void mq_cli_init(mq_cli_t *cli);
+/* One result c of getopt_long (optarg in arg).  MQ_CLI_DONE when c was
+ * a common option, MQ_CLI_HELP / MQ_CLI_VERSION for -h / -V,
+ * MQ_CLI_NOT_MINE for the program's own options, -MQ_EINVAL with a
+ * message for a bad value, a missing argument (':') or an unknown
+ * option ('?'). */
+int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_err_t *err);
+/* A program's own options: 0 or -MQ_EINVAL with err filled. */
+typedef int (*mq_cli_own_fn)(void *ctx, int c, const char *arg, int longindex, mq_err_t *err);
+/* Checks of the whole command line once parsed: 0 or -MQ_EINVAL. */
+typedef int (*mq_cli_check_fn)(void *ctx, mq_err_t *err);
+/* getopt_long over argv: common options into cli, the others to own,
+ * then check.  0 to go on, MQ_CLI_HELP / MQ_CLI_VERSION, or -MQ_EINVAL
+ * (also for a stray operand).  shortopts should start with ':'. */
+int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts, mq_cli_t *cli,
+		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err);
+/* The message for an option of a later version, e.g. --ttl. */
+int mq_cli_later(const char *prog, const char *option, mq_err_t *err);
+
+/* SIGINT and SIGTERM call handler (no SA_RESTART, so blocking calls
+ * return EINTR and the program can check its flag); SIGPIPE is ignored
+ * so a closed reader shows up as EPIPE. */
+void mq_cli_signals(void (*handler)(int));
+
+#endif

@@ -1,0 +1,1201 @@
+/*
+ * client.c -- ZeroMQ client side of wire.h: connection, control calls,
+ * the pipelined producer, the overlapped fetch and group membership.
+ *
+ * Sockets.  Two DEALERs to one endpoint (see client.h for why).  Both
+ * set ZMQ_LINGER 0 (every request that matters is acknowledged by the
+ * protocol, so nothing is worth waiting for at close), ZMQ_IMMEDIATE 1
+ * (a message is queued only on a live connection: while the broker is
+ * away sends report EAGAIN and we keep the request ourselves instead of
+ * piling stale copies into a pipe that a reconnect would flush to the
+ * broker), and ZeroMQ heartbeats so that a broker that vanished without
+ * closing TCP is noticed in seconds and reconnected to.  Sends are
+ * always ZMQ_DONTWAIT; every wait is a zmq_poll with a deadline.
+ *
+ * Retries.  A request unanswered for resend_ms is sent again: control
+ * requests with the same correlation id (either reply will do), batches
+ * with the same producer id and sequence (the broker answers repeats
+ * with duplicate = true).  Only silence for the whole timeout fails a
+ * call.  Correlation ids come from one counter per client, wrapping and
+ * skipping 0, so a late reply to an earlier request never matches.
+ *
+ * Producer window.  Batches live in a ring of slots in send order; a
+ * slot keeps its bytes until the broker answered for it.  Acks normally
+ * arrive in order; one that arrives early frees its slot, and the ring
+ * head moves past freed slots.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "store.h"
+
+#define HB_IVL_MS 1000
+#define HB_TIMEOUT_MS 3000
+#define HWM 10000
+
+struct mq_client {
+	void *ctx;
+	void *ctl;
+	void *data;
+	char endpoint[512];
+	char name[64];
+	int64_t timeout_ms;
+	int64_t resend_ms;
+	volatile sig_atomic_t *interrupt;
+	uint32_t last_id;
+	/* the one outstanding FETCH */
+	mq_buf_t freq;
+	uint32_t fetch_id;
+	int fetch_state; /* 0 none, 1 to send, 2 sent */
+	uint32_t fetch_wait;
+	int64_t fetch_sent, fetch_first;
+};
+
+/* ---- connection ---- */
+
+const char *mq_client_default_endpoint(const char *endpoint)
+{
+	if (endpoint && *endpoint)
+		return endpoint;
+	const char *e = getenv("MQ_BROKER");
+	return e && *e ? e : MQ_DEFAULT_BROKER;
+}
+
+static uint32_t new_id(mq_client_t *c)
+{
+	if (++c->last_id == 0)
+		c->last_id = 1;
+	return c->last_id;
+}
+
+static int zerr(mq_err_t *err, const char *what, const char *ep)
+{
+	return mq_err_set(err, MQ_EIO, "%s %s: %s", what, ep, zmq_strerror(zmq_errno()));
+}
+
+static void *open_socket(mq_client_t *c, mq_err_t *err, int *rc)
+{
+	void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+	if (!s) {
+		*rc = zerr(err, "cannot create a socket for", c->endpoint);
+		return NULL;
+	}
+	int zero = 0, one = 1, hwm = HWM;
+	int ivl = HB_IVL_MS, hbto = HB_TIMEOUT_MS, reconnect = 100, reconnect_max = 1000;
+	int ttl = (int)(c->timeout_ms > 6000000 ? 6000000 : c->timeout_ms);
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+	zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto);
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
+	zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
+	zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
+	if (zmq_connect(s, c->endpoint) != 0) {
+		*rc = mq_err_set(err, MQ_EINVAL, "broker endpoint '%s': %s (use e.g. tcp://127.0.0.1:7733 or ipc:///path)",
+				 c->endpoint, zmq_strerror(zmq_errno()));
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
+{
+	int rc = 0;
+	mq_client_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	const char *ep = mq_client_default_endpoint(o->endpoint);
+	if (strlen(ep) >= sizeof c->endpoint) {
+		free(c);
+		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.100s...': too long", ep);
+	}
+	strcpy(c->endpoint, ep);
+	snprintf(c->name, sizeof c->name, "%s", o->name ? o->name : "mq");
+	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MQ_DEFAULT_TIMEOUT_MS;
+	c->interrupt = o->interrupt;
+	c->resend_ms = c->timeout_ms / 5;
+	if (c->resend_ms < 200)
+		c->resend_ms = 200;
+	if (c->resend_ms > 2000)
+		c->resend_ms = 2000;
+	/* A client process makes few connections: one I/O thread is plenty. */
+	c->ctx = zmq_ctx_new();
+	if (!c->ctx) {
+		rc = zerr(err, "cannot start ZeroMQ for", ep);
+		goto err;
+	}
+	if (!(c->ctl = open_socket(c, err, &rc)) || !(c->data = open_socket(c, err, &rc)))
+		goto err;
+	*out = c;
+	return 0;
+err:
+	mq_client_close(c);
+	return rc;
+}
+
+void mq_client_close(mq_client_t *c)
+{
+	if (!c)
+		return;
+	if (c->ctl)
+		zmq_close(c->ctl);
+	if (c->data)
+		zmq_close(c->data);
+	if (c->ctx)
+		zmq_ctx_term(c->ctx);
+	mq_buf_free(&c->freq);
+	free(c);
+}
+
+const char *mq_client_endpoint(const mq_client_t *c)
+{
+	return c->endpoint;
+}
+
+int64_t mq_client_timeout(const mq_client_t *c)
+{
+	return c->timeout_ms;
+}
+
+static int timed_out(mq_client_t *c, const char *what, mq_err_t *err)
+{
+	return mq_err_set(err, MQ_ETIMEDOUT, "broker %s did not answer %s within %lld%s", c->endpoint, what,
+			  (long long)(c->timeout_ms % 1000 ? c->timeout_ms : c->timeout_ms / 1000),
+			  c->timeout_ms % 1000 ? "ms" : "s");
+}
+
+/* Send one or two frames without blocking: 1 sent, 0 not now (no live
+ * connection or pipe full), < 0 error. */
+static int send_frames(void *s, const void *a, size_t an, const void *b, size_t bn, mq_err_t *err)
+{
+	if (zmq_send(s, a, an, ZMQ_DONTWAIT | (b ? ZMQ_SNDMORE : 0)) < 0) {
+		if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
+			return 0;
+		return mq_err_set(err, MQ_EIO, "sending to the broker: %s", zmq_strerror(zmq_errno()));
+	}
+	/* The rest of a multipart message is accepted once its first frame was. */
+	if (b && zmq_send(s, b, bn, 0) < 0)
+		return mq_err_set(err, MQ_EIO, "sending to the broker: %s", zmq_strerror(zmq_errno()));
+	return 1;
+}
+
+/* Wait for input on s up to ms (>= 0): 1 readable, 0 not, < 0 error. */
+static int wait_in(void *s, int64_t ms, mq_err_t *err)
+{
+	zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+	int r = zmq_poll(&it, 1, (long)(ms < 0 ? 0 : ms));
+	if (r < 0) {
+		if (zmq_errno() == EINTR)
+			return mq_err_set(err, MQ_EAGAIN, "interrupted");
+		return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
+	}
+	return r > 0;
+}
+
+/* Drop the remaining frames of a message. */
+static void drain_more(void *s)
+{
+	int more = 0;
+	size_t sz = sizeof more;
+	zmq_getsockopt(s, ZMQ_RCVMORE, &more, &sz);
+	while (more) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s, 0) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+	}
+}
+
+/* A received reply: the frame stays alive while msg points into it. */
+typedef struct reply {
+	zmq_msg_t frame;
+	mq_wire_msg_t msg;
+	int live;
+} reply_t;
+
+static void reply_free(reply_t *r)
+{
+	if (r->live) {
+		mq_wire_msg_free(&r->msg);
+		zmq_msg_close(&r->frame);
+		r->live = 0;
+	}
+}
+
+/* Receive one message's first frame from s (readable) and parse it;
+ * extra frames stay for the caller unless drop_more.  1 parsed, 0 not
+ * msgpack (dropped). */
+static int recv_reply(void *s, reply_t *r, int drop_more)
+{
+	zmq_msg_init(&r->frame);
+	if (zmq_msg_recv(&r->frame, s, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&r->frame);
+		return 0;
+	}
+	if (mq_wire_parse(zmq_msg_data(&r->frame), zmq_msg_size(&r->frame), &r->msg, NULL) < 0) {
+		mq_wire_msg_free(&r->msg);
+		zmq_msg_close(&r->frame);
+		drain_more(s);
+		return 0;
+	}
+	if (drop_more)
+		drain_more(s);
+	r->live = 1;
+	return 1;
+}
+
+/* An error reply [ERR, id, code, message] into err. */
+static int reply_error(mq_client_t *c, const mq_wire_msg_t *m, mq_err_t *err)
+{
+	uint64_t code = MQ_EPROTO;
+	const char *s = "";
+	size_t n = 0;
+	if (mq_wire_u64(mq_wire_arg(m, 0), &code, "error code", NULL) || code == 0 || code > 1000)
+		code = MQ_EPROTO;
+	if (mq_wire_strv(mq_wire_arg(m, 1), &s, &n, "error message", NULL))
+		s = "", n = 0;
+	if (n == 0)
+		return mq_err_set(err, (int)code, "broker %s refused the request (error %llu)", c->endpoint,
+				  (unsigned long long)code);
+	return mq_err_set(err, (int)code, "%.*s", (int)(n > 400 ? 400 : n), s);
+}
+
+/* One control request: send req (header frame, id already in it) and
+ * wait for the reply with that id, resending it every resend_ms, for
+ * at most the timeout.  On MQ_REP_OK, r holds the reply. */
+static int call(mq_client_t *c, const mq_buf_t *req, uint32_t id, const char *what, reply_t *r, mq_err_t *err)
+{
+	int64_t start = mq_mono_ms(), deadline = start + c->timeout_ms, next_send = start;
+	int stopped = c->interrupt && *c->interrupt;
+	r->live = 0;
+	for (;;) {
+		int64_t now = mq_mono_ms();
+		if (now >= next_send) {
+			int rc = send_frames(c->ctl, req->p, req->len, NULL, 0, err);
+			if (rc < 0)
+				return rc;
+			/* Not sent (no connection yet): try again soon. */
+			next_send = now + (rc ? c->resend_ms : 20);
+		}
+		if (now >= deadline)
+			return timed_out(c, what, err);
+		int64_t until = next_send < deadline ? next_send : deadline;
+		int rc = wait_in(c->ctl, until - now, err);
+		if (rc == -MQ_EAGAIN && !(c->interrupt && *c->interrupt && !stopped))
+			continue;
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		if (!recv_reply(c->ctl, r, 1))
+			continue;
+		if (r->msg.id != id) {
+			reply_free(r); /* late answer to an earlier request */
+			continue;
+		}
+		if (r->msg.kind == MQ_REP_OK)
+			return 0;
+		rc = reply_error(c, &r->msg, err);
+		reply_free(r);
+		return rc;
+	}
+}
+
+/* A control request being packed. */
+typedef struct req {
+	mq_buf_t b;
+	msgpack_packer pk;
+	uint32_t id, kind;
+} req_t;
+
+static msgpack_packer *req_begin(mq_client_t *c, req_t *q, uint32_t kind, uint32_t nargs)
+{
+	memset(&q->b, 0, sizeof q->b);
+	mq_wire_packer(&q->pk, &q->b);
+	q->id = new_id(c);
+	q->kind = kind;
+	mq_wire_begin(&q->pk, kind, q->id, nargs);
+	return &q->pk;
+}
+
+/* Send q, wait for its reply, free q. */
+static int req_call(mq_client_t *c, req_t *q, reply_t *r, mq_err_t *err)
+{
+	int rc = q->b.p ? call(c, &q->b, q->id, mq_wire_kind_name(q->kind), r, err)
+			: mq_err_set(err, MQ_ENOMEM, "out of memory");
+	mq_buf_free(&q->b);
+	return rc;
+}
+
+/* ---- control requests ---- */
+
+static int bad_reply(mq_client_t *c, const char *what, mq_err_t *err)
+{
+	char tmp[sizeof err->msg];
+	snprintf(tmp, sizeof tmp, "%s", err->msg);
+	return mq_err_set(err, MQ_EPROTO, "broker %s sent a malformed %s reply: %s", c->endpoint, what, tmp);
+}
+
+int mq_client_hello(mq_client_t *c, mq_hello_t *h, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_HELLO, 2);
+	mq_wire_pack_str(pk, c->name);
+	msgpack_pack_uint32(pk, MQ_PROTOCOL_VERSION);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	uint64_t mx = 0, parts = 0;
+	const msgpack_object *ver = mq_wire_arg(&r.msg, 0);
+	const char *vs = "";
+	size_t vn = 0;
+	char vbuf[32];
+	if (ver && ver->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		snprintf(vbuf, sizeof vbuf, "%llu", (unsigned long long)ver->via.u64);
+		vs = vbuf;
+		vn = strlen(vbuf);
+	} else if (mq_wire_strv(ver, &vs, &vn, "broker_version", err)) {
+		rc = -MQ_EPROTO;
+	}
+	if (rc || mq_wire_u64(mq_wire_arg(&r.msg, 1), &mx, "max_message_bytes", err) ||
+	    mq_wire_u64(mq_wire_arg(&r.msg, 2), &parts, "default_partitions", err)) {
+		rc = bad_reply(c, "HELLO", err);
+	} else {
+		snprintf(h->broker_version, sizeof h->broker_version, "%.*s", (int)(vn > 31 ? 31 : vn), vs);
+		h->max_message_bytes = mx;
+		h->default_partitions = (uint32_t)parts;
+	}
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_meta(mq_client_t *c, const char *topic, int create, uint32_t *partitions, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_META, 2);
+	mq_wire_pack_str(pk, topic);
+	if (create)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	uint64_t n = 0;
+	if (mq_wire_u64(mq_wire_arg(&r.msg, 0), &n, "partitions", err) || n == 0 || n > UINT32_MAX)
+		rc = bad_reply(c, "META", err);
+	reply_free(&r);
+	if (!rc)
+		*partitions = (uint32_t)n;
+	return rc;
+}
+
+int mq_client_offsets(mq_client_t *c, const char *topic, int64_t time, mq_part_offsets_t *out, uint32_t n,
+		      mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_OFFSETS, 2);
+	mq_wire_pack_str(pk, topic);
+	if (time < 0)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_int64(pk, time);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = (mq_part_offsets_t){.partition = i, .at_time = -1};
+	const msgpack_object_array *a;
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "partitions", err)) {
+		rc = bad_reply(c, "OFFSETS", err);
+		goto out;
+	}
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		uint64_t p, s, en;
+		int64_t at;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 4 ||
+		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || mq_wire_u64(&e->ptr[1], &s, "start", err) ||
+		    mq_wire_u64(&e->ptr[2], &en, "end", err) || mq_wire_i64(&e->ptr[3], &at, "at_time", err)) {
+			rc = bad_reply(c, "OFFSETS", err);
+			goto out;
+		}
+		if (p < n)
+			out[p] = (mq_part_offsets_t){(uint32_t)p, s, en, at};
+	}
+out:
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_committed(mq_client_t *c, const char *group, const char *topic, int64_t *off, uint32_t n,
+			mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_COMMITTED, 2);
+	mq_wire_pack_str(pk, group);
+	mq_wire_pack_str(pk, topic);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++)
+		off[i] = -1;
+	const msgpack_object_array *a;
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "offsets", err)) {
+		rc = bad_reply(c, "COMMITTED", err);
+		goto out;
+	}
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		uint64_t p, o;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 2 ||
+		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || mq_wire_u64(&e->ptr[1], &o, "offset", err) ||
+		    o > INT64_MAX) {
+			rc = bad_reply(c, "COMMITTED", err);
+			goto out;
+		}
+		if (p < n)
+			off[p] = (int64_t)o;
+	}
+out:
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_commit(mq_client_t *c, const char *group, const char *member, const char *topic,
+		     const uint32_t *parts, const uint64_t *offsets, uint32_t n, mq_err_t *err)
+{
+	if (n == 0)
+		return 0;
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_COMMIT, 4);
+	mq_wire_pack_str(pk, group);
+	mq_wire_pack_str(pk, member);
+	mq_wire_pack_str(pk, topic);
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint32(pk, parts[i]);
+		msgpack_pack_uint64(pk, offsets[i]);
+	}
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	reply_free(&r);
+	return rc;
+}
+
+/* ---- group membership ---- */
+
+static int add_owned(mq_member_t *m, uint32_t p)
+{
+	if (m->nowned == m->cap) {
+		uint32_t cap = m->cap ? m->cap * 2 : 16;
+		uint32_t *v = realloc(m->owned, cap * sizeof *v);
+		if (!v)
+			return -MQ_ENOMEM;
+		m->owned = v;
+		m->cap = cap;
+	}
+	m->owned[m->nowned++] = p;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* [[topic, p]...] into m->owned (our topic only). */
+static int parse_assignment(mq_member_t *m, const msgpack_object *o, mq_err_t *err)
+{
+	const msgpack_object_array *a;
+	if (mq_wire_array(o, &a, "assignment", err))
+		return -MQ_EPROTO;
+	m->nowned = 0;
+	size_t tlen = strlen(m->topic);
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		const char *t;
+		size_t n;
+		uint64_t p;
+		if (mq_wire_array(&a->ptr[i], &e, "assignment entry", err) || e->size < 2 ||
+		    mq_wire_strv(&e->ptr[0], &t, &n, "topic", err) || mq_wire_u64(&e->ptr[1], &p, "partition", err) ||
+		    p > UINT32_MAX)
+			return -MQ_EPROTO;
+		if (n == tlen && !memcmp(t, m->topic, n) && add_owned(m, (uint32_t)p))
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	qsort(m->owned, m->nowned, sizeof *m->owned, cmp_u32);
+	return 0;
+}
+
+int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_JOIN, 5);
+	mq_wire_pack_str(pk, m->group);
+	msgpack_pack_array(pk, 1);
+	mq_wire_pack_str(pk, m->topic);
+	mq_wire_pack_str(pk, m->member);
+	msgpack_pack_int64(pk, m->session_ms);
+	mq_wire_pack_str(pk, c->name);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	const char *s;
+	size_t n;
+	uint64_t gen;
+	if (mq_wire_strv(mq_wire_arg(&r.msg, 0), &s, &n, "member", err) || n == 0 || n > MQ_MEMBER_ID_MAX ||
+	    mq_wire_u64(mq_wire_arg(&r.msg, 1), &gen, "generation", err) ||
+	    parse_assignment(m, mq_wire_arg(&r.msg, 2), err)) {
+		rc = bad_reply(c, "JOIN", err);
+	} else {
+		memcpy(m->member, s, n);
+		m->member[n] = 0;
+		m->generation = gen;
+	}
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_heartbeat(mq_client_t *c, mq_member_t *m, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_HEARTBEAT, 3);
+	mq_wire_pack_str(pk, m->group);
+	mq_wire_pack_str(pk, m->member);
+	msgpack_pack_uint64(pk, m->acked);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	uint64_t gen;
+	if (mq_wire_u64(mq_wire_arg(&r.msg, 0), &gen, "generation", err) ||
+	    parse_assignment(m, mq_wire_arg(&r.msg, 1), err))
+		rc = bad_reply(c, "HEARTBEAT", err);
+	else
+		m->generation = gen;
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_leave(mq_client_t *c, mq_member_t *m, mq_err_t *err)
+{
+	if (!m->member[0])
+		return 0;
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_LEAVE, 2);
+	mq_wire_pack_str(pk, m->group);
+	mq_wire_pack_str(pk, m->member);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	reply_free(&r);
+	if (!rc)
+		m->member[0] = 0;
+	return rc;
+}
+
+void mq_member_free(mq_member_t *m)
+{
+	if (!m)
+		return;
+	free(m->owned);
+	m->owned = NULL;
+	m->nowned = m->cap = 0;
+}
+
+int mq_member_owns(const mq_member_t *m, uint32_t p)
+{
+	return bsearch(&p, m->owned, m->nowned, sizeof p, cmp_u32) != NULL;
+}
+
+/* ---- pipelined produce ---- */
+
+enum { SLOT_FREE = 0, SLOT_UNSENT, SLOT_SENT };
+
+typedef struct slot {
+	mq_buf_t buf;
+	uint32_t id;
+	uint32_t partition;
+	uint32_t count;
+	int state;
+	int64_t sent; /* mono ms of the last send */
+} slot_t;
+
+struct mq_producer {
+	mq_client_t *c;
+	char topic[MQ_NAME_MAX + 1];
+	uint32_t partitions;
+	uint64_t pid;
+	uint32_t *seq;
+	slot_t *slots;
+	uint32_t window, head, used; /* ring: slots[head .. head+used) */
+	uint32_t inflight;
+	int64_t last_progress;
+	mq_buf_t hdr;
+	mq_producer_stats_t st;
+	char error[512];
+	int error_new;
+};
+
+int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
+		    mq_producer_t **out, mq_err_t *err)
+{
+	if (window < 1 || window > 1024 || partitions == 0 || strlen(topic) > MQ_NAME_MAX)
+		return mq_err_set(err, MQ_EINVAL, "producer: bad window, partition count or topic");
+	mq_producer_t *p = calloc(1, sizeof *p);
+	if (!p || !(p->seq = calloc(partitions, sizeof *p->seq)) || !(p->slots = calloc(window, sizeof *p->slots))) {
+		mq_producer_free(p);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	p->c = c;
+	strcpy(p->topic, topic);
+	p->partitions = partitions;
+	p->window = window;
+	/* A random id per run: a restarted mq-pub is a new producer, so
+	 * its sequences cannot collide with the ones the broker saw. */
+	while (p->pid == 0) {
+		if (getrandom(&p->pid, sizeof p->pid, 0) != (ssize_t)sizeof p->pid) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			p->pid = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void mq_producer_free(mq_producer_t *p)
+{
+	if (!p)
+		return;
+	for (uint32_t i = 0; p->slots && i < p->window; i++)
+		mq_buf_free(&p->slots[i].buf);
+	free(p->slots);
+	free(p->seq);
+	mq_buf_free(&p->hdr);
+	free(p);
+}
+
+void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t *b, mq_buf_t *buf)
+{
+	mq_batch_begin(b, buf);
+	b->hdr.producer_id = p->pid;
+	b->hdr.base_seq = p->seq[partition];
+}
+
+static int slot_send(mq_producer_t *p, slot_t *s, mq_err_t *err)
+{
+	p->hdr.len = 0;
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &p->hdr);
+	mq_wire_begin(&pk, MQ_REQ_PRODUCE, s->id, 2);
+	mq_wire_pack_str(&pk, p->topic);
+	msgpack_pack_uint32(&pk, s->partition);
+	int rc = send_frames(p->c->data, p->hdr.p, p->hdr.len, s->buf.p, s->buf.len, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		s->state = SLOT_SENT;
+		s->sent = mq_mono_ms();
+	}
+	return rc;
+}
+
+static slot_t *ring(mq_producer_t *p, uint32_t i)
+{
+	return &p->slots[(p->head + i) % p->window];
+}
+
+static void slot_done(mq_producer_t *p, slot_t *s)
+{
+	s->state = SLOT_FREE;
+	s->buf.len = 0;
+	p->inflight--;
+	while (p->used && ring(p, 0)->state == SLOT_FREE) {
+		p->head = (p->head + 1) % p->window;
+		p->used--;
+	}
+}
+
+static void on_reply(mq_producer_t *p, const mq_wire_msg_t *m)
+{
+	slot_t *s = NULL;
+	for (uint32_t i = 0; i < p->used && !s; i++)
+		if (ring(p, i)->state != SLOT_FREE && ring(p, i)->id == m->id)
+			s = ring(p, i);
+	if (!s)
+		return; /* the answer to a resend we already had */
+	p->last_progress = mq_mono_ms();
+	if (m->kind == MQ_REP_OK) {
+		int dup = 0;
+		mq_wire_bool(mq_wire_arg(m, 2), &dup, "duplicate", NULL);
+		p->st.acked += s->count;
+		if (dup)
+			p->st.duplicates += s->count;
+	} else {
+		mq_err_t e;
+		reply_error(p->c, m, &e);
+		p->st.failed += s->count;
+		if (!p->error_new) {
+			snprintf(p->error, sizeof p->error, "partition %u: %.400s", s->partition, e.msg);
+			p->error_new = 1;
+		}
+	}
+	slot_done(p, s);
+}
+
+/* Send what is unsent; resend everything in flight when the oldest
+ * batch waited resend_ms (a lost connection loses all that followed). */
+static int pump(mq_producer_t *p, mq_err_t *err)
+{
+	int64_t now = mq_mono_ms();
+	int resend = 0;
+	for (uint32_t i = 0; i < p->used; i++) {
+		slot_t *s = ring(p, i);
+		if (s->state == SLOT_SENT && now - s->sent >= p->c->resend_ms)
+			resend = 1;
+	}
+	for (uint32_t i = 0; i < p->used; i++) {
+		slot_t *s = ring(p, i);
+		if (s->state == SLOT_UNSENT || (resend && s->state == SLOT_SENT)) {
+			int was_sent = s->state == SLOT_SENT;
+			int rc = slot_send(p, s, err);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				s->state = SLOT_UNSENT;
+				break; /* keep the order: nothing after it either */
+			}
+			if (was_sent)
+				p->st.resent++;
+		}
+	}
+	if (p->inflight && now - p->last_progress >= p->c->timeout_ms)
+		return timed_out(p->c, "PRODUCE", err);
+	return 0;
+}
+
+int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
+{
+	int rc = pump(p, err);
+	if (rc)
+		return rc;
+	if (!p->inflight)
+		return 0;
+	int unsent = 0;
+	for (uint32_t i = 0; i < p->used; i++)
+		unsent |= ring(p, i)->state == SLOT_UNSENT;
+	int64_t cap = unsent ? 20 : p->c->resend_ms;
+	rc = wait_in(p->c->data, wait_ms < cap ? wait_ms : cap, err);
+	if (rc <= 0)
+		return rc == -MQ_EAGAIN ? 0 : rc;
+	for (int n = 0; n < 4096; n++) {
+		reply_t r;
+		if (!recv_reply(p->c->data, &r, 1))
+			break;
+		on_reply(p, &r.msg);
+		reply_free(&r);
+	}
+	return 0;
+}
+
+int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err)
+{
+	uint32_t count = b->count;
+	if (mq_batch_finish(b) == 0)
+		return 0;
+	while (p->used == p->window) {
+		int rc = mq_producer_poll(p, (int)p->c->resend_ms, err);
+		if (rc) {
+			p->st.sent += count;
+			b->buf->len = 0;
+			return rc;
+		}
+	}
+	slot_t *s = ring(p, p->used);
+	mq_buf_t tmp = s->buf;
+	s->buf = *b->buf;
+	*b->buf = tmp;
+	b->buf->len = 0;
+	s->id = new_id(p->c);
+	s->partition = partition;
+	s->count = count;
+	s->state = SLOT_UNSENT;
+	p->used++;
+	if (p->inflight++ == 0)
+		p->last_progress = mq_mono_ms();
+	p->seq[partition] += count;
+	p->st.sent += count;
+	/* Send at once unless older batches still wait to go out. */
+	int older_unsent = 0;
+	for (uint32_t i = 0; i + 1 < p->used; i++)
+		older_unsent |= ring(p, i)->state == SLOT_UNSENT;
+	if (!older_unsent) {
+		int rc = slot_send(p, s, err);
+		if (rc < 0)
+			return rc;
+	}
+	return mq_producer_poll(p, 0, err);
+}
+
+int mq_producer_flush(mq_producer_t *p, mq_err_t *err)
+{
+	while (p->inflight) {
+		int rc = mq_producer_poll(p, (int)p->c->resend_ms, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+uint32_t mq_producer_inflight(const mq_producer_t *p)
+{
+	return p->inflight;
+}
+
+void *mq_producer_socket(mq_producer_t *p)
+{
+	return p->c->data;
+}
+
+void mq_producer_stats(const mq_producer_t *p, mq_producer_stats_t *s)
+{
+	*s = p->st;
+}
+
+const char *mq_producer_take_error(mq_producer_t *p)
+{
+	if (!p->error_new)
+		return NULL;
+	p->error_new = 0;
+	return p->error;
+}
+
+/* ---- fetch ---- */
+
+static void frames_release(mq_fetch_reply_t *r)
+{
+	zmq_msg_t *f = r->frames;
+	for (uint32_t i = 0; i < r->nframes; i++)
+		zmq_msg_close(&f[i]);
+	r->nframes = 0;
+	r->n = 0;
+}
+
+void mq_fetch_reply_free(mq_fetch_reply_t *r)
+{
+	if (!r)
+		return;
+	frames_release(r);
+	free(r->frames);
+	free(r->e);
+	memset(r, 0, sizeof *r);
+}
+
+int mq_client_fetch_send(mq_client_t *c, const char *topic, const mq_fetch_pos_t *pos, uint32_t n,
+			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
+			 mq_err_t *err)
+{
+	c->freq.len = 0;
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &c->freq);
+	c->fetch_id = new_id(c);
+	mq_wire_begin(&pk, MQ_REQ_FETCH, c->fetch_id, 6);
+	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_array(&pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_uint32(&pk, pos[i].partition);
+		msgpack_pack_uint64(&pk, pos[i].offset);
+	}
+	msgpack_pack_uint32(&pk, max_bytes);
+	msgpack_pack_uint32(&pk, max_wait_ms);
+	if (group && *group)
+		mq_wire_pack_str(&pk, group);
+	else
+		msgpack_pack_nil(&pk);
+	if (member && *member)
+		mq_wire_pack_str(&pk, member);
+	else
+		msgpack_pack_nil(&pk);
+	if (!c->freq.p)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	c->fetch_wait = max_wait_ms;
+	c->fetch_first = mq_mono_ms();
+	c->fetch_state = 1;
+	int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		c->fetch_state = 2;
+		c->fetch_sent = c->fetch_first;
+	}
+	return 0;
+}
+
+int mq_client_fetch_pending(const mq_client_t *c)
+{
+	return c->fetch_state != 0;
+}
+
+void mq_client_fetch_cancel(mq_client_t *c)
+{
+	c->fetch_state = 0;
+}
+
+static int grow(void **v, uint32_t *cap, uint32_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	uint32_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*v, n * size);
+	if (!p)
+		return -MQ_ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
+}
+
+/* Receive the rest of a FETCH reply whose first frame is in r->frames[0]. */
+static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t *m, mq_err_t *err)
+{
+	const msgpack_object_array *a;
+	if (mq_wire_array(mq_wire_arg(m, 0), &a, "entries", err) ||
+	    grow((void **)&r->e, &r->cap, a->size, sizeof *r->e))
+		return bad_reply(c, "FETCH", err);
+	zmq_msg_t *fr = r->frames;
+	uint32_t next_frame = 1;
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		uint64_t p, s, en, nx, nb, code;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 6 ||
+		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || mq_wire_u64(&e->ptr[1], &s, "start", err) ||
+		    mq_wire_u64(&e->ptr[2], &en, "end", err) || mq_wire_u64(&e->ptr[3], &nx, "next", err) ||
+		    mq_wire_u64(&e->ptr[4], &nb, "nbytes", err) || mq_wire_u64(&e->ptr[5], &code, "err", err))
+			return bad_reply(c, "FETCH", err);
+		mq_fetch_entry_t *x = &r->e[r->n++];
+		*x = (mq_fetch_entry_t){(uint32_t)p, s, en, nx, (int)code, NULL, 0};
+		if (nb > 0) {
+			if (next_frame >= r->nframes) {
+				mq_err_set(err, MQ_EPROTO, "partition %u: %llu bytes announced, no frame", x->partition,
+					   (unsigned long long)nb);
+				return bad_reply(c, "FETCH", err);
+			}
+			x->data = zmq_msg_data(&fr[next_frame]);
+			x->nbytes = zmq_msg_size(&fr[next_frame]);
+			next_frame++;
+		}
+	}
+	return 0;
+}
+
+/* Receive a whole message (all frames) into r->frames. */
+static int recv_all(void *s, mq_fetch_reply_t *r)
+{
+	frames_release(r);
+	for (;;) {
+		if (grow(&r->frames, &r->frames_cap, r->nframes + 1, sizeof(zmq_msg_t)))
+			return -MQ_ENOMEM;
+		zmq_msg_t *f = (zmq_msg_t *)r->frames + r->nframes;
+		zmq_msg_init(f);
+		if (zmq_msg_recv(f, s, r->nframes ? 0 : ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(f);
+			return r->nframes ? 1 : 0;
+		}
+		r->nframes++;
+		if (!zmq_msg_more(f))
+			return 1;
+	}
+}
+
+int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)
+{
+	int64_t start = mq_mono_ms(), until = start + (wait_ms < 0 ? 0 : wait_ms);
+	frames_release(r);
+	while (c->fetch_state) {
+		int64_t now = mq_mono_ms();
+		if (c->fetch_state == 1 || now - c->fetch_sent >= (int64_t)c->fetch_wait + c->resend_ms) {
+			int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
+			if (rc < 0)
+				return rc;
+			if (rc) {
+				c->fetch_state = 2;
+				c->fetch_sent = now;
+			}
+		}
+		if (now - c->fetch_first >= (int64_t)c->fetch_wait + c->timeout_ms) {
+			c->fetch_state = 0;
+			return timed_out(c, "FETCH", err);
+		}
+		if (now >= until)
+			return -MQ_EAGAIN;
+		int64_t w = until - now;
+		if (c->fetch_state == 1 && w > 20)
+			w = 20;
+		else if (w > c->resend_ms)
+			w = c->resend_ms;
+		int rc = wait_in(c->data, w, err);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		rc = recv_all(c->data, r);
+		if (rc <= 0) {
+			if (rc < 0)
+				return mq_err_set(err, MQ_ENOMEM, "out of memory");
+			continue;
+		}
+		mq_wire_msg_t m;
+		zmq_msg_t *f = r->frames;
+		if (mq_wire_parse(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &m, NULL) < 0 || m.id != c->fetch_id) {
+			mq_wire_msg_free(&m);
+			frames_release(r);
+			continue;
+		}
+		c->fetch_state = 0;
+		if (m.kind == MQ_REP_OK)
+			rc = fetch_parse(c, r, &m, err);
+		else
+			rc = reply_error(c, &m, err);
+		mq_wire_msg_free(&m);
+		return rc;
+	}
+	return mq_err_set(err, MQ_EINVAL, "no FETCH outstanding");
+}
+
+/* ---- offsets given by people ---- */
+
+/* "2026-11-24T10:00:00Z", with optional ".fff" and "Z" or "+HH:MM". */
+static int parse_iso(const char *s, int64_t *ms)
+{
+	int Y, M, D, h, m, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
+		return -1;
+	if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+		return -1;
+	const char *p = s + n;
+	int64_t frac = 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*p - '0');
+		if (!digits)
+			return -1;
+		for (; digits < 3; digits++)
+			frac *= 10;
+	}
+	int64_t tz = 0;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int th, tm, k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 || tm > 59)
+			return -1;
+		tz = (*p == '+' ? 1 : -1) * (th * 3600 + tm * 60);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	struct tm t = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
+	time_t secs = timegm(&t);
+	*ms = ((int64_t)secs - tz) * 1000 + frac;
+	return 0;
+}
+
+#define OFF_HINT "use beginning, end, N, -N, @MS, @2026-11-24T10:00:00Z or @-1h"
+
+int mq_offset_spec_parse(const char *s, int64_t now_ms, mq_offset_spec_t *o, mq_err_t *err)
+{
+	uint64_t v;
+	if (!strcmp(s, "beginning") || !strcmp(s, "begin") || !strcmp(s, "start")) {
+		*o = (mq_offset_spec_t){MQ_OFF_BEGINNING, 0};
+		return 0;
+	}
+	if (!strcmp(s, "end")) {
+		*o = (mq_offset_spec_t){MQ_OFF_END, 0};
+		return 0;
+	}
+	if (s[0] == '-' && mq_parse_u64(s + 1, &v, NULL) == 0 && v <= INT64_MAX) {
+		*o = (mq_offset_spec_t){MQ_OFF_FROM_END, (int64_t)v};
+		return 0;
+	}
+	if (mq_parse_u64(s, &v, NULL) == 0 && v <= INT64_MAX) {
+		*o = (mq_offset_spec_t){MQ_OFF_ABS, (int64_t)v};
+		return 0;
+	}
+	if (s[0] == '@') {
+		int64_t ms;
+		if (s[1] == '-' && mq_parse_duration_ms(s + 2, &ms, NULL) == 0) {
+			*o = (mq_offset_spec_t){MQ_OFF_TIME, now_ms - ms};
+			return 0;
+		}
+		if (mq_parse_u64(s + 1, &v, NULL) == 0 && v <= INT64_MAX) {
+			*o = (mq_offset_spec_t){MQ_OFF_TIME, (int64_t)v};
+			return 0;
+		}
+		if (parse_iso(s + 1, &ms) == 0) {
+			*o = (mq_offset_spec_t){MQ_OFF_TIME, ms};
+			return 0;
+		}
+		return mq_err_set(err, MQ_EINVAL, "offset '%.200s': time not understood (" OFF_HINT ")", s);
+	}
+	return mq_err_set(err, MQ_EINVAL, "offset '%.200s': not understood (" OFF_HINT ")", s);
+}
+
+int mq_client_resolve(mq_client_t *c, const char *topic, const mq_offset_spec_t *o, uint64_t *off,
+		      uint32_t n, mq_err_t *err)
+{
+	mq_part_offsets_t *po = calloc(n ? n : 1, sizeof *po);
+	if (!po)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	int rc = mq_client_offsets(c, topic, o->kind == MQ_OFF_TIME ? (o->v < 0 ? 0 : o->v) : -1, po, n, err);
+	for (uint32_t i = 0; !rc && i < n; i++) {
+		uint64_t s = po[i].start, e = po[i].end, v = (uint64_t)o->v;
+		switch (o->kind) {
+		case MQ_OFF_BEGINNING:
+			off[i] = s;
+			break;
+		case MQ_OFF_END:
+			off[i] = e;
+			break;
+		case MQ_OFF_ABS:
+			off[i] = v < s ? s : v > e ? e : v;
+			break;
+		case MQ_OFF_FROM_END:
+			off[i] = e - s < v ? s : e - v;
+			break;
+		case MQ_OFF_TIME:
+			off[i] = po[i].at_time < 0 ? e : (uint64_t)po[i].at_time;
+			break;
+		}
+	}
+	free(po);
+	return rc;
+}

@@ -1,0 +1,216 @@
+/*
+ * client.h -- the client side of the protocol in wire.h: a connection
+ * to mq-serve, the request/reply calls, a pipelined producer and the
+ * consumer-group member state.  Used by mq-pub and mq-sub (and later by
+ * mq-lag and mq-admin).
+ *
+ * A client holds two ZeroMQ DEALER sockets to the same endpoint: a
+ * control socket for one-at-a-time requests (HELLO, META, OFFSETS,
+ * JOIN, HEARTBEAT, COMMIT, ...) and a data socket for the pipelined
+ * PRODUCE window or the overlapped FETCH.  Keeping them apart means a
+ * heartbeat never waits behind a parked long-poll fetch, and a reply on
+ * the control socket is always the answer to the one request out.
+ *
+ * Every wait is bounded: a request the broker does not answer is sent
+ * again (same id for control requests; same producer id and sequence
+ * for batches, so the broker drops repeats), and after the client's
+ * timeout of silence the call fails with -MQ_ETIMEDOUT and a message
+ * naming the broker.  Nothing here prints or exits.
+ */
+#ifndef MQ_CLIENT_H
+#define MQ_CLIENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "util.h"
+#include "wire.h"
+
+#define MQ_DEFAULT_BROKER "tcp://127.0.0.1:7733"
+#define MQ_DEFAULT_TIMEOUT_MS 10000
+
+typedef struct mq_client mq_client_t;
+
+typedef struct mq_client_opts {
+	const char *endpoint; /* NULL: $MQ_BROKER, else MQ_DEFAULT_BROKER */
+	int64_t timeout_ms;   /* silence after which a call fails; <= 0: 10 s */
+	const char *name;     /* sent in HELLO and JOIN, e.g. "mq-pub" */
+	/* Optional: a control call interrupted by a signal gives up
+	 * (-MQ_EAGAIN) when *interrupt became non-zero during the call. */
+	volatile sig_atomic_t *interrupt;
+} mq_client_opts_t;
+
+/* The endpoint a client would use for this -b value (NULL ok). */
+const char *mq_client_default_endpoint(const char *endpoint);
+
+/* Create the sockets and connect (ZeroMQ connects in the background:
+ * an absent broker shows up as a timeout of the first call).  Fails
+ * only for a malformed endpoint or resource exhaustion. */
+int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err);
+void mq_client_close(mq_client_t *c); /* NULL ok; never blocks */
+const char *mq_client_endpoint(const mq_client_t *c);
+int64_t mq_client_timeout(const mq_client_t *c);
+
+/* ---- control requests (one at a time) ---- */
+
+typedef struct mq_hello {
+	char broker_version[32];
+	uint64_t max_message_bytes;
+	uint32_t default_partitions;
+} mq_hello_t;
+
+int mq_client_hello(mq_client_t *c, mq_hello_t *h, mq_err_t *err);
+/* Partition count of topic; create: auto-create it (-MQ_ENOENT when it
+ * does not exist and create is 0). */
+int mq_client_meta(mq_client_t *c, const char *topic, int create, uint32_t *partitions, mq_err_t *err);
+
+typedef struct mq_part_offsets {
+	uint32_t partition;
+	uint64_t start, end;
+	int64_t at_time; /* first offset with timestamp >= time; -1 without time */
+} mq_part_offsets_t;
+
+/* OFFSETS: fills out[0..n) for partitions 0..n-1 of topic (entries the
+ * broker did not name keep start = end = 0).  time < 0: no time lookup. */
+int mq_client_offsets(mq_client_t *c, const char *topic, int64_t time, mq_part_offsets_t *out, uint32_t n,
+		      mq_err_t *err);
+
+/* Committed offsets of group on topic: off[p] = offset, or -1 where the
+ * group has no commit, for p < n. */
+int mq_client_committed(mq_client_t *c, const char *group, const char *topic, int64_t *off, uint32_t n,
+			mq_err_t *err);
+/* COMMIT next offsets for n (partition, offset) pairs. */
+int mq_client_commit(mq_client_t *c, const char *group, const char *member, const char *topic,
+		     const uint32_t *parts, const uint64_t *offsets, uint32_t n, mq_err_t *err);
+
+/* ---- group membership (one topic) ---- */
+
+#define MQ_MEMBER_ID_MAX 200
+
+typedef struct mq_member {
+	char group[MQ_MEMBER_ID_MAX + 1];
+	char topic[MQ_MEMBER_ID_MAX + 1];
+	char member[MQ_MEMBER_ID_MAX + 1]; /* "" before JOIN */
+	int64_t session_ms;
+	uint64_t generation; /* of the assignment in owned[] */
+	uint64_t acked;      /* generation acknowledged to the broker */
+	uint32_t *owned;     /* partitions of topic this member owns, sorted */
+	uint32_t nowned;
+	uint32_t cap;
+} mq_member_t;
+
+/* JOIN (member->member "" for a new member); fills member, generation
+ * and owned.  The caller sets group, topic and session_ms first. */
+int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err);
+/* HEARTBEAT acking m->acked; fills generation and owned.  -MQ_ENOENT
+ * when the broker forgot the member (session expired): join again. */
+int mq_client_heartbeat(mq_client_t *c, mq_member_t *m, mq_err_t *err);
+int mq_client_leave(mq_client_t *c, mq_member_t *m, mq_err_t *err);
+void mq_member_free(mq_member_t *m);
+int mq_member_owns(const mq_member_t *m, uint32_t p);
+
+/* ---- pipelined produce ---- */
+
+typedef struct mq_producer mq_producer_t;
+
+typedef struct mq_producer_stats {
+	uint64_t sent;         /* records handed to mq_producer_send */
+	uint64_t acked;        /* records the broker stored or had stored */
+	uint64_t duplicates;   /* of acked, records in batches answered "duplicate" */
+	uint64_t failed;       /* records in batches the broker refused */
+	uint64_t resent;       /* batches sent again after a timeout */
+} mq_producer_stats_t;
+
+/* window: batches in flight (1-1024).  The producer id is random. */
+int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
+		    mq_producer_t **out, mq_err_t *err);
+void mq_producer_free(mq_producer_t *p); /* NULL ok */
+
+/* Start a batch for partition in buf (mq_batch_begin), with this
+ * producer's id and the partition's next sequence in b->hdr. */
+void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t *b, mq_buf_t *buf);
+/* Seal and send the batch b was building.  The producer takes buf's
+ * bytes (buf comes back empty, maybe with another allocation) and keeps
+ * them until acknowledged.  Waits while the window is full.  Returns 0,
+ * or < 0 when the broker stayed silent past the timeout (the batch is
+ * then counted as not acknowledged).  A batch the broker refuses does
+ * not fail the call: see mq_producer_error. */
+int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err);
+/* Process replies that arrived, resend what timed out; wait up to
+ * wait_ms for one.  0, or < 0 after the timeout of silence. */
+int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err);
+/* Wait until every batch is acknowledged or refused. */
+int mq_producer_flush(mq_producer_t *p, mq_err_t *err);
+/* Batches waiting for their acknowledgement. */
+uint32_t mq_producer_inflight(const mq_producer_t *p);
+/* The ZeroMQ socket to poll for replies (for zmq_poll with stdin). */
+void *mq_producer_socket(mq_producer_t *p);
+void mq_producer_stats(const mq_producer_t *p, mq_producer_stats_t *s);
+/* The first refusal ("partition 9: no such partition"), or NULL.  Each
+ * new refusal is reported once by mq_producer_take_error. */
+const char *mq_producer_take_error(mq_producer_t *p);
+
+/* ---- fetch ---- */
+
+typedef struct mq_fetch_entry {
+	uint32_t partition;
+	uint64_t start, end, next;
+	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY (positive) */
+	const uint8_t *data; /* raw batches (nbytes), or NULL */
+	size_t nbytes;
+} mq_fetch_entry_t;
+
+typedef struct mq_fetch_reply {
+	mq_fetch_entry_t *e;
+	uint32_t n, cap;
+	void *frames; /* zmq_msg_t[], owned */
+	uint32_t nframes, frames_cap;
+} mq_fetch_reply_t;
+
+typedef struct mq_fetch_pos {
+	uint32_t partition;
+	uint64_t offset;
+} mq_fetch_pos_t;
+
+/* Send a FETCH on the data socket (at most one outstanding).  group and
+ * member may be NULL. */
+int mq_client_fetch_send(mq_client_t *c, const char *topic, const mq_fetch_pos_t *pos, uint32_t n,
+			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
+			 mq_err_t *err);
+/* Wait for the outstanding FETCH's reply, resending it when the broker
+ * is silent, up to max_wait_ms + the timeout.  Fills r (its previous
+ * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it
+ * ran out and the fetch is still outstanding (so callers can heartbeat). */
+int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
+/* Is a FETCH outstanding? */
+int mq_client_fetch_pending(const mq_client_t *c);
+/* Forget the outstanding FETCH (its reply will be ignored). */
+void mq_client_fetch_cancel(mq_client_t *c);
+void mq_fetch_reply_free(mq_fetch_reply_t *r);
+
+/* ---- offsets given by people: -o beginning|end|N|-N|@TIME ---- */
+
+typedef enum mq_offset_kind {
+	MQ_OFF_BEGINNING,
+	MQ_OFF_END,
+	MQ_OFF_ABS,      /* v */
+	MQ_OFF_FROM_END, /* v messages before the end */
+	MQ_OFF_TIME,     /* v = ms since the epoch */
+} mq_offset_kind_t;
+
+typedef struct mq_offset_spec {
+	mq_offset_kind_t kind;
+	int64_t v;
+} mq_offset_spec_t;
+
+/* Parse "beginning", "end", "N", "-N", "@MS", "@2026-11-24T10:00:00Z",
+ * "@-1h" (now_ms gives the present for the relative form). */
+int mq_offset_spec_parse(const char *s, int64_t now_ms, mq_offset_spec_t *o, mq_err_t *err);
+/* Resolve a spec for partitions 0..n-1 into off[] using OFFSETS.  An
+ * absolute offset is clamped into [start, end]. */
+int mq_client_resolve(mq_client_t *c, const char *topic, const mq_offset_spec_t *o, uint64_t *off,
+		      uint32_t n, mq_err_t *err);
+
+#endif
