@@ -170,7 +170,8 @@ int64_t mq_client_timeout(const mq_client_t *c)
 
 static int timed_out(mq_client_t *c, const char *what, mq_err_t *err)
 {
-	return mq_err_set(err, MQ_ETIMEDOUT, "broker %s did not answer %s within %lld%s", c->endpoint, what,
+	(void)what; /* the request does not help the reader: the broker is away */
+	return mq_err_set(err, MQ_ETIMEDOUT, "broker %s did not answer within %lld%s", c->endpoint,
 			  (long long)(c->timeout_ms % 1000 ? c->timeout_ms : c->timeout_ms / 1000),
 			  c->timeout_ms % 1000 ? "ms" : "s");
 }

@@ -1,0 +1,554 @@
+/*
+ * mq-pub -- standard input (or -m TEXT) to messages on a topic.
+ *
+ * Input is read in large blocks and cut into records by the reader
+ * (record.h); records are packed straight into one batch per partition
+ * and handed to the pipelined producer (client.h), which keeps a window
+ * of batches in flight and resends on silence with the same producer id
+ * and sequences.  A batch goes out when it is full (--batch records or
+ * BATCH_BYTES), or when standard input has nothing more to read right
+ * now and --linger has passed since the batch was started: so a file is
+ * sent in big batches while a lone interactive line goes out at once.
+ *
+ * Exit status: 0 when every message was acknowledged; 1 otherwise
+ * (saying how many were not and why); 2 for usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "client.h"
+#include "mq.h"
+#include "record.h"
+
+static const char *prog = "mq-pub";
+
+#define WINDOW 32
+#define BATCH_DEFAULT 10000
+#define BATCH_BYTES ((size_t)1 << 20)
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: mq-pub -t TOPIC [-k KEY | -K DELIM] [-p PARTITION] [-m MESSAGE] [options] < records\n"
+		"\n"
+		"  -t, --topic NAME         topic to publish to (created if missing)\n"
+		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"  -k, --key KEY            key of every message\n"
+		"  -K, --key-delim DELIM    split each record at the first DELIM into key and value\n"
+		"  -p, --partition N        publish to partition N (default: by key, else spread)\n"
+		"  -m, --message TEXT       publish TEXT as one message, ignoring stdin\n"
+		"  -0                       records are NUL-terminated instead of lines\n"
+		"  -f, --format FMT         input format: lines, nul, json, msgpack (envelopes)\n"
+		"  -H, --header NAME=VALUE  add a header to every message (repeatable)\n"
+		"      --batch N            at most N messages per batch (default %d)\n"
+		"      --linger DURATION    wait this long for more input to fill a batch (default 0)\n"
+		"      --max-message-bytes SIZE  refuse larger messages (default: the broker's limit)\n"
+		"      --progress           show a progress line on stderr\n"
+		"  -v, --verbose            counts on stderr at the end\n"
+		"  -q, --quiet              no warnings about single records\n"
+		"  -h, --help               this help;  -V, --version  the version\n",
+		BATCH_DEFAULT);
+}
+
+enum {
+	OPT_BATCH = 256,
+	OPT_LINGER,
+	OPT_MAXMSG,
+	OPT_PROGRESS,
+	OPT_NO_PROGRESS,
+	OPT_LATER, /* options of later versions: refused */
+};
+
+static const struct option longopts[] = {
+	{"topic", required_argument, NULL, 't'},
+	{"key", required_argument, NULL, 'k'},
+	{"key-delim", required_argument, NULL, 'K'},
+	{"partition", required_argument, NULL, 'p'},
+	{"message", required_argument, NULL, 'm'},
+	{"format", required_argument, NULL, 'f'},
+	{"header", required_argument, NULL, 'H'},
+	{"batch", required_argument, NULL, OPT_BATCH},
+	{"linger", required_argument, NULL, OPT_LINGER},
+	{"max-message-bytes", required_argument, NULL, OPT_MAXMSG},
+	{"progress", no_argument, NULL, OPT_PROGRESS},
+	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+	MQ_CLI_LONGOPTS,
+	{"id", required_argument, NULL, OPT_LATER},
+	{"ttl", required_argument, NULL, OPT_LATER},
+	{"delay", required_argument, NULL, OPT_LATER},
+	{"at", required_argument, NULL, OPT_LATER},
+	{"prepare", no_argument, NULL, OPT_LATER},
+	{"commit", required_argument, NULL, OPT_LATER},
+	{"rollback", required_argument, NULL, OPT_LATER},
+	{"txn-checker", required_argument, NULL, OPT_LATER},
+	{NULL, 0, NULL, 0},
+};
+
+typedef struct opts {
+	mq_cli_t cli;
+	const char *topic, *key, *delim, *message;
+	int64_t linger_ms;
+	int64_t partition; /* -1: by key or spread */
+	mq_fmt_t fmt;
+	int fmt_set, nul;
+	mq_header_t headers[MQ_REC_MAX_HEADERS];
+	uint32_t nheaders;
+	uint64_t batch, max_msg;
+	int progress;
+} opts_t;
+
+static int parse_header(opts_t *o, const char *s, mq_err_t *err)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq || eq == s)
+		return mq_err_set(err, MQ_EINVAL, "-H '%.200s': expected NAME=VALUE", s);
+	if (o->nheaders == MQ_REC_MAX_HEADERS)
+		return mq_err_set(err, MQ_EINVAL, "-H '%.200s': too many headers (at most %d)", s, MQ_REC_MAX_HEADERS);
+	mq_header_t *h = &o->headers[o->nheaders++];
+	*h = (mq_header_t){(const uint8_t *)s, (size_t)(eq - s), (const uint8_t *)eq + 1, strlen(eq + 1)};
+	return 0;
+}
+
+/* The options of mq-pub itself: 0 or -MQ_EINVAL. */
+static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
+{
+	opts_t *o = ctx;
+	uint64_t v;
+	switch (c) {
+	case 't': o->topic = arg; return 0;
+	case 'k': o->key = arg; return 0;
+	case 'K': o->delim = arg; return 0;
+	case 'm': o->message = arg; return 0;
+	case '0': o->nul = 1; return 0;
+	case OPT_PROGRESS: o->progress = 1; return 0;
+	case OPT_NO_PROGRESS: o->progress = 0; return 0;
+	case 'H': return parse_header(o, arg, err);
+	case OPT_LINGER: return mq_parse_duration_ms(arg, &o->linger_ms, err);
+	case 'p':
+		if (mq_parse_u64(arg, &v, err) || v >= 10000000)
+			return mq_err_set(err, MQ_EINVAL, "-p '%.200s': expected a partition number (0, 1, ...)", arg);
+		o->partition = (int64_t)v;
+		return 0;
+	case 'f':
+		if (mq_fmt_parse(arg, &o->fmt, err) || o->fmt == MQ_FMT_TEMPLATE)
+			return mq_err_set(err, MQ_EINVAL, "-f '%.200s': unknown format (use lines, nul, json or msgpack)", arg);
+		o->fmt_set = 1;
+		return 0;
+	case OPT_BATCH:
+		if (mq_parse_u64(arg, &o->batch, err) || o->batch == 0 || o->batch > 1000000)
+			return mq_err_set(err, MQ_EINVAL, "--batch '%.200s': expected a number from 1 to 1000000", arg);
+		return 0;
+	case OPT_MAXMSG:
+		if (mq_parse_size(arg, &o->max_msg, err))
+			return -MQ_EINVAL;
+		if (o->max_msg == 0)
+			return mq_err_set(err, MQ_EINVAL, "--max-message-bytes: must be more than 0");
+		return 0;
+	case OPT_LATER:
+		return mq_cli_later(prog, longopts[idx].name, err);
+	default:
+		return mq_err_set(err, MQ_EINVAL, "option '-%c' is not handled", c);
+	}
+}
+
+static int check_opts(void *ctx, mq_err_t *err)
+{
+	opts_t *o = ctx;
+	if (!o->topic)
+		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
+	if (mq_name_check("topic", o->topic, 0, err))
+		return -MQ_EINVAL;
+	if (o->key && o->delim)
+		return mq_err_set(err, MQ_EINVAL, "-k and -K do not go together");
+	if (o->nul) {
+		if (o->fmt_set && o->fmt != MQ_FMT_NUL && o->fmt != MQ_FMT_LINES)
+			return mq_err_set(err, MQ_EINVAL, "-0 and -f json|msgpack do not go together");
+		o->fmt = MQ_FMT_NUL;
+	}
+	if (o->delim && !*o->delim)
+		return mq_err_set(err, MQ_EINVAL, "-K: the delimiter is empty");
+	if (o->delim && (o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK))
+		return mq_err_set(err, MQ_EINVAL, "-K does not go with -f json|msgpack (envelopes carry their key)");
+	if (o->message && (o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK))
+		return mq_err_set(err, MQ_EINVAL, "-m does not go with -f json|msgpack");
+	return 0;
+}
+
+/* 0 to go on, 1 to exit 0 (help, version), 2 usage error. */
+static int parse_opts(int argc, char **argv, opts_t *o)
+{
+	mq_err_t err;
+	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
+	if (r == MQ_CLI_HELP)
+		usage(stdout);
+	else if (r == MQ_CLI_VERSION)
+		printf("%s %s\n", prog, MQ_VERSION);
+	else if (r < 0)
+		fprintf(stderr, "%s: %s (try '%s --help')\n", prog, err.msg, prog);
+	return r < 0 ? 2 : r > 0;
+}
+
+/* ---- publishing ---- */
+
+typedef struct pub {
+	opts_t *o;
+	mq_client_t *c;
+	mq_producer_t *p;
+	uint32_t partitions;
+	mq_batch_builder_t *b;
+	mq_buf_t *bufs;
+	int64_t *opened; /* mono ms a partition's batch got its first record; 0 = none open */
+	uint32_t rr;     /* partition of unkeyed records */
+	uint64_t read, too_big, bad;
+	int64_t now_ms;
+	int failed;      /* broker silent: stop */
+	mq_err_t err;
+	/* progress */
+	int64_t prog_start, prog_last;
+	int prog_tty;
+} pub_t;
+
+static void report_refusals(pub_t *s)
+{
+	const char *e;
+	while ((e = mq_producer_take_error(s->p)))
+		fprintf(stderr, "%s: topic '%s': %s\n", prog, s->o->topic, e);
+}
+
+static int send_batch(pub_t *s, uint32_t part)
+{
+	s->opened[part] = 0;
+	/* Unkeyed records spread batch by batch. */
+	if (s->o->partition < 0 && part == s->rr)
+		s->rr = (s->rr + 1) % s->partitions;
+	if (mq_producer_send(s->p, &s->b[part], part, &s->err)) {
+		s->failed = 1;
+		return -1;
+	}
+	report_refusals(s);
+	return 0;
+}
+
+static int send_open(pub_t *s)
+{
+	for (uint32_t i = 0; i < s->partitions && !s->failed; i++)
+		if (s->opened[i])
+			send_batch(s, i);
+	return s->failed ? -1 : 0;
+}
+
+static size_t msg_size(const mq_rec_t *r, const mq_header_t *h, uint32_t nh, size_t key_len)
+{
+	size_t n = key_len + r->value_len + r->id_len;
+	for (uint32_t i = 0; i < nh; i++)
+		n += mq_varint_len(h[i].name_len) + h[i].name_len + mq_varint_len(h[i].value_len) + h[i].value_len;
+	return n;
+}
+
+static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
+{
+	const opts_t *o = s->o;
+	const void *key = r->key;
+	size_t key_len = r->key_len;
+	if (o->key) {
+		key = o->key;
+		key_len = strlen(o->key);
+	}
+	mq_header_t hbuf[MQ_REC_MAX_HEADERS];
+	const mq_header_t *h = r->headers;
+	uint32_t nh = r->nheaders;
+	if (o->nheaders) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < r->nheaders && n < MQ_REC_MAX_HEADERS; i++)
+			hbuf[n++] = r->headers[i];
+		for (uint32_t i = 0; i < o->nheaders && n < MQ_REC_MAX_HEADERS; i++)
+			hbuf[n++] = o->headers[i];
+		h = hbuf;
+		nh = n;
+	}
+	size_t size = msg_size(r, h, nh, key ? key_len : 0);
+	if (size > s->o->max_msg) {
+		s->too_big++;
+		if (!o->cli.quiet)
+			fprintf(stderr, "%s: record %" PRIu64 ": %zu bytes, over the limit of %" PRIu64
+				" (--max-message-bytes); not sent\n", prog, recno, size, o->max_msg);
+		return 0;
+	}
+	uint32_t part = o->partition >= 0 ? (uint32_t)o->partition
+		       : key ? mq_key_partition(key, key_len, s->partitions) : s->rr;
+	mq_batch_builder_t *b = &s->b[part];
+	if (s->opened[part] && (b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES)) {
+		if (send_batch(s, part))
+			return -1;
+		if (!key && o->partition < 0)
+			part = s->rr, b = &s->b[part];
+	}
+	if (!s->opened[part]) {
+		mq_producer_begin(s->p, part, b, &s->bufs[part]);
+		s->opened[part] = mq_mono_ms();
+	}
+	int64_t ts = r->timestamp > 0 ? r->timestamp : s->now_ms;
+	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, r->id, r->id_len, nh ? h : NULL, nh)) {
+		mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
+		s->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void progress(pub_t *s, int last)
+{
+	int64_t now = mq_mono_ms();
+	if (!last && now - s->prog_last < 1000)
+		return;
+	s->prog_last = now;
+	double secs = (double)(now - s->prog_start) / 1000.0;
+	mq_producer_stats_t st;
+	mq_producer_stats(s->p, &st);
+	fprintf(stderr, "%s%s: %" PRIu64 " messages, %" PRIu64 " acknowledged, %.0f msg/s%s", s->prog_tty ? "\r" : "",
+		prog, s->read, st.acked, secs > 0 ? (double)st.acked / secs : 0.0,
+		s->prog_tty && !last ? "\033[K" : "\n");
+}
+
+/* Wait until fd 0 is readable (1), the deadline passed (0) or a
+ * signal came (0), meanwhile handling the broker's replies. */
+static int wait_input(pub_t *s, int64_t deadline)
+{
+	for (;;) {
+		if (mq_producer_poll(s->p, 0, &s->err)) {
+			s->failed = 1;
+			return 0;
+		}
+		report_refusals(s);
+		int64_t now = mq_mono_ms();
+		if (stop || (deadline >= 0 && now >= deadline))
+			return 0;
+		long ms = 1000;
+		if (deadline >= 0 && deadline - now < ms)
+			ms = (long)(deadline - now);
+		zmq_pollitem_t it[2] = {{.fd = 0, .events = ZMQ_POLLIN}, {.socket = mq_producer_socket(s->p), .events = ZMQ_POLLIN}};
+		int r = zmq_poll(it, mq_producer_inflight(s->p) ? 2 : 1, ms);
+		if (r < 0 && zmq_errno() != EINTR) {
+			mq_err_set(&s->err, MQ_EIO, "waiting for input: %s", zmq_strerror(zmq_errno()));
+			s->failed = 1;
+			return 0;
+		}
+		if (r > 0 && (it[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+			return 1;
+		if (s->o->progress)
+			progress(s, 0);
+	}
+}
+
+static int input_ready(void)
+{
+	struct pollfd pf = {.fd = 0, .events = POLLIN};
+	return poll(&pf, 1, 0) != 0;
+}
+
+/* Before a read that may block: send what waited long enough. */
+static void before_read(pub_t *s)
+{
+	while (!input_ready() && !s->failed && !stop) {
+		int64_t oldest = 0;
+		for (uint32_t i = 0; i < s->partitions; i++)
+			if (s->opened[i] && (!oldest || s->opened[i] < oldest))
+				oldest = s->opened[i];
+		if (!oldest) {
+			wait_input(s, -1);
+			return;
+		}
+		if (s->o->linger_ms <= 0 || mq_mono_ms() >= oldest + s->o->linger_ms) {
+			send_open(s);
+			continue;
+		}
+		if (wait_input(s, oldest + s->o->linger_ms))
+			return;
+	}
+}
+
+static int run_stdin(pub_t *s, mq_reader_t *rd)
+{
+	mq_rec_t rec;
+	mq_err_t e;
+	s->now_ms = mq_now_ms();
+	while (!s->failed && !stop) {
+		int rc = mq_reader_next(rd, &rec, &e);
+		if (rc > 0) {
+			s->read++;
+			if (add_record(s, &rec, mq_reader_count(rd)))
+				break;
+			continue;
+		}
+		if (rc < 0) {
+			if (!s->o->cli.quiet)
+				fprintf(stderr, "%s: %s; not sent\n", prog, e.msg);
+			s->read++;
+			if (rc == -MQ_ETOOBIG)
+				s->too_big++;
+			else
+				s->bad++;
+			continue;
+		}
+		if (mq_reader_eof(rd))
+			break;
+		before_read(s);
+		if (s->failed || stop)
+			break;
+		long n = mq_reader_fill(rd, &e);
+		if (n < 0 && n != -MQ_EAGAIN) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			s->bad++;
+			break;
+		}
+		s->now_ms = mq_now_ms();
+		if (s->o->progress)
+			progress(s, 0);
+	}
+	return 0;
+}
+
+static int finish(pub_t *s)
+{
+	if (!s->failed)
+		send_open(s);
+	if (!s->failed && mq_producer_flush(s->p, &s->err))
+		s->failed = 1;
+	report_refusals(s);
+	mq_producer_stats_t st;
+	mq_producer_stats(s->p, &st);
+	if (s->o->progress)
+		progress(s, 1);
+	if (s->o->cli.verbose)
+		fprintf(stderr, "%s: %" PRIu64 " read, %" PRIu64 " sent, %" PRIu64 " acknowledged (%" PRIu64
+			" duplicates), %" PRIu64 " refused, %" PRIu64 " too big, %" PRIu64 " batches resent\n",
+			prog, s->read, st.sent, st.acked, st.duplicates, st.failed, s->too_big, st.resent);
+	uint64_t missing = s->read > st.acked ? s->read - st.acked : 0;
+	if (!missing && !s->failed)
+		return 0;
+	if (s->failed)
+		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " messages were not acknowledged (%s)\n", prog, missing,
+			s->read, s->err.msg);
+	else
+		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " messages were not acknowledged (%s)\n", prog, missing,
+			s->read, st.failed ? "refused by the broker, see above" : "invalid or too big, see above");
+	return 1;
+}
+
+static int setup(pub_t *s, opts_t *o)
+{
+	mq_err_t *err = &s->err;
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog};
+	mq_hello_t h;
+	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err) ||
+	    mq_client_meta(s->c, o->topic, 1, &s->partitions, err))
+		return -1;
+	if (!o->max_msg)
+		o->max_msg = h.max_message_bytes ? h.max_message_bytes : (1u << 20);
+	if (o->partition >= (int64_t)s->partitions) {
+		mq_err_set(err, MQ_ERANGE, "partition %" PRId64 " out of range: topic '%s' has %u partition%s (0-%u)",
+			   o->partition, o->topic, s->partitions, s->partitions == 1 ? "" : "s", s->partitions - 1);
+		return -1;
+	}
+	s->b = calloc(s->partitions, sizeof *s->b);
+	s->bufs = calloc(s->partitions, sizeof *s->bufs);
+	s->opened = calloc(s->partitions, sizeof *s->opened);
+	if (!s->b || !s->bufs || !s->opened) {
+		mq_err_set(err, MQ_ENOMEM, "out of memory");
+		return -1;
+	}
+	return mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err);
+}
+
+static void cleanup(pub_t *s)
+{
+	mq_producer_free(s->p);
+	for (uint32_t i = 0; s->bufs && i < s->partitions; i++)
+		mq_buf_free(&s->bufs[i]);
+	free(s->bufs);
+	free(s->b);
+	free(s->opened);
+	mq_client_close(s->c);
+}
+
+/* -m TEXT: one record, split by -K like a line. */
+static void message_rec(const opts_t *o, mq_rec_t *r)
+{
+	memset(r, 0, sizeof *r);
+	const char *v = o->message;
+	const char *d = o->delim ? strstr(v, o->delim) : NULL;
+	if (d) {
+		r->key = (const uint8_t *)v;
+		r->key_len = (size_t)(d - v);
+		v = d + strlen(o->delim);
+	}
+	r->value = (const uint8_t *)v;
+	r->value_len = strlen(v);
+	r->partition = -1;
+	r->offset = -1;
+}
+
+int main(int argc, char **argv)
+{
+	opts_t o = {.partition = -1, .batch = BATCH_DEFAULT, .progress = -1};
+	mq_cli_init(&o.cli);
+	int rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	struct stat st;
+	if (o.progress < 0)
+		o.progress = !o.message && isatty(2) && fstat(0, &st) == 0 && S_ISREG(st.st_mode);
+	if (o.cli.quiet)
+		o.progress = o.cli.verbose = 0;
+
+	mq_reader_t *rd = NULL;
+	mq_err_t err;
+	if (!o.message) {
+		mq_reader_opts_t ro = {.fmt = o.fmt, .key_delim = o.delim};
+		if (mq_reader_new(0, &ro, &rd, &err)) {
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+			return 2;
+		}
+	}
+	mq_cli_signals(on_signal);
+
+	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_tty = isatty(2)};
+	if (setup(&s, &o)) {
+		fprintf(stderr, "%s: %s\n", prog, s.err.msg);
+		cleanup(&s);
+		mq_reader_free(rd);
+		return 1;
+	}
+	if (o.message) {
+		mq_rec_t r;
+		message_rec(&o, &r);
+		s.now_ms = mq_now_ms();
+		s.read = 1;
+		add_record(&s, &r, 1);
+	} else {
+		run_stdin(&s, rd);
+	}
+	rc = finish(&s);
+	cleanup(&s);
+	mq_reader_free(rd);
+	return rc;
+}

@@ -1,0 +1,253 @@
+#!/usr/bin/env bats
+# mq-pub against a real mq-serve: round trips, formats, keys, limits,
+# errors, and what happens when the broker is away or goes away.
+
+load helpers
+
+# All records of topic $1 (partition order), read back with mq-sub.
+read_back() {
+	local t=$1
+	shift
+	timeout 60 mq-sub -t "$t" -e "$@"
+}
+
+@test "mq-pub --help and -V" {
+	run mq-pub --help
+	assert_success
+	assert_output --partial "usage: mq-pub -t TOPIC [-k KEY | -K DELIM] [-p PARTITION] [-m MESSAGE] [options] < records"
+	run mq-pub -V
+	assert_success
+	assert_output --regexp '^mq-pub [0-9]+\.[0-9]+'
+}
+
+@test "mq-pub refuses bad usage with one line and exit 2, before touching the network" {
+	run mq-pub -t a --frobnicate
+	assert_failure 2
+	assert_output "mq-pub: unknown option '--frobnicate' (try 'mq-pub --help')"
+	run mq-pub -t 'a/b' -m x
+	assert_failure 2
+	assert_output --partial "mq-pub: topic 'a/b': invalid name (use A-Z a-z 0-9 . _ -)"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-pub -t __internal -m x
+	assert_failure 2
+	run mq-pub -m x
+	assert_failure 2
+	assert_output --partial "no topic"
+	run mq-pub -t a -k k -K :
+	assert_failure 2
+	run mq-pub -t a -w never
+	assert_failure 2
+	run mq-pub -t a -p x
+	assert_failure 2
+	run mq-pub -t a -f yaml
+	assert_failure 2
+	run mq-pub -t a -H novalue
+	assert_failure 2
+	run mq-pub -t a --max-message-bytes lots
+	assert_failure 2
+	for o in "--ttl 1s" "--delay 1s" "--at 0" "--id key" "--prepare" "--commit 1" "--rollback 1" "--txn-checker x"; do
+		run mq-pub -t a $o
+		assert_failure 2
+		assert_output --partial "is not available in this version of mq-pub"
+	done
+}
+
+@test "mq-pub against no broker exits 1 within its -w timeout" {
+	local port start end
+	port=$(free_port)
+	start=$(date +%s%N)
+	run timeout 20 mq-pub -b "tcp://127.0.0.1:$port" -w 1s -t a -m hello
+	end=$(date +%s%N)
+	assert_failure 1
+	assert_output "mq-pub: broker tcp://127.0.0.1:$port did not answer within 1s"
+	[ $(((end - start) / 1000000)) -lt 5000 ]
+}
+
+@test "100,000 lines go through byte for byte" {
+	start_broker
+	seq -f 'line %06g of the round trip' 1 100000 >"$BATS_TEST_TMPDIR/in"
+	run mq-pub -t rt -v <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_output --partial "100000 acknowledged (0 duplicates)"
+	read_back rt >"$BATS_TEST_TMPDIR/out"
+	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "empty lines, a last line without newline, and 1 MiB lines" {
+	start_broker
+	"$MQ_PYTHON" -c '
+import sys
+w = sys.stdout.write
+w("\n\nx\n\n")
+w("a" * 1048576 + "\n")
+w("\n")
+w("b" * 1048576 + "\n")
+w("end")' >"$BATS_TEST_TMPDIR/in"
+	run mq-pub -t long <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	read_back long >"$BATS_TEST_TMPDIR/out"
+	printf '\n' >>"$BATS_TEST_TMPDIR/in"
+	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+	[ "$(read_back long -F '%S\n' | tr '\n' ' ')" = "0 0 1 0 1048576 0 1048576 3 " ]
+}
+
+@test "binary values with -0 keep every byte" {
+	start_broker
+	"$MQ_PYTHON" -c '
+import os, random, sys
+random.seed(7)
+out = bytearray()
+for i in range(2000):
+    n = random.choice([0, 1, 2, 10, 100, 5000])
+    out += bytes(b % 255 + 1 for b in os.urandom(n)) + b"\0"
+sys.stdout.buffer.write(out)' >"$BATS_TEST_TMPDIR/in"
+	run mq-pub -t bin -0 <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	read_back bin -0 >"$BATS_TEST_TMPDIR/out"
+	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "keys keep per-key order across 8 partitions and follow the documented hash" {
+	start_broker --partitions 8
+	seq 1 20000 | awk '{ print "key" ($1 % 37) ":" $1 }' >"$BATS_TEST_TMPDIR/in"
+	run mq-pub -t keyed -K : --batch 100 <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	read_back keyed -F '%p %k %s\n' >"$BATS_TEST_TMPDIR/out"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 20000 ]
+	# every partition got keys, each key stays in one partition, in order
+	"$MQ_PYTHON" - "$BATS_TEST_TMPDIR/out" <<'EOF'
+import sys
+def part(key, n):
+    h = 0xcbf29ce484222325
+    for b in key.encode():
+        h ^= b
+        h = (h * 0x100000001b3) % (1 << 64)
+    return h % n
+last, parts = {}, set()
+for line in open(sys.argv[1]):
+    p, k, v = line.split()
+    assert int(p) == part(k, 8), (p, k)
+    assert int(v) > last.get(k, 0), (k, v)
+    last[k] = int(v)
+    parts.add(p)
+assert len(parts) == 8, parts
+assert len(last) == 37
+EOF
+}
+
+@test "unkeyed records spread over partitions batch by batch" {
+	start_broker --partitions 4
+	seq 1 4000 | mq-pub -t spread --batch 100
+	for p in 0 1 2 3; do
+		[ "$(read_back spread -F '%p\n' | grep -c "^$p\$")" -gt 0 ]
+	done
+	[ "$(read_back spread | sort -n | uniq | wc -l)" -eq 4000 ]
+}
+
+@test "-k, -p, -H and -m" {
+	start_broker --partitions 3
+	run mq-pub -t opts -m 'just this' -k K1 -p 2 -H a=1 -H b=x=y
+	assert_success
+	run read_back opts -F '%p|%k|%h|%s\n'
+	assert_output "2|K1|a=1,b=x=y|just this"
+	run mq-pub -t opts -p 3 -m x
+	assert_failure 1
+	assert_output "mq-pub: partition 3 out of range: topic 'opts' has 3 partitions (0-2)"
+}
+
+@test "-K: a line without the delimiter has no key and keeps its whole text" {
+	start_broker
+	printf 'k1=v1\nno delimiter here\n=empty key\nk2=a=b\n' | mq-pub -t kd -K =
+	run read_back kd -F '[%k] [%s]\n'
+	assert_output "[k1] [v1]
+[] [no delimiter here]
+[] [empty key]
+[k2] [a=b]"
+	run read_back kd -f json
+	assert_line --index 1 --partial '"key":null'
+	assert_line --index 2 --partial '"key":""'
+}
+
+@test "JSON and msgpack envelopes are published with their key, headers, id and timestamp" {
+	start_broker
+	cat >"$BATS_TEST_TMPDIR/in" <<'EOF'
+{"key":"k","value":"v1","headers":{"h":"1"},"id":"id-1","timestamp":1700000000000}
+{"value":"v2","unknown":[1,2,{"x":null}]}
+{"value_b64":"AAEC/w==","key_b64":"/w=="}
+EOF
+	run mq-pub -t env -f json <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	read_back env -f json >"$BATS_TEST_TMPDIR/out"
+	"$MQ_PYTHON" - "$BATS_TEST_TMPDIR/out" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 3
+a, b, c = recs
+assert a["key"] == "k" and a["value"] == "v1" and a["headers"] == {"h": "1"}, a
+assert a["id"] == "id-1" and a["timestamp"] == 1700000000000 and a["offset"] == 0, a
+assert a["topic"] == "env" and a["partition"] == 0
+assert b["value"] == "v2" and b["key"] is None and b["timestamp"] > 1700000000000, b
+assert c["value_b64"] == "AAEC/w==" and c["key_b64"] == "/w==", c
+EOF
+	# mq-sub's msgpack output publishes again unchanged
+	read_back env -f msgpack | mq-pub -t env2 -f msgpack
+	diff <(read_back env -F '%k|%s|%i|%h|%T\n') <(read_back env2 -F '%k|%s|%i|%h|%T\n')
+}
+
+@test "a message over --max-message-bytes is refused by number; the others are sent; exit 1" {
+	start_broker
+	{ echo short; head -c 300 /dev/zero | tr '\0' x; echo; echo after; } >"$BATS_TEST_TMPDIR/in"
+	run mq-pub -t big --max-message-bytes 100 <"$BATS_TEST_TMPDIR/in"
+	assert_failure 1
+	assert_line --index 0 "mq-pub: record 2: 300 bytes, over the limit of 100 (--max-message-bytes); not sent"
+	assert_line --index 1 --partial "mq-pub: 1 of 3 messages were not acknowledged"
+	run read_back big
+	assert_output "short
+after"
+}
+
+@test "a message over the broker's limit is refused before sending" {
+	start_broker --max-message-bytes 1KiB
+	run bash -c 'head -c 2000 /dev/zero | tr "\0" y | mq-pub -t lim'
+	assert_failure 1
+	assert_output --partial "record 1: 2000 bytes, over the limit of 1024"
+}
+
+@test "broker restarted while publishing: nothing lost, nothing doubled" {
+	start_broker
+	( for i in $(seq 1 40); do seq $((i * 500 - 499)) $((i * 500)); sleep 0.05; done ) |
+		mq-pub -t restart -w 10s -v 2>"$BATS_TEST_TMPDIR/pub.err" 3>&- &
+	local pub=$!
+	sleep 0.7
+	stop_broker
+	sleep 0.3
+	start_broker
+	wait "$pub"
+	run read_back restart
+	[ "${#lines[@]}" -eq 20000 ]
+	[ "$(printf '%s\n' "${lines[@]}" | sort -n | uniq | wc -l)" -eq 20000 ]
+}
+
+@test "SIGTERM to the broker while publishing loses no acknowledged message" {
+	start_broker
+	seq -f '%09g padding padding padding padding padding padding padding padding' 1 1000000 >"$BATS_TEST_TMPDIR/in"
+	mq-pub -t term -w 2s -v <"$BATS_TEST_TMPDIR/in" 2>"$BATS_TEST_TMPDIR/pub.err" 3>&- &
+	local pub=$! st=0
+	sleep 0.2
+	stop_broker
+	wait "$pub" || st=$?
+	cat "$BATS_TEST_TMPDIR/pub.err"
+	local acked
+	acked=$(sed -n 's/.* \([0-9]*\) acknowledged.*/\1/p' "$BATS_TEST_TMPDIR/pub.err")
+	[ -n "$acked" ]
+	if [ "$st" -ne 0 ]; then
+		grep -q "messages were not acknowledged (broker $MQ_BROKER did not answer within 2s)" "$BATS_TEST_TMPDIR/pub.err"
+	fi
+	start_broker
+	local stored
+	stored=$(read_back term | wc -l)
+	echo "acked $acked stored $stored"
+	[ "$stored" -ge "$acked" ]
+	# what is stored is a prefix of the input, without repeats
+	read_back term | cmp - <(head -n "$stored" "$BATS_TEST_TMPDIR/in")
+}

@@ -1,0 +1,279 @@
+#!/usr/bin/env bats
+# mq-sub against a real mq-serve: start offsets, output formats, exit
+# conditions, consumer groups (sharing, failover, resuming after the
+# last commit) and errors.
+
+load helpers
+
+# Publish seq 1 N to topic $1 (one batch per call: same timestamps).
+fill() {
+	seq 1 "$2" | mq-pub -t "$1"
+}
+
+sub() {
+	timeout 60 mq-sub "$@"
+}
+
+# Wait until file $1 has at least $2 lines (at most 20 s).
+wait_lines() {
+	local i
+	for ((i = 0; i < 400; i++)); do
+		[ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "wait_lines: $1 has $(wc -l <"$1") lines, wanted $2" >&2
+	return 1
+}
+
+# Wait until files $2... hold $1 distinct values in column 2 (at most 20 s).
+wait_unique() {
+	local want=$1 i
+	shift
+	for ((i = 0; i < 400; i++)); do
+		[ "$(cat "$@" | awk '{ print $2 }' | sort -u | wc -l)" -ge "$want" ] && return 0
+		sleep 0.05
+	done
+	echo "wait_unique: $(cat "$@" | awk '{ print $2 }' | sort -u | wc -l) distinct values, wanted $want" >&2
+	return 1
+}
+
+@test "mq-sub --help and -V" {
+	run mq-sub --help
+	assert_success
+	assert_output --partial "usage: mq-sub -t TOPIC [-g GROUP] [-o OFFSET] [-e] [-n COUNT] [-F FORMAT | -f FMT] [options]"
+	run mq-sub -V
+	assert_success
+	assert_output --regexp '^mq-sub [0-9]+\.[0-9]+'
+}
+
+@test "mq-sub refuses bad usage with one line and exit 2" {
+	run mq-sub -t a --frobnicate
+	assert_failure 2
+	assert_output "mq-sub: unknown option '--frobnicate' (try 'mq-sub --help')"
+	run mq-sub -t 'bad name'
+	assert_failure 2
+	assert_output --partial "topic 'bad name': invalid name"
+	run mq-sub -t a -o sometime
+	assert_failure 2
+	assert_output --partial "offset 'sometime': not understood"
+	[ "${#lines[@]}" -eq 1 ]
+	for o in @yesterday @2026-13-01T00:00:00Z @-1x 1.5 --; do
+		run mq-sub -t a -o "$o"
+		assert_failure 2
+	done
+	run mq-sub -t a -n 0
+	assert_failure 2
+	run mq-sub -t a -F '%z'
+	assert_failure 2
+	assert_output --partial "%z"
+	run mq-sub -t a -t b
+	assert_failure 2
+	assert_output --partial "not available in this version"
+	run mq-sub -t 'logs.*'
+	assert_failure 2
+	assert_output --partial "not available in this version"
+	for o in "--exec cat" "--check-seq" "--max-attempts 3" "--dlq d"; do
+		run mq-sub -t a $o
+		assert_failure 2
+		assert_output --partial "is not available in this version of mq-sub"
+	done
+	run mq-sub -t a -g 'no/slash'
+	assert_failure 2
+	run mq-sub -t a --at-most-once
+	assert_failure 2
+}
+
+@test "mq-sub against no broker exits 1 within its -w timeout" {
+	local port
+	port=$(free_port)
+	run timeout 20 mq-sub -b "tcp://127.0.0.1:$port" -w 1s -t a
+	assert_failure 1
+	assert_output "mq-sub: broker tcp://127.0.0.1:$port did not answer within 1s"
+}
+
+@test "-e on a topic that does not exist says so" {
+	start_broker
+	run sub -t nothing -e
+	assert_failure 1
+	assert_output --partial "topic 'nothing' does not exist"
+}
+
+@test "every -o form" {
+	start_broker --partitions 2
+	seq 1 10 | mq-pub -t o -p 0
+	sleep 0.05
+	local mid
+	mid=$(date +%s%3N)
+	sleep 0.05
+	seq 11 20 | mq-pub -t o -p 0
+	run sub -t o -e -o beginning
+	[ "${#lines[@]}" -eq 20 ]
+	run sub -t o -e -o end
+	assert_success
+	assert_output ""
+	run sub -t o -e -o 15 -F '%p:%o:%s\n'
+	assert_output "0:15:16
+0:16:17
+0:17:18
+0:18:19
+0:19:20"
+	run sub -t o -e -o 100
+	assert_output ""
+	run sub -t o -e -o -3
+	assert_output "18
+19
+20"
+	run sub -t o -e -o -100
+	[ "${#lines[@]}" -eq 20 ]
+	run sub -t o -e -o "@$mid"
+	assert_line --index 0 11
+	[ "${#lines[@]}" -eq 10 ]
+	run sub -t o -e -o "@$(date -u -d @$((mid / 1000 + 1)) +%Y-%m-%dT%H:%M:%SZ)"
+	assert_output ""
+	run sub -t o -e -o "@$(date -u -d @$((mid / 1000 - 60)) +%Y-%m-%dT%H:%M:%SZ)"
+	[ "${#lines[@]}" -eq 20 ]
+	run sub -t o -e -o @-1h
+	[ "${#lines[@]}" -eq 20 ]
+	run sub -t o -e -o @-1ms
+	assert_output ""
+}
+
+@test "-F codes and -f json" {
+	start_broker
+	printf 'k1\tv1\n' | mq-pub -t f -K "$(printf '\t')" -H h1=a -H h2=b
+	run sub -t f -e -F '%t|%p|%o|%k|%s|%i|%h|%S|%%|\t|\n'
+	assert_output "$(printf 'f|0|0|k1|v1||h1=a,h2=b|2|%%|\t|')"
+	run sub -t f -e -F '%T\n'
+	[ "${output}" -gt 1700000000000 ]
+	[ "$(sub -t f -e -F 'x\0y' | od -An -tx1 | tr -d ' \n')" = "780079" ]
+	sub -t f -e -f json | "$MQ_PYTHON" -m json.tool >/dev/null
+	run sub -t f -e -f json
+	assert_output '{"topic":"f","partition":0,"offset":0,"timestamp":'"$(sub -t f -e -F %T)"',"key":"k1","value":"v1","id":null,"headers":{"h1":"a","h2":"b"}}'
+}
+
+@test "-n COUNT stops after COUNT messages, following the topic meanwhile" {
+	start_broker
+	fill n 3
+	mq-sub -t n -n 5 >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local s=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 3
+	fill n 3
+	wait "$s"
+	run cat "$BATS_TEST_TMPDIR/out"
+	assert_output "1
+2
+3
+1
+2"
+}
+
+@test "a closed pipe ends mq-sub quietly with status 0" {
+	start_broker
+	fill pipe 200000
+	run bash -c 'timeout 30 mq-sub -t pipe | head -2; echo "status ${PIPESTATUS[0]}"'
+	assert_output "1
+2
+status 0"
+}
+
+@test "two group members split 4 partitions; after kill -9 of one the other gets all" {
+	start_broker --partitions 4
+	seq 1 4000 | mq-pub -t g --batch 50
+	mq-sub -t g -g G --session-timeout 2s -F '%p %s\n' >"$BATS_TEST_TMPDIR/a" 2>"$BATS_TEST_TMPDIR/a.err" 3>&- &
+	local a=$!
+	wait_lines "$BATS_TEST_TMPDIR/a" 4000
+	mq-sub -t g -g G --session-timeout 2s -F '%p %s\n' >"$BATS_TEST_TMPDIR/b" 2>"$BATS_TEST_TMPDIR/b.err" 3>&- &
+	local b=$!
+	sleep 1.5 # b joins; a hands over half of the partitions
+	seq 4001 8000 | mq-pub -t g --batch 50
+	wait_unique 8000 "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	# both members got messages, of different partitions
+	local pa pb
+	pa=$(awk '$2 > 4000 { print $1 }' "$BATS_TEST_TMPDIR/a" | sort -u | tr '\n' ' ')
+	pb=$(awk '$2 > 4000 { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | tr '\n' ' ')
+	echo "a: $pa b: $pb"
+	[ -n "$pa" ] && [ -n "$pb" ]
+	[ "$(echo $pa $pb | tr ' ' '\n' | sort | uniq -d)" = "" ]
+	kill -9 "$a"
+	wait "$a" || true
+	seq 8001 12000 | mq-pub -t g --batch 50
+	wait_unique 12000 "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	kill -TERM "$b"
+	wait "$b"
+	# nothing lost (repeats are allowed: at least once)
+	[ "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | awk '{ print $2 }' | sort -n -u | wc -l)" -eq 12000 ]
+	# b read every partition in the end
+	[ "$(awk '$2 > 8000 { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | wc -l)" -eq 4 ]
+}
+
+@test "a group resumes after its last commit: on restart of mq-sub and of the broker" {
+	start_broker --partitions 2
+	fill r 1000
+	run sub -t r -g R -n 300
+	assert_success
+	[ "${#lines[@]}" -eq 300 ]
+	stop_broker
+	start_broker --partitions 2
+	run sub -t r -g R -e
+	assert_success
+	[ "${#lines[@]}" -eq 700 ]
+	# -n 300 then -e: every message exactly once, since both exited cleanly
+	(sub -t r -g R2 -n 300 && sub -t r -g R2 -e) | sort -n | uniq -c | awk '$1 != 1 { exit 1 }'
+	run sub -t r -g R -e
+	assert_output ""
+}
+
+@test "a follower keeps going across a broker restart and resumes where it was" {
+	start_broker
+	fill live 500
+	mq-sub -t live -g L -w 10s >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	local s=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 500
+	stop_broker
+	sleep 0.5
+	start_broker
+	seq 501 1000 | mq-pub -t live
+	wait_lines "$BATS_TEST_TMPDIR/out" 1000
+	kill -TERM "$s"
+	wait "$s"
+	[ "$(sort -n -u "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 1000 ]
+	# the clean exit committed everything
+	run sub -t live -g L -e
+	assert_output ""
+}
+
+@test "SIGINT with a group: flush, commit, leave, exit 0" {
+	start_broker
+	fill sig 100
+	mq-sub -t sig -g S >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local s=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 100
+	kill -INT "$s"
+	wait "$s"
+	seq 101 150 | mq-pub -t sig
+	run sub -t sig -g S -e
+	[ "${#lines[@]}" -eq 50 ]
+	assert_line --index 0 101
+}
+
+@test "--at-most-once commits before writing" {
+	start_broker
+	fill amo 10
+	run sub -t amo -g A --at-most-once -n 4
+	assert_output "1
+2
+3
+4"
+	# -n 4: only the four written were committed
+	run sub -t amo -g A -e
+	assert_line --index 0 5
+	[ "${#lines[@]}" -eq 6 ]
+}
+
+@test "without -g every partition is read and nothing is committed" {
+	start_broker --partitions 3
+	seq 1 3000 | mq-pub -t all --batch 10
+	[ "$(sub -t all -e | sort -n -u | wc -l)" -eq 3000 ]
+	[ "$(sub -t all -e | wc -l)" -eq 3000 ]
+	[ "$(sub -t all -e -F '%p\n' | sort -u | wc -l)" -eq 3 ]
+}
