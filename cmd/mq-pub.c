@@ -62,7 +62,8 @@ static void usage(FILE *fp)
 		"      --batch N            at most N messages per batch (default %d)\n"
 		"      --linger DURATION    wait this long for more input to fill a batch (default 0)\n"
 		"      --max-message-bytes SIZE  refuse larger messages (default: the broker's limit)\n"
-		"      --progress           show a progress line on stderr\n"
+		"      --progress, --no-progress  a progress line on stderr (default: on a terminal,\n"
+		"                           with a regular file as input)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              no warnings about single records\n"
 		"  -h, --help               this help;  -V, --version  the version\n",
