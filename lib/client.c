@@ -546,7 +546,8 @@ static int parse_assignment(mq_member_t *m, const msgpack_object *o, mq_err_t *e
 		if (n == tlen && !memcmp(t, m->topic, n) && add_owned(m, (uint32_t)p))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
-	qsort(m->owned, m->nowned, sizeof *m->owned, cmp_u32);
+	if (m->nowned > 1)
+		qsort(m->owned, m->nowned, sizeof *m->owned, cmp_u32);
 	return 0;
 }
 
@@ -628,7 +629,7 @@ void mq_member_free(mq_member_t *m)
 
 int mq_member_owns(const mq_member_t *m, uint32_t p)
 {
-	return bsearch(&p, m->owned, m->nowned, sizeof p, cmp_u32) != NULL;
+	return m->nowned && bsearch(&p, m->owned, m->nowned, sizeof p, cmp_u32) != NULL;
 }
 
 /* ---- pipelined produce ---- */

@@ -128,7 +128,10 @@ wait_unique() {
 	run sub -t o -e -o "@$mid"
 	assert_line --index 0 11
 	[ "${#lines[@]}" -eq 10 ]
-	run sub -t o -e -o "@$(date -u -d @$((mid / 1000 + 1)) +%Y-%m-%dT%H:%M:%SZ)"
+	run sub -t o -e -o "@$(date -u -d "@$((mid / 1000)).$(printf %03d $((mid % 1000)))" +%Y-%m-%dT%H:%M:%S.%3NZ)"
+	assert_line --index 0 11
+	[ "${#lines[@]}" -eq 10 ]
+	run sub -t o -e -o @2099-01-01T00:00:00+01:00
 	assert_output ""
 	run sub -t o -e -o "@$(date -u -d @$((mid / 1000 - 60)) +%Y-%m-%dT%H:%M:%SZ)"
 	[ "${#lines[@]}" -eq 20 ]
@@ -183,27 +186,34 @@ status 0"
 	local a=$!
 	wait_lines "$BATS_TEST_TMPDIR/a" 4000
 	mq-sub -t g -g G --session-timeout 2s -F '%p %s\n' >"$BATS_TEST_TMPDIR/b" 2>"$BATS_TEST_TMPDIR/b.err" 3>&- &
-	local b=$!
-	sleep 1.5 # b joins; a hands over half of the partitions
-	seq 4001 8000 | mq-pub -t g --batch 50
-	wait_unique 8000 "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	local b=$! n=4000 i
+	# b joins and a hands over half of the partitions: publish until both read
+	for ((i = 0; i < 100; i++)); do
+		seq $((n + 1)) $((n + 100)) | mq-pub -t g --batch 10
+		n=$((n + 100))
+		[ "$(awk '$2 > 4000' "$BATS_TEST_TMPDIR/b" | wc -l)" -gt 0 ] && break
+		sleep 0.1
+	done
+	seq $((n + 1)) $((n + 4000)) | mq-pub -t g --batch 50
+	n=$((n + 4000))
+	wait_unique "$n" "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
 	# both members got messages, of different partitions
 	local pa pb
-	pa=$(awk '$2 > 4000 { print $1 }' "$BATS_TEST_TMPDIR/a" | sort -u | tr '\n' ' ')
-	pb=$(awk '$2 > 4000 { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | tr '\n' ' ')
+	pa=$(awk -v n=$((n - 4000)) '$2 > n { print $1 }' "$BATS_TEST_TMPDIR/a" | sort -u | tr '\n' ' ')
+	pb=$(awk -v n=$((n - 4000)) '$2 > n { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | tr '\n' ' ')
 	echo "a: $pa b: $pb"
 	[ -n "$pa" ] && [ -n "$pb" ]
 	[ "$(echo $pa $pb | tr ' ' '\n' | sort | uniq -d)" = "" ]
 	kill -9 "$a"
 	wait "$a" || true
-	seq 8001 12000 | mq-pub -t g --batch 50
-	wait_unique 12000 "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	seq $((n + 1)) $((n + 4000)) | mq-pub -t g --batch 50
+	wait_unique $((n + 4000)) "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
 	kill -TERM "$b"
 	wait "$b"
 	# nothing lost (repeats are allowed: at least once)
-	[ "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | awk '{ print $2 }' | sort -n -u | wc -l)" -eq 12000 ]
+	[ "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | awk '{ print $2 }' | sort -n -u | wc -l)" -eq $((n + 4000)) ]
 	# b read every partition in the end
-	[ "$(awk '$2 > 8000 { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | wc -l)" -eq 4 ]
+	[ "$(awk -v n="$n" '$2 > n { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | wc -l)" -eq 4 ]
 }
 
 @test "a group resumes after its last commit: on restart of mq-sub and of the broker" {
