@@ -532,7 +532,7 @@ int main(int argc, char **argv)
 	}
 	mq_cli_signals(on_signal);
 
-	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_tty = isatty(2)};
+	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2)};
 	if (setup(&s, &o)) {
 		fprintf(stderr, "%s: %s\n", prog, s.err.msg);
 		cleanup(&s);
