@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -276,6 +277,28 @@ uint64_t mq_mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- large allocations ---- */
+
+void *mq_big_alloc(size_t n)
+{
+	if (n == 0)
+		n = 1;
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	if (n >= ((size_t)2 << 20))
+		madvise(p, n, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+	return p;
+}
+
+void mq_big_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n ? n : 1);
 }
 
 /* ---- system-call loops ---- */

@@ -130,6 +130,13 @@ static inline size_t mq_varint_len(uint64_t v)
  * code points past U+10FFFF are invalid). */
 size_t mq_utf8_seq(const uint8_t *p, size_t n);
 
+/* Large zeroed allocations (hash tables, rings) from mmap, asking for
+ * transparent huge pages: random access over tens of MiB then costs a
+ * cache miss, not a cache miss and a page walk.  NULL when out of
+ * memory; free with the same n. */
+void *mq_big_alloc(size_t n);
+void mq_big_free(void *p, size_t n); /* NULL ok */
+
 /* Write all of buf to fd at the current position / at off, retrying
  * short writes and EINTR.  0 or -1 with errno set. */
 int mq_write_all(int fd, const void *buf, size_t n);

@@ -1,0 +1,274 @@
+/*
+ * test_seen.c -- unit tests for lib/seen.c (and the htab.h index under
+ * it): the set against a plain model under count and age windows, with
+ * growth, eviction and deletion runs wrapping the table; the state file
+ * across reopen, a torn tail (cut, not refused), corruption in the
+ * header and in an early block (refused with the byte, then reset), a
+ * missing directory, a second holder, and the size bound of rewrites.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "seen.h"
+
+static char dir[256];
+static char path[300];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/test_seen.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/state", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static int add(mq_seen_t *s, uint64_t id, int64_t now)
+{
+	mq_hash128_t h = mq_seen_hash(s, &id, sizeof id);
+	return mq_seen_add(s, h, now, NULL);
+}
+
+static off_t file_size(const char *p)
+{
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	return st.st_size;
+}
+
+/* Count window: exactly the last N distinct identities are known, over a
+ * stream with repeats, past many doublings and evictions. */
+static void test_count_window_model(void **state)
+{
+	const uint64_t N = 5000, M = 60000;
+	mq_seen_opts_t o = {.max_count = N};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	/* model: first_seq[id] = sequence number of its first add, 0 = never */
+	uint64_t *seq_of = calloc(M, sizeof *seq_of), seq = 0;
+	srand(7);
+	for (int i = 0; i < 400000; i++) {
+		uint64_t id = (uint64_t)rand() % M;
+		int known = seq_of[id] && seq - seq_of[id] < N;
+		int got = add(s, id, 0);
+		assert_int_equal(got, known);
+		if (!known)
+			seq_of[id] = ++seq;
+	}
+	assert_int_equal(mq_seen_count(s), N);
+	free(seq_of);
+	mq_seen_close(s);
+	mq_seen_close(NULL);
+}
+
+static void test_age_window(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 100, .max_age_ms = 1000};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(add(s, 1, 0), 0);
+	assert_int_equal(add(s, 2, 500), 0);
+	assert_int_equal(add(s, 1, 999), 1);  /* a repeat does not refresh */
+	assert_int_equal(add(s, 1, 1000), 0); /* forgotten at 1000 ms: new again */
+	assert_int_equal(add(s, 2, 1499), 1);
+	assert_int_equal(add(s, 2, 1500), 0);
+	assert_int_equal(mq_seen_count(s), 2);
+	assert_int_equal(mq_seen_forced(s), 0);
+	/* The count cap still holds, and is counted when it forgets early. */
+	for (uint64_t i = 100; i < 300; i++)
+		assert_int_equal(add(s, i, 1600), 0);
+	assert_int_equal(mq_seen_count(s), 100);
+	assert_true(mq_seen_forced(s) >= 100);
+	mq_seen_close(s);
+}
+
+static void test_state_persists(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000, .state = path};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	for (uint64_t i = 0; i < 300; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	assert_int_equal(add(s, 9999, 0), 0); /* not synced: lost with the process */
+	mq_seen_close(s);
+
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), 300);
+	for (uint64_t i = 0; i < 300; i++)
+		assert_int_equal(add(s, i, 0), 1);
+	assert_int_equal(add(s, 9999, 0), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+
+	/* A smaller window at reopen keeps the newest. */
+	o.max_count = 10;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), 10);
+	assert_int_equal(add(s, 9999, 0), 1);
+	assert_int_equal(add(s, 299, 0), 1);
+	assert_int_equal(add(s, 0, 0), 0);
+	mq_seen_close(s);
+}
+
+static void test_age_across_restart(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000, .max_age_ms = 1000, .state = path};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 10000, &s, NULL), 0);
+	assert_int_equal(add(s, 1, 10000), 0);
+	assert_int_equal(add(s, 2, 10600), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+	assert_int_equal(mq_seen_open(&o, 11200, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), 1);
+	assert_int_equal(add(s, 2, 11200), 1);
+	assert_int_equal(add(s, 1, 11200), 0);
+	mq_seen_close(s);
+}
+
+static void fill(mq_seen_opts_t *o, uint64_t n, int syncs)
+{
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(o, 0, &s, NULL), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		add(s, i, 0);
+		if (syncs && i % (n / syncs) == 0)
+			assert_int_equal(mq_seen_sync(s, NULL), 0);
+	}
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+}
+
+static void test_torn_tail_is_cut(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000, .state = path};
+	mq_seen_t *s;
+	fill(&o, 100, 10);
+	off_t size = file_size(path);
+	assert_int_equal(truncate(path, size - 5), 0); /* a crash mid-write of the last block */
+	mq_err_t err;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_true(mq_seen_count(s) >= 80 && mq_seen_count(s) < 100);
+	assert_int_equal(add(s, 0, 0), 1);
+	mq_seen_close(s);
+	assert_true(file_size(path) < size - 5);
+	/* A last block of zeros (size grown, data never written) is torn too. */
+	int fd = open(path, O_WRONLY | O_APPEND);
+	char zeros[100] = {0};
+	assert_int_equal(write(fd, zeros, sizeof zeros), sizeof zeros);
+	close(fd);
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	mq_seen_close(s);
+}
+
+static void flip(const char *p, off_t at)
+{
+	int fd = open(p, O_RDWR);
+	unsigned char c;
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x40;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+}
+
+static void test_corrupt_refused_then_reset(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000000, .state = path};
+	mq_seen_t *s;
+	mq_err_t err;
+	fill(&o, 200000, 4); /* several blocks, more than one largest block */
+	flip(path, 70);      /* inside the first block's entry */
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "is corrupt at byte 56"));
+	assert_non_null(strstr(err.msg, path));
+	flip(path, 70);
+	flip(path, 3); /* the header */
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
+	assert_non_null(strstr(err.msg, "corrupt at byte 0"));
+	o.reset = 1;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(mq_seen_count(s), 0);
+	mq_seen_close(s);
+	o.reset = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	mq_seen_close(s);
+	/* An empty file is not a state file either. */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
+}
+
+static void test_missing_dir_and_busy(void **state)
+{
+	char p[400];
+	mq_err_t err;
+	mq_seen_t *s, *s2;
+	snprintf(p, sizeof p, "%s/no/such/state", dir);
+	mq_seen_opts_t o = {.state = p};
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ENOENT);
+	assert_non_null(strstr(err.msg, "does not exist"));
+	o.state = path;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(mq_seen_open(&o, 0, &s2, &err), -MQ_EBUSY);
+	o.reset = 1;
+	assert_int_equal(mq_seen_open(&o, 0, &s2, &err), -MQ_EBUSY);
+	mq_seen_close(s);
+	o.max_count = MQ_SEEN_MAX_COUNT + 1;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_EINVAL);
+}
+
+/* The file never holds much more than twice the window. */
+static void test_size_bound(void **state)
+{
+	const uint64_t N = 10000;
+	mq_seen_opts_t o = {.max_count = N, .state = path};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	off_t bound = 56 + (off_t)(2 * N + 4096 + 1000) * 24 + 64 * 8;
+	for (uint64_t i = 0; i < 20 * N; i++) {
+		add(s, i, 0);
+		if (i % 1000 == 999) {
+			assert_int_equal(mq_seen_sync(s, NULL), 0);
+			assert_true(file_size(path) <= bound);
+		}
+	}
+	mq_seen_close(s);
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), N);
+	assert_int_equal(add(s, 20 * N - 1, 0), 1);
+	assert_int_equal(add(s, 20 * N - N, 0), 1);
+	assert_int_equal(add(s, 20 * N - N - 1, 0), 0);
+	mq_seen_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_count_window_model),
+		cmocka_unit_test(test_age_window),
+		cmocka_unit_test_setup_teardown(test_state_persists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_age_across_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_refused_then_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_dir_and_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
