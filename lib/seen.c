@@ -105,7 +105,7 @@ static long find(const mq_seen_t *s, mq_hash128_t h, size_t *pos)
 
 /* Evictions go in ring order, so the slot of the one PREFETCH_AHEAD
  * later is known now: asking for it early hides that cache miss. */
-#define PREFETCH_AHEAD 16
+#define PREFETCH_AHEAD 64
 
 static void evict_oldest(mq_seen_t *s)
 {
