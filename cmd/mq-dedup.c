@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_done.h"
 #include "filter.h"
 #include "seen.h"
 
@@ -283,18 +284,8 @@ int main(int argc, char **argv)
 	mq_err_t err;
 	mq_cli_init(&cli);
 	int rc = mq_cli_parse(argc, argv, ":d:f:K:0vqhV", longopts, &cli, own_option, check_options, &o, &err);
-	if (rc == MQ_CLI_HELP) {
-		usage(stdout);
-		return 0;
-	}
-	if (rc == MQ_CLI_VERSION) {
-		printf("%s %s\n", prog, MQ_VERSION);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s (try 'mq-dedup --help')\n", prog, err.msg);
-		return 2;
-	}
+	if ((rc = mq_cli_done(rc, prog, usage, &err)))
+		return rc == 1 ? 0 : rc;
 	o.verbose = cli.verbose;
 	o.quiet = cli.quiet;
 

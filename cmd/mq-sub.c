@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_done.h"
 #include "client.h"
 #include "mq.h"
 #include "record.h"
@@ -178,13 +179,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 {
 	mq_err_t err;
 	int r = mq_cli_parse(argc, argv, ":t:g:o:en:0f:F:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
-	if (r == MQ_CLI_HELP)
-		usage(stdout);
-	else if (r == MQ_CLI_VERSION)
-		printf("%s %s\n", prog, MQ_VERSION);
-	else if (r < 0)
-		fprintf(stderr, "%s: %s (try '%s --help')\n", prog, err.msg, prog);
-	return r < 0 ? 2 : r > 0;
+	return mq_cli_done(r, prog, usage, &err);
 }
 
 /* ---- consuming ---- */
