@@ -397,7 +397,7 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 		}
 		if (rc < 0) {
 			if (!s->o->cli.quiet)
-				fprintf(stderr, "%s: %s; not sent\n", prog, e.msg);
+				fprintf(stderr, "%s: %s\n", prog, e.msg);
 			s->read++;
 			if (rc == -MQ_ETOOBIG)
 				s->too_big++;

@@ -6,6 +6,13 @@
  * reply's `next`), and only then is the reply decoded and written, so
  * the broker prepares the next block while this one is formatted.
  *
+ * Topics: every -t, and for a -t with a pattern (fnmatch: * ? [...])
+ * every topic whose name matches, now and later: the topic list is
+ * asked for again every REFRESH_MS while following, and so are the
+ * partition counts, so partitions added later are read too.  A topic or
+ * partition that appears after the start is read from its beginning
+ * (everything in it is new); -o applies to those there at the start.
+ *
  * Without -g every partition is read and nothing is committed.  With
  * -g GROUP the broker assigns partitions; a partition's committed offset
  * only ever moves to what was written AND flushed to standard output
@@ -23,6 +30,7 @@
  * the pipe is not committed.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -43,6 +51,9 @@ static const char *prog = "mq-sub";
 #define FETCH_MAX_BYTES (8u << 20)
 #define FOLLOW_WAIT_MS 1000
 #define COMMIT_MS 500
+#define REFRESH_MS 1000
+#define MAX_TOPICS MQ_FETCH_MAX_TOPICS
+#define MAX_PATTERNS 64
 
 static volatile sig_atomic_t stop;
 
@@ -57,7 +68,8 @@ static void usage(FILE *fp)
 	fprintf(fp,
 		"usage: mq-sub -t TOPIC [-g GROUP] [-o OFFSET] [-e] [-n COUNT] [-F FORMAT | -f FMT] [options]\n"
 		"\n"
-		"  -t, --topic NAME         topic to read\n"
+		"  -t, --topic NAME         topic to read; repeatable; a pattern such as 'logs.*'\n"
+		"                           reads every matching topic, also ones created later\n"
 		"  -g, --group GROUP        consumer group: share partitions, commit offsets\n"
 		"  -o, --offset OFFSET      beginning (default), end, N, -N (per partition),\n"
 		"                           @MS, @2026-11-24T10:00:00Z or @-1h; with -g only where\n"
@@ -102,7 +114,9 @@ static const struct option longopts[] = {
 
 typedef struct opts {
 	mq_cli_t cli;
-	const char *topic, *group, *template;
+	const char *topics[MAX_PATTERNS];
+	uint32_t ntopics;
+	const char *group, *template;
 	mq_offset_spec_t start;
 	int exit_at_end, at_most_once, nul, fmt_set;
 	uint64_t count; /* 0: no limit */
@@ -110,15 +124,28 @@ typedef struct opts {
 	int64_t session_ms;
 } opts_t;
 
+static int is_pattern(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* A pattern may hold only name characters and * ? [ ] ! ^ (so it can
+ * never match a name that is not valid). */
+static int check_pattern(const char *s, mq_err_t *err)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > MQ_NAME_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-*?[]!^") != n)
+		return mq_err_set(err, MQ_EINVAL,
+				  "topic pattern '%.200s': invalid (use A-Z a-z 0-9 . _ - and the wildcards * ? [...])", s);
+	return 0;
+}
+
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
-	if (!o->topic)
+	if (!o->ntopics)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
-	if (strpbrk(o->topic, "*?["))
-		return mq_err_set(err, MQ_EINVAL, "topic '%.200s': patterns are not available in this version of mq-sub",
-				  o->topic);
-	if (mq_name_check("topic", o->topic, 0, err) || (o->group && mq_name_check("group", o->group, 0, err)))
+	if (o->group && mq_name_check("group", o->group, 0, err))
 		return -MQ_EINVAL;
 	if (o->template && o->fmt_set)
 		return mq_err_set(err, MQ_EINVAL, "-F and -f do not go together");
@@ -140,10 +167,11 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	opts_t *o = ctx;
 	switch (c) {
 	case 't':
-		if (o->topic)
-			return mq_err_set(err, MQ_EINVAL,
-					  "one -t only: several topics are not available in this version of mq-sub");
-		o->topic = arg;
+		if (o->ntopics == MAX_PATTERNS)
+			return mq_err_set(err, MQ_EINVAL, "-t '%.200s': at most %d -t options", arg, MAX_PATTERNS);
+		if (is_pattern(arg) ? check_pattern(arg, err) : mq_name_check("topic", arg, 0, err))
+			return -MQ_EINVAL;
+		o->topics[o->ntopics++] = arg;
 		return 0;
 	case 'g': o->group = arg; return 0;
 	case 'e': o->exit_at_end = 1; return 0;
@@ -188,37 +216,83 @@ typedef struct part {
 	uint64_t pos, written, flushed, committed, end;
 	uint64_t amo; /* --at-most-once: where the records being written end */
 	int active, has_commit;
+	int gone; /* the broker said no such partition: read it again if it comes back */
 } part_t;
+
+/* One topic being read (topics are only ever added: indexes stay). */
+typedef struct tsub {
+	part_t *p;
+	uint32_t np;
+	int late; /* found after the start: new partitions start at the beginning */
+} tsub_t;
 
 typedef struct sub {
 	opts_t *o;
 	mq_client_t *c;
 	mq_writer_t *w;
 	mq_member_t m;
-	part_t *p;
-	uint32_t np;
+	char **names; /* topic names, parallel to t[] */
+	tsub_t *t;
+	uint32_t nt;
+	int started;  /* the first set of topics is in */
+	int patterns; /* some -t is a pattern */
 	mq_fetch_pos_t *fp;
+	uint32_t fp_cap, fetch_rot;
 	mq_fetch_reply_t r;
 	uint64_t out, commits;
-	int64_t next_hb, hb_ivl, last_commit;
+	int64_t next_hb, hb_ivl, last_commit, next_refresh;
 	int hb_now, done, epipe;
 	mq_err_t err;
 } sub_t;
 
-static int grow_parts(sub_t *s, uint32_t n)
+static int nomem(sub_t *s)
 {
-	if (n <= s->np)
+	return mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
+}
+
+static int grow_parts(sub_t *s, uint32_t ti, uint32_t n)
+{
+	tsub_t *t = &s->t[ti];
+	if (n <= t->np)
 		return 0;
-	part_t *p = realloc(s->p, n * sizeof *p);
-	mq_fetch_pos_t *fp = p ? realloc(s->fp, n * sizeof *fp) : NULL;
-	if (p)
-		s->p = p;
-	if (!p || !fp)
-		return mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
-	s->fp = fp;
-	memset(s->p + s->np, 0, (n - s->np) * sizeof *p);
-	s->np = n;
+	part_t *p = realloc(t->p, n * sizeof *p);
+	if (!p)
+		return nomem(s);
+	memset(p + t->np, 0, (n - t->np) * sizeof *p);
+	t->p = p;
+	t->np = n;
 	return 0;
+}
+
+static int64_t topic_index(const sub_t *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nt; i++)
+		if (!strcmp(s->names[i], name))
+			return i;
+	return -1;
+}
+
+/* Add topic name (if new): its index, or -1 with s->err. */
+static int64_t add_topic(sub_t *s, const char *name)
+{
+	int64_t i = topic_index(s, name);
+	if (i >= 0)
+		return i;
+	if (s->nt == MAX_TOPICS)
+		return mq_err_set(&s->err, MQ_EINVAL, "topic '%s': more than %d topics to read; narrow the -t patterns",
+				  name, MAX_TOPICS), -1;
+	char **nv = realloc(s->names, (s->nt + 1) * sizeof *nv);
+	if (nv)
+		s->names = nv;
+	tsub_t *tv = nv ? realloc(s->t, (s->nt + 1) * sizeof *tv) : NULL;
+	if (tv)
+		s->t = tv;
+	char *dup = tv ? strdup(name) : NULL;
+	if (!dup)
+		return nomem(s), -1;
+	s->names[s->nt] = dup;
+	s->t[s->nt] = (tsub_t){.late = s->started};
+	return s->nt++;
 }
 
 /* Write out what is buffered; on success everything written is flushed. */
@@ -233,23 +307,23 @@ static int flush_out(sub_t *s)
 		}
 		return -1;
 	}
-	for (uint32_t i = 0; i < s->np; i++)
-		s->p[i].flushed = s->p[i].written;
+	for (uint32_t t = 0; t < s->nt; t++)
+		for (uint32_t i = 0; i < s->t[t].np; i++)
+			s->t[t].p[i].flushed = s->t[t].p[i].written;
 	return 0;
 }
 
-/* Commit the flushed (amo: the about-to-be-written) offsets of the
- * active partitions, or (revoked_only) of those being given up
- * (active == 2).  A commit never moves back. */
-static int commit(sub_t *s, int revoked_only, int amo)
+/* Commit one topic's flushed (amo: about-to-be-written) offsets of the
+ * active partitions, or (revoked_only) of those being given up (active
+ * == 2).  A commit never moves back. */
+static int commit_topic(sub_t *s, uint32_t ti, int revoked_only, int amo)
 {
-	if (!s->o->group || !s->m.member[0])
-		return 0;
-	uint32_t *parts = malloc((s->np ? s->np : 1) * sizeof *parts);
-	uint64_t *offs = malloc((s->np ? s->np : 1) * sizeof *offs);
+	tsub_t *t = &s->t[ti];
+	uint32_t *parts = malloc((t->np ? t->np : 1) * sizeof *parts);
+	uint64_t *offs = malloc((t->np ? t->np : 1) * sizeof *offs);
 	uint32_t n = 0;
-	for (uint32_t i = 0; parts && offs && i < s->np; i++) {
-		part_t *p = &s->p[i];
+	for (uint32_t i = 0; parts && offs && i < t->np; i++) {
+		part_t *p = &t->p[i];
 		uint64_t at = amo ? p->amo : p->flushed;
 		if ((revoked_only ? p->active != 2 : p->active != 1) || (p->has_commit && at <= p->committed))
 			continue;
@@ -258,16 +332,15 @@ static int commit(sub_t *s, int revoked_only, int amo)
 	}
 	int rc = 0;
 	if (!parts || !offs)
-		rc = mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
+		rc = nomem(s);
 	else if (n)
-		rc = mq_client_commit(s->c, s->o->group, s->m.member, s->o->topic, parts, offs, n, &s->err);
+		rc = mq_client_commit(s->c, s->o->group, s->m.member, s->names[ti], parts, offs, n, &s->err);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		s->p[parts[i]].committed = offs[i];
-		s->p[parts[i]].has_commit = 1;
+		t->p[parts[i]].committed = offs[i];
+		t->p[parts[i]].has_commit = 1;
 	}
 	if (rc == 0 && n)
 		s->commits++;
-	s->last_commit = mq_mono_ms();
 	free(parts);
 	free(offs);
 	if (rc == -MQ_EBUSY || rc == -MQ_ENOENT) {
@@ -281,31 +354,46 @@ static int commit(sub_t *s, int revoked_only, int amo)
 	return rc;
 }
 
-/* Start positions of the partitions in v[0..n): committed offset, else -o. */
-static int start_positions(sub_t *s, const uint32_t *v, uint32_t n)
+static int commit(sub_t *s, int revoked_only, int amo)
+{
+	if (!s->o->group || !s->m.member[0])
+		return 0;
+	s->last_commit = mq_mono_ms();
+	for (uint32_t t = 0; t < s->nt; t++)
+		if (commit_topic(s, t, revoked_only, amo))
+			return -1;
+	return 0;
+}
+
+/* Start positions of partitions v[0..n) of topic ti: the committed
+ * offset, else -o (or the beginning for what appeared after the start). */
+static int start_positions(sub_t *s, uint32_t ti, const uint32_t *v, uint32_t n)
 {
 	if (!n)
 		return 0;
+	const char *topic = s->names[ti];
 	uint32_t max = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (v[i] + 1 > max)
 			max = v[i] + 1;
-	if (grow_parts(s, max))
+	if (grow_parts(s, ti, max))
 		return -1;
 	int64_t *com = calloc(max, sizeof *com);
 	uint64_t *off = calloc(max, sizeof *off);
 	mq_part_offsets_t *po = calloc(max, sizeof *po);
-	int rc = !com || !off || !po ? mq_err_set(&s->err, MQ_ENOMEM, "out of memory") : 0;
+	int rc = !com || !off || !po ? nomem(s) : 0;
 	for (uint32_t i = 0; !rc && i < max; i++)
 		com[i] = -1;
+	mq_offset_spec_t beginning = {MQ_OFF_BEGINNING, 0};
+	const mq_offset_spec_t *spec = s->t[ti].late ? &beginning : &s->o->start;
 	if (!rc && s->o->group)
-		rc = mq_client_committed(s->c, s->o->group, s->o->topic, com, max, &s->err);
+		rc = mq_client_committed(s->c, s->o->group, topic, com, max, &s->err);
 	if (!rc)
-		rc = mq_client_resolve(s->c, s->o->topic, &s->o->start, off, max, &s->err);
+		rc = mq_client_resolve(s->c, topic, spec, off, max, &s->err);
 	if (!rc)
-		rc = mq_client_offsets(s->c, s->o->topic, -1, po, max, &s->err);
+		rc = mq_client_offsets(s->c, topic, -1, po, max, &s->err);
 	for (uint32_t i = 0; !rc && i < n; i++) {
-		part_t *p = &s->p[v[i]];
+		part_t *p = &s->t[ti].p[v[i]];
 		int has = com[v[i]] >= 0;
 		uint64_t at = has ? (uint64_t)com[v[i]] : off[v[i]];
 		*p = (part_t){.pos = at, .written = at, .flushed = at, .committed = has ? at : 0,
@@ -317,34 +405,56 @@ static int start_positions(sub_t *s, const uint32_t *v, uint32_t n)
 	return rc;
 }
 
+/* Without a group: read partitions [from, n) of topic ti. */
+static int start_all(sub_t *s, uint32_t ti, uint32_t n)
+{
+	tsub_t *t = &s->t[ti];
+	uint32_t *v = malloc((n ? n : 1) * sizeof *v), k = 0;
+	if (!v)
+		return nomem(s);
+	for (uint32_t i = 0; i < n; i++)
+		if (i >= t->np || (!t->p[i].active && (t->p[i].gone || !s->started)))
+			v[k++] = i;
+	if (s->started)
+		t->late = 1; /* partitions new since the start: from their beginning */
+	int rc = start_positions(s, ti, v, k);
+	free(v);
+	return rc;
+}
+
 /* Apply the member's current assignment: give up what was taken away
  * (after writing out and committing it), start what was added. */
 static int apply_assignment(sub_t *s)
 {
 	int revoked = 0;
-	for (uint32_t i = 0; i < s->np; i++)
-		if (s->p[i].active == 1 && !mq_member_owns(&s->m, i)) {
-			s->p[i].active = 2;
-			revoked = 1;
-		}
+	for (uint32_t t = 0; t < s->nt; t++)
+		for (uint32_t i = 0; i < s->t[t].np; i++)
+			if (s->t[t].p[i].active == 1 && !mq_member_owns(&s->m, t, i)) {
+				s->t[t].p[i].active = 2;
+				revoked = 1;
+			}
 	if (revoked) {
 		flush_out(s);
 		if (commit(s, 1, 0))
 			return -1;
-		for (uint32_t i = 0; i < s->np; i++)
-			if (s->p[i].active == 2)
-				s->p[i].active = 0;
+		for (uint32_t t = 0; t < s->nt; t++)
+			for (uint32_t i = 0; i < s->t[t].np; i++)
+				if (s->t[t].p[i].active == 2)
+					s->t[t].p[i].active = 0;
 	}
 	uint32_t *add = malloc((s->m.nowned ? s->m.nowned : 1) * sizeof *add);
 	if (!add)
-		return mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < s->m.nowned; i++) {
-		uint32_t q = s->m.owned[i];
-		if (q >= s->np || !s->p[q].active)
-			add[n++] = q;
+		return nomem(s);
+	int rc = 0;
+	for (uint32_t t = 0; !rc && t < s->nt; t++) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < s->m.nowned; i++) {
+			mq_owned_t q = s->m.owned[i];
+			if (q.topic == t && (q.partition >= s->t[t].np || !s->t[t].p[q.partition].active))
+				add[n++] = q.partition;
+		}
+		rc = start_positions(s, t, add, n);
 	}
-	int rc = start_positions(s, add, n);
 	free(add);
 	if (rc)
 		return rc;
@@ -355,6 +465,13 @@ static int apply_assignment(sub_t *s)
 	return 0;
 }
 
+static int join(sub_t *s)
+{
+	if (mq_member_set_topics(&s->m, (const char *const *)s->names, s->nt, &s->err))
+		return -1;
+	return mq_client_join(s->c, &s->m, &s->err);
+}
+
 static int heartbeat(sub_t *s)
 {
 	int rc = s->m.member[0] ? mq_client_heartbeat(s->c, &s->m, &s->err) : -MQ_ENOENT;
@@ -362,7 +479,7 @@ static int heartbeat(sub_t *s)
 		if (s->o->cli.verbose && s->m.member[0])
 			fprintf(stderr, "%s: group '%s': %s; joining again\n", prog, s->o->group, s->err.msg);
 		s->m.member[0] = 0;
-		rc = mq_client_join(s->c, &s->m, &s->err);
+		rc = join(s);
 	}
 	s->hb_now = 0;
 	s->next_hb = mq_mono_ms() + s->hb_ivl;
@@ -371,36 +488,124 @@ static int heartbeat(sub_t *s)
 	return apply_assignment(s);
 }
 
+/* Find topics and partitions: every plain -t (created when following),
+ * every topic matching a pattern, partition counts.  New topics join
+ * the group (or are read in full without one). */
+static int refresh(sub_t *s)
+{
+	opts_t *o = s->o;
+	uint32_t before = s->nt;
+	mq_topic_list_t l = {0};
+	s->next_refresh = mq_mono_ms() + REFRESH_MS;
+	if (!s->started) {
+		for (uint32_t i = 0; i < o->ntopics; i++) {
+			uint32_t n;
+			if (is_pattern(o->topics[i]))
+				continue;
+			if (mq_client_meta(s->c, o->topics[i], !o->exit_at_end, &n, &s->err))
+				return -1;
+			if (add_topic(s, o->topics[i]) < 0)
+				return -1;
+		}
+	}
+	if ((s->patterns || !o->group) && mq_client_topics(s->c, &l, &s->err))
+		return -1;
+	int rc = 0;
+	for (uint32_t k = 0; !rc && k < l.n; k++) {
+		int64_t ti = topic_index(s, l.names[k]);
+		for (uint32_t i = 0; ti < 0 && i < o->ntopics; i++)
+			if (is_pattern(o->topics[i]) && fnmatch(o->topics[i], l.names[k], 0) == 0 &&
+			    (ti = add_topic(s, l.names[k])) < 0)
+				rc = -1;
+		if (!rc && ti >= 0 && !o->group && (l.parts[k] > s->t[ti].np || !s->started))
+			rc = start_all(s, (uint32_t)ti, l.parts[k]);
+		else if (!rc && ti >= 0 && !o->group) {
+			for (uint32_t p = 0; p < s->t[ti].np && p < l.parts[k]; p++)
+				if (s->t[ti].p[p].gone) {
+					rc = start_all(s, (uint32_t)ti, l.parts[k]);
+					break;
+				}
+		}
+	}
+	mq_topic_list_free(&l);
+	if (rc)
+		return -1;
+	s->started = 1;
+	if (o->group && s->nt != before) {
+		if (o->cli.verbose && before)
+			fprintf(stderr, "%s: %u new topic%s to read\n", prog, s->nt - before, s->nt - before == 1 ? "" : "s");
+		s->hb_now = 1;
+		if (s->m.member[0]) { /* tell the broker the new topics */
+			if (join(s))
+				return -1;
+			s->next_hb = mq_mono_ms() + s->hb_ivl;
+			s->hb_now = 0;
+			return apply_assignment(s);
+		}
+	}
+	return 0;
+}
+
 static int send_fetch(sub_t *s)
 {
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < s->np; i++) {
-		if (s->p[i].active != 1)
-			continue;
-		if (s->o->exit_at_end && s->p[i].pos >= s->p[i].end)
-			continue;
-		s->fp[n++] = (mq_fetch_pos_t){i, s->p[i].pos};
+	uint32_t total = 0;
+	for (uint32_t t = 0; t < s->nt; t++)
+		total += s->t[t].np;
+	if (total > s->fp_cap) {
+		mq_fetch_pos_t *fp = realloc(s->fp, total * sizeof *fp);
+		if (!fp)
+			return nomem(s);
+		s->fp = fp;
+		s->fp_cap = total;
 	}
+	uint32_t n = 0;
+	for (uint32_t t = 0; t < s->nt; t++)
+		for (uint32_t i = 0; i < s->t[t].np; i++) {
+			part_t *p = &s->t[t].p[i];
+			if (p->active != 1 || (s->o->exit_at_end && p->pos >= p->end))
+				continue;
+			s->fp[n++] = (mq_fetch_pos_t){t, i, p->pos};
+		}
 	if (!n)
 		return 0;
+	const mq_fetch_pos_t *fp = s->fp;
+	if (n > 4096) { /* the broker's limit per fetch: take turns */
+		uint32_t from = s->fetch_rot++ % n;
+		for (uint32_t k = 0; k < 4096; k++) { /* rotate in place */
+			mq_fetch_pos_t x = s->fp[k];
+			s->fp[k] = s->fp[(from + k) % n];
+			s->fp[(from + k) % n] = x;
+		}
+		n = 4096;
+	}
 	uint32_t wait = s->o->exit_at_end ? 100 : FOLLOW_WAIT_MS;
-	return mq_client_fetch_send(s->c, s->o->topic, s->fp, n, FETCH_MAX_BYTES, wait, s->o->group, s->m.member,
-				    &s->err);
+	return mq_client_fetch_send(s->c, (const char *const *)s->names, s->nt, fp, n, FETCH_MAX_BYTES, wait,
+				    s->o->group, s->m.member, &s->err);
 }
 
 static int all_at_end(const sub_t *s)
 {
-	for (uint32_t i = 0; i < s->np; i++)
-		if (s->p[i].active == 1 && s->p[i].pos < s->p[i].end)
-			return 0;
+	for (uint32_t t = 0; t < s->nt; t++)
+		for (uint32_t i = 0; i < s->t[t].np; i++)
+			if (s->t[t].p[i].active == 1 && s->t[t].p[i].pos < s->t[t].p[i].end)
+				return 0;
 	return 1;
 }
 
-/* Write the records of one entry's raw batches. */
-static int write_entry(sub_t *s, const mq_fetch_entry_t *e)
+/* The partition an entry names, if we are reading it. */
+static part_t *entry_part(sub_t *s, const mq_fetch_entry_t *e)
 {
-	part_t *p = &s->p[e->partition];
+	if (e->topic >= s->nt || e->partition >= s->t[e->topic].np)
+		return NULL;
+	part_t *p = &s->t[e->topic].p[e->partition];
+	return p->active == 1 ? p : NULL;
+}
+
+/* Write the records of one entry's raw batches. */
+static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
+{
 	const uint8_t *d = e->data, *end = e->data + e->nbytes;
+	const char *topic = s->names[e->topic];
 	while ((size_t)(end - d) >= MQ_BATCH_HEADER && !s->done) {
 		mq_batch_hdr_t h;
 		mq_batch_iter_t it;
@@ -412,7 +617,7 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e)
 			while (mq_batch_iter_next(&it, &rec) > 0) {
 				if (rec.offset < p->written)
 					continue;
-				if (mq_writer_put(s->w, s->o->topic, e->partition, &rec, &s->err)) {
+				if (mq_writer_put(s->w, topic, e->partition, &rec, &s->err)) {
 					if (s->err.sys == EPIPE)
 						s->epipe = s->done = 1;
 					return s->epipe ? 0 : -1;
@@ -436,9 +641,9 @@ static void advance(sub_t *s)
 {
 	for (uint32_t i = 0; i < s->r.n; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
-		if (e->partition >= s->np || s->p[e->partition].active != 1)
+		part_t *p = entry_part(s, e);
+		if (!p)
 			continue;
-		part_t *p = &s->p[e->partition];
 		p->end = e->end;
 		if (e->err == MQ_EBUSY) {
 			s->hb_now = 1;
@@ -448,6 +653,7 @@ static void advance(sub_t *s)
 			p->pos = e->next;
 		} else if (e->err == MQ_ENOENT) {
 			p->active = 0;
+			p->gone = 1;
 		}
 	}
 }
@@ -457,13 +663,14 @@ static void advance(sub_t *s)
 static int commit_ahead(sub_t *s)
 {
 	uint64_t left = s->o->count ? s->o->count - s->out : UINT64_MAX;
-	for (uint32_t i = 0; i < s->np; i++)
-		s->p[i].amo = s->p[i].written;
+	for (uint32_t t = 0; t < s->nt; t++)
+		for (uint32_t i = 0; i < s->t[t].np; i++)
+			s->t[t].p[i].amo = s->t[t].p[i].written;
 	for (uint32_t i = 0; i < s->r.n; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
-		if (!e->nbytes || e->err || e->partition >= s->np || s->p[e->partition].active != 1)
+		part_t *p = entry_part(s, e);
+		if (!e->nbytes || e->err || !p)
 			continue;
-		part_t *p = &s->p[e->partition];
 		uint64_t avail = e->next > p->amo ? e->next - p->amo : 0;
 		uint64_t take = avail < left ? avail : left;
 		p->amo += take;
@@ -485,8 +692,8 @@ static int handle_reply(sub_t *s)
 		return -1;
 	for (uint32_t i = 0; i < s->r.n && !s->done; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
-		if (e->nbytes && e->err == 0 && e->partition < s->np && s->p[e->partition].active == 1 &&
-		    write_entry(s, e))
+		part_t *p = entry_part(s, e);
+		if (e->nbytes && e->err == 0 && p && write_entry(s, e, p))
 			return -1;
 	}
 	if (data && flush_out(s) && !s->epipe)
@@ -496,12 +703,14 @@ static int handle_reply(sub_t *s)
 	return 0;
 }
 
-/* Sleep until the next heartbeat (no partition to read). */
+/* Sleep until the next heartbeat or look at the topics (nothing to read). */
 static void idle(sub_t *s)
 {
-	int64_t ms = s->next_hb - mq_mono_ms();
-	if (!s->o->group)
-		ms = 100;
+	int64_t now = mq_mono_ms(), ms = 100;
+	if (s->o->group)
+		ms = s->next_hb - now;
+	if (!s->o->exit_at_end && s->next_refresh - now < ms)
+		ms = s->next_refresh - now;
 	if (ms > 0)
 		poll(NULL, 0, (int)(ms > 1000 ? 1000 : ms));
 }
@@ -509,6 +718,10 @@ static void idle(sub_t *s)
 static int run(sub_t *s)
 {
 	while (!stop && !s->done) {
+		int64_t now = mq_mono_ms();
+		int looks = !s->o->exit_at_end && (s->patterns || !s->o->group);
+		if (looks && now >= s->next_refresh && refresh(s))
+			return -1;
 		if (s->o->group && (s->hb_now || mq_mono_ms() >= s->next_hb) && heartbeat(s))
 			return -1;
 		if (s->o->exit_at_end && all_at_end(s))
@@ -521,8 +734,11 @@ static int run(sub_t *s)
 				continue;
 			}
 		}
-		int wait = s->o->group ? (int)(s->next_hb - mq_mono_ms()) : 1000;
-		int rc = mq_client_fetch_recv(s->c, &s->r, wait < 0 ? 0 : wait, &s->err);
+		now = mq_mono_ms();
+		int64_t wait = s->o->group ? s->next_hb - now : 1000;
+		if (looks && s->next_refresh - now < wait)
+			wait = s->next_refresh - now;
+		int rc = mq_client_fetch_recv(s->c, &s->r, wait < 0 ? 0 : (int)wait, &s->err);
 		if (rc == -MQ_EAGAIN)
 			continue;
 		if (rc)
@@ -538,25 +754,19 @@ static int setup(sub_t *s)
 	opts_t *o = s->o;
 	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog, .interrupt = &stop};
 	mq_hello_t h;
-	uint32_t n;
-	if (mq_client_open(&co, &s->c, &s->err) || mq_client_hello(s->c, &h, &s->err) ||
-	    mq_client_meta(s->c, o->topic, !o->exit_at_end, &n, &s->err) || grow_parts(s, n))
+	for (uint32_t i = 0; i < o->ntopics; i++)
+		s->patterns |= is_pattern(o->topics[i]);
+	if (mq_client_open(&co, &s->c, &s->err) || mq_client_hello(s->c, &h, &s->err) || refresh(s))
 		return -1;
+	if (o->exit_at_end && s->nt == 0 && !o->cli.quiet)
+		fprintf(stderr, "%s: no topic matches %s%s\n", prog, o->topics[0], o->ntopics > 1 ? " (or the other -t)" : "");
 	if (o->group) {
 		snprintf(s->m.group, sizeof s->m.group, "%s", o->group);
-		snprintf(s->m.topic, sizeof s->m.topic, "%s", o->topic);
 		s->m.session_ms = o->session_ms;
 		s->hb_ivl = o->session_ms / 3 < 1000 ? o->session_ms / 3 : 1000;
 		return heartbeat(s);
 	}
-	uint32_t *all = malloc(n * sizeof *all);
-	if (!all)
-		return mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < n; i++)
-		all[i] = i;
-	int rc = start_positions(s, all, n);
-	free(all);
-	return rc;
+	return 0;
 }
 
 /* Flush, commit, leave; 0 or 1 (exit status). */
@@ -575,6 +785,17 @@ static int finish(sub_t *s, int failed)
 	if (s->o->cli.verbose)
 		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits\n", prog, s->out, s->commits);
 	return failed;
+}
+
+static void sub_free(sub_t *s)
+{
+	for (uint32_t t = 0; t < s->nt; t++) {
+		free(s->names[t]);
+		free(s->t[t].p);
+	}
+	free(s->names);
+	free(s->t);
+	free(s->fp);
 }
 
 int main(int argc, char **argv)
@@ -604,7 +825,6 @@ int main(int argc, char **argv)
 	mq_member_free(&s.m);
 	mq_writer_free(s.w);
 	mq_client_close(s.c);
-	free(s.p);
-	free(s.fp);
+	sub_free(&s);
 	return failed;
 }

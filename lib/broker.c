@@ -38,6 +38,7 @@
 #define FETCH_MAX_BYTES (16u << 20)
 #define FETCH_MAX_WAIT_MS 60000
 #define FETCH_MAX_PARTS 4096
+#define FETCH_MAX_TOPICS 1024
 #define PARKED_MAX 4096
 
 typedef struct ident {
@@ -56,15 +57,19 @@ typedef struct outmsg {
 	uint32_t id;
 } outmsg_t;
 
+typedef char topic_name_t[MQ_NAME_MAX + 1];
+
 typedef struct parked {
 	int sock;
 	ident_t from;
 	uint32_t id;
-	char topic[MQ_NAME_MAX + 1];
+	topic_name_t *topics;
+	uint32_t ntopics;
 	char group[MQ_NAME_MAX + 1];
 	char member[MQ_MEMBER_MAX + 1];
 	uint64_t gen;
 	uint32_t n;
+	uint32_t *tix; /* entry i: topics[tix[i]], partition parts[i], offset offs[i] */
 	uint32_t *parts;
 	uint64_t *offs;
 	size_t max_bytes;
@@ -293,7 +298,7 @@ static int topic_partitions(mq_broker_t *b, const char *topic, uint32_t *n, mq_e
 	int rc = mq_store_topic_meta(b->store, topic, &meta, err);
 	if (rc == -MQ_ENOENT)
 		return mq_err_set(err, MQ_ENOENT, "topic '%s' does not exist", topic);
-	*n = meta.partitions;
+	*n = rc ? 0 : meta.partitions;
 	return rc;
 }
 
@@ -397,29 +402,43 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+/* Partition counts of a fetch's topics (0 for a topic that is gone). */
+static uint32_t *fetch_topic_parts(mq_broker_t *b, const parked_t *f)
+{
+	uint32_t *np = calloc(f->ntopics, sizeof(*np));
+	mq_err_t err;
+	for (uint32_t t = 0; np && t < f->ntopics; t++)
+		if (topic_partitions(b, f->topics[t], &np[t], &err))
+			np[t] = 0;
+	return np;
+}
+
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
 static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 {
 	mq_err_t err;
-	uint32_t nparts = 0;
-	if (topic_partitions(b, f->topic, &nparts, &err))
-		nparts = 0;
+	uint32_t *nparts = fetch_topic_parts(b, f);
+	if (!nparts)
+		return 1; /* out of memory: dropped; the client asks again */
 	int any = 0;
 	for (uint32_t i = 0; i < f->n && !any; i++) {
 		mq_log_t *log;
-		if (f->parts[i] >= nparts || !mq_groups_owns(b->groups, f->group, f->member, f->topic, f->parts[i]))
+		const char *topic = f->topics[f->tix[i]];
+		if (f->parts[i] >= nparts[f->tix[i]] || !mq_groups_owns(b->groups, f->group, f->member, topic, f->parts[i]))
 			any = 1; /* an error to report now */
-		else if (mq_store_log(b->store, f->topic, f->parts[i], &log, &err) == 0 &&
+		else if (mq_store_log(b->store, topic, f->parts[i], &log, &err) == 0 &&
 			 (f->offs[i] != mq_log_end(log) || f->offs[i] < mq_log_start(log)))
 			any = 1;
 	}
-	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group))
+	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group)) {
+		free(nparts);
 		return 0;
+	}
 	outmsg_t *m = out_new(b, f->sock, &f->from, f->id);
-	if (!m)
+	if (!m || !(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t)))) {
+		free(nparts);
 		return 1;
-	if (!(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t))))
-		return 1;
+	}
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &m->hdr);
 	mq_wire_begin(&pk, MQ_REP_OK, f->id, 1);
@@ -427,16 +446,16 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 	size_t budget = f->max_bytes;
 	for (uint32_t k = 0; k < f->n; k++) {
 		uint32_t i = (uint32_t)((k + f->id) % f->n); /* rotate so no partition starves */
-		uint32_t p = f->parts[i];
+		uint32_t p = f->parts[i], t = f->tix[i];
 		uint64_t off = f->offs[i], start = 0, end = 0, next = off;
 		int code = 0;
 		mq_log_t *log = NULL;
 		mq_buf_t *pl = &m->pl[m->npl];
-		if (p >= nparts)
+		if (p >= nparts[t])
 			code = MQ_ENOENT;
-		else if (!mq_groups_owns(b->groups, f->group, f->member, f->topic, p))
+		else if (!mq_groups_owns(b->groups, f->group, f->member, f->topics[t], p))
 			code = MQ_EBUSY;
-		else if (mq_store_log(b->store, f->topic, p, &log, &err))
+		else if (mq_store_log(b->store, f->topics[t], p, &log, &err))
 			code = err.code;
 		if (log) {
 			start = mq_log_start(log);
@@ -459,7 +478,8 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 				}
 			}
 		}
-		msgpack_pack_array(&pk, 6);
+		msgpack_pack_array(&pk, 7);
+		msgpack_pack_uint32(&pk, t);
 		msgpack_pack_uint32(&pk, p);
 		msgpack_pack_uint64(&pk, start);
 		msgpack_pack_uint64(&pk, end);
@@ -469,27 +489,27 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		if (pl->len)
 			m->npl++;
 	}
+	free(nparts);
 	return 1;
 }
 
 static void parked_free(parked_t *f)
 {
+	free(f->topics);
+	free(f->tix);
 	free(f->parts);
 	free(f->offs);
 }
 
-static int do_fetch(mq_broker_t *b, req_t *r, mq_err_t *err)
+static int fetch_parse(parked_t *f, req_t *r, uint64_t *max_bytes, uint64_t *wait, mq_err_t *err)
 {
-	parked_t f;
-	memset(&f, 0, sizeof(f));
-	const msgpack_object_array *a;
-	uint64_t max_bytes, wait;
+	const msgpack_object_array *ta, *a;
 	int rc;
-	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), f.topic, "topic", 0, err)) ||
+	if ((rc = mq_wire_array(mq_wire_arg(&r->m, 0), &ta, "topics", err)) ||
 	    (rc = mq_wire_array(mq_wire_arg(&r->m, 1), &a, "partitions", err)) ||
-	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &max_bytes, "max_bytes", err)) ||
-	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 3), &wait, "max_wait_ms", err)) ||
-	    (rc = mq_wire_name(mq_wire_arg(&r->m, 4), f.group, "group", 1, err)))
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), max_bytes, "max_bytes", err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 3), wait, "max_wait_ms", err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 4), f->group, "group", 1, err)))
 		return rc;
 	const msgpack_object *mo = mq_wire_arg(&r->m, 5);
 	if (mo && mo->type != MSGPACK_OBJECT_NIL) {
@@ -499,29 +519,51 @@ static int do_fetch(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return rc;
 		if (n > MQ_MEMBER_MAX)
 			return mq_err_set(err, MQ_EPROTO, "member id too long");
-		memcpy(f.member, s, n);
-		f.member[n] = 0;
+		memcpy(f->member, s, n);
+		f->member[n] = 0;
 	}
+	if (ta->size == 0 || ta->size > FETCH_MAX_TOPICS)
+		return mq_err_set(err, MQ_EPROTO, "FETCH names %u topics (1 to %d)", ta->size, FETCH_MAX_TOPICS);
 	if (a->size == 0 || a->size > FETCH_MAX_PARTS)
 		return mq_err_set(err, MQ_EPROTO, "FETCH names %u partitions (1 to %d)", a->size, FETCH_MAX_PARTS);
-	f.n = a->size;
-	f.parts = malloc(f.n * sizeof(*f.parts));
-	f.offs = malloc(f.n * sizeof(*f.offs));
-	if (!f.parts || !f.offs) {
-		parked_free(&f);
+	f->ntopics = ta->size;
+	f->n = a->size;
+	f->topics = malloc(f->ntopics * sizeof(*f->topics));
+	f->tix = malloc(f->n * sizeof(*f->tix));
+	f->parts = malloc(f->n * sizeof(*f->parts));
+	f->offs = malloc(f->n * sizeof(*f->offs));
+	if (!f->topics || !f->tix || !f->parts || !f->offs)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	}
-	for (uint32_t i = 0; i < f.n; i++) {
-		const msgpack_object_array *e;
-		uint64_t p;
-		if ((rc = mq_wire_array(&a->ptr[i], &e, "partition entry", err)) ||
-		    (e->size < 2 && (rc = mq_err_set(err, MQ_EPROTO, "partition entry: expected [p, offset]"))) ||
-		    (rc = mq_wire_u64(&e->ptr[0], &p, "partition", err)) ||
-		    (rc = mq_wire_u64(&e->ptr[1], &f.offs[i], "offset", err))) {
-			parked_free(&f);
+	for (uint32_t t = 0; t < f->ntopics; t++)
+		if ((rc = mq_wire_name(&ta->ptr[t], f->topics[t], "topic", 0, err)))
 			return rc;
-		}
-		f.parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+	for (uint32_t i = 0; i < f->n; i++) {
+		const msgpack_object_array *e;
+		uint64_t t, p;
+		if ((rc = mq_wire_array(&a->ptr[i], &e, "partition entry", err)) ||
+		    (e->size < 3 && (rc = mq_err_set(err, MQ_EPROTO, "partition entry: expected [t, p, offset]"))) ||
+		    (rc = mq_wire_u64(&e->ptr[0], &t, "topic index", err)) ||
+		    (rc = mq_wire_u64(&e->ptr[1], &p, "partition", err)) ||
+		    (rc = mq_wire_u64(&e->ptr[2], &f->offs[i], "offset", err)))
+			return rc;
+		if (t >= f->ntopics)
+			return mq_err_set(err, MQ_EPROTO, "partition entry %u: topic index %" PRIu64 " of %u topics", i,
+					  t, f->ntopics);
+		f->tix[i] = (uint32_t)t;
+		f->parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+	}
+	return 0;
+}
+
+static int do_fetch(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	parked_t f;
+	memset(&f, 0, sizeof(f));
+	uint64_t max_bytes, wait;
+	int rc = fetch_parse(&f, r, &max_bytes, &wait, err);
+	if (rc) {
+		parked_free(&f);
+		return rc;
 	}
 	f.sock = r->sock;
 	f.from = r->from;
@@ -651,18 +693,22 @@ static int do_join(mq_broker_t *b, req_t *r, mq_err_t *err)
 	    (rc = member_arg(mq_wire_arg(&r->m, 2), member, 1, err)) ||
 	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 3), &session, "session_ms", err)))
 		return rc;
-	if (a->size == 0 || a->size > 64)
-		return mq_err_set(err, MQ_EPROTO, "JOIN names %u topics (1 to 64)", a->size);
-	char names[64][MQ_NAME_MAX + 1];
-	const char *topics[64];
-	for (uint32_t i = 0; i < a->size; i++) {
-		if ((rc = mq_wire_name(&a->ptr[i], names[i], "topic", 0, err)))
-			return rc;
+	if (a->size > FETCH_MAX_TOPICS)
+		return mq_err_set(err, MQ_EPROTO, "JOIN names %u topics (at most %d)", a->size, FETCH_MAX_TOPICS);
+	topic_name_t *names = malloc((a->size ? a->size : 1) * sizeof(*names));
+	const char **topics = malloc((a->size ? a->size : 1) * sizeof(*topics));
+	if (!names || !topics)
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0; !rc && i < a->size; i++) {
+		rc = mq_wire_name(&a->ptr[i], names[i], "topic", 0, err);
 		topics[i] = names[i];
 	}
 	mq_assignment_t as = {0};
-	rc = mq_groups_join(b->groups, group, topics, a->size, member, (int64_t)session, mq_mono_ms(), out_member,
-			    &as, err);
+	if (!rc)
+		rc = mq_groups_join(b->groups, group, topics, a->size, member, (int64_t)session, mq_mono_ms(),
+				    out_member, &as, err);
+	free(names);
+	free(topics);
 	if (rc == 0)
 		rc = pack_assignment(b, r, out_member, &as);
 	mq_assignment_free(&as);
@@ -760,6 +806,40 @@ static int do_committed(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+static int do_topics(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char **names = NULL;
+	int count = 0, rc;
+	if ((rc = mq_store_topic_list(b->store, &names, &count, err)))
+		return rc;
+	uint32_t *np = calloc((size_t)count + 1, sizeof(*np));
+	uint32_t shown = 0;
+	for (int i = 0; np && i < count; i++) {
+		uint32_t n = 0;
+		if (strncmp(names[i], "__", 2) == 0 || topic_partitions(b, names[i], &n, err))
+			continue; /* internal, or deleted meanwhile */
+		np[i] = n;
+		shown += n > 0;
+	}
+	msgpack_packer pk;
+	if (!np || !reply_ok(b, r, 1, &pk)) {
+		free(np);
+		free(names);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	msgpack_pack_array(&pk, shown);
+	for (int i = 0; i < count; i++) {
+		if (!np[i])
+			continue;
+		msgpack_pack_array(&pk, 2);
+		mq_wire_pack_str(&pk, names[i]);
+		msgpack_pack_uint32(&pk, np[i]);
+	}
+	free(np);
+	free(names);
+	return 0;
+}
+
 static void dispatch(mq_broker_t *b, req_t *r)
 {
 	mq_err_t err = {0};
@@ -775,6 +855,7 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	case MQ_REQ_LEAVE: rc = do_leave(b, r, &err); break;
 	case MQ_REQ_COMMIT: rc = do_commit(b, r, &err); break;
 	case MQ_REQ_COMMITTED: rc = do_committed(b, r, &err); break;
+	case MQ_REQ_TOPICS: rc = do_topics(b, r, &err); break;
 	default:
 		rc = mq_err_set(&err, MQ_EPROTO, "unknown request kind %u (client newer than this mq-serve?)",
 				r->m.kind);

@@ -504,36 +504,134 @@ int mq_client_commit(mq_client_t *c, const char *group, const char *member, cons
 	return rc;
 }
 
+static void free_topics(char **v, uint32_t n)
+{
+	for (uint32_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int mq_client_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err)
+{
+	memset(out, 0, sizeof *out);
+	req_t q;
+	req_begin(c, &q, MQ_REQ_TOPICS, 0);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	const msgpack_object_array *a;
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "topics", err)) {
+		rc = bad_reply(c, "TOPICS", err);
+		goto out;
+	}
+	out->names = calloc(a->size ? a->size : 1, sizeof *out->names);
+	out->parts = calloc(a->size ? a->size : 1, sizeof *out->parts);
+	if (!out->names || !out->parts) {
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < a->size; i++) {
+		const msgpack_object_array *e;
+		const char *t;
+		size_t n;
+		uint64_t p;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 2 ||
+		    mq_wire_strv(&e->ptr[0], &t, &n, "topic", err) || mq_wire_u64(&e->ptr[1], &p, "partitions", err) ||
+		    n == 0 || n > MQ_NAME_MAX || p > UINT32_MAX) {
+			rc = bad_reply(c, "TOPICS", err);
+			goto out;
+		}
+		if (!(out->names[i] = strndup(t, n))) {
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+			goto out;
+		}
+		out->parts[i] = (uint32_t)p;
+		out->n++;
+	}
+out:
+	reply_free(&r);
+	if (rc)
+		mq_topic_list_free(out);
+	return rc;
+}
+
+void mq_topic_list_free(mq_topic_list_t *l)
+{
+	if (!l)
+		return;
+	free_topics(l->names, l->n);
+	free(l->parts);
+	memset(l, 0, sizeof *l);
+}
+
+int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint64_t min, const mq_rate_t *rate,
+			  uint64_t burst, uint64_t *granted, uint64_t *wait_ns, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_BUCKET_TAKE, 6);
+	mq_wire_pack_str(pk, name);
+	msgpack_pack_uint64(pk, want);
+	msgpack_pack_uint64(pk, min);
+	if (rate) {
+		msgpack_pack_uint64(pk, rate->tokens);
+		msgpack_pack_uint64(pk, rate->per_ns);
+	} else {
+		msgpack_pack_nil(pk);
+		msgpack_pack_nil(pk);
+	}
+	msgpack_pack_uint64(pk, burst);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	if (mq_wire_u64(mq_wire_arg(&r.msg, 0), granted, "granted", err) ||
+	    mq_wire_u64(mq_wire_arg(&r.msg, 1), wait_ns, "wait_ns", err) || *granted > want)
+		rc = bad_reply(c, "BUCKET_TAKE", err);
+	reply_free(&r);
+	return rc;
+}
+
 /* ---- group membership ---- */
 
-static int add_owned(mq_member_t *m, uint32_t p)
+static int add_owned(mq_member_t *m, uint32_t t, uint32_t p)
 {
 	if (m->nowned == m->cap) {
 		uint32_t cap = m->cap ? m->cap * 2 : 16;
-		uint32_t *v = realloc(m->owned, cap * sizeof *v);
+		mq_owned_t *v = realloc(m->owned, cap * sizeof *v);
 		if (!v)
 			return -MQ_ENOMEM;
 		m->owned = v;
 		m->cap = cap;
 	}
-	m->owned[m->nowned++] = p;
+	m->owned[m->nowned++] = (mq_owned_t){t, p};
 	return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_owned(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
+	const mq_owned_t *x = a, *y = b;
+	if (x->topic != y->topic)
+		return x->topic < y->topic ? -1 : 1;
+	return x->partition < y->partition ? -1 : x->partition > y->partition;
 }
 
-/* [[topic, p]...] into m->owned (our topic only). */
+/* Index of topic t (n bytes) among m's topics, or -1. */
+static int64_t member_topic(const mq_member_t *m, const char *t, size_t n)
+{
+	for (uint32_t i = 0; i < m->ntopics; i++)
+		if (strlen(m->topics[i]) == n && !memcmp(m->topics[i], t, n))
+			return i;
+	return -1;
+}
+
+/* [[topic, p]...] into m->owned (our topics only). */
 static int parse_assignment(mq_member_t *m, const msgpack_object *o, mq_err_t *err)
 {
 	const msgpack_object_array *a;
 	if (mq_wire_array(o, &a, "assignment", err))
 		return -MQ_EPROTO;
 	m->nowned = 0;
-	size_t tlen = strlen(m->topic);
 	for (uint32_t i = 0; i < a->size; i++) {
 		const msgpack_object_array *e;
 		const char *t;
@@ -543,11 +641,28 @@ static int parse_assignment(mq_member_t *m, const msgpack_object *o, mq_err_t *e
 		    mq_wire_strv(&e->ptr[0], &t, &n, "topic", err) || mq_wire_u64(&e->ptr[1], &p, "partition", err) ||
 		    p > UINT32_MAX)
 			return -MQ_EPROTO;
-		if (n == tlen && !memcmp(t, m->topic, n) && add_owned(m, (uint32_t)p))
+		int64_t ti = member_topic(m, t, n);
+		if (ti >= 0 && add_owned(m, (uint32_t)ti, (uint32_t)p))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
 	if (m->nowned > 1)
-		qsort(m->owned, m->nowned, sizeof *m->owned, cmp_u32);
+		qsort(m->owned, m->nowned, sizeof *m->owned, cmp_owned);
+	return 0;
+}
+
+int mq_member_set_topics(mq_member_t *m, const char *const *topics, uint32_t n, mq_err_t *err)
+{
+	char **v = calloc(n ? n : 1, sizeof *v);
+	for (uint32_t i = 0; v && i < n; i++)
+		if (!(v[i] = strdup(topics[i]))) {
+			free_topics(v, i);
+			v = NULL;
+		}
+	if (!v)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	free_topics(m->topics, m->ntopics);
+	m->topics = v;
+	m->ntopics = n;
 	return 0;
 }
 
@@ -556,8 +671,9 @@ int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 	req_t q;
 	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_JOIN, 5);
 	mq_wire_pack_str(pk, m->group);
-	msgpack_pack_array(pk, 1);
-	mq_wire_pack_str(pk, m->topic);
+	msgpack_pack_array(pk, m->ntopics);
+	for (uint32_t i = 0; i < m->ntopics; i++)
+		mq_wire_pack_str(pk, m->topics[i]);
 	mq_wire_pack_str(pk, m->member);
 	msgpack_pack_int64(pk, m->session_ms);
 	mq_wire_pack_str(pk, c->name);
@@ -625,11 +741,15 @@ void mq_member_free(mq_member_t *m)
 	free(m->owned);
 	m->owned = NULL;
 	m->nowned = m->cap = 0;
+	free_topics(m->topics, m->ntopics);
+	m->topics = NULL;
+	m->ntopics = 0;
 }
 
-int mq_member_owns(const mq_member_t *m, uint32_t p)
+int mq_member_owns(const mq_member_t *m, uint32_t topic, uint32_t p)
 {
-	return m->nowned && bsearch(&p, m->owned, m->nowned, sizeof p, cmp_u32) != NULL;
+	mq_owned_t k = {topic, p};
+	return m->nowned && bsearch(&k, m->owned, m->nowned, sizeof k, cmp_owned) != NULL;
 }
 
 /* ---- pipelined produce ---- */
@@ -916,19 +1036,24 @@ void mq_fetch_reply_free(mq_fetch_reply_t *r)
 	memset(r, 0, sizeof *r);
 }
 
-int mq_client_fetch_send(mq_client_t *c, const char *topic, const mq_fetch_pos_t *pos, uint32_t n,
-			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
+int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
+			 uint32_t n, uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
 			 mq_err_t *err)
 {
+	if (ntopics == 0 || ntopics > MQ_FETCH_MAX_TOPICS)
+		return mq_err_set(err, MQ_EINVAL, "a fetch of %u topics (1 to %d)", ntopics, MQ_FETCH_MAX_TOPICS);
 	c->freq.len = 0;
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &c->freq);
 	c->fetch_id = new_id(c);
 	mq_wire_begin(&pk, MQ_REQ_FETCH, c->fetch_id, 6);
-	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_array(&pk, ntopics);
+	for (uint32_t i = 0; i < ntopics; i++)
+		mq_wire_pack_str(&pk, topics[i]);
 	msgpack_pack_array(&pk, n);
 	for (uint32_t i = 0; i < n; i++) {
-		msgpack_pack_array(&pk, 2);
+		msgpack_pack_array(&pk, 3);
+		msgpack_pack_uint32(&pk, pos[i].topic);
 		msgpack_pack_uint32(&pk, pos[i].partition);
 		msgpack_pack_uint64(&pk, pos[i].offset);
 	}
@@ -993,14 +1118,15 @@ static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t 
 	uint32_t next_frame = 1;
 	for (uint32_t i = 0; i < a->size; i++) {
 		const msgpack_object_array *e;
-		uint64_t p, s, en, nx, nb, code;
-		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 6 ||
-		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || mq_wire_u64(&e->ptr[1], &s, "start", err) ||
-		    mq_wire_u64(&e->ptr[2], &en, "end", err) || mq_wire_u64(&e->ptr[3], &nx, "next", err) ||
-		    mq_wire_u64(&e->ptr[4], &nb, "nbytes", err) || mq_wire_u64(&e->ptr[5], &code, "err", err))
+		uint64_t t, p, s, en, nx, nb, code;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 7 ||
+		    mq_wire_u64(&e->ptr[0], &t, "topic", err) || mq_wire_u64(&e->ptr[1], &p, "partition", err) ||
+		    mq_wire_u64(&e->ptr[2], &s, "start", err) || mq_wire_u64(&e->ptr[3], &en, "end", err) ||
+		    mq_wire_u64(&e->ptr[4], &nx, "next", err) || mq_wire_u64(&e->ptr[5], &nb, "nbytes", err) ||
+		    mq_wire_u64(&e->ptr[6], &code, "err", err) || t > UINT32_MAX || p > UINT32_MAX)
 			return bad_reply(c, "FETCH", err);
 		mq_fetch_entry_t *x = &r->e[r->n++];
-		*x = (mq_fetch_entry_t){(uint32_t)p, s, en, nx, (int)code, NULL, 0};
+		*x = (mq_fetch_entry_t){(uint32_t)t, (uint32_t)p, s, en, nx, (int)code, NULL, 0};
 		if (nb > 0) {
 			if (next_frame >= r->nframes) {
 				mq_err_set(err, MQ_EPROTO, "partition %u: %llu bytes announced, no frame", x->partition,

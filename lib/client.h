@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "bucket.h"
 #include "util.h"
 #include "wire.h"
 
@@ -85,31 +86,62 @@ int mq_client_committed(mq_client_t *c, const char *group, const char *topic, in
 int mq_client_commit(mq_client_t *c, const char *group, const char *member, const char *topic,
 		     const uint32_t *parts, const uint64_t *offsets, uint32_t n, mq_err_t *err);
 
-/* ---- group membership (one topic) ---- */
+/* Every topic the broker has, sorted by name: names[i] (owned by the
+ * list) with parts[i] partitions. */
+typedef struct mq_topic_list {
+	char **names;
+	uint32_t *parts;
+	uint32_t n;
+} mq_topic_list_t;
+
+int mq_client_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err);
+void mq_topic_list_free(mq_topic_list_t *l);
+
+/* Shared bucket NAME: take between min and want tokens.  rate (may be
+ * NULL) and burst (0: one second's worth) create the bucket or change
+ * its definition first.  0 with *granted (0 when fewer than min were
+ * there; then *wait_ns says how long until they will be); -MQ_ENOENT
+ * "no shared bucket 'NAME' ..." when it does not exist and rate is NULL. */
+int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint64_t min, const mq_rate_t *rate,
+			  uint64_t burst, uint64_t *granted, uint64_t *wait_ns, mq_err_t *err);
+
+/* ---- group membership ---- */
 
 #define MQ_MEMBER_ID_MAX 200
 
+/* A partition a member owns: topic is an index into the member's topics. */
+typedef struct mq_owned {
+	uint32_t topic, partition;
+} mq_owned_t;
+
 typedef struct mq_member {
 	char group[MQ_MEMBER_ID_MAX + 1];
-	char topic[MQ_MEMBER_ID_MAX + 1];
 	char member[MQ_MEMBER_ID_MAX + 1]; /* "" before JOIN */
+	char **topics;       /* subscribed topics (mq_member_set_topics) */
+	uint32_t ntopics;
 	int64_t session_ms;
 	uint64_t generation; /* of the assignment in owned[] */
 	uint64_t acked;      /* generation acknowledged to the broker */
-	uint32_t *owned;     /* partitions of topic this member owns, sorted */
+	mq_owned_t *owned;   /* what this member owns, sorted */
 	uint32_t nowned;
 	uint32_t cap;
 } mq_member_t;
 
-/* JOIN (member->member "" for a new member); fills member, generation
- * and owned.  The caller sets group, topic and session_ms first. */
+/* Subscribe to topics (copied; indexes in owned[] refer to this list).
+ * Call mq_client_join again afterwards to tell the broker. */
+int mq_member_set_topics(mq_member_t *m, const char *const *topics, uint32_t n, mq_err_t *err);
+
+/* JOIN (member->member "" for a new member; a member that joined before
+ * joins again to change its topics, keeping what it owns where the new
+ * assignment allows); fills member, generation and owned.  The caller
+ * sets group, topics and session_ms first. */
 int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err);
 /* HEARTBEAT acking m->acked; fills generation and owned.  -MQ_ENOENT
  * when the broker forgot the member (session expired): join again. */
 int mq_client_heartbeat(mq_client_t *c, mq_member_t *m, mq_err_t *err);
 int mq_client_leave(mq_client_t *c, mq_member_t *m, mq_err_t *err);
 void mq_member_free(mq_member_t *m);
-int mq_member_owns(const mq_member_t *m, uint32_t p);
+int mq_member_owns(const mq_member_t *m, uint32_t topic, uint32_t p);
 
 /* ---- pipelined produce ---- */
 
@@ -155,6 +187,7 @@ const char *mq_producer_take_error(mq_producer_t *p);
 /* ---- fetch ---- */
 
 typedef struct mq_fetch_entry {
+	uint32_t topic; /* index into the topics of the request */
 	uint32_t partition;
 	uint64_t start, end, next;
 	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY (positive) */
@@ -170,13 +203,17 @@ typedef struct mq_fetch_reply {
 } mq_fetch_reply_t;
 
 typedef struct mq_fetch_pos {
+	uint32_t topic; /* index into the topics passed with it */
 	uint32_t partition;
 	uint64_t offset;
 } mq_fetch_pos_t;
 
-/* Send a FETCH on the data socket (at most one outstanding).  group and
- * member may be NULL. */
-int mq_client_fetch_send(mq_client_t *c, const char *topic, const mq_fetch_pos_t *pos, uint32_t n,
+/* Send a FETCH on the data socket (at most one outstanding) for the
+ * positions pos[0..n) in topics[0..ntopics).  group and member may be
+ * NULL. */
+#define MQ_FETCH_MAX_TOPICS 1024
+int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
+			 uint32_t n,
 			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
 			 mq_err_t *err);
 /* Wait for the outstanding FETCH's reply, resending it when the broker

@@ -227,6 +227,33 @@ static void member_remove(group_t *gr, member_t *m)
 	free(m);
 }
 
+static int rejoin(mq_groups_t *g, group_t *gr, member_t *m, const char *const *topics, uint32_t ntopics,
+		  int64_t session_ms, int64_t now, char *member_out, mq_assignment_t *out, mq_err_t *err)
+{
+	char **v = calloc(ntopics ? ntopics : 1, sizeof(char *));
+	uint32_t n = 0;
+	while (v && n < ntopics && (v[n] = strdup(topics[n])))
+		n++;
+	if (!v || n < ntopics) {
+		for (uint32_t i = 0; v && i < n; i++)
+			free(v[i]);
+		free(v);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	for (uint32_t k = 0; k < m->ntopics; k++)
+		free(m->topics[k]);
+	free(m->topics);
+	m->topics = v;
+	m->ntopics = ntopics;
+	m->session_ms = session_ms > 0 ? session_ms : 10000;
+	m->last_seen = now;
+	rebalance(g, gr);
+	snprintf(member_out, MQ_MEMBER_MAX + 1, "%s", m->id);
+	if (settle(gr, m, out))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	return 0;
+}
+
 int mq_groups_join(mq_groups_t *g, const char *group, const char *const *topics, uint32_t ntopics,
 		   const char *member, int64_t session_ms, int64_t now, char *member_out,
 		   mq_assignment_t *out, mq_err_t *err)
@@ -235,8 +262,8 @@ int mq_groups_join(mq_groups_t *g, const char *group, const char *const *topics,
 	if (!gr)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	member_t *m = member[0] ? member_find(gr, member) : NULL;
-	if (m) /* a member joining again (after a broker restart of its view): start over */
-		member_remove(gr, m);
+	if (m) /* joining again: new topics; it keeps what it owns until it acks */
+		return rejoin(g, gr, m, topics, ntopics, session_ms, now, member_out, out, err);
 	m = calloc(1, sizeof(*m));
 	member_t **mv = m ? realloc(gr->members, (gr->nmembers + 1) * sizeof(*mv)) : NULL;
 	if (!m || !mv || !(m->topics = calloc(ntopics ? ntopics : 1, sizeof(char *)))) {

@@ -16,7 +16,7 @@ static const char *const kind_names[] = {
 	[MQ_REQ_HELLO] = "HELLO",	  [MQ_REQ_META] = "META",	   [MQ_REQ_PRODUCE] = "PRODUCE",
 	[MQ_REQ_FETCH] = "FETCH",	  [MQ_REQ_OFFSETS] = "OFFSETS",	   [MQ_REQ_JOIN] = "JOIN",
 	[MQ_REQ_HEARTBEAT] = "HEARTBEAT", [MQ_REQ_LEAVE] = "LEAVE",	   [MQ_REQ_COMMIT] = "COMMIT",
-	[MQ_REQ_COMMITTED] = "COMMITTED",
+	[MQ_REQ_COMMITTED] = "COMMITTED", [MQ_REQ_TOPICS] = "TOPICS", [MQ_REQ_BUCKET_TAKE] = "BUCKET_TAKE",
 };
 
 const char *mq_wire_kind_name(uint32_t kind)

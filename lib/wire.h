@@ -24,11 +24,12 @@
  *   PRODUCE    [topic, partition] + batch
  *              ; [base_offset, count, duplicate]   duplicate: the batch's
  *              producer id and sequence were stored before; nothing new stored
- *   FETCH      [topic, [[p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
- *              ; [[[p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
+ *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
+ *              t: index into the topic list
+ *              ; [[[t, p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
  *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
- *              start or end), MQ_ENOENT (no such partition), MQ_EBUSY (the
- *              member does not own the partition: heartbeat now)
+ *              start or end), MQ_ENOENT (no such topic or partition), MQ_EBUSY
+ *              (the member does not own the partition: heartbeat now)
  *              The broker holds a fetch until some partition has data or
  *              max_wait_ms passed (long poll).
  *   OFFSETS    [topic, time|nil]
@@ -46,6 +47,19 @@
  *              offset = the next offset to consume.  Only the owner may commit
  *              (MQ_EBUSY otherwise).
  *   COMMITTED  [group, topic] ; [[[p, offset]...]]   partitions with a commit
+ *
+ * Administration (20-29):
+ *
+ *   TOPICS     [] ; [[[topic, partitions]...]]   every topic, sorted by name
+ *
+ * Shared token buckets (30-39):
+ *
+ *   BUCKET_TAKE [name, want, min, rate_tokens|nil, rate_per_ns|nil, burst]
+ *              ; [granted, wait_ns]   with a rate, the bucket is created or
+ *              its definition changed first (burst 0: one second's worth);
+ *              granted is between min and want, or 0 when fewer than min
+ *              tokens were there (wait_ns: until they will be).  MQ_ENOENT:
+ *              no such bucket and no rate given.
  */
 #ifndef MQ_WIRE_H
 #define MQ_WIRE_H
@@ -70,7 +84,11 @@ enum mq_req_kind {
 	MQ_REQ_LEAVE = 8,
 	MQ_REQ_COMMIT = 9,
 	MQ_REQ_COMMITTED = 10,
-	/* 20-29 administration, 30-39 shared buckets, 40-49 transactions */
+	/* 20-29 administration */
+	MQ_REQ_TOPICS = 20,
+	/* 30-39 shared buckets */
+	MQ_REQ_BUCKET_TAKE = 30,
+	/* 40-49 transactions */
 };
 
 /* Name of a request kind for messages ("PRODUCE"), "?" if unknown. */

@@ -66,12 +66,13 @@ wait_unique() {
 	run mq-sub -t a -F '%z'
 	assert_failure 2
 	assert_output --partial "%z"
-	run mq-sub -t a -t b
+	run mq-sub -t 'logs/*'
 	assert_failure 2
-	assert_output --partial "not available in this version"
-	run mq-sub -t 'logs.*'
+	assert_output --partial "topic pattern 'logs/*': invalid"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-sub -t a -t 'b c'
 	assert_failure 2
-	assert_output --partial "not available in this version"
+	assert_output --partial "topic 'b c': invalid name"
 	for o in "--exec cat" "--check-seq" "--max-attempts 3" "--dlq d"; do
 		run mq-sub -t a $o
 		assert_failure 2
@@ -286,4 +287,61 @@ status 0"
 	[ "$(sub -t all -e | sort -n -u | wc -l)" -eq 3000 ]
 	[ "$(sub -t all -e | wc -l)" -eq 3000 ]
 	[ "$(sub -t all -e -F '%p\n' | sort -u | wc -l)" -eq 3 ]
+}
+
+@test "-t repeated reads every topic named" {
+	start_broker --partitions 2
+	seq 1 100 | mq-pub -t one
+	seq 101 150 | mq-pub -t two
+	seq 151 160 | mq-pub -t three
+	run sub -t one -t two -e -F '%t %s\n'
+	assert_success
+	[ "${#lines[@]}" -eq 150 ]
+	[ "$(printf '%s\n' "${lines[@]}" | awk '$1 == "one"' | wc -l)" -eq 100 ]
+	[ "$(printf '%s\n' "${lines[@]}" | awk '$1 == "two" && $2 > 100' | wc -l)" -eq 50 ]
+}
+
+@test "-t PATTERN reads matching topics, also ones created later, and no others" {
+	start_broker --partitions 2
+	seq 1 10 | mq-pub -t logs.web
+	seq 1 10 | mq-pub -t metrics
+	mq-sub -t 'logs.*' -F '%t %s\n' >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	local pid=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 10
+	seq 11 20 | mq-pub -t logs.web
+	seq 1 5 | mq-pub -t logs.db
+	seq 1 5 | mq-pub -t logsXdb
+	wait_lines "$BATS_TEST_TMPDIR/out" 25
+	sleep 1.5
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(awk '$1 == "logs.web"' "$BATS_TEST_TMPDIR/out" | sort -n -k2 -u | wc -l)" -eq 20 ]
+	[ "$(awk '$1 == "logs.db"' "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 5 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 25 ]
+	# -e with a pattern: what matches now, to its end
+	run sub -t 'logs.[dw]*' -t metrics -e -F '%t\n'
+	assert_success
+	[ "${#lines[@]}" -eq 35 ]
+	run sub -t 'nothing.*' -e
+	assert_success
+	assert_output --partial "no topic matches nothing.*"
+}
+
+@test "a group reading a pattern takes up topics created later and commits each" {
+	start_broker --partitions 2
+	seq 1 10 | mq-pub -t jobs.a
+	mq-sub -t 'jobs.*' -g g -F '%t %s\n' >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local pid=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 10
+	seq 1 7 | mq-pub -t jobs.b
+	wait_lines "$BATS_TEST_TMPDIR/out" 17
+	sleep 1
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(awk '$1 == "jobs.b"' "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 7 ]
+	# everything was committed: a new member of the group has nothing left
+	seq 8 9 | mq-pub -t jobs.b
+	run sub -t 'jobs.*' -g g -e -F '%t %s\n'
+	assert_success
+	assert_output "$(printf 'jobs.b 8\njobs.b 9')"
 }

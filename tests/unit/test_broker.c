@@ -221,9 +221,11 @@ static int fetch(fix_t *f, const char *topic, uint32_t p, uint64_t off, uint64_t
 {
 	msgpack_packer pk;
 	req(f, &pk, MQ_REQ_FETCH, 6);
+	msgpack_pack_array(&pk, 1);
 	mq_wire_pack_str(&pk, topic);
 	msgpack_pack_array(&pk, 1);
-	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_uint32(&pk, 0);
 	msgpack_pack_uint32(&pk, p);
 	msgpack_pack_uint64(&pk, off);
 	msgpack_pack_uint64(&pk, 1 << 20);
@@ -242,10 +244,12 @@ static int fetch(fix_t *f, const char *topic, uint32_t p, uint64_t off, uint64_t
 	assert_int_equal(mq_wire_array(mq_wire_arg(&f->m, 0), &a, "entries", &err), 0);
 	assert_int_equal(a->size, 1);
 	const msgpack_object_array *e = &a->ptr[0].via.array;
-	*code = (int)e->ptr[5].via.i64;
-	if (e->ptr[5].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		*code = (int)e->ptr[5].via.u64;
-	uint64_t nbytes = e->ptr[4].via.u64;
+	assert_int_equal(e->size, 7);
+	assert_int_equal(e->ptr[0].via.u64, 0);
+	*code = (int)e->ptr[6].via.i64;
+	if (e->ptr[6].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		*code = (int)e->ptr[6].via.u64;
+	uint64_t nbytes = e->ptr[5].via.u64;
 	if (!nbytes)
 		return 0;
 	assert_int_equal(f->nframes, 2);
@@ -391,7 +395,7 @@ static void test_bad_requests(void **state)
 	req(f, &pk, MQ_REQ_FETCH, 1);
 	msgpack_pack_uint32(&pk, 5);
 	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
-	expect_err(f, MQ_EPROTO, "topic");
+	expect_err(f, MQ_EPROTO, "topics");
 	/* a header that is not msgpack is dropped; the broker still answers after */
 	assert_true(zmq_send(f->s, "\xc1\xc1", 2, 0) >= 0);
 	assert_int_equal(meta(f, "t"), 2);
