@@ -116,8 +116,10 @@ fi
 if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null; then
 	mport=$(free_port)
 	mkdir -p "$tmp/mosq"
-	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
-		"$mport" "$tmp/mosq" >"$tmp/mosq.conf"
+	# user: as root, mosquitto would otherwise switch to user mosquitto, which
+	# cannot write into $tmp (mode 0700) and so could not save its database.
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nuser %s\n' \
+		"$mport" "$tmp/mosq" "$(id -un)" >"$tmp/mosq.conf"
 	mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
 	pids+=($!)
 	sleep 0.3
