@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "hash.h"
 #include "mq.h"
 #include "record.h"
 
@@ -63,6 +64,9 @@ static void usage(FILE *fp)
 		"      --batch N            at most N messages per batch (default %d)\n"
 		"      --linger DURATION    wait this long for more input to fill a batch (default 0)\n"
 		"      --max-message-bytes SIZE  refuse larger messages (default: the broker's limit)\n"
+		"      --id key|hash|none   message id for the broker's dedup window: the key, a\n"
+		"                           hash of key and value, or none (default: the id of\n"
+		"                           envelope input, else none)\n"
 		"      --progress, --no-progress  a progress line on stderr (default: on a terminal,\n"
 		"                           with a regular file as input)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
@@ -77,6 +81,7 @@ enum {
 	OPT_MAXMSG,
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
+	OPT_ID,
 	OPT_LATER, /* options of later versions: refused */
 };
 
@@ -94,7 +99,7 @@ static const struct option longopts[] = {
 	{"progress", no_argument, NULL, OPT_PROGRESS},
 	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 	MQ_CLI_LONGOPTS,
-	{"id", required_argument, NULL, OPT_LATER},
+	{"id", required_argument, NULL, OPT_ID},
 	{"ttl", required_argument, NULL, OPT_LATER},
 	{"delay", required_argument, NULL, OPT_LATER},
 	{"at", required_argument, NULL, OPT_LATER},
@@ -116,6 +121,7 @@ typedef struct opts {
 	uint32_t nheaders;
 	uint64_t batch, max_msg;
 	int progress;
+	enum { ID_INPUT, ID_KEY, ID_HASH, ID_NONE } id;
 } opts_t;
 
 static int parse_header(opts_t *o, const char *s, mq_err_t *err)
@@ -164,6 +170,16 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 			return -MQ_EINVAL;
 		if (o->max_msg == 0)
 			return mq_err_set(err, MQ_EINVAL, "--max-message-bytes: must be more than 0");
+		return 0;
+	case OPT_ID:
+		if (!strcmp(arg, "key"))
+			o->id = ID_KEY;
+		else if (!strcmp(arg, "hash"))
+			o->id = ID_HASH;
+		else if (!strcmp(arg, "none"))
+			o->id = ID_NONE;
+		else
+			return mq_err_set(err, MQ_EINVAL, "--id '%.200s': use key, hash or none", arg);
 		return 0;
 	case OPT_LATER:
 		return mq_cli_later(prog, longopts[idx].name, err);
@@ -216,6 +232,8 @@ typedef struct pub {
 	uint32_t rr;     /* partition of unkeyed records */
 	uint64_t read, too_big, bad;
 	int64_t now_ms;
+	mq_buf_t idbuf; /* --id hash: what is hashed */
+	char idhex[33];
 	int failed;      /* broker silent: stop */
 	mq_err_t err;
 	/* progress */
@@ -260,6 +278,26 @@ static size_t msg_size(const mq_rec_t *r, const mq_header_t *h, uint32_t nh, siz
 	return n;
 }
 
+/* --id hash: s->idhex = 32 hex digits of a fixed-key SipHash-128 of
+ * the key (length first, so "no key" and "empty key" differ) and the
+ * value.  The same message gets the same id in every mq-pub. */
+static int message_hash(pub_t *s, const void *key, size_t key_len, const mq_rec_t *r)
+{
+	static const mq_hashkey_t k = {0x6d712d7075622d69ull, 0x642d6861736801ull};
+	uint8_t len[8];
+	mq_put_u64(len, key ? (uint64_t)key_len : UINT64_MAX);
+	s->idbuf.len = 0;
+	if (mq_buf_append(&s->idbuf, len, 8) || (key_len && mq_buf_append(&s->idbuf, key, key_len)) ||
+	    (r->value_len && mq_buf_append(&s->idbuf, r->value, r->value_len))) {
+		mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
+		s->failed = 1;
+		return -1;
+	}
+	mq_hash128_t hv = mq_hash128(&k, s->idbuf.p, s->idbuf.len);
+	snprintf(s->idhex, sizeof s->idhex, "%016llx%016llx", (unsigned long long)hv.hi, (unsigned long long)hv.lo);
+	return 0;
+}
+
 static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 {
 	const opts_t *o = s->o;
@@ -281,6 +319,24 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		h = hbuf;
 		nh = n;
 	}
+	const void *id = r->id;
+	size_t id_len = r->id_len;
+	if (o->id == ID_NONE) {
+		id = NULL;
+		id_len = 0;
+	} else if (o->id == ID_KEY) {
+		id = key;
+		id_len = key ? key_len : 0;
+	} else if (o->id == ID_HASH && message_hash(s, key, key_len, r) < 0) {
+		return -1;
+	} else if (o->id == ID_HASH) {
+		id = s->idhex;
+		id_len = 32;
+	}
+	mq_rec_t rr = *r;
+	rr.id = id;
+	rr.id_len = id_len;
+	r = &rr;
 	size_t size = msg_size(r, h, nh, key ? key_len : 0);
 	if (size > s->o->max_msg) {
 		s->too_big++;
@@ -303,7 +359,7 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		s->opened[part] = mq_mono_ms();
 	}
 	int64_t ts = r->timestamp > 0 ? r->timestamp : s->now_ms;
-	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, r->id, r->id_len, nh ? h : NULL, nh)) {
+	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, id, id_len, nh ? h : NULL, nh)) {
 		mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
 		s->failed = 1;
 		return -1;
@@ -483,6 +539,7 @@ static void cleanup(pub_t *s)
 	free(s->bufs);
 	free(s->b);
 	free(s->opened);
+	mq_buf_free(&s->idbuf);
 	mq_client_close(s->c);
 }
 

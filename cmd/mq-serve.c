@@ -39,6 +39,9 @@ static void usage(FILE *fp)
 		"      --retention-time D    delete segments older than D (default: keep)\n"
 		"      --retention-bytes S   keep about S bytes per partition (default: keep)\n"
 		"      --max-message-bytes S largest message accepted (default 1MiB)\n"
+		"      --dedup-window D      remember message ids this long per topic (default 2m)\n"
+		"      --dedup-ids N         remember at most N ids, oldest forgotten first\n"
+		"                            (default 1000000)\n"
 		"  -v, --verbose             more messages on stderr\n"
 		"  -q, --quiet               only errors on stderr\n"
 		"  -h, --help                this help\n"
@@ -52,6 +55,8 @@ enum {
 	OPT_RETENTION_TIME,
 	OPT_RETENTION_BYTES,
 	OPT_MAX_MESSAGE_BYTES,
+	OPT_DEDUP_WINDOW,
+	OPT_DEDUP_IDS,
 	OPT_LATER,
 };
 
@@ -100,7 +105,8 @@ int main(int argc, char **argv)
 		{"retention-time", required_argument, NULL, OPT_RETENTION_TIME},
 		{"retention-bytes", required_argument, NULL, OPT_RETENTION_BYTES},
 		{"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
-		{"dedup-window", required_argument, NULL, OPT_LATER},
+		{"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
+		{"dedup-ids", required_argument, NULL, OPT_DEDUP_IDS},
 		{"txn-timeout", required_argument, NULL, OPT_LATER},
 		{"txn-max-checks", required_argument, NULL, OPT_LATER},
 		{"curve-secret", required_argument, NULL, OPT_LATER},
@@ -184,6 +190,22 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.log.max_record_bytes = v;
+			break;
+		case OPT_DEDUP_WINDOW:
+			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 1) {
+				fprintf(stderr, "%s: --dedup-window '%s': use a duration of 1ms or more, such as 2m\n", prog,
+					optarg);
+				return 2;
+			}
+			o.dedup_window_ms = ms;
+			break;
+		case OPT_DEDUP_IDS:
+			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > MQ_SEEN_MAX_COUNT) {
+				fprintf(stderr, "%s: --dedup-ids '%s': use a count from 1 to %llu\n", prog, optarg,
+					(unsigned long long)MQ_SEEN_MAX_COUNT);
+				return 2;
+			}
+			o.dedup_max_ids = v;
 			break;
 		case OPT_LATER:
 			fprintf(stderr, "%s: --%s is not available in this version of mq-serve\n", prog,

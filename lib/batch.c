@@ -176,6 +176,8 @@ int mq_batch_add(mq_batch_builder_t *b, int64_t ts,
 		 const mq_header_t *headers, uint32_t nheaders)
 {
 	mq_buf_t *buf = b->buf;
+	if (id)
+		b->hdr.flags |= MQ_BF_IDS;
 	/* +10: the body is written 10 bytes in, then slid back over the length. */
 	size_t bound = mq_record_encoded_size(key_len, value_len, id_len, headers, nheaders) + 10;
 	if (b->count == 0) {

@@ -55,6 +55,7 @@
 /* Batch flags. */
 #define MQ_BF_TXN 0x0001     /* part of a half-message transaction (txn_id) */
 #define MQ_BF_CONTROL 0x0002 /* control batch (transaction commit/abort marker) */
+#define MQ_BF_IDS 0x0004     /* some record carries an id (set by mq_batch_add) */
 
 typedef struct mq_batch_hdr {
 	uint64_t base_offset;

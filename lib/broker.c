@@ -28,6 +28,7 @@
 
 #include "batch.h"
 #include "group.h"
+#include "seen.h"
 #include "store.h"
 #include "wire.h"
 
@@ -105,6 +106,11 @@ struct mq_broker {
 	size_t pst_cap, pst_n;
 	uint64_t turn;
 	int appended; /* something was appended this turn */
+	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
+	int ids_added;  /* ids to journal at the end of the turn */
+	mq_buf_t scratch;
+	mq_hash128_t *batch_ids; /* ids of the batch being produced */
+	size_t batch_ids_cap;
 	int64_t next_retention;
 };
 
@@ -177,6 +183,9 @@ static void flush_turn(mq_broker_t *b)
 	int rc = mq_store_commit(b->store, now, &err);
 	if (rc == 0)
 		rc = mq_groups_commit_log(b->groups, now, &err);
+	if (rc == 0 && b->ids_added)
+		rc = mq_seen_sync(b->ids, &err);
+	b->ids_added = 0;
 	for (int i = 0; i < b->nout; i++) {
 		outmsg_t *m = &b->out[i];
 		if (rc && m->durable) {
@@ -340,6 +349,126 @@ static int do_meta(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+/* The dedup key of a record id: topic, NUL, id. */
+static mq_hash128_t id_hash(mq_broker_t *b, const char *topic, const mq_record_t *rec)
+{
+	size_t tl = strlen(topic) + 1;
+	b->scratch.len = 0;
+	if (mq_buf_reserve(&b->scratch, tl + rec->id_len))
+		return mq_seen_hash(b->ids, topic, tl - 1); /* cannot happen for ids under 64 MiB */
+	memcpy(b->scratch.p, topic, tl);
+	memcpy(b->scratch.p + tl, rec->id, rec->id_len);
+	return mq_seen_hash(b->ids, b->scratch.p, tl + rec->id_len);
+}
+
+/* Is h among the first n hashes of this batch (a small open-addressed
+ * set of 2^k slots, all zero = empty)?  Adds it if not. */
+static int batch_seen(mq_hash128_t *set, size_t mask, mq_hash128_t h)
+{
+	if (!h.lo && !h.hi)
+		h.lo = 1;
+	for (size_t i = (size_t)h.lo & mask;; i = (i + 1) & mask) {
+		if (!set[i].lo && !set[i].hi) {
+			set[i] = h;
+			return 0;
+		}
+		if (set[i].lo == h.lo && set[i].hi == h.hi)
+			return 1;
+	}
+}
+
+/* Broker-side deduplication of a checked batch whose records carry ids:
+ * records whose id the topic stored within the window, or that repeat
+ * an id earlier in the batch, are left out.  *out is the batch to store
+ * (the original, or a copy without them in b->scratch's place: out_buf),
+ * *dups how many were left out.  Their hashes stay in b->batch_ids for
+ * ids_commit once the append succeeded. */
+static int ids_filter(mq_broker_t *b, const char *topic, const uint8_t *batch, size_t len, mq_buf_t *out_buf,
+		      uint32_t *dups, size_t *nids, mq_err_t *err)
+{
+	mq_batch_iter_t it;
+	mq_record_t rec;
+	int rc = mq_batch_iter_init(&it, batch, len, err);
+	if (rc)
+		return rc;
+	size_t slots = 16;
+	while (slots < 2 * (size_t)it.hdr.count)
+		slots *= 2;
+	if (slots > b->batch_ids_cap) {
+		mq_hash128_t *v = realloc(b->batch_ids, slots * sizeof(*v));
+		if (!v)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		b->batch_ids = v;
+		b->batch_ids_cap = slots;
+	}
+	memset(b->batch_ids, 0, slots * sizeof(*b->batch_ids));
+	int64_t now = mq_now_ms();
+	/* Pass 1: count what goes. */
+	*dups = 0;
+	while (mq_batch_iter_next(&it, &rec) > 0)
+		if (rec.id) {
+			mq_hash128_t h = id_hash(b, topic, &rec);
+			if (mq_seen_contains(b->ids, h, now) || batch_seen(b->batch_ids, slots - 1, h))
+				(*dups)++;
+		}
+	*nids = slots;
+	if (*dups == 0)
+		return 0;
+	/* Pass 2: a copy without the duplicates (same producer id and sequence). */
+	memset(b->batch_ids, 0, slots * sizeof(*b->batch_ids));
+	mq_batch_iter_init(&it, batch, len, NULL);
+	mq_batch_builder_t bb;
+	mq_batch_begin(&bb, out_buf);
+	bb.hdr = it.hdr;
+	bb.hdr.flags &= (uint16_t)~MQ_BF_IDS;
+	mq_header_t *hv = NULL;
+	uint32_t hcap = 0;
+	while (mq_batch_iter_next(&it, &rec) > 0) {
+		if (rec.id) {
+			mq_hash128_t h = id_hash(b, topic, &rec);
+			if (mq_seen_contains(b->ids, h, now) || batch_seen(b->batch_ids, slots - 1, h))
+				continue;
+		}
+		if (rec.header_count > hcap) {
+			mq_header_t *v = realloc(hv, rec.header_count * sizeof(*v));
+			if (!v) {
+				free(hv);
+				return mq_err_set(err, MQ_ENOMEM, "out of memory");
+			}
+			hv = v;
+			hcap = rec.header_count;
+		}
+		const uint8_t *hp = rec.headers;
+		uint32_t nh = 0;
+		while (nh < rec.header_count && mq_header_next(&hp, rec.headers_end, &hv[nh]))
+			nh++;
+		if (mq_batch_add(&bb, rec.timestamp, rec.key, rec.key_len, rec.value, rec.value_len, rec.id, rec.id_len,
+				 hv, nh)) {
+			free(hv);
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		}
+	}
+	free(hv);
+	mq_batch_finish(&bb);
+	return 0;
+}
+
+/* After the append: remember the stored ids (those in b->batch_ids). */
+static int ids_commit(mq_broker_t *b, size_t slots, mq_err_t *err)
+{
+	int64_t now = mq_now_ms();
+	for (size_t i = 0; i < slots; i++) {
+		mq_hash128_t h = b->batch_ids[i];
+		if (!h.lo && !h.hi)
+			continue;
+		int rc = mq_seen_add(b->ids, h, now, err);
+		if (rc < 0)
+			return rc;
+		b->ids_added = 1;
+	}
+	return 0;
+}
+
 static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 {
 	char topic[MQ_NAME_MAX + 1];
@@ -381,7 +510,28 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (pr && (int32_t)(h.base_seq - pr->next_seq) < 0)
 			dup = 1;
 	}
-	if (!dup) {
+	uint32_t dup_ids = 0;
+	if (!dup && (h.flags & MQ_BF_IDS)) {
+		mq_buf_t copy = {0};
+		size_t slots = 0;
+		if ((rc = mq_batch_check(batch, len, b->o.log.max_record_bytes, err)) ||
+		    (rc = ids_filter(b, topic, batch, len, &copy, &dup_ids, &slots, err))) {
+			mq_buf_free(&copy);
+			return rc;
+		}
+		base = mq_log_end(log);
+		if (dup_ids < h.count)
+			rc = mq_log_append(log, dup_ids ? copy.p : batch, dup_ids ? copy.len : len, &base, err);
+		mq_buf_free(&copy);
+		if (rc == 0 && dup_ids < h.count)
+			b->appended = 1;
+		if (rc == 0)
+			rc = ids_commit(b, slots, err);
+		if (rc)
+			return rc;
+		if (ps)
+			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
+	} else if (!dup) {
 		if ((rc = mq_log_append(log, batch, len, &base, err)))
 			return rc;
 		b->appended = 1;
@@ -389,16 +539,17 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
 	}
 	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 3, &pk);
+	outmsg_t *m = reply_ok(b, r, 4, &pk);
 	if (!m)
 		return -MQ_ENOMEM;
 	m->durable = 1;
 	msgpack_pack_uint64(&pk, base);
-	msgpack_pack_uint32(&pk, h.count);
+	msgpack_pack_uint32(&pk, h.count - dup_ids);
 	if (dup)
 		msgpack_pack_true(&pk);
 	else
 		msgpack_pack_false(&pk);
+	msgpack_pack_uint32(&pk, dup_ids);
 	return 0;
 }
 
@@ -920,13 +1071,25 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->o.partitions = 1;
 	if (b->o.retention_check_ms <= 0)
 		b->o.retention_check_ms = 60000;
+	if (b->o.dedup_window_ms <= 0)
+		b->o.dedup_window_ms = 120000;
+	if (!b->o.dedup_max_ids)
+		b->o.dedup_max_ids = 1000000;
 	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
 	if (rc)
 		goto fail;
-	char state[4096];
+	char state[4096], ids[4200];
 	snprintf(state, sizeof(state), "%s/state", o->data_dir);
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
 		goto fail;
+	snprintf(ids, sizeof(ids), "%s/dedup", state);
+	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids};
+	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err))) {
+		if (rc == -MQ_ECORRUPT)
+			mq_err_set(err, MQ_ECORRUPT, "%s (the dedup window: delete the file to start with an empty one)",
+				   err->msg);
+		goto fail;
+	}
 	if (!(b->zctx = zmq_ctx_new())) {
 		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
 		goto fail;
@@ -1036,6 +1199,9 @@ void mq_broker_close(mq_broker_t *b)
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
 	mq_groups_close(b->groups);
+	mq_seen_close(b->ids);
+	mq_buf_free(&b->scratch);
+	free(b->batch_ids);
 	mq_store_close(b->store);
 	free(b);
 }

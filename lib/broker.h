@@ -25,6 +25,8 @@ typedef struct mq_broker_opts {
 	uint32_t partitions;        /* for topics created on first publish */
 	mq_log_opts_t log;          /* fsync, segments, retention, max_record_bytes */
 	int64_t retention_check_ms; /* how often retention runs (default 60 s) */
+	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
+	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
 } mq_broker_opts_t;
 
 /* Open the data directory (lock), then bind every endpoint.  On failure

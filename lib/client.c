@@ -872,10 +872,15 @@ static void on_reply(mq_producer_t *p, const mq_wire_msg_t *m)
 	p->last_progress = mq_mono_ms();
 	if (m->kind == MQ_REP_OK) {
 		int dup = 0;
+		uint64_t dup_ids = 0;
 		mq_wire_bool(mq_wire_arg(m, 2), &dup, "duplicate", NULL);
+		if (mq_wire_arg(m, 3))
+			mq_wire_u64(mq_wire_arg(m, 3), &dup_ids, "duplicate ids", NULL);
 		p->st.acked += s->count;
 		if (dup)
 			p->st.duplicates += s->count;
+		else
+			p->st.duplicates += dup_ids < s->count ? dup_ids : s->count;
 	} else {
 		mq_err_t e;
 		reply_error(p->c, m, &e);

@@ -503,6 +503,13 @@ int mq_seen_add(mq_seen_t *s, mq_hash128_t h, int64_t now_ms, mq_err_t *err)
 	return 0;
 }
 
+int mq_seen_contains(mq_seen_t *s, mq_hash128_t h, int64_t now_ms)
+{
+	size_t pos;
+	evict_expired(s, now_ms);
+	return find(s, h, &pos) >= 0;
+}
+
 int mq_seen_sync(mq_seen_t *s, mq_err_t *err)
 {
 	if (s->fd < 0)

@@ -57,6 +57,9 @@ void mq_seen_prefetch(const mq_seen_t *s, mq_hash128_t h);
 /* 1 if h is in the set (the set is unchanged), 0 if it was not (it is
  * now, and journalled), < 0 on error (out of memory, journal write). */
 int mq_seen_add(mq_seen_t *s, mq_hash128_t h, int64_t now_ms, mq_err_t *err);
+/* 1 if h is in the set, 0 if not; changes nothing but forgetting what
+ * aged out (for callers that add only after an action succeeded). */
+int mq_seen_contains(mq_seen_t *s, mq_hash128_t h, int64_t now_ms);
 /* Journal: write what was added since the last sync and fdatasync it;
  * rewrite the file when it holds more than twice what the set does.
  * A no-op without a state file. */

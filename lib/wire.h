@@ -22,8 +22,11 @@
  *   META       [topic, create]                 create: bool, auto-create with the
  *              ; [partitions]                  broker's --partitions
  *   PRODUCE    [topic, partition] + batch
- *              ; [base_offset, count, duplicate]   duplicate: the batch's
- *              producer id and sequence were stored before; nothing new stored
+ *              ; [base_offset, count, duplicate, dup_ids]   duplicate: the
+ *              batch's producer id and sequence were stored before; nothing
+ *              new stored.  dup_ids: records dropped because their id was
+ *              stored in the topic within the dedup window (the rest, if
+ *              any, stored from base_offset)
  *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
  *              t: index into the topic list
  *              ; [[[t, p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0

@@ -45,7 +45,7 @@ read_back() {
 	assert_failure 2
 	run mq-pub -t a --max-message-bytes lots
 	assert_failure 2
-	for o in "--ttl 1s" "--delay 1s" "--at 0" "--id key" "--prepare" "--commit 1" "--rollback 1" "--txn-checker x"; do
+	for o in "--ttl 1s" "--delay 1s" "--at 0" "--prepare" "--commit 1" "--rollback 1" "--txn-checker x"; do
 		run mq-pub -t a $o
 		assert_failure 2
 		assert_output --partial "is not available in this version of mq-pub"
@@ -250,4 +250,60 @@ after"
 	[ "$stored" -ge "$acked" ]
 	# what is stored is a prefix of the input, without repeats
 	read_back term | cmp - <(head -n "$stored" "$BATS_TEST_TMPDIR/in")
+}
+
+@test "--id key: a repeated id within the dedup window is acknowledged, counted and never delivered" {
+	start_broker --partitions 3
+	run mq-pub -t d -K : --id key -v < <(printf 'a:1\nb:2\na:3\nc:4\n')
+	assert_success
+	assert_output --partial "4 acknowledged (1 duplicates)"
+	run mq-pub -t d -K : --id key -v < <(printf 'a:5\nd:6\n')
+	assert_success
+	assert_output --partial "2 acknowledged (1 duplicates)"
+	run mq-sub -t d -e -F '%k=%s %i\n'
+	assert_success
+	[ "$(printf '%s\n' "${lines[@]}" | sort | tr '\n' ' ')" = "a=1 a b=2 b c=4 c d=6 d " ]
+	# records without a key carry no id with --id key: all stored
+	run mq-pub -t d --id key -v < <(printf 'x\nx\n')
+	assert_output --partial "2 acknowledged (0 duplicates)"
+}
+
+@test "--id hash, --id none and envelope ids; a bad --id is a usage error" {
+	start_broker
+	seq 1 5 | mq-pub -t h --id hash
+	run mq-pub -t h --id hash -v < <(seq 3 8)
+	assert_success
+	assert_output --partial "6 acknowledged (3 duplicates)"
+	[ "$(mq-sub -t h -e | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 " ]
+	# the same value under another key is another message
+	run mq-pub -t h -k other --id hash -v < <(seq 1 2)
+	assert_output --partial "2 acknowledged (0 duplicates)"
+	# envelopes: their id counts unless --id none
+	printf '{"value":"e1","id":"X"}\n{"value":"e2","id":"X"}\n' | mq-pub -t env -f json
+	printf '{"value":"e3","id":"X"}\n' | mq-pub -t env -f json
+	[ "$(mq-sub -t env -e | tr '\n' ' ')" = "e1 " ]
+	printf '{"value":"e4","id":"X"}\n' | mq-pub -t env -f json --id none
+	[ "$(mq-sub -t env -e | tr '\n' ' ')" = "e1 e4 " ]
+	run mq-pub -t h --id sometimes -m x
+	assert_failure 2
+	assert_output --partial "--id 'sometimes': use key, hash or none"
+}
+
+@test "the dedup window survives a broker crash and ends after --dedup-window" {
+	start_broker --dedup-window 3s
+	seq 1 4 | mq-pub -t w --id hash
+	kill_broker
+	start_broker --dedup-window 3s
+	run mq-pub -t w --id hash -v < <(seq 1 6)
+	assert_success
+	assert_output --partial "6 acknowledged (4 duplicates)"
+	[ "$(mq-sub -t w -e | wc -l)" -eq 6 ]
+	sleep 3.2
+	run mq-pub -t w --id hash -v < <(seq 1 2)
+	assert_output --partial "2 acknowledged (0 duplicates)"
+	[ "$(mq-sub -t w -e | wc -l)" -eq 8 ]
+	stop_broker
+	run mq-serve -d "$MQ_DATA_DIR" --dedup-window never
+	assert_failure 2
+	assert_output --partial "--dedup-window 'never'"
 }

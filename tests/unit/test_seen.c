@@ -39,10 +39,14 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
+static mq_hash128_t key_of(const mq_seen_t *s, uint64_t id)
+{
+	return mq_seen_hash(s, &id, sizeof id);
+}
+
 static int add(mq_seen_t *s, uint64_t id, int64_t now)
 {
-	mq_hash128_t h = mq_seen_hash(s, &id, sizeof id);
-	return mq_seen_add(s, h, now, NULL);
+	return mq_seen_add(s, key_of(s, id), now, NULL);
 }
 
 static off_t file_size(const char *p)
@@ -90,6 +94,11 @@ static void test_age_window(void **state)
 	assert_int_equal(add(s, 2, 1500), 0);
 	assert_int_equal(mq_seen_count(s), 2);
 	assert_int_equal(mq_seen_forced(s), 0);
+	/* contains: asks without adding, and sees the window move */
+	assert_int_equal(mq_seen_contains(s, key_of(s, 2), 1501), 1);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 7), 1501), 0);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 7), 1501), 0);
+	assert_int_equal(mq_seen_count(s), 2);
 	/* The count cap still holds, and is counted when it forgets early. */
 	for (uint64_t i = 100; i < 300; i++)
 		assert_int_equal(add(s, i, 1600), 0);
