@@ -13,8 +13,20 @@
  * only when a bucket seems empty: an older reading can only understate
  * the tokens, never overstate them.
  *
- * Shared buckets held by the broker (--shared, --take) are not in this
- * version; those options are refused with exit 2.
+ * Shared buckets (--shared NAME, --take NAME) are held by the broker
+ * (lib/sbucket.c), so processes on several machines share one rate.
+ * --take asks for -n tokens, retrying after the broker's wait hint until
+ * -w runs out.  --shared draws tokens in leases: a request takes between
+ * what the record needs and a batch (mq_client_bucket_take's min and
+ * want), so most records pass on tokens already held, without a round
+ * trip.  A leased token is a token taken from the bucket early, so
+ * leases never let the processes sharing a bucket together pass more
+ * than BURST + RATE x t; to keep "early" short, a lease is used within
+ * LEASE_NS of arriving or thrown away, and the batch grows (up to
+ * MAX_LEASE_MS of RATE) only while leases run out quickly and shrinks
+ * when one is thrown away.  When the bucket is the limit, requests are
+ * paced (the broker's wait hint, or the time a batch takes to come), so
+ * a busy filter costs the broker a request per batch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +42,9 @@
 #include "bucket.h"
 #include "cli.h"
 #include "cli_done.h"
+#include "client.h"
 #include "filter.h"
+#include "store.h"
 
 static const char *prog = "mq-bucket";
 static volatile sig_atomic_t stop;
@@ -46,10 +60,20 @@ static void usage(FILE *fp)
 	fprintf(fp,
 		"usage: mq-bucket -r RATE [-B BURST] [--bytes] [--drop | --reject FILE] [-k FIELD]\n"
 		"                 [-K DELIM] [-0 | -f json|msgpack] [-v] < in > out\n"
+		"       mq-bucket --shared NAME [-r RATE [-B BURST]] [--bytes] [--drop | --reject FILE]\n"
+		"                 [-0 | -f json|msgpack] [-b ENDPOINT] [-w TIMEOUT] [-v] < in > out\n"
+		"       mq-bucket --take NAME [-r RATE [-B BURST]] [-n TOKENS] [-b ENDPOINT] [-w TIMEOUT]\n"
 		"\n"
-		"  -r, --rate RATE       N/s, N/m, N/h, or N (per second); e.g. 100/s, 2.5/s\n"
+		"  -r, --rate RATE       N/s, N/m, N/h, or N (per second); e.g. 100/s, 2.5/s;\n"
+		"                        with --shared or --take it creates the broker's bucket\n"
+		"                        or changes its rate\n"
 		"  -B, --burst BURST     the bucket's capacity (default: one second's worth);\n"
 		"                        with --bytes a size such as 64KiB\n"
+		"      --shared NAME     draw tokens from the bucket NAME the broker holds, shared\n"
+		"                        with every process that uses it\n"
+		"      --take NAME       take TOKENS from the broker's bucket NAME and exit: 0 when\n"
+		"                        they were granted within TIMEOUT, 1 when not\n"
+		"  -n, --tokens TOKENS   with --take: how many (default 1)\n"
 		"      --bytes           count bytes of records instead of records\n"
 		"      --drop            drop a record that finds no token (default: wait for one)\n"
 		"      --reject FILE     append a record that finds no token to FILE\n"
@@ -58,23 +82,27 @@ static void usage(FILE *fp)
 		"  -K, --key-delim DELIM lines: the key is the part before the first DELIM\n"
 		"  -0, --null            records end with NUL instead of newline\n"
 		"  -f, --format FMT      lines (default), nul, json or msgpack: input and output\n"
-		"  -b, --broker ENDPOINT, -w, --timeout DURATION\n"
-		"                        accepted for shared buckets; unused by the local filter\n"
+		"  -b, --broker ENDPOINT the broker holding shared buckets (default $MQ_BROKER,\n"
+		"                        else " MQ_DEFAULT_BROKER ")\n"
+		"  -w, --timeout DURATION  how long to wait for a silent broker (default 10s);\n"
+		"                        with --take also for the tokens (0: one try)\n"
 		"  -v, --verbose         passed, dropped and waiting figures on stderr at exit\n"
 		"  -q, --quiet           no message for malformed records\n"
 		"  -h, --help            this help\n"
-		"  -V, --version         the version\n"
-		"\n"
-		"--shared NAME and --take NAME (buckets held by the broker) are not in this version.\n");
+		"  -V, --version         the version\n");
 }
 
-enum { OPT_BYTES = 256, OPT_DROP, OPT_REJECT, OPT_LATER };
+enum { OPT_BYTES = 256, OPT_DROP, OPT_REJECT, OPT_SHARED, OPT_TAKE };
 
 typedef struct opts {
+	mq_cli_t *cli;
 	mq_rate_t rate;
 	int have_rate;
 	const char *burst_arg;
 	uint64_t burst;
+	const char *shared, *take; /* bucket names */
+	const char *tokens_arg;
+	uint64_t tokens;
 	int bytes, drop, verbose, quiet;
 	const char *reject;
 	int keyed;
@@ -118,22 +146,64 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		if (mq_fmt_parse(arg, &o->fmt, err) < 0 || o->fmt == MQ_FMT_TEMPLATE)
 			return mq_err_set(err, MQ_EINVAL, "-f '%.100s': use lines, nul, json or msgpack", arg);
 		return 0;
+	case OPT_SHARED:
+		o->shared = arg;
+		return mq_name_check("shared bucket", arg, 0, err);
+	case OPT_TAKE:
+		o->take = arg;
+		return mq_name_check("shared bucket", arg, 0, err);
 	case 'n':
-	case OPT_LATER:
-		return mq_err_set(err, MQ_EINVAL,
-				  "--shared, --take and -n need buckets held by the broker, which this version of "
-				  "mq-bucket does not have; use -r RATE for a local bucket");
+		o->tokens_arg = arg;
+		return 0;
 	default:
 		return mq_err_set(err, MQ_EINVAL, "unknown option");
 	}
 }
 
+/* --shared, --take and what goes with them. */
+static int check_shared(opts_t *o, mq_err_t *err)
+{
+	const char *which = o->shared ? "--shared" : "--take";
+	if (o->shared && o->take)
+		return mq_err_set(err, MQ_EINVAL,
+				  "--shared and --take: choose one (--shared filters records, --take takes tokens and exits)");
+	if (o->tokens_arg && !o->take)
+		return mq_err_set(err, MQ_EINVAL, "-n %.100s: -n goes with --take NAME", o->tokens_arg);
+	if (o->cli->timeout_ms == 0 && !o->take)
+		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0, one try, is for --take)");
+	if (!o->shared && !o->take)
+		return 0;
+	if (o->burst_arg && !o->have_rate)
+		return mq_err_set(err, MQ_EINVAL, "-B %.100s with %s: give -r RATE too (a bucket's definition has both)",
+				  o->burst_arg, which);
+	if (o->keyed)
+		return mq_err_set(err, MQ_EINVAL,
+				  "-k with %s: a shared bucket is one bucket for the whole stream; for a bucket per key, "
+				  "use a local one (-r RATE -k FIELD, without %s)",
+				  which, which);
+	if (!o->take)
+		return 0;
+	if (o->drop || o->reject || o->key_delim || o->bytes || o->fmt != MQ_FMT_LINES)
+		return mq_err_set(err, MQ_EINVAL,
+				  "--take reads no records: --drop, --reject, -K, --bytes, -0 and -f go with a filter "
+				  "(-r RATE or --shared NAME)");
+	o->tokens = 1;
+	if (o->tokens_arg &&
+	    (mq_parse_u64(o->tokens_arg, &o->tokens, NULL) < 0 || o->tokens < 1 || o->tokens > MQ_BUCKET_MAX_BURST))
+		return mq_err_set(err, MQ_EINVAL, "-n %.100s: the number of tokens must be a whole number from 1 to %llu",
+				  o->tokens_arg, (unsigned long long)MQ_BUCKET_MAX_BURST);
+	return 0;
+}
+
 static int check_options(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
-	int env = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK;
-	if (!o->have_rate)
-		return mq_err_set(err, MQ_EINVAL, "-r RATE is required (e.g. -r 100/s)");
+	int env = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK, rc;
+	if ((rc = check_shared(o, err)) < 0)
+		return rc;
+	if (!o->have_rate && !o->shared && !o->take)
+		return mq_err_set(err, MQ_EINVAL,
+				  "-r RATE is required (e.g. -r 100/s), or --shared NAME for a bucket the broker holds");
 	if (o->drop && o->reject)
 		return mq_err_set(err, MQ_EINVAL, "--drop and --reject: choose one");
 	if (o->key_delim && env)
@@ -142,16 +212,19 @@ static int check_options(void *ctx, mq_err_t *err)
 		return mq_err_set(err, MQ_EINVAL, "-k key: lines have no key; give -K DELIM, or use -f json|msgpack");
 	if (o->keyed && o->key.what == MQ_IDENT_ID && !env)
 		return mq_err_set(err, MQ_EINVAL, "-k id: only envelopes carry an id; use -f json or -f msgpack");
-	o->burst = mq_rate_per_second(&o->rate);
+	o->burst = o->have_rate ? mq_rate_per_second(&o->rate) : 0;
 	if (o->burst_arg) {
-		int rc = o->bytes ? mq_parse_size(o->burst_arg, &o->burst, err)
-				  : mq_parse_u64(o->burst_arg, &o->burst, err);
+		rc = o->bytes ? mq_parse_size(o->burst_arg, &o->burst, err)
+			   : mq_parse_u64(o->burst_arg, &o->burst, err);
 		if (rc < 0)
 			return rc;
 		if (o->burst < 1 || o->burst > MQ_BUCKET_MAX_BURST)
 			return mq_err_set(err, MQ_EINVAL, "-B %.100s: use 1 to %llu", o->burst_arg,
 					  (unsigned long long)MQ_BUCKET_MAX_BURST);
 	}
+	if (o->take && o->burst_arg && o->tokens > o->burst)
+		return mq_err_set(err, MQ_EINVAL, "-n %" PRIu64 ": more than the burst of %" PRIu64
+				  " can never be there at once (use a larger -B or a smaller -n)", o->tokens, o->burst);
 	return 0;
 }
 
@@ -163,7 +236,24 @@ typedef struct run {
 	mq_writer_t *rej;
 	uint64_t now;            /* last monotonic reading, ns */
 	uint64_t passed, refused, anonymous, waits, waited_ns;
+	/* --shared and --take */
+	mq_client_t *c;
+	const char *name;
+	const mq_rate_t *define; /* -r: sent until the broker has taken it */
+	uint64_t wire_burst;     /* -B, or 0: the broker's default */
+	uint64_t lease, lease_at; /* tokens held, and when they arrived */
+	uint64_t want, max_want; /* the batch asked for, and its ceiling */
+	uint64_t due, due_need;  /* no request for need >= due_need before due */
+	uint64_t requests, unused;
 } run_t;
+
+/* A leased token is used within this long of arriving, or thrown away
+ * (ns). */
+#define LEASE_NS 10000000ull
+/* The largest batch: MAX_LEASE_MS of RATE, or without -r a fixed one. */
+#define MAX_LEASE_MS 5u
+#define MAX_LEASE_NO_RATE 1024u
+#define MAX_LEASE 65536u
 
 static int flush_reject(void *ctx, mq_err_t *err)
 {
@@ -196,23 +286,107 @@ static mq_bucket_t *bucket_of(run_t *r, const mq_rec_t *rec)
 	return mq_bucket_set_get(r->set, k, n, r->now);
 }
 
+/* A record that found no token, with --drop or --reject. */
+static int refuse(run_t *r, const mq_rec_t *rec, mq_err_t *err)
+{
+	int rc;
+	r->refused++;
+	if (!r->rej)
+		return 0;
+	if ((rc = mq_writer_put_rec(r->rej, rec, err)) < 0)
+		r->f.fatal = 1;
+	return rc;
+}
+
+/* One request to the broker's bucket: between min and want tokens. */
+static int ask(run_t *r, uint64_t want, uint64_t min, uint64_t *granted, uint64_t *wait_ns, mq_err_t *err)
+{
+	int rc = mq_client_bucket_take(r->c, r->name, want, min, r->define, r->wire_burst, granted, wait_ns, err);
+	r->requests++;
+	if (rc == 0)
+		r->define = NULL;
+	return rc;
+}
+
+/* How long a whole batch takes to come at the rate (capped at LEASE_NS;
+ * 0 without -r, when the rate is not known here). */
+static uint64_t batch_ns(const run_t *r)
+{
+	const opts_t *o = r->o;
+	uint64_t batch = r->want < o->burst ? r->want : o->burst;
+	if (!o->have_rate)
+		return 0;
+	unsigned __int128 ns = ((unsigned __int128)batch * o->rate.per_ns + o->rate.tokens - 1) / o->rate.tokens;
+	return ns > LEASE_NS ? LEASE_NS : (uint64_t)ns;
+}
+
+/* --shared: pass rec on a leased token, leasing more when they run out.
+ * After a grant of less than was asked (the bucket drained) the next
+ * request waits until a batch has come, and after a refusal until the
+ * broker's hint: one request per batch, not one per round trip. */
+static int shared_one(run_t *r, const mq_rec_t *rec, uint64_t cost, mq_err_t *err)
+{
+	int refusing = r->o->drop || r->o->reject, rc;
+	uint64_t now = mq_mono_ns(), g, w;
+	if (r->lease && now - r->lease_at > LEASE_NS) {
+		r->unused += r->lease; /* too old to use: thrown away */
+		r->lease = 0;
+		r->want = r->want > 4 ? r->want / 4 : 1;
+	}
+	if (r->lease < cost && r->lease_at && now - r->lease_at < LEASE_NS / 2)
+		r->want = r->want * 2 < r->max_want ? r->want * 2 : r->max_want; /* used up quickly */
+	while (r->lease < cost) {
+		uint64_t need = cost - r->lease, want = need > r->want ? need : r->want;
+		/* Downstream gets what passed before a wait or a round trip. */
+		if ((rc = mq_filter_flush(&r->f, err)) < 0)
+			return rc;
+		if (now < r->due && need >= r->due_need) {
+			if (refusing)
+				return refuse(r, rec, err);
+			r->waits++;
+			r->waited_ns += r->due - now;
+			if ((rc = sleep_until(r->due)) < 0)
+				return rc;
+		}
+		if ((rc = ask(r, want, need, &g, &w, err)) < 0) {
+			if (rc != -MQ_EAGAIN)
+				r->f.fatal = 1;
+			if (rc == -MQ_EINVAL && r->o->bytes) {
+				char why[sizeof err->msg];
+				snprintf(why, sizeof why, "%s", err->msg);
+				rc = mq_err_set(err, MQ_EINVAL, "a record of %" PRIu64 " bytes: %s", cost, why);
+			}
+			return rc;
+		}
+		now = mq_mono_ns();
+		if (g) {
+			r->lease += g; /* at least need */
+			r->lease_at = now;
+			r->due = g < want ? now + batch_ns(r) : 0;
+			r->due_need = 1;
+		} else {
+			r->due = now + w;
+			r->due_need = need;
+		}
+	}
+	r->lease -= cost;
+	r->passed++;
+	return mq_filter_put(&r->f, rec, err);
+}
+
 static int one(void *ctx, const mq_rec_t *rec, mq_err_t *err)
 {
 	run_t *r = ctx;
 	uint64_t cost = r->o->bytes ? (rec->raw ? rec->raw_len : rec->value_len + 1) : 1;
+	if (r->c)
+		return shared_one(r, rec, cost, err);
 	mq_bucket_t *b = bucket_of(r, rec);
 	int rc;
 	if (!mq_bucket_take(b, cost, r->now)) {
 		r->now = mq_mono_ns();
 		while (!mq_bucket_take(b, cost, r->now)) {
-			if (r->o->drop || r->o->reject) {
-				r->refused++;
-				if (!r->rej)
-					return 0;
-				if ((rc = mq_writer_put_rec(r->rej, rec, err)) < 0)
-					r->f.fatal = 1;
-				return rc;
-			}
+			if (r->o->drop || r->o->reject)
+				return refuse(r, rec, err);
 			uint64_t w = mq_bucket_wait_ns(b, cost, r->now);
 			if ((rc = mq_filter_flush(&r->f, err)) < 0)
 				return rc;
@@ -234,11 +408,44 @@ static void malformed(void *ctx, const mq_err_t *err)
 		fprintf(stderr, "%s: %s; skipped\n", prog, err->msg);
 }
 
+/* --shared and --take: the client, and what the first request sends. */
+static int setup_shared(run_t *r, opts_t *o, mq_err_t *err)
+{
+	r->name = o->shared ? o->shared : o->take;
+	r->define = o->have_rate ? &o->rate : NULL;
+	r->wire_burst = o->burst_arg ? o->burst : 0;
+	r->want = 1;
+	r->max_want = MAX_LEASE_NO_RATE;
+	if (o->have_rate) {
+		unsigned __int128 n = (unsigned __int128)o->rate.tokens * MAX_LEASE_MS * 1000000u / o->rate.per_ns;
+		r->max_want = n < 1 ? 1 : n > MAX_LEASE ? MAX_LEASE : (uint64_t)n;
+	}
+	mq_client_opts_t co = {.endpoint = o->cli->broker,
+			       .timeout_ms = o->cli->timeout_ms, /* 0 (--take -w 0): the default */
+			       .name = prog,
+			       .interrupt = &stop};
+	return mq_client_open(&co, &r->c, err);
+}
+
 static int setup(run_t *r, opts_t *o, mq_err_t *err)
 {
 	int rc;
 	r->now = mq_mono_ns();
-	mq_bucket_init(&r->one, &o->rate, o->burst, r->now);
+	if (o->shared || o->take) {
+		if ((rc = setup_shared(r, o, err)) < 0)
+			return rc;
+		if (o->take)
+			return 0;
+		/* A first token now: the definition is made, and a missing
+		 * bucket or an absent broker is reported before any input. */
+		uint64_t g, w;
+		if ((rc = ask(r, 1, 1, &g, &w, err)) < 0)
+			return rc;
+		r->lease = g;
+		r->lease_at = mq_mono_ns();
+	} else {
+		mq_bucket_init(&r->one, &o->rate, o->burst, r->now);
+	}
 	if (o->keyed &&
 	    (rc = mq_bucket_set_new(&o->rate, o->burst, MQ_BUCKET_SET_DEFAULT_KEYS, &r->set, err)) < 0)
 		return rc;
@@ -274,7 +481,42 @@ static void report(const run_t *r)
 		fprintf(stderr, ", %" PRIu64 " without a key (one bucket)", r->anonymous);
 	if (r->f.bad)
 		fprintf(stderr, ", %" PRIu64 " malformed", r->f.bad);
+	if (r->c)
+		fprintf(stderr, ", %" PRIu64 " requests to shared bucket '%s', %" PRIu64 " leased tokens unused", r->requests,
+			r->name, r->unused + r->lease);
 	fputc('\n', stderr);
+}
+
+/* --take: 0 when the tokens were granted, 1 when they were not there
+ * within the timeout (message printed), or an error. */
+static int take_tokens(run_t *r, mq_err_t *err)
+{
+	const opts_t *o = r->o;
+	uint64_t start = mq_mono_ns(), deadline = start + (uint64_t)o->cli->timeout_ms * 1000000u, g, w;
+	int rc;
+	for (;;) {
+		if ((rc = ask(r, o->tokens, o->tokens, &g, &w, err)) < 0)
+			return rc;
+		if (g)
+			break;
+		uint64_t now = mq_mono_ns();
+		if (now + w > deadline) {
+			if (!o->quiet)
+				fprintf(stderr, "%s: shared bucket '%s': %" PRIu64 " token%s not there %s (the next in %.3fs)\n",
+					prog, r->name, o->tokens, o->tokens == 1 ? "" : "s",
+					o->cli->timeout_ms ? "within the timeout (-w)" : "now", (double)w / 1e9);
+			return 1;
+		}
+		r->waits++;
+		r->waited_ns += w;
+		if ((rc = sleep_until(now + w)) < 0)
+			return mq_err_set(err, MQ_EAGAIN, "interrupted while waiting for %" PRIu64 " tokens of shared bucket '%s'",
+					  o->tokens, r->name);
+	}
+	if (o->verbose)
+		fprintf(stderr, "%s: took %" PRIu64 " token%s from shared bucket '%s' in %.3fs\n", prog, o->tokens,
+			o->tokens == 1 ? "" : "s", r->name, (double)(mq_mono_ns() - start) / 1e9);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -289,16 +531,17 @@ int main(int argc, char **argv)
 		{"key-delim", required_argument, NULL, 'K'},
 		{"null", no_argument, NULL, '0'},
 		{"format", required_argument, NULL, 'f'},
-		{"shared", required_argument, NULL, OPT_LATER},
-		{"take", required_argument, NULL, OPT_LATER},
+		{"shared", required_argument, NULL, OPT_SHARED},
+		{"take", required_argument, NULL, OPT_TAKE},
 		{"tokens", required_argument, NULL, 'n'},
 		MQ_CLI_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	opts_t o = {.fmt = MQ_FMT_LINES};
 	mq_cli_t cli;
+	opts_t o = {.fmt = MQ_FMT_LINES, .cli = &cli};
 	mq_err_t err;
 	mq_cli_init(&cli);
+	cli.timeout_zero_ok = 1; /* --take -w 0: one try (check_shared refuses it otherwise) */
 	int rc = mq_cli_parse(argc, argv, ":r:B:k:K:0f:n:" MQ_CLI_SHORTOPTS, longopts, &cli, own_option,
 			      check_options, &o, &err);
 	if ((rc = mq_cli_done(rc, prog, usage, &err)))
@@ -307,11 +550,15 @@ int main(int argc, char **argv)
 	o.quiet = cli.quiet;
 
 	run_t r = {.o = &o};
+	mq_cli_signals(on_signal);
 	if (setup(&r, &o, &err) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		rc = 1;
+	} else if (o.take) {
+		if ((rc = take_tokens(&r, &err)) < 0)
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+		rc = rc ? 1 : 0;
 	} else {
-		mq_cli_signals(on_signal);
 		if ((rc = mq_filter_run(&r.f, one, malformed, &stop, &err)) < 0)
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
 		rc = rc < 0 || r.f.bad ? 1 : 0;
@@ -325,5 +572,6 @@ int main(int argc, char **argv)
 	mq_filter_close(&r.f);
 	mq_bucket_set_free(r.set);
 	mq_writer_free(r.rej);
+	mq_client_close(r.c);
 	return rc;
 }

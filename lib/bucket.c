@@ -85,6 +85,17 @@ int mq_rate_parse(const char *s, mq_rate_t *r, mq_err_t *err)
 	return 0;
 }
 
+int mq_rate_check(mq_rate_t *r, mq_err_t *err)
+{
+	if (!r->tokens || !r->per_ns)
+		return mq_err_set(err, MQ_EINVAL, "rate of %" PRIu64 " tokens per %" PRIu64 " ns: both must be more than 0",
+				  r->tokens, r->per_ns);
+	uint64_t g = gcd64(r->tokens, r->per_ns);
+	r->tokens /= g;
+	r->per_ns /= g;
+	return 0;
+}
+
 uint64_t mq_rate_per_second(const mq_rate_t *r)
 {
 	u128 t = ((u128)r->tokens * 1000000000u + r->per_ns - 1) / r->per_ns;
@@ -151,6 +162,30 @@ uint64_t mq_bucket_wait_ns(mq_bucket_t *b, uint64_t n, uint64_t now)
 	u128 missing = (u128)(uint64_t)(need - b->tokens) * b->rate.per_ns - b->frac;
 	u128 ns = (missing + b->rate.tokens - 1) / b->rate.tokens;
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
+}
+
+uint64_t mq_bucket_take_upto(mq_bucket_t *b, uint64_t want, uint64_t min, uint64_t now)
+{
+	refill(b, now);
+	if (b->tokens < (int64_t)min)
+		return 0;
+	uint64_t got = (uint64_t)b->tokens < want ? (uint64_t)b->tokens : want;
+	b->tokens -= (int64_t)got;
+	return got;
+}
+
+void mq_bucket_redefine(mq_bucket_t *b, const mq_rate_t *rate, uint64_t burst, uint64_t now)
+{
+	refill(b, now);
+	/* The fraction of a token earned so far, in the new rate's units
+	 * (rounded down: a change never adds). */
+	b->frac = (uint64_t)((u128)b->frac * rate->per_ns / b->rate.per_ns);
+	b->rate = *rate;
+	b->burst = burst;
+	if (b->tokens >= (int64_t)burst) {
+		b->tokens = (int64_t)burst;
+		b->frac = 0;
+	}
 }
 
 /* ---- buckets by key ---- */

@@ -36,6 +36,9 @@ typedef struct mq_rate {
 int mq_rate_parse(const char *s, mq_rate_t *r, mq_err_t *err);
 /* Tokens per second, rounded up (at least 1): the default burst. */
 uint64_t mq_rate_per_second(const mq_rate_t *r);
+/* A rate that did not come from mq_rate_parse (the wire, a file): 0 with
+ * *r reduced to lowest terms, or -MQ_EINVAL when tokens or per_ns is 0. */
+int mq_rate_check(mq_rate_t *r, mq_err_t *err);
 
 typedef struct mq_bucket {
 	mq_rate_t rate;
@@ -52,6 +55,14 @@ void mq_bucket_init(mq_bucket_t *b, const mq_rate_t *rate, uint64_t burst, uint6
 int mq_bucket_take(mq_bucket_t *b, uint64_t n, uint64_t now);
 /* ns from now until a take of n would succeed (0: now). */
 uint64_t mq_bucket_wait_ns(mq_bucket_t *b, uint64_t n, uint64_t now);
+/* Takes as many tokens as are there up to want, when at least min are
+ * (1 <= min <= want, min <= burst): the count taken, else 0 (and nothing
+ * taken; mq_bucket_wait_ns(b, min, now) says until when). */
+uint64_t mq_bucket_take_upto(mq_bucket_t *b, uint64_t want, uint64_t min, uint64_t now);
+/* Gives b a new rate and burst at time now: what it earned at the old
+ * rate until now is kept, the tokens are capped at the new burst, and
+ * from now on it earns at the new rate.  Never adds tokens of its own. */
+void mq_bucket_redefine(mq_bucket_t *b, const mq_rate_t *rate, uint64_t burst, uint64_t now);
 
 /* ---- buckets by key ---- */
 

@@ -25,7 +25,7 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 		int64_t ms;
 		if (mq_parse_duration_ms(arg, &ms, err))
 			return -MQ_EINVAL;
-		if (ms <= 0)
+		if (ms < 0 || (ms == 0 && !cli->timeout_zero_ok))
 			return mq_err_set(err, MQ_EINVAL, "-w '%s': the timeout must be more than 0", arg);
 		cli->timeout_ms = ms;
 		return MQ_CLI_DONE;

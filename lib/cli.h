@@ -19,6 +19,9 @@ typedef struct mq_cli {
 	const char *broker; /* -b; NULL: $MQ_BROKER, else the default */
 	int64_t timeout_ms; /* -w; default MQ_DEFAULT_TIMEOUT_MS */
 	int verbose, quiet;
+	/* Set between mq_cli_init and parsing by a program for which -w 0
+	 * means something (mq-bucket --take: one try); else -w 0 is refused. */
+	int timeout_zero_ok;
 } mq_cli_t;
 
 /* Short options of mq_cli_t, and the matching long ones, for a program's

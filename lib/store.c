@@ -221,45 +221,6 @@ static int mkdir_one(const char *path, mq_err_t *err)
 	return 0;
 }
 
-/* Write data to dir/tmp, fsync, rename to dir/final, fsync dir. */
-static int write_atomic(const char *dir, const char *tmp, const char *final, const char *data, size_t n,
-			mq_err_t *err)
-{
-	char tpath[PATH_MAX], fpath[PATH_MAX];
-	int fd = -1, rc;
-
-	if ((rc = path_fmt(tpath, sizeof(tpath), err, "%s/%s", dir, tmp)) < 0 ||
-	    (rc = path_fmt(fpath, sizeof(fpath), err, "%s/%s", dir, final)) < 0)
-		return rc;
-	fd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return mq_err_sys(err, "cannot create '%s'", tpath);
-	if (mq_write_all(fd, data, n) < 0) {
-		rc = mq_err_sys(err, "cannot write '%s'", tpath);
-		goto err;
-	}
-	if (fsync(fd) < 0) {
-		rc = mq_err_sys(err, "cannot sync '%s'", tpath);
-		goto err;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = mq_err_sys(err, "cannot write '%s'", tpath);
-		goto err;
-	}
-	fd = -1;
-	if (rename(tpath, fpath) < 0) {
-		rc = mq_err_sys(err, "cannot rename '%s' to '%s'", tpath, fpath);
-		goto err;
-	}
-	return mq_fsync_dir(dir, err);
-err:
-	if (fd >= 0)
-		close(fd);
-	unlink(tpath);
-	return rc;
-}
-
 /* Remove name (relative to parent) and everything under it, never following
  * a symbolic link.  path is name's full path, for messages only. */
 static int rm_tree(int parent, const char *name, const char *path, int depth, mq_err_t *err)
@@ -426,7 +387,7 @@ static int meta_write(const char *dir, const mq_topic_meta_t *m, mq_err_t *err)
 
 	if (n < 0)
 		return mq_err_set(err, MQ_EINVAL, "topic metadata does not fit");
-	return write_atomic(dir, META_TMP, META_FILE, text, (size_t)n, err);
+	return mq_write_file_atomic(dir, META_TMP, META_FILE, text, (size_t)n, err);
 }
 
 /* ---- topics in memory ---- */
@@ -632,7 +593,7 @@ static int check_format(const mq_store_t *st, mq_err_t *err)
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return mq_err_sys(err, "cannot open '%s'", path);
-		return write_atomic(st->base, FORMAT_TMP, "format", FORMAT_LINE, strlen(FORMAT_LINE), err);
+		return mq_write_file_atomic(st->base, FORMAT_TMP, "format", FORMAT_LINE, strlen(FORMAT_LINE), err);
 	}
 	n = mq_pread_full(fd, buf, sizeof(buf) - 1, 0);
 	if (n < 0) {

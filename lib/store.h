@@ -11,8 +11,9 @@
  *   DIR/topics/NAME/P/           one partition log (log.h), P = 0..partitions-1
  *   DIR/topics/.deleting~NAME~PID~N/  a topic being deleted ('~' is outside
  *                                the name alphabet); open removes leftovers
- *   DIR/state/                   broker state logs (groups, transactions,
- *                                dedup windows, shared buckets): later issues
+ *   DIR/state/                   broker state (consumer groups, dedup
+ *                                windows); DIR/state/buckets holds the shared
+ *                                bucket definitions (sbucket.h)
  *
  * Topics are opened lazily: mq_store_open reads only names and metadata;
  * a partition's files are opened on first use.

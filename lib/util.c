@@ -394,6 +394,43 @@ int mq_fsync_dir(const char *path, mq_err_t *err)
 	return 0;
 }
 
+int mq_write_file_atomic(const char *dir, const char *tmp, const char *final, const void *data, size_t n,
+			 mq_err_t *err)
+{
+	char tpath[4096], fpath[4096];
+	int fd, rc, a = snprintf(tpath, sizeof tpath, "%s/%s", dir, tmp),
+		    b = snprintf(fpath, sizeof fpath, "%s/%s", dir, final);
+	if (a < 0 || (size_t)a >= sizeof tpath || b < 0 || (size_t)b >= sizeof fpath)
+		return mq_err_set(err, MQ_EINVAL, "path too long: '%.64s...' (use a shorter data directory path)", dir);
+	fd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return mq_err_sys(err, "cannot create '%s'", tpath);
+	if (mq_write_all(fd, data, n) < 0) {
+		rc = mq_err_sys(err, "cannot write '%s'", tpath);
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		rc = mq_err_sys(err, "cannot sync '%s'", tpath);
+		goto fail;
+	}
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0) {
+		rc = mq_err_sys(err, "cannot write '%s'", tpath);
+		goto fail;
+	}
+	if (rename(tpath, fpath) < 0) {
+		rc = mq_err_sys(err, "cannot rename '%s' to '%s'", tpath, fpath);
+		goto fail;
+	}
+	return mq_fsync_dir(dir, err);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tpath);
+	return rc;
+}
+
 size_t mq_utf8_seq(const uint8_t *p, size_t n)
 {
 	if (n == 0)

@@ -145,5 +145,11 @@ int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* fsync a directory so that a create/rename/unlink in it is durable. */
 int mq_fsync_dir(const char *path, mq_err_t *err);
+/* Replace dir/final with data[0, n): written to dir/tmp, fsynced, renamed
+ * over dir/final, and the directory fsynced, so that a reader (or a
+ * restart after a crash) sees the old file or the new one, never a mix.
+ * On failure dir/tmp is removed and dir/final is untouched. */
+int mq_write_file_atomic(const char *dir, const char *tmp, const char *final, const void *data, size_t n,
+			 mq_err_t *err);
 
 #endif

@@ -1,7 +1,11 @@
 #!/usr/bin/env bats
 # mq-bucket (local filter): rates and bad rates, --drop, --reject, -k,
 # --bytes, formats, the accuracy of the rate measured from the arrival
-# times of output lines, and backpressure on a fast producer.
+# times of output lines, and backpressure on a fast producer.  Shared
+# buckets held by a real broker: --take until empty, waiting with -w,
+# unknown buckets, definitions across a broker restart, an unreachable
+# broker, --shared with --drop, and two --shared filters that together
+# keep to BURST + RATE x t.
 
 load helpers
 
@@ -35,11 +39,45 @@ load helpers
 	assert_output --partial "give -K DELIM"
 }
 
-@test "--shared and --take are refused for now, with exit 2" {
-	run mq-bucket --shared api -r 10/s </dev/null
+@test "--shared and --take: bad rates, names, counts and combinations exit 2 before any broker is asked" {
+	local r
+	for r in 0 0/s -5 -5/s abc 10/d ""; do
+		run mq-bucket --shared api -r "$r" </dev/null
+		assert_failure 2
+		assert_output --partial "mq-bucket: rate '$r'"
+		run mq-bucket --take api -r "$r"
+		assert_failure 2
+		assert_output --partial "mq-bucket: rate '$r'"
+	done
+	run mq-bucket --take 'a/b'
 	assert_failure 2
-	assert_output --partial "need buckets held by the broker"
-	run mq-bucket --take api -n 1
+	assert_output --partial "shared bucket 'a/b': invalid name"
+	run mq-bucket --shared __reserved </dev/null
+	assert_failure 2
+	run mq-bucket --take api -n 0
+	assert_failure 2
+	assert_output --partial "-n 0: the number of tokens must be a whole number"
+	run mq-bucket --take api -n abc
+	assert_failure 2
+	run mq-bucket --take api -n -1
+	assert_failure 2
+	run mq-bucket --take api -r 1/s -B 2 -n 3
+	assert_failure 2
+	assert_output --partial "more than the burst"
+	run mq-bucket --take api -B 5
+	assert_failure 2
+	assert_output --partial "give -r RATE too"
+	run mq-bucket --shared api --take api
+	assert_failure 2
+	assert_output --partial "choose one"
+	run mq-bucket --shared api -k key -K ' ' </dev/null
+	assert_failure 2
+	assert_output --partial "-k with --shared"
+	run mq-bucket --shared api -n 2 </dev/null
+	assert_failure 2
+	run mq-bucket --take api --drop
+	assert_failure 2
+	run mq-bucket --shared api -w 0 </dev/null
 	assert_failure 2
 }
 
@@ -146,4 +184,128 @@ while True:
 	[ "$passed" -ge 20 ] && [ "$passed" -le 40 ]
 	# ahead by at most the pipe (64 KiB) and mq-bucket's one read of it
 	[ $((produced - passed)) -le $((2 * 65536 / 100 + 10)) ]
+}
+
+# ---- shared buckets, held by the broker ----
+
+# Seconds since the epoch, with microseconds.
+now_s() {
+	echo "$EPOCHREALTIME"
+}
+
+@test "--take: a bucket of 2 gives two tokens, then the third is refused at once with -w 0" {
+	start_broker
+	run mq-bucket --take api -r 1/m -B 2 -w 0
+	assert_success
+	run mq-bucket --take api -w 0 -v
+	assert_success
+	assert_output --partial "took 1 token from shared bucket 'api'"
+	local t0 t1
+	t0=$(now_s)
+	run mq-bucket --take api -w 0
+	t1=$(now_s)
+	assert_failure 1
+	assert_output --partial "mq-bucket: shared bucket 'api': 1 token not there now"
+	awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 2) }'
+	# -q: the exit status alone
+	run mq-bucket --take api -w 0 -q
+	assert_failure 1
+	assert_output ""
+}
+
+@test "--take -w waits for the tokens and gets them; a timeout too short fails with 1" {
+	start_broker
+	run mq-bucket --take slow -r 4/s -B 2 -n 2
+	assert_success
+	local t0 t1
+	t0=$(now_s)
+	run mq-bucket --take slow -n 2 -w 3s
+	t1=$(now_s)
+	assert_success
+	# two tokens at 4/s: half a second
+	awk -v a="$t0" -v b="$t1" 'BEGIN { d = b - a; print "waited " d > "/dev/stderr"; exit !(d >= 0.4 && d < 2.5) }'
+	run mq-bucket --take slow -n 2 -w 100ms
+	assert_failure 1
+	assert_output --partial "2 tokens not there within the timeout"
+}
+
+@test "--take of a bucket that does not exist, without -r, exits 1 and says how to create it" {
+	start_broker
+	run mq-bucket --take nope -w 0
+	assert_failure 1
+	assert_output --partial "no shared bucket 'nope'"
+	assert_output --partial "-r RATE"
+	run mq-bucket --shared nope </dev/null
+	assert_failure 1
+	assert_output --partial "no shared bucket 'nope'"
+}
+
+@test "a shared bucket's definition survives a broker restart (and it starts full)" {
+	start_broker
+	run mq-bucket --take kept -r 1/h -B 1 -w 0
+	assert_success
+	run mq-bucket --take kept -w 0
+	assert_failure 1
+	stop_broker
+	start_broker
+	run mq-bucket --take kept -w 0
+	assert_success
+	run mq-bucket --take kept -w 0
+	assert_failure 1
+	assert_output --partial "not there now"
+	# -r again with another rate changes it
+	run mq-bucket --take kept -r 1000/s -B 5 -n 5 -w 2s
+	assert_success
+}
+
+@test "an unreachable broker: exit 1 with a message after -w" {
+	local port t0 t1
+	port=$(free_port)
+	t0=$(now_s)
+	run mq-bucket --take api -b "tcp://127.0.0.1:$port" -w 500ms
+	t1=$(now_s)
+	assert_failure 1
+	assert_output --partial "tcp://127.0.0.1:$port"
+	awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 3) }'
+	run mq-bucket --shared api -r 10/s -b "tcp://127.0.0.1:$port" -w 500ms </dev/null
+	assert_failure 1
+	assert_output --partial "tcp://127.0.0.1:$port"
+}
+
+@test "--shared --drop passes the burst and drops the rest; -v counts" {
+	start_broker
+	run bash -c "seq 1 100 | mq-bucket --shared d -r 1/h -B 10 --drop -v"
+	assert_success
+	assert_output --partial "$(seq 1 10; echo 'mq-bucket: 10 passed, 90 dropped')"
+	# the bucket is shared: a second filter finds it empty
+	run bash -c "seq 1 100 | mq-bucket --shared d --reject '$BATS_TEST_TMPDIR/rej' -v"
+	assert_success
+	assert_output --partial "mq-bucket: 0 passed, 100 rejected"
+	run wc -l <"$BATS_TEST_TMPDIR/rej"
+	assert_output 100
+}
+
+@test "two --shared filters on one bucket together pass no more than BURST + RATE x t" {
+	start_broker
+	local rate=50 burst=10 t0 t1 n1 n2
+	t0=$(now_s)
+	yes | timeout 3 mq-bucket --shared pair -r $rate/s -B $burst -v >"$BATS_TEST_TMPDIR/o1" 2>"$BATS_TEST_TMPDIR/e1" 3>&- &
+	local p1=$!
+	yes | timeout 3 mq-bucket --shared pair -r $rate/s -B $burst -v >"$BATS_TEST_TMPDIR/o2" 2>"$BATS_TEST_TMPDIR/e2" 3>&- &
+	local p2=$!
+	wait "$p1" "$p2" || true
+	t1=$(now_s)
+	n1=$(wc -l <"$BATS_TEST_TMPDIR/o1")
+	n2=$(wc -l <"$BATS_TEST_TMPDIR/o2")
+	cat "$BATS_TEST_TMPDIR/e1" "$BATS_TEST_TMPDIR/e2" >&2
+	run awk -v a="$t0" -v b="$t1" -v n=$((n1 + n2)) -v r=$rate -v B=$burst 'BEGIN {
+		line = B + r * (b - a)
+		printf "passed %d in %.3fs, line %.1f\n", n, b - a, line
+		if (n > line * 1.01) { print "too many"; exit 1 }
+		if (n < 0.8 * r * 3) { print "too few: the filters did not keep up with the rate"; exit 1 }
+	}'
+	echo "$output" >&2
+	assert_success
+	# both took part
+	[ "$n1" -gt 0 ] && [ "$n2" -gt 0 ]
 }

@@ -137,6 +137,52 @@ static void test_oversize_take(void **state)
 	assert_int_equal(mq_bucket_take(&b, 1, 5), 0);
 }
 
+/* take_upto: all there up to want when at least min are, else nothing. */
+static void test_take_upto(void **state)
+{
+	mq_rate_t r = {1, 10000000}; /* 100/s */
+	mq_bucket_t b;
+	mq_bucket_init(&b, &r, 10, 0);
+	assert_int_equal(mq_bucket_take_upto(&b, 4, 1, 0), 4);
+	assert_int_equal(mq_bucket_take_upto(&b, 100, 1, 0), 6);
+	assert_int_equal(mq_bucket_take_upto(&b, 5, 1, 0), 0);
+	assert_int_equal(mq_bucket_wait_ns(&b, 1, 0), 10000000);
+	assert_int_equal(mq_bucket_take_upto(&b, 5, 3, 29999999), 0); /* 2 there, 3 needed */
+	assert_int_equal(b.tokens, 2);
+	assert_int_equal(mq_bucket_take_upto(&b, 5, 3, 30000000), 3);
+	assert_int_equal(b.tokens, 0);
+}
+
+/* redefine keeps what was earned, caps at the new burst, never adds. */
+static void test_redefine(void **state)
+{
+	mq_rate_t slow = {1, 1000000000}, fast = {1, 1000000}; /* 1/s, 1000/s */
+	mq_bucket_t b;
+	mq_bucket_init(&b, &slow, 10, 0);
+	assert_int_equal(mq_bucket_take_upto(&b, 10, 10, 0), 10);
+	/* half a token earned at 1/s, then 1000/s: half a token in new units */
+	mq_bucket_redefine(&b, &fast, 100, 500000000);
+	assert_int_equal(b.tokens, 0);
+	assert_int_equal(b.frac, 500000);
+	assert_int_equal(mq_bucket_wait_ns(&b, 1, 500000000), 500000);
+	assert_int_equal(mq_bucket_take_upto(&b, 1000, 1, 600000000), 100); /* capped at the new burst */
+	/* a smaller burst caps what is there */
+	mq_bucket_init(&b, &fast, 100, 0);
+	mq_bucket_redefine(&b, &slow, 5, 1);
+	assert_int_equal(b.tokens, 5);
+	assert_int_equal(b.frac, 0);
+	/* wire rates are checked and reduced */
+	mq_rate_t w = {10, 1000};
+	assert_int_equal(mq_rate_check(&w, NULL), 0);
+	assert_true(w.tokens == 1 && w.per_ns == 100);
+	mq_err_t err;
+	w = (mq_rate_t){0, 5};
+	assert_int_equal(mq_rate_check(&w, &err), -MQ_EINVAL);
+	assert_non_null(strstr(err.msg, "more than 0"));
+	w = (mq_rate_t){5, 0};
+	assert_int_equal(mq_rate_check(&w, NULL), -MQ_EINVAL);
+}
+
 static void test_set_lru(void **state)
 {
 	mq_rate_t r;
@@ -184,6 +230,8 @@ int main(void)
 		cmocka_unit_test(test_exact_waiting),
 		cmocka_unit_test(test_exact_jitter),
 		cmocka_unit_test(test_oversize_take),
+		cmocka_unit_test(test_take_upto),
+		cmocka_unit_test(test_redefine),
 		cmocka_unit_test(test_set_lru),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
