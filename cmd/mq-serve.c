@@ -40,6 +40,7 @@ static void usage(FILE *fp)
 		"      --retention-bytes S   keep about S bytes per partition (default: keep)\n"
 		"      --max-message-bytes S largest message accepted (default 1MiB)\n"
 		"      --dedup-window D      remember message ids this long per topic (default 2m)\n"
+		"      --lag-interval D      sample consumer lag this often for mq-lag (default 10s)\n"
 		"      --dedup-ids N         remember at most N ids, oldest forgotten first\n"
 		"                            (default 1000000)\n"
 		"  -v, --verbose             more messages on stderr\n"
@@ -57,6 +58,7 @@ enum {
 	OPT_MAX_MESSAGE_BYTES,
 	OPT_DEDUP_WINDOW,
 	OPT_DEDUP_IDS,
+	OPT_LAG_INTERVAL,
 	OPT_LATER,
 };
 
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
 		{"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
 		{"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
 		{"dedup-ids", required_argument, NULL, OPT_DEDUP_IDS},
+		{"lag-interval", required_argument, NULL, OPT_LAG_INTERVAL},
 		{"txn-timeout", required_argument, NULL, OPT_LATER},
 		{"txn-max-checks", required_argument, NULL, OPT_LATER},
 		{"curve-secret", required_argument, NULL, OPT_LATER},
@@ -198,6 +201,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.dedup_window_ms = ms;
+			break;
+		case OPT_LAG_INTERVAL:
+			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
+				fprintf(stderr, "%s: --lag-interval '%s': use a duration of 10ms or more, such as 10s\n",
+					prog, optarg);
+				return 2;
+			}
+			o.lag_interval_ms = ms;
 			break;
 		case OPT_DEDUP_IDS:
 			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > MQ_SEEN_MAX_COUNT) {

@@ -28,6 +28,7 @@
 
 #include "batch.h"
 #include "group.h"
+#include "sbucket.h"
 #include "seen.h"
 #include "store.h"
 #include "wire.h"
@@ -106,12 +107,17 @@ struct mq_broker {
 	size_t pst_cap, pst_n;
 	uint64_t turn;
 	int appended; /* something was appended this turn */
+	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
 	int ids_added;  /* ids to journal at the end of the turn */
 	mq_buf_t scratch;
 	mq_hash128_t *batch_ids; /* ids of the batch being produced */
 	size_t batch_ids_cap;
 	int64_t next_retention;
+	int64_t next_sample, started;
+	struct {
+		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
+	} st;
 };
 
 /* ---- outbox ---- */
@@ -538,6 +544,11 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (ps)
 			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
 	}
+	b->st.batches_in++;
+	b->st.bytes_in += len;
+	b->st.dup_batches += (uint64_t)dup;
+	b->st.dup_ids += dup_ids;
+	b->st.msgs_in += dup ? 0 : h.count - dup_ids;
 	msgpack_packer pk;
 	outmsg_t *m = reply_ok(b, r, 4, &pk);
 	if (!m)
@@ -624,7 +635,9 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 					while (pos < pl->len && mq_batch_hdr_decode(pl->p + pos, pl->len - pos, &h, NULL) == 0) {
 						next = h.base_offset + h.count;
 						pos += h.length;
+						b->st.msgs_out += h.count;
 					}
+					b->st.bytes_out += pl->len;
 					budget = (size_t)got >= budget ? 0 : budget - (size_t)got;
 				}
 			}
@@ -860,6 +873,14 @@ static int do_join(mq_broker_t *b, req_t *r, mq_err_t *err)
 				    out_member, &as, err);
 	free(names);
 	free(topics);
+	const msgpack_object *co = mq_wire_arg(&r->m, 4);
+	const char *cs;
+	size_t cn;
+	if (rc == 0 && co && mq_wire_strv(co, &cs, &cn, "client", NULL) == 0) {
+		char client[64];
+		snprintf(client, sizeof(client), "%.*s", (int)(cn < 63 ? cn : 63), cs);
+		mq_groups_set_client(b->groups, group, out_member, client);
+	}
 	if (rc == 0)
 		rc = pack_assignment(b, r, out_member, &as);
 	mq_assignment_free(&as);
@@ -991,10 +1012,434 @@ static int do_topics(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+/* ---- administration ---- */
+
+static int do_topic_create(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	uint64_t parts;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &parts, "partitions", err)))
+		return rc;
+	mq_topic_meta_t meta = {.partitions = parts ? (uint32_t)(parts > 100000 ? 100000 : parts) : b->o.partitions};
+	const msgpack_object *rt = mq_wire_arg(&r->m, 2), *rb = mq_wire_arg(&r->m, 3);
+	if (rt && rt->type != MSGPACK_OBJECT_NIL && (rc = mq_wire_i64(rt, &meta.retention_ms, "retention_ms", err)))
+		return rc;
+	if (rb && rb->type != MSGPACK_OBJECT_NIL &&
+	    (rc = mq_wire_i64(rb, &meta.retention_bytes, "retention_bytes", err)))
+		return rc;
+	if ((rc = mq_store_topic_create(b->store, topic, &meta, err)))
+		return rc;
+	mq_groups_topic_changed(b->groups, topic);
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
+static int do_topic_describe(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	mq_topic_meta_t meta;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)))
+		return rc;
+	if ((rc = mq_store_topic_meta(b->store, topic, &meta, err)))
+		return rc == -MQ_ENOENT ? mq_err_set(err, MQ_ENOENT, "topic '%s' does not exist", topic) : rc;
+	uint64_t bytes = 0, msgs = 0;
+	for (uint32_t p = 0; p < meta.partitions; p++) {
+		mq_log_t *log;
+		if ((rc = mq_store_log(b->store, topic, p, &log, err)))
+			return rc;
+		bytes += mq_log_bytes(log);
+		msgs += mq_log_end(log) - mq_log_start(log);
+	}
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 6, &pk))
+		return -MQ_ENOMEM;
+	msgpack_pack_uint32(&pk, meta.partitions);
+	msgpack_pack_int64(&pk, meta.retention_ms);
+	msgpack_pack_int64(&pk, meta.retention_bytes);
+	msgpack_pack_int64(&pk, meta.created_ms);
+	msgpack_pack_uint64(&pk, bytes);
+	msgpack_pack_uint64(&pk, msgs);
+	return 0;
+}
+
+static int do_topic_delete(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1], readers[512];
+	int force = 0, rc;
+	uint32_t n = 0;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_bool(mq_wire_arg(&r->m, 1), &force, "force", err)) ||
+	    (rc = topic_partitions(b, topic, &n, err)))
+		return rc;
+	uint32_t nr = mq_groups_topic_readers(b->groups, topic, readers, sizeof(readers));
+	if (nr && !force)
+		return mq_err_set(err, MQ_EBUSY, "topic '%s' is being read by group%s %s: stop them, or use --force",
+				  topic, nr == 1 ? "" : "s", readers);
+	if ((rc = mq_store_topic_delete(b->store, topic, err)) || (rc = mq_groups_topic_deleted(b->groups, topic, err)))
+		return rc;
+	for (size_t i = 0; i < b->pst_cap; i++) { /* producer state of its partitions */
+		pstate_t *ps = &b->pst[i];
+		size_t tl = strlen(topic);
+		if (ps->key && !strncmp(ps->key, topic, tl) && ps->key[tl] == '/')
+			ps->nprod = 0, ps->loaded = 0;
+	}
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
+static int do_topic_partitions(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1];
+	uint64_t n;
+	mq_topic_meta_t meta;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &n, "partitions", err)))
+		return rc;
+	if ((rc = mq_store_topic_meta(b->store, topic, &meta, err)))
+		return rc == -MQ_ENOENT ? mq_err_set(err, MQ_ENOENT, "topic '%s' does not exist", topic) : rc;
+	meta.partitions = n > 100000 ? 100000 : (uint32_t)n;
+	if ((rc = mq_store_topic_update(b->store, topic, &meta, err)))
+		return rc;
+	mq_groups_topic_changed(b->groups, topic);
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
+static int group_rows(mq_broker_t *b, msgpack_packer *pk, const char *group, const char *only, mq_err_t *err)
+{
+	const char **topics = NULL;
+	uint32_t nt = 0, nrows = 0;
+	int rc = mq_groups_topics(b->groups, group, &topics, &nt);
+	if (rc)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	uint32_t *np = calloc(nt ? nt : 1, sizeof(*np));
+	if (!np) {
+		free(topics);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	for (uint32_t k = 0; k < nt; k++) {
+		mq_err_t e;
+		if ((only && strcmp(only, topics[k])) || topic_partitions(b, topics[k], &np[k], &e))
+			np[k] = 0;
+		nrows += np[k];
+	}
+	msgpack_pack_array(pk, nrows);
+	mq_lag_point_t hist[MQ_GROUP_HISTORY];
+	for (uint32_t k = 0; k < nt; k++)
+		for (uint32_t p = 0; p < np[k]; p++) {
+			mq_log_t *log = NULL;
+			mq_err_t e;
+			uint64_t off;
+			mq_store_log(b->store, topics[k], p, &log, &e);
+			const char *owner = mq_groups_owner(b->groups, group, topics[k], p);
+			msgpack_pack_array(pk, 7);
+			mq_wire_pack_str(pk, topics[k]);
+			msgpack_pack_uint32(pk, p);
+			if (mq_groups_committed(b->groups, group, topics[k], p, &off))
+				msgpack_pack_int64(pk, (int64_t)off);
+			else
+				msgpack_pack_int64(pk, -1);
+			msgpack_pack_uint64(pk, log ? mq_log_start(log) : 0);
+			msgpack_pack_uint64(pk, log ? mq_log_end(log) : 0);
+			mq_wire_pack_str(pk, owner ? owner : "");
+			uint32_t nh = mq_groups_history(b->groups, group, topics[k], p, hist);
+			msgpack_pack_array(pk, nh);
+			for (uint32_t i = 0; i < nh; i++) {
+				msgpack_pack_array(pk, 3);
+				msgpack_pack_int64(pk, hist[i].ms);
+				msgpack_pack_int64(pk, hist[i].committed);
+				msgpack_pack_uint64(pk, hist[i].end);
+			}
+		}
+	free(np);
+	free(topics);
+	return 0;
+}
+
+static int do_groups(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], topic[MQ_NAME_MAX + 1];
+	uint32_t n, np = 0;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 1, err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 1, err)))
+		return rc;
+	if (topic[0] && (rc = topic_partitions(b, topic, &np, err)))
+		return rc;
+	const char **names;
+	if (mq_groups_names(b->groups, &names, &n))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	uint32_t shown = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (!group[0] || !strcmp(group, names[i]))
+			names[shown++] = names[i];
+	if (group[0] && !shown) {
+		free(names);
+		return mq_err_set(err, MQ_ENOENT, "no group '%s' (it has no members and no committed offsets)", group);
+	}
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 2, &pk);
+	if (!m) {
+		free(names);
+		return -MQ_ENOMEM;
+	}
+	msgpack_pack_int64(&pk, b->o.lag_interval_ms);
+	msgpack_pack_array(&pk, shown);
+	int64_t now = mq_mono_ms();
+	for (uint32_t i = 0; i < shown && rc == 0; i++) {
+		mq_member_view_t *mv;
+		uint32_t nm;
+		if (mq_groups_members(b->groups, names[i], now, &mv, &nm)) {
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+			break;
+		}
+		msgpack_pack_array(&pk, 4);
+		mq_wire_pack_str(&pk, names[i]);
+		msgpack_pack_uint64(&pk, mq_groups_generation(b->groups, names[i]));
+		msgpack_pack_array(&pk, nm);
+		for (uint32_t k = 0; k < nm; k++) {
+			msgpack_pack_array(&pk, 4);
+			mq_wire_pack_str(&pk, mv[k].id);
+			mq_wire_pack_str(&pk, mv[k].client);
+			msgpack_pack_int64(&pk, mv[k].idle_ms);
+			msgpack_pack_uint32(&pk, mv[k].nowned);
+		}
+		free(mv);
+		rc = group_rows(b, &pk, names[i], topic[0] ? topic : NULL, err);
+	}
+	free(names);
+	if (rc) {
+		mq_buf_free(&m->hdr);
+		b->nout--;
+	}
+	return rc;
+}
+
+/* Where spec (kind, v) puts partition p of log. */
+static int reset_target(mq_log_t *log, uint64_t kind, int64_t v, uint64_t *to, mq_err_t *err)
+{
+	uint64_t start = mq_log_start(log), end = mq_log_end(log);
+	switch (kind) {
+	case MQ_OFF_BEGINNING: *to = start; return 0;
+	case MQ_OFF_END: *to = end; return 0;
+	case MQ_OFF_ABS: *to = v < 0 || (uint64_t)v < start ? start : (uint64_t)v > end ? end : (uint64_t)v; return 0;
+	case MQ_OFF_FROM_END: *to = v < 0 || (uint64_t)v > end - start ? start : end - (uint64_t)v; return 0;
+	case MQ_OFF_TIME: return mq_log_find_time(log, v, to, err);
+	default: return mq_err_set(err, MQ_EPROTO, "GROUP_RESET: unknown kind %" PRIu64, kind);
+	}
+}
+
+static int do_group_reset(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1], topic[MQ_NAME_MAX + 1];
+	uint64_t kind;
+	int64_t v;
+	int dry = 0, rc;
+	uint32_t n = 0;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &kind, "kind", err)) ||
+	    (rc = mq_wire_i64(mq_wire_arg(&r->m, 3), &v, "value", err)) ||
+	    (rc = mq_wire_bool(mq_wire_arg(&r->m, 4), &dry, "dry_run", err)) ||
+	    (rc = topic_partitions(b, topic, &n, err)))
+		return rc;
+	uint32_t live = mq_groups_live(b->groups, group);
+	if (live)
+		return mq_err_set(err, MQ_EBUSY, "group '%s' has %u live member%s: stop them first (offsets move only "
+				  "while nobody reads)", group, live, live == 1 ? "" : "s");
+	uint32_t *parts = malloc(n * sizeof(*parts));
+	uint64_t *to = malloc(n * sizeof(*to));
+	int64_t *old = malloc(n * sizeof(*old));
+	if (!parts || !to || !old)
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t p = 0; rc == 0 && p < n; p++) {
+		mq_log_t *log;
+		uint64_t off;
+		parts[p] = p;
+		old[p] = mq_groups_committed(b->groups, group, topic, p, &off) ? (int64_t)off : -1;
+		if ((rc = mq_store_log(b->store, topic, p, &log, err)) == 0)
+			rc = reset_target(log, kind, v, &to[p], err);
+	}
+	if (rc == 0 && !dry)
+		rc = mq_groups_set_offsets(b->groups, group, topic, parts, to, n, err);
+	msgpack_packer pk;
+	outmsg_t *m = rc ? NULL : reply_ok(b, r, 1, &pk);
+	if (m) {
+		m->durable = 1;
+		msgpack_pack_array(&pk, n);
+		for (uint32_t p = 0; p < n; p++) {
+			msgpack_pack_array(&pk, 3);
+			msgpack_pack_uint32(&pk, p);
+			msgpack_pack_int64(&pk, old[p]);
+			msgpack_pack_uint64(&pk, to[p]);
+		}
+	} else if (!rc) {
+		rc = -MQ_ENOMEM;
+	}
+	free(parts);
+	free(to);
+	free(old);
+	return rc;
+}
+
+static int do_group_delete(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char group[MQ_NAME_MAX + 1];
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
+	    (rc = mq_groups_delete(b->groups, group, err)))
+		return rc;
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
+static int64_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long long size = 0, res = 0;
+	if (!f)
+		return -1;
+	int ok = fscanf(f, "%lld %lld", &size, &res) == 2;
+	fclose(f);
+	return ok ? res * 4096 : -1;
+}
+
+static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char **names = NULL;
+	int count = 0, rc;
+	if ((rc = mq_store_topic_list(b->store, &names, &count, err)))
+		return rc;
+	uint64_t parts = 0, bytes = 0, msgs = 0;
+	for (int i = 0; i < count; i++) {
+		uint32_t n = 0;
+		mq_err_t e;
+		if (topic_partitions(b, names[i], &n, &e))
+			continue;
+		parts += n;
+		for (uint32_t p = 0; p < n; p++) {
+			mq_log_t *log;
+			if (mq_store_log(b->store, names[i], p, &log, &e) == 0) {
+				bytes += mq_log_bytes(log);
+				msgs += mq_log_end(log) - mq_log_start(log);
+			}
+		}
+	}
+	free(names);
+	const char **gn;
+	uint32_t ng = 0, members = 0;
+	if (mq_groups_names(b->groups, &gn, &ng) == 0) {
+		for (uint32_t i = 0; i < ng; i++)
+			members += mq_groups_live(b->groups, gn[i]);
+		free(gn);
+	}
+	const struct {
+		const char *name;
+		int64_t v;
+	} st[] = {
+		{"uptime_ms", mq_mono_ms() - b->started},
+		{"topics", count},
+		{"partitions", (int64_t)parts},
+		{"messages", (int64_t)msgs},
+		{"bytes", (int64_t)bytes},
+		{"requests", (int64_t)b->st.requests},
+		{"messages_in", (int64_t)b->st.msgs_in},
+		{"batches_in", (int64_t)b->st.batches_in},
+		{"bytes_in", (int64_t)b->st.bytes_in},
+		{"duplicate_batches", (int64_t)b->st.dup_batches},
+		{"duplicate_ids", (int64_t)b->st.dup_ids},
+		{"messages_out", (int64_t)b->st.msgs_out},
+		{"bytes_out", (int64_t)b->st.bytes_out},
+		{"fetches_parked", b->nparked},
+		{"groups", ng},
+		{"members", members},
+		{"buckets", mq_sbuckets_count(b->buckets)},
+		{"dedup_ids", (int64_t)mq_seen_count(b->ids)},
+		{"rss_bytes", rss_bytes()},
+	};
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 1, &pk))
+		return -MQ_ENOMEM;
+	uint32_t nst = (uint32_t)(sizeof(st) / sizeof(st[0]));
+	msgpack_pack_array(&pk, nst);
+	for (uint32_t i = 0; i < nst; i++) {
+		msgpack_pack_array(&pk, 2);
+		mq_wire_pack_str(&pk, st[i].name);
+		msgpack_pack_int64(&pk, st[i].v);
+	}
+	return 0;
+}
+
+static int64_t sample_end(void *ctx, const char *topic, uint32_t p)
+{
+	mq_broker_t *b = ctx;
+	mq_log_t *log;
+	mq_err_t e;
+	uint32_t n = 0;
+	if (topic_partitions(b, topic, &n, &e) || p >= n || mq_store_log(b->store, topic, p, &log, &e))
+		return -1;
+	return (int64_t)mq_log_end(log);
+}
+
+static int do_bucket_take(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char name[MQ_NAME_MAX + 1];
+	uint64_t want, min, burst;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), name, "bucket", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &want, "want", err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &min, "min", err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 5), &burst, "burst", err)))
+		return rc;
+	const msgpack_object *rt = mq_wire_arg(&r->m, 3), *rp = mq_wire_arg(&r->m, 4);
+	uint64_t now = mq_mono_ns();
+	if (rt && rp && rt->type != MSGPACK_OBJECT_NIL) {
+		mq_rate_t rate;
+		if ((rc = mq_wire_u64(rt, &rate.tokens, "rate_tokens", err)) ||
+		    (rc = mq_wire_u64(rp, &rate.per_ns, "rate_per_ns", err)))
+			return rc;
+		if (!rate.tokens || !rate.per_ns || burst > MQ_BUCKET_MAX_BURST)
+			return mq_err_set(err, MQ_EINVAL, "bucket '%s': the rate must be above 0 and the burst at most 2^62",
+					  name);
+		if ((rc = mq_sbuckets_define(b->buckets, name, &rate, burst, now, err)))
+			return rc;
+	}
+	uint64_t granted = 0, wait = 0;
+	if ((rc = mq_sbuckets_take(b->buckets, name, want, min, now, &granted, &wait, err)))
+		return rc;
+	msgpack_packer pk;
+	if (!reply_ok(b, r, 2, &pk))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	msgpack_pack_uint64(&pk, granted);
+	msgpack_pack_uint64(&pk, wait);
+	return 0;
+}
+
 static void dispatch(mq_broker_t *b, req_t *r)
 {
 	mq_err_t err = {0};
 	int rc;
+	b->st.requests++;
 	switch (r->m.kind) {
 	case MQ_REQ_HELLO: rc = do_hello(b, r, &err); break;
 	case MQ_REQ_META: rc = do_meta(b, r, &err); break;
@@ -1007,6 +1452,15 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	case MQ_REQ_COMMIT: rc = do_commit(b, r, &err); break;
 	case MQ_REQ_COMMITTED: rc = do_committed(b, r, &err); break;
 	case MQ_REQ_TOPICS: rc = do_topics(b, r, &err); break;
+	case MQ_REQ_BUCKET_TAKE: rc = do_bucket_take(b, r, &err); break;
+	case MQ_REQ_TOPIC_CREATE: rc = do_topic_create(b, r, &err); break;
+	case MQ_REQ_TOPIC_DESCRIBE: rc = do_topic_describe(b, r, &err); break;
+	case MQ_REQ_TOPIC_DELETE: rc = do_topic_delete(b, r, &err); break;
+	case MQ_REQ_TOPIC_PARTITIONS: rc = do_topic_partitions(b, r, &err); break;
+	case MQ_REQ_GROUPS: rc = do_groups(b, r, &err); break;
+	case MQ_REQ_GROUP_RESET: rc = do_group_reset(b, r, &err); break;
+	case MQ_REQ_GROUP_DELETE: rc = do_group_delete(b, r, &err); break;
+	case MQ_REQ_STATS: rc = do_stats(b, r, &err); break;
 	default:
 		rc = mq_err_set(&err, MQ_EPROTO, "unknown request kind %u (client newer than this mq-serve?)",
 				r->m.kind);
@@ -1071,6 +1525,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->o.partitions = 1;
 	if (b->o.retention_check_ms <= 0)
 		b->o.retention_check_ms = 60000;
+	if (b->o.lag_interval_ms <= 0)
+		b->o.lag_interval_ms = 10000;
 	if (b->o.dedup_window_ms <= 0)
 		b->o.dedup_window_ms = 120000;
 	if (!b->o.dedup_max_ids)
@@ -1081,6 +1537,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	char state[4096], ids[4200];
 	snprintf(state, sizeof(state), "%s/state", o->data_dir);
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
+		goto fail;
+	if ((rc = mq_sbuckets_open(state, &b->buckets, err)))
 		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state);
 	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids};
@@ -1121,6 +1579,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 			snprintf(b->endpoint[i], sizeof(b->endpoint[i]), "%s", o->listen[i]);
 	}
 	b->next_retention = mq_mono_ms() + 1000;
+	b->started = b->next_sample = mq_mono_ms();
 	*out = b;
 	return 0;
 fail:
@@ -1166,6 +1625,10 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		if (mq_groups_tick(b->groups, now) || b->appended || b->nparked)
 			serve_parked(b, 0);
 		flush_turn(b);
+		if (now >= b->next_sample) {
+			mq_groups_sample(b->groups, mq_now_ms(), sample_end, b);
+			b->next_sample = now + b->o.lag_interval_ms;
+		}
 		if (now >= b->next_retention) {
 			mq_err_t e;
 			mq_store_retain(b->store, mq_now_ms(), &e);
@@ -1200,6 +1663,7 @@ void mq_broker_close(mq_broker_t *b)
 		zmq_ctx_term(b->zctx);
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
+	mq_sbuckets_close(b->buckets);
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);

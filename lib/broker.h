@@ -25,6 +25,7 @@ typedef struct mq_broker_opts {
 	uint32_t partitions;        /* for topics created on first publish */
 	mq_log_opts_t log;          /* fsync, segments, retention, max_record_bytes */
 	int64_t retention_check_ms; /* how often retention runs (default 60 s) */
+	int64_t lag_interval_ms;    /* how often group lag is sampled (default 10 s) */
 	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
 	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
 } mq_broker_opts_t;

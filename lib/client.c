@@ -592,6 +592,304 @@ int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint6
 	return rc;
 }
 
+/* ---- administration ---- */
+
+int mq_client_ping(mq_client_t *c, mq_hello_t *h, int64_t *rtt_us, mq_err_t *err)
+{
+	uint64_t t0 = mq_mono_ns();
+	int rc = mq_client_hello(c, h, err);
+	*rtt_us = (int64_t)((mq_mono_ns() - t0) / 1000);
+	return rc;
+}
+
+/* A request whose reply has no results: send, wait, check. */
+static int call_empty(mq_client_t *c, req_t *q, mq_err_t *err)
+{
+	reply_t r;
+	int rc = req_call(c, q, &r, err);
+	reply_free(&r);
+	return rc;
+}
+
+static void pack_opt_i64(msgpack_packer *pk, int64_t v)
+{
+	if (v < 0)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_int64(pk, v);
+}
+
+int mq_client_topic_create(mq_client_t *c, const char *topic, uint32_t partitions, int64_t retention_ms,
+			   int64_t retention_bytes, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TOPIC_CREATE, 4);
+	mq_wire_pack_str(pk, topic);
+	msgpack_pack_uint32(pk, partitions);
+	pack_opt_i64(pk, retention_ms);
+	pack_opt_i64(pk, retention_bytes);
+	return call_empty(c, &q, err);
+}
+
+int mq_client_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t *out, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TOPIC_DESCRIBE, 1);
+	mq_wire_pack_str(pk, topic);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	uint64_t parts, bytes, msgs;
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", topic);
+	if (mq_wire_u64(mq_wire_arg(&r.msg, 0), &parts, "partitions", err) || parts > UINT32_MAX ||
+	    mq_wire_i64(mq_wire_arg(&r.msg, 1), &out->retention_ms, "retention_ms", err) ||
+	    mq_wire_i64(mq_wire_arg(&r.msg, 2), &out->retention_bytes, "retention_bytes", err) ||
+	    mq_wire_i64(mq_wire_arg(&r.msg, 3), &out->created_ms, "created_ms", err) ||
+	    mq_wire_u64(mq_wire_arg(&r.msg, 4), &bytes, "bytes", err) ||
+	    mq_wire_u64(mq_wire_arg(&r.msg, 5), &msgs, "messages", err))
+		rc = bad_reply(c, "TOPIC_DESCRIBE", err);
+	else
+		out->partitions = (uint32_t)parts, out->bytes = bytes, out->messages = msgs;
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TOPIC_DELETE, 2);
+	mq_wire_pack_str(pk, topic);
+	if (force)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	return call_empty(c, &q, err);
+}
+
+int mq_client_topic_partitions(mq_client_t *c, const char *topic, uint32_t n, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TOPIC_PARTITIONS, 2);
+	mq_wire_pack_str(pk, topic);
+	msgpack_pack_uint32(pk, n);
+	return call_empty(c, &q, err);
+}
+
+static int copy_str(const msgpack_object *o, char *buf, size_t size, const char *what, mq_err_t *err)
+{
+	const char *s;
+	size_t n;
+	if (mq_wire_strv(o, &s, &n, what, err))
+		return -MQ_EPROTO;
+	if (n >= size)
+		return mq_err_set(err, MQ_EPROTO, "%s: too long", what);
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return 0;
+}
+
+static int parse_member_info(const msgpack_object *o, mq_group_member_info_t *m, mq_err_t *err)
+{
+	const msgpack_object_array *e;
+	uint64_t owned;
+	if (mq_wire_array(o, &e, "member", err) || e->size < 4 ||
+	    copy_str(&e->ptr[0], m->id, sizeof m->id, "member id", err) ||
+	    copy_str(&e->ptr[1], m->client, sizeof m->client, "client", err) ||
+	    mq_wire_i64(&e->ptr[2], &m->idle_ms, "idle_ms", err) || mq_wire_u64(&e->ptr[3], &owned, "owned", err))
+		return -MQ_EPROTO;
+	m->nowned = (uint32_t)owned;
+	return 0;
+}
+
+static int parse_row(const msgpack_object *o, mq_group_row_t *w, mq_err_t *err)
+{
+	const msgpack_object_array *e, *h;
+	uint64_t p;
+	memset(w, 0, sizeof *w);
+	if (mq_wire_array(o, &e, "row", err) || e->size < 7 ||
+	    copy_str(&e->ptr[0], w->topic, sizeof w->topic, "topic", err) ||
+	    mq_wire_u64(&e->ptr[1], &p, "partition", err) || p > UINT32_MAX ||
+	    mq_wire_i64(&e->ptr[2], &w->committed, "committed", err) ||
+	    mq_wire_u64(&e->ptr[3], &w->start, "start", err) || mq_wire_u64(&e->ptr[4], &w->end, "end", err) ||
+	    copy_str(&e->ptr[5], w->owner, sizeof w->owner, "owner", err) ||
+	    mq_wire_array(&e->ptr[6], &h, "history", err))
+		return -MQ_EPROTO;
+	w->partition = (uint32_t)p;
+	/* keep the newest MQ_LAG_HISTORY samples */
+	uint32_t skip = h->size > MQ_LAG_HISTORY ? h->size - MQ_LAG_HISTORY : 0;
+	for (uint32_t i = skip; i < h->size; i++) {
+		const msgpack_object_array *s;
+		mq_lag_sample_t *x = &w->hist[w->nhist];
+		if (mq_wire_array(&h->ptr[i], &s, "sample", err) || s->size < 3 ||
+		    mq_wire_i64(&s->ptr[0], &x->ms, "ms", err) || mq_wire_i64(&s->ptr[1], &x->committed, "committed", err) ||
+		    mq_wire_u64(&s->ptr[2], &x->end, "end", err))
+			return -MQ_EPROTO;
+		w->nhist++;
+	}
+	return 0;
+}
+
+static int parse_group(const msgpack_object *o, mq_group_info_t *g, int64_t interval, mq_err_t *err)
+{
+	const msgpack_object_array *e, *ms, *rs;
+	if (mq_wire_array(o, &e, "group", err) || e->size < 4 ||
+	    copy_str(&e->ptr[0], g->name, sizeof g->name, "group", err) ||
+	    mq_wire_u64(&e->ptr[1], &g->generation, "generation", err) ||
+	    mq_wire_array(&e->ptr[2], &ms, "members", err) || mq_wire_array(&e->ptr[3], &rs, "rows", err))
+		return -MQ_EPROTO;
+	g->interval_ms = interval;
+	g->members = calloc(ms->size ? ms->size : 1, sizeof *g->members);
+	g->rows = calloc(rs->size ? rs->size : 1, sizeof *g->rows);
+	if (!g->members || !g->rows)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < ms->size; i++, g->nmembers++)
+		if (parse_member_info(&ms->ptr[i], &g->members[i], err))
+			return -MQ_EPROTO;
+	for (uint32_t i = 0; i < rs->size; i++, g->nrows++)
+		if (parse_row(&rs->ptr[i], &g->rows[i], err))
+			return -MQ_EPROTO;
+	return 0;
+}
+
+void mq_group_info_free(mq_group_info_t *g, uint32_t n)
+{
+	for (uint32_t i = 0; g && i < n; i++) {
+		free(g[i].members);
+		free(g[i].rows);
+	}
+	free(g);
+}
+
+int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
+		     mq_err_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_GROUPS, 2);
+	if (group)
+		mq_wire_pack_str(pk, group);
+	else
+		msgpack_pack_nil(pk);
+	if (topic)
+		mq_wire_pack_str(pk, topic);
+	else
+		msgpack_pack_nil(pk);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	int64_t interval;
+	const msgpack_object_array *a;
+	mq_group_info_t *v = NULL;
+	uint32_t got = 0;
+	if (mq_wire_i64(mq_wire_arg(&r.msg, 0), &interval, "interval_ms", err) ||
+	    mq_wire_array(mq_wire_arg(&r.msg, 1), &a, "groups", err)) {
+		rc = bad_reply(c, "GROUPS", err);
+	} else if (!(v = calloc(a->size ? a->size : 1, sizeof *v))) {
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	} else {
+		for (; got < a->size && rc == 0; got++)
+			if ((rc = parse_group(&a->ptr[got], &v[got], interval, err)) == -MQ_EPROTO)
+				rc = bad_reply(c, "GROUPS", err);
+	}
+	reply_free(&r);
+	if (rc) {
+		mq_group_info_free(v, got);
+		return rc;
+	}
+	*out = v;
+	*n = got;
+	return 0;
+}
+
+int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
+			  int dry_run, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_GROUP_RESET, 5);
+	mq_wire_pack_str(pk, group);
+	mq_wire_pack_str(pk, topic);
+	msgpack_pack_uint32(pk, (uint32_t)to->kind);
+	msgpack_pack_int64(pk, to->v);
+	if (dry_run)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	const msgpack_object_array *a;
+	mq_reset_entry_t *v = NULL;
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "offsets", err))
+		rc = bad_reply(c, "GROUP_RESET", err);
+	else if (!(v = calloc(a->size ? a->size : 1, sizeof *v)))
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0; rc == 0 && i < a->size; i++) {
+		const msgpack_object_array *e;
+		uint64_t p;
+		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 3 ||
+		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || p > UINT32_MAX ||
+		    mq_wire_i64(&e->ptr[1], &v[i].old, "old", err) || mq_wire_u64(&e->ptr[2], &v[i].new_offset, "new", err))
+			rc = bad_reply(c, "GROUP_RESET", err);
+		v[i].partition = (uint32_t)p;
+	}
+	if (rc == 0) {
+		*out = v;
+		*n = a->size;
+	} else {
+		free(v);
+	}
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_GROUP_DELETE, 1);
+	mq_wire_pack_str(pk, group);
+	return call_empty(c, &q, err);
+}
+
+int mq_client_stats(mq_client_t *c, mq_stat_t **out, uint32_t *n, mq_err_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	req_t q;
+	req_begin(c, &q, MQ_REQ_STATS, 0);
+	reply_t r;
+	int rc = req_call(c, &q, &r, err);
+	if (rc)
+		return rc;
+	const msgpack_object_array *a;
+	mq_stat_t *v = NULL;
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "stats", err))
+		rc = bad_reply(c, "STATS", err);
+	else if (!(v = calloc(a->size ? a->size : 1, sizeof *v)))
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0; rc == 0 && i < a->size; i++) {
+		const msgpack_object_array *e;
+		if (mq_wire_array(&a->ptr[i], &e, "stat", err) || e->size < 2 ||
+		    copy_str(&e->ptr[0], v[i].name, sizeof v[i].name, "name", err) ||
+		    mq_wire_i64(&e->ptr[1], &v[i].value, "value", err))
+			rc = bad_reply(c, "STATS", err);
+	}
+	if (rc == 0) {
+		*out = v;
+		*n = a->size;
+	} else {
+		free(v);
+	}
+	reply_free(&r);
+	return rc;
+}
+
 /* ---- group membership ---- */
 
 static int add_owned(mq_member_t *m, uint32_t t, uint32_t p)

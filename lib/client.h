@@ -105,6 +105,107 @@ void mq_topic_list_free(mq_topic_list_t *l);
 int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint64_t min, const mq_rate_t *rate,
 			  uint64_t burst, uint64_t *granted, uint64_t *wait_ns, mq_err_t *err);
 
+/* ---- administration (mq-admin, mq-lag) ---- */
+
+#define MQ_NAME_MAX_CLIENT 200
+#define MQ_MEMBER_ID_MAX_CLIENT 200
+typedef struct mq_offset_spec mq_offset_spec_t;
+
+/* PING: HELLO with the round trip time. */
+int mq_client_ping(mq_client_t *c, mq_hello_t *h, int64_t *rtt_us, mq_err_t *err);
+
+typedef struct mq_topic_info {
+	char name[MQ_NAME_MAX_CLIENT + 1];
+	uint32_t partitions;
+	int64_t retention_ms;    /* <= 0: the broker's default */
+	int64_t retention_bytes; /* <= 0: the broker's default */
+	int64_t created_ms;
+	uint64_t bytes;    /* on disk, all partitions */
+	uint64_t messages; /* retained: sum of end - start */
+} mq_topic_info_t;
+
+/* TOPIC_CREATE: partitions 0 = the broker's --partitions; retention < 0
+ * = the broker's default.  -MQ_EEXIST when it exists. */
+int mq_client_topic_create(mq_client_t *c, const char *topic, uint32_t partitions, int64_t retention_ms,
+			   int64_t retention_bytes, mq_err_t *err);
+/* TOPIC_DESCRIBE: -MQ_ENOENT when it does not exist.  Partition offsets:
+ * mq_client_offsets. */
+int mq_client_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t *out, mq_err_t *err);
+/* TOPIC_DELETE: -MQ_EBUSY (message names the groups) while a group with
+ * live members reads it, unless force. */
+int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_t *err);
+/* TOPIC_PARTITIONS: grow to n (never shrink: -MQ_EINVAL). */
+int mq_client_topic_partitions(mq_client_t *c, const char *topic, uint32_t n, mq_err_t *err);
+
+/* Lag history: what the broker sampled every --lag-interval. */
+#define MQ_LAG_HISTORY 30
+typedef struct mq_lag_sample {
+	int64_t ms;        /* wall clock */
+	int64_t committed; /* -1: none yet */
+	uint64_t end;      /* log end offset */
+} mq_lag_sample_t;
+
+/* One (group, topic, partition). */
+typedef struct mq_group_row {
+	char topic[MQ_NAME_MAX_CLIENT + 1];
+	uint32_t partition;
+	int64_t committed; /* -1: none */
+	uint64_t start, end;
+	char owner[MQ_MEMBER_ID_MAX_CLIENT + 1]; /* member reading it, "" none */
+	uint32_t nhist;
+	mq_lag_sample_t hist[MQ_LAG_HISTORY]; /* oldest first */
+} mq_group_row_t;
+
+typedef struct mq_group_member_info {
+	char id[MQ_MEMBER_ID_MAX_CLIENT + 1];
+	char client[64];   /* program name sent in JOIN */
+	int64_t idle_ms;   /* since its last heartbeat */
+	uint32_t nowned;
+} mq_group_member_info_t;
+
+typedef struct mq_group_info {
+	char name[MQ_NAME_MAX_CLIENT + 1];
+	uint64_t generation;
+	mq_group_member_info_t *members;
+	uint32_t nmembers;
+	mq_group_row_t *rows; /* sorted by topic, partition */
+	uint32_t nrows;
+	int64_t interval_ms; /* the broker's sampling interval */
+} mq_group_info_t;
+
+/* GROUP_DESCRIBE: every group the broker knows (group NULL) or one
+ * (-MQ_ENOENT when unknown), rows only for topic when not NULL (-MQ_ENOENT
+ * when the topic does not exist).  *out: n groups sorted by name; free
+ * with mq_group_info_free. */
+int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
+		     mq_err_t *err);
+void mq_group_info_free(mq_group_info_t *g, uint32_t n);
+
+/* GROUP_RESET of group's offsets on topic to a spec (beginning, end, N,
+ * -N, @TIME): -MQ_EBUSY while the group has live members.  With dry_run
+ * nothing changes.  Fills n entries (partition, old offset or -1, new
+ * offset); free *out with free(). */
+typedef struct mq_reset_entry {
+	uint32_t partition;
+	int64_t old;
+	uint64_t new_offset;
+} mq_reset_entry_t;
+int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
+			  int dry_run, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err);
+/* GROUP_DELETE: forget the group's offsets; -MQ_EBUSY with live members,
+ * -MQ_ENOENT when unknown. */
+int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err);
+
+/* STATS: name/value pairs (uptime_ms, topics, partitions, bytes,
+ * messages_in, batches_in, bytes_in, messages_out, bytes_out, requests,
+ * clients_parked, groups, members, buckets, dedup_ids, dedup_dropped,
+ * rss_bytes, ...), in the broker's order. */
+typedef struct mq_stat {
+	char name[48];
+	int64_t value;
+} mq_stat_t;
+int mq_client_stats(mq_client_t *c, mq_stat_t **out, uint32_t *n, mq_err_t *err);
+
 /* ---- group membership ---- */
 
 #define MQ_MEMBER_ID_MAX 200
@@ -229,18 +330,11 @@ void mq_fetch_reply_free(mq_fetch_reply_t *r);
 
 /* ---- offsets given by people: -o beginning|end|N|-N|@TIME ---- */
 
-typedef enum mq_offset_kind {
-	MQ_OFF_BEGINNING,
-	MQ_OFF_END,
-	MQ_OFF_ABS,      /* v */
-	MQ_OFF_FROM_END, /* v messages before the end */
-	MQ_OFF_TIME,     /* v = ms since the epoch */
-} mq_offset_kind_t;
 
-typedef struct mq_offset_spec {
+struct mq_offset_spec {
 	mq_offset_kind_t kind;
 	int64_t v;
-} mq_offset_spec_t;
+};
 
 /* Parse "beginning", "end", "N", "-N", "@MS", "@2026-11-24T10:00:00Z",
  * "@-1h" (now_ms gives the present for the relative form). */

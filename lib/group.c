@@ -21,6 +21,7 @@
 
 typedef struct member {
 	char id[MQ_MEMBER_MAX + 1];
+	char client[64];
 	char **topics;
 	uint32_t ntopics;
 	int64_t session_ms;
@@ -28,10 +29,16 @@ typedef struct member {
 	uint64_t acked;
 } member_t;
 
+typedef struct hist {
+	mq_lag_point_t pt[MQ_GROUP_HISTORY];
+	uint32_t n, head; /* head: where the next sample goes */
+} hist_t;
+
 typedef struct gtopic {
 	char name[MQ_NAME_MAX + 1];
 	uint32_t partitions;
 	int64_t *committed; /* -1: none */
+	hist_t *hist;
 	member_t **owner;
 	member_t **target;
 } gtopic_t;
@@ -111,10 +118,15 @@ static int gtopic_grow(gtopic_t *t, uint32_t n)
 	if (!tg)
 		return -MQ_ENOMEM;
 	t->target = tg;
+	hist_t *h = realloc(t->hist, n * sizeof(*h));
+	if (!h)
+		return -MQ_ENOMEM;
+	t->hist = h;
 	for (uint32_t i = t->partitions; i < n; i++) {
 		c[i] = -1;
 		o[i] = NULL;
 		tg[i] = NULL;
+		h[i].n = h[i].head = 0;
 	}
 	t->partitions = n;
 	return 0;
@@ -424,6 +436,24 @@ static int log_commits(mq_groups_t *g, const char *group, const char *topic, con
 	return mq_log_append(g->log, g->buf.p, g->buf.len, &base, err);
 }
 
+/* A record that forgets one offset (replayed as "no commit"). */
+static int log_tombstone(mq_groups_t *g, const char *group, const char *topic, uint32_t p, mq_err_t *err)
+{
+	mq_batch_builder_t b;
+	char key[2 * MQ_NAME_MAX + 16];
+	size_t gl = strlen(group), tl = strlen(topic);
+	g->buf.len = 0;
+	mq_batch_begin(&b, &g->buf);
+	memcpy(key, group, gl + 1);
+	memcpy(key + gl + 1, topic, tl + 1);
+	int kl = snprintf(key + gl + tl + 2, 12, "%u", p);
+	if (mq_batch_add(&b, mq_now_ms(), key, gl + tl + 2 + (size_t)kl, "-", 1, NULL, 0, NULL, 0))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	mq_batch_finish(&b);
+	uint64_t base;
+	return mq_log_append(g->log, g->buf.p, g->buf.len, &base, err);
+}
+
 /* Rewrite the live offsets into a fresh segment and drop the older ones. */
 static int compact(mq_groups_t *g, mq_err_t *err)
 {
@@ -474,6 +504,228 @@ int mq_groups_commit_log(mq_groups_t *g, int64_t now_mono, mq_err_t *err)
 	return mq_log_commit(g->log, now_mono, err);
 }
 
+/* ---- administration ---- */
+
+void mq_groups_set_client(mq_groups_t *g, const char *group, const char *member, const char *client)
+{
+	group_t *gr = group_find(g, group, 0);
+	member_t *m = gr ? member_find(gr, member) : NULL;
+	if (m)
+		snprintf(m->client, sizeof(m->client), "%s", client);
+}
+
+static int has_offsets(const group_t *gr)
+{
+	for (uint32_t k = 0; k < gr->ntopics; k++)
+		for (uint32_t p = 0; p < gr->topics[k].partitions; p++)
+			if (gr->topics[k].committed[p] >= 0)
+				return 1;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int mq_groups_names(mq_groups_t *g, const char ***names, uint32_t *n)
+{
+	const char **v = malloc((g->ngroups ? g->ngroups : 1) * sizeof(*v));
+	if (!v)
+		return -MQ_ENOMEM;
+	*n = 0;
+	for (uint32_t i = 0; i < g->ngroups; i++)
+		if (g->groups[i].nmembers || has_offsets(&g->groups[i]))
+			v[(*n)++] = g->groups[i].name;
+	qsort(v, *n, sizeof(*v), cmp_str);
+	*names = v;
+	return 0;
+}
+
+uint32_t mq_groups_live(mq_groups_t *g, const char *group)
+{
+	group_t *gr = group_find(g, group, 0);
+	return gr ? gr->nmembers : 0;
+}
+
+int mq_groups_members(mq_groups_t *g, const char *group, int64_t now, mq_member_view_t **out, uint32_t *n)
+{
+	group_t *gr = group_find(g, group, 0);
+	*n = 0;
+	*out = malloc((gr && gr->nmembers ? gr->nmembers : 1) * sizeof(**out));
+	if (!*out)
+		return -MQ_ENOMEM;
+	for (uint32_t i = 0; gr && i < gr->nmembers; i++) {
+		member_t *m = gr->members[i];
+		uint32_t owned = 0;
+		for (uint32_t k = 0; k < gr->ntopics; k++)
+			for (uint32_t p = 0; p < gr->topics[k].partitions; p++)
+				owned += gr->topics[k].owner[p] == m;
+		(*out)[(*n)++] = (mq_member_view_t){m->id, m->client, now - m->last_seen, owned};
+	}
+	return 0;
+}
+
+int mq_groups_topics(mq_groups_t *g, const char *group, const char ***out, uint32_t *n)
+{
+	group_t *gr = group_find(g, group, 0);
+	*n = 0;
+	*out = malloc((gr && gr->ntopics ? gr->ntopics : 1) * sizeof(**out));
+	if (!*out)
+		return -MQ_ENOMEM;
+	for (uint32_t k = 0; gr && k < gr->ntopics; k++) {
+		gtopic_t *t = &gr->topics[k];
+		int used = 0;
+		for (uint32_t i = 0; i < gr->nmembers && !used; i++)
+			used = subscribes(gr->members[i], t->name);
+		for (uint32_t p = 0; p < t->partitions && !used; p++)
+			used = t->committed[p] >= 0;
+		if (used)
+			(*out)[(*n)++] = t->name;
+	}
+	qsort(*out, *n, sizeof(**out), cmp_str);
+	return 0;
+}
+
+const char *mq_groups_owner(mq_groups_t *g, const char *group, const char *topic, uint32_t p)
+{
+	group_t *gr = group_find(g, group, 0);
+	gtopic_t *t = gr ? gtopic_find(gr, topic, 0) : NULL;
+	return t && p < t->partitions && t->owner[p] ? t->owner[p]->id : NULL;
+}
+
+uint32_t mq_groups_history(mq_groups_t *g, const char *group, const char *topic, uint32_t p, mq_lag_point_t *out)
+{
+	group_t *gr = group_find(g, group, 0);
+	gtopic_t *t = gr ? gtopic_find(gr, topic, 0) : NULL;
+	if (!t || p >= t->partitions)
+		return 0;
+	const hist_t *h = &t->hist[p];
+	uint32_t first = (h->head + MQ_GROUP_HISTORY - h->n) % MQ_GROUP_HISTORY;
+	for (uint32_t i = 0; i < h->n; i++)
+		out[i] = h->pt[(first + i) % MQ_GROUP_HISTORY];
+	return h->n;
+}
+
+void mq_groups_sample(mq_groups_t *g, int64_t now_ms, int64_t (*end)(void *ctx, const char *topic, uint32_t p),
+		      void *ctx)
+{
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		for (uint32_t k = 0; k < gr->ntopics; k++) {
+			gtopic_t *t = &gr->topics[k];
+			mq_topic_meta_t meta;
+			if (mq_store_topic_meta(g->store, t->name, &meta, NULL) == 0)
+				gtopic_grow(t, meta.partitions);
+			for (uint32_t p = 0; p < t->partitions; p++) {
+				int64_t e = end(ctx, t->name, p);
+				if (e < 0)
+					continue;
+				hist_t *h = &t->hist[p];
+				h->pt[h->head] = (mq_lag_point_t){now_ms, t->committed[p], (uint64_t)e};
+				h->head = (h->head + 1) % MQ_GROUP_HISTORY;
+				if (h->n < MQ_GROUP_HISTORY)
+					h->n++;
+			}
+		}
+	}
+}
+
+int mq_groups_set_offsets(mq_groups_t *g, const char *group, const char *topic, const uint32_t *parts,
+			  const uint64_t *offsets, uint32_t n, mq_err_t *err)
+{
+	uint32_t live = mq_groups_live(g, group);
+	if (live)
+		return mq_err_set(err, MQ_EBUSY, "group '%s' has %u live member%s: stop them first (offsets move only "
+				  "while nobody reads)", group, live, live == 1 ? "" : "s");
+	int rc = log_commits(g, group, topic, parts, offsets, n, err);
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		if (set_committed(g, group, topic, parts[i], offsets[i]))
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	return rc;
+}
+
+/* Append tombstones ("group\0topic\0p" = "-") for every offset of gr on t. */
+static int forget_offsets(mq_groups_t *g, group_t *gr, gtopic_t *t, mq_err_t *err)
+{
+	for (uint32_t p = 0; p < t->partitions; p++) {
+		if (t->committed[p] < 0)
+			continue;
+		int rc = log_tombstone(g, gr->name, t->name, p, err);
+		if (rc)
+			return rc;
+		t->committed[p] = -1;
+		g->live_entries--;
+	}
+	return 0;
+}
+
+static void gtopic_free(gtopic_t *t)
+{
+	free(t->committed);
+	free(t->owner);
+	free(t->target);
+	free(t->hist);
+}
+
+int mq_groups_delete(mq_groups_t *g, const char *group, mq_err_t *err)
+{
+	group_t *gr = group_find(g, group, 0);
+	if (!gr || (!gr->nmembers && !has_offsets(gr)))
+		return mq_err_set(err, MQ_ENOENT, "no group '%s'", group);
+	if (gr->nmembers)
+		return mq_err_set(err, MQ_EBUSY, "group '%s' has %u live member%s: stop them first", group,
+				  gr->nmembers, gr->nmembers == 1 ? "" : "s");
+	for (uint32_t k = 0; k < gr->ntopics; k++) {
+		int rc = forget_offsets(g, gr, &gr->topics[k], err);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t k = 0; k < gr->ntopics; k++)
+		gtopic_free(&gr->topics[k]);
+	free(gr->topics);
+	free(gr->members);
+	*gr = g->groups[--g->ngroups];
+	return 0;
+}
+
+uint32_t mq_groups_topic_readers(mq_groups_t *g, const char *topic, char *buf, size_t size)
+{
+	uint32_t n = 0;
+	size_t len = 0;
+	if (size)
+		buf[0] = 0;
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		int reads = 0;
+		for (uint32_t k = 0; k < gr->nmembers && !reads; k++)
+			reads = subscribes(gr->members[k], topic);
+		if (!reads)
+			continue;
+		if (len < size)
+			len += (size_t)snprintf(buf + len, size - len, "%s'%s'", n ? ", " : "", gr->name);
+		n++;
+	}
+	return n;
+}
+
+int mq_groups_topic_deleted(mq_groups_t *g, const char *topic, mq_err_t *err)
+{
+	for (uint32_t i = 0; i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		gtopic_t *t = gtopic_find(gr, topic, 0);
+		if (!t)
+			continue;
+		int rc = forget_offsets(g, gr, t, err);
+		if (rc)
+			return rc;
+		gtopic_free(t);
+		*t = gr->topics[--gr->ntopics];
+		rebalance(g, gr); /* members reading it give it up */
+	}
+	return 0;
+}
+
 /* ---- open / close ---- */
 
 static int replay(mq_groups_t *g, mq_err_t *err)
@@ -508,6 +760,15 @@ static int replay(mq_groups_t *g, mq_err_t *err)
 				uint32_t p = (uint32_t)strtoul(num, NULL, 10);
 				memcpy(num, r.value, r.value_len);
 				num[r.value_len] = 0;
+				if (!strcmp(num, "-")) { /* tombstone */
+					group_t *gr = group_find(g, grp, 0);
+					gtopic_t *gt = gr ? gtopic_find(gr, top, 0) : NULL;
+					if (gt && p < gt->partitions && gt->committed[p] >= 0) {
+						gt->committed[p] = -1;
+						g->live_entries--;
+					}
+					continue;
+				}
 				if (set_committed(g, grp, top, p, strtoull(num, NULL, 10))) {
 					rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
 					goto done;
@@ -554,11 +815,8 @@ void mq_groups_close(mq_groups_t *g)
 		while (gr->nmembers)
 			member_remove(gr, gr->members[0]);
 		free(gr->members);
-		for (uint32_t k = 0; k < gr->ntopics; k++) {
-			free(gr->topics[k].committed);
-			free(gr->topics[k].owner);
-			free(gr->topics[k].target);
-		}
+		for (uint32_t k = 0; k < gr->ntopics; k++)
+			gtopic_free(&gr->topics[k]);
 		free(gr->topics);
 	}
 	free(g->groups);

@@ -28,6 +28,15 @@
 
 typedef struct mq_groups mq_groups_t;
 
+/* Lag history: a ring per (group, topic, partition), sampled by the
+ * broker every --lag-interval (mq_groups_sample); kept in memory only. */
+#define MQ_GROUP_HISTORY 30
+typedef struct mq_lag_point {
+	int64_t ms;        /* wall clock */
+	int64_t committed; /* -1: none */
+	uint64_t end;
+} mq_lag_point_t;
+
 /* One (topic, partition) of an assignment; topic points into the
  * coordinator and stays valid until the next call that changes groups. */
 typedef struct mq_tp {
@@ -73,6 +82,46 @@ int mq_groups_tick(mq_groups_t *g, int64_t now);
 void mq_groups_topic_changed(mq_groups_t *g, const char *topic);
 /* Current generation of a group (0 if none): parked fetches compare it. */
 uint64_t mq_groups_generation(mq_groups_t *g, const char *group);
+
+/* ---- administration ---- */
+
+/* The program name a member gave in JOIN (for describe). */
+void mq_groups_set_client(mq_groups_t *g, const char *group, const char *member, const char *client);
+/* Names of the known groups (with members or committed offsets), sorted;
+ * *names is malloc'd (free it), the strings stay valid until the next
+ * call that changes groups. */
+int mq_groups_names(mq_groups_t *g, const char ***names, uint32_t *n);
+/* Live members of a group (0 when unknown). */
+uint32_t mq_groups_live(mq_groups_t *g, const char *group);
+
+typedef struct mq_member_view {
+	const char *id, *client;
+	int64_t idle_ms;
+	uint32_t nowned;
+} mq_member_view_t;
+/* Members of group (malloc'd array, free it); n = 0 when none. */
+int mq_groups_members(mq_groups_t *g, const char *group, int64_t now, mq_member_view_t **out, uint32_t *n);
+/* Topics the group reads or has offsets on, sorted (malloc'd array). */
+int mq_groups_topics(mq_groups_t *g, const char *group, const char ***out, uint32_t *n);
+/* The member that owns (group, topic, p), or NULL. */
+const char *mq_groups_owner(mq_groups_t *g, const char *group, const char *topic, uint32_t p);
+/* History of (group, topic, p), oldest first, into out[MQ_GROUP_HISTORY]: count. */
+uint32_t mq_groups_history(mq_groups_t *g, const char *group, const char *topic, uint32_t p, mq_lag_point_t *out);
+/* Take one sample of every (group, topic, partition): end(ctx, topic, p)
+ * gives the log end offset, or -1 when the partition does not exist. */
+void mq_groups_sample(mq_groups_t *g, int64_t now_ms, int64_t (*end)(void *ctx, const char *topic, uint32_t p),
+		      void *ctx);
+/* Set offsets without a member (reset): -MQ_EBUSY while the group has
+ * live members. */
+int mq_groups_set_offsets(mq_groups_t *g, const char *group, const char *topic, const uint32_t *parts,
+			  const uint64_t *offsets, uint32_t n, mq_err_t *err);
+/* Forget a group and its offsets: -MQ_EBUSY with live members, -MQ_ENOENT unknown. */
+int mq_groups_delete(mq_groups_t *g, const char *group, mq_err_t *err);
+/* Groups with live members subscribed to topic: their number, names
+ * ("a, b") written into buf. */
+uint32_t mq_groups_topic_readers(mq_groups_t *g, const char *topic, char *buf, size_t size);
+/* The topic was deleted: drop every group's offsets on it. */
+int mq_groups_topic_deleted(mq_groups_t *g, const char *topic, mq_err_t *err);
 
 /* The offsets log: synced with the broker's policy (group commit). */
 int mq_groups_commit_log(mq_groups_t *g, int64_t now_mono, mq_err_t *err);

@@ -54,6 +54,18 @@
  * Administration (20-29):
  *
  *   TOPICS     [] ; [[[topic, partitions]...]]   every topic, sorted by name
+ *   TOPIC_CREATE [topic, partitions (0: default), retention_ms|nil, retention_bytes|nil] ; []
+ *   TOPIC_DESCRIBE [topic] ; [partitions, retention_ms, retention_bytes, created_ms, bytes, messages]
+ *   TOPIC_DELETE [topic, force] ; []   MQ_EBUSY: a group with live members reads it
+ *   TOPIC_PARTITIONS [topic, n] ; []
+ *   GROUPS     [group|nil, topic|nil]
+ *              ; [interval_ms, [[group, generation,
+ *                   [[member, client, idle_ms, nowned]...],
+ *                   [[topic, p, committed|-1, start, end, owner|"", [[ms, committed, end]...]]...]]...]]
+ *   GROUP_RESET [group, topic, kind, value, dry_run] ; [[[p, old|-1, new]...]]
+ *              kind: an mq_offset_kind_t; MQ_EBUSY while the group has live members
+ *   GROUP_DELETE [group] ; []
+ *   STATS      [] ; [[[name, value]...]]
  *
  * Shared token buckets (30-39):
  *
@@ -89,10 +101,27 @@ enum mq_req_kind {
 	MQ_REQ_COMMITTED = 10,
 	/* 20-29 administration */
 	MQ_REQ_TOPICS = 20,
+	MQ_REQ_TOPIC_CREATE = 21,
+	MQ_REQ_TOPIC_DESCRIBE = 22,
+	MQ_REQ_TOPIC_DELETE = 23,
+	MQ_REQ_TOPIC_PARTITIONS = 24,
+	MQ_REQ_GROUPS = 25,
+	MQ_REQ_GROUP_RESET = 26,
+	MQ_REQ_GROUP_DELETE = 27,
+	MQ_REQ_STATS = 28,
 	/* 30-39 shared buckets */
 	MQ_REQ_BUCKET_TAKE = 30,
 	/* 40-49 transactions */
 };
+
+/* Offsets given by people (-o, --to), also in GROUP_RESET. */
+typedef enum mq_offset_kind {
+	MQ_OFF_BEGINNING,
+	MQ_OFF_END,
+	MQ_OFF_ABS,      /* v */
+	MQ_OFF_FROM_END, /* v messages before the end */
+	MQ_OFF_TIME,     /* v = ms since the epoch */
+} mq_offset_kind_t;
 
 /* Name of a request kind for messages ("PRODUCE"), "?" if unknown. */
 const char *mq_wire_kind_name(uint32_t kind);
