@@ -307,6 +307,17 @@ static outmsg_t *reply_ok(mq_broker_t *b, req_t *r, uint32_t nresults, msgpack_p
 	return m;
 }
 
+/* An empty OK that goes out only after the turn's data is on disk. */
+static int reply_durable(mq_broker_t *b, req_t *r)
+{
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 0, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	return 0;
+}
+
 static int topic_partitions(mq_broker_t *b, const char *topic, uint32_t *n, mq_err_t *err)
 {
 	mq_topic_meta_t meta;
@@ -942,12 +953,7 @@ static int do_commit(mq_broker_t *b, req_t *r, mq_err_t *err)
 	}
 	if ((rc = mq_groups_commit(b->groups, group, member, topic, parts, offs, a->size, err)))
 		return rc;
-	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 0, &pk);
-	if (!m)
-		return -MQ_ENOMEM;
-	m->durable = 1;
-	return 0;
+	return reply_durable(b, r);
 }
 
 static int do_committed(mq_broker_t *b, req_t *r, mq_err_t *err)
@@ -1032,12 +1038,7 @@ static int do_topic_create(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_store_topic_create(b->store, topic, &meta, err)))
 		return rc;
 	mq_groups_topic_changed(b->groups, topic);
-	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 0, &pk);
-	if (!m)
-		return -MQ_ENOMEM;
-	m->durable = 1;
-	return 0;
+	return reply_durable(b, r);
 }
 
 static int do_topic_describe(mq_broker_t *b, req_t *r, mq_err_t *err)
@@ -1090,12 +1091,7 @@ static int do_topic_delete(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (ps->key && !strncmp(ps->key, topic, tl) && ps->key[tl] == '/')
 			ps->nprod = 0, ps->loaded = 0;
 	}
-	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 0, &pk);
-	if (!m)
-		return -MQ_ENOMEM;
-	m->durable = 1;
-	return 0;
+	return reply_durable(b, r);
 }
 
 static int do_topic_partitions(mq_broker_t *b, req_t *r, mq_err_t *err)
@@ -1113,12 +1109,7 @@ static int do_topic_partitions(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_store_topic_update(b->store, topic, &meta, err)))
 		return rc;
 	mq_groups_topic_changed(b->groups, topic);
-	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 0, &pk);
-	if (!m)
-		return -MQ_ENOMEM;
-	m->durable = 1;
-	return 0;
+	return reply_durable(b, r);
 }
 
 static int group_rows(mq_broker_t *b, msgpack_packer *pk, const char *group, const char *only, mq_err_t *err)
@@ -1305,12 +1296,7 @@ static int do_group_delete(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
 	    (rc = mq_groups_delete(b->groups, group, err)))
 		return rc;
-	msgpack_packer pk;
-	outmsg_t *m = reply_ok(b, r, 0, &pk);
-	if (!m)
-		return -MQ_ENOMEM;
-	m->durable = 1;
-	return 0;
+	return reply_durable(b, r);
 }
 
 static int64_t rss_bytes(void)

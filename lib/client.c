@@ -805,6 +805,52 @@ int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_gr
 	return 0;
 }
 
+/* Parse reply argument 0, an array, into a new array of n elements of
+ * size bytes, each filled by one(); bad_reply naming what otherwise. */
+static int parse_list(mq_client_t *c, const reply_t *r, const char *what, size_t size, void **out, uint32_t *n,
+		      int (*one)(const msgpack_object *o, void *elem, mq_err_t *err), mq_err_t *err)
+{
+	const msgpack_object_array *a;
+	*out = NULL;
+	*n = 0;
+	if (mq_wire_array(mq_wire_arg(&r->msg, 0), &a, "list", err))
+		return bad_reply(c, what, err);
+	uint8_t *v = calloc(a->size ? a->size : 1, size);
+	if (!v)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < a->size; i++)
+		if (one(&a->ptr[i], v + i * size, err)) {
+			free(v);
+			return bad_reply(c, what, err);
+		}
+	*out = v;
+	*n = a->size;
+	return 0;
+}
+
+static int parse_reset_entry(const msgpack_object *o, void *elem, mq_err_t *err)
+{
+	mq_reset_entry_t *x = elem;
+	const msgpack_object_array *e;
+	uint64_t p;
+	if (mq_wire_array(o, &e, "entry", err) || e->size < 3 || mq_wire_u64(&e->ptr[0], &p, "partition", err) ||
+	    p > UINT32_MAX || mq_wire_i64(&e->ptr[1], &x->old, "old", err) ||
+	    mq_wire_u64(&e->ptr[2], &x->new_offset, "new", err))
+		return -MQ_EPROTO;
+	x->partition = (uint32_t)p;
+	return 0;
+}
+
+static int parse_stat(const msgpack_object *o, void *elem, mq_err_t *err)
+{
+	mq_stat_t *x = elem;
+	const msgpack_object_array *e;
+	if (mq_wire_array(o, &e, "stat", err) || e->size < 2 ||
+	    copy_str(&e->ptr[0], x->name, sizeof x->name, "name", err) || mq_wire_i64(&e->ptr[1], &x->value, "value", err))
+		return -MQ_EPROTO;
+	return 0;
+}
+
 int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
 			  int dry_run, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
 {
@@ -824,27 +870,7 @@ int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, 
 	int rc = req_call(c, &q, &r, err);
 	if (rc)
 		return rc;
-	const msgpack_object_array *a;
-	mq_reset_entry_t *v = NULL;
-	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "offsets", err))
-		rc = bad_reply(c, "GROUP_RESET", err);
-	else if (!(v = calloc(a->size ? a->size : 1, sizeof *v)))
-		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
-	for (uint32_t i = 0; rc == 0 && i < a->size; i++) {
-		const msgpack_object_array *e;
-		uint64_t p;
-		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 3 ||
-		    mq_wire_u64(&e->ptr[0], &p, "partition", err) || p > UINT32_MAX ||
-		    mq_wire_i64(&e->ptr[1], &v[i].old, "old", err) || mq_wire_u64(&e->ptr[2], &v[i].new_offset, "new", err))
-			rc = bad_reply(c, "GROUP_RESET", err);
-		v[i].partition = (uint32_t)p;
-	}
-	if (rc == 0) {
-		*out = v;
-		*n = a->size;
-	} else {
-		free(v);
-	}
+	rc = parse_list(c, &r, "GROUP_RESET", sizeof **out, (void **)out, n, parse_reset_entry, err);
 	reply_free(&r);
 	return rc;
 }
@@ -867,25 +893,7 @@ int mq_client_stats(mq_client_t *c, mq_stat_t **out, uint32_t *n, mq_err_t *err)
 	int rc = req_call(c, &q, &r, err);
 	if (rc)
 		return rc;
-	const msgpack_object_array *a;
-	mq_stat_t *v = NULL;
-	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "stats", err))
-		rc = bad_reply(c, "STATS", err);
-	else if (!(v = calloc(a->size ? a->size : 1, sizeof *v)))
-		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
-	for (uint32_t i = 0; rc == 0 && i < a->size; i++) {
-		const msgpack_object_array *e;
-		if (mq_wire_array(&a->ptr[i], &e, "stat", err) || e->size < 2 ||
-		    copy_str(&e->ptr[0], v[i].name, sizeof v[i].name, "name", err) ||
-		    mq_wire_i64(&e->ptr[1], &v[i].value, "value", err))
-			rc = bad_reply(c, "STATS", err);
-	}
-	if (rc == 0) {
-		*out = v;
-		*n = a->size;
-	} else {
-		free(v);
-	}
+	rc = parse_list(c, &r, "STATS", sizeof **out, (void **)out, n, parse_stat, err);
 	reply_free(&r);
 	return rc;
 }
