@@ -1,0 +1,123 @@
+/*
+ * lag.c -- the consumer-lag rules (see lag.h and mq-lag(1)).
+ */
+#include "lag.h"
+
+/* One point of the window: a sample, or the present. */
+typedef struct point {
+	int64_t ms, committed;
+	uint64_t end;
+} point_t;
+
+/* Lag at a point: a missing commit, or one below the log start, counts
+ * as the start (what retention deleted can no longer be consumed). */
+static uint64_t lag_at(int64_t committed, uint64_t end, uint64_t start)
+{
+	uint64_t from = committed < 0 || (uint64_t)committed < start ? start : (uint64_t)committed;
+	return end > from ? end - from : 0;
+}
+
+/* Smallest, largest and mean lag of points [from, to). */
+typedef struct span {
+	uint64_t lo, hi;
+	double mean;
+} span_t;
+
+static span_t lag_span(const point_t *pt, uint32_t from, uint32_t to, uint64_t start)
+{
+	span_t s = {UINT64_MAX, 0, 0};
+	for (uint32_t i = from; i < to; i++) {
+		uint64_t l = lag_at(pt[i].committed, pt[i].end, start);
+		s.lo = l < s.lo ? l : s.lo;
+		s.hi = l > s.hi ? l : s.hi;
+		s.mean += (double)l;
+	}
+	s.mean /= (double)(to - from);
+	return s;
+}
+
+static int stalled(const point_t *pt, uint32_t m, uint64_t start)
+{
+	for (uint32_t i = 0; i < m; i++)
+		if (pt[i].committed != pt[m - 1].committed || lag_at(pt[i].committed, pt[i].end, start) == 0)
+			return 0;
+	return 1;
+}
+
+/* The lag grew over the window: every lag of the newest third above
+ * every lag of the oldest, and the mean of each third above the one
+ * before (so a burst being drained is not growth). */
+static int growing(const point_t *pt, uint32_t m, uint64_t start)
+{
+	uint32_t a = m / 3, b = 2 * m / 3;
+	if (a == 0 || b == a || b == m)
+		return 0;
+	span_t old = lag_span(pt, 0, a, start), mid = lag_span(pt, a, b, start), new = lag_span(pt, b, m, start);
+	return new.lo > old.hi && old.mean < mid.mean && mid.mean < new.mean;
+}
+
+/* rate and eta_s from the oldest sample with a commit to the present. */
+static void rates(const point_t *pt, uint32_t m, uint64_t lag, mq_lag_eval_t *out)
+{
+	const point_t *now = &pt[m - 1];
+	out->rate = -1;
+	out->eta_s = lag == 0 ? 0 : -1;
+	if (m < 2)
+		return;
+	uint32_t i0 = 0;
+	while (i0 < m - 1 && pt[i0].committed < 0)
+		i0++;
+	double dt = (double)(now->ms - pt[i0 < m - 1 ? i0 : 0].ms) / 1000.0;
+	if (dt <= 0)
+		return;
+	if (i0 == m - 1) { /* no sample has a commit */
+		if (now->committed < 0)
+			out->rate = 0;
+		return;
+	}
+	if (now->committed < pt[i0].committed)
+		return; /* moved back (a reset): no rate */
+	out->rate = (double)(now->committed - pt[i0].committed) / dt;
+	double growth = ((double)now->end - (double)pt[i0].end) / dt;
+	double net = out->rate - growth;
+	if (lag > 0 && net > 0)
+		out->eta_s = (double)lag / net;
+}
+
+void mq_lag_evaluate(const mq_group_row_t *row, int64_t now_ms, mq_lag_eval_t *out)
+{
+	point_t pt[MQ_LAG_HISTORY + 1];
+	uint32_t n = row->nhist < MQ_LAG_HISTORY ? row->nhist : MQ_LAG_HISTORY;
+	for (uint32_t i = 0; i < n; i++)
+		pt[i] = (point_t){row->hist[i].ms, row->hist[i].committed, row->hist[i].end};
+	/* The present: never before the newest sample (clocks of two hosts). */
+	int64_t ms = n && row->hist[n - 1].ms > now_ms ? row->hist[n - 1].ms : now_ms;
+	pt[n] = (point_t){ms, row->committed, row->end};
+	uint32_t m = n + 1;
+
+	out->lag = lag_at(row->committed, row->end, row->start);
+	rates(pt, m, out->lag, out);
+
+	int full = n >= MQ_LAG_HISTORY;
+	if (out->lag == 0)
+		out->status = MQ_LAG_OK;
+	else if (!row->owner[0])
+		out->status = MQ_LAG_STOPPED;
+	else if (full && stalled(pt, m, row->start))
+		out->status = MQ_LAG_STALLED;
+	else if (full && growing(pt, m, row->start))
+		out->status = MQ_LAG_LAGGING;
+	else
+		out->status = MQ_LAG_OK;
+}
+
+const char *mq_lag_status_name(mq_lag_status_t s)
+{
+	switch (s) {
+	case MQ_LAG_OK: return "OK";
+	case MQ_LAG_LAGGING: return "LAGGING";
+	case MQ_LAG_STALLED: return "STALLED";
+	case MQ_LAG_STOPPED: return "STOPPED";
+	}
+	return "?";
+}
