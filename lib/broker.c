@@ -1585,6 +1585,8 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
 	while (!*stop) {
 		int64_t now = mq_mono_ms(), timeout = 100;
+		if (b->next_sample - now < timeout)
+			timeout = b->next_sample - now;
 		for (int i = 0; i < b->nparked; i++)
 			if (b->parked[i].deadline - now < timeout)
 				timeout = b->parked[i].deadline - now;

@@ -19,6 +19,7 @@
 
 #include "batch.h"
 #include "broker.h"
+#include "client.h"
 #include "group.h"
 #include "wire.h"
 
@@ -36,6 +37,7 @@ typedef struct fix {
 	int nframes;
 	mq_wire_msg_t m;
 	int have_m;
+	int64_t lag_ms; /* --lag-interval; 0: default */
 } fix_t;
 
 static void *run(void *arg)
@@ -58,6 +60,7 @@ static void start(fix_t *f, uint32_t partitions, size_t max_record)
 	o.listen[0] = f->ep;
 	o.nlisten = 1;
 	o.partitions = partitions;
+	o.lag_interval_ms = f->lag_ms;
 	mq_err_t err;
 	if (mq_broker_open(&o, &f->b, &err))
 		fail_msg("broker: %s", err.msg);
@@ -563,6 +566,98 @@ static void test_groups(void **state)
 	assert_int_equal(seen, bp == 1 ? 7 : 42 + 7);
 }
 
+/* Administration through the client library: topics, offsets reset and
+ * delete (tombstones replayed after a restart), lag history, stats. */
+static mq_group_info_t *group_of(mq_client_t *c, const char *g, uint32_t *n, int expect)
+{
+	mq_group_info_t *gi = NULL;
+	mq_err_t err;
+	int rc = mq_client_groups(c, g, NULL, &gi, n, &err);
+	assert_int_equal(rc, expect);
+	return gi;
+}
+
+static void test_admin(void **state)
+{
+	fix_t *f = *state;
+	f->lag_ms = 20;
+	start(f, 1, 0);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	assert_int_equal(mq_client_topic_create(c, "t", 2, -1, -1, &err), 0);
+	assert_int_equal(mq_client_topic_create(c, "t", 2, -1, -1, &err), -MQ_EEXIST);
+	size_t len;
+	uint64_t base;
+	int dup;
+	const uint8_t *bt = make_batch(0, 0, 10, "x", &len);
+	assert_int_equal(produce(f, "t", 1, bt, len, &base, &dup), MQ_REP_OK);
+	mq_topic_info_t ti;
+	assert_int_equal(mq_client_topic_describe(c, "t", &ti, &err), 0);
+	assert_int_equal(ti.partitions, 2);
+	assert_int_equal(ti.messages, 10);
+	assert_int_equal(mq_client_topic_partitions(c, "t", 1, &err), -MQ_EINVAL);
+	assert_int_equal(mq_client_topic_partitions(c, "t", 3, &err), 0);
+
+	/* reset: dry run changes nothing; -N and N; unknown group then known */
+	mq_reset_entry_t *re;
+	uint32_t n;
+	mq_offset_spec_t spec = {MQ_OFF_FROM_END, 4};
+	group_of(c, "g", &n, -MQ_ENOENT);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, 1, &re, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(re[1].old, -1);
+	assert_int_equal(re[1].new_offset, 6);
+	free(re);
+	group_of(c, "g", &n, -MQ_ENOENT);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, 0, &re, &n, &err), 0);
+	free(re);
+	spec = (mq_offset_spec_t){MQ_OFF_ABS, 99};
+	assert_int_equal(mq_client_group_reset(c, "h", "t", &spec, 0, &re, &n, &err), 0);
+	assert_int_equal(re[1].new_offset, 10); /* clamped to the end */
+	free(re);
+
+	/* history fills at --lag-interval */
+	usleep(150 * 1000);
+	mq_group_info_t *gi = group_of(c, "g", &n, 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(gi[0].nrows, 3);
+	assert_int_equal(gi[0].rows[1].committed, 6);
+	assert_int_equal(gi[0].rows[1].end, 10);
+	assert_true(gi[0].rows[1].nhist >= 2);
+	assert_int_equal(gi[0].rows[1].hist[gi[0].rows[1].nhist - 1].committed, 6);
+	assert_string_equal(gi[0].rows[1].owner, "");
+	mq_group_info_free(gi, n);
+
+	/* delete group g; delete the topic (drops h's offsets); both survive a restart */
+	assert_int_equal(mq_client_group_delete(c, "g", &err), 0);
+	assert_int_equal(mq_client_group_delete(c, "g", &err), -MQ_ENOENT);
+	mq_stat_t *st;
+	assert_int_equal(mq_client_stats(c, &st, &n, &err), 0);
+	int found = 0;
+	for (uint32_t i = 0; i < n; i++)
+		found |= !strcmp(st[i].name, "topics") && st[i].value == 1;
+	assert_true(found);
+	free(st);
+	mq_client_close(c);
+	stop(f);
+	start(f, 1, 0);
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	group_of(c, "g", &n, -MQ_ENOENT);
+	gi = group_of(c, "h", &n, 0);
+	assert_int_equal(gi[0].rows[1].committed, 10);
+	mq_group_info_free(gi, n);
+	assert_int_equal(mq_client_topic_delete(c, "t", 0, &err), 0);
+	assert_int_equal(mq_client_topic_describe(c, "t", &ti, &err), -MQ_ENOENT);
+	mq_client_close(c);
+	stop(f);
+	start(f, 1, 0);
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	group_of(c, "h", &n, -MQ_ENOENT);
+	mq_client_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	mq_buf_free(&batchbuf);
