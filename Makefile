@@ -54,7 +54,7 @@ OUT_TESTS = $(B)/tests
 OUT_BENCH = $(B)/bench
 
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags libzmq msgpack 2>/dev/null)
-PKG_LIBS = $(shell $(PKG_CONFIG) --libs libzmq msgpack 2>/dev/null || echo -lzmq -lmsgpackc)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs libzmq msgpack 2>/dev/null || echo -lzmq -lmsgpackc) -lm
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
