@@ -1,7 +1,48 @@
 #!/usr/bin/env bats
-# mq-admin's offline commands: verify and dump over a data directory.
+# mq-admin: topics, groups, offset resets, ping and stats against a real
+# mq-serve; keygen; and the offline verify and dump over a data directory.
 
 load helpers
+
+BG_PIDS=()
+
+teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	mq_teardown
+}
+
+# A group member in the background (mq-sub -g $1 -t $2), remembered for teardown; its pid in MEMBER.
+start_member() {
+	timeout 120 mq-sub -g "$1" -t "$2" >/dev/null 2>"$BATS_TEST_TMPDIR/member.err" 3>&- &
+	MEMBER=$!
+	BG_PIDS+=("$MEMBER")
+}
+
+stop_member() {
+	kill -TERM "$MEMBER"
+	wait "$MEMBER" || true
+}
+
+# Wait until group $1 has $2 live members (at most 20 s).
+wait_members() {
+	local i out
+	for ((i = 0; i < 400; i++)); do
+		out=$(mq-admin group describe "$1" 2>/dev/null) || true
+		grep -qx "members *$2" <<<"$out" && return 0
+		sleep 0.05
+	done
+	echo "wait_members: group $1 does not have $2 members: $out" >&2
+	return 1
+}
+
+# The committed offset of group $1 on topic $2 partition $3 ("-" for none).
+committed() {
+	mq-admin -q group describe "$1" -t "$2" | awk -v p="$3" 'NF == 6 && $2 == p { print $3 }'
+}
 
 bench_log() {
 	"${MQ_BENCH_DIR:-$MQ_ROOT/build/bench}/bench_log" "$@"
@@ -21,7 +62,16 @@ make_partition() {
 @test "mq-admin --help prints usage on stdout and exits 0" {
 	run mq-admin --help
 	assert_success
-	assert_output --partial "usage: mq-admin verify DIR"
+	assert_output --partial "usage: mq-admin COMMAND"
+	local c
+	for c in "topic list" "topic create NAME" "topic describe NAME" "topic delete NAME" "topic partitions NAME N" \
+		"group list" "group describe GROUP" "group reset GROUP -t TOPIC --to" "group delete GROUP" ping stats \
+		"verify DIR" "dump DIR" keygen; do
+		assert_output --partial "mq-admin $c"
+	done
+	run mq-admin topic list --help
+	assert_success
+	assert_output --partial "usage: mq-admin COMMAND"
 	run mq-admin -V
 	assert_success
 	assert_output --regexp '^mq-admin [0-9]+\.[0-9]+'
@@ -31,8 +81,373 @@ make_partition() {
 	run mq-admin frobnicate
 	assert_failure 2
 	assert_output --partial "unknown command 'frobnicate'"
+	assert_output --partial "use topic, group, ping, stats, verify, dump or keygen"
+	[ "${#lines[@]}" -eq 1 ]
 	run mq-admin
 	assert_failure 2
+}
+
+@test "usage errors exit 2 with one line, before any broker is asked" {
+	export MQ_BROKER=tcp://127.0.0.1:1 # nobody there: a usage error must not wait for it
+	run mq-admin topic frob
+	assert_failure 2
+	assert_output --partial "topic: unknown subcommand 'frob' (use list, create, describe, delete or partitions"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-admin group
+	assert_failure 2
+	assert_output --partial "group: which one? (use list, describe, reset or delete"
+	run mq-admin topic create 'a/b'
+	assert_failure 2
+	assert_output "mq-admin: topic 'a/b': invalid name (use A-Z a-z 0-9 . _ -)"
+	run mq-admin topic describe __internal
+	assert_failure 2
+	assert_output --partial "reserved"
+	run mq-admin group describe 'g g'
+	assert_failure 2
+	assert_output --partial "group 'g g': invalid name"
+	run mq-admin group reset g -t 'x/y' --to end
+	assert_failure 2
+	assert_output --partial "topic 'x/y': invalid name"
+	run mq-admin topic create
+	assert_failure 2
+	assert_output --partial "topic create: missing argument (usage: mq-admin topic create NAME"
+	run mq-admin topic describe a b
+	assert_failure 2
+	assert_output --partial "unexpected argument 'b'"
+	run mq-admin topic list --dry-run
+	assert_failure 2
+	assert_output --partial "topic list does not take --dry-run"
+	run mq-admin topic create t --partitions 0
+	assert_failure 2
+	assert_output --partial "--partitions '0': expected a number from 1 to 10000"
+	run mq-admin topic create t --retention-time soon
+	assert_failure 2
+	run mq-admin topic partitions t 0
+	assert_failure 2
+	assert_output --partial "expected a partition count"
+	run mq-admin topic partitions t -1
+	assert_failure 2
+	run mq-admin group reset g -t t
+	assert_failure 2
+	assert_output --partial "give the new position with --to"
+	run mq-admin group reset g --to end
+	assert_failure 2
+	assert_output --partial "give the topic with -t TOPIC"
+	run mq-admin group reset g -t t --to yesterday
+	assert_failure 2
+	assert_output --partial "--to: offset 'yesterday': not understood"
+	run mq-admin ping --bogus
+	assert_failure 2
+	assert_output --partial "unknown option '--bogus'"
+	run mq-admin ping -w 0
+	assert_failure 2
+}
+
+@test "ping names the broker, its version and the round trip; exit 1 when nobody answers within -w" {
+	start_broker
+	run mq-admin ping
+	assert_success
+	assert_output --regexp "^broker $MQ_BROKER: mq-serve [0-9]+\.[0-9]+\.[0-9]+, [0-9]+\.[0-9]{3} ms$"
+	stop_broker
+	local t0=$SECONDS
+	run mq-admin ping -w 300ms
+	assert_failure 1
+	assert_output "mq-admin: broker $MQ_BROKER did not answer within 300ms"
+	[ $((SECONDS - t0)) -lt 5 ]
+	run mq-admin -b "$MQ_BROKER" -w 200ms topic list
+	assert_failure 1
+}
+
+@test "stats prints name value lines" {
+	start_broker
+	seq 1 25 | mq-pub -t s
+	run mq-admin stats
+	assert_success
+	assert_line --regexp '^messages_in +25$'
+	assert_line --regexp '^topics +1$'
+	assert_line --regexp '^uptime_ms +[0-9]+$'
+	[ "$(awk 'NF != 2' <<<"$output" | wc -l)" -eq 0 ]
+}
+
+@test "topic create, list and describe" {
+	start_broker
+	run mq-admin topic list
+	assert_success
+	assert_output ""
+	run mq-admin topic create orders --partitions 3 --retention-time 7d --retention-bytes 1GiB
+	assert_success
+	assert_output ""
+	mq-admin topic create audit -v
+	run mq-admin topic create orders
+	assert_failure 1
+	assert_output --partial "topic 'orders' already exists"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-admin topic create orders --if-not-exists
+	assert_success
+	run mq-admin topic list
+	assert_success
+	assert_output $'audit\norders'
+	run mq-admin topic list -v
+	assert_success
+	assert_line --index 0 --regexp '^TOPIC +PARTITIONS$'
+	assert_line --index 1 --regexp '^audit +1$'
+	assert_line --index 2 --regexp '^orders +3$'
+	run mq-admin -q topic list -v
+	assert_output --regexp '^audit +1'
+	seq 1 10 | mq-pub -t orders -p 0
+	seq 1 4 | mq-pub -t orders -p 2
+	run mq-admin topic describe orders
+	assert_success
+	assert_line --index 0 --regexp '^topic +orders$'
+	assert_line --index 1 --regexp '^partitions +3$'
+	assert_line --index 2 --regexp '^retention-time +7d$'
+	assert_line --index 3 --regexp '^retention-bytes +1GiB$'
+	assert_line --index 4 --regexp "^created +$(date -u +%Y-%m-%d)T[0-9:]{8}Z$"
+	assert_line --index 5 --regexp '^bytes +[1-9][0-9]*$'
+	assert_line --index 6 --regexp '^messages +14$'
+	assert_line --index 7 --regexp '^PARTITION +START +END +MESSAGES$'
+	assert_line --index 8 --regexp '^0 +0 +10 +10$'
+	assert_line --index 9 --regexp '^1 +0 +0 +0$'
+	assert_line --index 10 --regexp '^2 +0 +4 +4$'
+	run mq-admin topic describe audit
+	assert_line --regexp '^retention-time +default$'
+	run mq-admin topic describe nosuch
+	assert_failure 1
+	assert_output --partial "nosuch"
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "topic partitions grows a topic; old data stays readable; shrinking is refused" {
+	start_broker
+	seq 1 10 | mq-pub -t grow -k k
+	run mq-admin topic partitions grow 4
+	assert_success
+	run mq-admin topic describe grow
+	assert_line --regexp '^partitions +4$'
+	assert_line --regexp '^0 +0 +10 +10$'
+	assert_line --regexp '^3 +0 +0 +0$'
+	seq 11 12 | mq-pub -t grow -p 3
+	run timeout 30 mq-sub -t grow -e
+	assert_success
+	[ "$(sort -n <<<"$output" | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 " ]
+	run mq-admin topic partitions grow 2
+	assert_failure 1
+	assert_output --partial "'grow'"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-admin topic describe grow
+	assert_line --regexp '^partitions +4$'
+	run mq-admin topic partitions nosuch 3
+	assert_failure 1
+}
+
+@test "a live group member is handed the partitions a topic grows" {
+	start_broker
+	seq 1 3 | mq-pub -t live
+	start_member g live
+	wait_members g 1
+	mq-admin topic partitions live 3
+	local i out
+	for ((i = 0; i < 400; i++)); do
+		out=$(mq-admin -q group describe g -t live)
+		[ "$(awk 'NF == 6 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ] && break
+		sleep 0.05
+	done
+	echo "$out"
+	[ "$(awk 'NF == 6 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ]
+	stop_member
+}
+
+@test "topic delete is refused while a group has live members on it, allowed with --force" {
+	start_broker
+	seq 1 5 | mq-pub -t t
+	start_member g t
+	wait_members g 1
+	run mq-admin topic delete t
+	assert_failure 1
+	assert_output --partial "'g'"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-admin topic list
+	assert_output t
+	run mq-admin topic delete t --force
+	assert_success
+	run mq-admin topic list
+	assert_output ""
+	stop_member
+	seq 1 3 | mq-pub -t other
+	run mq-admin topic delete other -v
+	assert_success
+	assert_output --partial "deleted topic 'other'"
+	run mq-admin topic delete other
+	assert_failure 1
+}
+
+@test "group list and describe show members, committed offsets, lag and owners" {
+	start_broker --partitions 2
+	run mq-admin group list
+	assert_success
+	assert_output ""
+	seq 1 100 | mq-pub -t t
+	run timeout 30 mq-sub -g g -t t -e
+	assert_success
+	seq 1 7 | mq-pub -t t -p 1
+	run mq-admin group list
+	assert_output g
+	run mq-admin group list -v
+	assert_line --index 0 --regexp '^GROUP +MEMBERS +LAG$'
+	assert_line --index 1 --regexp '^g +0 +7$'
+	run mq-admin group describe g
+	assert_success
+	assert_line --index 0 --regexp '^group +g$'
+	assert_line --regexp '^members +0$'
+	assert_line --regexp '^TOPIC +PARTITION +COMMITTED +END +LAG +OWNER$'
+	local end0
+	end0=$(mq-admin -q topic describe t | awk 'NF == 4 && $1 == 0 { print $3 }')
+	assert_line --regexp "^t +0 +$end0 +$end0 +0 +-$"
+	assert_line --regexp "^t +1 +$((100 - end0)) +$((107 - end0)) +7 +-$"
+	start_member g t
+	wait_members g 1
+	run mq-admin group describe g
+	assert_line --regexp '^MEMBER +CLIENT +PARTITIONS +IDLE$'
+	assert_line --regexp '^[^ ]+ +mq-sub +2 +[0-9]+\.[0-9]s$'
+	local id
+	id=$(awk '$2 == "mq-sub" { print $1 }' <<<"$output")
+	assert_line --regexp "^t +0 +.* $id$"
+	stop_member
+	run mq-admin group describe g -t nosuch
+	assert_failure 1
+	run mq-admin group describe nosuch
+	assert_failure 1
+	assert_output --partial "'nosuch'"
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "group reset to beginning, end, N, -N and @TIME; mq-sub -g resumes there" {
+	start_broker
+	seq 1 10 | mq-pub -t t
+	sleep 0.3
+	local t0
+	t0=$(date +%s%3N)
+	sleep 0.3
+	seq 11 20 | mq-pub -t t
+	run timeout 30 mq-sub -g g -t t -e
+	assert_success
+	[ "$(committed g t 0)" = 20 ]
+
+	run mq-admin group reset g -t t --to beginning
+	assert_success
+	assert_line --index 0 --regexp '^PARTITION +OLD +NEW$'
+	assert_line --index 1 --regexp '^0 +20 +0$'
+	run timeout 30 mq-sub -g g -t t -e
+	assert_success
+	assert_output "$(seq 1 20)"
+
+	run mq-admin group reset g -t t --to 15
+	assert_line --index 1 --regexp '^0 +20 +15$'
+	run timeout 30 mq-sub -g g -t t -e
+	assert_output "$(seq 16 20)"
+
+	run mq-admin group reset g -t t --to -3
+	assert_line --index 1 --regexp '^0 +20 +17$'
+	run timeout 30 mq-sub -g g -t t -e
+	assert_output "$(seq 18 20)"
+
+	run mq-admin group reset g -t t --to "@$t0"
+	assert_success
+	assert_line --index 1 --regexp '^0 +20 +10$'
+	run timeout 30 mq-sub -g g -t t -e
+	assert_output "$(seq 11 20)"
+
+	run mq-admin group reset g -t t --to 0
+	run mq-admin group reset g -t t --to end
+	assert_line --index 1 --regexp '^0 +0 +20$'
+	seq 21 22 | mq-pub -t t
+	run timeout 30 mq-sub -g g -t t -e
+	assert_output "$(seq 21 22)"
+}
+
+@test "group reset --dry-run changes nothing; reset is refused while the group has live members" {
+	start_broker
+	seq 1 10 | mq-pub -t t
+	timeout 30 mq-sub -g g -t t -e >/dev/null
+	run mq-admin group reset g -t t --to beginning --dry-run
+	assert_success
+	assert_line --index 1 --regexp '^0 +10 +0$'
+	assert_line --index 2 "(dry run: nothing changed)"
+	[ "$(committed g t 0)" = 10 ]
+	run mq-admin -q group reset g -t t --to 4 --dry-run
+	assert_output $'0  10  4\n(dry run: nothing changed)'
+	start_member g t
+	wait_members g 1
+	run mq-admin group reset g -t t --to beginning
+	assert_failure 1
+	assert_output --partial "'g'"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-admin group reset g -t t --to beginning --dry-run
+	[ "$(committed g t 0)" = 10 ]
+	stop_member
+	run mq-admin group reset g -t nosuch --to beginning
+	assert_failure 1
+}
+
+@test "group delete is refused while the group has live members, then forgets it" {
+	start_broker
+	seq 1 10 | mq-pub -t t
+	timeout 30 mq-sub -g g -t t -e >/dev/null
+	timeout 30 mq-sub -g h -t t -e >/dev/null
+	start_member g t
+	wait_members g 1
+	run mq-admin group delete g
+	assert_failure 1
+	assert_output --partial "'g'"
+	[ "${#lines[@]}" -eq 1 ]
+	stop_member
+	run mq-admin group delete g
+	assert_success
+	run mq-admin group list
+	assert_output h
+	run mq-admin group describe g
+	assert_failure 1
+	run mq-admin group delete g
+	assert_failure 1
+	# a group started again begins at the beginning of the retained log
+	run timeout 30 mq-sub -g g -t t -e
+	[ "${#lines[@]}" -eq 10 ]
+}
+
+@test "keygen prints a key pair, or writes it to new files with modes 0600 and 0644" {
+	run mq-admin keygen
+	if [ "$status" -eq 1 ]; then
+		assert_output --partial "no CURVE support"
+		skip "libzmq without CURVE"
+	fi
+	assert_success
+	assert_line --index 0 --regexp '^public: .{40}$'
+	assert_line --index 1 --regexp '^secret: .{40}$'
+	local s=$BATS_TEST_TMPDIR/broker.key p=$BATS_TEST_TMPDIR/broker.pub
+	(umask 077 && mq-admin keygen --secret "$s" --public "$p")
+	[ "$(stat -c %a "$s")" = 600 ]
+	[ "$(stat -c %a "$p")" = 644 ]
+	[ "$(wc -c <"$s")" -eq 41 ]
+	[ "$(wc -c <"$p")" -eq 41 ]
+	local old
+	old=$(cat "$s")
+	run mq-admin keygen --secret "$s" --public "$BATS_TEST_TMPDIR/other.pub"
+	assert_failure 1
+	assert_output --partial "'$s' exists; not overwriting it (remove it, or add --overwrite)"
+	[ ! -e "$BATS_TEST_TMPDIR/other.pub" ]
+	[ "$(cat "$s")" = "$old" ]
+	run mq-admin keygen --secret "$s" --public "$p" --overwrite
+	assert_success
+	[ "$(cat "$s")" != "$old" ]
+	[ "$(stat -c %a "$s")" = 600 ]
+	run mq-admin keygen --secret "$s"
+	assert_failure 2
+	assert_output --partial "--secret FILE and --public FILE go together"
+	run mq-admin keygen --secret "$s" --public "$s" --overwrite
+	assert_failure 2
+	run mq-admin keygen --secret "$BATS_TEST_TMPDIR/nodir/k" --public "$BATS_TEST_TMPDIR/nodir/p"
+	assert_failure 1
+	assert_output --partial "cannot create '$BATS_TEST_TMPDIR/nodir/k'"
 }
 
 @test "verify passes a clean data directory, topic and partition" {
