@@ -472,6 +472,22 @@ static int join(sub_t *s)
 	return mq_client_join(s->c, &s->m, &s->err);
 }
 
+/* While standing behind a full pipe: keep the group session alive.  The
+ * assignment is only looked at (hb_now) once the write is done, and
+ * nothing is acknowledged meanwhile, so the broker keeps every partition
+ * ours until then. */
+static void keep_alive(void *ctx)
+{
+	sub_t *s = ctx;
+	if (!s->m.member[0] || mq_mono_ms() < s->next_hb)
+		return;
+	uint64_t gen = s->m.generation;
+	mq_err_t e;
+	if (mq_client_heartbeat(s->c, &s->m, &e) || s->m.generation != gen)
+		s->hb_now = 1;
+	s->next_hb = mq_mono_ms() + s->hb_ivl;
+}
+
 static int heartbeat(sub_t *s)
 {
 	int rc = s->m.member[0] ? mq_client_heartbeat(s->c, &s->m, &s->err) : -MQ_ENOENT;
@@ -606,7 +622,7 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 {
 	const uint8_t *d = e->data, *end = e->data + e->nbytes;
 	const char *topic = s->names[e->topic];
-	while ((size_t)(end - d) >= MQ_BATCH_HEADER && !s->done) {
+	while ((size_t)(end - d) >= MQ_BATCH_HEADER && !s->done && !stop) {
 		mq_batch_hdr_t h;
 		mq_batch_iter_t it;
 		if (mq_batch_hdr_decode(d, (size_t)(end - d), &h, &s->err) || h.length > (size_t)(end - d))
@@ -614,7 +630,7 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 		if (!(h.flags & MQ_BF_CONTROL) && h.base_offset + h.count > p->written &&
 		    mq_batch_iter_init(&it, d, h.length, &s->err) == 0) {
 			mq_record_t rec;
-			while (mq_batch_iter_next(&it, &rec) > 0) {
+			while (!stop && mq_batch_iter_next(&it, &rec) > 0) {
 				if (rec.offset < p->written)
 					continue;
 				if (mq_writer_put(s->w, topic, e->partition, &rec, &s->err)) {
@@ -764,6 +780,7 @@ static int setup(sub_t *s)
 		snprintf(s->m.group, sizeof s->m.group, "%s", o->group);
 		s->m.session_ms = o->session_ms;
 		s->hb_ivl = o->session_ms / 3 < 1000 ? o->session_ms / 3 : 1000;
+		mq_writer_on_wait(s->w, (int)s->hb_ivl, keep_alive, s);
 		return heartbeat(s);
 	}
 	return 0;

@@ -54,7 +54,10 @@
 #include "record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1341,7 +1344,51 @@ struct mq_writer {
 	mq_err_t *cb_err; /* for the msgpack callback */
 	int cb_rc;
 	char name[128];
+	/* mq_writer_on_wait: called while a full pipe keeps us waiting */
+	void (*wait_fn)(void *ctx);
+	void *wait_ctx;
+	int wait_ms;
+	int pipe_cap; /* > 0: fd is a pipe of this capacity */
 };
+
+void mq_writer_on_wait(mq_writer_t *w, int every_ms, void (*fn)(void *ctx), void *ctx)
+{
+	struct stat st;
+	w->wait_fn = fn;
+	w->wait_ctx = ctx;
+	w->wait_ms = every_ms > 0 ? every_ms : 1000;
+	w->pipe_cap = 0;
+	if (fn && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		int cap = fcntl(w->fd, F_GETPIPE_SZ);
+		w->pipe_cap = cap > 0 ? cap : 65536;
+	}
+}
+
+/* With a wait hook on a pipe: how much can be written without blocking
+ * (waiting, and calling the hook every wait_ms, until some can).  Linux
+ * keeps a pipe in page-sized slots; a write blocks when it needs more
+ * free slots than there are.  Of the queued bytes, at most two slots are
+ * partly used (the one being read, the one being filled), so what is
+ * safe is the slots not holding queued bytes, less two; and when the
+ * pipe polls writable, at least one slot is free. */
+static size_t writable(mq_writer_t *w, size_t n)
+{
+	const size_t page = 4096;
+	for (;;) {
+		int queued = 0;
+		if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0)
+			return n; /* cannot tell: just write */
+		size_t slots = (size_t)w->pipe_cap / page, used = (size_t)queued / page + 2;
+		if (slots > used)
+			return (slots - used) * page < n ? (slots - used) * page : n;
+		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
+		int r = poll(&pfd, 1, w->wait_ms);
+		if (r == 0)
+			w->wait_fn(w->wait_ctx);
+		else if (r > 0)
+			return (pfd.revents & POLLOUT) && n > page ? page : n; /* errors: let write() say */
+	}
+}
 
 /* What every output format needs of one message, whichever way it came:
  * headers either as an array (reader) or encoded (batch). */
@@ -1369,7 +1416,7 @@ static int hdr_next(const env_t *e, uint32_t *i, const uint8_t **p, mq_header_t 
 static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 {
 	while (n > 0) {
-		ssize_t k = write(w->fd, p, n);
+		ssize_t k = write(w->fd, p, w->pipe_cap ? writable(w, n) : n);
 		if (k > 0) {
 			p += k;
 			n -= (size_t)k;
