@@ -111,7 +111,8 @@ int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint6
 #define MQ_MEMBER_ID_MAX_CLIENT 200
 typedef struct mq_offset_spec mq_offset_spec_t;
 
-/* PING: HELLO with the round trip time. */
+/* PING: HELLO with the round trip time (of a second HELLO, once the
+ * connection is up). */
 int mq_client_ping(mq_client_t *c, mq_hello_t *h, int64_t *rtt_us, mq_err_t *err);
 
 typedef struct mq_topic_info {

@@ -345,3 +345,19 @@ status 0"
 	assert_success
 	assert_output "$(printf 'jobs.b 8\njobs.b 9')"
 }
+
+@test "without -g, partitions added while following are read from their beginning" {
+	start_broker --partitions 1
+	seq 1 5 | mq-pub -t grow
+	mq-sub -t grow -F '%p %s\n' >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local pid=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 5
+	mq-admin topic partitions grow 3
+	seq 6 8 | mq-pub -t grow -p 2
+	seq 9 9 | mq-pub -t grow -p 1
+	wait_lines "$BATS_TEST_TMPDIR/out" 9
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(awk '$1 == 2' "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 3 ]
+	[ "$(awk '$1 == 1 { print $2 }' "$BATS_TEST_TMPDIR/out")" = 9 ]
+}
