@@ -5,7 +5,8 @@
 # output; a step whose program is not built yet is left out, and a step
 # that fails stops the demo with its exit status.
 #
-#   the broker (bin/mq-serve): publish, consume in a group, lag, verify
+#   the broker (bin/mq-serve): publish with ids, a group through mq-dedup
+#   and mq-bucket, topic patterns, a shared bucket, mq-lag, mq-admin, verify
 #   the pipe filters (bin/mq-dedup, bin/mq-bucket)
 #   the partition log (build/bench/bench_log -n N -d DIR -k), then
 #   bin/mq-admin verify on the partition it leaves
@@ -66,6 +67,18 @@ run_from() { # file command...
 
 have() { [ -x "$bin/$1" ]; }
 
+# Print a shell pipeline (with $DEMO for the temporary directory) and run
+# it with the programs in $bin first in PATH; stop the demo if it fails.
+pipe() {
+	local line=$1 st=0
+	printf '$ %s\n' "$line"
+	DEMO=$tmp PATH="$bin:$PATH" bash -o pipefail -c "$line" || st=$?
+	if [ "$st" -ne 0 ]; then
+		echo "demo: '$line' failed with exit status $st (see its message above)" >&2
+		exit "$st"
+	fi
+}
+
 free_port() {
 	local py=python3
 	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
@@ -83,7 +96,7 @@ broker_tour() {
 	}
 	log=$tmp/mq-serve.log
 	heading "The broker: mq-serve on tcp://127.0.0.1:$port, data in \$DEMO/data"
-	"$bin/mq-serve" -d "$tmp/data" -l "tcp://127.0.0.1:$port" </dev/null >/dev/null 2>"$log" &
+	"$bin/mq-serve" -d "$tmp/data" -l "tcp://127.0.0.1:$port" --lag-interval 200ms </dev/null >/dev/null 2>"$log" &
 	broker_pid=$!
 	for ((i = 0; i < 200; i++)); do
 		grep -q 'mq-serve: listening on' "$log" && break
@@ -102,18 +115,31 @@ broker_tour() {
 	cat "$log"
 	export MQ_BROKER=tcp://127.0.0.1:$port
 
-	if have mq-pub; then
-		heading "Publish five orders, one per line"
-		printf 'order %s\n' 1 2 3 4 5 >"$tmp/orders.txt"
-		run_from "$tmp/orders.txt" "$bin/mq-pub" -t orders
-	fi
-	if have mq-sub; then
-		heading "Read them back as consumer group 'billing', exit at the end"
-		run "$bin/mq-sub" -t orders -g billing -e
+	if have mq-pub && have mq-sub && have mq-dedup && have mq-bucket; then
+		heading "Publish orders keyed by customer; a repeated order id is stored once (--id key)"
+		printf '%s\n' 'o1 alice 12.50' 'o2 bob 3.10' 'o3 alice 7.00' 'o2 bob 3.10' 'o4 carol 99.99' >"$tmp/orders.txt"
+		pipe "mq-pub -t orders -K ' ' --id key -v < \$DEMO/orders.txt"
+		heading "A consumer group 'billing' through the filters: drop repeated customers, at most 20/s"
+		pipe "mq-sub -t orders -g billing -e -F '%k %s\\n' | mq-dedup --by field:2 -d ' ' | mq-bucket -r 20/s -B 2"
+		heading "Topics by pattern: every 'logs.*', with their names"
+		pipe "printf 'GET /\\nGET /about\\n' | mq-pub -t logs.web"
+		pipe "printf 'slow query\\n' | mq-pub -t logs.db"
+		pipe "mq-sub -t 'logs.*' -e -F '%t: %s\\n'"
+		heading "A shared token bucket in the broker: one nightly run a minute, whoever asks"
+		pipe "mq-bucket --take nightly -r 1/m -B 1 && echo 'got the token: run'"
+		pipe "mq-bucket --take nightly -w 0 -q || echo 'no token left: skip (exit 1)'"
 	fi
 	if have mq-lag; then
-		heading "Lag of group 'billing'"
-		run "$bin/mq-lag" -g billing
+		heading "Lag: publish 1000 more, read 400 of them in the group"
+		pipe "seq 1000 | mq-pub -t orders && mq-sub -t orders -g billing -n 400 > /dev/null"
+		pipe "mq-lag -g billing; echo \"(exit \$? = monitoring status)\""
+		pipe "mq-lag -g billing -f prom > \$DEMO/lag.prom; grep -v '^#' \$DEMO/lag.prom"
+	fi
+	if have mq-admin; then
+		heading "Administration"
+		pipe "mq-admin topic list -v"
+		pipe "mq-admin group describe billing"
+		pipe "mq-admin ping"
 	fi
 
 	heading "Stop the broker (SIGTERM: flush and exit 0)"
