@@ -481,10 +481,14 @@ static void keep_alive(void *ctx)
 	sub_t *s = ctx;
 	if (!s->m.member[0] || mq_mono_ms() < s->next_hb)
 		return;
-	uint64_t gen = s->m.generation;
+	/* A copy: the assignment being applied (if any) must not change under it. */
+	mq_member_t m = s->m;
+	m.owned = NULL;
+	m.nowned = m.cap = 0;
 	mq_err_t e;
-	if (mq_client_heartbeat(s->c, &s->m, &e) || s->m.generation != gen)
+	if (mq_client_heartbeat(s->c, &m, &e) || m.generation != s->m.generation)
 		s->hb_now = 1;
+	free(m.owned);
 	s->next_hb = mq_mono_ms() + s->hb_ivl;
 }
 
