@@ -109,6 +109,8 @@ void mq_lag_evaluate(const mq_group_row_t *row, int64_t now_ms, mq_lag_eval_t *o
 		out->status = MQ_LAG_LAGGING;
 	else
 		out->status = MQ_LAG_OK;
+	if (out->status == MQ_LAG_STOPPED)
+		out->eta_s = -1; /* nobody reads it now, whatever the window says */
 }
 
 const char *mq_lag_status_name(mq_lag_status_t s)

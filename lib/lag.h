@@ -27,7 +27,8 @@
  * to the present; 0 when nothing was ever committed in the window; < 0
  * unknown (no history, no time between, or the offset moved back).
  * eta_s: lag / (rate - growth of the end offset over the same span); 0
- * when lag is 0; < 0 when that net rate is not above 0 or unknown.
+ * when lag is 0; < 0 when that net rate is not above 0 or unknown, and
+ * when STOPPED (a rate from before the member left drains nothing).
  */
 #ifndef MQ_LAG_H
 #define MQ_LAG_H

@@ -109,6 +109,12 @@ static void test_stopped(void **state)
 	assert_int_equal(eval(&r).status, MQ_LAG_STOPPED);
 	r = linear(0, 0, 10, 100, 10);
 	assert_int_equal(eval(&r).status, MQ_LAG_STOPPED);
+	/* It consumed fast during the window, then left: no time to drain. */
+	r = linear(0, 0, 20, 700, 5);
+	mq_lag_eval_t e = eval(&r);
+	assert_int_equal(e.status, MQ_LAG_STOPPED);
+	assert_true(e.rate > 19.99 && e.rate < 20.01);
+	assert_true(e.eta_s < 0);
 	/* No owner and nothing to read: OK (an idle group is not a problem). */
 	r = row_new(0, 0, 100, 100);
 	assert_int_equal(eval(&r).status, MQ_LAG_OK);
