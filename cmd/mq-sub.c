@@ -52,6 +52,7 @@ static const char *prog = "mq-sub";
 #define FOLLOW_WAIT_MS 1000
 #define COMMIT_MS 500
 #define REFRESH_MS 1000
+#define STOP_GRACE_MS 2000 /* on SIGTERM, how long a stuck reader gets */
 #define MAX_TOPICS MQ_FETCH_MAX_TOPICS
 #define MAX_PATTERNS 64
 
@@ -241,6 +242,7 @@ typedef struct sub {
 	mq_fetch_reply_t r;
 	uint64_t out, commits;
 	int64_t next_hb, hb_ivl, last_commit, next_refresh;
+	int64_t stop_at; /* when a stop signal was seen while the reader was stuck */
 	int hb_now, done, epipe;
 	mq_err_t err;
 } sub_t;
@@ -295,16 +297,23 @@ static int64_t add_topic(sub_t *s, const char *name)
 	return s->nt++;
 }
 
+/* After a failed write: did the output end (the reader went away, or is
+ * stuck and we were told to stop)?  Then mq-sub ends quietly, and what
+ * was not written is not committed. */
+static int output_ended(sub_t *s)
+{
+	if (s->err.sys == EPIPE || (stop && s->err.code == MQ_EAGAIN))
+		s->epipe = s->done = 1;
+	return s->epipe;
+}
+
 /* Write out what is buffered; on success everything written is flushed. */
 static int flush_out(sub_t *s)
 {
 	if (s->epipe)
 		return -1;
 	if (mq_writer_flush(s->w, &s->err)) {
-		if (s->err.sys == EPIPE) {
-			s->epipe = 1;
-			s->done = 1;
-		}
+		output_ended(s);
 		return -1;
 	}
 	for (uint32_t t = 0; t < s->nt; t++)
@@ -476,11 +485,17 @@ static int join(sub_t *s)
  * assignment is only looked at (hb_now) once the write is done, and
  * nothing is acknowledged meanwhile, so the broker keeps every partition
  * ours until then. */
-static void keep_alive(void *ctx)
+static int keep_alive(void *ctx)
 {
 	sub_t *s = ctx;
+	if (stop) { /* give the reader STOP_GRACE_MS, then leave it */
+		if (!s->stop_at)
+			s->stop_at = mq_mono_ms();
+		if (mq_mono_ms() - s->stop_at >= STOP_GRACE_MS)
+			return 1;
+	}
 	if (!s->m.member[0] || mq_mono_ms() < s->next_hb)
-		return;
+		return 0;
 	/* A copy: the assignment being applied (if any) must not change under it. */
 	mq_member_t m = s->m;
 	m.owned = NULL;
@@ -490,6 +505,7 @@ static void keep_alive(void *ctx)
 		s->hb_now = 1;
 	free(m.owned);
 	s->next_hb = mq_mono_ms() + s->hb_ivl;
+	return 0;
 }
 
 static int heartbeat(sub_t *s)
@@ -637,11 +653,8 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 			while (!stop && mq_batch_iter_next(&it, &rec) > 0) {
 				if (rec.offset < p->written)
 					continue;
-				if (mq_writer_put(s->w, topic, e->partition, &rec, &s->err)) {
-					if (s->err.sys == EPIPE)
-						s->epipe = s->done = 1;
-					return s->epipe ? 0 : -1;
-				}
+				if (mq_writer_put(s->w, topic, e->partition, &rec, &s->err))
+					return output_ended(s) ? 0 : -1;
 				p->written = rec.offset + 1;
 				if (++s->out == s->o->count) {
 					s->done = 1;
@@ -787,6 +800,7 @@ static int setup(sub_t *s)
 		mq_writer_on_wait(s->w, (int)s->hb_ivl, keep_alive, s);
 		return heartbeat(s);
 	}
+	mq_writer_on_wait(s->w, 500, keep_alive, s);
 	return 0;
 }
 

@@ -1345,13 +1345,13 @@ struct mq_writer {
 	int cb_rc;
 	char name[128];
 	/* mq_writer_on_wait: called while a full pipe keeps us waiting */
-	void (*wait_fn)(void *ctx);
+	int (*wait_fn)(void *ctx);
 	void *wait_ctx;
 	int wait_ms;
 	int pipe_cap; /* > 0: fd is a pipe of this capacity */
 };
 
-void mq_writer_on_wait(mq_writer_t *w, int every_ms, void (*fn)(void *ctx), void *ctx)
+void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void *ctx)
 {
 	struct stat st;
 	w->wait_fn = fn;
@@ -1365,7 +1365,8 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, void (*fn)(void *ctx), void
 }
 
 /* With a wait hook on a pipe: how much can be written without blocking
- * (waiting, and calling the hook every wait_ms, until some can).  Linux
+ * (waiting, and calling the hook every wait_ms, until some can; 0 when
+ * the hook says to give up).  Linux
  * keeps a pipe in page-sized slots; a write blocks when it needs more
  * free slots than there are.  Of the queued bytes, at most two slots are
  * partly used (the one being read, the one being filled), so what is
@@ -1383,9 +1384,9 @@ static size_t writable(mq_writer_t *w, size_t n)
 			return (slots - used) * page < n ? (slots - used) * page : n;
 		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 		int r = poll(&pfd, 1, w->wait_ms);
-		if (r == 0)
-			w->wait_fn(w->wait_ctx);
-		else if (r > 0)
+		if (r <= 0 && w->wait_fn(w->wait_ctx)) /* timeout, or a signal */
+			return 0;
+		if (r > 0)
 			return (pfd.revents & POLLOUT) && n > page ? page : n; /* errors: let write() say */
 	}
 }
@@ -1416,7 +1417,10 @@ static int hdr_next(const env_t *e, uint32_t *i, const uint8_t **p, mq_header_t 
 static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 {
 	while (n > 0) {
-		ssize_t k = write(w->fd, p, w->pipe_cap ? writable(w, n) : n);
+		size_t want = w->pipe_cap ? writable(w, n) : n;
+		if (want == 0)
+			return mq_err_set(err, MQ_EAGAIN, "writing to %s: gave up waiting for the reader", w->name);
+		ssize_t k = write(w->fd, p, want);
 		if (k > 0) {
 			p += k;
 			n -= (size_t)k;

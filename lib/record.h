@@ -134,10 +134,13 @@ typedef struct mq_writer_opts {
 int mq_writer_new(int fd, const mq_writer_opts_t *o, mq_writer_t **out, mq_err_t *err);
 void mq_writer_free(mq_writer_t *w); /* does not flush; NULL ok */
 /* When the output is a pipe that stays full, call fn(ctx) every every_ms
- * while waiting for room (writes are then sized to what the pipe takes
- * without blocking): a consumer can keep its group session alive
- * behind a slow reader.  fn must not use the writer. */
-void mq_writer_on_wait(mq_writer_t *w, int every_ms, void (*fn)(void *ctx), void *ctx);
+ * (and after a signal) while waiting for room; writes are then sized to
+ * what the pipe takes without blocking.  A consumer can so keep its
+ * group session alive behind a slow reader.  fn returns non-zero to give
+ * up: the flush then fails with -MQ_EAGAIN, what was not written stays
+ * unwritten (possibly from the middle of a record).  fn must not use
+ * the writer. */
+void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void *ctx);
 
 /* Format one message into the buffer (flushing when it is full). */
 int mq_writer_put(mq_writer_t *w, const char *topic, uint32_t partition, const mq_record_t *rec, mq_err_t *err);

@@ -64,3 +64,28 @@ for i in range(100000): sys.stdout.write("%08d %s\n" % (i, "x" * 190))' >"$BATS_
 	wait "$sub"
 	wait "$reader"
 }
+
+@test "SIGTERM ends mq-sub behind a reader that reads nothing, and what it did not write is read again" {
+	start_broker
+	seq 1 300000 | mq-pub -t stuck
+	mkfifo "$BATS_TEST_TMPDIR/pipe"
+	mq-sub -t stuck -g g --session-timeout 1s >"$BATS_TEST_TMPDIR/pipe" 3>&- &
+	local sub=$!
+	sleep 1000 <"$BATS_TEST_TMPDIR/pipe" 3>&- &
+	local reader=$!
+	sleep 1
+	kill -TERM "$sub"
+	local st=0 t0 t1
+	t0=$(date +%s%N)
+	wait "$sub" || st=$?
+	t1=$(date +%s%N)
+	kill "$reader"
+	wait "$reader" || true
+	[ "$st" -eq 0 ]
+	[ $(((t1 - t0) / 1000000)) -lt 8000 ]
+	# nothing was read: everything is still there for the group
+	run mq-sub -t stuck -g g -e
+	assert_success
+	[ "${#lines[@]}" -ge 290000 ]
+	[ "$(printf '%s\n' "${lines[@]}" | tail -1)" = 300000 ]
+}
