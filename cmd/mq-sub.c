@@ -52,6 +52,7 @@ static const char *prog = "mq-sub";
 #define FOLLOW_WAIT_MS 1000
 #define COMMIT_MS 500
 #define REFRESH_MS 1000
+#define COMMIT_MAX_PARTS 4096 /* the broker's limit per COMMIT */
 #define STOP_GRACE_MS 2000 /* on SIGTERM, how long a stuck reader gets */
 #define MAX_TOPICS MQ_FETCH_MAX_TOPICS
 #define MAX_PATTERNS 64
@@ -224,7 +225,8 @@ typedef struct part {
 typedef struct tsub {
 	part_t *p;
 	uint32_t np;
-	int late; /* found after the start: new partitions start at the beginning */
+	int late;          /* found after the start: every partition starts at the beginning */
+	uint32_t initial;  /* partitions at the start: -o applies to these only */
 } tsub_t;
 
 typedef struct sub {
@@ -274,8 +276,9 @@ static int64_t topic_index(const sub_t *s, const char *name)
 	return -1;
 }
 
-/* Add topic name (if new): its index, or -1 with s->err. */
-static int64_t add_topic(sub_t *s, const char *name)
+/* Add topic name (if new) that has `parts` partitions now: its index, or
+ * -1 with s->err. */
+static int64_t add_topic(sub_t *s, const char *name, uint32_t parts)
 {
 	int64_t i = topic_index(s, name);
 	if (i >= 0)
@@ -293,7 +296,7 @@ static int64_t add_topic(sub_t *s, const char *name)
 	if (!dup)
 		return nomem(s), -1;
 	s->names[s->nt] = dup;
-	s->t[s->nt] = (tsub_t){.late = s->started};
+	s->t[s->nt] = (tsub_t){.late = s->started, .initial = s->started ? 0 : parts};
 	return s->nt++;
 }
 
@@ -342,8 +345,9 @@ static int commit_topic(sub_t *s, uint32_t ti, int revoked_only, int amo)
 	int rc = 0;
 	if (!parts || !offs)
 		rc = nomem(s);
-	else if (n)
-		rc = mq_client_commit(s->c, s->o->group, s->m.member, s->names[ti], parts, offs, n, &s->err);
+	for (uint32_t k = 0; rc == 0 && k < n; k += COMMIT_MAX_PARTS)
+		rc = mq_client_commit(s->c, s->o->group, s->m.member, s->names[ti], parts + k, offs + k,
+				      n - k < COMMIT_MAX_PARTS ? n - k : COMMIT_MAX_PARTS, &s->err);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
 		t->p[parts[i]].committed = offs[i];
 		t->p[parts[i]].has_commit = 1;
@@ -352,7 +356,7 @@ static int commit_topic(sub_t *s, uint32_t ti, int revoked_only, int amo)
 		s->commits++;
 	free(parts);
 	free(offs);
-	if (rc == -MQ_EBUSY || rc == -MQ_ENOENT) {
+	if (rc == -MQ_EBUSY || rc == -MQ_ENOENT || rc == -MQ_ERANGE) {
 		/* We lost a partition meanwhile: its new owner starts from the
 		 * last commit, so those records are delivered again (at least once). */
 		s->hb_now = 1;
@@ -404,7 +408,8 @@ static int start_positions(sub_t *s, uint32_t ti, const uint32_t *v, uint32_t n)
 	for (uint32_t i = 0; !rc && i < n; i++) {
 		part_t *p = &s->t[ti].p[v[i]];
 		int has = com[v[i]] >= 0;
-		uint64_t at = has ? (uint64_t)com[v[i]] : off[v[i]];
+		/* a partition added after the start: everything in it is new */
+		uint64_t at = has ? (uint64_t)com[v[i]] : v[i] >= s->t[ti].initial ? po[v[i]].start : off[v[i]];
 		*p = (part_t){.pos = at, .written = at, .flushed = at, .committed = has ? at : 0,
 			      .end = po[v[i]].end, .active = 1, .has_commit = has};
 	}
@@ -540,7 +545,7 @@ static int refresh(sub_t *s)
 				continue;
 			if (mq_client_meta(s->c, o->topics[i], !o->exit_at_end, &n, &s->err))
 				return -1;
-			if (add_topic(s, o->topics[i]) < 0)
+			if (add_topic(s, o->topics[i], n) < 0)
 				return -1;
 		}
 	}
@@ -551,7 +556,7 @@ static int refresh(sub_t *s)
 		int64_t ti = topic_index(s, l.names[k]);
 		for (uint32_t i = 0; ti < 0 && i < o->ntopics; i++)
 			if (is_pattern(o->topics[i]) && fnmatch(o->topics[i], l.names[k], 0) == 0 &&
-			    (ti = add_topic(s, l.names[k])) < 0)
+			    (ti = add_topic(s, l.names[k], l.parts[k])) < 0)
 				rc = -1;
 		if (!rc && ti >= 0 && !o->group && (l.parts[k] > s->t[ti].np || !s->started))
 			rc = start_all(s, (uint32_t)ti, l.parts[k]);
@@ -681,7 +686,12 @@ static void advance(sub_t *s)
 		if (e->err == MQ_EBUSY) {
 			s->hb_now = 1;
 		} else if (e->err == MQ_ERANGE) {
-			p->pos = p->written = p->pos < e->start ? e->start : e->end;
+			/* Below the start: retention took it.  Above the end: the
+			 * topic was deleted and made again.  Either way what is
+			 * there now is read from its start (again, rather than lost). */
+			if (p->pos > e->end)
+				p->has_commit = 0;
+			p->pos = p->written = p->flushed = e->start;
 		} else if (e->err == 0 && e->next > p->pos) {
 			p->pos = e->next;
 		} else if (e->err == MQ_ENOENT) {

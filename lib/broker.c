@@ -366,16 +366,16 @@ static int do_meta(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
-/* The dedup key of a record id: topic, NUL, id. */
-static mq_hash128_t id_hash(mq_broker_t *b, const char *topic, const mq_record_t *rec)
+/* The dedup key of a record id: topic, NUL, the topic's creation time
+ * (so a topic deleted and made again starts with no ids), id.  The
+ * caller reserved room in b->scratch (id_room). */
+static mq_hash128_t id_hash(mq_broker_t *b, const char *topic, int64_t created, const mq_record_t *rec)
 {
 	size_t tl = strlen(topic) + 1;
-	b->scratch.len = 0;
-	if (mq_buf_reserve(&b->scratch, tl + rec->id_len))
-		return mq_seen_hash(b->ids, topic, tl - 1); /* cannot happen for ids under 64 MiB */
 	memcpy(b->scratch.p, topic, tl);
-	memcpy(b->scratch.p + tl, rec->id, rec->id_len);
-	return mq_seen_hash(b->ids, b->scratch.p, tl + rec->id_len);
+	mq_put_u64(b->scratch.p + tl, (uint64_t)created);
+	memcpy(b->scratch.p + tl + 8, rec->id, rec->id_len);
+	return mq_seen_hash(b->ids, b->scratch.p, tl + 8 + rec->id_len);
 }
 
 /* Is h among the first n hashes of this batch (a small open-addressed
@@ -405,9 +405,14 @@ static int ids_filter(mq_broker_t *b, const char *topic, const uint8_t *batch, s
 {
 	mq_batch_iter_t it;
 	mq_record_t rec;
+	mq_topic_meta_t meta;
 	int rc = mq_batch_iter_init(&it, batch, len, err);
-	if (rc)
+	if (rc || (rc = mq_store_topic_meta(b->store, topic, &meta, err)))
 		return rc;
+	int64_t created = meta.created_ms;
+	b->scratch.len = 0; /* room for the longest key: no id is longer than the batch */
+	if (mq_buf_reserve(&b->scratch, strlen(topic) + 9 + len))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	size_t slots = 16;
 	while (slots < 2 * (size_t)it.hdr.count)
 		slots *= 2;
@@ -424,7 +429,7 @@ static int ids_filter(mq_broker_t *b, const char *topic, const uint8_t *batch, s
 	*dups = 0;
 	while (mq_batch_iter_next(&it, &rec) > 0)
 		if (rec.id) {
-			mq_hash128_t h = id_hash(b, topic, &rec);
+			mq_hash128_t h = id_hash(b, topic, created, &rec);
 			if (mq_seen_contains(b->ids, h, now) || batch_seen(b->batch_ids, slots - 1, h))
 				(*dups)++;
 		}
@@ -442,7 +447,7 @@ static int ids_filter(mq_broker_t *b, const char *topic, const uint8_t *batch, s
 	uint32_t hcap = 0;
 	while (mq_batch_iter_next(&it, &rec) > 0) {
 		if (rec.id) {
-			mq_hash128_t h = id_hash(b, topic, &rec);
+			mq_hash128_t h = id_hash(b, topic, created, &rec);
 			if (mq_seen_contains(b->ids, h, now) || batch_seen(b->batch_ids, slots - 1, h))
 				continue;
 		}
@@ -540,14 +545,16 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (dup_ids < h.count)
 			rc = mq_log_append(log, dup_ids ? copy.p : batch, dup_ids ? copy.len : len, &base, err);
 		mq_buf_free(&copy);
-		if (rc == 0 && dup_ids < h.count)
-			b->appended = 1;
-		if (rc == 0)
-			rc = ids_commit(b, slots, err);
 		if (rc)
 			return rc;
+		if (dup_ids < h.count)
+			b->appended = 1;
 		if (ps)
 			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
+		/* Stored: remembering the ids may fail (out of memory, journal);
+		 * then a later copy is stored again, which is no loss. */
+		mq_err_t ignored;
+		ids_commit(b, slots, &ignored);
 	} else if (!dup) {
 		if ((rc = mq_log_append(log, batch, len, &base, err)))
 			return rc;
@@ -950,6 +957,19 @@ static int do_commit(mq_broker_t *b, req_t *r, mq_err_t *err)
 		    (rc = mq_wire_u64(&e->ptr[1], &offs[i], "offset", err)))
 			return rc;
 		parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+	}
+	for (uint32_t i = 0; i < a->size; i++) {
+		mq_log_t *log;
+		uint32_t n = 0;
+		if ((rc = topic_partitions(b, topic, &n, err)))
+			return rc;
+		if (parts[i] < n && (rc = mq_store_log(b->store, topic, parts[i], &log, err)) == 0 &&
+		    offs[i] > mq_log_end(log))
+			return mq_err_set(err, MQ_ERANGE, "topic '%s' partition %u ends at %" PRIu64 "; offset %" PRIu64
+					  " cannot be committed (was the topic made again?)", topic, parts[i],
+					  mq_log_end(log), offs[i]);
+		if (rc)
+			return rc;
 	}
 	if ((rc = mq_groups_commit(b->groups, group, member, topic, parts, offs, a->size, err)))
 		return rc;

@@ -337,6 +337,7 @@ static msgpack_packer *req_begin(mq_client_t *c, req_t *q, uint32_t kind, uint32
 /* Send q, wait for its reply, free q. */
 static int req_call(mq_client_t *c, req_t *q, reply_t *r, mq_err_t *err)
 {
+	r->live = 0;
 	int rc = q->b.p ? call(c, &q->b, q->id, mq_wire_kind_name(q->kind), r, err)
 			: mq_err_set(err, MQ_ENOMEM, "out of memory");
 	mq_buf_free(&q->b);

@@ -307,3 +307,13 @@ after"
 	assert_failure 2
 	assert_output --partial "--dedup-window 'never'"
 }
+
+@test "a topic deleted and made again starts with no remembered ids" {
+	start_broker
+	printf 'a:v1\nb:v2\n' | mq-pub -t t -K : --id key
+	mq-admin topic delete t
+	run mq-pub -t t -K : --id key -v < <(printf 'a:v1-new\nb:v2-new\nc:v3\n')
+	assert_success
+	assert_output --partial "3 acknowledged (0 duplicates)"
+	[ "$(mq-sub -t t -e | wc -l)" -eq 3 ]
+}

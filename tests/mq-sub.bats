@@ -361,3 +361,40 @@ status 0"
 	[ "$(awk '$1 == 2' "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 3 ]
 	[ "$(awk '$1 == 1 { print $2 }' "$BATS_TEST_TMPDIR/out")" = 9 ]
 }
+
+@test "with -g and -o end, partitions added later are read from their beginning" {
+	start_broker --partitions 1
+	seq 1 5 | mq-pub -t gg
+	mq-sub -t gg -g G -o end -F '%p %s\n' >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local pid=$!
+	sleep 1
+	mq-admin topic partitions gg 2
+	sleep 1.5
+	seq 6 8 | mq-pub -t gg -p 1
+	wait_lines "$BATS_TEST_TMPDIR/out" 3
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(awk '$1 == 1 { print $2 }' "$BATS_TEST_TMPDIR/out" | tr '\n' ' ')" = "6 7 8 " ]
+	[ "$(awk '$1 == 0' "$BATS_TEST_TMPDIR/out" | wc -l)" -eq 0 ]
+}
+
+@test "a topic deleted and made again while followed is read from its new start" {
+	start_broker
+	seq 1 10 | mq-pub -t re
+	mq-sub -t re -g G -F '%s\n' >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	local pid=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 10
+	sleep 0.7 # committed
+	mq-admin topic delete re --force
+	printf 'NEW1\nNEW2\nNEW3\n' | mq-pub -t re
+	wait_lines "$BATS_TEST_TMPDIR/out" 13
+	sleep 0.7
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(tail -3 "$BATS_TEST_TMPDIR/out" | tr '\n' ' ')" = "NEW1 NEW2 NEW3 " ]
+	# the group's offset is one of the new topic: nothing is left, and new records come
+	printf 'NEW4\n' | mq-pub -t re
+	run mq-sub -t re -g G -e
+	assert_success
+	assert_output "NEW4"
+}

@@ -515,7 +515,17 @@ static void test_groups(void **state)
 	meta(f, "t");
 	char a[MQ_MEMBER_MAX + 1], b[MQ_MEMBER_MAX + 1];
 	uint64_t gen, gb;
+	/* 50 records in every partition */
+	size_t len;
+	uint64_t base;
+	int dup;
+	for (uint32_t p = 0; p < 4; p++) {
+		const uint8_t *bt = make_batch(0, 0, 50, "r", &len);
+		assert_int_equal(produce(f, "t", p, bt, len, &base, &dup), MQ_REP_OK);
+	}
 	assert_int_equal(join(f, "g", "t", a, &gen), 4);
+	commit(f, "g", a, 1, 51, MQ_REP_ERR); /* beyond the end */
+	expect_err(f, MQ_ERANGE, "ends at 50");
 	commit(f, "g", a, 1, 42, MQ_REP_OK);
 	/* a second member: A keeps what it owns until it acks the new generation */
 	assert_int_equal(join(f, "g", "t", b, &gb), 0);
