@@ -5,7 +5,8 @@
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
 #   make demo             share/demo.sh: a tour of the programs built so far
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
-#                         share/bench/broker.sh (bench-broker; peers from make bench-deps)
+#                         share/bench/broker.sh (bench-broker; peers from make bench-deps),
+#                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk)
 #   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
 #   make uninstall | clean | deps
 #
@@ -85,7 +86,7 @@ COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
 
-.PHONY: all check deps bench-deps demo bench bench-log bench-broker install uninstall clean FORCE
+.PHONY: all check deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES)
@@ -158,11 +159,15 @@ demo: deps
 bench-log: $(OUT_BENCH)/bench_log
 	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
 
-bench: bench-log bench-broker
+bench: bench-log bench-broker bench-filters
 
 # The broker against cat, Redis Streams and mosquitto (make bench-deps installs the peers).
 bench-broker: all
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/broker.sh
+
+# The pipe filters against cat and awk (MQ_BENCH_FILTER_LINES, default 10000000).
+bench-filters: all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/filters.sh
 
 ifeq ($(filter $(OUT_BENCH)/bench_log,$(BENCHES)),)
 $(OUT_BENCH)/bench_log:

@@ -152,12 +152,14 @@ static int check_options(void *ctx, mq_err_t *err)
 	return 0;
 }
 
-/* Records are decided in batches of BATCH: each is hashed and its
- * place in the index prefetched as it is read, and copied aside (a
- * reader's view lasts only until the next record); the batch is decided
- * once full, or when input pauses.  With an index of tens of MiB every
- * lookup is a cache miss; a batch has them in flight together. */
-#define BATCH 32
+/* Records are decided in batches of BATCH: each is hashed as it is
+ * read and copied aside (a reader's view lasts only until the next
+ * record); the batch is decided once full, or when input pauses.  With
+ * an index of tens of MiB every lookup is a cache miss, and a miss in
+ * the TLB too: deciding starts by asking for the places of the whole
+ * batch one right after another, so that their misses and page walks
+ * overlap, rather than each waiting behind a record's hashing. */
+#define BATCH 64
 
 typedef struct held {
 	mq_hash128_t h;
@@ -208,11 +210,22 @@ static int drain(void *ctx, mq_err_t *err)
 {
 	run_t *r = ctx;
 	int rc = 0;
+	for (unsigned i = 0; i < r->nheld; i++)
+		if (r->held[i].has_id)
+			mq_seen_prefetch(r->seen, r->held[i].h);
+	/* Every field but the header array, which is large and, with
+	 * nheaders 0, never read: an initializer would clear it each time. */
+	mq_rec_t rec;
+	rec.key = rec.id = NULL;
+	rec.key_len = rec.id_len = 0;
+	rec.nheaders = 0;
+	rec.topic = NULL;
+	rec.partition = rec.offset = rec.timestamp = 0;
+	rec.fmt = r->o->fmt;
 	for (unsigned i = 0; i < r->nheld && rc == 0; i++) {
 		const held_t *x = &r->held[i];
-		mq_rec_t rec = {.raw = r->arena.p + x->off, .raw_len = x->len, .fmt = r->o->fmt};
-		rec.value = rec.raw;
-		rec.value_len = rec.raw_len;
+		rec.raw = rec.value = r->arena.p + x->off;
+		rec.raw_len = rec.value_len = x->len;
 		rc = decide(r, &rec, x->has_id, x->h, err);
 	}
 	r->nheld = 0;
@@ -226,10 +239,8 @@ static int hold(run_t *r, const mq_rec_t *rec, mq_err_t *err)
 	size_t n;
 	int has_id = mq_ident_of(&r->o->by, rec, &id, &n);
 	mq_hash128_t h = {0, 0};
-	if (has_id) {
+	if (has_id)
 		h = mq_seen_hash(r->seen, id, n);
-		mq_seen_prefetch(r->seen, h);
-	}
 	if (!rec->raw || rec->fmt != r->o->fmt) { /* not passed as it came: no copy, no batch */
 		int rc = drain(r, err);
 		return rc < 0 ? rc : decide(r, rec, has_id, h, err);

@@ -1,12 +1,21 @@
 /*
  * seen.c -- the bounded identity set of seen.h and its journal.
  *
- * Memory: a ring of entries {hash lo, hash hi, first-seen ms} in the
- * order they were added (head = oldest), and an htab.h index over it.
- * The ring grows by doubling up to max_count, so a small input costs
- * little; adding evicts from the head (by age, then by count) before it
+ * Memory: a ring of hashes {lo, hi} in the order they were added (head
+ * = oldest), beside it a ring of first-seen times (only when an age
+ * window or a state file needs them), and an htab.h index over the
+ * ring.  Adding evicts from the head (by age, then by count) before it
  * inserts at the tail, so both costs are O(1).  The index fingerprint is
  * the low 32 bits of hash lo; the full 128 bits are compared in the ring.
+ *
+ * Growth.  Capacity doubles from 4096 up to max_count (straight to
+ * max_count once a doubling would pass half of it), so a small input
+ * costs little.  Memory that is touched is what costs here (the kernel
+ * clears every page on first use), so growing touches as little as it
+ * can: the rings are extended in place with mremap (no copy; their new
+ * part is cleared only as it fills), and the index is rebuilt from the
+ * old index alone, slot by slot, which streams through both tables
+ * instead of missing the cache once an entry (see htab.h).
  *
  * State file (all integers little-endian):
  *
@@ -52,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,7 +88,9 @@ struct mq_seen {
 	mq_hashkey_t key;
 	uint64_t max_count;
 	int64_t max_age_ms;
-	ent_t *ring;
+	mq_hash128_t *ring;
+	int64_t *ts;                /* first-seen times, or NULL when nothing needs them */
+	size_t ring_size, ts_size;  /* bytes mapped for each */
 	uint64_t cap, head, count;
 	mq_htab_t tab;
 	uint64_t forced;
@@ -109,7 +121,7 @@ static long find(const mq_seen_t *s, mq_hash128_t h, size_t *pos)
 
 static void evict_oldest(mq_seen_t *s)
 {
-	const ent_t *e = &s->ring[s->head];
+	const mq_hash128_t *e = &s->ring[s->head];
 	if (s->count > PREFETCH_AHEAD) {
 		uint64_t a = s->head + PREFETCH_AHEAD;
 		a = a >= s->cap ? a - s->cap : a;
@@ -124,36 +136,75 @@ static void evict_expired(mq_seen_t *s, int64_t now_ms)
 {
 	if (s->max_age_ms <= 0)
 		return;
-	while (s->count && now_ms - s->ring[s->head].ts >= s->max_age_ms)
+	while (s->count && now_ms - s->ts[s->head] >= s->max_age_ms)
 		evict_oldest(s);
 }
 
-/* Doubles the ring (up to max_count), laid out oldest first, and
- * rebuilds the index for it. */
+/* Extends a mapping of *size bytes to n in place or by moving its pages
+ * (never copying them); the new part reads as zero until written. */
+static int extend_array(void **p, size_t *size, size_t n)
+{
+	void *q = mremap(*p, *size, n, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		return -1;
+#ifdef MADV_HUGEPAGE
+	if (n >= ((size_t)2 << 20))
+		madvise(q, n, MADV_HUGEPAGE); /* a hint, as in mq_big_alloc */
+#endif
+	*p = q;
+	*size = n;
+	return 0;
+}
+
+/* Where the entry at old index i of a ring of cap stands in one of cap2
+ * (> cap) when the ring holds count entries from head: the entries that
+ * had wrapped round to the front move up to follow the others. */
+static uint64_t moved_index(uint64_t i, uint64_t head, uint64_t count, uint64_t cap, uint64_t cap2)
+{
+	if (i >= head || head + count <= cap)
+		return i;
+	uint64_t j = cap + i;
+	return j >= cap2 ? j - cap2 : j;
+}
+
+/* Grows capacity (doubling, or straight to max_count once a doubling
+ * would pass half of it): the rings are extended in place, the entries
+ * that had wrapped round move up behind the others, and the index is
+ * rebuilt from the old one, in slot order. */
 static int grow(mq_seen_t *s, mq_err_t *err)
 {
-	uint64_t cap = s->cap * 2 < s->max_count ? s->cap * 2 : s->max_count;
-	ent_t *ring = mq_big_alloc((size_t)cap * sizeof *ring);
+	uint64_t cap = s->cap * 4 > s->max_count ? s->max_count : s->cap * 2;
 	mq_htab_t tab;
-	if (!ring)
-		return mq_err_set(err, MQ_ENOMEM, "identity set: out of memory for %" PRIu64 " identities", cap);
-	if (mq_htab_init(&tab, cap, err)) {
-		mq_big_free(ring, (size_t)cap * sizeof *ring);
+	if (mq_htab_init(&tab, cap, err))
 		return -MQ_ENOMEM;
+	if (extend_array((void **)&s->ring, &s->ring_size, (size_t)cap * sizeof *s->ring) < 0 ||
+	    (s->ts && extend_array((void **)&s->ts, &s->ts_size, (size_t)cap * sizeof *s->ts) < 0)) {
+		mq_htab_free(&tab);
+		return mq_err_set(err, MQ_ENOMEM, "identity set: out of memory for %" PRIu64 " identities", cap);
 	}
-	for (uint64_t i = 0; i < s->count; i++) {
-		ring[i] = s->ring[(s->head + i) % s->cap];
-		size_t pos = mq_htab_home(&tab, (uint32_t)ring[i].lo);
-		while (mq_htab_next(&tab, (uint32_t)ring[i].lo, &pos) >= 0)
-			;
-		mq_htab_put(&tab, pos, (uint32_t)ring[i].lo, (uint32_t)i);
+	/* The wrapped entries, in ascending order: each goes to a place
+	 * above the ring's old end or, past the new end, below its own. */
+	if (s->head + s->count > s->cap) {
+		for (uint64_t i = 0; i < s->head + s->count - s->cap; i++) {
+			uint64_t j = moved_index(i, s->head, s->count, s->cap, cap);
+			s->ring[j] = s->ring[i];
+			if (s->ts)
+				s->ts[j] = s->ts[i];
+		}
 	}
-	mq_big_free(s->ring, (size_t)s->cap * sizeof *s->ring);
+	/* Start past an empty slot, so that no run is entered midway. */
+	size_t start = 0;
+	while (s->tab.slot[start])
+		start++;
+	for (size_t k = 0, p = start; k < s->tab.n; k++, p = mq_htab_succ(&s->tab, p)) {
+		uint64_t v = s->tab.slot[p];
+		if (v)
+			mq_htab_add(&tab, mq_htab_slot_fp(v),
+				    (uint32_t)moved_index(mq_htab_slot_idx(v), s->head, s->count, s->cap, cap));
+	}
 	mq_htab_free(&s->tab);
-	s->ring = ring;
 	s->tab = tab;
 	s->cap = cap;
-	s->head = 0;
 	return 0;
 }
 
@@ -176,13 +227,24 @@ static int insert(mq_seen_t *s, mq_hash128_t h, int64_t ts, size_t pos, mq_err_t
 	uint64_t t = s->head + s->count;
 	if (t >= s->cap)
 		t -= s->cap;
-	s->ring[t] = (ent_t){h.lo, h.hi, ts};
+	s->ring[t] = h;
+	if (s->ts)
+		s->ts[t] = ts;
 	mq_htab_put(&s->tab, pos, (uint32_t)h.lo, (uint32_t)t);
 	s->count++;
 	return 0;
 }
 
 /* ---- journal ---- */
+
+/* The i-th entry from the head (the set keeps times when it has a file). */
+static ent_t ent_at(const mq_seen_t *s, uint64_t i)
+{
+	uint64_t t = s->head + i;
+	if (t >= s->cap)
+		t -= s->cap;
+	return (ent_t){s->ring[t].lo, s->ring[t].hi, s->ts ? s->ts[t] : 0};
+}
 
 static void put_ent(uint8_t *p, const ent_t *e)
 {
@@ -261,8 +323,10 @@ static int rewrite(mq_seen_t *s, mq_err_t *err)
 	}
 	for (uint64_t i = 0; i < s->count;) {
 		uint32_t n = 0;
-		for (; n < BLOCK_MAX && i < s->count; n++, i++)
-			put_ent(blk + BLK_HDR + (size_t)n * ENT_SIZE, &s->ring[(s->head + i) % s->cap]);
+		for (; n < BLOCK_MAX && i < s->count; n++, i++) {
+			ent_t e = ent_at(s, i);
+			put_ent(blk + BLK_HDR + (size_t)n * ENT_SIZE, &e);
+		}
 		if (mq_write_all(fd, blk, seal_block(blk, n)) < 0) {
 			rc = mq_err_sys(err, "writing '%s'", tmp);
 			goto fail;
@@ -435,7 +499,10 @@ int mq_seen_open(const mq_seen_opts_t *o, int64_t now_ms, mq_seen_t **out, mq_er
 	s->max_count = max;
 	s->max_age_ms = o->max_age_ms;
 	s->cap = max < RING_MIN ? max : RING_MIN;
-	if (!(s->ring = mq_big_alloc((size_t)s->cap * sizeof *s->ring))) {
+	s->ring_size = (size_t)s->cap * sizeof *s->ring;
+	if (o->max_age_ms > 0 || o->state)
+		s->ts_size = (size_t)s->cap * sizeof *s->ts;
+	if (!(s->ring = mq_big_alloc(s->ring_size)) || (s->ts_size && !(s->ts = mq_big_alloc(s->ts_size)))) {
 		rc = mq_err_set(err, MQ_ENOMEM, "identity set: out of memory");
 		goto fail;
 	}
@@ -467,7 +534,8 @@ void mq_seen_close(mq_seen_t *s)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	mq_big_free(s->ring, (size_t)s->cap * sizeof *s->ring);
+	mq_big_free(s->ring, s->ring_size);
+	mq_big_free(s->ts, s->ts_size);
 	mq_htab_free(&s->tab);
 	mq_buf_free(&s->pend);
 	free(s->path);
