@@ -136,6 +136,30 @@ static void test_state_persists(void **state)
 	mq_seen_close(s);
 }
 
+/* Growing a ring that has wrapped around (after age evictions moved its
+ * head): every identity stays known, in order of age. */
+static void test_grow_wrapped(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 100000, .max_age_ms = 1000};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	for (uint64_t i = 0; i < 3000; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	/* at 1000 ms the first 3000 are forgotten: the ring's head is at 3000 */
+	for (uint64_t i = 10000; i < 20000; i++)
+		assert_int_equal(add(s, i, 1000 + (int64_t)(i - 10000) / 100), 0);
+	assert_int_equal(mq_seen_count(s), 10000);
+	for (uint64_t i = 10000; i < 20000; i++)
+		assert_int_equal(mq_seen_contains(s, key_of(s, i), 1099), 1);
+	for (uint64_t i = 0; i < 3000; i++)
+		assert_int_equal(mq_seen_contains(s, key_of(s, i), 1099), 0);
+	/* and they age out in the order they came */
+	assert_int_equal(mq_seen_contains(s, key_of(s, 10099), 2000), 0);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 10100), 2000), 1);
+	assert_int_equal(mq_seen_count(s), 9900);
+	mq_seen_close(s);
+}
+
 static void test_age_across_restart(void **state)
 {
 	mq_seen_opts_t o = {.max_count = 1000, .max_age_ms = 1000, .state = path};
@@ -272,6 +296,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_count_window_model),
 		cmocka_unit_test(test_age_window),
+		cmocka_unit_test(test_grow_wrapped),
 		cmocka_unit_test_setup_teardown(test_state_persists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_age_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
