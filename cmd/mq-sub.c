@@ -665,6 +665,14 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 					s->done = 1;
 					break;
 				}
+				/* A large reply to a slow reader: commit as it goes. */
+				if ((s->out & 1023) == 0 && s->o->group && !s->o->at_most_once &&
+				    mq_mono_ms() - s->last_commit >= COMMIT_MS) {
+					if (flush_out(s))
+						return output_ended(s) ? 0 : -1;
+					if (commit(s, 0, 0))
+						return -1;
+				}
 			}
 		}
 		d += h.length;
