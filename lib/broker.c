@@ -42,6 +42,7 @@
 #define FETCH_MAX_PARTS 4096
 #define FETCH_MAX_TOPICS 1024
 #define PARKED_MAX 4096
+#define HISTORY_SAVE_EVERY 6 /* samples between saves of the lag history */
 
 typedef struct ident {
 	uint8_t b[256];
@@ -115,6 +116,7 @@ struct mq_broker {
 	size_t batch_ids_cap;
 	int64_t next_retention;
 	int64_t next_sample, started;
+	uint64_t samples;
 	struct {
 		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
 	} st;
@@ -1636,6 +1638,10 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		if (now >= b->next_sample) {
 			mq_groups_sample(b->groups, mq_now_ms(), sample_end, b);
 			b->next_sample = now + b->o.lag_interval_ms;
+			if (++b->samples % HISTORY_SAVE_EVERY == 0) {
+				mq_err_t e; /* monitoring data: a failed save costs only history */
+				mq_groups_history_save(b->groups, &e);
+			}
 		}
 		if (now >= b->next_retention) {
 			mq_err_t e;
@@ -1669,6 +1675,10 @@ void mq_broker_close(mq_broker_t *b)
 		zmq_close(b->sock[i]);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
+	if (b->groups && b->samples) {
+		mq_err_t e;
+		mq_groups_history_save(b->groups, &e);
+	}
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);

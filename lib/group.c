@@ -60,6 +60,7 @@ struct mq_groups {
 	uint64_t next_member;
 	uint64_t live_entries; /* committed offsets held, for compaction */
 	mq_buf_t buf;
+	char *state_dir;
 };
 
 void mq_assignment_free(mq_assignment_t *a)
@@ -607,6 +608,15 @@ uint32_t mq_groups_history(mq_groups_t *g, const char *group, const char *topic,
 	return h->n;
 }
 
+static void history_push(gtopic_t *t, uint32_t p, const mq_lag_point_t *x)
+{
+	hist_t *h = &t->hist[p];
+	h->pt[h->head] = *x;
+	h->head = (h->head + 1) % MQ_GROUP_HISTORY;
+	if (h->n < MQ_GROUP_HISTORY)
+		h->n++;
+}
+
 void mq_groups_sample(mq_groups_t *g, int64_t now_ms, int64_t (*end)(void *ctx, const char *topic, uint32_t p),
 		      void *ctx)
 {
@@ -621,11 +631,7 @@ void mq_groups_sample(mq_groups_t *g, int64_t now_ms, int64_t (*end)(void *ctx, 
 				int64_t e = end(ctx, t->name, p);
 				if (e < 0)
 					continue;
-				hist_t *h = &t->hist[p];
-				h->pt[h->head] = (mq_lag_point_t){now_ms, t->committed[p], (uint64_t)e};
-				h->head = (h->head + 1) % MQ_GROUP_HISTORY;
-				if (h->n < MQ_GROUP_HISTORY)
-					h->n++;
+				history_push(t, p, &(mq_lag_point_t){now_ms, t->committed[p], (uint64_t)e});
 			}
 		}
 	}
@@ -783,12 +789,101 @@ done:
 	return rc;
 }
 
+/* ---- lag history on disk ----
+ *
+ * DIR/state/lag-history, text: a line "mq-lag-history 1", then one line
+ * per sample "GROUP TOPIC PARTITION MS COMMITTED END", oldest first per
+ * partition, then "end COUNT".  Names hold no blanks (name rules).  It
+ * is monitoring data: a missing, cut-off or damaged file just means an
+ * empty history. */
+
+#define HISTORY_FILE "lag-history"
+
+int mq_groups_history_save(mq_groups_t *g, mq_err_t *err)
+{
+	mq_buf_t b = {0};
+	char line[2 * MQ_NAME_MAX + 96];
+	uint64_t n = 0;
+	int rc = mq_buf_append(&b, "mq-lag-history 1\n", 17);
+	for (uint32_t i = 0; rc == 0 && i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		for (uint32_t k = 0; rc == 0 && k < gr->ntopics; k++) {
+			gtopic_t *t = &gr->topics[k];
+			for (uint32_t p = 0; rc == 0 && p < t->partitions; p++) {
+				const hist_t *h = &t->hist[p];
+				uint32_t first = (h->head + MQ_GROUP_HISTORY - h->n) % MQ_GROUP_HISTORY;
+				for (uint32_t j = 0; rc == 0 && j < h->n; j++) {
+					const mq_lag_point_t *x = &h->pt[(first + j) % MQ_GROUP_HISTORY];
+					int len = snprintf(line, sizeof(line), "%s %s %u %" PRId64 " %" PRId64 " %" PRIu64 "\n",
+							   gr->name, t->name, p, x->ms, x->committed, x->end);
+					rc = mq_buf_append(&b, line, (size_t)len);
+					n++;
+				}
+			}
+		}
+	}
+	if (rc == 0) {
+		int len = snprintf(line, sizeof(line), "end %" PRIu64 "\n", n);
+		rc = mq_buf_append(&b, line, (size_t)len);
+	}
+	if (rc)
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	else
+		rc = mq_write_file_atomic(g->state_dir, HISTORY_FILE ".tmp", HISTORY_FILE, b.p, b.len, err);
+	mq_buf_free(&b);
+	return rc;
+}
+
+static void history_load(mq_groups_t *g)
+{
+	char path[4200], line[2 * MQ_NAME_MAX + 96];
+	snprintf(path, sizeof(path), "%s/" HISTORY_FILE, g->state_dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	/* Check the whole file first: all or nothing. */
+	uint64_t n = 0, want = UINT64_MAX;
+	int ok = fgets(line, sizeof(line), f) && !strcmp(line, "mq-lag-history 1\n");
+	while (ok && fgets(line, sizeof(line), f)) {
+		char gn[MQ_NAME_MAX + 1], tn[MQ_NAME_MAX + 1];
+		unsigned p;
+		mq_lag_point_t x;
+		if (sscanf(line, "end %" SCNu64, &want) == 1)
+			break;
+		if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64, gn, tn, &p, &x.ms, &x.committed,
+			   &x.end) != 6)
+			ok = 0;
+		n++;
+	}
+	if (ok && want == n) {
+		rewind(f);
+		if (!fgets(line, sizeof(line), f))
+			ok = 0;
+		for (uint64_t i = 0; ok && i < n && fgets(line, sizeof(line), f); i++) {
+			char gn[MQ_NAME_MAX + 1], tn[MQ_NAME_MAX + 1];
+			unsigned p;
+			mq_lag_point_t x;
+			if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64, gn, tn, &p, &x.ms,
+				   &x.committed, &x.end) != 6 || p >= 100000)
+				break;
+			group_t *gr = group_find(g, gn, 1);
+			gtopic_t *t = gr ? gtopic_find(gr, tn, 1) : NULL;
+			if (!t || gtopic_grow(t, p + 1))
+				break;
+			history_push(t, p, &x);
+		}
+	}
+	fclose(f);
+}
+
 int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_groups_t **out,
 		   mq_err_t *err)
 {
 	mq_groups_t *g = calloc(1, sizeof(*g));
-	if (!g)
+	if (!g || !(g->state_dir = strdup(state_dir))) {
+		free(g);
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
 	g->store = store;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/offsets", state_dir);
@@ -802,6 +897,7 @@ int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_stor
 		mq_groups_close(g);
 		return rc;
 	}
+	history_load(g);
 	*out = g;
 	return 0;
 }
@@ -820,6 +916,7 @@ void mq_groups_close(mq_groups_t *g)
 		free(gr->topics);
 	}
 	free(g->groups);
+	free(g->state_dir);
 	mq_log_close(g->log);
 	mq_buf_free(&g->buf);
 	free(g);

@@ -29,7 +29,8 @@
 typedef struct mq_groups mq_groups_t;
 
 /* Lag history: a ring per (group, topic, partition), sampled by the
- * broker every --lag-interval (mq_groups_sample); kept in memory only. */
+ * broker every --lag-interval (mq_groups_sample), saved now and then and
+ * at a clean stop (mq_groups_history_save) and loaded on open. */
 #define MQ_GROUP_HISTORY 30
 typedef struct mq_lag_point {
 	int64_t ms;        /* wall clock */
@@ -111,6 +112,9 @@ uint32_t mq_groups_history(mq_groups_t *g, const char *group, const char *topic,
  * gives the log end offset, or -1 when the partition does not exist. */
 void mq_groups_sample(mq_groups_t *g, int64_t now_ms, int64_t (*end)(void *ctx, const char *topic, uint32_t p),
 		      void *ctx);
+/* Write the lag history to state_dir/lag-history (atomically), read back
+ * by mq_groups_open, so a restart keeps the window. */
+int mq_groups_history_save(mq_groups_t *g, mq_err_t *err);
 /* Set offsets without a member (reset): -MQ_EBUSY while the group has
  * live members. */
 int mq_groups_set_offsets(mq_groups_t *g, const char *group, const char *topic, const uint32_t *parts,
