@@ -365,7 +365,7 @@ static int shared_one(run_t *r, const mq_rec_t *rec, uint64_t cost, mq_err_t *er
 			r->due = g < want ? now + batch_ns(r) : 0;
 			r->due_need = 1;
 		} else {
-			r->due = now + w;
+			r->due = w > UINT64_MAX - now ? UINT64_MAX : now + w;
 			r->due_need = need;
 		}
 	}
@@ -500,7 +500,7 @@ static int take_tokens(run_t *r, mq_err_t *err)
 		if (g)
 			break;
 		uint64_t now = mq_mono_ns();
-		if (now + w > deadline) {
+		if (now >= deadline || w > deadline - now) {
 			if (!o->quiet)
 				fprintf(stderr, "%s: shared bucket '%s': %" PRIu64 " token%s not there %s (the next in %.3fs)\n",
 					prog, r->name, o->tokens, o->tokens == 1 ? "" : "s",

@@ -179,9 +179,10 @@ static int read_u64(reader_t *r, char then, uint64_t *v, const char *what, mq_er
 	uint64_t x = 0;
 	const char *q = r->p;
 	for (; q < r->end && *q >= '0' && *q <= '9'; q++) {
-		if (x > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*q - '0');
+		if (x > UINT64_MAX / 10 || (x == UINT64_MAX / 10 && d > UINT64_MAX % 10))
 			return corrupt(r, what, err);
-		x = x * 10 + (uint64_t)(*q - '0');
+		x = x * 10 + d;
 	}
 	if (q == r->p || q == r->end || *q != then)
 		return corrupt(r, what, err);
@@ -211,7 +212,7 @@ static int read_bucket(mq_sbuckets_t *s, reader_t *r, mq_err_t *err)
 		return corrupt(r, "expected 'bucket NAME TOKENS PER_NS BURST'", err);
 	memcpy(name, from, n);
 	name[n] = '\0';
-	if (mq_name_check("shared bucket", name, 0, NULL) < 0)
+	if (strlen(name) != n || mq_name_check("shared bucket", name, 0, NULL) < 0)
 		return corrupt(r, "not a valid bucket name", err);
 	if (find(s, name, n, fingerprint(s, name, n), NULL))
 		return corrupt(r, "a second definition of the same bucket", err);
@@ -420,11 +421,16 @@ int mq_sbuckets_take(mq_sbuckets_t *s, const char *name, uint64_t want, uint64_t
 				  "shared bucket '%s': a take of at least %" PRIu64 " and at most %" PRIu64
 				  " tokens (it needs 1 <= at least <= at most)",
 				  name, min, want);
-	if (min > b->b.burst)
-		return mq_err_set(err, MQ_EINVAL,
-				  "shared bucket '%s': %" PRIu64 " tokens at once is more than its burst of %" PRIu64
-				  " (take fewer, or raise the burst with -B)",
-				  name, min, b->b.burst);
+	if (min > b->b.burst) {
+		/* More than the bucket holds: granted (min, exactly) once it is
+		 * full, leaving it in debt, as a local bucket does; so the
+		 * long-run rate holds. */
+		if (mq_bucket_take(&b->b, min, now_ns))
+			*granted = min;
+		else
+			*wait_ns = mq_bucket_wait_ns(&b->b, min, now_ns);
+		return 0;
+	}
 	if (!(*granted = mq_bucket_take_upto(&b->b, want, min, now_ns)))
 		*wait_ns = mq_bucket_wait_ns(&b->b, min, now_ns);
 	return 0;

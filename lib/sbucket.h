@@ -65,8 +65,10 @@ int mq_sbuckets_define(mq_sbuckets_t *s, const char *name, const mq_rate_t *rate
  * *wait_ns to the time until min would be there (0 when granted).  O(1)
  * (hash table lookup + bucket arithmetic).  -MQ_ENOENT with
  * "no shared bucket 'NAME' (create it with -r RATE)" when it does not
- * exist.  A min above the burst, or min and want out of order:
- * -MQ_EINVAL with a message saying so. */
+ * exist.  A min above the burst is granted, min exactly, once the
+ * bucket is full, which leaves it in debt (as a local bucket does with
+ * a record larger than its burst), so the long-run rate still holds.
+ * min and want out of order: -MQ_EINVAL with a message saying so. */
 int mq_sbuckets_take(mq_sbuckets_t *s, const char *name, uint64_t want, uint64_t min, uint64_t now_ns,
 		     uint64_t *granted, uint64_t *wait_ns, mq_err_t *err);
 

@@ -310,3 +310,15 @@ now_s() {
 	# both took part
 	[ "$n1" -gt 0 ] && [ "$n2" -gt 0 ]
 }
+
+@test "--shared --bytes: a record larger than the burst waits for a full bucket and passes" {
+	start_broker
+	run bash -c "printf 'short\nthis line is longer than ten bytes\nafter\n' | mq-bucket --shared by --bytes -r 100/s -B 10"
+	assert_success
+	assert_output "$(printf 'short\nthis line is longer than ten bytes\nafter')"
+	# a take that can never come says so at once, without spinning until -w runs out
+	mq-bucket --take huge -r 1/h -B 4611686018427387904 -n 4611686018427387904
+	run timeout 10 mq-bucket --take huge -n 4611686018427387904 -w 5s
+	assert_failure 1
+	assert_output --partial "not there within the timeout"
+}
