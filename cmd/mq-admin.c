@@ -7,7 +7,7 @@
  *     group list | describe GROUP | reset GROUP -t TOPIC --to SPEC | delete GROUP
  *     ping | stats
  *   offline, on a data directory without a broker:
- *     verify DIR | dump DIR/topics/TOPIC/PARTITION [--from OFFSET]
+ *     verify DIR | dump DIR/TOPIC/PARTITION [--from OFFSET]
  *   local:
  *     keygen [--secret FILE --public FILE]
  *
@@ -392,6 +392,11 @@ static void verify_topic(vstate_t *v, const char *tdir, const char *name)
 		print_fault(v, msg);
 	}
 	char **ents = list_dir(tdir);
+	if (!ents) {
+		char msg[PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "%s: cannot list topic '%s': %s", tdir, name, strerror(errno));
+		print_fault(v, msg);
+	}
 	for (size_t i = 0; ents && ents[i]; i++) {
 		char p[PATH_MAX];
 		path_join(p, sizeof(p), tdir, ents[i]);
@@ -439,20 +444,50 @@ typedef struct admin {
 	mq_err_t err;
 } admin_t;
 
+/* The number of segment files (20 digits and .log) in dir; -1 with
+ * errno if it cannot be listed. */
+static int count_segments(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		return errno = ENOTDIR, -1;
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t i = 0;
+		while (i < 20 && de->d_name[i] >= '0' && de->d_name[i] <= '9')
+			i++;
+		n += i == 20 && !strcmp(de->d_name + i, ".log");
+	}
+	closedir(d);
+	return n;
+}
+
 static int cmd_verify(admin_t *a, char **args)
 {
 	(void)a;
 	const char *dir = args[0];
 	char p[PATH_MAX];
 	vstate_t v = {0};
-	if (!is_dir(dir)) {
-		fprintf(stderr, "%s: verify '%s': not a directory\n", prog, dir);
-		return 2;
+	if (count_segments(dir) < 0) {
+		fprintf(stderr, "%s: verify '%s': %s (give a data directory, a topic directory or a partition "
+			"directory that can be read)\n", prog, dir, errno == ENOTDIR ? "not a directory" : strerror(errno));
+		return 1;
 	}
 	path_join(p, sizeof(p), dir, "topics");
 	if (is_dir(p)) {
 		warn_if_locked(dir);
 		char **topics = list_dir(p);
+		if (!topics) {
+			char msg[PATH_MAX + 64];
+			snprintf(msg, sizeof(msg), "%s: cannot list the topics: %s", p, strerror(errno));
+			print_fault(&v, msg);
+		}
 		for (size_t i = 0; topics && topics[i]; i++) {
 			char t[PATH_MAX];
 			if (topics[i][0] == '.')
@@ -575,14 +610,68 @@ static int dump_batch(void *ctx, const uint8_t *b, size_t len, const char *seg, 
 	return ferror(stdout) ? -MQ_EIO : 0;
 }
 
+/* path without trailing slashes into out[PATH_MAX]: its last component
+ * follows the last slash.  -1 if it is too long. */
+static int copy_path(char *out, const char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (len >= PATH_MAX)
+		return -1;
+	memcpy(out, path, len);
+	out[len] = 0;
+	return 0;
+}
+
+/* DIR/TOPIC/PARTITION as DIR/topics/TOPIC/PARTITION (the layout on disk,
+ * store.h) into out: 0, or -1 when path does not have that form. */
+static int partition_path(const char *path, char *out, size_t n)
+{
+	char p[PATH_MAX];
+	if (copy_path(p, path) < 0)
+		return -1;
+	char *part = strrchr(p, '/');
+	if (!part)
+		return -1;
+	*part++ = 0;
+	char *topic = strrchr(p, '/');
+	const char *base = ".";
+	if (topic) {
+		*topic++ = 0;
+		base = p[0] ? p : "/";
+	} else {
+		topic = p;
+	}
+	if (!part[0] || strspn(part, "0123456789") != strlen(part) || mq_name_check("topic", topic, 1, NULL))
+		return -1;
+	return (size_t)snprintf(out, n, "%s/topics/%s/%s", base, topic, part) < n ? 0 : -1;
+}
+
 static int cmd_dump(admin_t *a, char **args)
 {
 	dstate_t d = {.from = a->o->from};
 	const char *dir = args[0];
-	if (!is_dir(dir)) {
-		fprintf(stderr, "%s: dump '%s': not a directory (give a partition directory, e.g. DIR/topics/orders/0)\n",
+	char alt[PATH_MAX];
+	int n = count_segments(dir), e = errno;
+	if (n <= 0 && partition_path(dir, alt, sizeof alt) == 0) {
+		int m = count_segments(alt);
+		if (m > 0 || (n < 0 && m == 0)) {
+			dir = alt;
+			n = m;
+		}
+	}
+	if (n < 0) {
+		fprintf(stderr, "%s: dump '%s': %s (give a partition directory: DIR/TOPIC/PARTITION, or "
+			"DIR/topics/TOPIC/PARTITION, with DIR the data directory)\n",
+			prog, dir, e == ENOTDIR ? "not a directory" : strerror(e));
+		return 1;
+	}
+	if (n == 0) {
+		fprintf(stderr, "%s: dump '%s': no segment files, so not a partition directory (give "
+			"DIR/TOPIC/PARTITION, or DIR/topics/TOPIC/PARTITION, with DIR the data directory)\n",
 			prog, dir);
-		return 2;
+		return 1;
 	}
 	int rc = mq_log_scan(dir, d.from, dump_batch, dump_fault, &d, &a->err);
 	if (rc < 0 && rc != -MQ_EIO) {
@@ -917,6 +1006,52 @@ static int write_key(const char *path, const char *key, mode_t mode, int overwri
 	return rc;
 }
 
+/* The directory entry path names: its directory's device and inode and
+ * its last component.  -1 when the directory cannot be looked at (then
+ * creating the file fails too, and says why). */
+typedef struct entry {
+	dev_t dev;
+	ino_t ino;
+	char name[NAME_MAX + 1];
+} entry_t;
+
+static int entry_of(const char *path, entry_t *e)
+{
+	char dir[PATH_MAX];
+	if (copy_path(dir, path) < 0)
+		return -1;
+	char *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : dir;
+	if (strlen(base) >= sizeof e->name)
+		return -1;
+	snprintf(e->name, sizeof e->name, "%s", base);
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return -1;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	return 0;
+}
+
+/* Whether paths a and b name one file: the same directory entry (./s
+ * and s, d/../s and s, through symbolic links to directories), or two
+ * links to one file. */
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (lstat(a, &sa) == 0 && lstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+		return 1;
+	entry_t ea, eb;
+	return entry_of(a, &ea) == 0 && entry_of(b, &eb) == 0 && ea.dev == eb.dev && ea.ino == eb.ino &&
+	       !strcmp(ea.name, eb.name);
+}
+
 static int cmd_keygen(admin_t *a, char **args)
 {
 	(void)args;
@@ -928,9 +1063,9 @@ static int cmd_keygen(admin_t *a, char **args)
 			overwrite && !o->secret ? ", and --overwrite goes with them" : "", prog);
 		return 2;
 	}
-	if (o->secret && !strcmp(o->secret, o->public)) {
-		fprintf(stderr, "%s: keygen: --secret and --public name the same file '%s'; give two files\n", prog,
-			o->secret);
+	if (o->secret && (!strcmp(o->secret, o->public) || same_file(o->secret, o->public))) {
+		fprintf(stderr, "%s: keygen: --secret and --public name the same file ('%s', '%s'); give two files\n",
+			prog, o->secret, o->public);
 		return 2;
 	}
 	if (zmq_curve_keypair(pub, sec) != 0) {
@@ -995,8 +1130,9 @@ static const command_t commands[] = {
 	{"stats", NULL, "", "the broker's counters, one \"name value\" line each", 0, NULL, 0, 1, cmd_stats},
 	{"verify", NULL, "DIR", "check every segment and index under DIR (a data, topic or\n"
 	 "partition directory), offline; exit 1 on any fault", 1, NULL, 0, 0, cmd_verify},
-	{"dump", NULL, "DIR/topics/TOPIC/PARTITION [--from OFFSET]",
-	 "print the batches and records of a partition directory, offline", 1, NULL, BIT(K_FROM), 0, cmd_dump},
+	{"dump", NULL, "DIR/TOPIC/PARTITION [--from OFFSET]",
+	 "print the batches and records of a partition, offline (DIR is the\n"
+	 "data directory; DIR/topics/TOPIC/PARTITION works too)", 1, NULL, BIT(K_FROM), 0, cmd_dump},
 	{"keygen", NULL, "[--secret FILE --public FILE [--overwrite]]",
 	 "make a CurveZMQ key pair: print it, or write the secret key\n"
 	 "(mode 0600) and the public key (0644) to new files", 0, NULL,

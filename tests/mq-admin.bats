@@ -450,6 +450,46 @@ make_partition() {
 	assert_output --partial "cannot create '$BATS_TEST_TMPDIR/nodir/k'"
 }
 
+@test "keygen refuses two spellings of one file before writing anything" {
+	mq-admin keygen >/dev/null || skip "libzmq without CURVE"
+	cd "$BATS_TEST_TMPDIR"
+	mkdir d
+	mq-admin keygen --secret s --public p
+	local old
+	old=$(cat s)
+	run mq-admin keygen --secret ./s --public s --overwrite
+	assert_failure 2
+	assert_output "mq-admin: keygen: --secret and --public name the same file ('./s', 's'); give two files"
+	[ "$(cat s)" = "$old" ]
+	run mq-admin keygen --secret d/../s --public "$BATS_TEST_TMPDIR/s" --overwrite
+	assert_failure 2
+	[ "$(cat s)" = "$old" ]
+	ln s h
+	run mq-admin keygen --secret s --public h --overwrite
+	assert_failure 2
+	[ "$(cat s)" = "$old" ]
+	# not there yet: the same directory and name
+	run mq-admin keygen --secret ./new --public d/../new
+	assert_failure 2
+	[ ! -e new ]
+	run mq-admin keygen --secret d/new --public new
+	assert_success
+	[ "$(stat -c %a d/new)" = 600 ]
+	[ "$(stat -c %a new)" = 644 ]
+}
+
+# Run a command without the power to read past file modes, which root
+# has; skip when that power cannot be dropped.
+unprivileged() {
+	if [ "$(id -u)" -ne 0 ]; then
+		"$@"
+	elif setpriv --bounding-set=-dac_override,-dac_read_search true 2>/dev/null; then
+		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
+	else
+		skip "cannot drop root's power to read any file"
+	fi
+}
+
 @test "verify passes a clean data directory, topic and partition" {
 	make_partition 3000
 	run mq-admin verify "$BATS_TEST_TMPDIR/data"
@@ -501,12 +541,36 @@ make_partition() {
 	assert_output --partial "torn batch at byte"
 }
 
-@test "verify refuses a path that is not a directory" {
+@test "verify: a missing or unreadable directory fails at run time (1), a missing operand is a usage error (2)" {
 	run mq-admin verify "$BATS_TEST_TMPDIR/nope"
-	assert_failure 2
+	assert_failure 1
+	assert_output "mq-admin: verify '$BATS_TEST_TMPDIR/nope': No such file or directory (give a data directory, a topic directory or a partition directory that can be read)"
+	touch "$BATS_TEST_TMPDIR/file"
+	run mq-admin verify "$BATS_TEST_TMPDIR/file"
+	assert_failure 1
 	assert_output --partial "not a directory"
 	run mq-admin verify
 	assert_failure 2
+	run mq-admin verify a b
+	assert_failure 2
+}
+
+@test "verify counts a topics or topic directory it cannot list as a fault" {
+	make_partition 100
+	unprivileged true
+	chmod 000 "$BATS_TEST_TMPDIR/data/topics"
+	run unprivileged mq-admin verify "$BATS_TEST_TMPDIR/data"
+	chmod 755 "$BATS_TEST_TMPDIR/data/topics"
+	assert_failure 1
+	assert_output --partial "FAULT $BATS_TEST_TMPDIR/data/topics: cannot list the topics: Permission denied"
+	assert_output --partial "1 fault"
+	chmod 000 "$BATS_TEST_TMPDIR/data/topics/t"
+	run unprivileged mq-admin verify "$BATS_TEST_TMPDIR/data"
+	chmod 755 "$BATS_TEST_TMPDIR/data/topics/t"
+	assert_failure 1
+	assert_output --partial "cannot list topic 't': Permission denied"
+	run mq-admin verify "$BATS_TEST_TMPDIR/data"
+	assert_success
 }
 
 @test "dump prints every batch and record, and starts at --from" {
@@ -521,6 +585,45 @@ make_partition() {
 	[ "$(grep -c '^  offset=' <<<"$output")" -eq 50 ]
 	assert_line --index 1 --partial "  offset=950 "
 	run mq-admin dump --from x "$PART"
+	assert_failure 2
+}
+
+@test "dump takes DIR/TOPIC/PARTITION with DIR the data directory" {
+	make_partition 1000
+	run mq-admin dump "$BATS_TEST_TMPDIR/data/t/0"
+	assert_success
+	[ "$(grep -c '^  offset=' <<<"$output")" -eq 1000 ]
+	run mq-admin dump --from 990 "$BATS_TEST_TMPDIR/data/t/0/"
+	assert_success
+	[ "$(grep -c '^  offset=' <<<"$output")" -eq 10 ]
+	cd "$BATS_TEST_TMPDIR/data"
+	run mq-admin dump t/0
+	assert_success
+	[ "$(grep -c '^  offset=' <<<"$output")" -eq 1000 ]
+}
+
+@test "dump refuses a directory without segment files, and a missing one, with exit 1" {
+	make_partition 100
+	local d
+	for d in "$BATS_TEST_TMPDIR/data" "$BATS_TEST_TMPDIR/data/topics/t" /etc; do
+		run mq-admin dump "$d"
+		assert_failure 1
+		assert_output "mq-admin: dump '$d': no segment files, so not a partition directory (give DIR/TOPIC/PARTITION, or DIR/topics/TOPIC/PARTITION, with DIR the data directory)"
+	done
+	run mq-admin dump /nonexistent/t/0
+	assert_failure 1
+	assert_output --partial "dump '/nonexistent/t/0': No such file or directory (give a partition directory"
+	run mq-admin dump "$BATS_TEST_TMPDIR/data/t/1"
+	assert_failure 1
+	run mq-admin dump "$SEG"
+	assert_failure 1
+	assert_output --partial "not a directory"
+	chmod 000 "$PART"
+	run unprivileged mq-admin dump "$PART"
+	chmod 755 "$PART"
+	assert_failure 1
+	assert_output --partial "Permission denied"
+	run mq-admin dump
 	assert_failure 2
 }
 
