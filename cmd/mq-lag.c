@@ -63,11 +63,13 @@ static void usage(FILE *fp)
 		"  -g, --group GROUP        report this group; repeatable (default: every group)\n"
 		"  -t, --topic TOPIC        only the partitions of TOPIC\n"
 		"  -f, --format FMT         table (default), json (one document) or prom\n"
-		"                           (Prometheus text format, for a textfile collector)\n"
+		"                           (Prometheus text format, for a textfile collector;\n"
+		"                           always with mq_lag_up and mq_lag_state)\n"
 		"      --warn N             WARNING (exit 1) when a group's total lag is N or more\n"
 		"      --crit N             CRITICAL (exit 2) when a group's total lag is N or more\n"
 		"      --watch SECONDS      report again every SECONDS (or a duration such as 500ms),\n"
 		"                           drawn in place on a terminal, until interrupted\n"
+		"                           (-f prom: only on a terminal; use cron or a loop)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
 		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
 		"  -v, --verbose            the sampling interval and history on stderr\n"
@@ -158,6 +160,10 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
+	if (o->fmt == FMT_PROM && o->watch_ms && !isatty(1))
+		return mq_err_set(err, MQ_EINVAL,
+				  "-f prom --watch: reports one after another are not one valid exposition; "
+				  "to keep a file current, run mq-lag -f prom from cron or a loop that rewrites the file");
 	if (o->has_warn && o->has_crit && o->warn > o->crit)
 		return mq_err_set(err, MQ_EINVAL, "--warn %" PRIu64 " is above --crit %" PRIu64 " (warn at the smaller lag)",
 				  o->warn, o->crit);
@@ -518,8 +524,23 @@ static void prom_label(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
+/* Whether a report was made, and the state mq-lag exits with: written
+ * even when the broker did not answer, so a textfile collector sees the
+ * failure instead of losing the metrics or keeping stale ones. */
+static void put_prom_up(FILE *fp, int state, int up)
+{
+	fputs("# HELP mq_lag_up Whether mq-lag made the report: 1 yes, 0 no (broker unreachable, "
+	      "no such group or topic).\n"
+	      "# TYPE mq_lag_up gauge\n", fp);
+	fprintf(fp, "mq_lag_up %d\n", up);
+	fputs("# HELP mq_lag_state The state mq-lag exits with: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n"
+	      "# TYPE mq_lag_state gauge\n", fp);
+	fprintf(fp, "mq_lag_state %d\n", state);
+}
+
 static void put_prom(FILE *fp, const report_t *r)
 {
+	put_prom_up(fp, r->state, 1);
 	for (int m = 0; m < M_N; m++) {
 		fprintf(fp, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name, metrics[m].help, metrics[m].name);
 		for (uint32_t i = 0; i < r->ng; i++) {
@@ -592,6 +613,8 @@ static int one_report(const opts_t *o, mq_client_t *c, int tty, char **buf, size
 				o->topic ? " reads topic '" : "", o->topic ? o->topic : "", o->topic ? "'" : "");
 		if (o->cli.verbose && !tty)
 			put_verbose(&r, broker);
+	} else if (o->fmt == FMT_PROM) {
+		put_prom_up(fp, ST_UNKNOWN, 0);
 	}
 	report_free(&r);
 	if (fclose(fp) != 0 && state != ST_UNKNOWN) {
@@ -713,6 +736,17 @@ int main(int argc, char **argv)
 			       .interrupt = &stop};
 	if (mq_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		if (o.fmt == FMT_PROM) {
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *fp = open_memstream(&buf, &len);
+			if (fp) {
+				put_prom_up(fp, ST_UNKNOWN, 0);
+				if (fclose(fp) == 0)
+					write_out(buf, len);
+			}
+			free(buf);
+		}
 		return ST_UNKNOWN;
 	}
 	int state = run(&o, c, argc, argv);

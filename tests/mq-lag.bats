@@ -338,6 +338,12 @@ print(len(seen))
 	mq-sub -g h -t u -e >/dev/null
 	run lag -f prom
 	assert_failure 2
+	assert_line 'mq_lag_up 1'
+	assert_line 'mq_lag_state 2'
+	assert_line '# TYPE mq_lag_up gauge'
+	assert_line '# TYPE mq_lag_state gauge'
+	assert_line --regexp '^# HELP mq_lag_up .+'
+	assert_line --regexp '^# HELP mq_lag_state .+'
 	assert_line 'mq_consumer_lag{group="g",topic="t",partition="0"} 20'
 	assert_line 'mq_consumer_lag{group="h",topic="u",partition="0"} 0'
 	assert_line 'mq_consumer_committed_offset{group="g",topic="t",partition="0"} 10'
@@ -357,6 +363,59 @@ print(len(seen))
 	assert_failure
 	run prom_check <<<'mq_consumer_lag 1'
 	assert_failure
+}
+
+# mq-lag -f prom's stdout alone in $output, its exit status in $status.
+prom_only() {
+	status=0
+	output=$(timeout 60 mq-lag -f prom "$@" 2>"$BATS_TEST_TMPDIR/prom.err") || status=$?
+}
+
+# The exposition in $output is valid and says the report could not be made.
+assert_prom_down() {
+	[ "$output" = "$(printf '%s\n' \
+		'# HELP mq_lag_up Whether mq-lag made the report: 1 yes, 0 no (broker unreachable, no such group or topic).' \
+		'# TYPE mq_lag_up gauge' 'mq_lag_up 0' \
+		'# HELP mq_lag_state The state mq-lag exits with: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.' \
+		'# TYPE mq_lag_state gauge' 'mq_lag_state 3')" ]
+	[ "$(prom_check <<<"$output")" -eq 2 ]
+}
+
+@test "mq-lag -f prom reports mq_lag_up 0 and mq_lag_state 3 when it cannot report (exit 3)" {
+	local port
+	port=$(free_port)
+	prom_only -b "tcp://127.0.0.1:$port" -w 300ms
+	[ "$status" -eq 3 ]
+	assert_prom_down
+	grep -q "127.0.0.1:$port" "$BATS_TEST_TMPDIR/prom.err"
+	start_broker --lag-interval 200ms
+	seq 1 10 | mq-pub -t t
+	seq 1 10 | mq-pub -t other
+	mq-sub -g g -t t -e >/dev/null
+	prom_only -g nope
+	[ "$status" -eq 3 ]
+	assert_prom_down
+	grep -q "no group 'nope'" "$BATS_TEST_TMPDIR/prom.err"
+	prom_only -g g -t other
+	[ "$status" -eq 3 ]
+	assert_prom_down
+	prom_only -g g
+	[ "$status" -eq 0 ]
+	grep -qx 'mq_lag_up 1' <<<"$output"
+	grep -qx 'mq_lag_state 0' <<<"$output"
+	grep -qx 'mq_consumer_lag{group="g",topic="t",partition="0"} 0' <<<"$output"
+	[ "$(prom_check <<<"$output")" -ge 6 ]
+}
+
+@test "mq-lag -f prom --watch off a terminal is a usage error (exit 3, one line)" {
+	run timeout 10 mq-lag -f prom --watch 1
+	assert_failure 3
+	assert_output --partial "-f prom --watch: reports one after another are not one valid exposition"
+	assert_output --partial "run mq-lag -f prom from cron or a loop that rewrites the file"
+	[ "${#lines[@]}" -eq 1 ]
+	run timeout 10 mq-lag --watch 1 --format prometheus -b tcp://127.0.0.1:1
+	assert_failure 3
+	[ "${#lines[@]}" -eq 1 ]
 }
 
 @test "mq-lag --watch prints one report per interval when not on a terminal" {
