@@ -1022,9 +1022,10 @@ static int entry_of(const char *path, entry_t *e)
 		return -1;
 	char *slash = strrchr(dir, '/');
 	const char *base = slash ? slash + 1 : dir;
-	if (strlen(base) >= sizeof e->name)
+	size_t n = strlen(base);
+	if (n >= sizeof e->name)
 		return -1;
-	snprintf(e->name, sizeof e->name, "%s", base);
+	memcpy(e->name, base, n + 1);
 	if (!slash)
 		snprintf(dir, sizeof dir, ".");
 	else if (slash == dir)
