@@ -224,6 +224,8 @@ after"
 	start_broker
 	wait "$pub"
 	run read_back restart
+	echo "read back ${#lines[@]} lines, $(printf '%s\n' "${lines[@]}" | sort -n | uniq | wc -l) distinct" >&2
+	cat "$BATS_TEST_TMPDIR/pub.err" >&2
 	[ "${#lines[@]}" -eq 20000 ]
 	[ "$(printf '%s\n' "${lines[@]}" | sort -n | uniq | wc -l)" -eq 20000 ]
 }
