@@ -67,6 +67,7 @@ typedef struct parked {
 	ident_t from;
 	uint32_t id;
 	topic_name_t *topics;
+	uint32_t *nparts; /* partition counts of topics[], refreshed at each look */
 	uint32_t ntopics;
 	char group[MQ_NAME_MAX + 1];
 	char member[MQ_MEMBER_MAX + 1];
@@ -436,9 +437,13 @@ static int ids_filter(mq_broker_t *b, const char *topic, const uint8_t *batch, s
 				(*dups)++;
 		}
 	*nids = slots;
-	if (*dups == 0)
-		return 0;
-	/* Pass 2: a copy without the duplicates (same producer id and sequence). */
+	if (*dups == 0 || *dups == it.hdr.count)
+		return 0; /* stored as it came (the log checks it), or not at all */
+	/* Pass 2: a copy without the duplicates (same producer id and
+	 * sequence), made only of a batch that passes the log's own check:
+	 * a new CRC must never bless damaged bytes. */
+	if ((rc = mq_batch_check(batch, len, b->o.log.max_record_bytes, err)))
+		return rc;
 	memset(b->batch_ids, 0, slots * sizeof(*b->batch_ids));
 	mq_batch_iter_init(&it, batch, len, NULL);
 	mq_batch_builder_t bb;
@@ -538,8 +543,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!dup && (h.flags & MQ_BF_IDS)) {
 		mq_buf_t copy = {0};
 		size_t slots = 0;
-		if ((rc = mq_batch_check(batch, len, b->o.log.max_record_bytes, err)) ||
-		    (rc = ids_filter(b, topic, batch, len, &copy, &dup_ids, &slots, err))) {
+		if ((rc = ids_filter(b, topic, batch, len, &copy, &dup_ids, &slots, err))) {
 			mq_buf_free(&copy);
 			return rc;
 		}
@@ -584,24 +588,14 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
-/* Partition counts of a fetch's topics (0 for a topic that is gone). */
-static uint32_t *fetch_topic_parts(mq_broker_t *b, const parked_t *f)
-{
-	uint32_t *np = calloc(f->ntopics, sizeof(*np));
-	mq_err_t err;
-	for (uint32_t t = 0; np && t < f->ntopics; t++)
-		if (topic_partitions(b, f->topics[t], &np[t], &err))
-			np[t] = 0;
-	return np;
-}
-
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
 static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 {
 	mq_err_t err;
-	uint32_t *nparts = fetch_topic_parts(b, f);
-	if (!nparts)
-		return 1; /* out of memory: dropped; the client asks again */
+	uint32_t *nparts = f->nparts; /* 0 for a topic that is gone */
+	for (uint32_t t = 0; t < f->ntopics; t++)
+		if (topic_partitions(b, f->topics[t], &nparts[t], &err))
+			nparts[t] = 0;
 	int any = 0;
 	for (uint32_t i = 0; i < f->n && !any; i++) {
 		mq_log_t *log;
@@ -612,15 +606,11 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 			 (f->offs[i] != mq_log_end(log) || f->offs[i] < mq_log_start(log)))
 			any = 1;
 	}
-	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group)) {
-		free(nparts);
+	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group))
 		return 0;
-	}
 	outmsg_t *m = out_new(b, f->sock, &f->from, f->id);
-	if (!m || !(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t)))) {
-		free(nparts);
+	if (!m || !(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t))))
 		return 1;
-	}
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &m->hdr);
 	mq_wire_begin(&pk, MQ_REP_OK, f->id, 1);
@@ -673,13 +663,13 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		if (pl->len)
 			m->npl++;
 	}
-	free(nparts);
 	return 1;
 }
 
 static void parked_free(parked_t *f)
 {
 	free(f->topics);
+	free(f->nparts);
 	free(f->tix);
 	free(f->parts);
 	free(f->offs);
@@ -713,10 +703,11 @@ static int fetch_parse(parked_t *f, req_t *r, uint64_t *max_bytes, uint64_t *wai
 	f->ntopics = ta->size;
 	f->n = a->size;
 	f->topics = malloc(f->ntopics * sizeof(*f->topics));
+	f->nparts = malloc(f->ntopics * sizeof(*f->nparts));
 	f->tix = malloc(f->n * sizeof(*f->tix));
 	f->parts = malloc(f->n * sizeof(*f->parts));
 	f->offs = malloc(f->n * sizeof(*f->offs));
-	if (!f->topics || !f->tix || !f->parts || !f->offs)
+	if (!f->topics || !f->nparts || !f->tix || !f->parts || !f->offs)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	for (uint32_t t = 0; t < f->ntopics; t++)
 		if ((rc = mq_wire_name(&ta->ptr[t], f->topics[t], "topic", 0, err)))
@@ -960,11 +951,11 @@ static int do_commit(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return rc;
 		parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
 	}
+	uint32_t n = 0;
+	if ((rc = topic_partitions(b, topic, &n, err)))
+		return rc;
 	for (uint32_t i = 0; i < a->size; i++) {
 		mq_log_t *log;
-		uint32_t n = 0;
-		if ((rc = topic_partitions(b, topic, &n, err)))
-			return rc;
 		if (parts[i] < n && (rc = mq_store_log(b->store, topic, parts[i], &log, err)) == 0 &&
 		    offs[i] > mq_log_end(log))
 			return mq_err_set(err, MQ_ERANGE, "topic '%s' partition %u ends at %" PRIu64 "; offset %" PRIu64
