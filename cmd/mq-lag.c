@@ -321,7 +321,7 @@ static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t 
 		snprintf(b, n, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
 }
 
-typedef char cell_t[MQ_MEMBER_ID_MAX_CLIENT + 24];
+typedef char cell_t[MQ_MEMBER_ID_MAX + 24];
 
 /* The columns from LAG on. */
 static void fill_tail(cell_t *c, uint64_t lag, double rate, double eta, mq_lag_status_t st, const char *member)

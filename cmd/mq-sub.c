@@ -225,8 +225,8 @@ typedef struct part {
 typedef struct tsub {
 	part_t *p;
 	uint32_t np;
-	int late;          /* found after the start: every partition starts at the beginning */
-	uint32_t initial;  /* partitions at the start: -o applies to these only */
+	uint32_t initial; /* partitions at the start: -o applies to these only; the
+			   * others (all, for a topic found later) start at their beginning */
 } tsub_t;
 
 typedef struct sub {
@@ -296,7 +296,7 @@ static int64_t add_topic(sub_t *s, const char *name, uint32_t parts)
 	if (!dup)
 		return nomem(s), -1;
 	s->names[s->nt] = dup;
-	s->t[s->nt] = (tsub_t){.late = s->started, .initial = s->started ? 0 : parts};
+	s->t[s->nt] = (tsub_t){.initial = s->started ? 0 : parts};
 	return s->nt++;
 }
 
@@ -397,12 +397,10 @@ static int start_positions(sub_t *s, uint32_t ti, const uint32_t *v, uint32_t n)
 	int rc = !com || !off || !po ? nomem(s) : 0;
 	for (uint32_t i = 0; !rc && i < max; i++)
 		com[i] = -1;
-	mq_offset_spec_t beginning = {MQ_OFF_BEGINNING, 0};
-	const mq_offset_spec_t *spec = s->t[ti].late ? &beginning : &s->o->start;
 	if (!rc && s->o->group)
 		rc = mq_client_committed(s->c, s->o->group, topic, com, max, &s->err);
 	if (!rc)
-		rc = mq_client_resolve(s->c, topic, spec, off, max, &s->err);
+		rc = mq_client_resolve(s->c, topic, &s->o->start, off, max, &s->err);
 	if (!rc)
 		rc = mq_client_offsets(s->c, topic, -1, po, max, &s->err);
 	for (uint32_t i = 0; !rc && i < n; i++) {
@@ -430,7 +428,7 @@ static int start_all(sub_t *s, uint32_t ti, uint32_t n)
 		if (i >= t->np || (!t->p[i].active && (t->p[i].gone || !s->started)))
 			v[k++] = i;
 	if (s->started)
-		t->late = 1; /* partitions new since the start: from their beginning */
+		t->initial = 0; /* what comes back, or is new, since the start: from its beginning */
 	int rc = start_positions(s, ti, v, k);
 	free(v);
 	return rc;

@@ -580,10 +580,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	m->durable = 1;
 	msgpack_pack_uint64(&pk, base);
 	msgpack_pack_uint32(&pk, h.count - dup_ids);
-	if (dup)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
+	mq_wire_pack_bool(&pk, dup);
 	msgpack_pack_uint32(&pk, dup_ids);
 	return 0;
 }

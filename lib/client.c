@@ -392,10 +392,7 @@ int mq_client_meta(mq_client_t *c, const char *topic, int create, uint32_t *part
 	req_t q;
 	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_META, 2);
 	mq_wire_pack_str(pk, topic);
-	if (create)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	mq_wire_pack_bool(pk, create);
 	reply_t r;
 	int rc = req_call(c, &q, &r, err);
 	if (rc)
@@ -665,10 +662,7 @@ int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_
 	req_t q;
 	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TOPIC_DELETE, 2);
 	mq_wire_pack_str(pk, topic);
-	if (force)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	mq_wire_pack_bool(pk, force);
 	return call_empty(c, &q, err);
 }
 
@@ -866,10 +860,7 @@ int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, 
 	mq_wire_pack_str(pk, topic);
 	msgpack_pack_uint32(pk, (uint32_t)to->kind);
 	msgpack_pack_int64(pk, to->v);
-	if (dry_run)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	mq_wire_pack_bool(pk, dry_run);
 	reply_t r;
 	int rc = req_call(c, &q, &r, err);
 	if (rc)

@@ -26,6 +26,7 @@
 
 #include "batch.h"
 #include "bucket.h"
+#include "store.h"
 #include "util.h"
 #include "wire.h"
 
@@ -107,8 +108,7 @@ int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint6
 
 /* ---- administration (mq-admin, mq-lag) ---- */
 
-#define MQ_NAME_MAX_CLIENT 200
-#define MQ_MEMBER_ID_MAX_CLIENT 200
+#define MQ_MEMBER_ID_MAX 200 /* member ids as the client keeps them */
 typedef struct mq_offset_spec mq_offset_spec_t;
 
 /* PING: HELLO with the round trip time (of a second HELLO, once the
@@ -116,7 +116,7 @@ typedef struct mq_offset_spec mq_offset_spec_t;
 int mq_client_ping(mq_client_t *c, mq_hello_t *h, int64_t *rtt_us, mq_err_t *err);
 
 typedef struct mq_topic_info {
-	char name[MQ_NAME_MAX_CLIENT + 1];
+	char name[MQ_NAME_MAX + 1];
 	uint32_t partitions;
 	int64_t retention_ms;    /* <= 0: the broker's default */
 	int64_t retention_bytes; /* <= 0: the broker's default */
@@ -148,24 +148,24 @@ typedef struct mq_lag_sample {
 
 /* One (group, topic, partition). */
 typedef struct mq_group_row {
-	char topic[MQ_NAME_MAX_CLIENT + 1];
+	char topic[MQ_NAME_MAX + 1];
 	uint32_t partition;
 	int64_t committed; /* -1: none */
 	uint64_t start, end;
-	char owner[MQ_MEMBER_ID_MAX_CLIENT + 1]; /* member reading it, "" none */
+	char owner[MQ_MEMBER_ID_MAX + 1]; /* member reading it, "" none */
 	uint32_t nhist;
 	mq_lag_sample_t hist[MQ_LAG_HISTORY]; /* oldest first */
 } mq_group_row_t;
 
 typedef struct mq_group_member_info {
-	char id[MQ_MEMBER_ID_MAX_CLIENT + 1];
+	char id[MQ_MEMBER_ID_MAX + 1];
 	char client[64];   /* program name sent in JOIN */
 	int64_t idle_ms;   /* since its last heartbeat */
 	uint32_t nowned;
 } mq_group_member_info_t;
 
 typedef struct mq_group_info {
-	char name[MQ_NAME_MAX_CLIENT + 1];
+	char name[MQ_NAME_MAX + 1];
 	uint64_t generation;
 	mq_group_member_info_t *members;
 	uint32_t nmembers;
@@ -209,7 +209,6 @@ int mq_client_stats(mq_client_t *c, mq_stat_t **out, uint32_t *n, mq_err_t *err)
 
 /* ---- group membership ---- */
 
-#define MQ_MEMBER_ID_MAX 200
 
 /* A partition a member owns: topic is an index into the member's topics. */
 typedef struct mq_owned {

@@ -40,6 +40,14 @@ void mq_wire_packer(msgpack_packer *pk, mq_buf_t *buf)
 	msgpack_packer_init(pk, buf, buf_write);
 }
 
+void mq_wire_pack_bool(msgpack_packer *pk, int v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
 void mq_wire_pack_strn(msgpack_packer *pk, const void *s, size_t n)
 {
 	msgpack_pack_str(pk, n);

@@ -133,6 +133,8 @@ void mq_wire_packer(msgpack_packer *pk, mq_buf_t *buf);
 /* Pack a string / a byte string (as msgpack str). */
 void mq_wire_pack_str(msgpack_packer *pk, const char *s);
 void mq_wire_pack_strn(msgpack_packer *pk, const void *s, size_t n);
+/* true or false. */
+void mq_wire_pack_bool(msgpack_packer *pk, int v);
 /* Start a message: array of 2 + nargs, then kind and id. */
 void mq_wire_begin(msgpack_packer *pk, uint32_t kind, uint32_t id, uint32_t nargs);
 /* A complete error reply. */
