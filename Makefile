@@ -2,6 +2,7 @@
 #
 #   make                  lib/libmq.a, bin/mq-*, build/tests/test_*, build/bench/*
 #   make check            install missing Debian packages (make deps), build, run tests/run
+#   make check-fault      the fault harness (tests/fault/run) at full scale
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
 #   make demo             share/demo.sh: a tour of the programs built so far
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
@@ -86,7 +87,7 @@ COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
 
-.PHONY: all check deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
+.PHONY: all check check-fault deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES)
@@ -151,6 +152,12 @@ check: deps
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" \
 		UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1}" \
 		bash tests/run
+
+# The fault harness at full scale (tests/fault/run; make check runs it quick
+# through tests/fault.bats).  MQ_FAULT_ONLY=NAME runs one script.
+check-fault: deps
+	@$(MAKE) --no-print-directory all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_FAULT_SCALE=full bash tests/fault/run
 
 demo: deps
 	@$(MAKE) --no-print-directory all
