@@ -96,7 +96,6 @@ static const struct option longopts[] = {
 	{NULL, 0, NULL, 0},
 };
 
-#define MAX_PARTITIONS 10000 /* as the store allows */
 
 typedef struct opts {
 	mq_cli_t cli;
@@ -123,9 +122,9 @@ static int own_option(opts_t *o, int c, const char *arg, mq_err_t *err)
 	case K_SECRET: o->secret = arg; return 0;
 	case K_PUBLIC: o->public = arg; return 0;
 	case K_PARTITIONS:
-		if (mq_parse_u64(arg, &v, NULL) || v == 0 || v > MAX_PARTITIONS)
+		if (mq_parse_u64(arg, &v, NULL) || v == 0 || v > MQ_PARTITIONS_MAX)
 			return mq_err_set(err, MQ_EINVAL, "--partitions '%.200s': expected a number from 1 to %d", arg,
-					  MAX_PARTITIONS);
+					  MQ_PARTITIONS_MAX);
 		o->partitions = (uint32_t)v;
 		return 0;
 	case K_RET_TIME:
@@ -820,9 +819,9 @@ static int cmd_topic_delete(admin_t *a, char **args)
 static int cmd_topic_partitions(admin_t *a, char **args)
 {
 	uint64_t n;
-	if (mq_parse_u64(args[1], &n, NULL) || n == 0 || n > MAX_PARTITIONS) {
+	if (mq_parse_u64(args[1], &n, NULL) || n == 0 || n > MQ_PARTITIONS_MAX) {
 		fprintf(stderr, "%s: topic partitions '%s': expected a partition count from 1 to %d (try '%s --help')\n",
-			prog, args[1], MAX_PARTITIONS, prog);
+			prog, args[1], MQ_PARTITIONS_MAX, prog);
 		return 2;
 	}
 	return changed(a, mq_client_topic_partitions(a->c, args[0], (uint32_t)n, &a->err),

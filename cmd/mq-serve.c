@@ -146,8 +146,8 @@ int main(int argc, char **argv)
 		case OPT_PARTITIONS:
 			if (mq_parse_u64(optarg, &v, &err))
 				return fail_usage("--partitions", &err);
-			if (v < 1 || v > 10000) {
-				fprintf(stderr, "%s: --partitions %s: use 1 to 10000\n", prog, optarg);
+			if (v < 1 || v > MQ_PARTITIONS_MAX) {
+				fprintf(stderr, "%s: --partitions %s: use 1 to %d\n", prog, optarg, MQ_PARTITIONS_MAX);
 				return 2;
 			}
 			o.partitions = (uint32_t)v;

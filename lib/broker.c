@@ -711,18 +711,17 @@ static int fetch_parse(parked_t *f, req_t *r, uint64_t *max_bytes, uint64_t *wai
 			return rc;
 	for (uint32_t i = 0; i < f->n; i++) {
 		const msgpack_object_array *e;
-		uint64_t t, p;
+		uint64_t t;
 		if ((rc = mq_wire_array(&a->ptr[i], &e, "partition entry", err)) ||
 		    (e->size < 3 && (rc = mq_err_set(err, MQ_EPROTO, "partition entry: expected [t, p, offset]"))) ||
 		    (rc = mq_wire_u64(&e->ptr[0], &t, "topic index", err)) ||
-		    (rc = mq_wire_u64(&e->ptr[1], &p, "partition", err)) ||
+		    (rc = mq_wire_partition(&e->ptr[1], &f->parts[i], err)) ||
 		    (rc = mq_wire_u64(&e->ptr[2], &f->offs[i], "offset", err)))
 			return rc;
 		if (t >= f->ntopics)
 			return mq_err_set(err, MQ_EPROTO, "partition entry %u: topic index %" PRIu64 " of %u topics", i,
 					  t, f->ntopics);
 		f->tix[i] = (uint32_t)t;
-		f->parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
 	}
 	return 0;
 }
@@ -940,13 +939,11 @@ static int do_commit(mq_broker_t *b, req_t *r, mq_err_t *err)
 	uint64_t offs[FETCH_MAX_PARTS];
 	for (uint32_t i = 0; i < a->size; i++) {
 		const msgpack_object_array *e;
-		uint64_t p;
 		if ((rc = mq_wire_array(&a->ptr[i], &e, "offset entry", err)) ||
 		    (e->size < 2 && (rc = mq_err_set(err, MQ_EPROTO, "offset entry: expected [p, offset]"))) ||
-		    (rc = mq_wire_u64(&e->ptr[0], &p, "partition", err)) ||
+		    (rc = mq_wire_partition(&e->ptr[0], &parts[i], err)) ||
 		    (rc = mq_wire_u64(&e->ptr[1], &offs[i], "offset", err)))
 			return rc;
-		parts[i] = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
 	}
 	uint32_t n = 0;
 	if ((rc = topic_partitions(b, topic, &n, err)))
@@ -1038,7 +1035,10 @@ static int do_topic_create(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), topic, "topic", 0, err)) ||
 	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &parts, "partitions", err)))
 		return rc;
-	mq_topic_meta_t meta = {.partitions = parts ? (uint32_t)(parts > 100000 ? 100000 : parts) : b->o.partitions};
+	if (parts > MQ_PARTITIONS_MAX)
+		return mq_err_set(err, MQ_EINVAL, "topic '%s': partitions must be 1-%d (got %" PRIu64 ")", topic,
+				  MQ_PARTITIONS_MAX, parts);
+	mq_topic_meta_t meta = {.partitions = parts ? (uint32_t)parts : b->o.partitions};
 	const msgpack_object *rt = mq_wire_arg(&r->m, 2), *rb = mq_wire_arg(&r->m, 3);
 	if (rt && rt->type != MSGPACK_OBJECT_NIL && (rc = mq_wire_i64(rt, &meta.retention_ms, "retention_ms", err)))
 		return rc;
@@ -1115,7 +1115,10 @@ static int do_topic_partitions(mq_broker_t *b, req_t *r, mq_err_t *err)
 		return rc;
 	if ((rc = mq_store_topic_meta(b->store, topic, &meta, err)))
 		return rc == -MQ_ENOENT ? mq_err_set(err, MQ_ENOENT, "topic '%s' does not exist", topic) : rc;
-	meta.partitions = n > 100000 ? 100000 : (uint32_t)n;
+	if (n < 1 || n > MQ_PARTITIONS_MAX)
+		return mq_err_set(err, MQ_EINVAL, "topic '%s': partitions must be 1-%d (got %" PRIu64 ")", topic,
+				  MQ_PARTITIONS_MAX, n);
+	meta.partitions = (uint32_t)n;
 	if ((rc = mq_store_topic_update(b->store, topic, &meta, err)))
 		return rc;
 	mq_groups_topic_changed(b->groups, topic);
@@ -1468,7 +1471,11 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	}
 }
 
-/* Receive one request from socket i: 1 handled, 0 nothing waiting. */
+/* Receive one request from socket i: 1 handled, 0 nothing waiting.
+ * Frames: the peer's identity, the header, at most one payload.  A
+ * request with more frames is refused whole (no frame silently wins); a
+ * header that does not parse, or has id 0, cannot be answered (wire.h:
+ * no reply carries id 0) and is dropped. */
 static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 {
 	void *s = b->sock[i];
@@ -1478,7 +1485,7 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 		zmq_msg_init(&frames[k]);
 	while (more) {
 		zmq_msg_t *f = n < 3 ? &frames[n] : &frames[2];
-		if (n >= 3) { /* extra frames: dropped */
+		if (n >= 3) { /* counted, not kept: the request is refused below */
 			zmq_msg_close(f);
 			zmq_msg_init(f);
 		}
@@ -1488,6 +1495,7 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 			return 0;
 		}
 		more = zmq_msg_more(f);
+		*bytes += zmq_msg_size(f);
 		n++;
 	}
 	if (n >= 2 && zmq_msg_size(&frames[0]) <= sizeof(((ident_t *)0)->b)) {
@@ -1496,13 +1504,18 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 		r.sock = i;
 		r.from.n = zmq_msg_size(&frames[0]);
 		memcpy(r.from.b, zmq_msg_data(&frames[0]), r.from.n);
-		r.payload = n >= 3 ? &frames[2] : NULL;
+		r.payload = n == 3 ? &frames[2] : NULL;
 		mq_err_t err;
-		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0)
-			dispatch(b, &r);
-		/* a header that is not a request cannot be answered: dropped */
+		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0 && r.m.id) {
+			if (n > 3) {
+				mq_err_set(&err, MQ_EPROTO, "%s request of %d frames: at most one payload frame",
+					   mq_wire_kind_name(r.m.kind), n - 1);
+				reply_err(b, r.sock, &r.from, r.m.id, &err);
+			} else {
+				dispatch(b, &r);
+			}
+		}
 		mq_wire_msg_free(&r.m);
-		*bytes += zmq_msg_size(&frames[1]) + (r.payload ? zmq_msg_size(r.payload) : 0);
 	}
 	for (int k = 0; k < 3; k++)
 		zmq_msg_close(&frames[k]);
@@ -1550,19 +1563,21 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	}
 	for (int i = 0; i < o->nlisten; i++) {
 		void *s = zmq_socket(b->zctx, ZMQ_ROUTER);
-		int one = 1, linger = 1000, ivl = 1000, ttl = 10000, hb_timeout = 10000;
-		int64_t maxmsg = (int64_t)MQ_BATCH_MAX_BYTES + 65536;
+		const mq_sockopt_t opts[] = {
+			{ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY", 1, 0},
+			{ZMQ_LINGER, "ZMQ_LINGER", 1000, 0},
+			{ZMQ_HEARTBEAT_IVL, "ZMQ_HEARTBEAT_IVL", 1000, 0},
+			{ZMQ_HEARTBEAT_TTL, "ZMQ_HEARTBEAT_TTL", 10000, 0},
+			{ZMQ_HEARTBEAT_TIMEOUT, "ZMQ_HEARTBEAT_TIMEOUT", 10000, 0},
+			{ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE", (int64_t)MQ_BATCH_MAX_BYTES + 65536, 1},
+		};
 		if (!s) {
 			rc = mq_err_set(err, MQ_EIO, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
 			goto fail;
 		}
 		b->sock[b->nsock++] = s;
-		zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-		zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
-		zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof(ttl));
-		zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
-		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+		if ((rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err)))
+			goto fail;
 		if (zmq_bind(s, o->listen[i]) < 0) {
 			int e = errno;
 			rc = mq_err_set(err, e == EADDRINUSE ? MQ_EBUSY : MQ_EINVAL, "cannot listen on %s: %s%s",

@@ -88,18 +88,21 @@ static void *open_socket(mq_client_t *c, mq_err_t *err, int *rc)
 		*rc = zerr(err, "cannot create a socket for", c->endpoint);
 		return NULL;
 	}
-	int zero = 0, one = 1, hwm = HWM;
-	int ivl = HB_IVL_MS, hbto = HB_TIMEOUT_MS, reconnect = 100, reconnect_max = 1000;
-	int ttl = (int)(c->timeout_ms > 6000000 ? 6000000 : c->timeout_ms);
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-	zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
-	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto);
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
-	zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
-	zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
+	const mq_sockopt_t opts[] = {
+		{ZMQ_LINGER, "ZMQ_LINGER", 0, 0},
+		{ZMQ_IMMEDIATE, "ZMQ_IMMEDIATE", 1, 0},
+		{ZMQ_SNDHWM, "ZMQ_SNDHWM", HWM, 0},
+		{ZMQ_RCVHWM, "ZMQ_RCVHWM", HWM, 0},
+		{ZMQ_HEARTBEAT_IVL, "ZMQ_HEARTBEAT_IVL", HB_IVL_MS, 0},
+		{ZMQ_HEARTBEAT_TIMEOUT, "ZMQ_HEARTBEAT_TIMEOUT", HB_TIMEOUT_MS, 0},
+		{ZMQ_HEARTBEAT_TTL, "ZMQ_HEARTBEAT_TTL", c->timeout_ms > 6000000 ? 6000000 : c->timeout_ms, 0},
+		{ZMQ_RECONNECT_IVL, "ZMQ_RECONNECT_IVL", 100, 0},
+		{ZMQ_RECONNECT_IVL_MAX, "ZMQ_RECONNECT_IVL_MAX", 1000, 0},
+	};
+	if ((*rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err))) {
+		zmq_close(s);
+		return NULL;
+	}
 	if (zmq_connect(s, c->endpoint) != 0) {
 		*rc = mq_err_set(err, MQ_EINVAL, "broker endpoint '%s': %s (use e.g. tcp://127.0.0.1:7733 or ipc:///path)",
 				 c->endpoint, zmq_strerror(zmq_errno()));

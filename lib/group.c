@@ -864,7 +864,7 @@ static void history_load(mq_groups_t *g)
 			unsigned p;
 			mq_lag_point_t x;
 			if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64, gn, tn, &p, &x.ms,
-				   &x.committed, &x.end) != 6 || p >= 100000)
+				   &x.committed, &x.end) != 6 || p >= MQ_PARTITIONS_MAX)
 				break;
 			group_t *gr = group_find(g, gn, 1);
 			gtopic_t *t = gr ? gtopic_find(gr, tn, 1) : NULL;

@@ -45,7 +45,6 @@
 #define META_TMP "topic.meta.tmp"
 #define FORMAT_TMP "format.tmp"
 #define DELETING_PREFIX ".deleting~"
-#define MAX_PARTITIONS 10000
 #define META_MAX_BYTES 65536 /* a topic.meta larger than this is not ours */
 #define RM_MAX_DEPTH 16      /* our trees are 3 deep; deeper is not ours */
 
@@ -306,7 +305,7 @@ static int meta_parse(char *text, const char *path, mq_topic_meta_t *m, mq_err_t
 					  path, lineno);
 		*eq++ = '\0';
 		if (!strcmp(line, "partitions")) {
-			if (parse_i64(eq, 0, &v) < 0 || v < 1 || v > MAX_PARTITIONS)
+			if (parse_i64(eq, 0, &v) < 0 || v < 1 || v > MQ_PARTITIONS_MAX)
 				goto bad;
 			m->partitions = (uint32_t)v;
 			have_partitions = 1;
@@ -509,8 +508,8 @@ static int topic_grow_logs(struct topic *t, uint32_t n, mq_err_t *err)
 
 static int check_partitions(const char *name, uint32_t n, mq_err_t *err)
 {
-	if (n < 1 || n > MAX_PARTITIONS)
-		return mq_err_set(err, MQ_EINVAL, "topic '%s': partitions must be 1-%d (got %u)", name, MAX_PARTITIONS,
+	if (n < 1 || n > MQ_PARTITIONS_MAX)
+		return mq_err_set(err, MQ_EINVAL, "topic '%s': partitions must be 1-%d (got %u)", name, MQ_PARTITIONS_MAX,
 				  (unsigned)n);
 	return 0;
 }

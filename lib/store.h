@@ -27,6 +27,7 @@
 #include "util.h"
 
 #define MQ_NAME_MAX 200
+#define MQ_PARTITIONS_MAX 10000 /* partitions of one topic */
 
 typedef struct mq_store mq_store_t;
 
@@ -57,7 +58,8 @@ void mq_store_close(mq_store_t *st);
 /* The store itself accepts reserved names (__...) for internal topics:
  * code that takes a name from a user checks it first with
  * mq_name_check(..., allow_reserved = 0).
- * Create a topic; -MQ_EEXIST if it exists.  partitions must be 1-10000;
+ * Create a topic; -MQ_EEXIST if it exists.  partitions must be
+ * 1-MQ_PARTITIONS_MAX;
  * created_ms <= 0 means now. */
 int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_t *meta, mq_err_t *err);
 /* Metadata of a topic; -MQ_ENOENT if it does not exist. */

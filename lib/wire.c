@@ -7,8 +7,11 @@
  */
 #include "wire.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <zmq.h>
 
 #include "store.h"
 
@@ -195,4 +198,30 @@ uint32_t mq_key_partition(const void *key, size_t len, uint32_t partitions)
 		h *= 0x100000001b3ull;
 	}
 	return partitions ? (uint32_t)(h % partitions) : 0;
+}
+
+int mq_wire_partition(const msgpack_object *o, uint32_t *p, mq_err_t *err)
+{
+	uint64_t v = 0;
+	int rc = mq_wire_u64(o, &v, "partition", err);
+	if (rc)
+		return rc;
+	if (v >= MQ_PARTITIONS_MAX)
+		return mq_err_set(err, MQ_ENOENT, "partition %" PRIu64 " does not exist (a topic has at most %d)", v,
+				  MQ_PARTITIONS_MAX);
+	*p = (uint32_t)v;
+	return 0;
+}
+
+int mq_wire_sockopts(void *sock, const mq_sockopt_t *o, size_t n, mq_err_t *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int v = (int)o[i].v;
+		int rc = o[i].wide ? zmq_setsockopt(sock, o[i].opt, &o[i].v, sizeof(o[i].v))
+				   : zmq_setsockopt(sock, o[i].opt, &v, sizeof(v));
+		if (rc < 0)
+			return mq_err_set(err, MQ_EIO, "cannot set ZeroMQ option %s to %" PRId64 ": %s (is libzmq 4.2 or "
+					  "newer installed?)", o[i].name, o[i].v, zmq_strerror(zmq_errno()));
+	}
+	return 0;
 }

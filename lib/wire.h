@@ -167,9 +167,24 @@ int mq_wire_array(const msgpack_object *o, const msgpack_object_array **a, const
  * NUL-terminated, after checking it with mq_name_check (store.h).
  * nil is allowed when optional (buf gets ""). */
 int mq_wire_name(const msgpack_object *o, char *buf, const char *what, int optional, mq_err_t *err);
+/* A partition number: -MQ_ENOENT ("partition N does not exist", N as
+ * sent) when it cannot be one (above MQ_PARTITIONS_MAX). */
+int mq_wire_partition(const msgpack_object *o, uint32_t *p, mq_err_t *err);
 /* Argument i of m, or NULL (callers then fail with mq_wire_missing). */
 const msgpack_object *mq_wire_arg(const mq_wire_msg_t *m, uint32_t i);
 int mq_wire_missing(const mq_wire_msg_t *m, uint32_t i, mq_err_t *err);
+
+/* Socket options, set in order; the first that ZeroMQ refuses fails the
+ * lot with -MQ_EIO naming it (a broker without ROUTER_MANDATORY would
+ * drop replies silently: nothing here is optional).  wide: an int64_t
+ * option (ZMQ_MAXMSGSIZE), else an int. */
+typedef struct mq_sockopt {
+	int opt;
+	const char *name;
+	int64_t v;
+	int wide;
+} mq_sockopt_t;
+int mq_wire_sockopts(void *sock, const mq_sockopt_t *o, size_t n, mq_err_t *err);
 
 /* The partition of a key: FNV-1a 64-bit hash of the key bytes, modulo
  * the partition count.  Documented in mq-pub(1); never change it. */

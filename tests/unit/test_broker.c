@@ -406,6 +406,93 @@ static void test_bad_requests(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 0);
 }
 
+/* Frames, ids and numbers at their limits: extra payload frames are
+ * refused (not one silently chosen), id 0 gets no reply (wire.h), and a
+ * partition or partition count is reported as it was sent, not clamped. */
+static void test_limits(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	msgpack_packer pk;
+	size_t len;
+	uint64_t base;
+	int dup, code;
+	/* a PRODUCE with two batch frames stores neither */
+	const uint8_t *bt = make_batch(0, 0, 1, "first", &len);
+	uint8_t first[256];
+	assert_true(len <= sizeof(first));
+	memcpy(first, bt, len);
+	size_t flen = len;
+	bt = make_batch(0, 0, 1, "second", &len);
+	req(f, &pk, MQ_REQ_PRODUCE, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	assert_true(zmq_send(f->s, f->buf.p, f->buf.len, ZMQ_SNDMORE) >= 0);
+	assert_true(zmq_send(f->s, first, flen, ZMQ_SNDMORE) >= 0);
+	assert_int_equal(call(f, bt, len), MQ_REP_ERR);
+	expect_err(f, MQ_EPROTO, "at most one payload frame");
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 0);
+	assert_int_equal(code, 0);
+	/* id 0: dropped, no reply; the next request is answered as usual */
+	f->buf.len = 0;
+	mq_wire_packer(&pk, &f->buf);
+	mq_wire_begin(&pk, MQ_REQ_HELLO, 0, 2);
+	mq_wire_pack_str(&pk, "test");
+	msgpack_pack_uint32(&pk, MQ_PROTOCOL_VERSION);
+	assert_true(zmq_send(f->s, f->buf.p, f->buf.len, 0) >= 0);
+	zmq_pollitem_t it = {f->s, 0, ZMQ_POLLIN, 0};
+	assert_int_equal(zmq_poll(&it, 1, 300), 0);
+	assert_int_equal(meta(f, "t"), 1);
+	/* a partition above 2^32 is named as sent */
+	req(f, &pk, MQ_REQ_FETCH, 6);
+	msgpack_pack_array(&pk, 1);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_uint64(&pk, UINT64_MAX);
+	msgpack_pack_uint64(&pk, 0);
+	msgpack_pack_uint64(&pk, 1 << 20);
+	msgpack_pack_uint64(&pk, 0);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_nil(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "partition 18446744073709551615 does not exist");
+	req(f, &pk, MQ_REQ_COMMIT, 4);
+	mq_wire_pack_str(&pk, "g");
+	mq_wire_pack_str(&pk, "m");
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_uint64(&pk, 4294967296ull);
+	msgpack_pack_uint64(&pk, 0);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "partition 4294967296 does not exist");
+	/* partition counts: refused with the number asked for */
+	req(f, &pk, MQ_REQ_TOPIC_CREATE, 4);
+	mq_wire_pack_str(&pk, "big");
+	msgpack_pack_uint64(&pk, 4294967296ull);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_nil(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "got 4294967296");
+	req(f, &pk, MQ_REQ_TOPIC_CREATE, 4);
+	mq_wire_pack_str(&pk, "big");
+	msgpack_pack_uint64(&pk, MQ_PARTITIONS_MAX + 1);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_nil(&pk);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "got 10001");
+	req(f, &pk, MQ_REQ_TOPIC_PARTITIONS, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint64(&pk, 4294967296ull);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "got 4294967296");
+	(void)base;
+	(void)dup;
+}
+
 typedef struct delayed {
 	char ep[600];
 	void *ctx;
@@ -675,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hello_meta_produce_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
