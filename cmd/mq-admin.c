@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "layout.h"
 #include "mq.h"
 
 static const char *prog = "mq-admin";
@@ -302,124 +303,18 @@ static void fmt_time(char *buf, size_t n, int64_t ms)
 
 /* ---- verify ---- */
 
-typedef struct vstate {
-	int faults;
-	int partitions;
-} vstate_t;
-
 static void print_fault(void *ctx, const char *msg)
 {
-	vstate_t *v = ctx;
-	v->faults++;
+	(void)ctx;
 	printf("FAULT %s\n", msg);
-}
-
-/* out = a/b; exits with a clear message if the path is too long. */
-static void path_join(char *out, size_t n, const char *a, const char *b)
-{
-	if ((size_t)snprintf(out, n, "%s/%s", a, b) >= n) {
-		fprintf(stderr, "%s: path '%s/%s' is too long\n", prog, a, b);
-		exit(1);
-	}
-}
-
-static int is_dir(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int verify_partition(vstate_t *v, const char *dir)
-{
-	mq_err_t err;
-	v->partitions++;
-	int rc = mq_log_verify(dir, print_fault, v, &err);
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
-		v->faults++;
-	}
-	return rc;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted names of the entries of dir (no . and ..); NULL-terminated. */
-static char **list_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return NULL;
-	size_t n = 0, cap = 16;
-	char **v = malloc(cap * sizeof(*v));
-	struct dirent *de;
-	while (v && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n + 1 == cap) {
-			char **p = realloc(v, (cap *= 2) * sizeof(*v));
-			if (!p)
-				break;
-			v = p;
-		}
-		v[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	if (!v)
-		return NULL;
-	v[n] = NULL;
-	qsort(v, n, sizeof(*v), name_cmp);
-	return v;
-}
-
-static void free_list(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-static void verify_topic(vstate_t *v, const char *tdir, const char *name)
-{
-	char meta[PATH_MAX];
-	path_join(meta, sizeof(meta), tdir, "topic.meta");
-	if (access(meta, R_OK) != 0) {
-		char msg[PATH_MAX + 64];
-		snprintf(msg, sizeof(msg), "%s: missing or unreadable: %s", meta, strerror(errno));
-		print_fault(v, msg);
-	}
-	char **ents = list_dir(tdir);
-	if (!ents) {
-		char msg[PATH_MAX + 64];
-		snprintf(msg, sizeof(msg), "%s: cannot list topic '%s': %s", tdir, name, strerror(errno));
-		print_fault(v, msg);
-	}
-	for (size_t i = 0; ents && ents[i]; i++) {
-		char p[PATH_MAX];
-		path_join(p, sizeof(p), tdir, ents[i]);
-		if (!strcmp(ents[i], "topic.meta"))
-			continue;
-		char *end;
-		errno = 0;
-		unsigned long part = strtoul(ents[i], &end, 10);
-		if (*end || !is_dir(p) || errno || part > 100000) {
-			char msg[PATH_MAX + 64];
-			snprintf(msg, sizeof(msg), "%s: unexpected entry in topic '%s'", p, name);
-			print_fault(v, msg);
-			continue;
-		}
-		verify_partition(v, p);
-	}
-	free_list(ents);
 }
 
 /* Warn when a broker holds the directory: its tail may be mid-write. */
 static void warn_if_locked(const char *dir)
 {
 	char p[PATH_MAX];
-	path_join(p, sizeof(p), dir, "mq.lock");
+	if ((size_t)snprintf(p, sizeof(p), "%s/mq.lock", dir) >= sizeof(p))
+		return;
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -443,76 +338,27 @@ typedef struct admin {
 	mq_err_t err;
 } admin_t;
 
-/* The number of segment files (20 digits and .log) in dir; -1 with
- * errno if it cannot be listed. */
-static int count_segments(const char *dir)
-{
-	struct stat st;
-	if (stat(dir, &st) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode))
-		return errno = ENOTDIR, -1;
-	DIR *d = opendir(dir);
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t i = 0;
-		while (i < 20 && de->d_name[i] >= '0' && de->d_name[i] <= '9')
-			i++;
-		n += i == 20 && !strcmp(de->d_name + i, ".log");
-	}
-	closedir(d);
-	return n;
-}
-
 static int cmd_verify(admin_t *a, char **args)
 {
-	(void)a;
 	const char *dir = args[0];
+	mq_layout_counts_t n;
 	char p[PATH_MAX];
-	vstate_t v = {0};
-	if (count_segments(dir) < 0) {
-		fprintf(stderr, "%s: verify '%s': %s (give a data directory, a topic directory or a partition "
-			"directory that can be read)\n", prog, dir, errno == ENOTDIR ? "not a directory" : strerror(errno));
+	if ((size_t)snprintf(p, sizeof(p), "%s/topics", dir) < sizeof(p) && access(p, F_OK) == 0)
+		warn_if_locked(dir);
+	int rc = mq_layout_verify(dir, print_fault, NULL, &n, &a->err);
+	if (rc == -MQ_ENOENT || rc == -MQ_EINVAL || (rc < 0 && n.partitions == 0 && n.faults == 0)) {
+		fprintf(stderr, "%s: verify %s (give a data directory, a topic directory or a partition "
+			"directory that can be read)\n", prog, a->err.msg);
 		return 1;
 	}
-	path_join(p, sizeof(p), dir, "topics");
-	if (is_dir(p)) {
-		warn_if_locked(dir);
-		char **topics = list_dir(p);
-		if (!topics) {
-			char msg[PATH_MAX + 64];
-			snprintf(msg, sizeof(msg), "%s: cannot list the topics: %s", p, strerror(errno));
-			print_fault(&v, msg);
-		}
-		for (size_t i = 0; topics && topics[i]; i++) {
-			char t[PATH_MAX];
-			if (topics[i][0] == '.')
-				continue; /* a deletion in progress */
-			path_join(t, sizeof(t), p, topics[i]);
-			if (mq_name_check("topic", topics[i], 1, NULL) || !is_dir(t)) {
-				char msg[PATH_MAX + 64];
-				snprintf(msg, sizeof(msg), "%s: not a topic directory", t);
-				print_fault(&v, msg);
-				continue;
-			}
-			verify_topic(&v, t, topics[i]);
-		}
-		free_list(topics);
-	} else {
-		path_join(p, sizeof(p), dir, "topic.meta");
-		if (access(p, F_OK) == 0) {
-			const char *slash = strrchr(dir, '/');
-			verify_topic(&v, dir, slash ? slash + 1 : dir);
-		} else {
-			verify_partition(&v, dir);
-		}
+	if (rc < 0) { /* the walk stopped early: not a clean bill */
+		fprintf(stderr, "%s: verify '%s' stopped after %d partition%s: %s\n", prog, dir, n.partitions,
+			n.partitions == 1 ? "" : "s", a->err.msg);
+		return 1;
 	}
-	printf("%s: %d partition%s checked, %d fault%s\n", dir, v.partitions, v.partitions == 1 ? "" : "s",
-	       v.faults, v.faults == 1 ? "" : "s");
-	return v.faults ? 1 : 0;
+	printf("%s: %d partition%s checked, %d fault%s\n", dir, n.partitions, n.partitions == 1 ? "" : "s",
+	       n.faults, n.faults == 1 ? "" : "s");
+	return n.faults ? 1 : 0;
 }
 
 
@@ -609,61 +455,23 @@ static int dump_batch(void *ctx, const uint8_t *b, size_t len, const char *seg, 
 	return ferror(stdout) ? -MQ_EIO : 0;
 }
 
-/* path without trailing slashes into out[PATH_MAX]: its last component
- * follows the last slash.  -1 if it is too long. */
-static int copy_path(char *out, const char *path)
-{
-	size_t len = strlen(path);
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	if (len >= PATH_MAX)
-		return -1;
-	memcpy(out, path, len);
-	out[len] = 0;
-	return 0;
-}
-
-/* DIR/TOPIC/PARTITION as DIR/topics/TOPIC/PARTITION (the layout on disk,
- * store.h) into out: 0, or -1 when path does not have that form. */
-static int partition_path(const char *path, char *out, size_t n)
-{
-	char p[PATH_MAX];
-	if (copy_path(p, path) < 0)
-		return -1;
-	char *part = strrchr(p, '/');
-	if (!part)
-		return -1;
-	*part++ = 0;
-	char *topic = strrchr(p, '/');
-	const char *base = ".";
-	if (topic) {
-		*topic++ = 0;
-		base = p[0] ? p : "/";
-	} else {
-		topic = p;
-	}
-	if (!part[0] || strspn(part, "0123456789") != strlen(part) || mq_name_check("topic", topic, 1, NULL))
-		return -1;
-	return (size_t)snprintf(out, n, "%s/topics/%s/%s", base, topic, part) < n ? 0 : -1;
-}
-
 static int cmd_dump(admin_t *a, char **args)
 {
 	dstate_t d = {.from = a->o->from};
 	const char *dir = args[0];
 	char alt[PATH_MAX];
-	int n = count_segments(dir), e = errno;
-	if (n <= 0 && partition_path(dir, alt, sizeof alt) == 0) {
-		int m = count_segments(alt);
+	mq_err_t e;
+	int n = mq_layout_segments(dir, &a->err);
+	if (n <= 0 && mq_layout_partition_path(dir, alt, sizeof alt, NULL) == 0) {
+		int m = mq_layout_segments(alt, &e);
 		if (m > 0 || (n < 0 && m == 0)) {
 			dir = alt;
 			n = m;
 		}
 	}
 	if (n < 0) {
-		fprintf(stderr, "%s: dump '%s': %s (give a partition directory: DIR/TOPIC/PARTITION, or "
-			"DIR/topics/TOPIC/PARTITION, with DIR the data directory)\n",
-			prog, dir, e == ENOTDIR ? "not a directory" : strerror(e));
+		fprintf(stderr, "%s: dump %s (give a partition directory: DIR/TOPIC/PARTITION, or "
+			"DIR/topics/TOPIC/PARTITION, with DIR the data directory)\n", prog, a->err.msg);
 		return 1;
 	}
 	if (n == 0) {
@@ -1003,6 +811,20 @@ static int write_key(const char *path, const char *key, mode_t mode, int overwri
 	if (rc)
 		unlink(path);
 	return rc;
+}
+
+/* path without trailing slashes into out[PATH_MAX]: its last component
+ * follows the last slash.  -1 if it is too long. */
+static int copy_path(char *out, const char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (len >= PATH_MAX)
+		return -1;
+	memcpy(out, path, len);
+	out[len] = 0;
+	return 0;
 }
 
 /* The directory entry path names: its directory's device and inode and

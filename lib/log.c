@@ -547,6 +547,13 @@ static int parse_seg_name(const char *name, uint64_t *base, const char **ext)
 	return 1;
 }
 
+int mq_log_is_segment(const char *name)
+{
+	uint64_t base;
+	const char *ext;
+	return parse_seg_name(name, &base, &ext) && !strcmp(ext, "log");
+}
+
 static int cmp_seg(const void *a, const void *b)
 {
 	const seg_t *x = a, *y = b;

@@ -123,6 +123,9 @@ int mq_log_delete_before(mq_log_t *log, uint64_t offset, mq_err_t *err);
  * topic is deleted or emptied.  Offsets below new_start are never reused. */
 int mq_log_truncate_all(mq_log_t *log, uint64_t new_start, mq_err_t *err);
 
+/* 1 if name is a segment file's name (20 digits and .log), else 0. */
+int mq_log_is_segment(const char *name);
+
 /*
  * Offline check of one partition directory (mq-admin verify): every
  * segment's batches (CRCs, contiguous offsets), every index entry.

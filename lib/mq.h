@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "client.h"
 #include "crc32c.h"
+#include "layout.h"
 #include "log.h"
 #include "record.h"
 #include "seen.h"
