@@ -134,6 +134,11 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "d:l:vqhV", opts, &idx)) != -1) {
 		switch (c) {
 		case 'd':
+			if (strlen(optarg) >= sizeof(datadir)) {
+				fprintf(stderr, "%s: -d: path is %zu bytes long; at most %d\n", prog, strlen(optarg),
+					MQ_DATA_DIR_MAX);
+				return 2;
+			}
 			snprintf(datadir, sizeof(datadir), "%s", optarg);
 			break;
 		case 'l':
@@ -244,7 +249,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!datadir[0] && default_data_dir(datadir, sizeof(datadir))) {
-		fprintf(stderr, "%s: no data directory: set -d DIR, $MQ_DATA or $HOME\n", prog);
+		fprintf(stderr, "%s: no data directory (or a path too long): set -d DIR, $MQ_DATA or $HOME\n", prog);
+		return 2;
+	}
+	if (strlen(datadir) > MQ_DATA_DIR_MAX) { /* before anything is made */
+		fprintf(stderr, "%s: data directory '%.60s...' is %zu bytes long; at most %d (choose a shorter -d)\n",
+			prog, datadir, strlen(datadir), MQ_DATA_DIR_MAX);
 		return 2;
 	}
 	if (!o.nlisten)

@@ -1543,8 +1543,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
 	if (rc)
 		goto fail;
-	char state[4096], ids[4200];
-	snprintf(state, sizeof(state), "%s/state", o->data_dir);
+	char state[MQ_DATA_DIR_MAX + 16], ids[MQ_DATA_DIR_MAX + 32];
+	snprintf(state, sizeof(state), "%s/state", o->data_dir); /* fits: the store checked the length */
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
 		goto fail;
 	if ((rc = mq_sbuckets_open(state, &b->buckets, err)))

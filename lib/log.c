@@ -673,6 +673,8 @@ static int scan_dir(mq_log_t *log, mq_err_t *err)
 int mq_log_open(const char *dir, const mq_log_opts_t *o, int create, mq_log_t **out, mq_err_t *err)
 {
 	int rc;
+	if (strlen(dir) > PATH_MAX - 64) /* room for segment and temporary file names */
+		return mq_err_set(err, MQ_EINVAL, "partition directory path '%.100s...' is too long", dir);
 	mq_log_t *log = calloc(1, sizeof(*log));
 	if (!log || !(log->dir = strdup(dir))) {
 		free(log);

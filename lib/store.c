@@ -762,6 +762,9 @@ int mq_store_open(const char *dir, const mq_log_opts_t *defaults, mq_store_t **o
 	*out = NULL;
 	if (!dir || !*dir)
 		return mq_err_set(err, MQ_EINVAL, "empty data directory path");
+	if (strlen(dir) > MQ_DATA_DIR_MAX)
+		return mq_err_set(err, MQ_EINVAL, "data directory path is %zu bytes long; at most %d (choose a shorter -d)",
+				  strlen(dir), MQ_DATA_DIR_MAX);
 	if (!(st = calloc(1, sizeof(*st))))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory opening '%s'", dir);
 	st->lock_fd = -1;

@@ -28,6 +28,10 @@
 
 #define MQ_NAME_MAX 200
 #define MQ_PARTITIONS_MAX 10000 /* partitions of one topic */
+/* The longest data directory path: what the store makes below it (topic
+ * name, partition, segment and temporary file names) must still fit in
+ * PATH_MAX, so no path is ever cut short. */
+#define MQ_DATA_DIR_MAX 3500
 
 typedef struct mq_store mq_store_t;
 
