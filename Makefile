@@ -3,6 +3,7 @@
 #   make                  lib/libmq.a, bin/mq-*, build/tests/test_*, build/bench/*
 #   make check            install missing Debian packages (make deps), build, run tests/run
 #   make check-fault      the fault harness (tests/fault/run) at full scale
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY=NAME]  libFuzzer targets (clang), tests/fuzz/
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
 #   make demo             share/demo.sh: a tour of the programs built so far
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
@@ -29,6 +30,8 @@ PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?= 0
+FUZZ ?= 0
+FUZZ_SECONDS ?= 60
 
 BINDIR_INST = $(DESTDIR)$(PREFIX)/bin
 MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
@@ -38,7 +41,14 @@ COMPLDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 # Every flag below is accepted by gcc >= 12 and clang >= 14.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 WERROR ?= -Werror
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# make fuzz: clang's libFuzzer with ASan+UBSan, in build/fuzzer/
+OPT = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANLD = -fsanitize=address,undefined
+B = build/fuzzer
+OUT_BIN = $(B)/bin
+OUT_LIB = $(B)/lib/libmq.a
+else ifeq ($(SAN),1)
 OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANLD = -fsanitize=address,undefined
 B = build/san
@@ -70,6 +80,7 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 CMD_SRC = $(sort $(wildcard cmd/mq-*.c))
 TEST_SRC = $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 LIB_OBJ = $(LIB_SRC:%.c=$(OBJ)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(OBJ)/%.o)
@@ -79,6 +90,11 @@ BENCH_OBJ = $(BENCH_SRC:%.c=$(OBJ)/%.o)
 PROGS = $(CMD_SRC:cmd/%.c=$(OUT_BIN)/%)
 TESTS = $(TEST_SRC:tests/unit/%.c=$(OUT_TESTS)/%)
 BENCHES = $(BENCH_SRC:tests/bench/%.c=$(OUT_BENCH)/%)
+# Each fuzz target, linked with tests/fuzz/replay.c: runs it over files
+# (make check replays the seed corpus and every input that once crashed).
+# Under FUZZ=1 the same targets are linked with libFuzzer instead.
+OUT_FUZZ = $(B)/fuzz
+FUZZERS = $(FUZZ_SRC:tests/fuzz/%.c=$(OUT_FUZZ)/%)
 
 MAN1 = $(sort $(wildcard man/*.1))
 MAN5 = $(sort $(wildcard man/*.5))
@@ -87,10 +103,10 @@ COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
 
-.PHONY: all check check-fault deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
+.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
-all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES)
+all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
 	@:
 
 # ---- compile and link ------------------------------------------------------
@@ -129,6 +145,18 @@ $(BENCHES): $(OUT_BENCH)/%: $(OBJ)/tests/bench/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
 
+$(OBJ)/tests/fuzz/%.o: private EXTRA = -Itests/fuzz
+
+ifeq ($(FUZZ),1)
+$(FUZZERS): $(OUT_FUZZ)/%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/common.o $(OUT_LIB) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+else
+$(FUZZERS): $(OUT_FUZZ)/%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/common.o $(OBJ)/tests/fuzz/replay.o $(OUT_LIB) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(filter %.o,$^) $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+endif
+
 -include $(wildcard $(OBJ)/*/*.d $(OBJ)/*/*/*.d)
 
 # ---- dependencies (Debian) ---------------------------------------------------
@@ -150,6 +178,7 @@ check: deps
 		case " $(TESTS) " in *" $$f "*) ;; *) [ -f "$$f" ] && rm -f "$$f" ;; esac; \
 	done; true
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" \
+		MQ_FUZZ_DIR="$(CURDIR)/$(OUT_FUZZ)" \
 		UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1}" \
 		bash tests/run
 
@@ -158,6 +187,15 @@ check: deps
 check-fault: deps
 	@$(MAKE) --no-print-directory all
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_FAULT_SCALE=full bash tests/fault/run
+
+# libFuzzer targets (clang) for every decoder, each run FUZZ_SECONDS from
+# its seed corpus (tests/fuzz/corpus/NAME); FUZZ_ONLY=NAME runs one.
+# Inputs that crash land in build/fuzzer/crashes/NAME/: copy each into
+# tests/fuzz/regress/NAME/ once fixed, so make check replays it.
+fuzz: deps
+	@command -v clang >/dev/null || bash share/deps.sh clang
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang WERROR= $(FUZZERS:$(B)/%=build/fuzzer/%)
+	@FUZZ_BIN="$(CURDIR)/build/fuzzer/fuzz" FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -75,7 +75,9 @@ static int record_parse(const uint8_t **pp, const uint8_t *end, int64_t first_ts
 	if (!(k = mq_get_varint(p, rend, &v)))
 		return 0;
 	p += k;
-	rec->timestamp = first_ts + unzigzag(v);
+	/* wraps instead of overflowing on a damaged delta; the batch check
+	 * then refuses the timestamp (above max_ts) */
+	rec->timestamp = (int64_t)((uint64_t)first_ts + (uint64_t)unzigzag(v));
 	if (!(k = mq_get_varint(p, rend, &v)) || v > (uint64_t)(rend - p - (ptrdiff_t)k) + 1)
 		return 0;
 	p += k;

@@ -150,13 +150,15 @@ int mq_wire_bool(const msgpack_object *o, int *v, const char *what, mq_err_t *er
 
 int mq_wire_strv(const msgpack_object *o, const char **s, size_t *n, const char *what, mq_err_t *err)
 {
+	/* msgpack-c gives an empty str or bin a NULL pointer: callers get
+	 * "" instead, so memcpy/memchr of n == 0 bytes stay defined */
 	if (o && o->type == MSGPACK_OBJECT_STR) {
-		*s = o->via.str.ptr;
+		*s = o->via.str.size ? o->via.str.ptr : "";
 		*n = o->via.str.size;
 		return 0;
 	}
 	if (o && o->type == MSGPACK_OBJECT_BIN) {
-		*s = o->via.bin.ptr;
+		*s = o->via.bin.size ? o->via.bin.ptr : "";
 		*n = o->via.bin.size;
 		return 0;
 	}

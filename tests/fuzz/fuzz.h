@@ -1,0 +1,22 @@
+/*
+ * fuzz.h -- what every tests/fuzz/fuzz_*.c target defines: libFuzzer's
+ * entry point.  The same target is linked two ways (see the Makefile):
+ * with clang's -fsanitize=fuzzer for `make fuzz`, and with replay.c for
+ * `make check`, which runs it over its seed corpus and every input that
+ * once crashed it (tests/fuzz/corpus/NAME/, tests/fuzz/regress/NAME/).
+ * A target returns 0 and must neither leak nor keep state between calls
+ * beyond what it sets up once.
+ */
+#ifndef MQ_FUZZ_H
+#define MQ_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A NUL-terminated copy of data (the caller frees it), for the parsers
+ * that take C strings. */
+char *fuzz_cstr(const uint8_t *data, size_t size);
+
+#endif
