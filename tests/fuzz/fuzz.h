@@ -19,4 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * that take C strings. */
 char *fuzz_cstr(const uint8_t *data, size_t size);
 
+/* Walk p[0..n) as back-to-back batches and make each one's CRC right
+ * (stopping at the first impossible length), so that a target gets past
+ * the CRC to the decoding behind it. */
+void fuzz_fix_crcs(uint8_t *p, size_t n);
+
 #endif

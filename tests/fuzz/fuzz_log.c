@@ -16,17 +16,6 @@
 
 static char dir[64];
 
-static void fix_crcs(uint8_t *p, size_t n)
-{
-	for (size_t pos = 0; n - pos >= MQ_BATCH_HEADER;) {
-		uint32_t len = mq_get_u32(p + pos + 8);
-		if (len < MQ_BATCH_HEADER || len > n - pos)
-			break;
-		mq_put_u32(p + pos + 12, mq_batch_crc(p + pos, len));
-		pos += len;
-	}
-}
-
 static void on_fault(void *ctx, const char *msg)
 {
 	(void)ctx;
@@ -55,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data + 1, size - 1);
 	if (!(data[0] & 1))
-		fix_crcs(copy, size - 1);
+		fuzz_fix_crcs(copy, size - 1);
 	FILE *fp = fopen(seg, "wb");
 	if (!fp || fwrite(copy, 1, size - 1, fp) != size - 1)
 		abort();

@@ -88,13 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!copy)
 				return 0;
 			memcpy(copy, p, n);
-			for (size_t pos = 0; n - pos >= MQ_BATCH_HEADER;) {
-				uint32_t len = mq_get_u32(copy + pos + 8);
-				if (len < MQ_BATCH_HEADER || len > n - pos)
-					break;
-				mq_put_u32(copy + pos + 12, mq_batch_crc(copy + pos, len));
-				pos += len;
-			}
+			fuzz_fix_crcs(copy, n);
 			put(seg, copy, n);
 			free(copy);
 		}
