@@ -1511,6 +1511,32 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 
 /* ---- open / run / close ---- */
 
+/* A state file recovered up to its last good record: one line on the
+ * broker's report, with what the loss means for this file. */
+static void say_lost(mq_broker_t *b, const char *msg, const char *means)
+{
+	if (!b->o.report)
+		return;
+	char line[2048];
+	snprintf(line, sizeof(line), "%s%s", msg, means);
+	b->o.report(b->o.report_ctx, line);
+}
+
+static void state_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, "");
+}
+
+static void dedup_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, " (the dedup window: a message sent again with a dropped id is stored again)");
+}
+
+static void buckets_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, " (shared buckets: define the dropped ones again with 'mq-bucket --take NAME -r RATE')");
+}
+
 int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 {
 	mq_broker_t *b = calloc(1, sizeof(*b));
@@ -1531,19 +1557,19 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	if (rc)
 		goto fail;
 	char state[4096], ids[4200];
-	snprintf(state, sizeof(state), "%s/state", o->data_dir);
-	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
-		goto fail;
-	if ((rc = mq_sbuckets_open(state, &b->buckets, err)))
-		goto fail;
-	snprintf(ids, sizeof(ids), "%s/dedup", state);
-	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids};
-	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err))) {
-		if (rc == -MQ_ECORRUPT)
-			mq_err_set(err, MQ_ECORRUPT, "%s (the dedup window: delete the file to start with an empty one)",
-				   err->msg);
+	if ((size_t)snprintf(state, sizeof(state), "%s/state", o->data_dir) >= sizeof(state)) {
+		rc = mq_err_set(err, MQ_EINVAL, "data directory '%s': path too long", o->data_dir);
 		goto fail;
 	}
+	if ((rc = mq_groups_open(state, &b->o.log, b->store, state_lost, b, &b->groups, err)))
+		goto fail;
+	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)))
+		goto fail;
+	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
+	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids,
+			     .report = dedup_lost, .report_ctx = b};
+	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err)))
+		goto fail;
 	if (!(b->zctx = zmq_ctx_new())) {
 		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
 		goto fail;
