@@ -111,6 +111,7 @@ struct mq_broker {
 	int appended; /* something was appended this turn */
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
+	int history_failing; /* saves of the lag history failed since it was said */
 	int ids_added;  /* ids to journal at the end of the turn */
 	mq_buf_t scratch;
 	mq_hash128_t *batch_ids; /* ids of the batch being produced */
@@ -1537,6 +1538,21 @@ static void buckets_lost(void *ctx, const char *msg)
 	say_lost(ctx, msg, " (shared buckets: define the dropped ones again with 'mq-bucket --take NAME -r RATE')");
 }
 
+/* Monitoring data: a failed save costs only history, and is said once
+ * until a save works again, not at every attempt. */
+static void history_save(mq_broker_t *b)
+{
+	mq_err_t e;
+	char line[sizeof(e.msg) + 64];
+	if (mq_groups_history_save(b->groups, &e) == 0) {
+		b->history_failing = 0;
+	} else if (!b->history_failing++) {
+		snprintf(line, sizeof(line), "cannot save the lag history: %s", e.msg);
+		say_lost(b, line, " (mq-lag loses the samples taken since the last save if mq-serve restarts; "
+				  "tried again every six samples)");
+	}
+}
+
 int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 {
 	mq_broker_t *b = calloc(1, sizeof(*b));
@@ -1652,10 +1668,8 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		if (now >= b->next_sample) {
 			mq_groups_sample(b->groups, mq_now_ms(), sample_end, b);
 			b->next_sample = now + b->o.lag_interval_ms;
-			if (++b->samples % HISTORY_SAVE_EVERY == 0) {
-				mq_err_t e; /* monitoring data: a failed save costs only history */
-				mq_groups_history_save(b->groups, &e);
-			}
+			if (++b->samples % HISTORY_SAVE_EVERY == 0)
+				history_save(b);
 		}
 		if (now >= b->next_retention) {
 			mq_err_t e;
@@ -1689,10 +1703,8 @@ void mq_broker_close(mq_broker_t *b)
 		zmq_close(b->sock[i]);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
-	if (b->groups && b->samples) {
-		mq_err_t e;
-		mq_groups_history_save(b->groups, &e);
-	}
+	if (b->groups && b->samples)
+		history_save(b);
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);

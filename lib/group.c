@@ -9,6 +9,7 @@
  */
 #include "group.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -907,7 +908,7 @@ static void history_load(mq_groups_t *g, mq_report_fn report, void *ctx)
 	const char *bad = NULL;
 	int version = 0;
 	if (!fgets(line, sizeof(line), f))
-		bad = "an empty file";
+		bad = ferror(f) ? strerror(errno) : "an empty file";
 	else if (!strcmp(line, "mq-lag-history 1\n") || !strcmp(line, "mq-lag-history 2\n"))
 		version = line[15] - '0';
 	else
