@@ -39,7 +39,10 @@
  * torn tail when it starts within one largest block of the end: it is
  * cut off (like the log's torn batch).  Anywhere earlier, or in the
  * header, it is corruption: open fails and says at which byte, and only
- * a reset (a new, empty file) goes past it.
+ * a reset (a new, empty file) goes past it.  With a report callback (the
+ * broker) corruption is cut off like a torn tail, a bad header starts an
+ * empty file, and each cut is reported: there, a window with some ids
+ * forgotten beats a broker that does not start.
  *
  * Size bound.  When the file holds more than 2 x (entries in the set) +
  * 4096 entries, sync writes the set afresh to FILE.tmp, fsyncs it,
