@@ -19,6 +19,13 @@
 static const char *prog = "mq-serve";
 static volatile sig_atomic_t stop_flag;
 
+/* The broker's report of what it lost (damaged state files). */
+static void say(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog, msg);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -270,6 +277,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	o.report = say;
 	mq_broker_t *b;
 	if (mq_broker_open(&o, &b, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -111,6 +111,7 @@ struct mq_broker {
 	int appended; /* something was appended this turn */
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
+	int history_failing; /* saves of the lag history failed since it was said */
 	int ids_added;  /* ids to journal at the end of the turn */
 	mq_buf_t scratch;
 	mq_hash128_t *batch_ids; /* ids of the batch being produced */
@@ -1524,6 +1525,47 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 
 /* ---- open / run / close ---- */
 
+/* A state file recovered up to its last good record: one line on the
+ * broker's report, with what the loss means for this file. */
+static void say_lost(mq_broker_t *b, const char *msg, const char *means)
+{
+	if (!b->o.report)
+		return;
+	char line[2048];
+	snprintf(line, sizeof(line), "%s%s", msg, means);
+	b->o.report(b->o.report_ctx, line);
+}
+
+static void state_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, "");
+}
+
+static void dedup_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, " (the dedup window: a message sent again with a dropped id is stored again)");
+}
+
+static void buckets_lost(void *ctx, const char *msg)
+{
+	say_lost(ctx, msg, " (shared buckets: define the dropped ones again with 'mq-bucket --take NAME -r RATE')");
+}
+
+/* Monitoring data: a failed save costs only history, and is said once
+ * until a save works again, not at every attempt. */
+static void history_save(mq_broker_t *b)
+{
+	mq_err_t e;
+	char line[sizeof(e.msg) + 64];
+	if (mq_groups_history_save(b->groups, &e) == 0) {
+		b->history_failing = 0;
+	} else if (!b->history_failing++) {
+		snprintf(line, sizeof(line), "cannot save the lag history: %s", e.msg);
+		say_lost(b, line, " (mq-lag loses the samples taken since the last save if mq-serve restarts; "
+				  "tried again every six samples)");
+	}
+}
+
 int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 {
 	mq_broker_t *b = calloc(1, sizeof(*b));
@@ -1544,19 +1586,19 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	if (rc)
 		goto fail;
 	char state[MQ_DATA_DIR_MAX + 16], ids[MQ_DATA_DIR_MAX + 32];
-	snprintf(state, sizeof(state), "%s/state", o->data_dir); /* fits: the store checked the length */
-	if ((rc = mq_groups_open(state, &b->o.log, b->store, &b->groups, err)))
-		goto fail;
-	if ((rc = mq_sbuckets_open(state, &b->buckets, err)))
-		goto fail;
-	snprintf(ids, sizeof(ids), "%s/dedup", state);
-	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids};
-	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err))) {
-		if (rc == -MQ_ECORRUPT)
-			mq_err_set(err, MQ_ECORRUPT, "%s (the dedup window: delete the file to start with an empty one)",
-				   err->msg);
+	if ((size_t)snprintf(state, sizeof(state), "%s/state", o->data_dir) >= sizeof(state)) {
+		rc = mq_err_set(err, MQ_EINVAL, "data directory '%s': path too long", o->data_dir);
 		goto fail;
 	}
+	if ((rc = mq_groups_open(state, &b->o.log, b->store, state_lost, b, &b->groups, err)))
+		goto fail;
+	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)))
+		goto fail;
+	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
+	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids,
+			     .report = dedup_lost, .report_ctx = b};
+	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err)))
+		goto fail;
 	if (!(b->zctx = zmq_ctx_new())) {
 		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
 		goto fail;
@@ -1641,10 +1683,8 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		if (now >= b->next_sample) {
 			mq_groups_sample(b->groups, mq_now_ms(), sample_end, b);
 			b->next_sample = now + b->o.lag_interval_ms;
-			if (++b->samples % HISTORY_SAVE_EVERY == 0) {
-				mq_err_t e; /* monitoring data: a failed save costs only history */
-				mq_groups_history_save(b->groups, &e);
-			}
+			if (++b->samples % HISTORY_SAVE_EVERY == 0)
+				history_save(b);
 		}
 		if (now >= b->next_retention) {
 			mq_err_t e;
@@ -1678,10 +1718,8 @@ void mq_broker_close(mq_broker_t *b)
 		zmq_close(b->sock[i]);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
-	if (b->groups && b->samples) {
-		mq_err_t e;
-		mq_groups_history_save(b->groups, &e);
-	}
+	if (b->groups && b->samples)
+		history_save(b);
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);

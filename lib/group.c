@@ -9,13 +9,16 @@
  */
 #include "group.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "batch.h"
+#include "crc32c.h"
 
 #define COMPACT_BYTES (16u << 20)
 
@@ -734,77 +737,120 @@ int mq_groups_topic_deleted(mq_groups_t *g, const char *topic, mq_err_t *err)
 
 /* ---- open / close ---- */
 
-static int replay(mq_groups_t *g, mq_err_t *err)
+/* Replay of the offsets log, read with mq_log_scan before the log is
+ * opened: opening cuts a damaged tail silently, and what was cut must be
+ * reported.  Damage anywhere costs the commits in the rest of its file;
+ * the first fault is what gets reported. */
+typedef struct replay {
+	mq_groups_t *g;
+	uint64_t commits;       /* records replayed */
+	uint64_t batches;
+	uint64_t faults;
+	uint64_t commits_before; /* records replayed before the first fault */
+	char fault[1024];
+} replay_t;
+
+static void replay_record(mq_groups_t *g, const mq_record_t *r, int *nomem)
 {
-	mq_buf_t out = {0};
-	uint64_t next = mq_log_start(g->log);
-	int rc = 0;
-	while (next < mq_log_end(g->log)) {
-		out.len = 0;
-		long long got = mq_log_read(g->log, next, 1 << 20, &out, err);
-		if (got <= 0) {
-			rc = got < 0 ? (int)got : mq_err_set(err, MQ_ECORRUPT, "offsets log ends early");
-			break;
+	const char *k = (const char *)r->key, *end = k + r->key_len;
+	const char *t = k ? memchr(k, 0, r->key_len) : NULL;
+	const char *pp = t ? memchr(t + 1, 0, (size_t)(end - t - 1)) : NULL;
+	char num[24], grp[MQ_NAME_MAX + 1], top[MQ_NAME_MAX + 1];
+	if (!pp || r->value_len >= sizeof(num) || (size_t)(t - k) > MQ_NAME_MAX || (size_t)(pp - t - 1) > MQ_NAME_MAX ||
+	    (size_t)(end - pp - 1) >= sizeof(num))
+		return; /* not ours: skip */
+	memcpy(grp, k, (size_t)(t - k) + 1);
+	memcpy(top, t + 1, (size_t)(pp - t));
+	memcpy(num, pp + 1, (size_t)(end - pp - 1));
+	num[end - pp - 1] = 0;
+	uint32_t p = (uint32_t)strtoul(num, NULL, 10);
+	memcpy(num, r->value, r->value_len);
+	num[r->value_len] = 0;
+	if (!strcmp(num, "-")) { /* tombstone */
+		group_t *gr = group_find(g, grp, 0);
+		gtopic_t *gt = gr ? gtopic_find(gr, top, 0) : NULL;
+		if (gt && p < gt->partitions && gt->committed[p] >= 0) {
+			gt->committed[p] = -1;
+			g->live_entries--;
 		}
-		for (size_t pos = 0; pos < out.len;) {
-			mq_batch_iter_t it;
-			mq_record_t r;
-			if ((rc = mq_batch_iter_init(&it, out.p + pos, out.len - pos, err)))
-				goto done;
-			while (mq_batch_iter_next(&it, &r) > 0) {
-				const char *k = (const char *)r.key, *end = k + r.key_len;
-				const char *t = k ? memchr(k, 0, r.key_len) : NULL;
-				const char *pp = t ? memchr(t + 1, 0, (size_t)(end - t - 1)) : NULL;
-				char num[24], grp[MQ_NAME_MAX + 1], top[MQ_NAME_MAX + 1];
-				if (!pp || r.value_len >= sizeof(num) || (size_t)(t - k) > MQ_NAME_MAX ||
-				    (size_t)(pp - t - 1) > MQ_NAME_MAX || (size_t)(end - pp - 1) >= sizeof(num))
-					continue; /* not ours: skip */
-				memcpy(grp, k, (size_t)(t - k) + 1);
-				memcpy(top, t + 1, (size_t)(pp - t));
-				memcpy(num, pp + 1, (size_t)(end - pp - 1));
-				num[end - pp - 1] = 0;
-				uint32_t p = (uint32_t)strtoul(num, NULL, 10);
-				memcpy(num, r.value, r.value_len);
-				num[r.value_len] = 0;
-				if (!strcmp(num, "-")) { /* tombstone */
-					group_t *gr = group_find(g, grp, 0);
-					gtopic_t *gt = gr ? gtopic_find(gr, top, 0) : NULL;
-					if (gt && p < gt->partitions && gt->committed[p] >= 0) {
-						gt->committed[p] = -1;
-						g->live_entries--;
-					}
-					continue;
-				}
-				if (set_committed(g, grp, top, p, strtoull(num, NULL, 10))) {
-					rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
-					goto done;
-				}
-			}
-			next = it.hdr.base_offset + it.hdr.count;
-			pos += it.hdr.length;
-		}
+		return;
 	}
-done:
-	mq_buf_free(&out);
-	return rc;
+	if (set_committed(g, grp, top, p, strtoull(num, NULL, 10)))
+		*nomem = 1;
+}
+
+static int replay_batch(void *ctx, const uint8_t *batch, size_t len, const char *seg, uint64_t pos)
+{
+	replay_t *rs = ctx;
+	mq_batch_iter_t it;
+	mq_record_t r;
+	mq_err_t e;
+	int nomem = 0;
+	(void)seg;
+	(void)pos;
+	if (mq_batch_iter_init(&it, batch, len, &e))
+		return 0; /* the scan checked it: cannot happen */
+	while (!nomem && mq_batch_iter_next(&it, &r) > 0) {
+		replay_record(rs->g, &r, &nomem);
+		rs->commits++;
+	}
+	rs->batches++;
+	return nomem ? -MQ_ENOMEM : 0;
+}
+
+static void replay_fault(void *ctx, const char *msg)
+{
+	replay_t *rs = ctx;
+	if (!rs->faults++) {
+		snprintf(rs->fault, sizeof(rs->fault), "%s", msg);
+		rs->commits_before = rs->commits;
+	}
+}
+
+static int replay(mq_groups_t *g, const char *dir, replay_t *rs, mq_err_t *err)
+{
+	struct stat st;
+	memset(rs, 0, sizeof(*rs));
+	rs->g = g;
+	if (stat(dir, &st) < 0)
+		return 0; /* first start: mq_log_open makes it */
+	int rc = mq_log_scan(dir, 0, replay_batch, replay_fault, rs, err);
+	if (rc == -MQ_ENOMEM)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory replaying the offsets log '%s'", dir);
+	if (rc < 0)
+		return rc;
+	/* No batch at all: a log emptied (cut to 0 bytes) looks like a new
+	 * one, but its index still remembers batches; the offline check
+	 * tells the two apart. */
+	if (rs->batches == 0 && rs->faults == 0)
+		mq_log_verify(dir, replay_fault, rs, err); /* unreadable: mq_log_open will say so */
+	return 0;
 }
 
 /* ---- lag history on disk ----
  *
- * DIR/state/lag-history, text: a line "mq-lag-history 1", then one line
- * per sample "GROUP TOPIC PARTITION MS COMMITTED END", oldest first per
- * partition, then "end COUNT".  Names hold no blanks (name rules).  It
- * is monitoring data: a missing, cut-off or damaged file just means an
- * empty history. */
+ * DIR/state/lag-history, text: a line "mq-lag-history 2", then one line
+ * per sample "GROUP TOPIC PARTITION MS COMMITTED END CRC", oldest first
+ * per partition, then "end COUNT CRC", where CRC is the CRC-32C of the
+ * line before the blank in front of it, in 8 lowercase hex digits.
+ * Names hold no blanks (name rules).  Format 1 (no CRCs) is still read.
+ * It is monitoring data: a damaged file keeps the samples before the
+ * damage, and the loss is reported. */
 
 #define HISTORY_FILE "lag-history"
+
+/* line[0, len) gets " CRC\n" appended (room for 10 more bytes). */
+static size_t history_seal(char *line, size_t len)
+{
+	return len + (size_t)snprintf(line + len, 11, " %08" PRIx32 "\n", mq_crc32c(0, line, len));
+}
 
 int mq_groups_history_save(mq_groups_t *g, mq_err_t *err)
 {
 	mq_buf_t b = {0};
-	char line[2 * MQ_NAME_MAX + 96];
+	char line[2 * MQ_NAME_MAX + 112];
 	uint64_t n = 0;
-	int rc = mq_buf_append(&b, "mq-lag-history 1\n", 17);
+	int rc = mq_buf_append(&b, "mq-lag-history 2\n", 17);
 	for (uint32_t i = 0; rc == 0 && i < g->ngroups; i++) {
 		group_t *gr = &g->groups[i];
 		for (uint32_t k = 0; rc == 0 && k < gr->ntopics; k++) {
@@ -814,17 +860,17 @@ int mq_groups_history_save(mq_groups_t *g, mq_err_t *err)
 				uint32_t first = (h->head + MQ_GROUP_HISTORY - h->n) % MQ_GROUP_HISTORY;
 				for (uint32_t j = 0; rc == 0 && j < h->n; j++) {
 					const mq_lag_point_t *x = &h->pt[(first + j) % MQ_GROUP_HISTORY];
-					int len = snprintf(line, sizeof(line), "%s %s %u %" PRId64 " %" PRId64 " %" PRIu64 "\n",
+					int len = snprintf(line, sizeof(line) - 10, "%s %s %u %" PRId64 " %" PRId64 " %" PRIu64,
 							   gr->name, t->name, p, x->ms, x->committed, x->end);
-					rc = mq_buf_append(&b, line, (size_t)len);
+					rc = mq_buf_append(&b, line, history_seal(line, (size_t)len));
 					n++;
 				}
 			}
 		}
 	}
 	if (rc == 0) {
-		int len = snprintf(line, sizeof(line), "end %" PRIu64 "\n", n);
-		rc = mq_buf_append(&b, line, (size_t)len);
+		int len = snprintf(line, sizeof(line) - 10, "end %" PRIu64, n);
+		rc = mq_buf_append(&b, line, history_seal(line, (size_t)len));
 	}
 	if (rc)
 		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
@@ -834,50 +880,89 @@ int mq_groups_history_save(mq_groups_t *g, mq_err_t *err)
 	return rc;
 }
 
-static void history_load(mq_groups_t *g)
+/* Format 2: strip and check the CRC at the end of line (len bytes, the
+ * newline included); the line then ends at the blank before the CRC. */
+static const char *history_unseal(char *line, size_t len)
 {
-	char path[4200], line[2 * MQ_NAME_MAX + 96];
+	if (len < 11 || line[len - 1] != '\n' || line[len - 10] != ' ')
+		return "a line without its checksum";
+	char *end;
+	unsigned long want = strtoul(line + len - 9, &end, 16);
+	if (end != line + len - 1 || mq_crc32c(0, line, len - 10) != (uint32_t)want)
+		return "a line that fails its checksum";
+	line[len - 10] = '\n';
+	line[len - 9] = 0;
+	return NULL;
+}
+
+/* Samples are kept line by line up to the first bad one: a file cut
+ * short or changed keeps what came before. */
+static void history_load(mq_groups_t *g, mq_report_fn report, void *ctx)
+{
+	char path[4200], line[2 * MQ_NAME_MAX + 112];
 	snprintf(path, sizeof(path), "%s/" HISTORY_FILE, g->state_dir);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return;
-	/* Check the whole file first: all or nothing. */
-	uint64_t n = 0, want = UINT64_MAX;
-	int ok = fgets(line, sizeof(line), f) && !strcmp(line, "mq-lag-history 1\n");
-	while (ok && fgets(line, sizeof(line), f)) {
-		char gn[MQ_NAME_MAX + 1], tn[MQ_NAME_MAX + 1];
+	uint64_t n = 0, want = 0, at = 0, lineno = 1;
+	const char *bad = NULL;
+	int version = 0;
+	if (!fgets(line, sizeof(line), f))
+		bad = ferror(f) ? strerror(errno) : "an empty file";
+	else if (!strcmp(line, "mq-lag-history 1\n") || !strcmp(line, "mq-lag-history 2\n"))
+		version = line[15] - '0';
+	else
+		bad = "not a lag history file";
+	at = bad ? 0 : strlen(line);
+	while (!bad) {
+		char gn[MQ_NAME_MAX + 1], tn[MQ_NAME_MAX + 1], tail;
 		unsigned p;
 		mq_lag_point_t x;
-		if (sscanf(line, "end %" SCNu64, &want) == 1)
+		lineno++;
+		if (!fgets(line, sizeof(line), f)) {
+			bad = "the file ends without its 'end' line (cut short)";
 			break;
-		if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64, gn, tn, &p, &x.ms, &x.committed,
-			   &x.end) != 6)
-			ok = 0;
-		n++;
-	}
-	if (ok && want == n) {
-		rewind(f);
-		if (!fgets(line, sizeof(line), f))
-			ok = 0;
-		for (uint64_t i = 0; ok && i < n && fgets(line, sizeof(line), f); i++) {
-			char gn[MQ_NAME_MAX + 1], tn[MQ_NAME_MAX + 1];
-			unsigned p;
-			mq_lag_point_t x;
-			if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64, gn, tn, &p, &x.ms,
-				   &x.committed, &x.end) != 6 || p >= MQ_PARTITIONS_MAX)
-				break;
-			group_t *gr = group_find(g, gn, 1);
-			gtopic_t *t = gr ? gtopic_find(gr, tn, 1) : NULL;
-			if (!t || gtopic_grow(t, p + 1))
-				break;
-			history_push(t, p, &x);
 		}
+		size_t len = strlen(line);
+		if (version >= 2 && (bad = history_unseal(line, len)))
+			break;
+		if (sscanf(line, "end %" SCNu64 "%c", &want, &tail) == 2 && tail == '\n') {
+			if (want != n)
+				bad = "the count on the 'end' line does not match the samples above it";
+			else if (fgetc(f) != EOF)
+				bad = "more after the 'end' line";
+			break;
+		}
+		if (sscanf(line, "%200s %200s %u %" SCNd64 " %" SCNd64 " %" SCNu64 "%c", gn, tn, &p, &x.ms,
+			   &x.committed, &x.end, &tail) != 7 || tail != '\n' || p >= MQ_PARTITIONS_MAX) {
+			bad = "a line that is not a sample";
+			break;
+		}
+		group_t *gr = group_find(g, gn, 1);
+		gtopic_t *t = gr ? gtopic_find(gr, tn, 1) : NULL;
+		if (!t || gtopic_grow(t, p + 1))
+			break; /* out of memory: monitoring data, not worth failing for */
+		history_push(t, p, &x);
+		n++;
+		at += len;
 	}
 	fclose(f);
+	if (bad && report) {
+		char msg[4400];
+		snprintf(msg, sizeof(msg),
+			 "%s: damaged at byte %" PRIu64 " (line %" PRIu64 ": %s); kept the %" PRIu64
+			 " samples before it, dropped the rest (mq-lag shows a shorter history until it fills again)",
+			 path, at, lineno, bad, n);
+		report(ctx, msg);
+	}
+	if (bad) { /* rewritten now, so the damage is reported once */
+		mq_err_t e;
+		mq_groups_history_save(g, &e);
+	}
 }
 
-int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_groups_t **out,
-		   mq_err_t *err)
+int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_report_fn report,
+		   void *ctx, mq_groups_t **out, mq_err_t *err)
 {
 	mq_groups_t *g = calloc(1, sizeof(*g));
 	if (!g || !(g->state_dir = strdup(state_dir))) {
@@ -890,14 +975,31 @@ int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_stor
 	mq_log_opts_t o = *log_opts;
 	o.retention_ms = o.retention_bytes = 0;
 	o.segment_bytes = 64u << 20;
-	int rc = mq_log_open(path, &o, 1, &g->log, err);
+	replay_t rs;
+	int rc = replay(g, path, &rs, err);
 	if (rc == 0)
-		rc = replay(g, err);
+		rc = mq_log_open(path, &o, 1, &g->log, err);
+	if (rc == 0 && rs.faults) {
+		/* What was read is all there is: write it afresh, so the log
+		 * holds no damage and the next start says nothing. */
+		if (report) {
+			char line[1600];
+			snprintf(line, sizeof(line),
+				 "%s; kept the %" PRIu64 " commits before it, dropped the rest of that file (groups "
+				 "resume from an older commit or from the start and may read messages again: "
+				 "'mq-lag' shows where each group stands, 'mq-admin group reset' moves one)",
+				 rs.fault, rs.commits_before);
+			report(ctx, line);
+		}
+		/* Nothing to keep: a new segment, past the damage and the index
+		 * that still describes it. */
+		rc = g->live_entries ? compact(g, err) : mq_log_truncate_all(g->log, mq_log_end(g->log) + 1, err);
+	}
 	if (rc) {
 		mq_groups_close(g);
 		return rc;
 	}
-	history_load(g);
+	history_load(g, report, ctx);
 	*out = g;
 	return 0;
 }

@@ -53,10 +53,13 @@ typedef struct mq_assignment {
 
 void mq_assignment_free(mq_assignment_t *a);
 
-/* Open the coordinator: replays the offsets log in state_dir/offsets.
- * The store gives partition counts of subscribed topics. */
-int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_groups_t **out,
-		   mq_err_t *err);
+/* Open the coordinator: replays the offsets log in state_dir/offsets
+ * and loads the lag history.  The store gives partition counts of
+ * subscribed topics.  Damage in either file is not refused: what comes
+ * before it is kept, the file is rewritten without it, and report(ctx,
+ * line) (may be NULL) says once which file, where, and what was lost. */
+int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_report_fn report,
+		   void *ctx, mq_groups_t **out, mq_err_t *err);
 void mq_groups_close(mq_groups_t *g);
 
 /* Join (member == "" : new member; its id is written to member_out). */

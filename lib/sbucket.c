@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "hash.h"
 #include "htab.h"
 #include "store.h"
@@ -31,11 +32,12 @@
 #define FILE_NAME "buckets"
 #define TMP_NAME "buckets.tmp"
 #define MAGIC "mq-buckets "
-#define VERSION 1
+#define VERSION 2 /* written; 1 (no CRCs) is still read */
+#define CRC_LEN 9 /* " %08x" at the end of a line */
 #define BUCKET "bucket "
 #define END "end "
-/* Longest line: "bucket ", a name, three 20-digit numbers, blanks and newline. */
-#define LINE_MAX_BYTES (sizeof BUCKET + MQ_NAME_MAX + 3 * 21 + 1)
+/* Longest line: "bucket ", a name, three 20-digit numbers, blanks, CRC and newline. */
+#define LINE_MAX_BYTES (sizeof BUCKET + MQ_NAME_MAX + 3 * 21 + CRC_LEN + 1)
 #define FILE_MAX_BYTES ((uint64_t)MQ_SBUCKETS_MAX * LINE_MAX_BYTES + 64)
 
 #define FIX_HINT                                                                                             \
@@ -56,6 +58,7 @@ struct mq_sbuckets {
 	uint32_t count, cap;
 	mq_htab_t tab; /* for cap entries */
 	mq_buf_t text; /* the file, rebuilt by each write */
+	int future;    /* the file is of a newer format: never rewritten */
 };
 
 /* ---- the index ---- */
@@ -162,6 +165,9 @@ static int check_definition(const char *name, mq_rate_t *rate, uint64_t *burst, 
 
 typedef struct reader {
 	const char *start, *p, *end, *path;
+	const char *hint; /* appended to a complaint: what to do */
+	uint64_t version;
+	const char *nl;   /* format 2: the end of the line being read */
 } reader_t;
 
 static int corrupt(const reader_t *r, const char *what, mq_err_t *err)
@@ -169,8 +175,47 @@ static int corrupt(const reader_t *r, const char *what, mq_err_t *err)
 	unsigned line = 1;
 	for (const char *q = r->start; q < r->p; q++)
 		line += *q == '\n';
-	return mq_err_set(err, MQ_ECORRUPT, "shared bucket definitions '%s', byte %zu (line %u): %s (" FIX_HINT ")",
-			  r->path, (size_t)(r->p - r->start), line, what);
+	return mq_err_set(err, MQ_ECORRUPT, "shared bucket definitions '%s', byte %zu (line %u): %s%s", r->path,
+			  (size_t)(r->p - r->start), line, what, r->hint);
+}
+
+/* Format 2: the line at r->p must end with the CRC of its text; the
+ * fields then end at the blank before the CRC (r->nl points there). */
+static int check_line(reader_t *r, mq_err_t *err)
+{
+	if (r->version < 2) {
+		r->nl = NULL;
+		return 0;
+	}
+	const char *nl = memchr(r->p, '\n', (size_t)(r->end - r->p));
+	if (!nl)
+		return corrupt(r, "the line is cut short (no newline)", err);
+	const char *c = nl - (CRC_LEN - 1);
+	uint32_t want = 0;
+	if (nl - r->p < CRC_LEN + 1 || c[-1] != ' ')
+		return corrupt(r, "the line has no checksum", err);
+	for (int i = 0; i < CRC_LEN - 1; i++) {
+		int d = c[i] >= '0' && c[i] <= '9' ? c[i] - '0' : c[i] >= 'a' && c[i] <= 'f' ? c[i] - 'a' + 10 : -1;
+		if (d < 0)
+			return corrupt(r, "the line has no checksum", err);
+		want = want << 4 | (uint32_t)d;
+	}
+	if (mq_crc32c(0, r->p, (size_t)(c - 1 - r->p)) != want)
+		return corrupt(r, "the line fails its checksum (a changed byte)", err);
+	r->nl = c - 1;
+	return 0;
+}
+
+/* After the last field of a line (read up to the byte `then`): format 2
+ * steps over the CRC checked by check_line. */
+static int end_line(reader_t *r, const char *what, mq_err_t *err)
+{
+	if (!r->nl)
+		return 0;
+	if (r->p != r->nl + 1)
+		return corrupt(r, what, err);
+	r->p = r->nl + CRC_LEN + 1;
+	return 0;
 }
 
 /* A decimal number ending at the byte `then`, which is consumed too. */
@@ -208,6 +253,8 @@ static int read_bucket(mq_sbuckets_t *s, reader_t *r, mq_err_t *err)
 	mq_rate_t rate;
 	uint64_t burst;
 	int rc;
+	if ((rc = check_line(r, err)) < 0)
+		return rc;
 	if (!blank || !n || n > MQ_NAME_MAX)
 		return corrupt(r, "expected 'bucket NAME TOKENS PER_NS BURST'", err);
 	memcpy(name, from, n);
@@ -219,7 +266,8 @@ static int read_bucket(mq_sbuckets_t *s, reader_t *r, mq_err_t *err)
 	r->p = blank + 1;
 	if ((rc = read_u64(r, ' ', &rate.tokens, "expected the rate's token count", err)) < 0 ||
 	    (rc = read_u64(r, ' ', &rate.per_ns, "expected the rate's period in ns", err)) < 0 ||
-	    (rc = read_u64(r, '\n', &burst, "expected the burst and the end of the line", err)) < 0)
+	    (rc = read_u64(r, r->nl ? ' ' : '\n', &burst, "expected the burst and the end of the line", err)) < 0 ||
+	    (rc = end_line(r, "expected the burst and the end of the line", err)) < 0)
 		return rc;
 	mq_rate_t reduced = rate;
 	if (!burst || mq_rate_check(&reduced, NULL) < 0 || reduced.tokens != rate.tokens ||
@@ -232,21 +280,24 @@ static int read_bucket(mq_sbuckets_t *s, reader_t *r, mq_err_t *err)
 	return add(s, name, n, &rate, burst, 0, err);
 }
 
-static int parse(mq_sbuckets_t *s, const char *text, size_t len, mq_err_t *err)
+static int parse(mq_sbuckets_t *s, const char *text, size_t len, const char *hint, mq_err_t *err)
 {
-	reader_t r = {.start = text, .p = text, .end = text + len, .path = s->path};
+	reader_t r = {.start = text, .p = text, .end = text + len, .path = s->path, .hint = hint};
 	uint64_t v, count;
 	int rc;
 	if (len < sizeof MAGIC - 1 || memcmp(text, MAGIC, sizeof MAGIC - 1))
-		return corrupt(&r, "not a shared bucket definitions file (no 'mq-buckets 1' line)", err);
+		return corrupt(&r, "not a shared bucket definitions file (no 'mq-buckets' line)", err);
 	r.p += sizeof MAGIC - 1;
 	if ((rc = read_u64(&r, '\n', &v, "expected the format version", err)) < 0)
 		return rc;
-	if (v != VERSION)
+	if (v > VERSION || v < 1) {
+		s->future = 1;
 		return mq_err_set(err, MQ_ECORRUPT,
 				  "shared bucket definitions '%s': format %" PRIu64 " is not known to mq-serve %s, "
-				  "which reads format %d (run a newer mq-serve, or " FIX_HINT ")",
+				  "which reads formats 1 to %d (run a newer mq-serve, or " FIX_HINT ")",
 				  s->path, v, MQ_VERSION, VERSION);
+	}
+	r.version = v;
 	while (at_word(&r, BUCKET))
 		if ((rc = read_bucket(s, &r, err)) < 0)
 			return rc;
@@ -254,20 +305,25 @@ static int parse(mq_sbuckets_t *s, const char *text, size_t len, mq_err_t *err)
 		return corrupt(&r, "the file ends without its 'end' line (cut short?)", err);
 	if (!at_word(&r, END))
 		return corrupt(&r, "expected 'bucket NAME TOKENS PER_NS BURST' or 'end COUNT'", err);
-	const char *end_line = r.p;
+	const char *end_at = r.p;
+	if ((rc = check_line(&r, err)) < 0)
+		return rc;
 	r.p += sizeof END - 1;
-	if ((rc = read_u64(&r, '\n', &count, "expected the count of buckets after 'end'", err)) < 0)
+	if ((rc = read_u64(&r, r.nl ? ' ' : '\n', &count, "expected the count of buckets after 'end'", err)) < 0 ||
+	    (rc = end_line(&r, "expected the count of buckets after 'end'", err)) < 0)
 		return rc;
 	if (r.p != r.end)
 		return corrupt(&r, "more after the 'end' line", err);
 	if (count != s->count) {
-		r.p = end_line;
+		r.p = end_at;
 		return corrupt(&r, "the count on the 'end' line does not match the buckets above it", err);
 	}
 	return 0;
 }
 
-static int load(mq_sbuckets_t *s, mq_err_t *err)
+static int save(mq_sbuckets_t *s, mq_err_t *err);
+
+static int load(mq_sbuckets_t *s, mq_report_fn report, void *ctx, mq_err_t *err)
 {
 	struct stat sb;
 	char *text = NULL;
@@ -294,7 +350,25 @@ static int load(mq_sbuckets_t *s, mq_err_t *err)
 		rc = mq_err_sys(err, "cannot read shared bucket definitions '%s'", s->path);
 		goto out;
 	}
-	rc = parse(s, text, (size_t)got, err);
+	if (!report) {
+		rc = parse(s, text, (size_t)got, " (" FIX_HINT ")", err);
+		goto out;
+	}
+	/* The broker's way: keep what came before the damage and say so. */
+	mq_err_t e;
+	if ((rc = parse(s, text, (size_t)got, "", &e)) != -MQ_ECORRUPT || s->future) {
+		if (rc < 0 && err)
+			*err = e;
+		goto out;
+	}
+	char line[sizeof e.msg + 160];
+	int n = snprintf(line, sizeof line, "%s; kept %" PRIu32 " bucket%s before it, dropped the rest", e.msg,
+			 s->count, s->count == 1 ? "" : "s");
+	if ((rc = save(s, &e)) < 0 && n > 0 && (size_t)n < sizeof line)
+		snprintf(line + n, sizeof line - (size_t)n, " (the file stays as it is until the next define: %s)",
+			 e.msg);
+	report(ctx, line);
+	rc = 0;
 out:
 	free(text);
 	close(fd);
@@ -329,14 +403,19 @@ static int save(mq_sbuckets_t *s, mq_err_t *err)
 			return mq_err_set(err, MQ_ENOMEM, "out of memory writing '%s'", s->path);
 		char *at = (char *)t->p + t->len;
 		int n;
-		if (i == 0)
+		if (i == 0) {
 			n = snprintf(at, LINE_MAX_BYTES + 1, MAGIC "%d\n", VERSION);
-		else if (i <= s->count)
-			n = snprintf(at, LINE_MAX_BYTES + 1, BUCKET "%s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+			t->len += (size_t)n;
+			continue;
+		}
+		if (i <= s->count)
+			n = snprintf(at, LINE_MAX_BYTES + 1, BUCKET "%s %" PRIu64 " %" PRIu64 " %" PRIu64,
 				     s->e[i - 1].name, s->e[i - 1].b.rate.tokens, s->e[i - 1].b.rate.per_ns,
 				     s->e[i - 1].b.burst);
 		else
-			n = snprintf(at, LINE_MAX_BYTES + 1, END "%" PRIu32 "\n", s->count);
+			n = snprintf(at, LINE_MAX_BYTES + 1, END "%" PRIu32, s->count);
+		n += snprintf(at + n, LINE_MAX_BYTES + 1 - (size_t)n, " %08" PRIx32 "\n",
+			      mq_crc32c(0, at, (size_t)n));
 		t->len += (size_t)n;
 	}
 	if ((rc = make_dir(s, err)) < 0)
@@ -346,7 +425,7 @@ static int save(mq_sbuckets_t *s, mq_err_t *err)
 
 /* ---- the API ---- */
 
-int mq_sbuckets_open(const char *state_dir, mq_sbuckets_t **out, mq_err_t *err)
+int mq_sbuckets_open(const char *state_dir, mq_report_fn report, void *ctx, mq_sbuckets_t **out, mq_err_t *err)
 {
 	mq_sbuckets_t *s;
 	int rc;
@@ -360,7 +439,7 @@ int mq_sbuckets_open(const char *state_dir, mq_sbuckets_t **out, mq_err_t *err)
 	}
 	memcpy(s->path, state_dir, n);
 	memcpy(s->path + n, "/" FILE_NAME, sizeof "/" FILE_NAME);
-	if ((rc = mq_hashkey_random(&s->key, err)) < 0 || (rc = load(s, err)) < 0)
+	if ((rc = mq_hashkey_random(&s->key, err)) < 0 || (rc = load(s, report, ctx, err)) < 0)
 		goto fail;
 	*out = s;
 	return 0;

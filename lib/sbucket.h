@@ -13,13 +13,16 @@
  *
  * The file, STATE_DIR/buckets, holds definitions only, as text:
  *
- *     mq-buckets 1
- *     bucket NAME TOKENS PER_NS BURST      one line a bucket, in creation order
- *     end COUNT
+ *     mq-buckets 2
+ *     bucket NAME TOKENS PER_NS BURST CRC  one line a bucket, in creation order
+ *     end COUNT CRC
  *
  * where the rate is TOKENS tokens every PER_NS nanoseconds (in lowest
- * terms, both more than 0), BURST is 1..MQ_BUCKET_MAX_BURST, and COUNT
- * is the number of bucket lines (a file cut short is caught).  It is
+ * terms, both more than 0), BURST is 1..MQ_BUCKET_MAX_BURST, COUNT is
+ * the number of bucket lines (a file cut short is caught), and CRC is
+ * the CRC-32C of the line before the blank that precedes it, in 8
+ * lowercase hex digits (a changed byte is caught).  Format 1, written
+ * by older versions, is the same without the CRCs; it is still read.  It is
  * only ever replaced whole: written to STATE_DIR/buckets.tmp, fsynced,
  * renamed over, and the directory fsynced, so a crash leaves the old
  * definitions or the new ones.  Tokens are not kept: after a broker
@@ -44,10 +47,14 @@ typedef struct mq_sbuckets mq_sbuckets_t;
 
 /* Open the registry kept in state_dir/buckets (definitions: name, rate,
  * burst), loading it if present; nothing is written until a define
- * changes something (which creates state_dir if missing).  A corrupt
- * file: -MQ_ECORRUPT with a message naming the file and byte and what to
- * do. */
-int mq_sbuckets_open(const char *state_dir, mq_sbuckets_t **out, mq_err_t *err);
+ * changes something (which creates state_dir if missing).  A damaged
+ * file, without report: -MQ_ECORRUPT with a message naming the file and
+ * byte and what to do.  With report, the broker's way: the definitions
+ * before the damage are kept, the file is rewritten with them, and
+ * report(ctx, line) says what was lost.  A file of a newer format is
+ * refused either way (-MQ_ECORRUPT): rewriting it would lose what a
+ * newer mq-serve wrote. */
+int mq_sbuckets_open(const char *state_dir, mq_report_fn report, void *ctx, mq_sbuckets_t **out, mq_err_t *err);
 void mq_sbuckets_close(mq_sbuckets_t *s); /* NULL ok */
 
 /* Create bucket NAME (names as topic names: mq_name_check in store.h)

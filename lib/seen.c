@@ -39,7 +39,10 @@
  * torn tail when it starts within one largest block of the end: it is
  * cut off (like the log's torn batch).  Anywhere earlier, or in the
  * header, it is corruption: open fails and says at which byte, and only
- * a reset (a new, empty file) goes past it.
+ * a reset (a new, empty file) goes past it.  With a report callback (the
+ * broker) corruption is cut off like a torn tail, a bad header starts an
+ * empty file, and each cut is reported: there, a window with some ids
+ * forgotten beats a broker that does not start.
  *
  * Size bound.  When the file holds more than 2 x (entries in the set) +
  * 4096 entries, sync writes the set afresh to FILE.tmp, fsyncs it,
@@ -100,6 +103,8 @@ struct mq_seen {
 	uint64_t file_entries; /* entries in the file, written and synced */
 	mq_buf_t pend;         /* BLK_HDR bytes of room, then entries not yet written */
 	uint32_t npend;
+	mq_report_fn report;   /* NULL: damage is refused */
+	void *report_ctx;
 };
 
 /* ---- the set ---- */
@@ -380,7 +385,8 @@ static int check_header(mq_seen_t *s, const uint8_t *h, uint64_t size, mq_err_t 
 	return 0;
 }
 
-/* Replays the blocks of an open, locked file into the set. */
+/* Replays the blocks of an open, locked file into the set.  1 when the
+ * header is damaged and s->report took the loss: start afresh. */
 static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 {
 	struct stat st;
@@ -393,8 +399,16 @@ static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 	long long got = mq_pread_full(fd, hdr, HDR_SIZE, 0);
 	if (got < 0)
 		return mq_err_sys(err, "reading state file '%s'", s->path);
-	if ((rc = check_header(s, hdr, size, err)) < 0)
-		return rc;
+	if ((rc = check_header(s, hdr, size, err)) < 0) {
+		if (!s->report)
+			return rc;
+		char line[sizeof err->msg + 96];
+		mq_err_t e;
+		check_header(s, hdr, size, &e); /* err may be NULL */
+		snprintf(line, sizeof line, "%s; kept 0 ids, dropped all %" PRIu64 " bytes", e.msg, size);
+		s->report(s->report_ctx, line);
+		return 1;
+	}
 	if (size > HDR_SIZE && !(blk = malloc(BLOCK_MAX_BYTES)))
 		return mq_err_set(err, MQ_ENOMEM, "state file '%s': out of memory", s->path);
 	while (off < size) {
@@ -416,14 +430,24 @@ static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 			if (mq_crc32c(mq_crc32c(0, blk, 4), blk + BLK_HDR, len - BLK_HDR) != mq_get_u32(blk + 4))
 				bad = "block checksum mismatch";
 		}
-		if (bad && left > BLOCK_MAX_BYTES) {
+		if (bad && left > BLOCK_MAX_BYTES && !s->report) {
 			rc = corrupt(s, off, bad, err);
 			goto out;
 		}
-		if (bad) { /* torn tail of a crash: cut it */
-			if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0)
+		if (bad) { /* torn tail of a crash, or damage the caller takes: cut it */
+			if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
 				rc = mq_err_sys(err, "cutting the torn end of state file '%s' at byte %" PRIu64,
 						s->path, off);
+				goto out;
+			}
+			if (s->report) {
+				char line[4200];
+				snprintf(line, sizeof line,
+					 "state file '%s' is damaged at byte %" PRIu64 " (%s); kept %" PRIu64
+					 " ids before it, dropped the %" PRIu64 " bytes from there on",
+					 s->path, off, bad, s->file_entries, left);
+				s->report(s->report_ctx, line);
+			}
 			goto out;
 		}
 		for (uint32_t i = 0; i < n; i++) {
@@ -469,12 +493,15 @@ static int open_state(mq_seen_t *s, int reset, int64_t now_ms, mq_err_t *err)
 			close(fd);
 			return rc;
 		}
+		if (rc == 1) /* a damaged header, reported: as a reset */
+			goto fresh;
 		s->fd = fd;
 		if (lseek(fd, 0, SEEK_END) < 0)
 			return mq_err_sys(err, "state file '%s'", s->path);
 		return s->file_entries > 2 * s->count + SLACK ? rewrite(s, err) : 0;
 	}
 	/* New or reset: a fresh key and an empty file, put in place whole. */
+fresh:;
 	int rc = mq_hashkey_random(&s->key, err);
 	s->fd = fd; /* the old file, if any, stays locked until replaced */
 	return rc < 0 ? rc : rewrite(s, err);
@@ -496,6 +523,8 @@ int mq_seen_open(const mq_seen_opts_t *o, int64_t now_ms, mq_seen_t **out, mq_er
 	if (!(s = calloc(1, sizeof *s)))
 		return mq_err_set(err, MQ_ENOMEM, "identity set: out of memory");
 	s->fd = -1;
+	s->report = o->report;
+	s->report_ctx = o->report_ctx;
 	s->max_count = max;
 	s->max_age_ms = o->max_age_ms;
 	s->cap = max < RING_MIN ? max : RING_MIN;

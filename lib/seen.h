@@ -38,14 +38,21 @@ typedef struct mq_seen_opts {
 	int64_t max_age_ms; /* > 0: also forget identities older than this; 0 = by count only */
 	const char *state;  /* journal file, or NULL to keep nothing on disk */
 	int reset;          /* replace an existing state file instead of loading it */
+	/* Set: damage is not refused.  The blocks before it are kept, the
+	 * file is cut there (a damaged header: the window starts empty), and
+	 * report(report_ctx, line) says so once, as it does for a torn last
+	 * block.  The broker's dedup window works this way: losing some ids
+	 * beats refusing to start. */
+	mq_report_fn report;
+	void *report_ctx;
 } mq_seen_opts_t;
 
 /* Opens (loading the state file, if any; now_ms is the wall clock, for
  * age windows).  Errors: -MQ_ENOENT when the state file's directory does
  * not exist; -MQ_EBUSY when another process holds the state file;
- * -MQ_ECORRUPT when it fails its checks (message: "state file 'F' is
- * corrupt at byte N (why)"; a torn last block is not corruption: it is
- * cut off); -MQ_EIO / -MQ_ENOSPC / -MQ_ENOMEM. */
+ * -MQ_ECORRUPT when it fails its checks and o->report is NULL (message:
+ * "state file 'F' is corrupt at byte N (why)"; a torn last block is not
+ * corruption: it is cut off); -MQ_EIO / -MQ_ENOSPC / -MQ_ENOMEM. */
 int mq_seen_open(const mq_seen_opts_t *o, int64_t now_ms, mq_seen_t **out, mq_err_t *err);
 /* Frees; journal entries not yet synced are lost.  NULL ok. */
 void mq_seen_close(mq_seen_t *s);

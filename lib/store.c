@@ -192,8 +192,13 @@ static int mkdir_p(const char *path, mq_err_t *err)
 		buf[i] = '\0';
 		/* An existing directory may refuse mkdir with EACCES or
 		 * EROFS rather than EEXIST: only a missing one is an error. */
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST && !(stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode)))
-			return mq_err_sys(err, "cannot create directory '%s'", buf);
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+			int e = errno; /* the stat below must not replace EACCES with ENOENT */
+			if (!(stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+				errno = e;
+				return mq_err_sys(err, "cannot create directory '%s'", buf);
+			}
+		}
 		if (i < len)
 			buf[i] = '/';
 	}

@@ -41,6 +41,12 @@ typedef struct mq_err {
 	char msg[512];
 } mq_err_t;
 
+/* How a loader that kept going past damage (a state file recovered up
+ * to its last good record) tells its caller what was lost: one line,
+ * no newline, naming the file, the byte and what was kept.  The library
+ * never prints; the program decides where the line goes. */
+typedef void (*mq_report_fn)(void *ctx, const char *msg);
+
 /* Fill err (may be NULL) and return -code.  printf-style message. */
 int mq_err_set(mq_err_t *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -10,3 +10,5 @@ fault_script() {
 	[ "$status" -ne 77 ] || skip "$(grep -m1 '^skip:' <<<"$output")"
 	[ "$status" -eq 0 ]
 }
+
+@test "fault: a damaged state file (offsets, dedup ids, buckets, lag history) keeps what came before the damage and says so" { fault_script state-damage; }

@@ -29,6 +29,12 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 	return remove(p);
 }
 
+static void on_report(void *ctx, const char *msg)
+{
+	(void)ctx;
+	(void)msg;
+}
+
 static void put(const char *path, const uint8_t *p, size_t n)
 {
 	FILE *fp = fopen(path, "wb");
@@ -58,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		snprintf(path, sizeof(path), "%s/dedup", state);
 		put(path, p, n);
-		mq_seen_opts_t so = {.max_count = 1000, .max_age_ms = 120000, .state = path};
+		mq_seen_opts_t so = {.max_count = 1000, .max_age_ms = 120000, .state = path, .report = on_report};
 		mq_seen_t *s;
 		if (mq_seen_open(&so, 1700000000000, &s, &err) == 0)
 			mq_seen_close(s);
@@ -69,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(path, sizeof(path), "%s/buckets", state);
 		put(path, p, n);
 		mq_sbuckets_t *b;
-		if (mq_sbuckets_open(state, &b, &err) == 0)
+		if (mq_sbuckets_open(state, on_report, NULL, &b, &err) == 0)
 			mq_sbuckets_close(b);
 		unlink(path);
 		break;
@@ -95,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mq_log_opts_t o;
 		mq_log_opts_default(&o);
 		mq_groups_t *g;
-		if (mq_groups_open(state, &o, store, &g, &err) == 0)
+		if (mq_groups_open(state, &o, store, on_report, NULL, &g, &err) == 0)
 			mq_groups_close(g);
 		snprintf(path, sizeof(path), "%s/offsets", state);
 		nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);

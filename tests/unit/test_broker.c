@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,7 +39,27 @@ typedef struct fix {
 	mq_wire_msg_t m;
 	int have_m;
 	int64_t lag_ms; /* --lag-interval; 0: default */
+	pthread_mutex_t mu; /* reports come from the broker's thread */
+	int nreports;
+	char reported[1024];
 } fix_t;
+
+static void on_report(void *ctx, const char *msg)
+{
+	fix_t *f = ctx;
+	pthread_mutex_lock(&f->mu);
+	f->nreports++;
+	snprintf(f->reported, sizeof(f->reported), "%s", msg);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static int reports(fix_t *f)
+{
+	pthread_mutex_lock(&f->mu);
+	int n = f->nreports;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
 
 static void *run(void *arg)
 {
@@ -61,6 +82,8 @@ static void start(fix_t *f, uint32_t partitions, size_t max_record)
 	o.nlisten = 1;
 	o.partitions = partitions;
 	o.lag_interval_ms = f->lag_ms;
+	o.report = on_report;
+	o.report_ctx = f;
 	mq_err_t err;
 	if (mq_broker_open(&o, &f->b, &err))
 		fail_msg("broker: %s", err.msg);
@@ -92,6 +115,7 @@ static int setup(void **state)
 		return -1;
 	snprintf(f->ep, sizeof(f->ep), "ipc://%s/sock", f->dir);
 	f->ctx = zmq_ctx_new();
+	pthread_mutex_init(&f->mu, NULL);
 	*state = f;
 	return 0;
 }
@@ -756,6 +780,36 @@ static void test_admin(void **state)
 	mq_client_close(c);
 }
 
+/* The lag history cannot be saved (here: a directory stands where the
+ * file goes): said once, not at every attempt, and not after it works
+ * again. */
+static void test_history_save_fails(void **state)
+{
+	fix_t *f = *state;
+	char path[700];
+	f->lag_ms = 10;
+	start(f, 1, 0);
+	assert_int_equal(reports(f), 0);
+	snprintf(path, sizeof(path), "%s/state/lag-history", f->dir);
+	unlink(path);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/state/lag-history/x", f->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (int i = 0; i < 100 && reports(f) == 0; i++)
+		usleep(20 * 1000);
+	assert_int_equal(reports(f), 1);
+	assert_non_null(strstr(f->reported, "lag history"));
+	assert_non_null(strstr(f->reported, "state/lag-history"));
+	usleep(300 * 1000); /* several more attempts */
+	assert_int_equal(reports(f), 1);
+	assert_int_equal(rmdir(path), 0);
+	snprintf(path, sizeof(path), "%s/state/lag-history", f->dir);
+	assert_int_equal(rmdir(path), 0);
+	usleep(300 * 1000);
+	stop(f);
+	assert_int_equal(reports(f), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +820,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_save_fails, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	mq_buf_free(&batchbuf);

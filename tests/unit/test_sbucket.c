@@ -16,12 +16,14 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "sbucket.h"
 #include "store.h"
 
@@ -73,7 +75,7 @@ static mq_sbuckets_t *open_ok(const fx_t *f)
 {
 	mq_sbuckets_t *s;
 	mq_err_t err;
-	int rc = mq_sbuckets_open(f->dir, &s, &err);
+	int rc = mq_sbuckets_open(f->dir, NULL, NULL, &s, &err);
 	if (rc)
 		fail_msg("open: %s", err.msg);
 	return s;
@@ -107,6 +109,17 @@ static void write_file(const char *path, const char *text)
 	assert_non_null(fp);
 	assert_int_equal(fputs(text, fp) >= 0, 1);
 	assert_int_equal(fclose(fp), 0);
+}
+
+/* "LINE CRC\n": the line with the CRC-32C of its text, as mq-format(5)
+ * gives it for format 2 (a static buffer per call, up to 8 calls). */
+static const char *with_crc(const char *line)
+{
+	static char bufs[8][160];
+	static int next;
+	char *b = bufs[next++ % 8];
+	snprintf(b, 160, "%s %08" PRIx32 "\n", line, mq_crc32c(0, line, strlen(line)));
+	return b;
 }
 
 static void test_define_take(void **state)
@@ -281,11 +294,10 @@ static void test_persistence(void **state)
 	size_t n = fread(text, 1, sizeof text - 1, fp);
 	fclose(fp);
 	text[n] = '\0';
-	assert_string_equal(text, "mq-buckets 1\n"
-				  "bucket a 1 10000000 10\n"
-				  "bucket b 7 3600000000000 3\n"
-				  "bucket c 1 400000000 3\n"
-				  "end 3\n");
+	char want[512];
+	snprintf(want, sizeof want, "mq-buckets 2\n%s%s%s%s", with_crc("bucket a 1 10000000 10"),
+		 with_crc("bucket b 7 3600000000000 3"), with_crc("bucket c 1 400000000 3"), with_crc("end 3"));
+	assert_string_equal(text, want);
 	char tmp[200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", f->file);
 	assert_int_equal(access(tmp, F_OK), -1);
@@ -387,7 +399,7 @@ static void test_corrupt(void **state)
 		char want[256];
 		write_file(f->file, cases[i].text);
 		assert_int_equal(stat(f->file, &st), 0);
-		assert_int_equal(mq_sbuckets_open(f->dir, &s, &err), -MQ_ECORRUPT);
+		assert_int_equal(mq_sbuckets_open(f->dir, NULL, NULL, &s, &err), -MQ_ECORRUPT);
 		assert_null(s);
 		snprintf(want, sizeof want, "shared bucket definitions '%s', byte %zu (", f->file, cases[i].byte);
 		if (!strstr(err.msg, want))
@@ -397,13 +409,13 @@ static void test_corrupt(void **state)
 	/* a newer format: says so */
 	mq_sbuckets_t *s;
 	mq_err_t err;
-	write_file(f->file, "mq-buckets 2\nwhatever\n");
-	assert_int_equal(mq_sbuckets_open(f->dir, &s, &err), -MQ_ECORRUPT);
-	assert_non_null(strstr(err.msg, "format 2 is not known"));
+	write_file(f->file, "mq-buckets 3\nwhatever\n");
+	assert_int_equal(mq_sbuckets_open(f->dir, NULL, NULL, &s, &err), -MQ_ECORRUPT);
+	assert_non_null(strstr(err.msg, "format 3 is not known"));
 	/* not a file */
 	assert_int_equal(unlink(f->file), 0);
 	assert_int_equal(mkdir(f->file, 0755), 0);
-	assert_int_equal(mq_sbuckets_open(f->dir, &s, &err), -MQ_ECORRUPT);
+	assert_int_equal(mq_sbuckets_open(f->dir, NULL, NULL, &s, &err), -MQ_ECORRUPT);
 	assert_non_null(strstr(err.msg, "not a shared bucket definitions file"));
 	assert_int_equal(rmdir(f->file), 0);
 	/* and a good one hand-written */
@@ -411,6 +423,102 @@ static void test_corrupt(void **state)
 	s = open_ok(f);
 	assert_int_equal(take(s, "end", 100, 1, 0, NULL), 5);
 	mq_sbuckets_close(s);
+}
+
+static char reported[1024];
+static int nreports;
+
+static void on_report(void *ctx, const char *msg)
+{
+	(void)ctx;
+	snprintf(reported, sizeof reported, "%s", msg);
+	nreports++;
+}
+
+/* Opened by the broker (with a report callback): the definitions before
+ * the damage are kept, the file is rewritten with them, and the loss is
+ * reported once, naming the file, the byte and what was kept. */
+static mq_sbuckets_t *open_salvaged(const fx_t *f, int reports)
+{
+	mq_sbuckets_t *s;
+	mq_err_t err;
+	nreports = 0;
+	reported[0] = 0;
+	if (mq_sbuckets_open(f->dir, on_report, NULL, &s, &err))
+		fail_msg("open: %s", err.msg);
+	assert_int_equal(nreports, reports);
+	if (reports)
+		assert_non_null(strstr(reported, f->file));
+	return s;
+}
+
+static void test_damage_salvaged(void **state)
+{
+	fx_t *f = *state;
+	mq_sbuckets_t *s = open_ok(f);
+	define_ok(s, "a", "100/s", 10, 0);
+	define_ok(s, "b", "100/s", 20, 0);
+	define_ok(s, "c", "100/s", 30, 0);
+	mq_sbuckets_close(s);
+	char text[512], want[64];
+	FILE *fp = fopen(f->file, "r");
+	size_t n = fread(text, 1, sizeof text - 1, fp);
+	fclose(fp);
+	text[n] = 0;
+	/* One digit of b's burst changed: a valid-looking line, caught by its CRC. */
+	size_t at_b = (size_t)(strstr(text, "bucket b") - text);
+	char *digit = strstr(text + at_b, " 20 ") + 1;
+	*digit = '7';
+	write_file(f->file, text);
+	s = open_salvaged(f, 1);
+	snprintf(want, sizeof want, "byte %zu", at_b);
+	assert_non_null(strstr(reported, want));
+	assert_non_null(strstr(reported, "kept 1 bucket"));
+	assert_int_equal(mq_sbuckets_count(s), 1);
+	assert_int_equal(take(s, "a", 100, 1, 0, NULL), 10);
+	mq_err_t err;
+	uint64_t granted, wait;
+	assert_int_equal(mq_sbuckets_take(s, "b", 1, 1, 0, &granted, &wait, &err), -MQ_ENOENT);
+	mq_sbuckets_close(s);
+	/* The file now holds what was kept: the next start is silent. */
+	s = open_salvaged(f, 0);
+	assert_int_equal(mq_sbuckets_count(s), 1);
+	define_ok(s, "b", "100/s", 20, 0);
+	define_ok(s, "c", "100/s", 30, 0);
+	mq_sbuckets_close(s);
+
+	/* Cut in the middle of the last line. */
+	struct stat st;
+	assert_int_equal(stat(f->file, &st), 0);
+	assert_int_equal(truncate(f->file, st.st_size - 20), 0);
+	s = open_salvaged(f, 1);
+	assert_non_null(strstr(reported, "kept 2 buckets"));
+	assert_int_equal(mq_sbuckets_count(s), 2);
+	mq_sbuckets_close(s);
+
+	/* Garbage, and an empty file: nothing kept, said. */
+	write_file(f->file, "\x01\x02 not at all a bucket file \xff\n");
+	s = open_salvaged(f, 1);
+	assert_non_null(strstr(reported, "kept 0 buckets"));
+	assert_int_equal(mq_sbuckets_count(s), 0);
+	mq_sbuckets_close(s);
+	write_file(f->file, "");
+	s = open_salvaged(f, 1);
+	assert_non_null(strstr(reported, "kept 0 buckets"));
+	mq_sbuckets_close(s);
+	s = open_salvaged(f, 0);
+	mq_sbuckets_close(s);
+
+	/* Format 1 (no checksums) is still read, and rewritten as format 2
+	 * at the next define. */
+	write_file(f->file, "mq-buckets 1\nbucket a 1 10 5\nend 1\n");
+	s = open_salvaged(f, 0);
+	assert_int_equal(mq_sbuckets_count(s), 1);
+	mq_sbuckets_close(s);
+	/* A newer format is not damage: still refused, saying what to do. */
+	write_file(f->file, "mq-buckets 3\nwhatever\n");
+	assert_int_equal(mq_sbuckets_open(f->dir, on_report, NULL, &s, &err), -MQ_ECORRUPT);
+	assert_non_null(strstr(err.msg, "format 3 is not known"));
 }
 
 static void count_cb(void *ctx, const char *name, const mq_rate_t *rate, uint64_t burst, int64_t tokens)
@@ -522,6 +630,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unchanged_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_salvaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
 	};

@@ -3,7 +3,8 @@
  * it): the set against a plain model under count and age windows, with
  * growth, eviction and deletion runs wrapping the table; the state file
  * across reopen, a torn tail (cut, not refused), corruption in the
- * header and in an early block (refused with the byte, then reset), a
+ * header and in an early block (refused with the byte, then reset, or
+ * with a report callback kept up to the damage and reported), a
  * missing directory, a second holder, and the size bound of rewrites.
  */
 #include <stdarg.h>
@@ -248,6 +249,100 @@ static void test_corrupt_refused_then_reset(void **state)
 	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
 }
 
+/* What a report callback was told: one line a damage. */
+static char reported[2048];
+static int nreports;
+
+static void on_report(void *ctx, const char *msg)
+{
+	(void)ctx;
+	snprintf(reported, sizeof reported, "%s", msg);
+	nreports++;
+}
+
+static void write_bytes(const char *p, const void *b, size_t n)
+{
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, n, f), n);
+	fclose(f);
+}
+
+/* With a report callback (the broker's dedup window) damage is not
+ * refused: the blocks before it are kept, the file is cut there, and
+ * the loss is reported once, naming the file, the byte and the count. */
+static void test_damage_salvaged(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000000, .state = path, .report = on_report};
+	mq_seen_t *s;
+	mq_err_t err;
+	char want[64];
+	/* blocks: [0], [1..50000], [50001..100000], [100001..150000], [150001..199999] */
+	const off_t b3 = 56 + (8 + 24) + 2 * (8 + 50000 * 24);
+	fill(&o, 200000, 4);
+	flip(path, b3 + 100);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 1);
+	assert_non_null(strstr(reported, path));
+	snprintf(want, sizeof want, "byte %lld", (long long)b3);
+	assert_non_null(strstr(reported, want));
+	assert_non_null(strstr(reported, "kept 100001 ids"));
+	assert_int_equal(mq_seen_count(s), 100001);
+	assert_int_equal(add(s, 100000, 0), 1);  /* before the damage: known */
+	assert_int_equal(add(s, 100001, 0), 0);  /* after it: forgotten */
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+	/* Cut at the damage: the next open is clean and silent. */
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 0);
+	assert_int_equal(mq_seen_count(s), 100002);
+	mq_seen_close(s);
+
+	/* A torn last block is a loss too. */
+	assert_int_equal(truncate(path, file_size(path) - 5), 0);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 1);
+	assert_non_null(strstr(reported, "kept 100001 ids"));
+	mq_seen_close(s);
+
+	/* A damaged header: nothing can be trusted; an empty window, said. */
+	flip(path, 20);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 1);
+	assert_non_null(strstr(reported, "header"));
+	assert_non_null(strstr(reported, "kept 0 ids"));
+	assert_int_equal(mq_seen_count(s), 0);
+	assert_int_equal(add(s, 7, 0), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 0);
+	assert_int_equal(mq_seen_count(s), 1);
+	mq_seen_close(s);
+
+	/* Garbage, and an empty file. */
+	char junk[5000];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (char)(i * 7919 + 13);
+	write_bytes(path, junk, sizeof junk);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 1);
+	assert_non_null(strstr(reported, "5000 bytes"));
+	mq_seen_close(s);
+	assert_int_equal(truncate(path, 0), 0);
+	nreports = 0;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(nreports, 1);
+	assert_non_null(strstr(reported, path));
+	mq_seen_close(s);
+}
+
 static void test_missing_dir_and_busy(void **state)
 {
 	char p[400];
@@ -301,6 +396,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_age_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_refused_then_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_salvaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_dir_and_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 	};

@@ -274,6 +274,44 @@ static void test_open_not_a_dir(void **state)
 	assert_contains(open_fails(f, MQ_EINVAL), "is not a directory");
 }
 
+/* A data directory that cannot be made because its parent refuses
+ * writes says so for that directory, not "No such file or directory".
+ * Run as an unprivileged user (root may write anywhere): as root the
+ * check runs in a child that drops to nobody. */
+static void test_open_parent_unwritable(void **state)
+{
+	struct fix *f = *state;
+	char ro[PATH_MAX], sub[PATH_MAX + 8];
+
+	snprintf(ro, sizeof(ro), "%s/ro", f->tmp);
+	snprintf(sub, sizeof(sub), "%s/sub", ro);
+	assert_int_equal(mkdir(ro, 0555), 0);
+	assert_int_equal(chmod(ro, 0555), 0);
+	assert_int_equal(chmod(f->tmp, 0755), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		mq_store_t *st = NULL;
+		mq_err_t err;
+		int rc = mq_store_open(sub, NULL, &st, &err);
+		if (rc == 0)
+			_exit(4);
+		int ok = err.sys == EACCES && strstr(err.msg, sub) && strstr(err.msg, strerror(EACCES));
+		if (!ok)
+			fprintf(stderr, "got: %s\n", err.msg);
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	chmod(ro, 0755);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 3)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_lock_same_process(void **state)
 {
 	struct fix *f = *state;
@@ -967,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_name_check),
 		cmocka_unit_test_setup_teardown(test_open_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_not_a_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_parent_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_same_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
