@@ -25,9 +25,10 @@
  * out of our buffer); records below `written` are skipped, since a
  * fetch returns whole stored batches.
  *
- * A reader that goes away (EPIPE, e.g. `mq-sub ... | head`) ends mq-sub
- * quietly with status 0, as the reader chose to stop; what was lost in
- * the pipe is not committed.
+ * A reader that goes away (EPIPE, or the pipe's POLLERR, which the fetch
+ * wait watches so that a quiet topic does not hide it, e.g. `mq-sub ... |
+ * head`) ends mq-sub quietly with status 0, as the reader chose to stop;
+ * what was lost in the pipe is not committed.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -246,6 +248,7 @@ typedef struct sub {
 	int64_t next_hb, hb_ivl, last_commit, next_refresh;
 	int64_t stop_at; /* when a stop signal was seen while the reader was stuck */
 	int hb_now, done, epipe;
+	int out_pipe; /* standard output is a pipe (1) or a socket (2) */
 	mq_err_t err;
 } sub_t;
 
@@ -308,6 +311,13 @@ static int output_ended(sub_t *s)
 	if (s->err.sys == EPIPE || (stop && s->err.code == MQ_EAGAIN))
 		s->epipe = s->done = 1;
 	return s->epipe;
+}
+
+/* Has the reader of standard output (a pipe or socket) gone away? */
+static int reader_gone(const sub_t *s)
+{
+	struct pollfd pfd = {.fd = 1};
+	return s->out_pipe && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL));
 }
 
 /* Write out what is buffered; on success everything written is flushed. */
@@ -752,7 +762,8 @@ static int handle_reply(sub_t *s)
 	return 0;
 }
 
-/* Sleep until the next heartbeat or look at the topics (nothing to read). */
+/* Sleep until the next heartbeat or look at the topics (nothing to
+ * read), or until the reader of standard output goes away. */
 static void idle(sub_t *s)
 {
 	int64_t now = mq_mono_ms(), ms = 100;
@@ -760,8 +771,11 @@ static void idle(sub_t *s)
 		ms = s->next_hb - now;
 	if (!s->o->exit_at_end && s->next_refresh - now < ms)
 		ms = s->next_refresh - now;
+	struct pollfd pfd = {.fd = s->out_pipe ? 1 : -1};
 	if (ms > 0)
-		poll(NULL, 0, (int)(ms > 1000 ? 1000 : ms));
+		poll(&pfd, 1, (int)(ms > 1000 ? 1000 : ms));
+	if (reader_gone(s))
+		s->epipe = s->done = 1;
 }
 
 static int run(sub_t *s)
@@ -788,8 +802,11 @@ static int run(sub_t *s)
 		if (looks && s->next_refresh - now < wait)
 			wait = s->next_refresh - now;
 		int rc = mq_client_fetch_recv(s->c, &s->r, wait < 0 ? 0 : (int)wait, &s->err);
-		if (rc == -MQ_EAGAIN)
+		if (rc == -MQ_EAGAIN) { /* a deadline, a signal, or the reader went away */
+			if (reader_gone(s))
+				s->epipe = s->done = 1;
 			continue;
+		}
 		if (rc)
 			return rc;
 		if (handle_reply(s))
@@ -805,7 +822,11 @@ static int setup(sub_t *s)
 	mq_hello_t h;
 	for (uint32_t i = 0; i < o->ntopics; i++)
 		s->patterns |= is_pattern(o->topics[i]);
-	if (mq_client_open(&co, &s->c, &s->err) || mq_client_hello(s->c, &h, &s->err) || refresh(s))
+	if (mq_client_open(&co, &s->c, &s->err))
+		return -1;
+	if (s->out_pipe)
+		mq_client_watch_fd(s->c, 1);
+	if (mq_client_hello(s->c, &h, &s->err) || refresh(s))
 		return -1;
 	if (o->exit_at_end && s->nt == 0 && !o->cli.quiet)
 		fprintf(stderr, "%s: no topic matches %s%s\n", prog, o->topics[0], o->ntopics > 1 ? " (or the other -t)" : "");
@@ -864,6 +885,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, s.err.msg);
 		return 2;
 	}
+	struct stat st;
+	if (fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		s.out_pipe = S_ISSOCK(st.st_mode) ? 2 : 1;
 	mq_cli_signals(on_signal);
 
 	int failed = 0;

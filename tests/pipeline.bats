@@ -1,12 +1,31 @@
 #!/usr/bin/env bats
 # Whole pipelines against a real mq-serve: the backlog stays in the
-# broker when the end of a pipe is slow (backpressure), and stopping the
-# head of a pipe loses nothing that was committed.
+# broker when the end of a pipe is slow (backpressure), stopping the
+# head of a pipe loses nothing that was committed, and a reader that
+# goes away ends mq-sub at once.
 
 load helpers
 
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+@test "mq-sub -g on a quiet topic ends as soon as its reader does" {
+	start_broker
+	echo one | mq-pub -t quiet
+	local t0 t1
+	t0=$(date +%s%N)
+	run bash -c 'timeout 20 mq-sub -g g -t quiet | head -1; echo "status ${PIPESTATUS[0]}"'
+	t1=$(date +%s%N)
+	echo "pipeline ended after $(((t1 - t0) / 1000000)) ms" >&2
+	assert_output "one
+status 0"
+	# no message comes after 'one': only the reader's exit can end mq-sub
+	[ $(((t1 - t0) / 1000000)) -lt 3000 ]
+	# without a group too
+	run bash -c 'timeout 20 mq-sub -t quiet | head -1; echo "status ${PIPESTATUS[0]}"'
+	assert_output "one
+status 0"
 }
 
 @test "mq-sub -g | mq-bucket: the backlog stays in the broker, mq-sub stays small, nothing committed is lost" {
