@@ -94,6 +94,35 @@ status 0"
 status 0"
 }
 
+@test "into a socket too: a reader that leaves gets nothing committed, one that stays gets all" {
+	start_broker
+	seq 1 1000 | mq-pub -t p
+	# stdout a Unix socket; the reader takes 100 bytes and leaves, or
+	# takes everything and stays 3 s; then mq-sub must end within 10 s
+	cat >"$BATS_TEST_TMPDIR/sock.py" <<'PY'
+import socket, subprocess, sys, time
+a, b = socket.socketpair()
+p = subprocess.Popen(["mq-sub", "-g", sys.argv[1], "-t", "p"], stdout=b)
+b.close()
+data = a.recv(100)
+if sys.argv[2] == "stay":
+    a.settimeout(5)
+    while data.count(b"\n") < 1000:
+        data += a.recv(65536)
+    time.sleep(3)
+a.close()
+try:
+    sys.exit(p.wait(timeout=10))
+except subprocess.TimeoutExpired:
+    p.kill()
+    sys.exit("mq-sub still running 10 s after its reader left")
+PY
+	"$MQ_PYTHON" "$BATS_TEST_TMPDIR/sock.py" leave leave
+	assert_left leave p 997 1000
+	"$MQ_PYTHON" "$BATS_TEST_TMPDIR/sock.py" stay stay
+	[ "$(committed stay p)" = 1000 ]
+}
+
 @test "behind a full pipe, what a slow reader took is committed while it works" {
 	start_broker
 	seq 1 20000 | mq-pub -t p # 108,894 bytes: more than the pipe holds
