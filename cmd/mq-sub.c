@@ -14,20 +14,29 @@
  * (everything in it is new); -o applies to those there at the start.
  *
  * Without -g every partition is read and nothing is committed.  With
- * -g GROUP the broker assigns partitions; a partition's committed offset
- * only ever moves to what was written AND flushed to standard output
- * (at least once), in batches: at most every COMMIT_MS, when the topic
- * goes quiet, before giving a partition up, and at exit.  With
+ * -g GROUP the broker assigns partitions, and commits go out in batches:
+ * at a commit tick (at most every COMMIT_MS, when the topic goes quiet),
+ * before giving a partition up, and at exit.  A partition's committed
+ * offset only ever moves to what reached the reader (at least once):
+ * into a regular file or a terminal, what was written and flushed; into
+ * a pipe or a socket, what the reader took out of it (written less what
+ * the kernel says is unread) and then outlived, by the two-tick rule of
+ * lib/outq.h: what it had taken at one tick is committed at the next if
+ * it is still there.  So `mq-sub -g G | head -3`, where head reads a
+ * whole block and exits, commits none of that block.  With
  * --at-most-once the commit goes first and the output after.
  *
  * Per partition three offsets: pos (next to fetch), written (after the
  * last record formatted) and flushed (after the last record known to be
  * out of our buffer); records below `written` are skipped, since a
- * fetch returns whole stored batches.
+ * fetch returns whole stored batches.  Into a pipe, each record's end
+ * (its byte position in all we wrote) goes to the outq, under the
+ * partition's slot.
  *
- * A reader that goes away (EPIPE, e.g. `mq-sub ... | head`) ends mq-sub
- * quietly with status 0, as the reader chose to stop; what was lost in
- * the pipe is not committed.
+ * A reader that goes away (EPIPE, or the pipe's POLLERR, which the fetch
+ * wait watches so that a quiet topic does not hide it) ends mq-sub
+ * quietly with status 0, as the reader chose to stop; nothing it took
+ * since the last commit is committed.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -38,12 +47,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
 #include "mq.h"
+#include "outq.h"
 #include "record.h"
 
 static const char *prog = "mq-sub";
@@ -62,7 +75,7 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	stop = stop + 1; /* a second signal cuts the wait for the reader at exit */
 }
 
 static void usage(FILE *fp)
@@ -72,7 +85,8 @@ static void usage(FILE *fp)
 		"\n"
 		"  -t, --topic NAME         topic to read; repeatable; a pattern such as 'logs.*'\n"
 		"                           reads every matching topic, also ones created later\n"
-		"  -g, --group GROUP        consumer group: share partitions, commit offsets\n"
+		"  -g, --group GROUP        consumer group: share partitions, commit offsets of\n"
+		"                           what reached the reader (see mq-sub(1), Commits)\n"
 		"  -o, --offset OFFSET      beginning (default), end, N, -N (per partition),\n"
 		"                           @MS, @2026-11-24T10:00:00Z or @-1h; with -g only where\n"
 		"                           the group has no committed offset\n"
@@ -217,6 +231,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 typedef struct part {
 	uint64_t pos, written, flushed, committed, end;
 	uint64_t amo; /* --at-most-once: where the records being written end */
+	uint32_t slot; /* in the outq */
 	int active, has_commit;
 	int gone; /* the broker said no such partition: read it again if it comes back */
 } part_t;
@@ -246,6 +261,10 @@ typedef struct sub {
 	int64_t next_hb, hb_ivl, last_commit, next_refresh;
 	int64_t stop_at; /* when a stop signal was seen while the reader was stuck */
 	int hb_now, done, epipe;
+	int out_pipe; /* standard output is a pipe (1) or a socket (2) */
+	int track;    /* out_pipe, a group and no --at-most-once: commit what the outq says */
+	mq_outq_t q;
+	uint32_t nslots;
 	mq_err_t err;
 } sub_t;
 
@@ -263,6 +282,8 @@ static int grow_parts(sub_t *s, uint32_t ti, uint32_t n)
 	if (!p)
 		return nomem(s);
 	memset(p + t->np, 0, (n - t->np) * sizeof *p);
+	for (uint32_t i = t->np; i < n; i++)
+		p[i].slot = s->nslots++;
 	t->p = p;
 	t->np = n;
 	return 0;
@@ -310,6 +331,40 @@ static int output_ended(sub_t *s)
 	return s->epipe;
 }
 
+/* Has the reader of standard output (a pipe or socket) gone away? */
+static int reader_gone(const sub_t *s)
+{
+	struct pollfd pfd = {.fd = 1};
+	return s->out_pipe && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
+/* Tell the outq how much the reader took: what we wrote less what is
+ * still unread in the pipe (FIONREAD) or in the socket's send queue
+ * (SIOCOUTQ; over TCP that is what the peer's kernel acknowledged).
+ * Bytes that others wrote into the pipe only make it count less. */
+static void measure(sub_t *s)
+{
+	int unread = 0;
+	if (ioctl(1, s->out_pipe == 2 ? SIOCOUTQ : FIONREAD, &unread) < 0 || unread < 0)
+		return; /* cannot tell: nothing more counts as taken */
+	uint64_t w = mq_writer_written(s->w);
+	mq_outq_taken(&s->q, w > (uint64_t)unread ? w - (uint64_t)unread : 0);
+}
+
+/* A commit tick: what the reader had taken at the last one becomes
+ * committable if it is still there now. */
+static void tick(sub_t *s)
+{
+	if (!s->track || s->epipe)
+		return;
+	measure(s);
+	if (reader_gone(s)) {
+		s->epipe = s->done = 1;
+		return;
+	}
+	mq_outq_tick(&s->q, mq_mono_ms());
+}
+
 /* Write out what is buffered; on success everything written is flushed. */
 static int flush_out(sub_t *s)
 {
@@ -322,12 +377,15 @@ static int flush_out(sub_t *s)
 	for (uint32_t t = 0; t < s->nt; t++)
 		for (uint32_t i = 0; i < s->t[t].np; i++)
 			s->t[t].p[i].flushed = s->t[t].p[i].written;
+	if (s->track)
+		measure(s);
 	return 0;
 }
 
-/* Commit one topic's flushed (amo: about-to-be-written) offsets of the
- * active partitions, or (revoked_only) of those being given up (active
- * == 2).  A commit never moves back. */
+/* Commit one topic's flushed (into a pipe: taken and outlived; amo:
+ * about-to-be-written) offsets of the active partitions, or
+ * (revoked_only) of those being given up (active == 2).  A commit never
+ * moves back. */
 static int commit_topic(sub_t *s, uint32_t ti, int revoked_only, int amo)
 {
 	tsub_t *t = &s->t[ti];
@@ -336,7 +394,7 @@ static int commit_topic(sub_t *s, uint32_t ti, int revoked_only, int amo)
 	uint32_t n = 0;
 	for (uint32_t i = 0; parts && offs && i < t->np; i++) {
 		part_t *p = &t->p[i];
-		uint64_t at = amo ? p->amo : p->flushed;
+		uint64_t at = amo ? p->amo : s->track ? mq_outq_ready(&s->q, p->slot) : p->flushed;
 		if ((revoked_only ? p->active != 2 : p->active != 1) || (p->has_commit && at <= p->committed))
 			continue;
 		parts[n] = i;
@@ -372,6 +430,8 @@ static int commit(sub_t *s, int revoked_only, int amo)
 	if (!s->o->group || !s->m.member[0])
 		return 0;
 	s->last_commit = mq_mono_ms();
+	if (!amo)
+		tick(s);
 	for (uint32_t t = 0; t < s->nt; t++)
 		if (commit_topic(s, t, revoked_only, amo))
 			return -1;
@@ -409,7 +469,9 @@ static int start_positions(sub_t *s, uint32_t ti, const uint32_t *v, uint32_t n)
 		/* a partition added after the start: everything in it is new */
 		uint64_t at = has ? (uint64_t)com[v[i]] : v[i] >= s->t[ti].initial ? po[v[i]].start : off[v[i]];
 		*p = (part_t){.pos = at, .written = at, .flushed = at, .committed = has ? at : 0,
-			      .end = po[v[i]].end, .active = 1, .has_commit = has};
+			      .end = po[v[i]].end, .slot = p->slot, .active = 1, .has_commit = has};
+		if (s->track)
+			rc = mq_outq_reset(&s->q, p->slot, at, &s->err);
 	}
 	free(com);
 	free(off);
@@ -487,7 +549,8 @@ static int join(sub_t *s)
 /* While standing behind a full pipe: keep the group session alive.  The
  * assignment is only looked at (hb_now) once the write is done, and
  * nothing is acknowledged meanwhile, so the broker keeps every partition
- * ours until then. */
+ * ours until then.  What a reader that takes slowly (a worker busy with
+ * one message) took and outlived is committed meanwhile. */
 static int keep_alive(void *ctx)
 {
 	sub_t *s = ctx;
@@ -496,6 +559,11 @@ static int keep_alive(void *ctx)
 			s->stop_at = mq_mono_ms();
 		if (mq_mono_ms() - s->stop_at >= STOP_GRACE_MS)
 			return 1;
+	}
+	if (s->track && s->m.member[0] && mq_mono_ms() - s->last_commit >= COMMIT_MS) {
+		mq_err_t keep = s->err; /* a failure shows again at the next commit */
+		commit(s, 0, 0);
+		s->err = keep;
 	}
 	if (!s->m.member[0] || mq_mono_ms() < s->next_hb)
 		return 0;
@@ -659,10 +727,15 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 				if (mq_writer_put(s->w, topic, e->partition, &rec, &s->err))
 					return output_ended(s) ? 0 : -1;
 				p->written = rec.offset + 1;
+				if (s->track && mq_outq_mark(&s->q, mq_writer_written(s->w) + mq_writer_pending(s->w),
+							     p->slot, p->written, &s->err))
+					return -1;
 				if (++s->out == s->o->count) {
 					s->done = 1;
 					break;
 				}
+				if ((s->out & 1023) == 0 && s->track)
+					measure(s); /* keeps the outq to what is in the pipe */
 				/* A large reply to a slow reader: commit as it goes. */
 				if ((s->out & 1023) == 0 && s->o->group && !s->o->at_most_once &&
 				    mq_mono_ms() - s->last_commit >= COMMIT_MS) {
@@ -698,6 +771,8 @@ static void advance(sub_t *s)
 			if (p->pos > e->end)
 				p->has_commit = 0;
 			p->pos = p->written = p->flushed = e->start;
+			if (s->track) /* the slot exists: this cannot fail */
+				mq_outq_reset(&s->q, p->slot, e->start, NULL);
 		} else if (e->err == 0 && e->next > p->pos) {
 			p->pos = e->next;
 		} else if (e->err == MQ_ENOENT) {
@@ -752,7 +827,8 @@ static int handle_reply(sub_t *s)
 	return 0;
 }
 
-/* Sleep until the next heartbeat or look at the topics (nothing to read). */
+/* Sleep until the next heartbeat or look at the topics (nothing to
+ * read), or until the reader of standard output goes away. */
 static void idle(sub_t *s)
 {
 	int64_t now = mq_mono_ms(), ms = 100;
@@ -760,8 +836,11 @@ static void idle(sub_t *s)
 		ms = s->next_hb - now;
 	if (!s->o->exit_at_end && s->next_refresh - now < ms)
 		ms = s->next_refresh - now;
+	struct pollfd pfd = {.fd = s->out_pipe ? 1 : -1};
 	if (ms > 0)
-		poll(NULL, 0, (int)(ms > 1000 ? 1000 : ms));
+		poll(&pfd, 1, (int)(ms > 1000 ? 1000 : ms));
+	if (reader_gone(s))
+		s->epipe = s->done = 1;
 }
 
 static int run(sub_t *s)
@@ -788,8 +867,11 @@ static int run(sub_t *s)
 		if (looks && s->next_refresh - now < wait)
 			wait = s->next_refresh - now;
 		int rc = mq_client_fetch_recv(s->c, &s->r, wait < 0 ? 0 : (int)wait, &s->err);
-		if (rc == -MQ_EAGAIN)
+		if (rc == -MQ_EAGAIN) { /* a deadline, a signal, or the reader went away */
+			if (reader_gone(s))
+				s->epipe = s->done = 1;
 			continue;
+		}
 		if (rc)
 			return rc;
 		if (handle_reply(s))
@@ -805,7 +887,11 @@ static int setup(sub_t *s)
 	mq_hello_t h;
 	for (uint32_t i = 0; i < o->ntopics; i++)
 		s->patterns |= is_pattern(o->topics[i]);
-	if (mq_client_open(&co, &s->c, &s->err) || mq_client_hello(s->c, &h, &s->err) || refresh(s))
+	if (mq_client_open(&co, &s->c, &s->err))
+		return -1;
+	if (s->out_pipe)
+		mq_client_watch_fd(s->c, 1);
+	if (mq_client_hello(s->c, &h, &s->err) || refresh(s))
 		return -1;
 	if (o->exit_at_end && s->nt == 0 && !o->cli.quiet)
 		fprintf(stderr, "%s: no topic matches %s%s\n", prog, o->topics[0], o->ntopics > 1 ? " (or the other -t)" : "");
@@ -820,6 +906,35 @@ static int setup(sub_t *s)
 	return 0;
 }
 
+/* At exit into a pipe: let the reader take what is in it and outlive
+ * taking it, so that it is committed.  Waits from tick to tick (and
+ * heartbeat to heartbeat), ending early when the reader goes, for as
+ * long as the reader keeps taking: that is bounded by what the pipe
+ * holds.  Stops once all it took is committable and it took nothing
+ * more for a whole tick (or nothing is left unread).  A second signal
+ * cuts it. */
+static void wait_for_reader(sub_t *s)
+{
+	uint64_t seen = 0;
+	int64_t since = mq_mono_ms(); /* when the reader last took something */
+	while (!s->epipe && stop < 2) {
+		tick(s);
+		int64_t now = mq_mono_ms(), due = mq_outq_due(&s->q);
+		if (s->q.taken != seen) {
+			seen = s->q.taken;
+			since = now;
+		}
+		if (s->epipe || (!due && (seen >= mq_writer_written(s->w) || now - since >= COMMIT_MS)))
+			break;
+		int64_t ms = due ? due - now : since + COMMIT_MS - now;
+		if (s->next_hb - now < ms)
+			ms = s->next_hb - now;
+		struct pollfd pfd = {.fd = 1};
+		poll(&pfd, 1, (int)(ms > 1 ? ms : 1));
+		keep_alive(s);
+	}
+}
+
 /* Flush, commit, leave; 0 or 1 (exit status). */
 static int finish(sub_t *s, int failed)
 {
@@ -827,6 +942,8 @@ static int finish(sub_t *s, int failed)
 		fprintf(stderr, "%s: %s\n", prog, s->err.msg);
 		failed = 1;
 	}
+	if (s->track && s->m.member[0])
+		wait_for_reader(s);
 	if (s->o->group && s->m.member[0] && !s->o->at_most_once && commit(s, 0, 0)) {
 		fprintf(stderr, "%s: %s\n", prog, s->err.msg);
 		failed = 1;
@@ -847,6 +964,7 @@ static void sub_free(sub_t *s)
 	free(s->names);
 	free(s->t);
 	free(s->fp);
+	mq_outq_free(&s->q);
 }
 
 int main(int argc, char **argv)
@@ -864,6 +982,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, s.err.msg);
 		return 2;
 	}
+	struct stat st;
+	if (fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		s.out_pipe = S_ISSOCK(st.st_mode) ? 2 : 1;
+	s.track = s.out_pipe && o.group && !o.at_most_once;
+	mq_outq_init(&s.q, COMMIT_MS);
 	mq_cli_signals(on_signal);
 
 	int failed = 0;

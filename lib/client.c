@@ -50,6 +50,7 @@ struct mq_client {
 	int64_t timeout_ms;
 	int64_t resend_ms;
 	volatile sig_atomic_t *interrupt;
+	int watch_fd; /* < 0: none; see mq_client_watch_fd */
 	uint32_t last_id;
 	/* the one outstanding FETCH */
 	mq_buf_t freq;
@@ -127,6 +128,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	snprintf(c->name, sizeof c->name, "%s", o->name ? o->name : "mq");
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MQ_DEFAULT_TIMEOUT_MS;
 	c->interrupt = o->interrupt;
+	c->watch_fd = -1;
 	c->resend_ms = c->timeout_ms / 5;
 	if (c->resend_ms < 200)
 		c->resend_ms = 200;
@@ -1469,6 +1471,26 @@ static int recv_all(void *s, mq_fetch_reply_t *r)
 	}
 }
 
+void mq_client_watch_fd(mq_client_t *c, int fd)
+{
+	c->watch_fd = fd;
+}
+
+/* wait_in on the data socket that also ends (-MQ_EAGAIN) when the
+ * watched fd reports an error or hang-up. */
+static int wait_fetch(mq_client_t *c, int64_t ms, mq_err_t *err)
+{
+	if (c->watch_fd < 0)
+		return wait_in(c->data, ms, err);
+	zmq_pollitem_t it[2] = {{.socket = c->data, .events = ZMQ_POLLIN}, {.fd = c->watch_fd}};
+	if (zmq_poll(it, 2, (long)(ms < 0 ? 0 : ms)) < 0)
+		return zmq_errno() == EINTR ? mq_err_set(err, MQ_EAGAIN, "interrupted")
+					    : mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
+	if (it[1].revents)
+		return mq_err_set(err, MQ_EAGAIN, "descriptor %d: error or hang-up", c->watch_fd);
+	return (it[0].revents & ZMQ_POLLIN) != 0;
+}
+
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)
 {
 	int64_t start = mq_mono_ms(), until = start + (wait_ms < 0 ? 0 : wait_ms);
@@ -1495,7 +1517,7 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 			w = 20;
 		else if (w > c->resend_ms)
 			w = c->resend_ms;
-		int rc = wait_in(c->data, w, err);
+		int rc = wait_fetch(c, w, err);
 		if (rc < 0)
 			return rc;
 		if (!rc)

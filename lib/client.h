@@ -322,6 +322,11 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
  * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it
  * ran out and the fetch is still outstanding (so callers can heartbeat). */
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
+/* From now on mq_client_fetch_recv also returns -MQ_EAGAIN as soon as fd
+ * (e.g. 1, when it is a pipe) reports an error or a hang-up, so that a
+ * consumer whose reader went away notices it while no message comes.
+ * -1: none (the default). */
+void mq_client_watch_fd(mq_client_t *c, int fd);
 /* Is a FETCH outstanding? */
 int mq_client_fetch_pending(const mq_client_t *c);
 /* Forget the outstanding FETCH (its reply will be ignored). */

@@ -1349,6 +1349,7 @@ struct mq_writer {
 	void *wait_ctx;
 	int wait_ms;
 	int pipe_cap; /* > 0: fd is a pipe of this capacity */
+	uint64_t written; /* bytes write(2) took, in all */
 };
 
 void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void *ctx)
@@ -1422,6 +1423,7 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 			return mq_err_set(err, MQ_EAGAIN, "writing to %s: gave up waiting for the reader", w->name);
 		ssize_t k = write(w->fd, p, want);
 		if (k > 0) {
+			w->written += (uint64_t)k;
 			p += k;
 			n -= (size_t)k;
 			continue;
@@ -1460,6 +1462,11 @@ int mq_writer_flush(mq_writer_t *w, mq_err_t *err)
 size_t mq_writer_pending(const mq_writer_t *w)
 {
 	return w->len;
+}
+
+uint64_t mq_writer_written(const mq_writer_t *w)
+{
+	return w->written;
 }
 
 /* Room for n more bytes (n <= cap): flush if need be. */

@@ -156,6 +156,7 @@ int mq_writer_put_rec(mq_writer_t *w, const mq_rec_t *rec, mq_err_t *err);
  * away; what was buffered is then dropped). */
 int mq_writer_flush(mq_writer_t *w, mq_err_t *err);
 size_t mq_writer_pending(const mq_writer_t *w); /* bytes buffered */
+uint64_t mq_writer_written(const mq_writer_t *w); /* bytes handed to the fd so far */
 
 /* base64 (RFC 4648, with padding). enc writes 4*ceil(n/3) bytes; dec
  * returns the decoded length or -1 on bad input. */
