@@ -6,9 +6,11 @@
  *   batch.h   the record batch (build, check, iterate)
  *   log.h     one partition: append, read, find by time, retention, verify
  *   store.h   the data directory: topics, partitions, lock
+ *   layout.h  the offline walk of a data directory (verify, dump)
  *   wire.h    the protocol between clients and mq-serve
  *   client.h  the client side: requests, pipelined producer, fetch, groups
  *   record.h  records on stdin/stdout: lines, NUL, JSON, msgpack, -F
+ *   outq.h    what a pipe's reader took, as offsets that may be committed
  *   cli.h     the options every client program shares
  *   bucket.h  token buckets;  seen.h  bounded sets of identities
  */
@@ -22,6 +24,7 @@
 #include "crc32c.h"
 #include "layout.h"
 #include "log.h"
+#include "outq.h"
 #include "record.h"
 #include "seen.h"
 #include "store.h"
