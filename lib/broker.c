@@ -102,7 +102,7 @@ typedef struct pbatch {
 
 typedef struct producer {
 	uint64_t pid;
-	uint64_t used; /* turn counter, for eviction */
+	uint64_t used; /* pstate_t.clock at its last batch, for eviction */
 	pbatch_t batch[MQ_PRODUCER_BATCHES]; /* ring of the newest, oldest at head */
 	uint8_t head, n;
 	/* Bit i: batch i was rebuilt from the log after id deduplication may
@@ -115,6 +115,10 @@ typedef struct pstate {
 	char *key; /* "topic/partition" */
 	producer_t *prod; /* up to PRODUCERS_PER_PARTITION */
 	int nprod, capprod;
+	/* Counts the batches noted, in log order also while the tail is
+	 * scanned after a restart, so that eviction forgets the producers
+	 * heard from longest ago and never the newest. */
+	uint64_t clock;
 	int loaded;
 } pstate_t;
 
@@ -305,8 +309,7 @@ static const pbatch_t *prod_match(const producer_t *pr, uint32_t first, uint32_t
 }
 
 /* Remember a stored batch; -MQ_ENOMEM when a new producer finds no room. */
-static int prod_note(pstate_t *ps, uint64_t pid, uint32_t first, uint32_t last, uint64_t base, int open,
-		     uint64_t turn)
+static int prod_note(pstate_t *ps, uint64_t pid, uint32_t first, uint32_t last, uint64_t base, int open)
 {
 	producer_t *pr = prod_find(ps, pid);
 	if (!pr) {
@@ -340,13 +343,12 @@ static int prod_note(pstate_t *ps, uint64_t pid, uint32_t first, uint32_t last, 
 	}
 	pr->batch[k] = (pbatch_t){first, last, base};
 	pr->open = (uint8_t)((pr->open & ~(1u << k)) | (open ? 1u << k : 0));
-	pr->used = turn;
+	pr->used = ++ps->clock;
 	return 0;
 }
 
 typedef struct tail_ctx {
 	pstate_t *ps;
-	uint64_t turn;
 	int rc;
 } tail_ctx_t;
 
@@ -355,7 +357,7 @@ static void tail_batch(void *ctx, const mq_batch_hdr_t *h)
 	tail_ctx_t *t = ctx;
 	if (h->producer_id && !t->rc)
 		t->rc = prod_note(t->ps, h->producer_id, h->base_seq, h->base_seq + h->count - 1, h->base_offset,
-				  (h->flags & MQ_BF_IDS) != 0, t->turn);
+				  (h->flags & MQ_BF_IDS) != 0);
 }
 
 /* Whether a batch of producer pid with sequences [first, last] is taken
@@ -633,7 +635,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (!(ps = pst_get(b, topic, (uint32_t)p)))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 		if (!ps->loaded) {
-			tail_ctx_t t = {ps, b->turn, 0};
+			tail_ctx_t t = {ps, 0};
 			if ((rc = mq_log_scan_tail(log, PRODUCER_SCAN_BYTES, tail_batch, &t, err)))
 				return rc;
 			if (t.rc)
@@ -663,7 +665,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		 * memory, journal); then a later copy is stored again, which is
 		 * no loss. */
 		if (ps)
-			prod_note(ps, h.producer_id, h.base_seq, last, base, 0, b->turn);
+			prod_note(ps, h.producer_id, h.base_seq, last, base, 0);
 		mq_err_t ignored;
 		ids_commit(b, slots, &ignored);
 	} else if (!dup) {
@@ -671,7 +673,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return rc;
 		b->appended = 1;
 		if (ps)
-			prod_note(ps, h.producer_id, h.base_seq, last, base, 0, b->turn);
+			prod_note(ps, h.producer_id, h.base_seq, last, base, 0);
 	}
 	b->st.batches_in++;
 	b->st.bytes_in += len;

@@ -466,6 +466,31 @@ static void test_produce_remembered_batches(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 21);
 }
 
+/* After a restart the producer table is rebuilt from the partition's
+ * tail: with more producers there than the table holds, the ones kept
+ * are the newest, so the retry of a batch whose acknowledgement the
+ * crash lost is still answered as a duplicate. */
+static void test_produce_many_producers_restart(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	uint64_t base, bases[100];
+	int dup, code;
+	for (uint32_t i = 0; i < 100; i++) /* one batch each, as mq-pub run after mq-pub */
+		assert_int_equal(produce_seq(f, 1000 + i, 0, 3, 1, &bases[i], &dup), MQ_REP_OK);
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 90; i < 100; i++) {
+			assert_int_equal(produce_seq(f, 1000 + i, 0, 3, 1, &base, &dup), MQ_REP_OK);
+			assert_true(dup);
+			assert_int_equal(base, bases[i]);
+		}
+		stop(f);
+		start(f, 1, 0);
+	}
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 300);
+}
+
 /* A relay between one client and the broker that loses the nth PRODUCE
  * request it carries, as a connection does that breaks with a batch in
  * it while later ones go out on the next.  Stopped by shutting its
@@ -932,6 +957,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_remembered_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
