@@ -10,3 +10,7 @@ fault_script() {
 	[ "$status" -ne 77 ] || skip "$(grep -m1 '^skip:' <<<"$output")"
 	[ "$status" -eq 0 ]
 }
+
+@test "fault: broker SIGKILLed under publishers (fsync always and never): no acknowledged message lost or stored twice, order kept" { fault_script crash-producers; }
+
+@test "fault: group members SIGKILLed while reading: every message delivered at least once, nothing committed unwritten" { fault_script crash-consumers; }
