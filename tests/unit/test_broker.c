@@ -466,6 +466,58 @@ static void test_produce_remembered_batches(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 21);
 }
 
+/* PRODUCE to "t"/0 of a batch whose records carry the given ids. */
+static uint32_t produce_ids(fix_t *f, uint64_t pid, uint32_t seq, const char *const *ids, int n, int oldest,
+			    uint64_t *base, int *dup)
+{
+	mq_batch_builder_t b;
+	batchbuf.len = 0;
+	mq_batch_begin(&b, &batchbuf);
+	b.hdr.producer_id = pid;
+	b.hdr.base_seq = seq;
+	for (int i = 0; i < n; i++)
+		mq_batch_add(&b, mq_now_ms(), NULL, 0, ids[i], strlen(ids[i]), ids[i], strlen(ids[i]), NULL, 0);
+	size_t len = mq_batch_finish(&b);
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_PRODUCE, 3);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	mq_wire_pack_bool(&pk, oldest);
+	uint32_t k = call(f, batchbuf.p, len);
+	if (k == MQ_REP_OK) {
+		*base = u64arg(f, 0);
+		mq_err_t err;
+		assert_int_equal(mq_wire_bool(mq_wire_arg(&f->m, 2), dup, "dup", &err), 0);
+	}
+	return k;
+}
+
+/* A batch of which the dedup window dropped records is stored shorter
+ * than it was sent; after a restart its retry is still a duplicate, and
+ * the producer's next batch is taken once it says it is its oldest. */
+static void test_produce_ids_filtered_restart(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	uint64_t base, first;
+	int dup, code;
+	const char *a[] = {"x1", "x2"}, *bt[] = {"x1", "y1", "y2"}, *next[] = {"z1"};
+	assert_int_equal(produce_ids(f, 1, 0, a, 2, 1, &base, &dup), MQ_REP_OK);
+	assert_int_equal(produce_ids(f, 2, 0, bt, 3, 1, &first, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(u64arg(f, 3), 1); /* x1 dropped: y1 and y2 stored */
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 4);
+	stop(f);
+	start(f, 1, 0);
+	assert_int_equal(produce_ids(f, 2, 0, bt, 3, 1, &base, &dup), MQ_REP_OK);
+	assert_true(dup);
+	assert_int_equal(base, first);
+	assert_int_equal(produce_ids(f, 2, 3, next, 1, 1, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 5);
+}
+
 /* After a restart the producer table is rebuilt from the partition's
  * tail: with more producers there than the table holds, the ones kept
  * are the newest, so the retry of a batch whose acknowledgement the
@@ -957,6 +1009,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_remembered_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_ids_filtered_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
