@@ -344,20 +344,18 @@ static void test_idempotent_produce(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 6);
 }
 
-/* PRODUCE with the third argument (oldest: nothing earlier of this
- * producer is unacknowledged in the partition); -1 leaves it out.
- * Returns the reply kind; base, count and dup from an OK reply. */
-static uint32_t produce_seq(fix_t *f, uint64_t pid, uint32_t seq, int count, int oldest, uint64_t *base, int *dup)
+/* PRODUCE of batch to "t"/0 with the third argument (oldest: nothing
+ * earlier of this producer is unacknowledged in the partition); -1
+ * leaves it out.  Returns the reply kind; base and dup from an OK reply. */
+static uint32_t produce_oldest(fix_t *f, const uint8_t *batch, size_t len, int oldest, uint64_t *base, int *dup)
 {
-	size_t len;
-	const uint8_t *bt = make_batch(pid, seq, count, "s", &len);
 	msgpack_packer pk;
 	req(f, &pk, MQ_REQ_PRODUCE, oldest < 0 ? 2 : 3);
 	mq_wire_pack_str(&pk, "t");
 	msgpack_pack_uint32(&pk, 0);
 	if (oldest >= 0)
 		mq_wire_pack_bool(&pk, oldest);
-	uint32_t k = call(f, bt, len);
+	uint32_t k = call(f, batch, len);
 	*base = UINT64_MAX;
 	*dup = -1;
 	if (k == MQ_REP_OK) {
@@ -366,6 +364,14 @@ static uint32_t produce_seq(fix_t *f, uint64_t pid, uint32_t seq, int count, int
 		assert_int_equal(mq_wire_bool(mq_wire_arg(&f->m, 2), dup, "dup", &err), 0);
 	}
 	return k;
+}
+
+/* The same for count records from producer pid at sequence seq. */
+static uint32_t produce_seq(fix_t *f, uint64_t pid, uint32_t seq, int count, int oldest, uint64_t *base, int *dup)
+{
+	size_t len;
+	const uint8_t *bt = make_batch(pid, seq, count, "s", &len);
+	return produce_oldest(f, bt, len, oldest, base, dup);
 }
 
 /* A batch ahead of the producer's next sequence is refused as out of
@@ -466,7 +472,7 @@ static void test_produce_remembered_batches(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 21);
 }
 
-/* PRODUCE to "t"/0 of a batch whose records carry the given ids. */
+/* The same for a batch whose records carry the given ids. */
 static uint32_t produce_ids(fix_t *f, uint64_t pid, uint32_t seq, const char *const *ids, int n, int oldest,
 			    uint64_t *base, int *dup)
 {
@@ -478,18 +484,7 @@ static uint32_t produce_ids(fix_t *f, uint64_t pid, uint32_t seq, const char *co
 	for (int i = 0; i < n; i++)
 		mq_batch_add(&b, mq_now_ms(), NULL, 0, ids[i], strlen(ids[i]), ids[i], strlen(ids[i]), NULL, 0);
 	size_t len = mq_batch_finish(&b);
-	msgpack_packer pk;
-	req(f, &pk, MQ_REQ_PRODUCE, 3);
-	mq_wire_pack_str(&pk, "t");
-	msgpack_pack_uint32(&pk, 0);
-	mq_wire_pack_bool(&pk, oldest);
-	uint32_t k = call(f, batchbuf.p, len);
-	if (k == MQ_REP_OK) {
-		*base = u64arg(f, 0);
-		mq_err_t err;
-		assert_int_equal(mq_wire_bool(mq_wire_arg(&f->m, 2), dup, "dup", &err), 0);
-	}
-	return k;
+	return produce_oldest(f, batchbuf.p, len, oldest, base, dup);
 }
 
 /* A batch of which the dedup window dropped records is stored shorter
