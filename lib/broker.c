@@ -108,8 +108,9 @@ typedef struct producer {
 	/* Bit i: batch i was rebuilt from the log after id deduplication may
 	 * have dropped some of its records, so its last sequence is a lower
 	 * bound (the stored header counts the records kept, not the ones sent). */
-	uint8_t open;
+	uint32_t open;
 } producer_t;
+_Static_assert(MQ_PRODUCER_BATCHES <= 32, "producer_t.open has a bit per remembered batch");
 
 typedef struct pstate {
 	char *key; /* "topic/partition" */
@@ -342,7 +343,7 @@ static int prod_note(pstate_t *ps, uint64_t pid, uint32_t first, uint32_t last, 
 		pr->head = (uint8_t)((pr->head + 1) % MQ_PRODUCER_BATCHES);
 	}
 	pr->batch[k] = (pbatch_t){first, last, base};
-	pr->open = (uint8_t)((pr->open & ~(1u << k)) | (open ? 1u << k : 0));
+	pr->open = (pr->open & ~(1u << k)) | (open ? 1u << k : 0);
 	pr->used = ++ps->clock;
 	return 0;
 }

@@ -103,8 +103,11 @@
 enum mq_reply_kind { MQ_REP_OK = 0, MQ_REP_ERR = 1 };
 
 /* Batches per producer and partition the broker remembers for retries,
- * and so the most a producer has unacknowledged there (as Kafka's 5). */
-#define MQ_PRODUCER_BATCHES 5
+ * and so the most a producer has unacknowledged there.  Kafka keeps 5;
+ * here each costs 16 bytes, while a window of 5 small batches cut
+ * mq-pub --batch 100 to a fifth of its rate under --fsync always (an
+ * fsync per turn covers the batches in flight, no more). */
+#define MQ_PRODUCER_BATCHES 32
 
 enum mq_req_kind {
 	MQ_REQ_HELLO = 1,

@@ -413,42 +413,43 @@ static void test_produce_out_of_order(void **state)
 }
 
 /* A batch behind the next sequence is a duplicate only when it is one
- * of the producer's last five batches (same first and last sequence);
+ * of the producer's last MQ_PRODUCER_BATCHES batches (same first and last sequence);
  * the answer then carries the offset it was stored at.  Anything else
- * behind is refused, and nothing is stored.  The last five come back
+ * behind is refused, and nothing is stored.  They come back
  * from the log after a restart; sequences wrap. */
 static void test_produce_remembered_batches(void **state)
 {
 	fix_t *f = *state;
 	start(f, 1, 0);
 	meta(f, "t");
-	uint64_t base, bases[7];
+	enum { N = MQ_PRODUCER_BATCHES, END = 2 * (N + 2) };
+	uint64_t base, bases[N + 2];
 	int dup, code;
-	for (uint32_t i = 0; i < 7; i++) { /* batches [0,2) [2,4) ... [12,14) at offsets 0, 2, ... */
+	for (uint32_t i = 0; i < N + 2; i++) { /* batches [0,2) [2,4) ... at offsets 0, 2, ... */
 		assert_int_equal(produce_seq(f, 9, 2 * i, 2, i == 0, &bases[i], &dup), MQ_REP_OK);
 		assert_false(dup);
 	}
 	for (int round = 0; round < 2; round++) {
-		for (uint32_t i = 2; i < 7; i++) {
+		for (uint32_t i = 2; i < N + 2; i++) {
 			assert_int_equal(produce_seq(f, 9, 2 * i, 2, 0, &base, &dup), MQ_REP_OK);
 			assert_true(dup);
 			assert_int_equal(base, bases[i]);
 		}
-		/* older than the last five: unknown, refused */
+		/* older than the last N: unknown, refused */
 		assert_int_equal(produce_seq(f, 9, 2, 2, 0, &base, &dup), MQ_REP_ERR);
 		expect_err(f, MQ_EINVAL, "not one of its last");
 		/* overlapping a remembered batch without matching it */
-		assert_int_equal(produce_seq(f, 9, 10, 3, 0, &base, &dup), MQ_REP_ERR);
+		assert_int_equal(produce_seq(f, 9, END - 4, 3, 0, &base, &dup), MQ_REP_ERR);
 		expect_err(f, MQ_EINVAL, "not one of its last");
-		assert_int_equal(produce_seq(f, 9, 11, 1, 0, &base, &dup), MQ_REP_ERR);
-		assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 14);
+		assert_int_equal(produce_seq(f, 9, END - 3, 1, 0, &base, &dup), MQ_REP_ERR);
+		assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), END);
 		/* the same after a restart: rebuilt from the partition's tail */
 		stop(f);
 		start(f, 1, 0);
 	}
-	assert_int_equal(produce_seq(f, 9, 14, 1, 0, &base, &dup), MQ_REP_OK);
+	assert_int_equal(produce_seq(f, 9, END, 1, 0, &base, &dup), MQ_REP_OK);
 	assert_false(dup);
-	assert_int_equal(base, 14);
+	assert_int_equal(base, END);
 
 	/* wrap-around: [2^32-2, 2) then [2, 3); 2^32-4 is behind, 5 ahead */
 	uint64_t wbase;
@@ -469,7 +470,7 @@ static void test_produce_remembered_batches(void **state)
 	assert_int_equal(base, wbase);
 	assert_int_equal(produce_seq(f, 10, 3, 1, 0, &base, &dup), MQ_REP_OK);
 	assert_false(dup);
-	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 21);
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), END + 7);
 }
 
 /* The same for a batch whose records carry the given ids. */
