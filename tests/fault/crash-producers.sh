@@ -21,10 +21,10 @@
 #     at its first run has no line twice;
 #   - a re-run may store again what the failed run had stored (a new
 #     mq-pub is a new producer): shown, not counted.  With --id hash the
-#     broker's dedup window drops those, except the ids of a batch
-#     appended in the very turn the broker was killed in (its ids are
-#     journalled after the append, at the end of the turn), so a few
-#     may show there too;
+#     broker's dedup window drops those, except the ids of batches
+#     appended in the very turn the broker was killed in (ids are
+#     journalled at the end of the turn, after the data's fsync), so
+#     some show there too;
 #   - per partition, each writer's numbers increase (repeats from re-runs
 #     without --id aside).
 # Prints "N crashes, M acked, L lost, D duplicated".  MQ_FAULT_SEED makes
