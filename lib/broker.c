@@ -365,10 +365,10 @@ static void tail_batch(void *ctx, const mq_batch_hdr_t *h)
  * (0), a retry of a stored batch (0 with *dup set and *base its offset),
  * or refused (< 0, nothing stored).  oldest: the producer says nothing
  * earlier of its own in this partition is unacknowledged. */
-static int prod_check(const pstate_t *ps, const char *topic, uint32_t p, uint64_t pid, uint32_t first,
+static int prod_check(pstate_t *ps, const char *topic, uint32_t p, uint64_t pid, uint32_t first,
 		      uint32_t last, int oldest, int *dup, uint64_t *base, mq_err_t *err)
 {
-	const producer_t *pr = prod_find((pstate_t *)ps, pid);
+	const producer_t *pr = prod_find(ps, pid);
 	if (!pr || !pr->n) {
 		if (first == 0 || oldest)
 			return 0;
