@@ -12,10 +12,24 @@
  * Sends never block: ROUTER_MANDATORY makes a reply to a vanished peer
  * fail with EHOSTUNREACH, and a full pipe fails with EAGAIN; either way
  * the reply is dropped and the client's timeout and retry take over.
- * Producer idempotence: per partition, the next expected sequence of each
- * recent producer id; a batch whose sequences were stored already is
- * acknowledged as a duplicate and not stored again.  After a restart the
- * table is rebuilt lazily from the tail of the partition.
+ * Producer idempotence (as Kafka's ProducerStateEntry): per partition,
+ * the last MQ_PRODUCER_BATCHES batches of each recent producer id (first
+ * and last sequence, base offset).  A batch starting at the next expected
+ * sequence is stored.  One ahead of it is refused with MQ_ESEQ and not
+ * stored, so a batch lost with an old connection is resent before
+ * anything after it is taken; unless the producer says nothing earlier of
+ * its own is unacknowledged (the broker's memory is then what is behind:
+ * lost with a restart or an eviction, or a batch whose records were all
+ * dropped as duplicate ids left no trace in the log).  One behind it is a
+ * duplicate only when it is one of the remembered batches, and the answer
+ * carries the offset it was stored at; anything else behind is refused.
+ * So a duplicate answer never covers a batch that is not in the log.  A
+ * producer the broker does not know (new, evicted from the table, or
+ * beyond the tail a restart scans) is taken from sequence 0 or from its
+ * oldest unacknowledged batch; in the last two cases a retry of a batch
+ * stored before may be stored again: never a loss, at worst a copy.
+ * After a restart the table is rebuilt lazily from the tail of the
+ * partition (PRODUCER_SCAN_BYTES of its newest segment).
  */
 #include "broker.h"
 
@@ -80,16 +94,32 @@ typedef struct parked {
 	int64_t deadline;
 } parked_t;
 
+/* A batch a producer had stored.  Sequences are 32-bit and wrap. */
+typedef struct pbatch {
+	uint32_t first, last;
+	uint64_t base; /* offset it was stored at */
+} pbatch_t;
+
 typedef struct producer {
 	uint64_t pid;
-	uint32_t next_seq;
-	uint64_t used; /* turn counter, for eviction */
+	uint64_t used; /* pstate_t.clock at its last batch, for eviction */
+	pbatch_t batch[MQ_PRODUCER_BATCHES]; /* ring of the newest, oldest at head */
+	uint8_t head, n;
+	/* Bit i: batch i was rebuilt from the log after id deduplication may
+	 * have dropped some of its records, so its last sequence is a lower
+	 * bound (the stored header counts the records kept, not the ones sent). */
+	uint32_t open;
 } producer_t;
+_Static_assert(MQ_PRODUCER_BATCHES <= 32, "producer_t.open has a bit per remembered batch");
 
 typedef struct pstate {
 	char *key; /* "topic/partition" */
-	producer_t prod[PRODUCERS_PER_PARTITION];
-	int nprod;
+	producer_t *prod; /* up to PRODUCERS_PER_PARTITION */
+	int nprod, capprod;
+	/* Counts the batches noted, in log order also while the tail is
+	 * scanned after a restart, so that eviction forgets the producers
+	 * heard from longest ago and never the newest. */
+	uint64_t clock;
 	int loaded;
 } pstate_t;
 
@@ -262,11 +292,40 @@ static producer_t *prod_find(pstate_t *ps, uint64_t pid)
 	return NULL;
 }
 
-static void prod_note(pstate_t *ps, uint64_t pid, uint32_t next, uint64_t turn)
+static const pbatch_t *prod_newest(const producer_t *pr)
+{
+	return &pr->batch[(pr->head + pr->n - 1) % MQ_PRODUCER_BATCHES];
+}
+
+/* The remembered batch that [first, last] is a retry of, or NULL. */
+static const pbatch_t *prod_match(const producer_t *pr, uint32_t first, uint32_t last)
+{
+	for (int i = 0; i < pr->n; i++) {
+		int k = (pr->head + i) % MQ_PRODUCER_BATCHES;
+		const pbatch_t *pb = &pr->batch[k];
+		if (pb->first == first &&
+		    (pb->last == last || ((pr->open >> k & 1) && (int32_t)(last - pb->last) > 0)))
+			return pb;
+	}
+	return NULL;
+}
+
+/* Remember a stored batch; -MQ_ENOMEM when a new producer finds no room. */
+static int prod_note(pstate_t *ps, uint64_t pid, uint32_t first, uint32_t last, uint64_t base, int open)
 {
 	producer_t *pr = prod_find(ps, pid);
 	if (!pr) {
-		if (ps->nprod < PRODUCERS_PER_PARTITION) {
+		if (ps->nprod == ps->capprod && ps->capprod < PRODUCERS_PER_PARTITION) {
+			int cap = ps->capprod ? ps->capprod * 4 : 4;
+			if (cap > PRODUCERS_PER_PARTITION)
+				cap = PRODUCERS_PER_PARTITION;
+			producer_t *v = realloc(ps->prod, (size_t)cap * sizeof(*v));
+			if (!v)
+				return -MQ_ENOMEM;
+			ps->prod = v;
+			ps->capprod = cap;
+		}
+		if (ps->nprod < ps->capprod) {
 			pr = &ps->prod[ps->nprod++];
 		} else { /* forget the producer heard from longest ago */
 			pr = &ps->prod[0];
@@ -274,22 +333,67 @@ static void prod_note(pstate_t *ps, uint64_t pid, uint32_t next, uint64_t turn)
 				if (ps->prod[i].used < pr->used)
 					pr = &ps->prod[i];
 		}
+		memset(pr, 0, sizeof(*pr));
 		pr->pid = pid;
 	}
-	pr->next_seq = next;
-	pr->used = turn;
+	int k;
+	if (pr->n < MQ_PRODUCER_BATCHES) {
+		k = (pr->head + pr->n++) % MQ_PRODUCER_BATCHES;
+	} else {
+		k = pr->head;
+		pr->head = (uint8_t)((pr->head + 1) % MQ_PRODUCER_BATCHES);
+	}
+	pr->batch[k] = (pbatch_t){first, last, base};
+	pr->open = (pr->open & ~(1u << k)) | (open ? 1u << k : 0);
+	pr->used = ++ps->clock;
+	return 0;
 }
 
 typedef struct tail_ctx {
 	pstate_t *ps;
-	uint64_t turn;
+	int rc;
 } tail_ctx_t;
 
 static void tail_batch(void *ctx, const mq_batch_hdr_t *h)
 {
 	tail_ctx_t *t = ctx;
-	if (h->producer_id)
-		prod_note(t->ps, h->producer_id, h->base_seq + h->count, t->turn);
+	if (h->producer_id && !t->rc)
+		t->rc = prod_note(t->ps, h->producer_id, h->base_seq, h->base_seq + h->count - 1, h->base_offset,
+				  (h->flags & MQ_BF_IDS) != 0);
+}
+
+/* Whether a batch of producer pid with sequences [first, last] is taken
+ * (0), a retry of a stored batch (0 with *dup set and *base its offset),
+ * or refused (< 0, nothing stored).  oldest: the producer says nothing
+ * earlier of its own in this partition is unacknowledged. */
+static int prod_check(pstate_t *ps, const char *topic, uint32_t p, uint64_t pid, uint32_t first,
+		      uint32_t last, int oldest, int *dup, uint64_t *base, mq_err_t *err)
+{
+	const producer_t *pr = prod_find(ps, pid);
+	if (!pr || !pr->n) {
+		if (first == 0 || oldest)
+			return 0;
+		return mq_err_set(err, MQ_ESEQ, "producer %016" PRIx64 ": batch %u-%u to topic '%s' partition %u came out "
+				  "of order (the broker knows no earlier batch of it): not stored; resend from the oldest "
+				  "unacknowledged batch", pid, first, last, topic, p);
+	}
+	uint32_t next = prod_newest(pr)->last + 1;
+	int32_t d = (int32_t)(first - next);
+	if (d == 0 || (d > 0 && oldest))
+		return 0;
+	if (d > 0)
+		return mq_err_set(err, MQ_ESEQ, "producer %016" PRIx64 ": batch %u-%u to topic '%s' partition %u came out "
+				  "of order (expected %u next): not stored; resend the earlier batches first",
+				  pid, first, last, topic, p, next);
+	const pbatch_t *pb = prod_match(pr, first, last);
+	if (!pb)
+		return mq_err_set(err, MQ_EINVAL, "producer %016" PRIx64 ": batch %u-%u to topic '%s' partition %u is behind "
+				  "the next expected sequence (%u) and not one of its last %d batches: not stored (a stale "
+				  "retry, or one producer id used twice); publish these messages again",
+				  pid, first, last, topic, p, next, MQ_PRODUCER_BATCHES);
+	*dup = 1;
+	*base = pb->base;
+	return 0;
 }
 
 /* ---- requests ---- */
@@ -524,21 +628,24 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_store_log(b->store, topic, (uint32_t)p, &log, err)))
 		return rc;
 	pstate_t *ps = NULL;
-	int dup = 0;
+	int dup = 0, oldest = 0;
 	uint64_t base = 0;
+	uint32_t last = h.base_seq + h.count - 1;
+	if (mq_wire_arg(&r->m, 2) && (rc = mq_wire_bool(mq_wire_arg(&r->m, 2), &oldest, "oldest", err)))
+		return rc;
 	if (h.producer_id) {
 		if (!(ps = pst_get(b, topic, (uint32_t)p)))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 		if (!ps->loaded) {
-			tail_ctx_t t = {ps, b->turn};
+			tail_ctx_t t = {ps, 0};
 			if ((rc = mq_log_scan_tail(log, PRODUCER_SCAN_BYTES, tail_batch, &t, err)))
 				return rc;
+			if (t.rc)
+				return mq_err_set(err, MQ_ENOMEM, "out of memory");
 			ps->loaded = 1;
 		}
-		producer_t *pr = prod_find(ps, h.producer_id);
-		/* Sequences are 32-bit and wrap: compare by difference. */
-		if (pr && (int32_t)(h.base_seq - pr->next_seq) < 0)
-			dup = 1;
+		if ((rc = prod_check(ps, topic, (uint32_t)p, h.producer_id, h.base_seq, last, oldest, &dup, &base, err)))
+			return rc;
 	}
 	uint32_t dup_ids = 0;
 	if (!dup && (h.flags & MQ_BF_IDS)) {
@@ -556,10 +663,11 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return rc;
 		if (dup_ids < h.count)
 			b->appended = 1;
+		/* Stored: remembering the ids or the sequences may fail (out of
+		 * memory, journal); then a later copy is stored again, which is
+		 * no loss. */
 		if (ps)
-			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
-		/* Stored: remembering the ids may fail (out of memory, journal);
-		 * then a later copy is stored again, which is no loss. */
+			prod_note(ps, h.producer_id, h.base_seq, last, base, 0);
 		mq_err_t ignored;
 		ids_commit(b, slots, &ignored);
 	} else if (!dup) {
@@ -567,7 +675,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return rc;
 		b->appended = 1;
 		if (ps)
-			prod_note(ps, h.producer_id, h.base_seq + h.count, b->turn);
+			prod_note(ps, h.producer_id, h.base_seq, last, base, 0);
 	}
 	b->st.batches_in++;
 	b->st.bytes_in += len;
@@ -1711,8 +1819,10 @@ void mq_broker_close(mq_broker_t *b)
 		free(b->out[i].pl);
 	}
 	free(b->out);
-	for (size_t i = 0; i < b->pst_cap; i++)
+	for (size_t i = 0; i < b->pst_cap; i++) {
 		free(b->pst[i].key);
+		free(b->pst[i].prod);
+	}
 	free(b->pst);
 	for (int i = 0; i < b->nsock; i++)
 		zmq_close(b->sock[i]);

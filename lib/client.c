@@ -1077,10 +1077,12 @@ struct mq_producer {
 	uint32_t partitions;
 	uint64_t pid;
 	uint32_t *seq;
+	uint32_t *pending; /* per partition: batches not yet acknowledged or refused */
 	slot_t *slots;
 	uint32_t window, head, used; /* ring: slots[head .. head+used) */
 	uint32_t inflight;
 	int64_t last_progress;
+	int resend_now; /* a batch came out of order: resend at once */
 	mq_buf_t hdr;
 	mq_producer_stats_t st;
 	char error[512];
@@ -1093,7 +1095,8 @@ int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint
 	if (window < 1 || window > 1024 || partitions == 0 || strlen(topic) > MQ_NAME_MAX)
 		return mq_err_set(err, MQ_EINVAL, "producer: bad window, partition count or topic");
 	mq_producer_t *p = calloc(1, sizeof *p);
-	if (!p || !(p->seq = calloc(partitions, sizeof *p->seq)) || !(p->slots = calloc(window, sizeof *p->slots))) {
+	if (!p || !(p->seq = calloc(partitions, sizeof *p->seq)) || !(p->pending = calloc(partitions, sizeof *p->pending)) ||
+	    !(p->slots = calloc(window, sizeof *p->slots))) {
 		mq_producer_free(p);
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
@@ -1122,6 +1125,7 @@ void mq_producer_free(mq_producer_t *p)
 		mq_buf_free(&p->slots[i].buf);
 	free(p->slots);
 	free(p->seq);
+	free(p->pending);
 	mq_buf_free(&p->hdr);
 	free(p);
 }
@@ -1133,27 +1137,43 @@ void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t 
 	b->hdr.base_seq = p->seq[partition];
 }
 
+static slot_t *ring(mq_producer_t *p, uint32_t i)
+{
+	return &p->slots[(p->head + i) % p->window];
+}
+
+/* Whether s is the partition's oldest batch not yet answered: the broker
+ * may then take it even when its sequence is ahead of what it expects. */
+static int slot_oldest(mq_producer_t *p, const slot_t *s)
+{
+	for (uint32_t i = 0; i < p->used && ring(p, i) != s; i++)
+		if (ring(p, i)->state != SLOT_FREE && ring(p, i)->partition == s->partition)
+			return 0;
+	return 1;
+}
+
+/* Each send gets a new id: an answer to an earlier send of the same
+ * batch (an out-of-order refusal above all) is then told apart and
+ * dropped, and the answer to the last send decides. */
 static int slot_send(mq_producer_t *p, slot_t *s, mq_err_t *err)
 {
 	p->hdr.len = 0;
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &p->hdr);
-	mq_wire_begin(&pk, MQ_REQ_PRODUCE, s->id, 2);
+	uint32_t id = new_id(p->c);
+	mq_wire_begin(&pk, MQ_REQ_PRODUCE, id, 3);
 	mq_wire_pack_str(&pk, p->topic);
 	msgpack_pack_uint32(&pk, s->partition);
+	mq_wire_pack_bool(&pk, slot_oldest(p, s));
 	int rc = send_frames(p->c->data, p->hdr.p, p->hdr.len, s->buf.p, s->buf.len, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
+		s->id = id;
 		s->state = SLOT_SENT;
 		s->sent = mq_mono_ms();
 	}
 	return rc;
-}
-
-static slot_t *ring(mq_producer_t *p, uint32_t i)
-{
-	return &p->slots[(p->head + i) % p->window];
 }
 
 static void slot_done(mq_producer_t *p, slot_t *s)
@@ -1161,6 +1181,7 @@ static void slot_done(mq_producer_t *p, slot_t *s)
 	s->state = SLOT_FREE;
 	s->buf.len = 0;
 	p->inflight--;
+	p->pending[s->partition]--;
 	while (p->used && ring(p, 0)->state == SLOT_FREE) {
 		p->head = (p->head + 1) % p->window;
 		p->used--;
@@ -1171,10 +1192,25 @@ static void on_reply(mq_producer_t *p, const mq_wire_msg_t *m)
 {
 	slot_t *s = NULL;
 	for (uint32_t i = 0; i < p->used && !s; i++)
-		if (ring(p, i)->state != SLOT_FREE && ring(p, i)->id == m->id)
+		if (ring(p, i)->state == SLOT_SENT && ring(p, i)->id == m->id)
 			s = ring(p, i);
 	if (!s)
-		return; /* the answer to a resend we already had */
+		return; /* the answer to an earlier send of a batch sent again */
+	uint64_t code = 0;
+	if (m->kind != MQ_REP_OK && !mq_wire_u64(mq_wire_arg(m, 0), &code, "error code", NULL) && code == MQ_ESEQ) {
+		/* An earlier batch of the partition did not arrive (lost with a
+		 * connection): send them all again in sequence order.  Not
+		 * progress: a broker that keeps refusing ends in the timeout. */
+		for (uint32_t i = 0; i < p->used; i++) {
+			slot_t *o = ring(p, i);
+			if (o->state == SLOT_SENT && o->partition == s->partition) {
+				o->state = SLOT_UNSENT;
+				p->st.resent++;
+			}
+		}
+		p->resend_now = 1;
+		return;
+	}
 	p->last_progress = mq_mono_ms();
 	if (m->kind == MQ_REP_OK) {
 		int dup = 0;
@@ -1251,6 +1287,10 @@ int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
 		on_reply(p, &r.msg);
 		reply_free(&r);
 	}
+	if (p->resend_now) {
+		p->resend_now = 0;
+		return pump(p, err);
+	}
 	return 0;
 }
 
@@ -1259,7 +1299,9 @@ int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition
 	uint32_t count = b->count;
 	if (mq_batch_finish(b) == 0)
 		return 0;
-	while (p->used == p->window) {
+	/* The broker recognises a retry among a producer's last
+	 * MQ_PRODUCER_BATCHES batches of a partition only: never more out. */
+	while (p->used == p->window || p->pending[partition] >= MQ_PRODUCER_BATCHES) {
 		int rc = mq_producer_poll(p, (int)p->c->resend_ms, err);
 		if (rc) {
 			p->st.sent += count;
@@ -1272,11 +1314,11 @@ int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition
 	s->buf = *b->buf;
 	*b->buf = tmp;
 	b->buf->len = 0;
-	s->id = new_id(p->c);
 	s->partition = partition;
 	s->count = count;
 	s->state = SLOT_UNSENT;
 	p->used++;
+	p->pending[partition]++;
 	if (p->inflight++ == 0)
 		p->last_progress = mq_mono_ms();
 	p->seq[partition] += count;

@@ -256,7 +256,8 @@ typedef struct mq_producer_stats {
 	uint64_t resent;       /* batches sent again after a timeout */
 } mq_producer_stats_t;
 
-/* window: batches in flight (1-1024).  The producer id is random. */
+/* window: batches in flight (1-1024), at most MQ_PRODUCER_BATCHES of
+ * them to one partition.  The producer id is random. */
 int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
 		    mq_producer_t **out, mq_err_t *err);
 void mq_producer_free(mq_producer_t *p); /* NULL ok */

@@ -33,6 +33,7 @@ enum {
 	MQ_EEXIST = 11,
 	MQ_EPROTO = 12,  /* peer spoke something we do not understand */
 	MQ_EAGAIN = 13,  /* would block or interrupted: try again */
+	MQ_ESEQ = 14,    /* a producer's batch came out of order: resend in order */
 };
 
 typedef struct mq_err {

@@ -12,3 +12,7 @@ fault_script() {
 }
 
 @test "fault: a damaged state file (offsets, dedup ids, buckets, lag history) keeps what came before the damage and says so" { fault_script state-damage; }
+
+@test "fault: broker SIGKILLed under publishers (fsync always and never): no acknowledged message lost or stored twice, order kept" { fault_script crash-producers; }
+
+@test "fault: group members SIGKILLed while reading: every message delivered at least once, nothing committed unwritten" { fault_script crash-consumers; }

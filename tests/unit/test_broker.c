@@ -368,6 +368,335 @@ static void test_idempotent_produce(void **state)
 	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 6);
 }
 
+/* PRODUCE of batch to "t"/0 with the third argument (oldest: nothing
+ * earlier of this producer is unacknowledged in the partition); -1
+ * leaves it out.  Returns the reply kind; base and dup from an OK reply. */
+static uint32_t produce_oldest(fix_t *f, const uint8_t *batch, size_t len, int oldest, uint64_t *base, int *dup)
+{
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_PRODUCE, oldest < 0 ? 2 : 3);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	if (oldest >= 0)
+		mq_wire_pack_bool(&pk, oldest);
+	uint32_t k = call(f, batch, len);
+	*base = UINT64_MAX;
+	*dup = -1;
+	if (k == MQ_REP_OK) {
+		*base = u64arg(f, 0);
+		mq_err_t err;
+		assert_int_equal(mq_wire_bool(mq_wire_arg(&f->m, 2), dup, "dup", &err), 0);
+	}
+	return k;
+}
+
+/* The same for count records from producer pid at sequence seq. */
+static uint32_t produce_seq(fix_t *f, uint64_t pid, uint32_t seq, int count, int oldest, uint64_t *base, int *dup)
+{
+	size_t len;
+	const uint8_t *bt = make_batch(pid, seq, count, "s", &len);
+	return produce_oldest(f, bt, len, oldest, base, dup);
+}
+
+/* A batch ahead of the producer's next sequence is refused as out of
+ * order (and not stored) until the missing one came: a batch lost with
+ * a connection is never answered later as a duplicate. */
+static void test_produce_out_of_order(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	uint64_t base;
+	int dup, code;
+	assert_int_equal(produce_seq(f, 5, 10, 3, 0, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ESEQ, "out of order");
+	assert_int_equal(produce_seq(f, 5, 0, 10, 1, &base, &dup), MQ_REP_OK);
+	assert_false(dup); /* stored, not taken for a retry */
+	assert_int_equal(base, 0);
+	assert_int_equal(produce_seq(f, 5, 10, 3, 0, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(base, 10);
+	/* a known producer: 20 before 13 is refused, 13 then 20 stored */
+	assert_int_equal(produce_seq(f, 5, 20, 1, 0, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ESEQ, "expected 13");
+	assert_int_equal(produce_seq(f, 5, 13, 7, 0, &base, &dup), MQ_REP_OK);
+	assert_int_equal(produce_seq(f, 5, 20, 1, 0, &base, &dup), MQ_REP_OK);
+	assert_int_equal(base, 20);
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 21);
+	/* ahead, said to be the oldest batch the producer has not seen
+	 * acknowledged: the broker's memory is behind it, so it is stored */
+	assert_int_equal(produce_seq(f, 5, 30, 2, 1, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(base, 21);
+	assert_int_equal(produce_seq(f, 5, 32, 1, 0, &base, &dup), MQ_REP_OK);
+	/* a new producer starts at 0, or with a batch said to be its oldest */
+	assert_int_equal(produce_seq(f, 6, 0, 1, -1, &base, &dup), MQ_REP_OK);
+	assert_int_equal(produce_seq(f, 7, 4, 1, -1, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ESEQ, "out of order");
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 25);
+}
+
+/* A batch behind the next sequence is a duplicate only when it is one
+ * of the producer's last MQ_PRODUCER_BATCHES batches (same first and last sequence);
+ * the answer then carries the offset it was stored at.  Anything else
+ * behind is refused, and nothing is stored.  They come back
+ * from the log after a restart; sequences wrap. */
+static void test_produce_remembered_batches(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	enum { N = MQ_PRODUCER_BATCHES, END = 2 * (N + 2) };
+	uint64_t base, bases[N + 2];
+	int dup, code;
+	for (uint32_t i = 0; i < N + 2; i++) { /* batches [0,2) [2,4) ... at offsets 0, 2, ... */
+		assert_int_equal(produce_seq(f, 9, 2 * i, 2, i == 0, &bases[i], &dup), MQ_REP_OK);
+		assert_false(dup);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 2; i < N + 2; i++) {
+			assert_int_equal(produce_seq(f, 9, 2 * i, 2, 0, &base, &dup), MQ_REP_OK);
+			assert_true(dup);
+			assert_int_equal(base, bases[i]);
+		}
+		/* older than the last N: unknown, refused */
+		assert_int_equal(produce_seq(f, 9, 2, 2, 0, &base, &dup), MQ_REP_ERR);
+		expect_err(f, MQ_EINVAL, "not one of its last");
+		/* overlapping a remembered batch without matching it */
+		assert_int_equal(produce_seq(f, 9, END - 4, 3, 0, &base, &dup), MQ_REP_ERR);
+		expect_err(f, MQ_EINVAL, "not one of its last");
+		assert_int_equal(produce_seq(f, 9, END - 3, 1, 0, &base, &dup), MQ_REP_ERR);
+		assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), END);
+		/* the same after a restart: rebuilt from the partition's tail */
+		stop(f);
+		start(f, 1, 0);
+	}
+	assert_int_equal(produce_seq(f, 9, END, 1, 0, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(base, END);
+
+	/* wrap-around: [2^32-2, 2) then [2, 3); 2^32-4 is behind, 5 ahead */
+	uint64_t wbase;
+	assert_int_equal(produce_seq(f, 10, UINT32_MAX - 1, 4, 1, &wbase, &dup), MQ_REP_OK);
+	assert_int_equal(produce_seq(f, 10, 2, 1, 0, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(produce_seq(f, 10, UINT32_MAX - 1, 4, 0, &base, &dup), MQ_REP_OK);
+	assert_true(dup);
+	assert_int_equal(base, wbase);
+	assert_int_equal(produce_seq(f, 10, UINT32_MAX - 3, 2, 0, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "not one of its last");
+	assert_int_equal(produce_seq(f, 10, 5, 1, 0, &base, &dup), MQ_REP_ERR);
+	expect_err(f, MQ_ESEQ, "out of order");
+	stop(f);
+	start(f, 1, 0);
+	assert_int_equal(produce_seq(f, 10, UINT32_MAX - 1, 4, 0, &base, &dup), MQ_REP_OK);
+	assert_true(dup);
+	assert_int_equal(base, wbase);
+	assert_int_equal(produce_seq(f, 10, 3, 1, 0, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), END + 7);
+}
+
+/* The same for a batch whose records carry the given ids. */
+static uint32_t produce_ids(fix_t *f, uint64_t pid, uint32_t seq, const char *const *ids, int n, int oldest,
+			    uint64_t *base, int *dup)
+{
+	mq_batch_builder_t b;
+	batchbuf.len = 0;
+	mq_batch_begin(&b, &batchbuf);
+	b.hdr.producer_id = pid;
+	b.hdr.base_seq = seq;
+	for (int i = 0; i < n; i++)
+		mq_batch_add(&b, mq_now_ms(), NULL, 0, ids[i], strlen(ids[i]), ids[i], strlen(ids[i]), NULL, 0);
+	size_t len = mq_batch_finish(&b);
+	return produce_oldest(f, batchbuf.p, len, oldest, base, dup);
+}
+
+/* A batch of which the dedup window dropped records is stored shorter
+ * than it was sent; after a restart its retry is still a duplicate, and
+ * the producer's next batch is taken once it says it is its oldest. */
+static void test_produce_ids_filtered_restart(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	uint64_t base, first;
+	int dup, code;
+	const char *a[] = {"x1", "x2"}, *bt[] = {"x1", "y1", "y2"}, *next[] = {"z1"};
+	assert_int_equal(produce_ids(f, 1, 0, a, 2, 1, &base, &dup), MQ_REP_OK);
+	assert_int_equal(produce_ids(f, 2, 0, bt, 3, 1, &first, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(u64arg(f, 3), 1); /* x1 dropped: y1 and y2 stored */
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 4);
+	stop(f);
+	start(f, 1, 0);
+	assert_int_equal(produce_ids(f, 2, 0, bt, 3, 1, &base, &dup), MQ_REP_OK);
+	assert_true(dup);
+	assert_int_equal(base, first);
+	assert_int_equal(produce_ids(f, 2, 3, next, 1, 1, &base, &dup), MQ_REP_OK);
+	assert_false(dup);
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 5);
+}
+
+/* After a restart the producer table is rebuilt from the partition's
+ * tail: with more producers there than the table holds, the ones kept
+ * are the newest, so the retry of a batch whose acknowledgement the
+ * crash lost is still answered as a duplicate. */
+static void test_produce_many_producers_restart(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	uint64_t base, bases[100];
+	int dup, code;
+	for (uint32_t i = 0; i < 100; i++) /* one batch each, as mq-pub run after mq-pub */
+		assert_int_equal(produce_seq(f, 1000 + i, 0, 3, 1, &bases[i], &dup), MQ_REP_OK);
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 90; i < 100; i++) {
+			assert_int_equal(produce_seq(f, 1000 + i, 0, 3, 1, &base, &dup), MQ_REP_OK);
+			assert_true(dup);
+			assert_int_equal(base, bases[i]);
+		}
+		stop(f);
+		start(f, 1, 0);
+	}
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 300);
+}
+
+/* A relay between one client and the broker that loses the nth PRODUCE
+ * request it carries, as a connection does that breaks with a batch in
+ * it while later ones go out on the next.  Stopped by shutting its
+ * context down. */
+typedef struct relay {
+	void *ctx;
+	char front[600], back[600];
+	int drop;
+} relay_t;
+
+static int relay_recv(void *s, zmq_msg_t *v, int max)
+{
+	int n = 0, more = 1;
+	while (more && n < max) {
+		zmq_msg_init(&v[n]);
+		if (zmq_msg_recv(&v[n], s, 0) < 0) {
+			zmq_msg_close(&v[n]);
+			break;
+		}
+		more = zmq_msg_more(&v[n++]);
+	}
+	return more ? -1 : n;
+}
+
+static void *relay_run(void *arg)
+{
+	relay_t *r = arg;
+	void *fr = zmq_socket(r->ctx, ZMQ_ROUTER), *bk = zmq_socket(r->ctx, ZMQ_DEALER);
+	int zero = 0, nproduce = 0;
+	zmq_setsockopt(fr, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(bk, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_bind(fr, r->front);
+	zmq_connect(bk, r->back);
+	uint8_t peer[256];
+	size_t npeer = 0;
+	for (;;) {
+		zmq_pollitem_t it[2] = {{fr, 0, ZMQ_POLLIN, 0}, {bk, 0, ZMQ_POLLIN, 0}};
+		if (zmq_poll(it, 2, -1) < 0)
+			break; /* context shut down */
+		zmq_msg_t v[4];
+		int n;
+		if (it[0].revents & ZMQ_POLLIN) {
+			if ((n = relay_recv(fr, v, 4)) < 0)
+				break;
+			npeer = zmq_msg_size(&v[0]) < sizeof(peer) ? zmq_msg_size(&v[0]) : 0;
+			memcpy(peer, zmq_msg_data(&v[0]), npeer);
+			mq_wire_msg_t m;
+			int lose = n > 1 && mq_wire_parse(zmq_msg_data(&v[1]), zmq_msg_size(&v[1]), &m, NULL) == 0 &&
+				   m.kind == MQ_REQ_PRODUCE && ++nproduce == r->drop;
+			if (n > 1)
+				mq_wire_msg_free(&m);
+			for (int i = 1; i < n; i++)
+				if (lose || zmq_msg_send(&v[i], bk, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+					zmq_msg_close(&v[i]);
+			zmq_msg_close(&v[0]);
+		}
+		if (it[1].revents & ZMQ_POLLIN) {
+			if ((n = relay_recv(bk, v, 4)) < 0)
+				break;
+			zmq_send(fr, peer, npeer, ZMQ_SNDMORE);
+			for (int i = 0; i < n; i++)
+				if (zmq_msg_send(&v[i], fr, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+					zmq_msg_close(&v[i]);
+		}
+	}
+	zmq_close(fr);
+	zmq_close(bk);
+	return NULL;
+}
+
+/* The pipelined producer over a connection that lost its second batch:
+ * the broker refuses the third as out of order, the producer sends the
+ * second and everything after it again, and each batch ends stored once,
+ * in order, with nothing answered as a duplicate. */
+static void test_producer_resends_in_order(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	relay_t r = {.ctx = zmq_ctx_new(), .drop = 2};
+	snprintf(r.front, sizeof(r.front), "ipc://%s/relay", f->dir);
+	snprintf(r.back, sizeof(r.back), "%s", f->ep);
+	pthread_t th;
+	pthread_create(&th, NULL, relay_run, &r);
+	mq_client_opts_t co = {.endpoint = r.front, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c;
+	mq_producer_t *p;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	assert_int_equal(mq_producer_new(c, "t", 1, 32, &p, &err), 0);
+	mq_buf_t buf = {0};
+	for (int i = 0; i < 4; i++) {
+		mq_batch_builder_t b;
+		mq_producer_begin(p, 0, &b, &buf);
+		for (int k = 0; k < 10; k++) {
+			char v[16];
+			int n = snprintf(v, sizeof(v), "%d", i * 10 + k);
+			mq_batch_add(&b, mq_now_ms(), NULL, 0, v, (size_t)n, NULL, 0, NULL, 0);
+		}
+		assert_int_equal(mq_producer_send(p, &b, 0, &err), 0);
+	}
+	assert_int_equal(mq_producer_flush(p, &err), 0);
+	mq_producer_stats_t st;
+	mq_producer_stats(p, &st);
+	assert_int_equal(st.acked, 40);
+	assert_int_equal(st.duplicates, 0);
+	assert_int_equal(st.failed, 0);
+	assert_null(mq_producer_take_error(p));
+	mq_producer_free(p);
+	mq_client_close(c);
+	mq_buf_free(&buf);
+	zmq_ctx_shutdown(r.ctx);
+	pthread_join(th, NULL);
+	zmq_ctx_term(r.ctx);
+	int code;
+	assert_int_equal(fetch(f, "t", 0, 0, 0, NULL, NULL, &code), 40);
+	const uint8_t *d = zmq_msg_data(&f->frames[1]);
+	size_t nbytes = zmq_msg_size(&f->frames[1]);
+	int want = 0;
+	for (size_t pos = 0; pos < nbytes;) {
+		mq_batch_iter_t it;
+		mq_record_t rec;
+		assert_int_equal(mq_batch_iter_init(&it, d + pos, nbytes - pos, &err), 0);
+		while (mq_batch_iter_next(&it, &rec) > 0) {
+			char v[16];
+			snprintf(v, sizeof(v), "%d", want++);
+			assert_int_equal(rec.value_len, strlen(v));
+			assert_memory_equal(rec.value, v, rec.value_len);
+		}
+		pos += it.hdr.length;
+	}
+	assert_int_equal(want, 40);
+}
+
 static void test_bad_requests(void **state)
 {
 	fix_t *f = *state;
@@ -815,6 +1144,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_meta_produce_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_out_of_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_remembered_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_ids_filtered_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
