@@ -950,6 +950,33 @@ const char *mq_store_dir(const mq_store_t *st)
 
 /* ---- topics ---- */
 
+/* Remove what a failed create made: the first made partition
+ * directories (empty), topic.meta(.tmp) if it got that far (the topic
+ * was never announced), and the topic directory.
+ * By path, without descriptors: the failure may be that there are none. */
+static int undo_create(const char *tdir, uint32_t made, mq_err_t *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	static const char *const files[] = {META_TMP, META_FILE};
+	for (int i = 0; i < 2; i++) {
+		if ((rc = path_fmt(path, sizeof(path), err, "%s/%s", tdir, files[i])) < 0)
+			return rc;
+		if (unlink(path) < 0 && errno != ENOENT)
+			return mq_err_sys(err, "cannot remove '%s'", path);
+	}
+	for (uint32_t p = 0; p < made; p++) {
+		if ((rc = path_fmt(path, sizeof(path), err, "%s/%u", tdir, (unsigned)p)) < 0)
+			return rc;
+		if (rmdir(path) < 0 && errno != ENOENT)
+			return mq_err_sys(err, "cannot remove '%s'", path);
+	}
+	if (rmdir(tdir) < 0 && errno != ENOENT)
+		return mq_err_sys(err, "cannot remove '%s'", tdir);
+	return 0;
+}
+
 int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_t *meta, mq_err_t *err)
 {
 	char tdir[PATH_MAX], pdir[PATH_MAX], topics[PATH_MAX];
@@ -974,7 +1001,17 @@ int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_
 		return rc;
 	if (!(t = topic_new(name, &m)))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory creating topic '%s'", name);
-	if (mkdir(tdir, 0755) < 0) {
+	int mk = mkdir(tdir, 0755) < 0 ? errno : 0;
+	if (mk == EEXIST) {
+		/* What an earlier create left that could not be removed then. */
+		int tfd = open(topics, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (tfd >= 0 && remove_half_created(tfd, name, tdir, &ignore) == 1)
+			mk = mkdir(tdir, 0755) < 0 ? errno : 0;
+		if (tfd >= 0)
+			close(tfd);
+	}
+	if (mk) {
+		errno = mk;
 		rc = errno == EEXIST ? mq_err_set(err, MQ_EEXIST, "'%s' already exists (move it out of the data directory)", tdir)
 			: mq_err_sys(err, "cannot create topic directory '%s'", tdir);
 		goto err;
@@ -998,10 +1035,7 @@ err:
 		/* Nothing of a failed create stays; if even the removal fails,
 		 * what is left is what load_entry removes at the next open. */
 		char why[sizeof(err->msg)];
-		int tfd = open(topics, O_RDONLY | O_DIRECTORY | O_CLOEXEC), left;
-		left = tfd < 0 ? mq_err_sys(&ignore, "cannot open '%s'", topics) : rm_tree(tfd, name, tdir, 0, &ignore);
-		if (tfd >= 0)
-			close(tfd);
+		int left = undo_create(tdir, p, &ignore);
 		snprintf(why, sizeof(why), "%s", err ? err->msg : "");
 		if (left < 0)
 			mq_err_set(err, -rc, "topic '%s' was not created: %.200s; '%s' is left over (%.100s): mq-serve "
