@@ -28,6 +28,10 @@ typedef struct mq_broker_opts {
 	int64_t lag_interval_ms;    /* how often group lag is sampled (default 10 s) */
 	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
 	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
+	/* Faults the operator must hear of (a full disk, too few descriptors),
+	 * one line each, without a newline; NULL: not told. */
+	void (*report)(void *ctx, const char *line);
+	void *report_ctx;
 } mq_broker_opts_t;
 
 /* Open the data directory (lock), then bind every endpoint.  On failure
