@@ -10,3 +10,7 @@ fault_script() {
 	[ "$status" -ne 77 ] || skip "$(grep -m1 '^skip:' <<<"$output")"
 	[ "$status" -eq 0 ]
 }
+
+@test "fault: a full disk refuses publishes without storing them, and reads go on, also after a restart" { fault_script disk-full; }
+
+@test "fault: thousands of topics under ulimit -n 256 are all written and read back; running out of descriptors leaves no half-made topic" { fault_script fds; }
