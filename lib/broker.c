@@ -140,10 +140,10 @@ struct mq_broker {
 		int on;
 		int64_t last;    /* monotonic ms of the latest occurrence */
 		uint64_t count;  /* requests refused in this episode */
-	} episodes[2];       /* EP_NOSPACE, EP_NOFILES */
+	} episodes[3];       /* EP_NOSPACE, EP_NOFILES, EP_DISK */
 };
 
-enum { EP_NOSPACE, EP_NOFILES };
+enum { EP_NOSPACE, EP_NOFILES, EP_DISK };
 
 /* ---- faults worth a line on the broker's log ---- */
 
@@ -169,6 +169,8 @@ static void note_fault(mq_broker_t *b, const mq_err_t *err)
 		kind = EP_NOSPACE;
 	else if (err->sys == EMFILE || err->sys == ENFILE)
 		kind = EP_NOFILES;
+	else if (err->sys == EIO || err->sys == EROFS)
+		kind = EP_DISK;
 	else
 		return;
 	struct episode *e = &b->episodes[kind];
@@ -182,16 +184,21 @@ static void note_fault(mq_broker_t *b, const mq_err_t *err)
 		say(b, "the disk of data directory %s is full (%s): publishes are refused and nothing of them is "
 		    "stored until space is freed; delete topics or data, shorten retention, or move the data "
 		    "directory to a larger disk; reads go on", b->o.data_dir, err->msg);
-	else
+	else if (kind == EP_NOFILES)
 		say(b, "out of file descriptors (%s): requests that open files are refused; raise the limit "
 		    "(ulimit -n, or LimitNOFILE= for a service), or use fewer connections", err->msg);
+	else
+		say(b, "the disk of data directory %s failed (%s): publishes are refused and nothing of them is "
+		    "stored; check the disk and the kernel log (dmesg), then restart mq-serve; reads go on",
+		    b->o.data_dir, err->msg);
 }
 
 static void episodes_tick(mq_broker_t *b, int64_t now)
 {
 	static const char *const what[] = {"the disk of the data directory takes writes again",
-					   "file descriptors are available again"};
-	for (int k = 0; k < 2; k++) {
+					   "file descriptors are available again",
+					   "no more disk errors in the data directory"};
+	for (int k = 0; k < 3; k++) {
 		struct episode *e = &b->episodes[k];
 		if (e->on && now - e->last >= EPISODE_QUIET_MS) {
 			say(b, "%s (%" PRIu64 " requests were refused)", what[k], e->count);
