@@ -27,6 +27,7 @@ fi
 trap 'fault_broker_kill; umount "$data" 2>/dev/null || umount -l "$data"; _fault_cleanup' EXIT
 
 acked=$FAULT_TMP/acked refused=$FAULT_TMP/refused
+n_dups=0 n_stored=0 n_lost=0 # over every read
 : >"$acked"
 : >"$refused"
 
@@ -51,8 +52,11 @@ read_back() {
 	dups=$(sort "$got" | uniq -d | wc -l)
 	stored=$(sort -u "$got" | comm -12 - <(sort "$refused") | wc -l)
 	lost=$(sort "$acked" | comm -23 - <(sort -u "$got") | wc -l)
+	n_dups=$((n_dups + dups))
 	[ "$dups" -eq 0 ] || fault_fail "$1: $dups messages read twice"
+	n_stored=$((n_stored + stored))
 	[ "$stored" -eq 0 ] || fault_fail "$1: $stored refused messages were stored: $(sort -u "$got" | comm -12 - <(sort "$refused") | head -3 | tr '\n' ' ')"
+	n_lost=$((n_lost + lost))
 	[ "$lost" -eq 0 ] || fault_fail "$1: $lost acknowledged messages missing"
 	READ=$(wc -l <"$got")
 }
@@ -101,4 +105,4 @@ resumed=$(($(wc -l <"$acked") - before))
 [ "$resumed" -eq "$after" ] || fault_fail "only $resumed of $after publishes succeeded once space was freed: $(tail -2 "$FAULT_TMP/pub.err")"
 read_back "after space was freed"
 
-fault_done "$(wc -l <"$acked") acked, $(wc -l <"$refused") refused, $during read while full, $READ read at the end, 0 lost, 0 refused-but-stored, 0 duplicated"
+fault_done "$(wc -l <"$acked") acked, $(wc -l <"$refused") refused, $during read while full, $READ read at the end, $n_lost lost, $n_stored refused-but-stored, $n_dups duplicated"
