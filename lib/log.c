@@ -1262,6 +1262,10 @@ int mq_log_truncate_all(mq_log_t *log, uint64_t new_start, mq_err_t *err)
 		new_start = log->end;
 	if (active(log)->size > 0 || new_start > active(log)->base) {
 		flush_indexes_try(log, active(log));
+		/* Synced first, so that a failing sync cuts at the true end. */
+		if (log->o.fsync != MQ_FSYNC_NEVER && log->dirty &&
+		    ((rc = active_fd(log, err)) || (rc = sync_active(log, err))))
+			return rc;
 		uint64_t saved = log->end;
 		log->end = new_start;
 		if ((rc = roll(log, err))) {
