@@ -11,8 +11,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 fault_init fds
 
-topics=$(fault_scale 300 2000)
-starved=$(fault_scale 20 50)   # publishes to new topics while descriptors are used up
+topics=$(fault_scale 150 2000)
+starved=$(fault_scale 10 50)   # publishes to new topics while descriptors are used up
 
 ulimit -n 256 || { echo "skip: cannot lower the descriptor limit (ulimit -n 256)"; exit 77; }
 fault_broker_start || fault_done "broker did not start"
@@ -35,9 +35,19 @@ wait "${pids[@]}" # not the broker
 nfail=$(wc -l <"$FAULT_TMP/failed")
 [ "$nfail" -eq 0 ] || fault_fail "$nfail of $topics publishes to new topics failed: $(sort "$FAULT_TMP/pub.err" | uniq -c | sort -rn | head -2)"
 
-# All at once: one consumer of every topic.
-mq-sub -q -t 'fd*' -e -w 30s 2>"$FAULT_TMP/sub.err" | sort >"$FAULT_TMP/got" ||
-	fault_fail "reading all $topics topics at once failed: $(tail -2 "$FAULT_TMP/sub.err")"
+# read_all: every topic, a thousand or so at once (one consumer reads at
+# most 1024 topics), sorted into $FAULT_TMP/got.
+read_all() {
+	local pat
+	: >"$FAULT_TMP/got.1"
+	for pat in 'fd?' 'fd??' 'fd???' 'fd1???' 'fd2???'; do
+		mq-sub -q -t "$pat" -e -w 30s 2>"$FAULT_TMP/sub.err" >>"$FAULT_TMP/got.1" || return 1
+	done
+	sort "$FAULT_TMP/got.1" >"$FAULT_TMP/got"
+}
+
+# All at once, by the thousand.
+read_all || fault_fail "reading all $topics topics at once failed: $(tail -2 "$FAULT_TMP/sub.err")"
 for ((i = 0; i < topics; i++)); do echo "m$i"; done | sort >"$FAULT_TMP/want"
 missing=$(comm -23 "$FAULT_TMP/want" "$FAULT_TMP/got" | wc -l)
 extra=$(comm -13 "$FAULT_TMP/want" "$FAULT_TMP/got" | wc -l)
@@ -46,7 +56,7 @@ extra=$(comm -13 "$FAULT_TMP/want" "$FAULT_TMP/got" | wc -l)
 
 # One by one, a sample spread over all of them.
 bad=0
-for ((i = 0; i < topics; i += topics / 20)); do
+for ((i = 0; i < topics; i += topics / $(fault_scale 8 20))); do
 	got=$(mq-sub -q -t "fd$i" -e -w 10s 2>>"$FAULT_TMP/sub.err")
 	[ "$got" = "m$i" ] || bad=$((bad + 1))
 done
@@ -57,14 +67,15 @@ fds_used=$(ls "/proc/$FAULT_BROKER_PID/fd" | wc -l)
 # descriptors are used up by idle connections (ZeroMQ keeps each until its
 # handshake times out); then they publish, which opens partition files.
 : >"$FAULT_TMP/failed"
+mkfifo "$FAULT_TMP/go" # each message waits until it is opened and closed
 spids=()
 for ((j = 0; j < starved; j++)); do
 	i=$((topics + j))
-	mkfifo "$FAULT_TMP/in$j"
-	{ mq-pub -q -t "fd$i" -w 10s <"$FAULT_TMP/in$j" 2>>"$FAULT_TMP/starved.err" || echo "fd$i" >>"$FAULT_TMP/failed"; } &
+	{
+		{ cat "$FAULT_TMP/go" >/dev/null; echo "m$i"; } |
+			mq-pub -q -t "fd$i" -w 10s 2>>"$FAULT_TMP/starved.err" || echo "fd$i" >>"$FAULT_TMP/failed"
+	} &
 	spids+=($!)
-	exec {w}>"$FAULT_TMP/in$j"
-	wfd[j]=$w
 done
 for ((t = 0; t < 100; t++)); do
 	[ "$(ls "$FAULT_TMP"/data/topics/fd*/topic.meta 2>/dev/null | wc -l)" -ge $((topics + starved)) ] && break
@@ -85,10 +96,9 @@ EOF
 hog=$!
 for ((t = 0; t < 100; t++)); do [ -s "$FAULT_TMP/hog.out" ] && break; sleep 0.1; done
 sleep 1
-for ((j = 0; j < starved; j++)); do
-	echo "m$((topics + j))" >&"${wfd[j]}"
-	eval "exec ${wfd[j]}>&-"
-done
+exec {go}>"$FAULT_TMP/go"
+sleep 0.5 # every reader has it open
+exec {go}>&-
 wait "${spids[@]}"
 refused=$(wc -l <"$FAULT_TMP/failed")
 kill "$hog" 2>/dev/null
@@ -114,8 +124,7 @@ while read -r t; do
 done <"$FAULT_TMP/failed"
 [ ! -s "$FAULT_TMP/retry" ] || fault_fail "$(wc -l <"$FAULT_TMP/retry") publishes still refused with descriptors free: $(tail -1 "$FAULT_TMP/pub.err")"
 total=$((topics + starved))
-mq-sub -q -t 'fd*' -e -w 30s 2>"$FAULT_TMP/sub.err" | sort >"$FAULT_TMP/got" ||
-	fault_fail "final read failed: $(tail -2 "$FAULT_TMP/sub.err")"
+read_all || fault_fail "final read failed: $(tail -2 "$FAULT_TMP/sub.err")"
 for ((i = 0; i < total; i++)); do echo "m$i"; done | sort >"$FAULT_TMP/want"
 cmp -s "$FAULT_TMP/want" "$FAULT_TMP/got" ||
 	fault_fail "final read: $(comm -23 "$FAULT_TMP/want" "$FAULT_TMP/got" | wc -l) missing, $(comm -13 "$FAULT_TMP/want" "$FAULT_TMP/got" | wc -l) extra"
