@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,13 +19,6 @@
 
 static const char *prog = "mq-serve";
 static volatile sig_atomic_t stop_flag;
-
-/* The broker's report of what it lost (damaged state files). */
-static void say(void *ctx, const char *msg)
-{
-	(void)ctx;
-	fprintf(stderr, "%s: %s\n", prog, msg);
-}
 
 static void on_signal(int sig)
 {
@@ -87,6 +81,31 @@ static int default_data_dir(char *buf, size_t n)
 	if (!d || !*d)
 		return -1;
 	return snprintf(buf, n, "%s/.local/state/mq", d) < (int)n ? 0 : -1;
+}
+
+/* The broker's report: faults the operator must hear of (broker.h). */
+static void report(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog, line);
+}
+
+/* Partitions are many files: take every descriptor the hard limit
+ * allows (the store sizes its cache of open files from the soft one). */
+static void raise_fd_limit(int verbose)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && verbose)
+			fprintf(stderr, "%s: cannot raise the file descriptor limit to %llu: %s\n", prog,
+				(unsigned long long)want, strerror(errno));
+	}
+	if (verbose && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fprintf(stderr, "%s: file descriptor limit %llu\n", prog, (unsigned long long)rl.rlim_cur);
 }
 
 /* mkdir -p of the parents of dir (the store makes dir itself). */
@@ -267,7 +286,9 @@ int main(int argc, char **argv)
 	if (!o.nlisten)
 		o.listen[o.nlisten++] = "tcp://127.0.0.1:7733";
 	o.data_dir = datadir;
+	o.report = report;
 	make_parents(datadir);
+	raise_fd_limit(verbose);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -277,7 +298,6 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	o.report = say;
 	mq_broker_t *b;
 	if (mq_broker_open(&o, &b, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -9,6 +9,14 @@
  * with nothing to return are parked and answered when data arrives, the
  * group's generation moves, or their wait runs out.
  *
+ * A produce is acknowledged only if its batch is still in its log after
+ * the turn's commit: a sync that fails under --fsync always cuts the
+ * turn's appends off again (log.c), and then their producers are refused,
+ * no fetch answer built in that turn is sent (it may carry the cut bytes;
+ * the consumer asks again), and the producer sequences are forgotten, to
+ * be rebuilt from what the log really holds.  A full disk and a lack of
+ * descriptors are each told once per episode on the broker's log.
+ *
  * Sends never block: ROUTER_MANDATORY makes a reply to a vanished peer
  * fail with EHOSTUNREACH, and a full pipe fails with EAGAIN; either way
  * the reply is dropped and the client's timeout and retry take over.
@@ -35,6 +43,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +66,7 @@
 #define FETCH_MAX_TOPICS 1024
 #define PARKED_MAX 4096
 #define HISTORY_SAVE_EVERY 6 /* samples between saves of the lag history */
+#define EPISODE_QUIET_MS 30000 /* a full disk or fd shortage is over after this long without one */
 
 typedef struct ident {
 	uint8_t b[256];
@@ -72,6 +82,11 @@ typedef struct outmsg {
 	int npl;
 	int durable; /* promises data on disk: becomes an error if the sync fails */
 	uint32_t id;
+	/* a produce that appended: acknowledged only if its log still reaches end */
+	int stored;
+	uint32_t part;
+	uint64_t end;
+	char topic[MQ_NAME_MAX + 1];
 } outmsg_t;
 
 typedef char topic_name_t[MQ_NAME_MAX + 1];
@@ -152,7 +167,76 @@ struct mq_broker {
 	struct {
 		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
 	} st;
+	struct episode {
+		int on;
+		int64_t last;    /* monotonic ms of the latest occurrence */
+		uint64_t count;  /* requests refused in this episode */
+	} episodes[3];       /* EP_NOSPACE, EP_NOFILES, EP_DISK */
 };
+
+enum { EP_NOSPACE, EP_NOFILES, EP_DISK };
+
+/* ---- faults worth a line on the broker's log ---- */
+
+static void say(mq_broker_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(mq_broker_t *b, const char *fmt, ...)
+{
+	char line[4608]; /* a path of up to MQ_DATA_DIR_MAX and what it means */
+	va_list ap;
+	if (!b->o.report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	b->o.report(b->o.report_ctx, line);
+}
+
+/* A full disk or a lack of descriptors: one line when an episode starts
+ * (what, where, what to do), one when it has been over for a while. */
+static void note_fault(mq_broker_t *b, const mq_err_t *err)
+{
+	int kind;
+	if (err->code == MQ_ENOSPC)
+		kind = EP_NOSPACE;
+	else if (err->sys == EMFILE || err->sys == ENFILE)
+		kind = EP_NOFILES;
+	else if (err->sys == EIO || err->sys == EROFS)
+		kind = EP_DISK;
+	else
+		return;
+	struct episode *e = &b->episodes[kind];
+	e->last = mq_mono_ms();
+	e->count++;
+	if (e->on)
+		return;
+	e->on = 1;
+	e->count = 1;
+	if (kind == EP_NOSPACE)
+		say(b, "the disk of data directory %s is full (%s): publishes are refused and nothing of them is "
+		    "stored until space is freed; delete topics or data, shorten retention, or move the data "
+		    "directory to a larger disk; reads go on", b->o.data_dir, err->msg);
+	else if (kind == EP_NOFILES)
+		say(b, "out of file descriptors (%s): requests that open files are refused; raise the limit "
+		    "(ulimit -n, or LimitNOFILE= for a service), or use fewer connections", err->msg);
+	else
+		say(b, "the disk of data directory %s failed (%s): publishes are refused and nothing of them is "
+		    "stored; check the disk and the kernel log (dmesg), then restart mq-serve; reads go on",
+		    b->o.data_dir, err->msg);
+}
+
+static void episodes_tick(mq_broker_t *b, int64_t now)
+{
+	static const char *const what[] = {"the disk of the data directory takes writes again",
+					   "file descriptors are available again",
+					   "no more disk errors in the data directory"};
+	for (int k = 0; k < 3; k++) {
+		struct episode *e = &b->episodes[k];
+		if (e->on && now - e->last >= EPISODE_QUIET_MS) {
+			say(b, "%s (%" PRIu64 " requests were refused)", what[k], e->count);
+			e->on = 0;
+		}
+	}
+}
 
 /* ---- outbox ---- */
 
@@ -176,6 +260,7 @@ static outmsg_t *out_new(mq_broker_t *b, int sock, const ident_t *to, uint32_t i
 
 static void reply_err(mq_broker_t *b, int sock, const ident_t *to, uint32_t id, const mq_err_t *err)
 {
+	note_fault(b, err);
 	outmsg_t *m = out_new(b, sock, to, id);
 	if (!m)
 		return;
@@ -215,30 +300,84 @@ drop:
 	free(m->pl);
 }
 
+static void pst_forget_all(mq_broker_t *b);
+
+/* A produce reply for a batch now at [.., end) of topic/partition. */
+static void reply_stored(outmsg_t *m, const char *topic, uint32_t partition, uint64_t end)
+{
+	m->stored = 1;
+	snprintf(m->topic, sizeof(m->topic), "%s", topic);
+	m->part = partition;
+	m->end = end;
+}
+
+/* 1 if the batch of a produce reply was cut off by a failed sync. */
+static int reply_cut(mq_broker_t *b, const outmsg_t *m)
+{
+	mq_log_t *log = m->stored ? mq_store_log_peek(b->store, m->topic, m->part) : NULL;
+	return log && mq_log_end(log) < m->end;
+}
+
+/* Replace a reply with an error. */
+static void reply_refuse(outmsg_t *m, const mq_err_t *err)
+{
+	m->hdr.len = 0;
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &m->hdr);
+	mq_wire_pack_err(&pk, m->id, err->code ? err->code : MQ_EIO, err->msg);
+}
+
 /* End of turn: sync what was appended, then send every reply. */
 static void flush_turn(mq_broker_t *b)
 {
-	mq_err_t err;
+	mq_err_t err, serr;
 	int64_t now = mq_mono_ms();
-	int rc = mq_store_commit(b->store, now, &err);
-	if (rc == 0)
-		rc = mq_groups_commit_log(b->groups, now, &err);
+	int src = mq_store_commit(b->store, now, &serr);
+	int rc = mq_groups_commit_log(b->groups, now, &err);
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
 	b->ids_added = 0;
+	if (src)
+		note_fault(b, &serr);
+	if (rc)
+		note_fault(b, &err);
+	int cut = 0;
+	for (int i = 0; i < b->nout && !cut; i++)
+		cut = reply_cut(b, &b->out[i]);
+	if (cut)
+		pst_forget_all(b);
 	for (int i = 0; i < b->nout; i++) {
 		outmsg_t *m = &b->out[i];
-		if (rc && m->durable) {
-			/* The data may not be on disk: say so instead of acknowledging. */
-			m->hdr.len = 0;
-			msgpack_packer pk;
-			mq_wire_packer(&pk, &m->hdr);
-			mq_wire_pack_err(&pk, m->id, err.code, err.msg);
+		if (m->stored) {
+			/* Only the batch's own log decides: it is stored, or it was cut off. */
+			if (reply_cut(b, m)) {
+				mq_err_t why;
+				if (src)
+					why = serr;
+				else
+					mq_err_set(&why, MQ_EIO, "partition %u of topic '%s': the data could not be synced "
+						   "to disk and was not stored (see mq-serve's log); publish again", m->part,
+						   m->topic);
+				reply_refuse(m, &why);
+			}
+		} else if ((rc || cut) && m->durable) {
+			/* The data may not be on disk (a duplicate's first copy may be
+			 * what was cut): say so instead of acknowledging. */
+			reply_refuse(m, rc ? &err : &serr);
+		} else if (cut && m->npl) {
+			/* A fetch answer of this turn may carry bytes that were cut off:
+			 * not sent; the consumer asks again. */
+			mq_buf_free(&m->hdr);
+			for (int k = 0; k < m->npl; k++)
+				mq_buf_free(&m->pl[k]);
+			free(m->pl);
+			continue;
 		}
 		out_send(b, m);
 	}
 	b->nout = 0;
 	b->appended = 0;
+	episodes_tick(b, now);
 }
 
 /* ---- producer state ---- */
@@ -282,6 +421,17 @@ static pstate_t *pst_get(mq_broker_t *b, const char *topic, uint32_t p)
 		return NULL;
 	b->pst_n++;
 	return &b->pst[j];
+}
+
+/* After a failed sync cut appends off: what the producers sent is not
+ * what the logs hold, so every partition rebuilds its producers from its
+ * log on next use. */
+static void pst_forget_all(mq_broker_t *b)
+{
+	for (size_t i = 0; i < b->pst_cap; i++) {
+		b->pst[i].loaded = 0;
+		b->pst[i].nprod = 0;
+	}
 }
 
 static producer_t *prod_find(pstate_t *ps, uint64_t pid)
@@ -687,6 +837,8 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!m)
 		return -MQ_ENOMEM;
 	m->durable = 1;
+	if (!dup && dup_ids < h.count)
+		reply_stored(m, topic, (uint32_t)p, base + h.count - dup_ids);
 	msgpack_pack_uint64(&pk, base);
 	msgpack_pack_uint32(&pk, h.count - dup_ids);
 	mq_wire_pack_bool(&pk, dup);
@@ -1637,11 +1789,7 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
  * broker's report, with what the loss means for this file. */
 static void say_lost(mq_broker_t *b, const char *msg, const char *means)
 {
-	if (!b->o.report)
-		return;
-	char line[2048];
-	snprintf(line, sizeof(line), "%s%s", msg, means);
-	b->o.report(b->o.report_ctx, line);
+	say(b, "%s%s", msg, means);
 }
 
 static void state_lost(void *ctx, const char *msg)

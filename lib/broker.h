@@ -28,9 +28,10 @@ typedef struct mq_broker_opts {
 	int64_t lag_interval_ms;    /* how often group lag is sampled (default 10 s) */
 	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
 	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
-	/* Where the broker says what it lost, one line each: a damaged state
-	 * file in DIR/state recovered up to its last good record.  NULL:
-	 * nowhere. */
+	/* Where the broker says what the operator must hear of, one line
+	 * each without a newline (what, where, what to do): a damaged state
+	 * file recovered up to its last good record, a full disk, too few
+	 * descriptors, a failing disk.  NULL: nowhere. */
 	mq_report_fn report;
 	void *report_ctx;
 } mq_broker_opts_t;

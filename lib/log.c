@@ -19,6 +19,28 @@
  *    entry itself is re-checked, this never cuts good data in the middle.
  *  - A write that fails (ENOSPC, EIO) is cut off again with ftruncate
  *    before the error is returned, so no partial batch is ever visible.
+ *  - A refusal means nothing became visible, and only the .log file
+ *    decides what is stored: index files are derived, so failing to
+ *    write one (a full disk) is never an error; the entries stay in
+ *    memory and are written at the next sync, roll or close that can.
+ *    Opening a partition and reading it never need to write anything.
+ *  - A failed fdatasync (EIO, or ENOSPC where the file system allocates
+ *    at writeback) leaves the state of the unsynced pages unknown, and a
+ *    second fdatasync may well succeed without them.  With the ALWAYS
+ *    policy everything past the last good sync was appended since the
+ *    last commit and nobody was told it is stored, so it is cut off
+ *    again, in memory and on disk, the failure is remembered and
+ *    returned by the next mq_log_commit, and until then appends are
+ *    refused (an offset past the cut is never given out twice in one
+ *    commit).  Readers may have read those bytes already (reads see
+ *    what is appended, synced or not): the broker sends no fetch answer
+ *    built in a turn whose sync failed.  With INTERVAL and NEVER
+ *    acknowledgements never promised a sync, so a failed sync is only
+ *    reported and nothing is cut.
+ *  - Descriptors are held only while needed: mq_log_release closes them
+ *    all (syncing first where the policy asks for syncs), and the next
+ *    call that needs the active segment opens it again.  The store uses
+ *    this to bound the descriptors of thousands of partitions.
  */
 #include "log.h"
 
@@ -71,6 +93,16 @@ struct mq_log {
 	uint64_t end;          /* next offset */
 	uint64_t bytes;        /* sum of segment sizes */
 	int dirty;             /* appended since the last sync */
+	/* the active segment as of the last good sync (ALWAYS: what a failed
+	 * sync cuts back to) */
+	struct {
+		uint64_t end, size, bytes, next_index_pos;
+		size_t nidx, ntix;
+		int64_t max_ts;
+	} synced;
+	int cut;               /* a failed sync cut appends off: refuse until commit */
+	mq_err_t cut_err;      /* ... and why, for mq_log_commit to return */
+	int stale_tail;        /* the cut could not be made on disk: retry before writing */
 	int64_t last_sync_ms;  /* monotonic */
 	int open_sealed;       /* index of the sealed segment whose fd is open, or -1 */
 	/* read hint: where the previous read ended, for sequential readers */
@@ -290,12 +322,13 @@ static int load_index_files(mq_log_t *log, seg_t *s, uint64_t end, mq_err_t *err
 {
 	char path[PATH_MAX];
 	mq_buf_t *b = &log->scratch;
-	int rc;
+	mq_err_t ignored;
 
 	s->nidx = s->ntix = 0;
 	seg_path(log, s->base, "idx", path, sizeof(path));
-	if ((rc = read_whole(path, b, err)) < 0)
-		return rc;
+	/* An index that cannot be read is rebuilt from the .log file. */
+	if (read_whole(path, b, &ignored) < 0)
+		b->len = 0;
 	for (size_t i = 0; i + IDX_ENTRY <= b->len; i += IDX_ENTRY) {
 		uint32_t rel = mq_get_u32(b->p + i), pos = mq_get_u32(b->p + i + 4);
 		if (pos >= s->size || s->base + rel >= end)
@@ -308,8 +341,8 @@ static int load_index_files(mq_log_t *log, seg_t *s, uint64_t end, mq_err_t *err
 			return mq_err_set(err, MQ_ENOMEM, "out of memory loading '%s'", path);
 	}
 	seg_path(log, s->base, "tix", path, sizeof(path));
-	if ((rc = read_whole(path, b, err)) < 0)
-		return rc;
+	if (read_whole(path, b, &ignored) < 0)
+		b->len = 0;
 	for (size_t i = 0; i + TIX_ENTRY <= b->len; i += TIX_ENTRY) {
 		int64_t ts = (int64_t)mq_get_u64(b->p + i);
 		uint32_t rel = mq_get_u32(b->p + i + 8);
@@ -370,6 +403,15 @@ static int flush_indexes(mq_log_t *log, seg_t *s, int rewrite, mq_err_t *err)
 {
 	int rc = flush_index_file(log, s, "idx", rewrite, err);
 	return rc ? rc : flush_index_file(log, s, "tix", rewrite, err);
+}
+
+/* Index files are hints: when one cannot be written (a full disk) the
+ * entries stay in memory (idx_written/tix_written do not move) and the
+ * next sync, roll or close tries again. */
+static void flush_indexes_try(mq_log_t *log, seg_t *s)
+{
+	mq_err_t ignored;
+	flush_indexes(log, s, 0, &ignored);
 }
 
 static int seg_open_fd(mq_log_t *log, seg_t *s, int flags, mq_err_t *err)
@@ -486,7 +528,8 @@ static int seg_recover(mq_log_t *log, seg_t *s, int tail, uint64_t *out_end, mq_
 	if (!tail && next_off > s->base && tix_push(s, s->max_ts, (uint32_t)(next_off - s->base)))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	s->loaded = 1;
-	return flush_indexes(log, s, 0, err);
+	flush_indexes_try(log, s); /* reading must never need to write */
+	return 0;
 }
 
 /* Make segment i ready for reading: the active one always is; a sealed
@@ -513,9 +556,17 @@ static void release_sealed(mq_log_t *log)
 	log->open_sealed = -1;
 }
 
+/* The active segment's descriptor, opened again after mq_log_release. */
+static int active_fd(mq_log_t *log, mq_err_t *err)
+{
+	return seg_open_fd(log, active(log), O_RDWR, err);
+}
+
 static int seg_use(mq_log_t *log, int i, mq_err_t *err)
 {
-	if (i == log->nsegs - 1 || i == log->open_sealed)
+	if (i == log->nsegs - 1)
+		return active_fd(log, err);
+	if (i == log->open_sealed)
 		return 0;
 	release_sealed(log);
 	uint64_t end;
@@ -595,9 +646,29 @@ static int seg_create(mq_log_t *log, uint64_t base, mq_err_t *err)
 	seg_t *s = active(log);
 	s->fd = fd;
 	s->loaded = 1;
-	if (log->o.fsync != MQ_FSYNC_NEVER)
-		return mq_fsync_dir(log->dir, err);
+	int rc;
+	if (log->o.fsync != MQ_FSYNC_NEVER && (rc = mq_fsync_dir(log->dir, err))) {
+		/* Not made, then: a segment whose name may not survive a crash
+		 * would take acknowledged data with it. */
+		seg_free(s);
+		log->nsegs--;
+		unlink(path);
+		return rc;
+	}
 	return 0;
+}
+
+/* The active segment as it is now is what a failed sync cuts back to. */
+static void mark_synced(mq_log_t *log)
+{
+	seg_t *s = active(log);
+	log->synced.end = log->end;
+	log->synced.size = s->size;
+	log->synced.bytes = log->bytes;
+	log->synced.next_index_pos = s->next_index_pos;
+	log->synced.nidx = s->nidx;
+	log->synced.ntix = s->ntix;
+	log->synced.max_ts = s->max_ts;
 }
 
 /* List the directory: segments (by .log file), stray index files of
@@ -709,6 +780,7 @@ int mq_log_open(const char *dir, const mq_log_opts_t *o, int create, mq_log_t **
 	}
 	log->bytes += active(log)->size;
 	log->last_sync_ms = mq_mono_ms();
+	mark_synced(log);
 	*out = log;
 	return 0;
 fail:
@@ -750,24 +822,36 @@ void mq_log_close(mq_log_t *log)
 
 /* ---- append ---- */
 
+static int sync_active(mq_log_t *log, mq_err_t *err);
+
 /* Seal the active segment and start a new one at the end offset.  The
  * sealed segment stays open as the log's one open sealed segment. */
 static int roll(mq_log_t *log, mq_err_t *err)
 {
 	int rc, idx = log->nsegs - 1;
+	if ((rc = active_fd(log, err)))
+		return rc;
 	seg_t *s = active(log);
+	size_t ntix = s->ntix;
 	if (log->end > s->base && tix_push(s, s->max_ts, (uint32_t)(log->end - s->base)))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	if ((rc = flush_indexes(log, s, 0, err)))
-		return rc;
-	if (log->o.fsync != MQ_FSYNC_NEVER && log->dirty && fdatasync(s->fd) < 0)
-		return mq_err_sys(err, "cannot sync segment in '%s'", log->dir);
+	if (log->o.fsync != MQ_FSYNC_NEVER && log->dirty && (rc = sync_active(log, err)))
+		goto undo;
+	flush_indexes_try(log, s);
 	release_sealed(log);
 	if ((rc = seg_create(log, log->end, err)))
-		return rc;
+		goto undo;
 	log->open_sealed = idx;
 	log->dirty = 0;
+	mark_synced(log);
 	return 0;
+undo:
+	/* Still the active segment: its end entry goes again, on disk too. */
+	s = active(log);
+	s->ntix = ntix < s->ntix ? ntix : s->ntix;
+	if (s->tix_written > s->ntix)
+		s->tix_written = s->ntix;
+	return rc;
 }
 
 int mq_log_append(mq_log_t *log, uint8_t *batch, size_t n, uint64_t *base, mq_err_t *err)
@@ -775,8 +859,18 @@ int mq_log_append(mq_log_t *log, uint8_t *batch, size_t n, uint64_t *base, mq_er
 	int rc = mq_batch_check(batch, n, log->o.max_record_bytes, err);
 	if (rc)
 		return rc;
+	if (log->cut)
+		return mq_err_set(err, log->cut_err.code, "%s", log->cut_err.msg);
+	if ((rc = active_fd(log, err)))
+		return rc;
 	uint32_t count = mq_get_u32(batch + 20);
 	seg_t *s = active(log);
+	if (log->stale_tail) {
+		if (ftruncate(s->fd, (off_t)s->size) < 0)
+			return mq_err_sys(err, "cannot cut partition '%s' back to byte %" PRIu64 " after a failed sync",
+					  log->dir, s->size);
+		log->stale_tail = 0;
+	}
 	if (s->size > 0 && (s->size + n > log->o.segment_bytes || log->end - s->base + count > UINT32_MAX)) {
 		if ((rc = roll(log, err)))
 			return rc;
@@ -807,18 +901,95 @@ int mq_log_append(mq_log_t *log, uint8_t *batch, size_t n, uint64_t *base, mq_er
 	return 0;
 }
 
-int mq_log_sync(mq_log_t *log, mq_err_t *err)
+/* Cut the active segment back to the last good sync (see the notes at
+ * the top).  err already says why the sync failed. */
+static void cut_unsynced(mq_log_t *log, mq_err_t *err)
+{
+	int code = err->code, sys = err->sys;
+	seg_t *s = active(log);
+	uint64_t lost = log->end - log->synced.end;
+	if (ftruncate(s->fd, (off_t)log->synced.size) < 0)
+		log->stale_tail = 1;
+	s->size = log->synced.size;
+	s->next_index_pos = log->synced.next_index_pos;
+	s->nidx = log->synced.nidx < s->nidx ? log->synced.nidx : s->nidx;
+	s->ntix = log->synced.ntix < s->ntix ? log->synced.ntix : s->ntix;
+	if (s->idx_written > s->nidx)
+		s->idx_written = s->nidx;
+	if (s->tix_written > s->ntix)
+		s->tix_written = s->ntix;
+	s->max_ts = log->synced.max_ts;
+	log->bytes = log->synced.bytes;
+	log->end = log->synced.end;
+	log->hint_seg = -1;
+	log->dirty = 0;
+	char why[sizeof(err->msg)];
+	snprintf(why, sizeof(why), "%s", err->msg);
+	mq_err_set(err, code, "%.400s; the %" PRIu64 " records appended since the last good sync were cut off "
+		   "again (not stored, not acknowledged)", why, lost);
+	err->sys = sys;
+	log->cut = 1;
+	log->cut_err = *err;
+}
+
+/* fdatasync the active segment; under ALWAYS a failure cuts off what it
+ * did not cover. */
+static int sync_active(mq_log_t *log, mq_err_t *err)
 {
 	seg_t *s = active(log);
-	if (log->dirty && fdatasync(s->fd) < 0)
-		return mq_err_sys(err, "cannot sync partition '%s'", log->dir);
+	if (fdatasync(s->fd) == 0) {
+		log->dirty = 0;
+		log->last_sync_ms = mq_mono_ms();
+		mark_synced(log);
+		return 0;
+	}
+	int rc = mq_err_sys(err, "cannot sync partition '%s'", log->dir);
+	if (log->o.fsync == MQ_FSYNC_ALWAYS && log->synced.end >= s->base)
+		cut_unsynced(log, err);
+	return rc;
+}
+
+int mq_log_sync(mq_log_t *log, mq_err_t *err)
+{
+	int rc;
+	if (log->dirty && ((rc = active_fd(log, err)) || (rc = sync_active(log, err))))
+		return rc;
 	log->dirty = 0;
 	log->last_sync_ms = mq_mono_ms();
-	return flush_indexes(log, s, 0, err);
+	flush_indexes_try(log, active(log));
+	return 0;
+}
+
+int mq_log_release(mq_log_t *log, mq_err_t *err)
+{
+	int rc = 0;
+	/* A writeback error is reported only to descriptors open when it
+	 * happened: sync before closing, never after opening again. */
+	if (log->dirty && log->o.fsync != MQ_FSYNC_NEVER)
+		rc = mq_log_sync(log, err);
+	release_sealed(log);
+	seg_t *s = active(log);
+	flush_indexes_try(log, s);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	return rc;
+}
+
+int mq_log_fds(const mq_log_t *log)
+{
+	return (log->open_sealed >= 0) + (log->segs[log->nsegs - 1].fd >= 0);
 }
 
 int mq_log_commit(mq_log_t *log, int64_t now_mono_ms, mq_err_t *err)
 {
+	if (log->cut) {
+		/* Reported once; appends are accepted again from here. */
+		log->cut = 0;
+		if (err)
+			*err = log->cut_err;
+		return -log->cut_err.code;
+	}
 	if (!log->dirty)
 		return 0;
 	switch (log->o.fsync) {
@@ -1063,13 +1234,15 @@ int mq_log_retain(mq_log_t *log, int64_t now_ms, mq_err_t *err)
 
 int mq_log_scan_tail(mq_log_t *log, uint64_t max_bytes, mq_log_hdr_fn fn, void *ctx, mq_err_t *err)
 {
+	int rc;
+	if ((rc = active_fd(log, err)))
+		return rc;
 	seg_t *s = active(log);
 	uint64_t from = s->size > max_bytes ? s->size - max_bytes : 0, pos = 0;
 	for (size_t i = 0; i < s->nidx && s->idx[i].pos <= from; i++)
 		pos = s->idx[i].pos;
 	scan_t sc = {.fd = s->fd, .file_size = s->size, .pos = pos, .next_base = UINT64_MAX, .buf = &log->scratch};
 	log->scratch.len = 0;
-	int rc;
 	while ((rc = scan_next(&sc, err)) > 0)
 		fn(ctx, &sc.hdr);
 	return rc < 0 ? rc : 0;
@@ -1097,7 +1270,10 @@ int mq_log_truncate_all(mq_log_t *log, uint64_t new_start, mq_err_t *err)
 	if (new_start < log->end)
 		new_start = log->end;
 	if (active(log)->size > 0 || new_start > active(log)->base) {
-		if ((rc = flush_indexes(log, active(log), 0, err)))
+		flush_indexes_try(log, active(log));
+		/* Synced first, so that a failing sync cuts at the true end. */
+		if (log->o.fsync != MQ_FSYNC_NEVER && log->dirty &&
+		    ((rc = active_fd(log, err)) || (rc = sync_active(log, err))))
 			return rc;
 		uint64_t saved = log->end;
 		log->end = new_start;

@@ -84,6 +84,14 @@ int mq_log_sync(mq_log_t *log, mq_err_t *err);
 /* 1 if appended data is waiting for a sync. */
 int mq_log_dirty(const mq_log_t *log);
 
+/* Close every descriptor the log holds (after a sync, if appended data
+ * waits for one and the policy syncs at all); whatever needs one later
+ * opens it again.  The log stays usable.  Returns the sync's result:
+ * the descriptors are closed either way. */
+int mq_log_release(mq_log_t *log, mq_err_t *err);
+/* Descriptors the log holds now (0 to 2). */
+int mq_log_fds(const mq_log_t *log);
+
 /*
  * Read whole batches starting with the batch that contains offset,
  * appending them to out, up to about max_bytes (at least one batch is

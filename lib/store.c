@@ -22,6 +22,13 @@
  *     topics we aim at, and admin operations are rare).  A topic owns its
  *     array of partition logs, allocated on first use; a NULL slot is a
  *     partition not opened yet.
+ *   - descriptors are bounded: an opened log stays in memory, but only the
+ *     max_open logs used most recently hold descriptors ("held", a list in
+ *     order of use); taking one more first releases the least recently
+ *     used (mq_log_release: synced, then closed; it opens its files again
+ *     when next used).  max_open comes from RLIMIT_NOFILE, with half of
+ *     the limit left for sockets, state files and directory walks, and two
+ *     descriptors a log (its active segment and one sealed one).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -51,8 +59,16 @@
 struct topic {
 	mq_topic_meta_t meta;
 	mq_log_t **logs; /* NULL until first mq_store_log; nlogs slots */
+	int *held;       /* per partition: its slot in the store's held list, or -1 */
 	uint32_t nlogs;
 	char name[];
+};
+
+/* A log that may hold descriptors, in a list ordered by use. */
+struct held {
+	struct topic *t;
+	uint32_t p;
+	int prev, next; /* toward the most / least recently used; -1 at the ends */
 };
 
 struct mq_store {
@@ -63,6 +79,8 @@ struct mq_store {
 	struct topic **topics; /* sorted by name */
 	size_t ntopics, cap;
 	unsigned long deletions; /* makes .deleting~ names unique */
+	struct held *held;       /* max_open slots */
+	int max_open, nheld, mru, lru, free_slot;
 };
 
 /* ---- small helpers ---- */
@@ -415,8 +433,104 @@ static void topic_close_logs(struct topic *t)
 	for (i = 0; i < t->nlogs; i++)
 		mq_log_close(t->logs[i]);
 	free(t->logs);
+	free(t->held);
 	t->logs = NULL;
+	t->held = NULL;
 	t->nlogs = 0;
+}
+
+/* ---- the held list: which logs may keep descriptors ---- */
+
+static void held_unlink(mq_store_t *st, int k)
+{
+	struct held *h = &st->held[k];
+
+	if (h->prev >= 0)
+		st->held[h->prev].next = h->next;
+	else
+		st->mru = h->next;
+	if (h->next >= 0)
+		st->held[h->next].prev = h->prev;
+	else
+		st->lru = h->prev;
+}
+
+static void held_push_front(mq_store_t *st, int k)
+{
+	struct held *h = &st->held[k];
+
+	h->prev = -1;
+	h->next = st->mru;
+	if (st->mru >= 0)
+		st->held[st->mru].prev = k;
+	st->mru = k;
+	if (st->lru < 0)
+		st->lru = k;
+}
+
+/* Take slot k off the list and free it; the log keeps no descriptor. */
+static void held_drop(mq_store_t *st, int k, int release)
+{
+	struct held *h = &st->held[k];
+	mq_err_t ignored; /* a failed sync cut the data off; the next commit reports it */
+
+	if (release && h->t->logs[h->p])
+		mq_log_release(h->t->logs[h->p], &ignored);
+	h->t->held[h->p] = -1;
+	held_unlink(st, k);
+	h->t = NULL;
+	h->next = st->free_slot;
+	st->free_slot = k;
+	st->nheld--;
+}
+
+/* Log p of t is about to be used: first in the list, evicting the least
+ * recently used log when the list is full.  Called before the log is
+ * opened, so that opening it finds a descriptor free. */
+static void held_touch(mq_store_t *st, struct topic *t, uint32_t p)
+{
+	int k = t->held[p];
+
+	if (k >= 0) {
+		if (st->mru != k) {
+			held_unlink(st, k);
+			held_push_front(st, k);
+		}
+		return;
+	}
+	if (st->nheld == st->max_open)
+		held_drop(st, st->lru, 1);
+	k = st->free_slot;
+	st->free_slot = st->held[k].next;
+	st->held[k].t = t;
+	st->held[k].p = p;
+	st->nheld++;
+	t->held[p] = k;
+	held_push_front(st, k);
+}
+
+/* A topic going away: its slots are freed (its logs are closed by the caller). */
+static void held_forget_topic(mq_store_t *st, struct topic *t)
+{
+	uint32_t p;
+
+	for (p = 0; t->held && p < t->nlogs; p++)
+		if (t->held[p] >= 0)
+			held_drop(st, t->held[p], 0);
+}
+
+/* Logs that may hold descriptors at once, from RLIMIT_NOFILE. */
+static int max_open_logs(void)
+{
+	struct rlimit rl;
+	uint64_t lim = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		lim = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
+	if (lim > (1u << 20))
+		lim = 1u << 20;
+	lim = (lim - lim / 2) / 2;
+	return lim < 4 ? 4 : (int)lim;
 }
 
 static void topic_free(struct topic *t)
@@ -500,12 +614,19 @@ static void topic_opts(const mq_store_t *st, const struct topic *t, mq_log_opts_
 static int topic_grow_logs(struct topic *t, uint32_t n, mq_err_t *err)
 {
 	mq_log_t **v;
+	int *h;
+	uint32_t p;
 
 	if (!t->logs || n <= t->nlogs)
 		return 0;
+	if (!(h = realloc(t->held, n * sizeof(*h))))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory growing topic '%s'", t->name);
+	t->held = h;
 	if (!(v = realloc(t->logs, n * sizeof(*v))))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory growing topic '%s'", t->name);
 	memset(v + t->nlogs, 0, (n - t->nlogs) * sizeof(*v));
+	for (p = t->nlogs; p < n; p++)
+		h[p] = -1;
 	t->logs = v;
 	t->nlogs = n;
 	return 0;
@@ -784,6 +905,15 @@ int mq_store_open(const char *dir, const mq_log_opts_t *defaults, mq_store_t **o
 	len = strlen(st->base);
 	while (len > 1 && st->base[len - 1] == '/')
 		st->base[--len] = '\0';
+	st->max_open = max_open_logs();
+	st->mru = st->lru = -1;
+	if (!(st->held = calloc((size_t)st->max_open, sizeof(*st->held)))) {
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory opening '%s'", dir);
+		goto err;
+	}
+	for (int k = 0; k < st->max_open; k++)
+		st->held[k].next = k + 1 < st->max_open ? k + 1 : -1;
+	st->free_slot = 0;
 
 	if ((rc = mkdir_p(st->base, err)) < 0 || (rc = check_foreign(st->base, err)) < 0 ||
 	    (rc = lock_dir(st, err)) < 0 || (rc = check_format(st, err)) < 0)
@@ -812,6 +942,7 @@ void mq_store_close(mq_store_t *st)
 	for (i = 0; i < st->ntopics; i++)
 		topic_free(st->topics[i]);
 	free(st->topics);
+	free(st->held);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* releases the flock */
 	free(st->dir);
@@ -825,6 +956,33 @@ const char *mq_store_dir(const mq_store_t *st)
 }
 
 /* ---- topics ---- */
+
+/* Remove what a failed create made: the first made partition
+ * directories (empty), topic.meta(.tmp) if it got that far (the topic
+ * was never announced), and the topic directory.
+ * By path, without descriptors: the failure may be that there are none. */
+static int undo_create(const char *tdir, uint32_t made, mq_err_t *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	static const char *const files[] = {META_TMP, META_FILE};
+	for (int i = 0; i < 2; i++) {
+		if ((rc = path_fmt(path, sizeof(path), err, "%s/%s", tdir, files[i])) < 0)
+			return rc;
+		if (unlink(path) < 0 && errno != ENOENT)
+			return mq_err_sys(err, "cannot remove '%s'", path);
+	}
+	for (uint32_t p = 0; p < made; p++) {
+		if ((rc = path_fmt(path, sizeof(path), err, "%s/%u", tdir, (unsigned)p)) < 0)
+			return rc;
+		if (rmdir(path) < 0 && errno != ENOENT)
+			return mq_err_sys(err, "cannot remove '%s'", path);
+	}
+	if (rmdir(tdir) < 0 && errno != ENOENT)
+		return mq_err_sys(err, "cannot remove '%s'", tdir);
+	return 0;
+}
 
 int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_t *meta, mq_err_t *err)
 {
@@ -850,7 +1008,17 @@ int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_
 		return rc;
 	if (!(t = topic_new(name, &m)))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory creating topic '%s'", name);
-	if (mkdir(tdir, 0755) < 0) {
+	int mk = mkdir(tdir, 0755) < 0 ? errno : 0;
+	if (mk == EEXIST) {
+		/* What an earlier create left that could not be removed then. */
+		int tfd = open(topics, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (tfd >= 0 && remove_half_created(tfd, name, tdir, &ignore) == 1)
+			mk = mkdir(tdir, 0755) < 0 ? errno : 0;
+		if (tfd >= 0)
+			close(tfd);
+	}
+	if (mk) {
+		errno = mk;
 		rc = errno == EEXIST ? mq_err_set(err, MQ_EEXIST, "'%s' already exists (move it out of the data directory)", tdir)
 			: mq_err_sys(err, "cannot create topic directory '%s'", tdir);
 		goto err;
@@ -871,11 +1039,16 @@ int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_
 	return 0;
 err:
 	if (made) {
-		int tfd = open(topics, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (tfd >= 0) {
-			rm_tree(tfd, name, tdir, 0, &ignore);
-			close(tfd);
-		}
+		/* Nothing of a failed create stays; if even the removal fails,
+		 * what is left is what load_entry removes at the next open. */
+		char why[sizeof(err->msg)];
+		int left = undo_create(tdir, p, &ignore);
+		snprintf(why, sizeof(why), "%s", err ? err->msg : "");
+		if (left < 0)
+			mq_err_set(err, -rc, "topic '%s' was not created: %.200s; '%s' is left over (%.100s): mq-serve "
+				   "removes it when it next starts, or remove it by hand", name, why, tdir, ignore.msg);
+		else
+			mq_err_set(err, -rc, "topic '%s' was not created (nothing of it was kept): %.300s", name, why);
 	}
 	topic_free(t);
 	return rc;
@@ -955,6 +1128,7 @@ int mq_store_topic_delete(mq_store_t *st, const char *name, mq_err_t *err)
 	/* From here the topic is gone for this process whatever happens;
 	 * a failed fsync only means the deletion may not survive a crash. */
 	topics_remove(st, (size_t)at);
+	held_forget_topic(st, t);
 	topic_free(t);
 	if ((rc = mq_fsync_dir(topics, err)) < 0)
 		return rc;
@@ -1009,21 +1183,45 @@ int mq_store_log(mq_store_t *st, const char *topic, uint32_t partition, mq_log_t
 				  (unsigned)partition);
 	}
 	if (!t->logs) {
-		if (!(t->logs = calloc(t->meta.partitions, sizeof(*t->logs))))
+		if (!(t->held = malloc(t->meta.partitions * sizeof(*t->held))) ||
+		    !(t->logs = calloc(t->meta.partitions, sizeof(*t->logs)))) {
+			free(t->held);
+			t->held = NULL;
 			return mq_err_set(err, MQ_ENOMEM, "out of memory opening topic '%s'", topic);
+		}
+		for (uint32_t p = 0; p < t->meta.partitions; p++)
+			t->held[p] = -1;
 		t->nlogs = t->meta.partitions;
 	}
+	held_touch(st, t, partition);
 	if (!t->logs[partition]) {
 		if ((rc = path_fmt(path, sizeof(path), err, "%s/topics/%s/%u", st->base, topic, (unsigned)partition)) < 0)
 			return rc;
 		topic_opts(st, t, &o);
 		if ((rc = mq_log_open(path, &o, 1, &t->logs[partition], err)) < 0) {
 			t->logs[partition] = NULL;
+			held_drop(st, t->held[partition], 0);
 			return rc;
 		}
 	}
 	*log = t->logs[partition];
 	return 0;
+}
+
+mq_log_t *mq_store_log_peek(mq_store_t *st, const char *topic, uint32_t partition)
+{
+	long at = topic_find(st, topic);
+	struct topic *t;
+
+	if (at < 0)
+		return NULL;
+	t = st->topics[at];
+	return partition < t->nlogs ? t->logs[partition] : NULL;
+}
+
+int mq_store_max_open(const mq_store_t *st)
+{
+	return st->max_open;
 }
 
 /*
@@ -1068,6 +1266,8 @@ int mq_store_retain(mq_store_t *st, int64_t now_ms, mq_err_t *err)
 				first = rc;
 			else if (rc > 0)
 				deleted += rc;
+			if (t->held[p] < 0) /* it opened files to look: not one of the held */
+				mq_log_release(t->logs[p], &scratch);
 		}
 	}
 	return first ? first : deleted;

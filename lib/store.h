@@ -78,8 +78,16 @@ int mq_store_topic_delete(mq_store_t *st, const char *name, mq_err_t *err);
 int mq_store_topic_list(mq_store_t *st, char ***names, int *count, mq_err_t *err);
 
 /* The open log of one partition (opened on first use; owned by the
- * store, valid until the topic is deleted or the store closed). */
+ * store, valid until the topic is deleted or the store closed).  Only
+ * the mq_store_max_open logs used most recently hold file descriptors:
+ * getting one more releases the descriptors of the least recently used
+ * (mq_log_release), so a log is used right after getting it, not kept
+ * aside across other mq_store_log calls for its descriptors' sake. */
 int mq_store_log(mq_store_t *st, const char *topic, uint32_t partition, mq_log_t **log, mq_err_t *err);
+/* The log of a partition if it was opened, else NULL; opens nothing. */
+mq_log_t *mq_store_log_peek(mq_store_t *st, const char *topic, uint32_t partition);
+/* How many logs may hold descriptors at once (from RLIMIT_NOFILE at open). */
+int mq_store_max_open(const mq_store_t *st);
 
 /* Run mq_log_commit on every open log (group commit, end of a loop
  * turn).  mq_store_retain runs mq_log_retain on every open log (the

@@ -16,3 +16,9 @@ fault_script() {
 @test "fault: broker SIGKILLed under publishers (fsync always and never): no acknowledged message lost or stored twice, order kept" { fault_script crash-producers; }
 
 @test "fault: group members SIGKILLed while reading: every message delivered at least once, nothing committed unwritten" { fault_script crash-consumers; }
+
+@test "fault: a full disk refuses publishes without storing them, and reads go on, also after a restart" { fault_script disk-full; }
+
+@test "fault: thousands of topics under ulimit -n 256 are all written and read back; running out of descriptors leaves no half-made topic" { fault_script fds; }
+
+@test "fault: a publish whose fdatasync fails (EIO at writeback) is refused and never delivered, not even to a follower" { fault_script sync-fail; }

@@ -685,6 +685,120 @@ static void test_fsync_policies(void **state)
 	mq_log_close(log);
 }
 
+/* Put a directory where a segment's index file goes (block) or take it
+ * away again: while it stands, every write of that file fails (EISDIR),
+ * as it would on a full disk, and so does reading it. */
+static void block_index(fix_t *f, uint64_t base, const char *ext, int block)
+{
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof(p), "%s/%020" PRIu64 ".%s", f->dir, base, ext);
+	if (block) {
+		unlink(p);
+		assert_int_equal(mkdir(p, 0755), 0);
+	} else {
+		assert_int_equal(rmdir(p), 0);
+	}
+}
+
+/* Indexes are derived: when they cannot be written the data is still
+ * stored and acknowledged (no refusal for what is kept), rolls go on,
+ * and reading, also after a restart, never needs to write one. */
+static void test_unwritable_index(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.fsync = MQ_FSYNC_ALWAYS;
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	block_index(f, 0, "idx", 1);
+	block_index(f, 0, "tix", 1);
+	fill(f, log, 20);
+	assert_int_equal(mq_log_commit(log, mq_mono_ms(), &err), 0);
+	assert_false(mq_log_dirty(log));
+	fill(f, log, 1200); /* rolls: sealing segment 0 cannot write its indexes */
+	assert_true(mq_log_segments(log) > 2);
+	assert_int_equal(mq_log_commit(log, mq_mono_ms(), &err), 0);
+	assert_int_equal(read_all(log, 0, 1 << 20), 1200);
+	mq_log_close(log);
+	/* A restart with the indexes still unwritable: everything readable. */
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), 1200);
+	assert_int_equal(read_all(log, 0, 1 << 20), 1200);
+	uint64_t at;
+	assert_int_equal(mq_log_find_time(log, ts_of(7), &at, &err), 0);
+	assert_int_equal(at, 7);
+	mq_log_close(log);
+	/* Once they can be written, reading segment 0 writes them. */
+	block_index(f, 0, "idx", 0);
+	block_index(f, 0, "tix", 0);
+	log = open_log(f, &o);
+	assert_int_equal(read_all(log, 0, 1 << 20), 1200);
+	mq_log_close(log);
+	int faults = 0;
+	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 0);
+}
+
+static void count_hdr(void *ctx, const mq_batch_hdr_t *h)
+{
+	(void)h;
+	(*(int *)ctx)++;
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* A released log holds no descriptor and opens what it needs again:
+ * append (with rolls), read, time lookup, tail scan, retention, sync. */
+static void test_release_descriptors(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.fsync = MQ_FSYNC_ALWAYS;
+	int before = open_fds();
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	fill(f, log, 300);
+	assert_int_equal(read_all(log, 0, 1 << 20), 300); /* opens a sealed segment too */
+	assert_int_equal(mq_log_fds(log), 2);
+	assert_true(mq_log_dirty(log));
+	assert_int_equal(mq_log_release(log, &err), 0);
+	assert_false(mq_log_dirty(log)); /* synced before closing */
+	assert_int_equal(mq_log_fds(log), 0);
+	assert_int_equal(open_fds(), before);
+	fill(f, log, 600);
+	assert_int_equal(mq_log_release(log, &err), 0);
+	assert_int_equal(read_all(log, 0, 1 << 20), 600);
+	assert_int_equal(mq_log_release(log, &err), 0);
+	uint64_t at;
+	assert_int_equal(mq_log_find_time(log, ts_of(450), &at, &err), 0);
+	assert_int_equal(at, 450);
+	assert_int_equal(mq_log_release(log, &err), 0);
+	int calls = 0;
+	assert_int_equal(mq_log_scan_tail(log, 1 << 20, count_hdr, &calls, &err), 0);
+	assert_true(calls > 0);
+	assert_int_equal(mq_log_release(log, &err), 0);
+	assert_int_equal(mq_log_commit(log, mq_mono_ms(), &err), 0);
+	assert_int_equal(mq_log_roll(log, &err), 0);
+	assert_int_equal(mq_log_release(log, &err), 0);
+	assert_int_equal(open_fds(), before);
+	mq_log_close(log);
+	assert_int_equal(open_fds(), before);
+	log = open_log(f, &o);
+	assert_int_equal(read_all(log, 0, 1 << 20), 600);
+	mq_log_close(log);
+}
+
 static void test_truncate_all(void **state)
 {
 	fix_t *f = *state;
@@ -753,6 +867,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stray_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unwritable_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_descriptors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_batches, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

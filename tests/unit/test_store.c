@@ -4,6 +4,7 @@
  * a crash or a user can leave in DIR/topics, and data through the logs.
  * Each test gets a fresh temporary directory (setup/teardown).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -935,6 +938,133 @@ static void test_append_read_reopen(void **state)
 	mq_buf_free(&out);
 }
 
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Read partition p of topic and check it holds exactly records [0, n)
+ * as make_batch wrote them. */
+static void expect_records(mq_store_t *st, const char *topic, uint32_t p, int n)
+{
+	mq_log_t *log = NULL;
+	mq_err_t err = { 0 };
+	mq_buf_t out = { 0 };
+	mq_batch_iter_t it;
+	mq_record_t rec;
+	int i = 0;
+
+	if (mq_store_log(st, topic, p, &log, &err))
+		fail_msg("%s/%u: %s", topic, (unsigned)p, err.msg);
+	assert_int_equal(mq_log_end(log), (uint64_t)n);
+	if (mq_log_read(log, 0, 1 << 20, &out, &err) < 0)
+		fail_msg("read %s/%u: %s", topic, (unsigned)p, err.msg);
+	for (size_t pos = 0; pos < out.len; pos += it.hdr.length) {
+		assert_int_equal(mq_batch_iter_init(&it, out.p + pos, out.len - pos, &err), 0);
+		while (mq_batch_iter_next(&it, &rec) == 1)
+			assert_int_equal(rec.offset, (uint64_t)i++);
+	}
+	assert_int_equal(i, n);
+	mq_buf_free(&out);
+}
+
+/* Hundreds of partitions under a descriptor limit of 64: every one is
+ * written, synced and read back, before and after a reopen, and the
+ * process never holds more descriptors than the limit allows. */
+static void test_many_partitions_few_descriptors(void **state)
+{
+	struct fix *f = *state;
+	struct rlimit old, low;
+	mq_log_opts_t o;
+	mq_store_t *st = NULL;
+	mq_log_t *log = NULL;
+	mq_err_t err = { 0 };
+	mq_buf_t buf = { 0 };
+	char name[32];
+	uint64_t base;
+	int topics = 300, most = 0;
+
+	mq_log_opts_default(&o);
+	o.fsync = MQ_FSYNC_ALWAYS;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	if (mq_store_open(f->data, &o, &st, &err))
+		fail_msg("open: %s", err.msg);
+	for (int t = 0; t < topics; t++) {
+		snprintf(name, sizeof(name), "t%03d", t);
+		create_ok(st, name, 2, 0, 0);
+		for (uint32_t p = 0; p < 2; p++) {
+			if (mq_store_log(st, name, p, &log, &err))
+				fail_msg("log %s/%u: %s", name, (unsigned)p, err.msg);
+			buf.len = 0;
+			make_batch(&buf, 0, 1 + t % 3);
+			if (mq_log_append(log, buf.p, buf.len, &base, &err))
+				fail_msg("append %s/%u: %s", name, (unsigned)p, err.msg);
+		}
+		if (t % 25 == 0 && mq_store_commit(st, mq_mono_ms(), &err))
+			fail_msg("commit: %s", err.msg);
+		if (count_fds() > most)
+			most = count_fds();
+	}
+	assert_int_equal(mq_store_commit(st, mq_mono_ms(), &err), 0);
+	for (int t = 0; t < topics; t++) {
+		snprintf(name, sizeof(name), "t%03d", t);
+		expect_records(st, name, t % 2, 1 + t % 3);
+	}
+	assert_true(mq_store_retain(st, mq_now_ms(), &err) >= 0);
+	mq_store_close(st);
+	st = open_ok(f);
+	for (int t = topics - 1; t >= 0; t--) {
+		snprintf(name, sizeof(name), "t%03d", t);
+		expect_records(st, name, 0, 1 + t % 3);
+		expect_records(st, name, 1, 1 + t % 3);
+		if (count_fds() > most)
+			most = count_fds();
+	}
+	mq_store_close(st);
+	setrlimit(RLIMIT_NOFILE, &old);
+	assert_true(most < 64);
+	mq_buf_free(&buf);
+}
+
+/* A create that fails half way leaves nothing behind and says so. */
+static void test_failed_create_leaves_nothing(void **state)
+{
+	struct fix *f = *state;
+	mq_store_t *st = open_ok(f);
+	mq_topic_meta_t m = { .partitions = 4 };
+	mq_err_t err = { 0 };
+	struct rlimit old, tiny;
+	char path[PATH_MAX];
+	struct stat sb;
+
+	/* topic.meta cannot be written: the file size limit is 4 bytes. */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	tiny = old;
+	tiny.rlim_cur = 4;
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+	int rc = mq_store_topic_create(st, "half", &m, &err);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, prev);
+	assert_true(rc < 0);
+	assert_non_null(strstr(err.msg, "was not created (nothing of it was kept)"));
+	pathf(path, sizeof(path), "%s/topics/half", f->data);
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(mq_store_topic_meta(st, "half", &m, &err), -MQ_ENOENT);
+	create_ok(st, "half", 4, 0, 0);
+	mq_store_close(st);
+}
+
 /* A topic's retention overrides the defaults, and an update reaches logs
  * that are already open. */
 static void test_retention_override(void **state)
@@ -1022,6 +1152,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_override, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_retain_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_partitions_few_descriptors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_create_leaves_nothing, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
