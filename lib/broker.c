@@ -157,7 +157,7 @@ struct mq_broker {
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
 	int history_failing; /* saves of the lag history failed since it was said */
-	int ids_added;  /* ids to journal at the end of the turn */
+	uint64_t ids_added; /* ids added this turn, to journal at its end */
 	mq_buf_t scratch;
 	mq_hash128_t *batch_ids; /* ids of the batch being produced */
 	size_t batch_ids_cap;
@@ -333,6 +333,17 @@ static void flush_turn(mq_broker_t *b)
 	mq_err_t err, serr;
 	int64_t now = mq_mono_ms();
 	int src = mq_store_commit(b->store, now, &serr);
+	int cut = 0;
+	for (int i = 0; i < b->nout && !cut; i++)
+		cut = reply_cut(b, &b->out[i]);
+	if (cut) {
+		/* The turn's ids may name batches that are gone: a retry must be
+		 * stored, not taken for a duplicate.  (Ids of batches that did stay
+		 * go too: a retry of those is stored twice, never lost.) */
+		pst_forget_all(b);
+		mq_seen_unadd(b->ids, b->ids_added);
+		b->ids_added = 0;
+	}
 	int rc = mq_groups_commit_log(b->groups, now, &err);
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
@@ -341,11 +352,6 @@ static void flush_turn(mq_broker_t *b)
 		note_fault(b, &serr);
 	if (rc)
 		note_fault(b, &err);
-	int cut = 0;
-	for (int i = 0; i < b->nout && !cut; i++)
-		cut = reply_cut(b, &b->out[i]);
-	if (cut)
-		pst_forget_all(b);
 	for (int i = 0; i < b->nout; i++) {
 		outmsg_t *m = &b->out[i];
 		if (m->stored) {
@@ -748,7 +754,7 @@ static int ids_commit(mq_broker_t *b, size_t slots, mq_err_t *err)
 		int rc = mq_seen_add(b->ids, h, now, err);
 		if (rc < 0)
 			return rc;
-		b->ids_added = 1;
+		b->ids_added += rc == 0;
 	}
 	return 0;
 }

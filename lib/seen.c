@@ -600,6 +600,22 @@ int mq_seen_add(mq_seen_t *s, mq_hash128_t h, int64_t now_ms, mq_err_t *err)
 	return 0;
 }
 
+uint64_t mq_seen_unadd(mq_seen_t *s, uint64_t n)
+{
+	uint64_t k = 0;
+	for (; k < n && s->count; k++) {
+		uint64_t t = s->head + s->count - 1;
+		if (t >= s->cap)
+			t -= s->cap;
+		mq_htab_remove_at(&s->tab, mq_htab_slot_of(&s->tab, (uint32_t)s->ring[t].lo, (uint32_t)t));
+		s->count--;
+	}
+	uint64_t drop = k < s->npend ? k : s->npend;
+	s->npend -= (uint32_t)drop;
+	s->pend.len -= drop * ENT_SIZE;
+	return k;
+}
+
 int mq_seen_contains(mq_seen_t *s, mq_hash128_t h, int64_t now_ms)
 {
 	size_t pos;

@@ -67,6 +67,13 @@ int mq_seen_add(mq_seen_t *s, mq_hash128_t h, int64_t now_ms, mq_err_t *err);
 /* 1 if h is in the set, 0 if not; changes nothing but forgetting what
  * aged out (for callers that add only after an action succeeded). */
 int mq_seen_contains(mq_seen_t *s, mq_hash128_t h, int64_t now_ms);
+/* Take back the n most recent additions (those still in the set), from
+ * the set and from what the journal has not written yet: the broker's
+ * ids of batches that a failed sync cut off again, so that a retry is
+ * stored instead of being answered as a duplicate.  Returns how many
+ * were taken back; an addition already written to the journal (a turn
+ * of more than 65536 ids) stays there and comes back after a restart. */
+uint64_t mq_seen_unadd(mq_seen_t *s, uint64_t n);
 /* Journal: write what was added since the last sync and fdatasync it;
  * rewrite the file when it holds more than twice what the set does.
  * A no-op without a state file. */

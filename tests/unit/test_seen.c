@@ -137,6 +137,40 @@ static void test_state_persists(void **state)
 	mq_seen_close(s);
 }
 
+/* Taking back the newest additions (ids of batches a failed sync cut
+ * off): gone from the set and from the journal, older ones kept, and
+ * the set works on as before, also across a wrapped ring. */
+static void test_unadd(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 4096, .state = path};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	for (uint64_t i = 0; i < 5000; i++) /* the ring wraps: 904 evicted */
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	for (uint64_t i = 5000; i < 5003; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_unadd(s, 2), 2);
+	assert_int_equal(mq_seen_count(s), 4096 - 2); /* what 5001 and 5002 evicted stays evicted */
+	assert_int_equal(mq_seen_contains(s, key_of(s, 5000), 0), 1);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 5001), 0), 0);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 5002), 0), 0);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 4999), 0), 1);
+	assert_int_equal(mq_seen_sync(s, NULL), 0);
+	mq_seen_close(s);
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 5000), 0), 1);
+	assert_int_equal(mq_seen_contains(s, key_of(s, 5001), 0), 0);
+	assert_int_equal(add(s, 5002, 0), 0); /* a retry is new again */
+	/* more than the set holds: all of it, and no further */
+	uint64_t n = mq_seen_count(s);
+	assert_int_equal(mq_seen_unadd(s, 1 << 20), n);
+	assert_int_equal(mq_seen_count(s), 0);
+	assert_int_equal(add(s, 7, 0), 0);
+	assert_int_equal(add(s, 7, 0), 1);
+	mq_seen_close(s);
+}
+
 /* Growing a ring that has wrapped around (after age evictions moved its
  * head): every identity stays known, in order of age. */
 static void test_grow_wrapped(void **state)
@@ -393,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_age_window),
 		cmocka_unit_test(test_grow_wrapped),
 		cmocka_unit_test_setup_teardown(test_state_persists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unadd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_age_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_refused_then_reset, setup, teardown),
