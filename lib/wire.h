@@ -150,6 +150,13 @@ typedef struct mq_wire_msg {
 	uint32_t id;
 } mq_wire_msg_t;
 
+/* 1 if p[0..len) starts with one whole msgpack object every declared
+ * size of which (str/bin/ext bytes, array/map elements, each at least a
+ * byte) fits in the bytes there, else 0.  msgpack-c allocates by the
+ * declared counts, so nothing from the network or a file is unpacked
+ * before this says yes.  Allocates nothing. */
+int mq_msgpack_fits(const void *p, size_t len);
+
 /* Parse a header frame: an array whose first two items are unsigned
  * integers.  -MQ_EPROTO with a message otherwise. */
 int mq_wire_parse(const void *data, size_t len, mq_wire_msg_t *m, mq_err_t *err);
