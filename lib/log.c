@@ -1018,6 +1018,19 @@ static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, u
 			} else if (h.base_offset + h.count > offset) {
 				break;
 			} else {
+				/* Its count says where the next batch starts: only
+				 * believed once its CRC holds. */
+				mq_buf_t *b = &log->scratch;
+				b->len = 0;
+				if (mq_buf_reserve(b, h.length))
+					return mq_err_set(err, MQ_ENOMEM, "out of memory reading %u bytes", h.length);
+				if (mq_pread_full(s->fd, b->p, h.length, pos) != (long long)h.length)
+					return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+				if (mq_batch_verify(b->p, h.length, &e)) {
+					snprintf(why, sizeof(why), "%s", e.msg);
+					bad = 1;
+					break;
+				}
 				pos += h.length;
 				expect += h.count;
 			}

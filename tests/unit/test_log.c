@@ -651,12 +651,13 @@ static void test_damage_reported_never_served(void **state)
 	small_opts(&o);
 	static const struct {
 		const char *what;
-		int field; /* byte of the header to flip; -1 a record byte; -2 cut; -3 delete; -4 index */
+		int field; /* byte of the header to flip; -1 a record byte; -2 cut; -3 delete; -4 index;
+			    * -5 count lowered to 1 (the walk past it must not believe it) */
 		int exact; /* the range is exactly the batch (else: to the segment's end) */
 	} cases[] = {
 		{"base offset", 3, 1}, {"length", 9, 0}, {"crc", 13, 1}, {"magic", 16, 0},
 		{"count", 20, 1}, {"first timestamp", 25, 1}, {"producer id", 41, 1}, {"a record", -1, 1},
-		{"cut", -2, 0}, {"deleted", -3, 0}, {"index", -4, 0},
+		{"cut", -2, 0}, {"deleted", -3, 0}, {"index", -4, 0}, {"count lowered", -5, 1},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		char dir[PATH_MAX];
@@ -681,6 +682,10 @@ static void test_damage_reported_never_served(void **state)
 			flip(seg, pos + MQ_BATCH_HEADER + 5);
 		} else if (cases[c].field == -2) {
 			assert_int_equal(truncate(seg, pos + 100), 0);
+		} else if (cases[c].field == -5) {
+			int fd = open(seg, O_WRONLY);
+			assert_int_equal(pwrite(fd, "\x01\x00\x00\x00", 4, pos + 20), 4);
+			close(fd);
 		} else if (cases[c].field == -3) {
 			assert_int_equal(unlink(seg), 0);
 			base = seg_base;
