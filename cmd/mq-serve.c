@@ -96,6 +96,12 @@ static void make_parents(const char *dir)
 	}
 }
 
+static void notice(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog, msg);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -250,6 +256,7 @@ int main(int argc, char **argv)
 	if (!o.nlisten)
 		o.listen[o.nlisten++] = "tcp://127.0.0.1:7733";
 	o.data_dir = datadir;
+	o.notice = notice;
 	make_parents(datadir);
 
 	struct sigaction sa;

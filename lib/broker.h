@@ -28,6 +28,10 @@ typedef struct mq_broker_opts {
 	int64_t lag_interval_ms;    /* how often group lag is sampled (default 10 s) */
 	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
 	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
+	/* A fault the operator must hear of (damaged data), one line
+	 * without a newline: what, where, what to do.  NULL: not told. */
+	void (*notice)(void *ctx, const char *msg);
+	void *notice_ctx;
 } mq_broker_opts_t;
 
 /* Open the data directory (lock), then bind every endpoint.  On failure

@@ -291,8 +291,11 @@ typedef struct mq_fetch_entry {
 	uint32_t topic; /* index into the topics of the request */
 	uint32_t partition;
 	uint64_t start, end, next;
-	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY (positive) */
-	const uint8_t *data; /* raw batches (nbytes), or NULL */
+	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY, MQ_ECORRUPT (positive);
+			      * MQ_ECORRUPT: offsets from the one asked for up to
+			      * next are damaged on the broker (wire.h) */
+	const uint8_t *data; /* raw batches (nbytes), or NULL; each passed its CRC
+			      * and starts where the one before ended */
 	size_t nbytes;
 } mq_fetch_entry_t;
 
@@ -319,7 +322,9 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 			 mq_err_t *err);
 /* Wait for the outstanding FETCH's reply, resending it when the broker
  * is silent, up to max_wait_ms + the timeout.  Fills r (its previous
- * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it
+ * contents are released).  A reply holding a batch that fails its CRC,
+ * or batches that do not follow each other up to the entry's next, is
+ * -MQ_ECORRUPT: none of it is used.  wait_ms bounds this call: -MQ_EAGAIN when it
  * ran out and the fetch is still outstanding (so callers can heartbeat). */
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
 /* Is a FETCH outstanding? */

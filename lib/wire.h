@@ -32,7 +32,12 @@
  *              ; [[[t, p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
  *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
  *              start or end), MQ_ENOENT (no such topic or partition), MQ_EBUSY
- *              (the member does not own the partition: heartbeat now)
+ *              (the member does not own the partition: heartbeat now),
+ *              MQ_ECORRUPT (the stored data from the offset asked for up to
+ *              `next` is damaged and is not sent; reading may go on at next
+ *              only if the consumer chooses to skip it).  Every batch sent
+ *              passed its CRC and starts where the one before it ended, the
+ *              first one holding the offset asked for.
  *              The broker holds a fetch until some partition has data or
  *              max_wait_ms passed (long poll).
  *   OFFSETS    [topic, time|nil]

@@ -10,3 +10,5 @@ fault_script() {
 	[ "$status" -ne 77 ] || skip "$(grep -m1 '^skip:' <<<"$output")"
 	[ "$status" -eq 0 ]
 }
+
+@test "fault: damaged segments and indexes are reported, never served, never skipped silently" { fault_script damage; }
