@@ -14,7 +14,9 @@
  *  - Recovery reads the tail of the active segment only: from the last
  *    index entry that points at a good batch to the end of the file.
  *    The first batch that fails its checks (short, bad CRC, offsets not
- *    contiguous) and everything after it is cut off.  Since every batch
+ *    contiguous) and everything after it is cut off, unless a good batch
+ *    follows it: that is damage, not a torn write, and stays for reads
+ *    to report.  Since every batch
  *    before an index entry was good when the entry was written and the
  *    entry itself is re-checked, this never cuts good data in the middle.
  *  - A write that fails (ENOSPC, EIO) is cut off again with ftruncate
@@ -397,6 +399,22 @@ static int scan_tail(mq_log_t *log, seg_t *s, uint64_t file_size, uint64_t pos, 
 	return 0;
 }
 
+static void resync(mq_log_t *log, seg_t *s, uint64_t send, uint64_t p, const mq_batch_hdr_t *h, uint64_t expect,
+		   uint64_t *to, uint64_t *qpos);
+
+/* Damage at byte p of s (where offset expect was due): 1 with the next
+ * good batch's position and offset if one follows it, 0 if not. */
+static int past_damage(mq_log_t *log, seg_t *s, uint64_t p, uint64_t expect, uint64_t *q, uint64_t *qoff)
+{
+	uint8_t hb[MQ_BATCH_HEADER];
+	mq_batch_hdr_t h;
+	if (p + MQ_BATCH_HEADER > s->size || mq_pread_full(s->fd, hb, sizeof(hb), p) != (long long)sizeof(hb) ||
+	    mq_batch_hdr_decode(hb, sizeof(hb), &h, NULL))
+		return 0;
+	resync(log, s, UINT64_MAX, p, &h, expect, qoff, q);
+	return *q < s->size;
+}
+
 /*
  * Bring a segment's indexes in line with its .log file: keep the index
  * entries up to the last one that points at a good batch, then scan
@@ -464,6 +482,13 @@ static int seg_recover(mq_log_t *log, seg_t *s, int tail, uint64_t *out_end, mq_
 	char why[WHY_MAX];
 	if ((rc = scan_tail(log, s, s->size, start_pos, start_off, &good_end, &next_off, why, sizeof(why), err)))
 		return rc;
+	/* Good batches after bad ones: damage, not a torn write.  It stays,
+	 * for reads to report (cutting it would drop the good ones too). */
+	uint64_t q, qoff;
+	while (good_end < s->size && past_damage(log, s, good_end, next_off, &q, &qoff)) {
+		if ((rc = scan_tail(log, s, s->size, q, qoff, &good_end, &next_off, why, sizeof(why), err)))
+			return rc;
+	}
 	if (good_end < s->size) {
 		if (tail && ftruncate(s->fd, (off_t)good_end) < 0)
 			return mq_err_sys(err, "cannot cut the torn tail of '%s' at byte %" PRIu64 " (%s)", path,

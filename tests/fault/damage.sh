@@ -3,7 +3,8 @@
 # then, on a fresh copy of the data directory each time, one fault: a
 # byte flipped in each field of a batch header and in each record, a
 # sealed and the active segment cut short, a middle segment deleted, each
-# index file deleted, garbled or cut.  For each: the broker starts,
+# index file deleted, garbled or cut.  (A damaged last batch of the active
+# segment is a torn write: cut at recovery, as after a crash.)  For each: the broker starts,
 # `mq-sub -e` writes exactly the records before the damage and nothing
 # damaged, exits 1 naming the offsets (0 when only an index was hit: it is
 # rebuilt), never hangs; the broker logs the damage once; `--skip-damaged`
@@ -57,6 +58,9 @@ elif action == 'record':         # a byte inside record k of that batch
             if c < 0x80: break
         p += s + n
     flip(path(sealed, 'log'), p + 3); print(base, base + count)
+elif action == 'active-record':  # the active segment, a batch before its last
+    a = len(segs) - 1; bs = batches(a); pos, base, length, count = bs[-2]
+    flip(path(a, 'log'), pos + 80 + 3); print(base, base + count)
 elif action == 'cut-sealed':
     last = batches(sealed)[-1]
     os.truncate(path(sealed, 'log'), last[0] + last[2] - 100); print(last[1], last[1] + last[3])
@@ -141,13 +145,16 @@ run_case() { # NAME ACTION ARG
 	fi
 }
 
-for f in base_offset:2 length:9 crc:13 magic:16 header_len:17 flags:18 count:20 first_ts:25 max_ts:33 \
-	producer_id:41 base_seq:48 epoch:52 deliver_at:57 expire_at:65 txn_id:73; do
+FIELDS=$(fault_scale 'base_offset:2 length:9 crc:13 magic:16 count:20 first_ts:25 producer_id:41 txn_id:73' \
+	'base_offset:2 length:9 crc:13 magic:16 header_len:17 flags:18 count:20 first_ts:25 max_ts:33
+	producer_id:41 base_seq:48 epoch:52 deliver_at:57 expire_at:65 txn_id:73')
+for f in $FIELDS; do
 	run_case "flipped ${f%%:*}" field "${f#*:}"
 done
 for ((k = 0; k < 20; k += RECSTEP)); do
 	run_case "flipped record $k" record "$k"
 done
+run_case "flipped record in the active segment" active-record -
 run_case "sealed segment cut" cut-sealed -
 run_case "active segment cut" cut-active -
 run_case "middle segment deleted" delete-middle -

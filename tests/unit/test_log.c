@@ -714,6 +714,55 @@ static void test_damage_reported_never_served(void **state)
 	}
 }
 
+/* A flipped byte in the active segment, good batches after it: damage,
+ * not a torn write.  Recovery keeps the good batches (cutting at the
+ * damage would drop them without a word); reads report the one batch. */
+static void test_active_damage_kept(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.segment_bytes = 1 << 20;
+	char seg[PATH_MAX], idx[PATH_MAX];
+	off_t pos;
+	uint64_t base, skipped, from = 0, to = 0, total = 190;
+	uint32_t count, len;
+	/* Recovery reads from the last index entry on: damage the batch there,
+	 * with more after it. */
+	for (;;) {
+		mq_log_t *l = open_log(f, &o);
+		fill(f, l, total);
+		mq_log_close(l);
+		last_seg(f, "log", seg, sizeof seg);
+		last_seg(f, "idx", idx, sizeof idx);
+		int fd = open(idx, O_RDONLY);
+		uint8_t e[8];
+		assert_int_equal(pread(fd, e, 8, file_size(idx) - 8), 8);
+		close(fd);
+		int k = 0;
+		do
+			seg_batch(seg, k++, &pos, &base, &count, &len);
+		while (pos < (off_t)mq_get_u32(e + 4));
+		if (pos + len < file_size(seg))
+			break;
+		total += 5;
+	}
+	flip(seg, pos + MQ_BATCH_HEADER + 2);
+	mq_log_t *log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), total);
+	int fresh;
+	assert_int_equal(read_skipping(log, &skipped, &from, &to, &fresh), total - count);
+	assert_int_equal(from, base);
+	assert_int_equal(to, base + count);
+	/* Appends go on after the good batches. */
+	fill(f, log, total + 20);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), total + 20);
+	assert_int_equal(read_skipping(log, &skipped, &from, &to, &fresh), total + 20 - count);
+	mq_log_close(log);
+}
+
 static void test_verify_flipped_byte(void **state)
 {
 	fix_t *f = *state;
@@ -929,6 +978,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncate_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_reported_never_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_active_damage_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
