@@ -147,27 +147,49 @@ static void check_record(const mq_record_t *r)
 	}
 }
 
-/* Read everything from `from` to the end and check every record; returns count. */
-static uint64_t read_all(mq_log_t *log, uint64_t from, size_t max_bytes)
+/* Read everything from `start` to the end and check every record;
+ * returns the count.  Damage reported by mq_log_read_checked is skipped
+ * (as mq-sub --skip-damaged does) and counted in *skipped; every skip
+ * must start where the reader was: [*from, *to) is the first. */
+static uint64_t read_skipping(mq_log_t *log, uint64_t start, size_t max_bytes, uint64_t *skipped, uint64_t *from,
+			      uint64_t *to, int *fresh)
 {
 	mq_buf_t out = {0};
 	mq_err_t err;
-	uint64_t next = from, seen = 0;
+	uint64_t next = start, seen = 0;
+	*skipped = 0;
+	*fresh = 0;
 	while (next < mq_log_end(log)) {
 		out.len = 0;
-		long long got = mq_log_read(log, next, max_bytes, &out, &err);
+		mq_log_damage_t d;
+		long long got = mq_log_read_checked(log, next, max_bytes, &out, &d, &err);
+		if (got == -MQ_ECORRUPT) {
+			assert_int_equal(d.from, next);
+			assert_true(d.to > next && d.to <= mq_log_end(log));
+			assert_non_null(strstr(err.msg, "cannot be read"));
+			if (!*skipped)
+				*from = d.from, *to = d.to;
+			*fresh += d.fresh;
+			/* Asking again is the same damage, no longer news. */
+			out.len = 0;
+			assert_int_equal(mq_log_read_checked(log, next, max_bytes, &out, &d, &err), -MQ_ECORRUPT);
+			assert_int_equal(d.fresh, 0);
+			*skipped += d.to - next;
+			next = d.to;
+			continue;
+		}
 		if (got <= 0)
 			fail_msg("read at %" PRIu64 ": %lld %s", next, got, err.msg);
 		size_t pos = 0;
-		int first = 1;
 		while (pos < out.len) {
 			mq_batch_iter_t it;
 			mq_record_t r;
 			assert_int_equal(mq_batch_check(out.p + pos, mq_get_u32(out.p + pos + 8), 0, &err), 0);
 			assert_int_equal(mq_batch_iter_init(&it, out.p + pos, out.len - pos, &err), 0);
-			if (first)
+			if (pos == 0)
 				assert_true(it.hdr.base_offset <= next && next < it.hdr.base_offset + it.hdr.count);
-			first = 0;
+			else
+				assert_int_equal(it.hdr.base_offset, next);
 			while (mq_batch_iter_next(&it, &r) > 0) {
 				if (r.offset < next)
 					continue;
@@ -181,6 +203,16 @@ static uint64_t read_all(mq_log_t *log, uint64_t from, size_t max_bytes)
 	}
 	mq_buf_free(&out);
 	return seen;
+}
+
+/* read_skipping where nothing may be damaged. */
+static uint64_t read_all(mq_log_t *log, uint64_t start, size_t max_bytes)
+{
+	uint64_t skipped, from, to;
+	int fresh;
+	uint64_t n = read_skipping(log, start, max_bytes, &skipped, &from, &to, &fresh);
+	assert_int_equal(skipped, 0);
+	return n;
 }
 
 static mq_log_t *open_log(fix_t *f, const mq_log_opts_t *o)
@@ -556,62 +588,6 @@ static void nth_seg(fix_t *f, int k, const char *ext, char *out, size_t n)
 	snprintf(out, n, "%s/%s.%s", f->dir, names[k], ext);
 }
 
-/* Like read_all, but damage reported by mq_log_read_checked is skipped
- * (as mq-sub --skip-damaged does) and counted in *skipped; every skip
- * must start where the reader was. */
-static uint64_t read_skipping(mq_log_t *log, uint64_t *skipped, uint64_t *from, uint64_t *to, int *fresh)
-{
-	mq_buf_t out = {0};
-	mq_err_t err;
-	uint64_t next = 0, seen = 0;
-	*skipped = 0;
-	*fresh = 0;
-	while (next < mq_log_end(log)) {
-		out.len = 0;
-		mq_log_damage_t d;
-		long long got = mq_log_read_checked(log, next, 700, &out, &d, &err);
-		if (got == -MQ_ECORRUPT) {
-			assert_int_equal(d.from, next);
-			assert_true(d.to > next && d.to <= mq_log_end(log));
-			assert_non_null(strstr(err.msg, "cannot be read"));
-			if (!*skipped)
-				*from = d.from, *to = d.to;
-			*fresh += d.fresh;
-			/* Asking again is the same damage, no longer news. */
-			out.len = 0;
-			assert_int_equal(mq_log_read_checked(log, next, 700, &out, &d, &err), -MQ_ECORRUPT);
-			assert_int_equal(d.fresh, 0);
-			*skipped += d.to - next;
-			next = d.to;
-			continue;
-		}
-		if (got <= 0)
-			fail_msg("read at %" PRIu64 ": %lld %s", next, got, err.msg);
-		size_t pos = 0;
-		while (pos < out.len) {
-			mq_batch_iter_t it;
-			mq_record_t r;
-			assert_int_equal(mq_batch_check(out.p + pos, mq_get_u32(out.p + pos + 8), 0, &err), 0);
-			assert_int_equal(mq_batch_iter_init(&it, out.p + pos, out.len - pos, &err), 0);
-			if (pos == 0)
-				assert_true(it.hdr.base_offset <= next && next < it.hdr.base_offset + it.hdr.count);
-			else
-				assert_int_equal(it.hdr.base_offset, next);
-			while (mq_batch_iter_next(&it, &r) > 0) {
-				if (r.offset < next)
-					continue;
-				assert_int_equal(r.offset, next);
-				check_record(&r);
-				next++;
-				seen++;
-			}
-			pos += it.hdr.length;
-		}
-	}
-	mq_buf_free(&out);
-	return seen;
-}
-
 /* Batch k of a segment file: its position, base offset and count. */
 static void seg_batch(const char *path, int k, off_t *pos, uint64_t *base, uint32_t *count, uint32_t *len)
 {
@@ -699,7 +675,7 @@ static void test_damage_reported_never_served(void **state)
 		log = open_log(f, &o);
 		uint64_t skipped, from = 0, to = 0;
 		int fresh;
-		uint64_t seen = read_skipping(log, &skipped, &from, &to, &fresh);
+		uint64_t seen = read_skipping(log, 0, 700, &skipped, &from, &to, &fresh);
 		mq_log_close(log);
 		if (cases[c].field == -4) {
 			if (seen != 1200 || skipped)
@@ -751,7 +727,7 @@ static void test_active_damage_kept(void **state)
 	mq_log_t *log = open_log(f, &o);
 	assert_int_equal(mq_log_end(log), total);
 	int fresh;
-	assert_int_equal(read_skipping(log, &skipped, &from, &to, &fresh), total - count);
+	assert_int_equal(read_skipping(log, 0, 700, &skipped, &from, &to, &fresh), total - count);
 	assert_int_equal(from, base);
 	assert_int_equal(to, base + count);
 	/* Appends go on after the good batches. */
@@ -759,7 +735,7 @@ static void test_active_damage_kept(void **state)
 	mq_log_close(log);
 	log = open_log(f, &o);
 	assert_int_equal(mq_log_end(log), total + 20);
-	assert_int_equal(read_skipping(log, &skipped, &from, &to, &fresh), total + 20 - count);
+	assert_int_equal(read_skipping(log, 0, 700, &skipped, &from, &to, &fresh), total + 20 - count);
 	mq_log_close(log);
 }
 
