@@ -1473,8 +1473,9 @@ static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t 
 			x->data = zmq_msg_data(&fr[next_frame]);
 			x->nbytes = zmq_msg_size(&fr[next_frame]);
 			next_frame++;
-			if (entry_check(x, err))
-				return -MQ_ECORRUPT;
+			int rc = entry_check(x, err);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
