@@ -772,7 +772,7 @@ static int handle_reply(sub_t *s)
 	for (uint32_t i = 0; i < s->r.n && !s->done; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
 		part_t *p = entry_part(s, e);
-		if (e->nbytes && e->err == 0 && p && write_entry(s, e, p))
+		if (e->nbytes && e->err == 0 && p && (mq_fetch_entry_check(e, s->names[e->topic], &s->err) || write_entry(s, e, p)))
 			return -1;
 	}
 	if (data && flush_out(s) && !s->epipe)

@@ -294,8 +294,7 @@ typedef struct mq_fetch_entry {
 	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY, MQ_ECORRUPT (positive);
 			      * MQ_ECORRUPT: offsets from the one asked for up to
 			      * next are damaged on the broker (wire.h) */
-	const uint8_t *data; /* raw batches (nbytes), or NULL; each passed its CRC
-			      * and starts where the one before ended */
+	const uint8_t *data; /* raw batches (nbytes), or NULL (see mq_fetch_entry_check) */
 	size_t nbytes;
 } mq_fetch_entry_t;
 
@@ -322,11 +321,17 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 			 mq_err_t *err);
 /* Wait for the outstanding FETCH's reply, resending it when the broker
  * is silent, up to max_wait_ms + the timeout.  Fills r (its previous
- * contents are released).  A reply holding a batch that fails its CRC,
- * or batches that do not follow each other up to the entry's next, is
- * -MQ_ECORRUPT: none of it is used.  wait_ms bounds this call: -MQ_EAGAIN when it
+ * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it
  * ran out and the fetch is still outstanding (so callers can heartbeat). */
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
+/* The broker checks every batch it sends; checking an entry's data again
+ * before use costs a CRC and means damage on the way (or a broker that
+ * did not check) is never written out.  Call it after the next FETCH went
+ * out, so it overlaps the broker's work.  0, or -MQ_ECORRUPT when a batch
+ * fails its CRC, batches do not follow each other, or they end elsewhere
+ * than the entry's next: none of the entry may be used.  topic names the
+ * entry's topic in the message. */
+int mq_fetch_entry_check(const mq_fetch_entry_t *e, const char *topic, mq_err_t *err);
 /* Is a FETCH outstanding? */
 int mq_client_fetch_pending(const mq_client_t *c);
 /* Forget the outstanding FETCH (its reply will be ignored). */

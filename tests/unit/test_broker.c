@@ -340,7 +340,7 @@ static void test_damaged_fetch(void **state)
 	stop(f);
 }
 
-/* The client checks each fetched batch again: a reply whose batch fails
+/* The client checks each fetched batch again: an entry whose batch fails
  * its CRC, skips an offset, or ends elsewhere than its `next` is
  * refused whole (a broker that did not check, or damage on the way). */
 static void test_client_refuses_damaged_reply(void **state)
@@ -397,13 +397,16 @@ static void test_client_refuses_damaged_reply(void **state)
 		assert_true(zmq_send(r, two.p, two.len, 0) >= 0);
 		mq_buf_free(&hdr);
 		int rc = mq_client_fetch_recv(c, &rep, 5000, &err);
+		assert_int_equal(rc, 0);
+		assert_int_equal(rep.n, 1);
+		rc = mq_fetch_entry_check(&rep.e[0], "d", &err);
 		if (k == GOOD) {
 			assert_int_equal(rc, 0);
 			assert_int_equal(rep.n, 1);
 			assert_int_equal(rep.e[0].nbytes, two.len);
 		} else {
 			assert_int_equal(rc, -MQ_ECORRUPT);
-			assert_non_null(strstr(err.msg, "partition 0"));
+			assert_non_null(strstr(err.msg, "topic 'd' partition 0"));
 		}
 		mq_fetch_reply_free(&rep);
 	}
