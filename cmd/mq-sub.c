@@ -96,6 +96,8 @@ static void usage(FILE *fp)
 		"  -f, --format FMT         lines, nul, json or msgpack (envelopes)\n"
 		"  -F, --template FORMAT    printf-like: %%t %%p %%o %%k %%s %%T %%i %%h %%S, \\n \\t \\0 %%%%\n"
 		"      --at-most-once       commit before output\n"
+		"      --skip-damaged       report offsets damaged on the broker and go on\n"
+		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
 		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
@@ -107,6 +109,7 @@ static void usage(FILE *fp)
 enum {
 	OPT_AMO = 256,
 	OPT_SESSION,
+	OPT_SKIP_DAMAGED,
 	OPT_LATER,
 };
 
@@ -120,6 +123,7 @@ static const struct option longopts[] = {
 	{"template", required_argument, NULL, 'F'},
 	{"at-most-once", no_argument, NULL, OPT_AMO},
 	{"session-timeout", required_argument, NULL, OPT_SESSION},
+	{"skip-damaged", no_argument, NULL, OPT_SKIP_DAMAGED},
 	MQ_CLI_LONGOPTS,
 	{"exec", required_argument, NULL, OPT_LATER},
 	{"check-seq", no_argument, NULL, OPT_LATER},
@@ -134,7 +138,7 @@ typedef struct opts {
 	uint32_t ntopics;
 	const char *group, *template;
 	mq_offset_spec_t start;
-	int exit_at_end, at_most_once, nul, fmt_set;
+	int exit_at_end, at_most_once, nul, fmt_set, skip_damaged;
 	uint64_t count; /* 0: no limit */
 	mq_fmt_t fmt;
 	int64_t session_ms;
@@ -194,6 +198,7 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	case '0': o->nul = 1; return 0;
 	case 'F': o->template = arg; return 0;
 	case OPT_AMO: o->at_most_once = 1; return 0;
+	case OPT_SKIP_DAMAGED: o->skip_damaged = 1; return 0;
 	case 'o':
 		return mq_offset_spec_parse(arg, mq_now_ms(), &o->start, err);
 	case 'n':
@@ -753,8 +758,25 @@ static int write_entry(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
 	return 0;
 }
 
-/* Positions from a reply, before its records are written. */
-static void advance(sub_t *s)
+/* Offsets [p->pos, e->next) the broker found damaged: a failure, or
+ * with --skip-damaged a line on stderr and a jump past them (which a
+ * group then commits).  0, or -1 with s->err. */
+static int damaged(sub_t *s, const mq_fetch_entry_t *e, part_t *p)
+{
+	const char *topic = s->names[e->topic];
+	if (!s->o->skip_damaged)
+		return mq_err_set(&s->err, MQ_ECORRUPT, "topic '%s' partition %u: offsets %" PRIu64 " to %" PRIu64
+				  " are damaged on the broker and were not read (its log names the file; "
+				  "--skip-damaged reads past them)", topic, e->partition, p->pos, e->next - 1), -1;
+	fprintf(stderr, "%s: topic '%s' partition %u: skipped offsets %" PRIu64 " to %" PRIu64
+		", damaged on the broker\n", prog, topic, e->partition, p->pos, e->next - 1);
+	p->pos = p->written = e->next;
+	return 0;
+}
+
+/* Positions from a reply, before its records are written.  0, or -1
+ * with s->err. */
+static int advance(sub_t *s)
 {
 	for (uint32_t i = 0; i < s->r.n; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
@@ -778,8 +800,15 @@ static void advance(sub_t *s)
 		} else if (e->err == MQ_ENOENT) {
 			p->active = 0;
 			p->gone = 1;
+		} else if (e->err == MQ_ECORRUPT && e->next > p->pos) {
+			if (damaged(s, e, p))
+				return -1;
+		} else if (e->err) {
+			return mq_err_set(&s->err, e->err, "topic '%s' partition %u: the broker cannot serve offset %"
+					  PRIu64 " (error %d)", s->names[e->topic], e->partition, p->pos, e->err), -1;
 		}
 	}
+	return 0;
 }
 
 /* --at-most-once: commit the end of what this reply will write (up to
@@ -805,7 +834,8 @@ static int commit_ahead(sub_t *s)
 
 static int handle_reply(sub_t *s)
 {
-	advance(s);
+	if (advance(s))
+		return -1;
 	int data = 0;
 	for (uint32_t i = 0; i < s->r.n; i++)
 		data |= s->r.e[i].nbytes > 0;
@@ -817,7 +847,7 @@ static int handle_reply(sub_t *s)
 	for (uint32_t i = 0; i < s->r.n && !s->done; i++) {
 		const mq_fetch_entry_t *e = &s->r.e[i];
 		part_t *p = entry_part(s, e);
-		if (e->nbytes && e->err == 0 && p && write_entry(s, e, p))
+		if (e->nbytes && e->err == 0 && p && (mq_fetch_entry_check(e, s->names[e->topic], &s->err) || write_entry(s, e, p)))
 			return -1;
 	}
 	if (data && flush_out(s) && !s->epipe)

@@ -44,6 +44,9 @@ int mq_batch_hdr_decode(const uint8_t *p, size_t n, mq_batch_hdr_t *h, mq_err_t 
 		return mq_err_set(err, MQ_ECORRUPT, "batch length %u out of range", h->length);
 	if (h->count == 0)
 		return mq_err_set(err, MQ_ECORRUPT, "batch with no records");
+	if (h->count > (h->length - h->header_len) / MQ_RECORD_MIN_BYTES)
+		return mq_err_set(err, MQ_ECORRUPT, "batch of %u bytes claims %u records (at most %u fit)", h->length,
+				  h->count, (h->length - h->header_len) / MQ_RECORD_MIN_BYTES);
 	return 0;
 }
 
@@ -115,17 +118,31 @@ static int record_parse(const uint8_t **pp, const uint8_t *end, int64_t first_ts
 	return 1;
 }
 
+static int verify(const uint8_t *p, size_t n, mq_batch_hdr_t *h, mq_err_t *err)
+{
+	int rc = mq_batch_hdr_decode(p, n, h, err);
+	if (rc)
+		return rc;
+	if (h->length != n)
+		return mq_err_set(err, MQ_ECORRUPT, "batch length field says %u bytes, got %zu", h->length, n);
+	uint32_t crc = mq_batch_crc(p, n);
+	if (crc != h->crc)
+		return mq_err_set(err, MQ_ECORRUPT, "batch CRC mismatch (stored %08x, computed %08x)", h->crc, crc);
+	return 0;
+}
+
+int mq_batch_verify(const uint8_t *p, size_t n, mq_err_t *err)
+{
+	mq_batch_hdr_t h;
+	return verify(p, n, &h, err);
+}
+
 int mq_batch_check(const uint8_t *p, size_t n, size_t max_record_bytes, mq_err_t *err)
 {
 	mq_batch_hdr_t h;
-	int rc = mq_batch_hdr_decode(p, n, &h, err);
+	int rc = verify(p, n, &h, err);
 	if (rc)
 		return rc;
-	if (h.length != n)
-		return mq_err_set(err, MQ_ECORRUPT, "batch length field says %u bytes, got %zu", h.length, n);
-	uint32_t crc = mq_batch_crc(p, n);
-	if (crc != h.crc)
-		return mq_err_set(err, MQ_ECORRUPT, "batch CRC mismatch (stored %08x, computed %08x)", h.crc, crc);
 	const uint8_t *q = p + h.header_len, *end = p + n;
 	mq_record_t rec;
 	for (uint32_t i = 0; i < h.count; i++) {

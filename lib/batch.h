@@ -51,6 +51,9 @@
 #define MQ_BATCH_MAGIC 1
 #define MQ_BATCH_HEADER 80
 #define MQ_BATCH_MAX_BYTES (64u << 20) /* hard ceiling for one batch */
+/* The smallest record: rec_len, attrs, ts_delta, key_len, value_len,
+ * id_len and header_count, one byte each.  Bounds a header's count. */
+#define MQ_RECORD_MIN_BYTES 7
 
 /* Batch flags. */
 #define MQ_BF_TXN 0x0001     /* part of a half-message transaction (txn_id) */
@@ -100,7 +103,9 @@ typedef struct mq_record {
 } mq_record_t;
 
 /* Decode the fixed header of p[0..n); does not check the CRC.
- * 0, or -MQ_ECORRUPT if n is too short or magic/lengths are wrong. */
+ * 0, or -MQ_ECORRUPT if n is too short, magic/lengths are wrong, or the
+ * count claims more records than the length can hold (so a count read
+ * from the network or the disk can size an allocation). */
 int mq_batch_hdr_decode(const uint8_t *p, size_t n, mq_batch_hdr_t *h, mq_err_t *err);
 
 /* Full check of one batch in p[0..n) (n == length): header sane, CRC
@@ -109,6 +114,11 @@ int mq_batch_hdr_decode(const uint8_t *p, size_t n, mq_batch_hdr_t *h, mq_err_t 
  * (key + value + id + headers; 0 = no limit).  -MQ_ECORRUPT or
  * -MQ_ETOOBIG with a message naming the record index. */
 int mq_batch_check(const uint8_t *p, size_t n, size_t max_record_bytes, mq_err_t *err);
+
+/* The check of a batch read back from the log or a fetch reply, whose
+ * records were checked in full when it was appended: header sane,
+ * length == n, CRC matches.  -MQ_ECORRUPT with a message otherwise. */
+int mq_batch_verify(const uint8_t *p, size_t n, mq_err_t *err);
 
 /* CRC-32C of bytes [16, length) of a complete batch. */
 uint32_t mq_batch_crc(const uint8_t *p, size_t length);

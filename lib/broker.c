@@ -852,6 +852,15 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+static void damage_notice(mq_broker_t *b, const char *topic, uint32_t p, const mq_err_t *err)
+{
+	char msg[sizeof(err->msg) + 2 * MQ_NAME_MAX + 512];
+	snprintf(msg, sizeof(msg), "topic '%s' partition %" PRIu32 ": %s; consumers get an error for these offsets "
+		 "(mq-sub --skip-damaged reads past them): run 'mq-admin verify %s/topics/%s' and restore "
+		 "the partition from a copy if you have one", topic, p, err->msg, b->o.data_dir, topic);
+	say(b, "%s", msg);
+}
+
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
 static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 {
@@ -899,8 +908,14 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 			if (off < start || off > end)
 				code = MQ_ERANGE;
 			else if (off < end && budget > 0) {
-				long long got = mq_log_read(log, off, budget, pl, &err);
-				if (got < 0) {
+				mq_log_damage_t dmg;
+				long long got = mq_log_read_checked(log, off, budget, pl, &dmg, &err);
+				if (got == -MQ_ECORRUPT) {
+					code = MQ_ECORRUPT;
+					next = dmg.to;
+					if (dmg.fresh)
+						damage_notice(b, f->topics[t], p, &err);
+				} else if (got < 0) {
 					code = err.code;
 				} else if (got > 0) {
 					/* next: the end of the last batch returned */
@@ -926,6 +941,8 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		msgpack_pack_int(&pk, code);
 		if (pl->len)
 			m->npl++;
+		else
+			mq_buf_free(pl); /* a failed read may have reserved room */
 	}
 	return 1;
 }

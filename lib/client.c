@@ -27,6 +27,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1457,6 +1458,34 @@ static int grow(void **v, uint32_t *cap, uint32_t need, size_t size)
 		return -MQ_ENOMEM;
 	*v = p;
 	*cap = n;
+	return 0;
+}
+
+int mq_fetch_entry_check(const mq_fetch_entry_t *x, const char *topic, mq_err_t *err)
+{
+	const uint8_t *d = x->data, *end = x->data + x->nbytes;
+	uint64_t expect = 0;
+	mq_batch_hdr_t h;
+	mq_err_t e;
+	if (x->err)
+		return mq_err_set(err, MQ_EPROTO, "topic '%s' partition %u: data sent with error %d", topic,
+				  x->partition, x->err);
+	while (d < end) {
+		if (mq_batch_hdr_decode(d, (size_t)(end - d), &h, &e) || h.length > (size_t)(end - d) ||
+		    mq_batch_verify(d, h.length, &e))
+			return mq_err_set(err, MQ_ECORRUPT, "topic '%s' partition %u: the broker sent a damaged batch "
+					  "at byte %zu of its reply: %s (retry; if it stays, run mq-admin verify on "
+					  "the broker's data)", topic, x->partition, (size_t)(d - x->data), e.msg);
+		if (d != x->data && h.base_offset != expect)
+			return mq_err_set(err, MQ_ECORRUPT, "topic '%s' partition %u: the broker sent offset %" PRIu64
+					  " where %" PRIu64 " was due (retry; if it stays, run mq-admin verify on the "
+					  "broker's data)", topic, x->partition, h.base_offset, expect);
+		expect = h.base_offset + h.count;
+		d += h.length;
+	}
+	if (expect != x->next)
+		return mq_err_set(err, MQ_ECORRUPT, "topic '%s' partition %u: the broker sent batches up to offset "
+				  "%" PRIu64 " but says %" PRIu64 " is next", topic, x->partition, expect, x->next);
 	return 0;
 }
 

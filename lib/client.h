@@ -292,8 +292,10 @@ typedef struct mq_fetch_entry {
 	uint32_t topic; /* index into the topics of the request */
 	uint32_t partition;
 	uint64_t start, end, next;
-	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY (positive) */
-	const uint8_t *data; /* raw batches (nbytes), or NULL */
+	int err;             /* 0, MQ_ERANGE, MQ_ENOENT, MQ_EBUSY, MQ_ECORRUPT (positive);
+			      * MQ_ECORRUPT: offsets from the one asked for up to
+			      * next are damaged on the broker (wire.h) */
+	const uint8_t *data; /* raw batches (nbytes), or NULL (see mq_fetch_entry_check) */
 	size_t nbytes;
 } mq_fetch_entry_t;
 
@@ -328,6 +330,15 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
  * consumer whose reader went away notices it while no message comes.
  * -1: none (the default). */
 void mq_client_watch_fd(mq_client_t *c, int fd);
+
+/* The broker checks every batch it sends; checking an entry's data again
+ * before use costs a CRC and means damage on the way (or a broker that
+ * did not check) is never written out.  Call it after the next FETCH went
+ * out, so it overlaps the broker's work.  0, or -MQ_ECORRUPT when a batch
+ * fails its CRC, batches do not follow each other, or they end elsewhere
+ * than the entry's next: none of the entry may be used.  topic names the
+ * entry's topic in the message. */
+int mq_fetch_entry_check(const mq_fetch_entry_t *e, const char *topic, mq_err_t *err);
 /* Is a FETCH outstanding? */
 int mq_client_fetch_pending(const mq_client_t *c);
 /* Forget the outstanding FETCH (its reply will be ignored). */

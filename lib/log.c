@@ -14,7 +14,9 @@
  *  - Recovery reads the tail of the active segment only: from the last
  *    index entry that points at a good batch to the end of the file.
  *    The first batch that fails its checks (short, bad CRC, offsets not
- *    contiguous) and everything after it is cut off.  Since every batch
+ *    contiguous) and everything after it is cut off, unless a good batch
+ *    follows it: that is damage, not a torn write, and stays for reads
+ *    to report.  Since every batch
  *    before an index entry was good when the entry was written and the
  *    entry itself is re-checked, this never cuts good data in the middle.
  *  - A write that fails (ENOSPC, EIO) is cut off again with ftruncate
@@ -109,6 +111,10 @@ struct mq_log {
 	uint64_t hint_off, hint_pos;
 	int hint_seg;
 	mq_buf_t scratch;      /* reused by scans */
+	/* damage reported by reads, (segment base, byte) of each: a reader
+	 * that retries is not news */
+	uint64_t damage_seen[16][2];
+	unsigned ndamage_seen;
 };
 
 /* ---- small helpers ---- */
@@ -170,22 +176,6 @@ static int tix_push(seg_t *s, int64_t ts, uint32_t rel)
 	}
 	s->tix[s->ntix++] = (tix_entry_t){ts, rel};
 	return 0;
-}
-
-/* Position to start scanning for offset: from the largest index entry
- * at or below it. */
-static uint64_t idx_lookup(const seg_t *s, uint64_t offset)
-{
-	uint64_t rel = offset - s->base;
-	size_t lo = 0, hi = s->nidx;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (s->idx[mid].rel <= rel)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo ? s->idx[lo - 1].pos : 0;
 }
 
 /* ---- sequential scan of a segment file ---- */
@@ -451,6 +441,22 @@ static int scan_tail(mq_log_t *log, seg_t *s, uint64_t file_size, uint64_t pos, 
 	return 0;
 }
 
+static void resync(mq_log_t *log, seg_t *s, uint64_t send, uint64_t p, const mq_batch_hdr_t *h, uint64_t expect,
+		   uint64_t *to, uint64_t *qpos);
+
+/* Damage at byte p of s (where offset expect was due): 1 with the next
+ * good batch's position and offset if one follows it, 0 if not. */
+static int past_damage(mq_log_t *log, seg_t *s, uint64_t p, uint64_t expect, uint64_t *q, uint64_t *qoff)
+{
+	uint8_t hb[MQ_BATCH_HEADER];
+	mq_batch_hdr_t h;
+	if (p + MQ_BATCH_HEADER > s->size || mq_pread_full(s->fd, hb, sizeof(hb), p) != (long long)sizeof(hb) ||
+	    mq_batch_hdr_decode(hb, sizeof(hb), &h, NULL))
+		return 0;
+	resync(log, s, UINT64_MAX, p, &h, expect, qoff, q);
+	return *q < s->size;
+}
+
 /*
  * Bring a segment's indexes in line with its .log file: keep the index
  * entries up to the last one that points at a good batch, then scan
@@ -518,6 +524,13 @@ static int seg_recover(mq_log_t *log, seg_t *s, int tail, uint64_t *out_end, mq_
 	char why[WHY_MAX];
 	if ((rc = scan_tail(log, s, s->size, start_pos, start_off, &good_end, &next_off, why, sizeof(why), err)))
 		return rc;
+	/* Good batches after bad ones: damage, not a torn write.  It stays,
+	 * for reads to report (cutting it would drop the good ones too). */
+	uint64_t q, qoff;
+	while (good_end < s->size && past_damage(log, s, good_end, next_off, &q, &qoff)) {
+		if ((rc = scan_tail(log, s, s->size, q, qoff, &good_end, &next_off, why, sizeof(why), err)))
+			return rc;
+	}
 	if (good_end < s->size) {
 		if (tail && ftruncate(s->fd, (off_t)good_end) < 0)
 			return mq_err_sys(err, "cannot cut the torn tail of '%s' at byte %" PRIu64 " (%s)", path,
@@ -1039,15 +1052,54 @@ static int seg_find(const mq_log_t *log, uint64_t offset)
 	return lo - 1;
 }
 
+/* Where a walk to offset in segment i can start: the index entry at or
+ * below it if the batch there has the offset the entry says (an index is
+ * a hint: a damaged one only costs a longer walk), or where the last
+ * read ended.  *pos, and *expect: the offset of the batch at *pos. */
+static int walk_start(mq_log_t *log, int i, uint64_t offset, uint64_t *pos, uint64_t *expect, mq_err_t *err)
+{
+	seg_t *s = &log->segs[i];
+	uint64_t rel = offset - s->base;
+	size_t lo = 0, hi = s->nidx;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->idx[mid].rel <= rel)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = 0;
+	*expect = s->base;
+	if (lo > 1) {
+		const idx_entry_t *x = &s->idx[lo - 1];
+		uint8_t hb[MQ_BATCH_HEADER];
+		mq_batch_hdr_t h;
+		long long got = mq_pread_full(s->fd, hb, sizeof(hb), x->pos);
+		if (got < 0)
+			return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, (uint64_t)x->pos);
+		if (got == (long long)sizeof(hb) && mq_batch_hdr_decode(hb, sizeof(hb), &h, NULL) == 0 &&
+		    h.base_offset == s->base + x->rel) {
+			*pos = x->pos;
+			*expect = h.base_offset;
+		}
+	}
+	if (log->hint_seg == i && log->hint_off <= offset && log->hint_off >= *expect && log->hint_pos >= *pos) {
+		*pos = log->hint_pos; /* sequential reader: pick up where the last read ended */
+		*expect = log->hint_off;
+	}
+	return 0;
+}
+
 /* Position of the batch containing offset in segment i (or of the first
  * batch after it, if offset falls in a gap); *found = 0 if the segment
  * has no such batch. */
 static int locate(mq_log_t *log, int i, uint64_t offset, uint64_t *pos, int *found, mq_err_t *err)
 {
 	seg_t *s = &log->segs[i];
-	uint64_t p = idx_lookup(s, offset);
-	if (log->hint_seg == i && log->hint_off <= offset && log->hint_pos >= p)
-		p = log->hint_pos; /* sequential reader: pick up where the last read ended */
+	uint64_t p, expect;
+	int rc = walk_start(log, i, offset, &p, &expect, err);
+	if (rc)
+		return rc;
 	uint8_t hb[MQ_BATCH_HEADER];
 	mq_batch_hdr_t h;
 	*found = 0;
@@ -1067,64 +1119,208 @@ static int locate(mq_log_t *log, int i, uint64_t offset, uint64_t *pos, int *fou
 	return 0;
 }
 
-long long mq_log_read(mq_log_t *log, uint64_t offset, size_t max_bytes, mq_buf_t *out, mq_err_t *err)
+/* A damaged batch at byte p of segment s (h: its header if it decodes):
+ * where reading can go on.  Only a batch that passes its CRC right after
+ * the damaged one's length, with a later offset, is trusted as the next;
+ * otherwise nothing more of the segment is: *to is where the next
+ * segment starts (*qpos the end of this one's good data). */
+static void resync(mq_log_t *log, seg_t *s, uint64_t send, uint64_t p, const mq_batch_hdr_t *h, uint64_t expect,
+		   uint64_t *to, uint64_t *qpos)
 {
-	if (offset < mq_log_start(log) || offset > log->end)
-		return mq_err_set(err, MQ_ERANGE, "offset %" PRIu64 " is out of range (partition holds %" PRIu64
-				  " to %" PRIu64 ")", offset, mq_log_start(log), log->end);
-	if (offset == log->end)
-		return 0;
-	int rc;
-	for (int i = seg_find(log, offset); i < log->nsegs; i++) {
-		if ((rc = seg_use(log, i, err)))
-			return rc;
-		seg_t *s = &log->segs[i];
-		uint64_t pos;
-		int found;
-		if ((rc = locate(log, i, offset, &pos, &found, err)))
-			return rc;
-		if (!found) {
-			offset = seg_end(log, i); /* gap: go on with the next segment */
-			continue;
+	*to = send;
+	*qpos = s->size;
+	if (!h || h->length > s->size - p)
+		return;
+	uint64_t q = p + h->length;
+	uint8_t hb[MQ_BATCH_HEADER];
+	mq_batch_hdr_t n;
+	if (q + MQ_BATCH_HEADER > s->size || mq_pread_full(s->fd, hb, sizeof(hb), q) != (long long)sizeof(hb) ||
+	    mq_batch_hdr_decode(hb, sizeof(hb), &n, NULL) || n.length > s->size - q || n.base_offset <= expect ||
+	    n.base_offset >= send)
+		return;
+	mq_buf_t *b = &log->scratch;
+	b->len = 0;
+	if (mq_buf_reserve(b, n.length) || mq_pread_full(s->fd, b->p, n.length, q) != (long long)n.length ||
+	    mq_batch_verify(b->p, n.length, NULL))
+		return;
+	*to = n.base_offset;
+	*qpos = q;
+}
+
+/* Report damage found at byte p of segment i: [offset, to). */
+static int damaged(mq_log_t *log, int i, uint64_t p, uint64_t offset, uint64_t to, const char *why,
+		   mq_log_damage_t *dmg, mq_err_t *err)
+{
+	seg_t *s = &log->segs[i];
+	char path[PATH_MAX];
+	seg_path(log, s->base, "log", path, sizeof(path));
+	int fresh = 1;
+	unsigned n = log->ndamage_seen < 16 ? log->ndamage_seen : 16;
+	for (unsigned k = 0; k < n && fresh; k++)
+		fresh = !(log->damage_seen[k][0] == s->base && log->damage_seen[k][1] == p);
+	if (fresh) {
+		log->damage_seen[log->ndamage_seen % 16][0] = s->base;
+		log->damage_seen[log->ndamage_seen % 16][1] = p;
+		log->ndamage_seen++;
+	}
+	if (dmg)
+		*dmg = (mq_log_damage_t){offset, to, fresh};
+	return mq_err_set(err, MQ_ECORRUPT, "offsets %" PRIu64 " to %" PRIu64 " cannot be read: '%s' at byte %" PRIu64
+			  ": %s", offset, to - 1, path, p, why);
+}
+
+/*
+ * Read verified batches of segment i from byte pos (a batch that must
+ * have offset expect) on: first walk the headers to the batch holding
+ * offset, each where the one before ended; then read up to max_bytes
+ * and keep the batches that pass their CRC, each where the one before
+ * ended.  Damage before anything is kept is reported (or walked past,
+ * when it lies wholly below offset).  Returns bytes appended to out, 0
+ * when the segment's good data ends before offset (go on with the next).
+ */
+static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, uint64_t expect, size_t max_bytes,
+			  mq_buf_t *out, mq_log_damage_t *dmg, mq_err_t *err)
+{
+	seg_t *s = &log->segs[i];
+	uint64_t send = seg_end(log, i);
+	uint8_t hb[MQ_BATCH_HEADER];
+	mq_batch_hdr_t h;
+	char why[WHY_MAX];
+	for (;;) {
+		/* Walk to the batch holding offset. */
+		int bad = 0, hdr_ok = 0;
+		while (!bad) {
+			if (pos == s->size) {
+				if (expect == send)
+					return 0;
+				snprintf(why, sizeof(why), "the segment's good data ends at offset %" PRIu64
+					 ", the next segment starts at %" PRIu64, expect, send);
+				bad = 1;
+				break;
+			}
+			if (pos + MQ_BATCH_HEADER > s->size) {
+				snprintf(why, sizeof(why), "a batch header cut off (%" PRIu64 " bytes left)", s->size - pos);
+				bad = 1;
+				break;
+			}
+			if (mq_pread_full(s->fd, hb, sizeof(hb), pos) != (long long)sizeof(hb))
+				return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+			mq_err_t e;
+			if (mq_batch_hdr_decode(hb, sizeof(hb), &h, &e)) {
+				snprintf(why, sizeof(why), "%s", e.msg);
+				bad = 1;
+				break;
+			}
+			hdr_ok = 1;
+			if (h.base_offset != expect) {
+				snprintf(why, sizeof(why), "batch says offset %" PRIu64 ", expected %" PRIu64, h.base_offset,
+					 expect);
+				bad = 1;
+			} else if (h.length > s->size - pos) {
+				snprintf(why, sizeof(why), "a batch of %u bytes cut off at %" PRIu64, h.length,
+					 s->size - pos);
+				bad = 1;
+			} else if (h.base_offset + h.count > offset) {
+				break;
+			} else {
+				/* Its count says where the next batch starts: only
+				 * believed once its CRC holds. */
+				mq_buf_t *b = &log->scratch;
+				b->len = 0;
+				if (mq_buf_reserve(b, h.length))
+					return mq_err_set(err, MQ_ENOMEM, "out of memory reading %u bytes", h.length);
+				if (mq_pread_full(s->fd, b->p, h.length, pos) != (long long)h.length)
+					return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+				if (mq_batch_verify(b->p, h.length, &e)) {
+					snprintf(why, sizeof(why), "%s", e.msg);
+					bad = 1;
+					break;
+				}
+				pos += h.length;
+				expect += h.count;
+			}
 		}
-		/* Read up to max_bytes, then cut at the last whole batch. */
-		uint64_t avail = s->size - pos;
-		size_t want = max_bytes < avail ? max_bytes : (size_t)avail;
-		if (want < MQ_BATCH_HEADER)
-			want = (size_t)(avail < MQ_BATCH_HEADER ? avail : MQ_BATCH_HEADER);
-		size_t start = out->len;
-		for (;;) {
+		size_t start = out->len, used = 0;
+		if (!bad) {
+			/* Read up to max_bytes (the first batch whole, however large). */
+			uint64_t avail = s->size - pos;
+			size_t want = max_bytes < avail ? max_bytes : (size_t)avail;
+			if (want < h.length)
+				want = h.length;
 			if (mq_buf_reserve(out, want))
 				return mq_err_set(err, MQ_ENOMEM, "out of memory reading %zu bytes", want);
 			long long got = mq_pread_full(s->fd, out->p + start, want, pos);
 			if (got < 0)
 				return mq_err_sys(err, "cannot read partition '%s'", log->dir);
-			size_t used = 0;
-			mq_batch_hdr_t h, last = {0};
-			while (used + MQ_BATCH_HEADER <= (size_t)got &&
-			       mq_batch_hdr_decode(out->p + start + used, (size_t)got - used, &h, NULL) == 0 &&
-			       used + h.length <= (size_t)got) {
-				used += h.length;
-				last = h;
+			uint64_t next = expect;
+			mq_batch_hdr_t b;
+			mq_err_t e;
+			while ((size_t)got - used >= MQ_BATCH_HEADER) {
+				const uint8_t *p = out->p + start + used;
+				if (mq_batch_hdr_decode(p, MQ_BATCH_HEADER, &b, &e) || b.length > (size_t)got - used)
+					break; /* cut off by max_bytes, or damage the next read reports */
+				if (mq_batch_verify(p, b.length, &e) || b.base_offset != next) {
+					if (b.base_offset != next)
+						snprintf(e.msg, sizeof(e.msg), "batch says offset %" PRIu64 ", expected %" PRIu64,
+							 b.base_offset, next);
+					if (used == 0)
+						snprintf(why, sizeof(why), "%s", e.msg);
+					break;
+				}
+				used += b.length;
+				next = b.base_offset + b.count;
 			}
-			if (used == 0) {
-				/* The first batch is larger than max_bytes: read it whole. */
-				if (mq_batch_hdr_decode(out->p + start, (size_t)got, &h, err) || h.length <= want ||
-				    pos + h.length > s->size)
-					return mq_err_set(err, MQ_ECORRUPT, "partition '%s': bad batch at byte %" PRIu64
-							  " of segment %" PRIu64 " (run mq-admin verify)",
-							  log->dir, pos, s->base);
-				want = h.length;
-				continue;
+			if (used) {
+				out->len = start + used;
+				log->hint_seg = i;
+				log->hint_pos = pos + used;
+				log->hint_off = next;
+				return (long long)used;
 			}
-			out->len = start + used;
-			log->hint_seg = i;
-			log->hint_pos = pos + used;
-			log->hint_off = last.base_offset + last.count;
-			return (long long)used;
+			if (got < (long long)h.length) {
+				snprintf(why, sizeof(why), "a batch of %u bytes cut off at %lld", h.length, got);
+			}
+			bad = 1;
 		}
+		/* Damage at pos: past it when it lies wholly below offset. */
+		uint64_t to, qpos;
+		resync(log, s, send, pos, hdr_ok ? &h : NULL, expect, &to, &qpos);
+		if (to <= offset && qpos < s->size) {
+			pos = qpos;
+			expect = to;
+			continue;
+		}
+		if (to <= offset)
+			return 0;
+		return damaged(log, i, pos, offset, to, why, dmg, err);
+	}
+}
+
+long long mq_log_read_checked(mq_log_t *log, uint64_t offset, size_t max_bytes, mq_buf_t *out,
+			      mq_log_damage_t *dmg, mq_err_t *err)
+{
+	if (offset < mq_log_start(log) || offset > log->end)
+		return mq_err_set(err, MQ_ERANGE, "offset %" PRIu64 " is out of range (partition holds %" PRIu64
+				  " to %" PRIu64 ")", offset, mq_log_start(log), log->end);
+	int rc;
+	for (int i = seg_find(log, offset); offset < log->end && i < log->nsegs; i++) {
+		if ((rc = seg_use(log, i, err)))
+			return rc;
+		uint64_t pos, expect;
+		if (offset < log->segs[i].base)
+			offset = log->segs[i].base;
+		if ((rc = walk_start(log, i, offset, &pos, &expect, err)))
+			return rc;
+		long long got = read_seg(log, i, offset, pos, expect, max_bytes, out, dmg, err);
+		if (got)
+			return got;
 	}
 	return 0;
+}
+
+long long mq_log_read(mq_log_t *log, uint64_t offset, size_t max_bytes, mq_buf_t *out, mq_err_t *err)
+{
+	return mq_log_read_checked(log, offset, max_bytes, out, NULL, err);
 }
 
 /* ---- time lookup ---- */

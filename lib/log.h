@@ -102,6 +102,23 @@ int mq_log_fds(const mq_log_t *log);
  */
 long long mq_log_read(mq_log_t *log, uint64_t offset, size_t max_bytes, mq_buf_t *out, mq_err_t *err);
 
+/*
+ * mq_log_read, telling where damage is.  Every batch returned passed its
+ * CRC and starts exactly where the one before it ended (the first one
+ * holds offset), so offsets never jump.  Batches before damage are
+ * returned; when the batch holding offset is damaged (bad CRC or header,
+ * wrong base offset, cut off, or a hole between segments), -MQ_ECORRUPT
+ * with err naming the file and byte, and *dmg (may be NULL) says which
+ * offsets cannot be read: [offset, dmg->to); reading can go on at to.
+ * dmg->fresh is 1 the first time this log reports that damage.
+ */
+typedef struct mq_log_damage {
+	uint64_t from, to;
+	int fresh;
+} mq_log_damage_t;
+long long mq_log_read_checked(mq_log_t *log, uint64_t offset, size_t max_bytes, mq_buf_t *out,
+			      mq_log_damage_t *dmg, mq_err_t *err);
+
 /* First offset whose record timestamp is >= ts (end offset if none). */
 int mq_log_find_time(mq_log_t *log, int64_t ts, uint64_t *offset, mq_err_t *err);
 

@@ -76,12 +76,76 @@ void mq_wire_pack_err(msgpack_packer *pk, uint32_t id, int code, const char *msg
 	mq_wire_pack_str(pk, msg);
 }
 
+int mq_msgpack_fits(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t pos = 0;
+	uint64_t pending = 1; /* objects still to come, a byte each at least */
+	while (pending) {
+		if (pending > len - pos)
+			return 0;
+		uint8_t c = p[pos++];
+		pending--;
+		uint64_t fixed = 0;    /* bytes after the type byte, besides a body */
+		unsigned lenb = 0;     /* size of the length field */
+		int per = 0;           /* elements per count: 1 array, 2 map, 0 body */
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+			continue;
+		if (c <= 0x8f) {
+			pending += 2u * (c & 0x0f);
+			continue;
+		}
+		if (c <= 0x9f) {
+			pending += c & 0x0f;
+			continue;
+		}
+		if (c <= 0xbf)
+			fixed = c & 0x1f; /* fixstr */
+		else if (c >= 0xc4 && c <= 0xc6)
+			lenb = 1u << (c - 0xc4); /* bin */
+		else if (c >= 0xc7 && c <= 0xc9)
+			lenb = 1u << (c - 0xc7), fixed = 1; /* ext: + its type byte */
+		else if (c == 0xca || c == 0xcb)
+			fixed = c == 0xca ? 4 : 8;
+		else if (c >= 0xcc && c <= 0xcf)
+			fixed = 1u << (c - 0xcc);
+		else if (c >= 0xd0 && c <= 0xd3)
+			fixed = 1u << (c - 0xd0);
+		else if (c >= 0xd4 && c <= 0xd8)
+			fixed = 1 + (1u << (c - 0xd4)); /* fixext: type byte + data */
+		else if (c >= 0xd9 && c <= 0xdb)
+			lenb = 1u << (c - 0xd9); /* str */
+		else if (c >= 0xdc && c <= 0xdf)
+			lenb = (c & 1) ? 4 : 2, per = c >= 0xde ? 2 : 1;
+		else
+			return 0; /* 0xc1: never used */
+		if (len - pos < lenb)
+			return 0;
+		uint64_t n = 0;
+		for (unsigned i = 0; i < lenb; i++)
+			n = n << 8 | p[pos + i];
+		pos += lenb;
+		if (per) {
+			pending += (uint64_t)per * n;
+			continue;
+		}
+		n += fixed;
+		if (n > len - pos)
+			return 0;
+		pos += (size_t)n;
+	}
+	return 1;
+}
+
 int mq_wire_parse(const void *data, size_t len, mq_wire_msg_t *m, mq_err_t *err)
 {
 	size_t off = 0;
 	msgpack_unpacked_init(&m->u);
 	m->arg = NULL;
 	m->nargs = 0;
+	if (!mq_msgpack_fits(data, len))
+		return mq_err_set(err, MQ_EPROTO, "message is not msgpack, or declares more than its %zu bytes hold",
+				  len);
 	int rc = msgpack_unpack_next(&m->u, data, len, &off);
 	if (rc != MSGPACK_UNPACK_SUCCESS && rc != MSGPACK_UNPACK_EXTRA_BYTES)
 		return mq_err_set(err, MQ_EPROTO, "message is not msgpack");

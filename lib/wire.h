@@ -46,7 +46,12 @@
  *              ; [[[t, p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
  *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
  *              start or end), MQ_ENOENT (no such topic or partition), MQ_EBUSY
- *              (the member does not own the partition: heartbeat now)
+ *              (the member does not own the partition: heartbeat now),
+ *              MQ_ECORRUPT (the stored data from the offset asked for up to
+ *              `next` is damaged and is not sent; reading may go on at next
+ *              only if the consumer chooses to skip it).  Every batch sent
+ *              passed its CRC and starts where the one before it ended, the
+ *              first one holding the offset asked for.
  *              The broker holds a fetch until some partition has data or
  *              max_wait_ms passed (long poll).
  *   OFFSETS    [topic, time|nil]
@@ -170,6 +175,13 @@ typedef struct mq_wire_msg {
 	uint32_t kind;
 	uint32_t id;
 } mq_wire_msg_t;
+
+/* 1 if p[0..len) starts with one whole msgpack object every declared
+ * size of which (str/bin/ext bytes, array/map elements, each at least a
+ * byte) fits in the bytes there, else 0.  msgpack-c allocates by the
+ * declared counts, so nothing from the network or a file is unpacked
+ * before this says yes.  Allocates nothing. */
+int mq_msgpack_fits(const void *p, size_t len);
 
 /* Parse a header frame: an array whose first two items are unsigned
  * integers.  -MQ_EPROTO with a message otherwise. */

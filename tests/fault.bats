@@ -22,3 +22,5 @@ fault_script() {
 @test "fault: thousands of topics under ulimit -n 256 are all written and read back; running out of descriptors leaves no half-made topic" { fault_script fds; }
 
 @test "fault: a publish whose fdatasync fails (EIO at writeback) is refused and never delivered, not even to a follower" { fault_script sync-fail; }
+
+@test "fault: damaged segments and indexes are reported, never served, never skipped silently" { fault_script damage; }

@@ -42,6 +42,7 @@ typedef struct fix {
 	pthread_mutex_t mu; /* reports come from the broker's thread */
 	int nreports;
 	char reported[1024];
+	void *raw; /* a socket of the test's own, closed at teardown */
 } fix_t;
 
 static void on_report(void *ctx, const char *msg)
@@ -135,6 +136,8 @@ static int teardown(void **state)
 	fix_t *f = *state;
 	clear_reply(f);
 	stop(f);
+	if (f->raw)
+		zmq_close(f->raw);
 	zmq_ctx_term(f->ctx);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -293,6 +296,135 @@ static int fetch(fix_t *f, const char *topic, uint32_t p, uint64_t off, uint64_t
 		pos += it.hdr.length;
 	}
 	return records;
+}
+
+/* `next` of the last fetch's only entry. */
+static uint64_t fetch_next(fix_t *f)
+{
+	return mq_wire_arg(&f->m, 0)->via.array.ptr[0].via.array.ptr[4].via.u64;
+}
+
+/* A byte flipped on disk: the batches before it are served, the damaged
+ * one never; its offsets come back as MQ_ECORRUPT up to where reading can
+ * go on, and the operator hears of it once. */
+static void test_damaged_fetch(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	size_t len = 0;
+	uint64_t base;
+	int dup, code;
+	const char *names[] = {"a", "b", "c"};
+	assert_int_equal(meta(f, "d"), 1);
+	for (int i = 0; i < 3; i++) {
+		const uint8_t *b = make_batch(0, 0, 10, names[i], &len);
+		assert_int_equal(produce(f, "d", 0, b, len, &base, &dup), MQ_REP_OK);
+		assert_int_equal(base, (uint64_t)i * 10);
+	}
+	stop(f);
+	char seg[1024];
+	snprintf(seg, sizeof(seg), "%s/topics/d/0/%020d.log", f->dir, 0);
+	FILE *fp = fopen(seg, "r+b");
+	assert_non_null(fp);
+	fseek(fp, (long)(len + MQ_BATCH_HEADER + 20), SEEK_SET); /* inside the second batch's records */
+	int c = fgetc(fp);
+	fseek(fp, (long)(len + MQ_BATCH_HEADER + 20), SEEK_SET);
+	fputc(c ^ 0x20, fp);
+	fclose(fp);
+	start(f, 1, 0);
+	assert_int_equal(fetch(f, "d", 0, 0, 0, NULL, NULL, &code), 10);
+	assert_int_equal(code, 0);
+	assert_int_equal(fetch_next(f), 10);
+	assert_int_equal(reports(f), 0);
+	for (int again = 0; again < 2; again++) {
+		assert_int_equal(fetch(f, "d", 0, 10, 0, NULL, NULL, &code), 0);
+		assert_int_equal(code, MQ_ECORRUPT);
+		assert_int_equal(fetch_next(f), 20);
+		assert_int_equal(reports(f), 1);
+		assert_non_null(strstr(f->reported, "topic 'd' partition 0: offsets 10 to 19 cannot be read"));
+		assert_non_null(strstr(f->reported, "mq-admin verify"));
+	}
+	assert_int_equal(fetch(f, "d", 0, 15, 0, NULL, NULL, &code), 0);
+	assert_int_equal(code, MQ_ECORRUPT);
+	assert_int_equal(fetch_next(f), 20);
+	assert_int_equal(reports(f), 1);
+	assert_int_equal(fetch(f, "d", 0, 20, 0, NULL, NULL, &code), 10);
+	assert_int_equal(code, 0);
+	stop(f);
+}
+
+/* The client checks each fetched batch again: an entry whose batch fails
+ * its CRC, skips an offset, or ends elsewhere than its `next` is
+ * refused whole (a broker that did not check, or damage on the way). */
+static void test_client_refuses_damaged_reply(void **state)
+{
+	fix_t *f = *state;
+	void *r = f->raw = zmq_socket(f->ctx, ZMQ_ROUTER);
+	int linger = 0, tmo = 5000;
+	zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(r, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+	assert_int_equal(zmq_bind(r, f->ep), 0);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	mq_buf_t two = {0};
+	size_t len;
+	const uint8_t *b = make_batch(0, 0, 10, "x", &len);
+	assert_int_equal(mq_buf_append(&two, b, len), 0);
+	assert_int_equal(mq_buf_append(&two, b, len), 0);
+	mq_batch_set_base(two.p + len, 10);
+	enum { GOOD, FLIPPED, GAP, NEXT, NCASES };
+	for (int k = 0; k < NCASES; k++) {
+		uint64_t next = k == NEXT ? 25 : 20;
+		if (k == FLIPPED)
+			two.p[len + MQ_BATCH_HEADER + 3] ^= 1;
+		if (k == GAP)
+			mq_batch_set_base(two.p + len, 11);
+		const char *topics[] = {"d"};
+		mq_fetch_pos_t pos = {0, 0, 0};
+		assert_int_equal(mq_client_fetch_send(c, topics, 1, &pos, 1, 1 << 20, 0, NULL, NULL, &err), 0);
+		mq_fetch_reply_t rep = {0};
+		assert_int_equal(mq_client_fetch_recv(c, &rep, 300, &err), -MQ_EAGAIN); /* sent once connected */
+		uint8_t ident[256], reqb[1024];
+		int in = zmq_recv(r, ident, sizeof ident, 0), rn = zmq_recv(r, reqb, sizeof reqb, 0);
+		assert_true(in > 0 && rn > 0);
+		mq_wire_msg_t m;
+		assert_int_equal(mq_wire_parse(reqb, (size_t)rn, &m, &err), 0);
+		mq_buf_t hdr = {0};
+		msgpack_packer pk;
+		mq_wire_packer(&pk, &hdr);
+		mq_wire_begin(&pk, MQ_REP_OK, m.id, 1);
+		mq_wire_msg_free(&m);
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_array(&pk, 7);
+		msgpack_pack_uint32(&pk, 0);
+		msgpack_pack_uint32(&pk, 0);
+		msgpack_pack_uint64(&pk, 0);
+		msgpack_pack_uint64(&pk, 20);
+		msgpack_pack_uint64(&pk, next);
+		msgpack_pack_uint64(&pk, two.len);
+		msgpack_pack_int(&pk, 0);
+		assert_true(zmq_send(r, ident, (size_t)in, ZMQ_SNDMORE) >= 0);
+		assert_true(zmq_send(r, hdr.p, hdr.len, ZMQ_SNDMORE) >= 0);
+		assert_true(zmq_send(r, two.p, two.len, 0) >= 0);
+		mq_buf_free(&hdr);
+		int rc = mq_client_fetch_recv(c, &rep, 5000, &err);
+		assert_int_equal(rc, 0);
+		assert_int_equal(rep.n, 1);
+		rc = mq_fetch_entry_check(&rep.e[0], "d", &err);
+		if (k == GOOD) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(rep.n, 1);
+			assert_int_equal(rep.e[0].nbytes, two.len);
+		} else {
+			assert_int_equal(rc, -MQ_ECORRUPT);
+			assert_non_null(strstr(err.msg, "topic 'd' partition 0"));
+		}
+		mq_fetch_reply_free(&rep);
+	}
+	mq_buf_free(&two);
+	mq_client_close(c);
 }
 
 static void test_hello_meta_produce_fetch(void **state)
@@ -1143,6 +1275,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_meta_produce_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_refuses_damaged_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_produce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_remembered_batches, setup, teardown),

@@ -147,27 +147,49 @@ static void check_record(const mq_record_t *r)
 	}
 }
 
-/* Read everything from `from` to the end and check every record; returns count. */
-static uint64_t read_all(mq_log_t *log, uint64_t from, size_t max_bytes)
+/* Read everything from `start` to the end and check every record;
+ * returns the count.  Damage reported by mq_log_read_checked is skipped
+ * (as mq-sub --skip-damaged does) and counted in *skipped; every skip
+ * must start where the reader was: [*from, *to) is the first. */
+static uint64_t read_skipping(mq_log_t *log, uint64_t start, size_t max_bytes, uint64_t *skipped, uint64_t *from,
+			      uint64_t *to, int *fresh)
 {
 	mq_buf_t out = {0};
 	mq_err_t err;
-	uint64_t next = from, seen = 0;
+	uint64_t next = start, seen = 0;
+	*skipped = 0;
+	*fresh = 0;
 	while (next < mq_log_end(log)) {
 		out.len = 0;
-		long long got = mq_log_read(log, next, max_bytes, &out, &err);
+		mq_log_damage_t d;
+		long long got = mq_log_read_checked(log, next, max_bytes, &out, &d, &err);
+		if (got == -MQ_ECORRUPT) {
+			assert_int_equal(d.from, next);
+			assert_true(d.to > next && d.to <= mq_log_end(log));
+			assert_non_null(strstr(err.msg, "cannot be read"));
+			if (!*skipped)
+				*from = d.from, *to = d.to;
+			*fresh += d.fresh;
+			/* Asking again is the same damage, no longer news. */
+			out.len = 0;
+			assert_int_equal(mq_log_read_checked(log, next, max_bytes, &out, &d, &err), -MQ_ECORRUPT);
+			assert_int_equal(d.fresh, 0);
+			*skipped += d.to - next;
+			next = d.to;
+			continue;
+		}
 		if (got <= 0)
 			fail_msg("read at %" PRIu64 ": %lld %s", next, got, err.msg);
 		size_t pos = 0;
-		int first = 1;
 		while (pos < out.len) {
 			mq_batch_iter_t it;
 			mq_record_t r;
 			assert_int_equal(mq_batch_check(out.p + pos, mq_get_u32(out.p + pos + 8), 0, &err), 0);
 			assert_int_equal(mq_batch_iter_init(&it, out.p + pos, out.len - pos, &err), 0);
-			if (first)
+			if (pos == 0)
 				assert_true(it.hdr.base_offset <= next && next < it.hdr.base_offset + it.hdr.count);
-			first = 0;
+			else
+				assert_int_equal(it.hdr.base_offset, next);
 			while (mq_batch_iter_next(&it, &r) > 0) {
 				if (r.offset < next)
 					continue;
@@ -181,6 +203,16 @@ static uint64_t read_all(mq_log_t *log, uint64_t from, size_t max_bytes)
 	}
 	mq_buf_free(&out);
 	return seen;
+}
+
+/* read_skipping where nothing may be damaged. */
+static uint64_t read_all(mq_log_t *log, uint64_t start, size_t max_bytes)
+{
+	uint64_t skipped, from, to;
+	int fresh;
+	uint64_t n = read_skipping(log, start, max_bytes, &skipped, &from, &to, &fresh);
+	assert_int_equal(skipped, 0);
+	return n;
 }
 
 static mq_log_t *open_log(fix_t *f, const mq_log_opts_t *o)
@@ -540,6 +572,173 @@ static void test_deleted_and_damaged_index(void **state)
 	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 0);
 }
 
+/* The k-th segment (0 = oldest) file with extension ext. */
+static void nth_seg(fix_t *f, int k, const char *ext, char *out, size_t n)
+{
+	char names[64][32];
+	int cnt = 0;
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".log") && cnt < 64)
+			snprintf(names[cnt++], 32, "%.20s", de->d_name);
+	closedir(d);
+	qsort(names, (size_t)cnt, 32, (int (*)(const void *, const void *))strcmp);
+	assert_true(k < cnt);
+	snprintf(out, n, "%s/%s.%s", f->dir, names[k], ext);
+}
+
+/* Batch k of a segment file: its position, base offset and count. */
+static void seg_batch(const char *path, int k, off_t *pos, uint64_t *base, uint32_t *count, uint32_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	uint8_t hb[MQ_BATCH_HEADER];
+	off_t p = 0;
+	for (int i = 0;; i++) {
+		assert_int_equal(pread(fd, hb, sizeof hb, p), (ssize_t)sizeof hb);
+		if (i == k)
+			break;
+		p += mq_get_u32(hb + 8);
+	}
+	close(fd);
+	*pos = p;
+	*base = mq_get_u64(hb);
+	*len = mq_get_u32(hb + 8);
+	*count = mq_get_u32(hb + 20);
+}
+
+static void flip(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t c;
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+}
+
+/* Damage in a sealed segment: each kind is reported as a range holding
+ * the damaged batch, nothing else is missing, no record is wrong, and
+ * offsets never jump without a report. */
+static void test_damage_reported_never_served(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	static const struct {
+		const char *what;
+		int field; /* byte of the header to flip; -1 a record byte; -2 cut; -3 delete; -4 index;
+			    * -5 count lowered to 1 (the walk past it must not believe it) */
+		int exact; /* the range is exactly the batch (else: to the segment's end) */
+	} cases[] = {
+		{"base offset", 3, 1}, {"length", 9, 0}, {"crc", 13, 1}, {"magic", 16, 0},
+		{"count", 20, 1}, {"first timestamp", 25, 1}, {"producer id", 41, 1}, {"a record", -1, 1},
+		{"cut", -2, 0}, {"deleted", -3, 0}, {"index", -4, 0}, {"count lowered", -5, 1},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s", f->dir);
+		rm_rf(dir);
+		mq_log_t *log = open_log(f, &o);
+		fill(f, log, 1200);
+		mq_log_close(log);
+		char seg[PATH_MAX];
+		nth_seg(f, 1, "log", seg, sizeof seg);
+		off_t pos;
+		uint64_t base, next_base;
+		uint32_t count, len;
+		seg_batch(seg, 2, &pos, &base, &count, &len);
+		char next_seg[PATH_MAX];
+		nth_seg(f, 2, "log", next_seg, sizeof next_seg);
+		next_base = strtoull(strrchr(next_seg, '/') + 1, NULL, 10);
+		uint64_t seg_base = strtoull(strrchr(seg, '/') + 1, NULL, 10);
+		if (cases[c].field >= 0) {
+			flip(seg, pos + cases[c].field);
+		} else if (cases[c].field == -1) {
+			flip(seg, pos + MQ_BATCH_HEADER + 5);
+		} else if (cases[c].field == -2) {
+			assert_int_equal(truncate(seg, pos + 100), 0);
+		} else if (cases[c].field == -5) {
+			int fd = open(seg, O_WRONLY);
+			assert_int_equal(pwrite(fd, "\x01\x00\x00\x00", 4, pos + 20), 4);
+			close(fd);
+		} else if (cases[c].field == -3) {
+			assert_int_equal(unlink(seg), 0);
+			base = seg_base;
+		} else {
+			char idx[PATH_MAX];
+			nth_seg(f, 1, "idx", idx, sizeof idx);
+			int fd = open(idx, O_WRONLY);
+			assert_int_equal(pwrite(fd, "\x03\x00\x00\x00\x40\x00\x00\x00", 8, 8), 8);
+			close(fd);
+		}
+		log = open_log(f, &o);
+		uint64_t skipped, from = 0, to = 0;
+		int fresh;
+		uint64_t seen = read_skipping(log, 0, 700, &skipped, &from, &to, &fresh);
+		mq_log_close(log);
+		if (cases[c].field == -4) {
+			if (seen != 1200 || skipped)
+				fail_msg("%s: %" PRIu64 " read, %" PRIu64 " skipped", cases[c].what, seen, skipped);
+			continue;
+		}
+		if (seen + skipped != 1200 || from != base || fresh != 1 ||
+		    to != (cases[c].exact ? base + count : next_base))
+			fail_msg("%s: %" PRIu64 " read, %" PRIu64 " skipped from %" PRIu64 " to %" PRIu64
+				 " (batch %" PRIu64 "+%u, next segment %" PRIu64 "), reported %d times",
+				 cases[c].what, seen, skipped, from, to, base, count, next_base, fresh);
+	}
+}
+
+/* A flipped byte in the active segment, good batches after it: damage,
+ * not a torn write.  Recovery keeps the good batches (cutting at the
+ * damage would drop them without a word); reads report the one batch. */
+static void test_active_damage_kept(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	o.segment_bytes = 1 << 20;
+	char seg[PATH_MAX], idx[PATH_MAX];
+	off_t pos;
+	uint64_t base, skipped, from = 0, to = 0, total = 190;
+	uint32_t count, len;
+	/* Recovery reads from the last index entry on: damage the batch there,
+	 * with more after it. */
+	for (;;) {
+		mq_log_t *l = open_log(f, &o);
+		fill(f, l, total);
+		mq_log_close(l);
+		last_seg(f, "log", seg, sizeof seg);
+		last_seg(f, "idx", idx, sizeof idx);
+		int fd = open(idx, O_RDONLY);
+		uint8_t e[8];
+		assert_int_equal(pread(fd, e, 8, file_size(idx) - 8), 8);
+		close(fd);
+		int k = 0;
+		do
+			seg_batch(seg, k++, &pos, &base, &count, &len);
+		while (pos < (off_t)mq_get_u32(e + 4));
+		if (pos + len < file_size(seg))
+			break;
+		total += 5;
+	}
+	flip(seg, pos + MQ_BATCH_HEADER + 2);
+	mq_log_t *log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), total);
+	int fresh;
+	assert_int_equal(read_skipping(log, 0, 700, &skipped, &from, &to, &fresh), total - count);
+	assert_int_equal(from, base);
+	assert_int_equal(to, base + count);
+	/* Appends go on after the good batches. */
+	fill(f, log, total + 20);
+	mq_log_close(log);
+	log = open_log(f, &o);
+	assert_int_equal(mq_log_end(log), total + 20);
+	assert_int_equal(read_skipping(log, 0, 700, &skipped, &from, &to, &fresh), total + 20 - count);
+	mq_log_close(log);
+}
+
 static void test_verify_flipped_byte(void **state)
 {
 	fix_t *f = *state;
@@ -870,6 +1069,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unwritable_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_descriptors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_reported_never_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_active_damage_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
