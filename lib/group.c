@@ -752,8 +752,10 @@ typedef struct replay {
 
 static void replay_record(mq_groups_t *g, const mq_record_t *r, int *nomem)
 {
+	if (!r->key)
+		return; /* not ours: every commit has a key */
 	const char *k = (const char *)r->key, *end = k + r->key_len;
-	const char *t = k ? memchr(k, 0, r->key_len) : NULL;
+	const char *t = memchr(k, 0, r->key_len);
 	const char *pp = t ? memchr(t + 1, 0, (size_t)(end - t - 1)) : NULL;
 	char num[24], grp[MQ_NAME_MAX + 1], top[MQ_NAME_MAX + 1];
 	if (!pp || r->value_len >= sizeof(num) || (size_t)(t - k) > MQ_NAME_MAX || (size_t)(pp - t - 1) > MQ_NAME_MAX ||
