@@ -873,20 +873,28 @@ static void idle(sub_t *s)
 		s->epipe = s->done = 1;
 }
 
+/* A call that failed: -1, unless a signal cut a control call short (the
+ * client's -MQ_EAGAIN once stop is set): then 0, and the loop ends on
+ * stop into the usual flush, commit and leave, exit 0. */
+static int failed(const sub_t *s)
+{
+	return stop && s->err.code == MQ_EAGAIN ? 0 : -1;
+}
+
 static int run(sub_t *s)
 {
 	while (!stop && !s->done) {
 		int64_t now = mq_mono_ms();
 		int looks = !s->o->exit_at_end && (s->patterns || !s->o->group);
 		if (looks && now >= s->next_refresh && refresh(s))
-			return -1;
+			return failed(s);
 		if (s->o->group && (s->hb_now || mq_mono_ms() >= s->next_hb) && heartbeat(s))
-			return -1;
+			return failed(s);
 		if (s->o->exit_at_end && all_at_end(s))
 			break;
 		if (!mq_client_fetch_pending(s->c)) {
 			if (send_fetch(s))
-				return -1;
+				return failed(s);
 			if (!mq_client_fetch_pending(s->c)) {
 				idle(s);
 				continue;
@@ -905,7 +913,7 @@ static int run(sub_t *s)
 		if (rc)
 			return rc;
 		if (handle_reply(s))
-			return -1;
+			return failed(s);
 	}
 	return 0;
 }

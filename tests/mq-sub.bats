@@ -267,6 +267,24 @@ status 0"
 	assert_line --index 0 101
 }
 
+@test "SIGINT while a heartbeat waits for the broker: still flush, commit, leave, exit 0" {
+	start_broker
+	fill sigw 10
+	mq-sub -t sigw -g W --session-timeout 3s >"$BATS_TEST_TMPDIR/out" 3>&- &
+	local s=$!
+	wait_lines "$BATS_TEST_TMPDIR/out" 10
+	kill -STOP "$MQ_BROKER_PID"
+	sleep 1.5 # a heartbeat (every second) is now waiting for the stopped broker
+	kill -INT "$s"
+	sleep 0.3
+	kill -CONT "$MQ_BROKER_PID"
+	local st=0
+	wait "$s" || st=$?
+	[ "$st" -eq 0 ]
+	run sub -t sigw -g W -e
+	assert_output ""
+}
+
 @test "--at-most-once commits before writing" {
 	start_broker
 	fill amo 10
