@@ -42,11 +42,13 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "batch.h"
@@ -158,6 +160,8 @@ struct mq_broker {
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
 	int history_failing; /* saves of the lag history failed since it was said */
 	uint64_t ids_added; /* ids added this turn, to journal at its end */
+	char ids_path[MQ_DATA_DIR_MAX + 32];
+	int ids_clean; /* the journal holds every id in the log: say so at close (ids_recover) */
 	mq_buf_t scratch;
 	mq_hash128_t *batch_ids; /* ids of the batch being produced */
 	size_t batch_ids_cap;
@@ -510,8 +514,9 @@ typedef struct tail_ctx {
 	int rc;
 } tail_ctx_t;
 
-static void tail_batch(void *ctx, const mq_batch_hdr_t *h)
+static void tail_batch(void *ctx, const mq_batch_hdr_t *h, const uint8_t *batch)
 {
+	(void)batch;
 	tail_ctx_t *t = ctx;
 	if (h->producer_id && !t->rc)
 		t->rc = prod_note(t->ps, h->producer_id, h->base_seq, h->base_seq + h->count - 1, h->base_offset,
@@ -1845,6 +1850,103 @@ static void history_save(mq_broker_t *b)
 	}
 }
 
+/* ---- dedup ids after a crash ----
+ *
+ * A turn appends its batches, syncs them, then journals their ids: a
+ * crash in between leaves records in the log whose ids the journal
+ * lacks, and a producer that sends them again (a re-run with the same
+ * --id) would have them stored twice.  So at start, every partition
+ * written since the journal last was (segment newer than it; a clean
+ * stop touches the journal last) has the ids of its tail taken back into
+ * the window: what one turn can append, the most a crash can leave
+ * unjournaled, and only records still inside the window. */
+#define IDS_SCAN_BYTES ((uint64_t)TURN_MAX_BYTES + MQ_BATCH_MAX_BYTES)
+
+typedef struct ids_scan {
+	mq_broker_t *b;
+	const char *topic;
+	int64_t created, oldest, now;
+	uint64_t added;
+	int rc;
+	mq_err_t *err;
+} ids_scan_t;
+
+static void ids_scan_batch(void *ctx, const mq_batch_hdr_t *h, const uint8_t *batch)
+{
+	ids_scan_t *t = ctx;
+	mq_batch_iter_t it;
+	mq_record_t rec;
+	if (t->rc || !(h->flags & MQ_BF_IDS) || h->max_ts < t->oldest ||
+	    mq_batch_iter_init(&it, batch, h->length, NULL))
+		return;
+	t->b->scratch.len = 0;
+	if (mq_buf_reserve(&t->b->scratch, strlen(t->topic) + 9 + h->length)) {
+		t->rc = mq_err_set(t->err, MQ_ENOMEM, "out of memory");
+		return;
+	}
+	while (mq_batch_iter_next(&it, &rec) > 0) {
+		if (!rec.id || rec.timestamp < t->oldest)
+			continue;
+		int rc = mq_seen_add(t->b->ids, id_hash(t->b, t->topic, t->created, &rec), t->now, t->err);
+		if (rc < 0) {
+			t->rc = rc;
+			return;
+		}
+		t->added += rc == 0;
+	}
+}
+
+static int ids_recover(mq_broker_t *b, int64_t journal_ns, mq_err_t *err)
+{
+	char **names = NULL;
+	int count = 0, rc;
+	if ((rc = mq_store_topic_list(b->store, &names, &count, err)))
+		return rc;
+	ids_scan_t t = {.b = b, .now = mq_now_ms()};
+	t.oldest = t.now - b->o.dedup_window_ms;
+	uint64_t partitions = 0;
+	int missed = 0; /* partitions that could not be scanned: scan again next start */
+	for (int i = 0; i < count && !rc; i++) {
+		mq_topic_meta_t meta;
+		mq_err_t e;
+		if (mq_store_topic_meta(b->store, names[i], &meta, &e)) {
+			missed++;
+			say(b, "dedup window: %s; ids of its newest records may be missing (a message sent again with "
+			       "one of them may be stored twice)", e.msg);
+			continue;
+		}
+		t.topic = names[i];
+		t.created = meta.created_ms;
+		for (uint32_t p = 0; p < meta.partitions && !rc; p++) {
+			mq_log_t *log;
+			int64_t ns;
+			int bad = 0;
+			t.err = &e;
+			t.rc = 0;
+			if (mq_store_log(b->store, names[i], p, &log, &e) || mq_log_mtime(log, &ns, &e))
+				bad = 1;
+			else if (ns >= journal_ns && mq_log_end(log) > mq_log_start(log)) {
+				partitions++;
+				bad = mq_log_scan_tail(log, IDS_SCAN_BYTES, ids_scan_batch, &t, &e) || t.rc;
+			}
+			if (!bad)
+				continue;
+			if (e.code == MQ_ENOMEM)
+				rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+			missed++;
+			say(b, "dedup window: topic '%s' partition %u: %s; ids of its newest records may be missing "
+			       "(a message sent again with one of them may be stored twice)", names[i], p, e.msg);
+		}
+	}
+	free(names);
+	if (rc == 0 && t.added && (rc = mq_seen_sync(b->ids, err)) == 0)
+		say(b, "dedup window: %" PRIu64 " id%s of records stored just before mq-serve stopped were missing "
+		       "from %s and were taken back from the log (%" PRIu64 " partition%s scanned); nothing to do",
+		    t.added, t.added == 1 ? "" : "s", b->ids_path, partitions, partitions == 1 ? "" : "s");
+	b->ids_clean = rc == 0 && !missed;
+	return rc;
+}
+
 int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 {
 	mq_broker_t *b = calloc(1, sizeof(*b));
@@ -1861,6 +1963,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->o.dedup_window_ms = 120000;
 	if (!b->o.dedup_max_ids)
 		b->o.dedup_max_ids = 1000000;
+	b->o.log.report = b->o.report; /* torn writes cut at open */
+	b->o.log.report_ctx = b->o.report_ctx;
 	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
 	if (rc)
 		goto fail;
@@ -1874,9 +1978,13 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)))
 		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
+	snprintf(b->ids_path, sizeof(b->ids_path), "%s", ids);
+	struct stat jst;
+	int64_t journal_ns = stat(ids, &jst) == 0 ? (int64_t)jst.st_mtim.tv_sec * 1000000000 + jst.st_mtim.tv_nsec
+						  : INT64_MIN;
 	mq_seen_opts_t so = {.max_count = b->o.dedup_max_ids, .max_age_ms = b->o.dedup_window_ms, .state = ids,
 			     .report = dedup_lost, .report_ctx = b};
-	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err)))
+	if ((rc = mq_seen_open(&so, mq_now_ms(), &b->ids, err)) || (rc = ids_recover(b, journal_ns, err)))
 		goto fail;
 	if (!(b->zctx = zmq_ctx_new())) {
 		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
@@ -2007,5 +2115,9 @@ void mq_broker_close(mq_broker_t *b)
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);
+	/* Every write to the logs is done and every id journaled: a journal
+	 * newer than every segment tells the next start to scan nothing. */
+	if (b->ids_clean)
+		utimensat(AT_FDCWD, b->ids_path, NULL, 0);
 	free(b);
 }

@@ -977,6 +977,7 @@ int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_stor
 	mq_log_opts_t o = *log_opts;
 	o.retention_ms = o.retention_bytes = 0;
 	o.segment_bytes = 64u << 20;
+	o.report = NULL; /* the replay says what it cut, in the groups' words */
 	replay_t rs;
 	int rc = replay(g, path, &rs, err);
 	if (rc == 0)

@@ -535,6 +535,15 @@ static int seg_recover(mq_log_t *log, seg_t *s, int tail, uint64_t *out_end, mq_
 		if (tail && ftruncate(s->fd, (off_t)good_end) < 0)
 			return mq_err_sys(err, "cannot cut the torn tail of '%s' at byte %" PRIu64 " (%s)", path,
 					  good_end, why);
+		if (tail && log->o.report) {
+			char line[PATH_MAX + WHY_MAX + 256];
+			snprintf(line, sizeof(line),
+				 "'%s': cut %" PRIu64 " byte%s from its end (%s): a write that had not finished "
+				 "when mq-serve stopped, never acknowledged under --fsync always; the partition "
+				 "now ends at offset %" PRIu64, path, s->size - good_end,
+				 s->size - good_end == 1 ? "" : "s", why, next_off);
+			log->o.report(log->o.report_ctx, line);
+		}
 		s->size = good_end;
 	}
 	*out_end = next_off;
@@ -1430,18 +1439,38 @@ int mq_log_retain(mq_log_t *log, int64_t now_ms, mq_err_t *err)
 
 int mq_log_scan_tail(mq_log_t *log, uint64_t max_bytes, mq_log_hdr_fn fn, void *ctx, mq_err_t *err)
 {
+	int rc, first = log->nsegs - 1;
+	uint64_t later = 0; /* bytes in the segments after first */
+	while (first > 0 && later + log->segs[first].size < max_bytes)
+		later += log->segs[first--].size;
+	for (int i = first; i < log->nsegs; i++) {
+		if ((rc = seg_use(log, i, err)))
+			return rc;
+		seg_t *s = &log->segs[i];
+		uint64_t want = max_bytes - later, from = i == first && s->size > want ? s->size - want : 0, pos = 0;
+		for (size_t k = 0; k < s->nidx && s->idx[k].pos <= from; k++)
+			pos = s->idx[k].pos;
+		scan_t sc = {.fd = s->fd, .file_size = s->size, .pos = pos, .next_base = UINT64_MAX,
+			     .buf = &log->scratch};
+		log->scratch.len = 0;
+		while ((rc = scan_next(&sc, err)) > 0)
+			fn(ctx, &sc.hdr, sc.batch);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int mq_log_mtime(mq_log_t *log, int64_t *ns, mq_err_t *err)
+{
+	struct stat st;
 	int rc;
 	if ((rc = active_fd(log, err)))
 		return rc;
-	seg_t *s = active(log);
-	uint64_t from = s->size > max_bytes ? s->size - max_bytes : 0, pos = 0;
-	for (size_t i = 0; i < s->nidx && s->idx[i].pos <= from; i++)
-		pos = s->idx[i].pos;
-	scan_t sc = {.fd = s->fd, .file_size = s->size, .pos = pos, .next_base = UINT64_MAX, .buf = &log->scratch};
-	log->scratch.len = 0;
-	while ((rc = scan_next(&sc, err)) > 0)
-		fn(ctx, &sc.hdr);
-	return rc < 0 ? rc : 0;
+	if (fstat(active(log)->fd, &st) < 0)
+		return mq_err_sys(err, "cannot stat the newest segment of '%s'", log->dir);
+	*ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return 0;
 }
 
 int mq_log_roll(mq_log_t *log, mq_err_t *err)

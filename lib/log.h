@@ -52,6 +52,10 @@ typedef struct mq_log_opts {
 	int64_t retention_ms;       /* delete segments older than this; <= 0: keep */
 	int64_t retention_bytes;    /* keep at most about this many bytes; <= 0: keep */
 	size_t max_record_bytes;    /* larger records are refused (default 1 MiB) */
+	/* Told, one line each, of what opening did on its own: a torn write
+	 * cut from the end of the newest segment.  NULL: nobody. */
+	void (*report)(void *ctx, const char *msg);
+	void *report_ctx;
 } mq_log_opts_t;
 
 /* Fill o with the defaults above. */
@@ -132,11 +136,16 @@ int64_t mq_log_max_ts(const mq_log_t *log); /* largest timestamp, 0 if empty */
  * reusing an offset).  Returns the number of segments deleted. */
 int mq_log_retain(mq_log_t *log, int64_t now_ms, mq_err_t *err);
 
-/* Call fn(ctx, header) for each batch in about the last max_bytes of
- * the newest segment (the broker rebuilds its producer sequence state
- * from it after a restart). */
-typedef void (*mq_log_hdr_fn)(void *ctx, const mq_batch_hdr_t *h);
+/* Call fn(ctx, header, batch) for each good batch in about the last
+ * max_bytes of the log, oldest first, across segments (the broker
+ * rebuilds its producer sequences and its dedup ids from it after a
+ * restart).  batch (h->length bytes, CRC checked) is valid only during
+ * the call, and fn must not use the log. */
+typedef void (*mq_log_hdr_fn)(void *ctx, const mq_batch_hdr_t *h, const uint8_t *batch);
 int mq_log_scan_tail(mq_log_t *log, uint64_t max_bytes, mq_log_hdr_fn fn, void *ctx, mq_err_t *err);
+
+/* Last modification time of the newest segment, ns since the epoch. */
+int mq_log_mtime(mq_log_t *log, int64_t *ns, mq_err_t *err);
 
 /* Seal the active segment now (if it holds data) and start a new one. */
 int mq_log_roll(mq_log_t *log, mq_err_t *err);

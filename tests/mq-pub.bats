@@ -310,6 +310,32 @@ after"
 	assert_output --partial "--dedup-window 'never'"
 }
 
+@test "ids stored but not yet journaled when the broker died are taken back from the log" {
+	start_broker
+	mq-admin topic create d --partitions 3
+	seq 1 5 | mq-pub -t d --id hash
+	stop_broker
+	# The journal as it was before the next publish: what a kill between
+	# the sync of the data and the write of its ids leaves behind.
+	cp -p "$MQ_DATA_DIR/state/dedup" "$BATS_TEST_TMPDIR/dedup.before"
+	start_broker
+	seq 6 10 | mq-pub -t d --id hash
+	kill_broker
+	cp -p "$BATS_TEST_TMPDIR/dedup.before" "$MQ_DATA_DIR/state/dedup"
+	start_broker
+	run mq-pub -t d --id hash -v < <(seq 1 10)
+	assert_success
+	assert_output --partial "10 acknowledged (10 duplicates)"
+	[ "$(mq-sub -t d -e | sort -n | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 " ]
+	grep -q "dedup window: 5 ids of records stored just before mq-serve stopped were missing" "$MQ_BROKER_LOG"
+	# A clean stop leaves nothing to take back.
+	stop_broker
+	start_broker
+	run mq-pub -t d --id hash -v < <(seq 1 10)
+	assert_output --partial "10 acknowledged (10 duplicates)"
+	! grep -q "dedup window" "$MQ_BROKER_LOG"
+}
+
 @test "a topic deleted and made again starts with no remembered ids" {
 	start_broker
 	printf 'a:v1\nb:v2\n' | mq-pub -t t -K : --id key

@@ -21,10 +21,10 @@
 #     at its first run has no line twice;
 #   - a re-run may store again what the failed run had stored (a new
 #     mq-pub is a new producer): shown, not counted.  With --id hash the
-#     broker's dedup window drops those, except the ids of batches
-#     appended in the very turn the broker was killed in (ids are
-#     journalled at the end of the turn, after the data's fsync), so
-#     some show there too;
+#     broker's dedup window drops those, also the ids of batches appended
+#     in the very turn the broker was killed in (journalled after the
+#     data's sync, so a restart takes them back from the log): a line of
+#     a writer with --id stored twice is counted as duplicated;
 #   - per partition, each writer's numbers increase (repeats from re-runs
 #     without --id aside).
 # Prints "N crashes, M acked, L lost, D duplicated".  MQ_FAULT_SEED makes
@@ -133,6 +133,9 @@ for w in withid:
             elif c > 1 and runs == 1:
                 dup += 1
                 if len(bad) < 5: bad.append("w%d line %d stored %d times by one mq-pub" % (w, n, c))
+            elif c > 1 and withid[w]:
+                dup += 1
+                if len(bad) < 5: bad.append("w%d line %d stored %d times by re-runs with --id" % (w, n, c))
             elif c > 1:
                 redo[withid[w]] += 1
 for (t, p, w), v in seqs.items():

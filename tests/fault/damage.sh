@@ -110,7 +110,12 @@ run_case() { # NAME ACTION ARG
 		[ "$rc" -eq 0 ] && [ "$lines" -eq "$RECORDS" ] ||
 			fault_fail "$name: status $rc, $lines of $RECORDS records: $(cat "$FAULT_TMP/err")"
 	elif [ "$rc" -eq 0 ] && [ "$2" = cut-active ] && [ "$lines" -eq "$first" ]; then
-		: # a torn tail of the active segment is cut at recovery: offsets end there
+		# a torn tail of the active segment is cut at recovery (offsets end
+		# there), and the broker says so
+		if ! grep -q "cut [0-9]* bytes\? from its end (torn batch.*now ends at offset $first\$" "$FAULT_TMP/broker.log"; then
+			silent=$((silent + 1))
+			fault_fail "$name: the broker cut the torn tail without a word: $(grep -v listening "$FAULT_TMP/broker.log" | head -3)"
+		fi
 	else
 		local said
 		said=$(grep -o "partition 0: offsets [0-9]* to [0-9]*" "$FAULT_TMP/err")

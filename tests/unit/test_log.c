@@ -431,12 +431,27 @@ static void copy_file(const char *from, const char *to)
 	close(out);
 }
 
+typedef struct reports {
+	int n;
+	char last[1024];
+} reports_t;
+
+static void count_report(void *ctx, const char *msg)
+{
+	reports_t *r = ctx;
+	r->n++;
+	snprintf(r->last, sizeof(r->last), "%s", msg);
+}
+
 static void test_truncate_every_byte(void **state)
 {
 	fix_t *f = *state;
 	mq_log_opts_t o;
+	reports_t said = {0};
 	small_opts(&o);
 	o.segment_bytes = 1 << 20;
+	o.report = count_report;
+	o.report_ctx = &said;
 	mq_log_t *log = open_log(f, &o);
 	fill(f, log, 300);
 	uint64_t before = mq_log_end(log);
@@ -463,8 +478,18 @@ static void test_truncate_every_byte(void **state)
 		copy_file(savedi, idx);
 		copy_file(savedt, tix);
 		assert_int_equal(truncate(seg, cut), 0);
+		said.n = 0;
 		log = open_log(f, &o);
 		assert_int_equal(mq_log_end(log), before);
+		/* A torn batch is cut and said once; a cut at a batch boundary is
+		 * a clean end, nothing to say. */
+		assert_int_equal(said.n, cut == full - (off_t)last_len ? 0 : 1);
+		if (said.n) {
+			char want[64];
+			snprintf(want, sizeof(want), "cut %lld byte", (long long)(cut - (full - (off_t)last_len)));
+			assert_non_null(strstr(said.last, want));
+			assert_non_null(strstr(said.last, "now ends at offset"));
+		}
 		assert_int_equal(file_size(seg), full - (off_t)last_len);
 		if (cut == full - 1 || cut == full - (off_t)last_len)
 			assert_int_equal(read_all(log, 0, 1 << 20), before);
@@ -938,9 +963,10 @@ static void test_unwritable_index(void **state)
 	assert_int_equal(mq_log_verify(f->dir, count_fault, &faults, &err), 0);
 }
 
-static void count_hdr(void *ctx, const mq_batch_hdr_t *h)
+static void count_hdr(void *ctx, const mq_batch_hdr_t *h, const uint8_t *batch)
 {
 	(void)h;
+	(void)batch;
 	(*(int *)ctx)++;
 }
 
@@ -995,6 +1021,52 @@ static void test_release_descriptors(void **state)
 	assert_int_equal(open_fds(), before);
 	log = open_log(f, &o);
 	assert_int_equal(read_all(log, 0, 1 << 20), 600);
+	mq_log_close(log);
+}
+
+typedef struct tail_seen {
+	uint64_t first, next; /* first offset seen, offset expected next */
+	uint64_t bytes;
+	int batches;
+} tail_seen_t;
+
+static void tail_check(void *ctx, const mq_batch_hdr_t *h, const uint8_t *batch)
+{
+	tail_seen_t *t = ctx;
+	mq_err_t err;
+	assert_int_equal(mq_batch_check(batch, h->length, 0, &err), 0);
+	if (t->batches++ == 0)
+		t->first = h->base_offset;
+	else
+		assert_int_equal(h->base_offset, t->next);
+	t->next = h->base_offset + h->count;
+	t->bytes += h->length;
+}
+
+/* The tail scan crosses segments: the whole log when asked for more than
+ * it holds, in order and with each batch's bytes; about max_bytes else. */
+static void test_scan_tail_segments(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	fill(f, log, 3000);
+	assert_true(mq_log_segments(log) > 20);
+	mq_err_t err;
+	tail_seen_t all = {0};
+	assert_int_equal(mq_log_scan_tail(log, 1 << 30, tail_check, &all, &err), 0);
+	assert_int_equal(all.first, 0);
+	assert_int_equal(all.next, 3000);
+	assert_int_equal(all.bytes, mq_log_bytes(log));
+	tail_seen_t some = {0};
+	assert_int_equal(mq_log_scan_tail(log, 3 * 8192 + 100, tail_check, &some, &err), 0);
+	assert_int_equal(some.next, 3000);
+	assert_true(some.first > 0);
+	assert_true(some.bytes >= 3 * 8192 + 100 && some.bytes <= 5 * 8192);
+	int64_t ns = 0;
+	assert_int_equal(mq_log_mtime(log, &ns, &err), 0);
+	assert_true(ns > 0);
 	mq_log_close(log);
 }
 
@@ -1066,6 +1138,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stray_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_tail_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_descriptors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_batches, setup, teardown),
