@@ -103,7 +103,7 @@ COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3
 
-.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters install uninstall clean FORCE
+.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
@@ -204,11 +204,15 @@ demo: deps
 bench-log: $(OUT_BENCH)/bench_log
 	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
 
-bench: bench-log bench-broker bench-filters
+bench: bench-log bench-broker bench-filters bench-exec
 
 # The broker against cat, Redis Streams and mosquitto (make bench-deps installs the peers).
 bench-broker: all
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/broker.sh
+
+# mq-sub --exec against xargs -P (MQ_BENCH_EXEC_LINES, default 5000).
+bench-exec: all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/exec.sh
 
 # The pipe filters against cat and awk (MQ_BENCH_FILTER_LINES, default 10000000).
 bench-filters: all

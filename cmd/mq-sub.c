@@ -38,6 +38,7 @@
 #include "cli_done.h"
 #include "client.h"
 #include "consumer.h"
+#include "exec.h"
 #include "mq.h"
 #include "outq.h"
 #include "record.h"
@@ -74,6 +75,14 @@ static void usage(FILE *fp)
 		"  -f, --format FMT         lines, nul, json or msgpack (envelopes)\n"
 		"  -F, --template FORMAT    printf-like: %%t %%p %%o %%k %%s %%T %%i %%h %%S, \\n \\t \\0 %%%%\n"
 		"      --at-most-once       commit before output\n"
+		"      --exec CMD           run CMD (sh -c) once per message, value on stdin,\n"
+		"                           MQ_TOPIC MQ_PARTITION MQ_OFFSET MQ_KEY MQ_ID ... set;\n"
+		"                           exit 0 commits, a failure is retried, then dead-lettered\n"
+		"      --max-attempts N     runs of CMD per message before the dead letter (default 5)\n"
+		"      --backoff MIN[,MAX]  wait between runs, doubling (default 1s,1m)\n"
+		"      --exec-timeout D     kill a run of CMD after D (default: never)\n"
+		"      --dlq NAME           dead-letter topic (default TOPIC.dlq)\n"
+		"      --concurrency N      partitions run at once (default 1)\n"
 		"      --skip-damaged       report offsets damaged on the broker and go on\n"
 		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
@@ -88,6 +97,12 @@ enum {
 	OPT_AMO = 256,
 	OPT_SESSION,
 	OPT_SKIP_DAMAGED,
+	OPT_EXEC,
+	OPT_MAX_ATTEMPTS,
+	OPT_BACKOFF,
+	OPT_EXEC_TIMEOUT,
+	OPT_DLQ,
+	OPT_CONCURRENCY,
 	OPT_LATER,
 };
 
@@ -103,10 +118,13 @@ static const struct option longopts[] = {
 	{"session-timeout", required_argument, NULL, OPT_SESSION},
 	{"skip-damaged", no_argument, NULL, OPT_SKIP_DAMAGED},
 	MQ_CLI_LONGOPTS,
-	{"exec", required_argument, NULL, OPT_LATER},
+	{"exec", required_argument, NULL, OPT_EXEC},
+	{"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+	{"backoff", required_argument, NULL, OPT_BACKOFF},
+	{"exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT},
+	{"dlq", required_argument, NULL, OPT_DLQ},
+	{"concurrency", required_argument, NULL, OPT_CONCURRENCY},
 	{"check-seq", no_argument, NULL, OPT_LATER},
-	{"max-attempts", required_argument, NULL, OPT_LATER},
-	{"dlq", required_argument, NULL, OPT_LATER},
 	{NULL, 0, NULL, 0},
 };
 
@@ -120,6 +138,11 @@ typedef struct opts {
 	uint64_t count; /* 0: no limit */
 	mq_fmt_t fmt;
 	int64_t session_ms;
+	/* --exec */
+	const char *exec, *dlq;
+	uint64_t max_attempts, concurrency;
+	int64_t backoff_min, backoff_max, exec_timeout;
+	int exec_opt; /* some --exec option was given */
 } opts_t;
 
 static int check_opts(void *ctx, mq_err_t *err)
@@ -140,6 +163,16 @@ static int check_opts(void *ctx, mq_err_t *err)
 		o->fmt = MQ_FMT_TEMPLATE;
 	if (o->at_most_once && !o->group)
 		return mq_err_set(err, MQ_EINVAL, "--at-most-once needs a group (-g GROUP)");
+	if (o->exec_opt && !o->exec)
+		return mq_err_set(err, MQ_EINVAL, "--max-attempts, --backoff, --exec-timeout, --dlq and --concurrency "
+				  "go with --exec CMD");
+	if (o->exec && (o->template || o->fmt_set || o->nul))
+		return mq_err_set(err, MQ_EINVAL, "--exec does not go with -F, -f or -0 (the command writes the output)");
+	if (o->exec && o->at_most_once)
+		return mq_err_set(err, MQ_EINVAL, "--exec does not go with --at-most-once (a message counts once its "
+				  "command succeeded)");
+	if (o->dlq && mq_name_check("dead-letter topic", o->dlq, 0, err))
+		return -MQ_EINVAL;
 	return 0;
 }
 
@@ -178,6 +211,33 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		if (mq_parse_duration_ms(arg, &o->session_ms, err) || o->session_ms < 100)
 			return mq_err_set(err, MQ_EINVAL,
 					  "--session-timeout '%.200s': expected a duration of 100ms or more", arg);
+		return 0;
+	case OPT_EXEC:
+		if (!*arg)
+			return mq_err_set(err, MQ_EINVAL, "--exec: expected a command");
+		o->exec = arg;
+		return 0;
+	case OPT_MAX_ATTEMPTS:
+		o->exec_opt = 1;
+		if (mq_parse_u64(arg, &o->max_attempts, err) || o->max_attempts < 1 || o->max_attempts > 1000)
+			return mq_err_set(err, MQ_EINVAL, "--max-attempts '%.200s': expected 1 to 1000", arg);
+		return 0;
+	case OPT_BACKOFF:
+		o->exec_opt = 1;
+		return mq_exec_parse_backoff(arg, &o->backoff_min, &o->backoff_max, err);
+	case OPT_EXEC_TIMEOUT:
+		o->exec_opt = 1;
+		if (mq_parse_duration_ms(arg, &o->exec_timeout, err) || o->exec_timeout < 1)
+			return mq_err_set(err, MQ_EINVAL, "--exec-timeout '%.200s': expected a duration such as 30s", arg);
+		return 0;
+	case OPT_DLQ:
+		o->exec_opt = 1;
+		o->dlq = arg;
+		return 0;
+	case OPT_CONCURRENCY:
+		o->exec_opt = 1;
+		if (mq_parse_u64(arg, &o->concurrency, err) || o->concurrency < 1 || o->concurrency > 1024)
+			return mq_err_set(err, MQ_EINVAL, "--concurrency '%.200s': expected 1 to 1024", arg);
 		return 0;
 	case OPT_LATER:
 		return mq_cli_later(prog, longopts[idx].name, err);
@@ -362,6 +422,275 @@ static void wait_for_reader(out_t *u)
 	}
 }
 
+static void on_notice(void *ctx, const char *msg);
+
+/* ---- --exec: the command sink ---- */
+
+#define EXEC_QUEUE_MAX 1024          /* messages of one partition queued before its fetches wait */
+#define EXEC_QUEUE_BYTES (8u << 20)
+#define EXEC_STOP_GRACE_MS 30000     /* on SIGTERM, how long running commands get */
+
+typedef struct xsink {
+	opts_t *o;
+	mq_consumer_t *k;
+	mq_exec_t *x;
+	mq_client_t *dlq_c; /* a client of its own: the consumer's data socket is busy fetching */
+	uint32_t *slot_ti;  /* slot -> topic index */
+	uint32_t nslot;
+	uint64_t ok, dead;
+} xsink_t;
+
+static int x_put(void *ctx, uint32_t ti, const char *topic, uint32_t p, const mq_consumer_part_t *part,
+		 const mq_record_t *rec, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	if (part->slot >= u->nslot) {
+		uint32_t n = u->nslot ? u->nslot : 64;
+		while (n <= part->slot)
+			n *= 2;
+		uint32_t *v = realloc(u->slot_ti, n * sizeof(*v));
+		if (!v)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		u->slot_ti = v;
+		u->nslot = n;
+	}
+	u->slot_ti[part->slot] = ti;
+	int rc = mq_exec_push(u->x, part->slot, topic, p, rec, err);
+	if (rc)
+		return rc;
+	if (mq_exec_queued(u->x, part->slot) >= EXEC_QUEUE_MAX ||
+	    mq_exec_queued_bytes(u->x, part->slot) >= EXEC_QUEUE_BYTES)
+		mq_consumer_hold(u->k, ti, p, 1);
+	return 0;
+}
+
+/* Start the runs of what was just queued. */
+static int x_flush(void *ctx, mq_consumer_t *k, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	(void)k;
+	return mq_exec_poll(u->x, 0, err);
+}
+
+static int x_start(void *ctx, uint32_t ti, uint32_t p, const mq_consumer_part_t *part, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	(void)ti;
+	(void)p;
+	(void)err;
+	mq_exec_drop(u->x, part->slot); /* (re)started there: what was queued is read again */
+	return 0;
+}
+
+/* A partition taken away: what waits is dropped (its new owner reads it
+ * from the last commit); a run going on is waited for. */
+static int x_release(void *ctx, mq_consumer_t *k, uint32_t ti, uint32_t p, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	(void)err;
+	const mq_consumer_part_t *part = mq_consumer_part(k, ti, p);
+	mq_exec_drop(u->x, part->slot);
+	return !mq_exec_running(u->x, part->slot);
+}
+
+static int x_wake(void *ctx, mq_consumer_t *k, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	(void)k;
+	return mq_exec_poll(u->x, 0, err);
+}
+
+static const mq_consumer_sink_t exec_sink = {
+	.put = x_put,
+	.flush = x_flush,
+	.start = x_start,
+	.release = x_release,
+	.wake = x_wake,
+};
+
+/* Publish a dead message to the dead-letter topic, with why in its
+ * headers; 0 once the broker acknowledged it. */
+static int dead_letter(xsink_t *u, const mq_exec_result_t *r, mq_err_t *err)
+{
+	char dlq[MQ_NAME_MAX + 1];
+	if ((size_t)snprintf(dlq, sizeof(dlq), "%s", u->o->dlq ? u->o->dlq : r->topic) >= sizeof(dlq) ||
+	    (!u->o->dlq && strlen(r->topic) + 4 > MQ_NAME_MAX))
+		return mq_err_set(err, MQ_EINVAL, "topic '%s': its dead-letter topic '%s.dlq' would be a name too "
+				  "long; give one with --dlq NAME", r->topic, r->topic);
+	if (!u->o->dlq)
+		strcat(dlq, ".dlq");
+	if (!u->dlq_c) {
+		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .timeout_ms = u->o->cli.timeout_ms, .name = prog};
+		if (mq_client_open(&co, &u->dlq_c, err))
+			return -1;
+	}
+	uint32_t n = 0;
+	int rc = mq_client_meta(u->dlq_c, dlq, 1, &n, err);
+	mq_producer_t *pr = NULL;
+	if (rc == 0)
+		rc = mq_producer_new(u->dlq_c, dlq, n, 1, &pr, err);
+	if (rc)
+		return mq_err_set(err, err->code ? err->code : MQ_EIO, "dead-letter topic '%s': %s", dlq, err->msg);
+	/* The message's headers, then why. */
+	char part[16], off[24], att[16];
+	snprintf(part, sizeof(part), "%u", r->partition);
+	snprintf(off, sizeof(off), "%" PRIu64, r->offset);
+	snprintf(att, sizeof(att), "%u", r->attempts);
+	const char *why[][2] = {{"mq.dlq.topic", r->topic}, {"mq.dlq.partition", part}, {"mq.dlq.offset", off},
+				{"mq.dlq.attempts", att}, {"mq.dlq.status", r->status},
+				{"mq.dlq.stderr", r->first_err}};
+	uint32_t nh = r->rec->header_count, k = 0;
+	mq_header_t *hv = calloc(nh + 6, sizeof(*hv));
+	if (!hv) {
+		mq_producer_free(pr);
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	const uint8_t *hp = r->rec->headers;
+	while (k < nh && mq_header_next(&hp, r->rec->headers_end, &hv[k]))
+		k++;
+	for (int i = 0; i < 6; i++, k++)
+		hv[k] = (mq_header_t){(const uint8_t *)why[i][0], strlen(why[i][0]), (const uint8_t *)why[i][1],
+				      strlen(why[i][1])};
+	mq_buf_t buf = {0};
+	mq_batch_builder_t b;
+	uint32_t dp = r->partition % n;
+	mq_producer_begin(pr, dp, &b, &buf);
+	rc = mq_batch_add(&b, r->rec->timestamp, r->rec->key, r->rec->key_len, r->rec->value, r->rec->value_len,
+			  r->rec->id, r->rec->id_len, hv, k)
+		     ? mq_err_set(err, MQ_ENOMEM, "out of memory")
+		     : 0;
+	free(hv);
+	if (rc == 0)
+		rc = mq_producer_send(pr, &b, dp, err);
+	if (rc == 0)
+		rc = mq_producer_flush(pr, err);
+	mq_producer_stats_t st;
+	mq_producer_stats(pr, &st);
+	if (rc == 0 && st.acked != 1) {
+		const char *why2 = mq_producer_take_error(pr);
+		rc = mq_err_set(err, MQ_EIO, "dead-letter topic '%s': not acknowledged (%s)", dlq,
+				why2 ? why2 : "no answer");
+	}
+	mq_producer_free(pr);
+	mq_buf_free(&buf);
+	return rc;
+}
+
+static int x_done(void *ctx, const mq_exec_result_t *r, mq_err_t *err)
+{
+	xsink_t *u = ctx;
+	if (!r->ok) {
+		if (dead_letter(u, r, err)) {
+			mq_err_t e = *err;
+			return mq_err_set(err, e.code ? e.code : MQ_EIO, "topic '%s' partition %u offset %" PRIu64
+					  ": failed %u time%s (%s) and could not be dead-lettered, so it is not "
+					  "committed: %s", r->topic, r->partition, r->offset, r->attempts,
+					  r->attempts == 1 ? "" : "s", r->status, e.msg);
+		}
+		u->dead++;
+		if (!u->o->cli.quiet)
+			fprintf(stderr, "%s: topic '%s' partition %u offset %" PRIu64 ": failed %u time%s (%s); "
+				"dead-lettered to '%s%s'\n", prog, r->topic, r->partition, r->offset, r->attempts,
+				r->attempts == 1 ? "" : "s", r->status, u->o->dlq ? u->o->dlq : r->topic,
+				u->o->dlq ? "" : ".dlq");
+	} else {
+		u->ok++;
+	}
+	uint32_t ti = r->slot < u->nslot ? u->slot_ti[r->slot] : 0;
+	mq_consumer_ack(u->k, ti, r->partition, r->offset + 1); /* refused only for a partition reset since */
+	const mq_consumer_part_t *part = mq_consumer_part(u->k, ti, r->partition);
+	if (part && part->held && mq_exec_queued(u->x, r->slot) <= EXEC_QUEUE_MAX / 2 &&
+	    mq_exec_queued_bytes(u->x, r->slot) <= EXEC_QUEUE_BYTES / 2)
+		mq_consumer_hold(u->k, ti, r->partition, 0);
+	return 0;
+}
+
+/* Wait for the runs still going on (all queued ones too, unless a stop
+ * came), keeping the group session and committing as they finish.  On a
+ * stop nothing new starts; after the grace the runs are ended (SIGTERM,
+ * a second signal: SIGKILL) and what they did not finish is not
+ * committed. */
+static int exec_drain(xsink_t *u, mq_err_t *err)
+{
+	int64_t stop_at = 0, killed = 0;
+	while (mq_exec_nrunning(u->x) || (!stop && mq_exec_total(u->x))) {
+		int64_t now = mq_mono_ms();
+		if (stop && !stop_at) {
+			stop_at = now;
+			mq_exec_stop_starting(u->x);
+		}
+		if (stop_at && (stop >= 2 || now - stop_at >= EXEC_STOP_GRACE_MS) && killed < 2) {
+			mq_exec_kill(u->x, killed || stop >= 2);
+			killed++;
+			stop_at = now - EXEC_STOP_GRACE_MS + 2000; /* SIGKILL 2 s after SIGTERM */
+		}
+		int64_t d = mq_exec_deadline(u->x), ms = 500;
+		if (d && d - now < ms)
+			ms = d - now;
+		if (mq_exec_poll(u->x, (int)(ms > 0 ? ms : 0), err))
+			return -1;
+		mq_consumer_keep_alive(u->k, err);
+	}
+	return 0;
+}
+
+static int exec_main(opts_t *o)
+{
+	xsink_t u = {.o = o};
+	mq_err_t err = {0};
+	mq_exec_opts_t xo = {.cmd = o->exec, .concurrency = (uint32_t)o->concurrency,
+			     .max_attempts = (uint32_t)o->max_attempts, .backoff_min_ms = o->backoff_min,
+			     .backoff_max_ms = o->backoff_max, .timeout_ms = o->exec_timeout, .out_fd = 1, .err_fd = 2};
+	if (mq_exec_new(&xo, x_done, &u, &u.x, &err)) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 1;
+	}
+	mq_cli_signals(on_signal);
+	mq_client_t *c = NULL;
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog, .interrupt = &stop};
+	mq_consumer_opts_t ko = {.topics = o->topics, .ntopics = o->ntopics, .group = o->group, .start = o->start,
+				 .exit_at_end = o->exit_at_end, .skip_damaged = o->skip_damaged,
+				 .verbose = o->cli.verbose, .count = o->count, .session_ms = o->session_ms,
+				 .commit_ms = COMMIT_MS, .report = on_notice, .report_ctx = o, .sink = &exec_sink,
+				 .sink_ctx = &u, .watch_fd = mq_exec_fd(u.x), .watch_events = POLLIN, .interrupt = &stop};
+	mq_hello_t h;
+	int failed = 0, rc = 0;
+	if (mq_client_open(&co, &c, &err) || mq_client_hello(c, &h, &err) || mq_consumer_open(c, &ko, &u.k, &err)) {
+		if (!(stop && err.code == MQ_EAGAIN)) {
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+			failed = 1;
+		}
+	} else {
+		while (!stop) {
+			mq_consumer_wake_at(u.k, mq_exec_deadline(u.x));
+			if ((rc = mq_consumer_step(u.k, &err)) != 0)
+				break;
+		}
+		if (rc < 0 && !(stop && err.code == MQ_EAGAIN)) {
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+			failed = 1;
+		}
+	}
+	if (u.k && !failed && exec_drain(&u, &err)) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		failed = 1;
+	}
+	mq_exec_stop_starting(u.x);
+	if (u.k && mq_consumer_finish(u.k, &err)) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		failed = 1;
+	}
+	if (o->cli.verbose && u.k)
+		fprintf(stderr, "%s: %" PRIu64 " messages handled, %" PRIu64 " dead-lettered, %" PRIu64 " commits\n",
+			prog, u.ok, u.dead, mq_consumer_commits(u.k));
+	mq_exec_free(u.x); /* kills what still runs: not committed, run again later */
+	mq_consumer_close(u.k);
+	mq_client_close(c);
+	mq_client_close(u.dlq_c);
+	free(u.slot_ti);
+	return failed;
+}
+
 static void on_notice(void *ctx, const char *msg)
 {
 	opts_t *o = ctx;
@@ -371,13 +700,16 @@ static void on_notice(void *ctx, const char *msg)
 
 int main(int argc, char **argv)
 {
-	opts_t o = {.session_ms = 10000, .start = {MQ_OFF_BEGINNING, 0}};
+	opts_t o = {.session_ms = 10000, .start = {MQ_OFF_BEGINNING, 0}, .max_attempts = 5, .concurrency = 1,
+		    .backoff_min = 1000, .backoff_max = 60000};
 	mq_cli_init(&o.cli);
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	if (o.cli.quiet)
 		o.cli.verbose = 0;
+	if (o.exec)
+		return exec_main(&o);
 	out_t u = {.o = &o};
 	mq_writer_opts_t wo = {.fmt = o.fmt, .template = o.template};
 	if (mq_writer_new(1, &wo, &u.w, &u.err)) {
