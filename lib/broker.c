@@ -171,6 +171,9 @@ struct mq_broker {
 	struct {
 		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
 	} st;
+#ifdef MQ_FAULT_INJECT
+	uint64_t fault_kill_after; /* MQ_FAULT_KILL_AFTER_SYNC: synced turns that appended, 0 = off */
+#endif
 	struct episode {
 		int on;
 		int64_t last;    /* monotonic ms of the latest occurrence */
@@ -331,12 +334,38 @@ static void reply_refuse(outmsg_t *m, const mq_err_t *err)
 	mq_wire_pack_err(&pk, m->id, err->code ? err->code : MQ_EIO, err->msg);
 }
 
+#ifdef MQ_FAULT_INJECT
+/* Test builds only (make FAULT=1): MQ_FAULT_KILL_AFTER_SYNC=N kills
+ * mq-serve with SIGKILL right after the sync of the Nth turn that
+ * appended, before any of that turn's replies (and before the dedup
+ * journal is written): the acknowledgements are lost for real while the
+ * data is on disk, as when the broker dies between its fsync and its
+ * send. */
+static void fault_init(mq_broker_t *b)
+{
+	const char *v = getenv("MQ_FAULT_KILL_AFTER_SYNC");
+	b->fault_kill_after = v ? strtoull(v, NULL, 10) : 0;
+}
+
+static void fault_after_sync(mq_broker_t *b, int synced)
+{
+	if (!b->fault_kill_after || !b->appended || !synced || --b->fault_kill_after)
+		return;
+	say(b, "fault injection: MQ_FAULT_KILL_AFTER_SYNC reached; killed after the sync, before the replies");
+	raise(SIGKILL);
+}
+#else
+#define fault_init(b) ((void)0)
+#define fault_after_sync(b, synced) ((void)0)
+#endif
+
 /* End of turn: sync what was appended, then send every reply. */
 static void flush_turn(mq_broker_t *b)
 {
 	mq_err_t err, serr;
 	int64_t now = mq_mono_ms();
 	int src = mq_store_commit(b->store, now, &serr);
+	fault_after_sync(b, src == 0);
 	int cut = 0;
 	for (int i = 0; i < b->nout && !cut; i++)
 		cut = reply_cut(b, &b->out[i]);
@@ -1963,6 +1992,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->o.dedup_window_ms = 120000;
 	if (!b->o.dedup_max_ids)
 		b->o.dedup_max_ids = 1000000;
+	fault_init(b);
 	b->o.log.report = b->o.report; /* torn writes cut at open */
 	b->o.log.report_ctx = b->o.report_ctx;
 	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
