@@ -989,7 +989,8 @@ static int finish(sub_t *s, int failed)
 	if (s->o->group && s->m.member[0] && mq_client_leave(s->c, &s->m, &s->err) && s->o->cli.verbose)
 		fprintf(stderr, "%s: leaving group '%s': %s\n", prog, s->o->group, s->err.msg);
 	if (s->o->cli.verbose)
-		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits\n", prog, s->out, s->commits);
+		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits, %" PRIu64 " expired skipped\n",
+			prog, s->out, s->commits, mq_client_expired(s->c));
 	return failed;
 }
 

@@ -52,6 +52,7 @@
 #include <zmq.h>
 
 #include "batch.h"
+#include "expiry.h"
 #include "group.h"
 #include "sbucket.h"
 #include "seen.h"
@@ -158,6 +159,7 @@ struct mq_broker {
 	int appended; /* something was appended this turn */
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
+	mq_expiry_t *expiry; /* records skipped as expired (--ttl), per topic */
 	int history_failing; /* saves of the lag history failed since it was said */
 	uint64_t ids_added; /* ids added this turn, to journal at its end */
 	char ids_path[MQ_DATA_DIR_MAX + 32];
@@ -895,6 +897,22 @@ static void damage_notice(mq_broker_t *b, const char *topic, uint32_t p, const m
 	say(b, "%s", msg);
 }
 
+/* Time to live (expiry.h): cut a fetch's batches pl at the first expired
+ * one.  Returns the records of the expired run after the batches kept
+ * (counted once per topic), *skip_to the offset after that run. */
+static uint64_t expire_cut(mq_broker_t *b, const char *topic, uint32_t p, mq_log_t *log, mq_buf_t *pl,
+			   uint64_t *skip_to)
+{
+	mq_expiry_cut_t c;
+	mq_expiry_cut(pl->p, pl->len, mq_now_ms(), &c);
+	if (!c.expired)
+		return 0;
+	pl->len = c.keep;
+	*skip_to = c.next;
+	mq_expiry_note(b->expiry, topic, p, c.from, c.next, mq_log_end(log)); /* out of memory: not counted */
+	return c.expired;
+}
+
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
 static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 {
@@ -926,7 +944,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 	for (uint32_t k = 0; k < f->n; k++) {
 		uint32_t i = (uint32_t)((k + f->id) % f->n); /* rotate so no partition starves */
 		uint32_t p = f->parts[i], t = f->tix[i];
-		uint64_t off = f->offs[i], start = 0, end = 0, next = off;
+		uint64_t off = f->offs[i], start = 0, end = 0, next = off, expired = 0, skip_to = 0;
 		int code = 0;
 		mq_log_t *log = NULL;
 		mq_buf_t *pl = &m->pl[m->npl];
@@ -952,6 +970,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 				} else if (got < 0) {
 					code = err.code;
 				} else if (got > 0) {
+					expired = expire_cut(b, f->topics[t], p, log, pl, &skip_to);
 					/* next: the end of the last batch returned */
 					size_t pos = 0;
 					mq_batch_hdr_t h;
@@ -960,12 +979,14 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 						pos += h.length;
 						b->st.msgs_out += h.count;
 					}
+					if (expired)
+						next = skip_to;
 					b->st.bytes_out += pl->len;
 					budget = (size_t)got >= budget ? 0 : budget - (size_t)got;
 				}
 			}
 		}
-		msgpack_pack_array(&pk, 7);
+		msgpack_pack_array(&pk, 8);
 		msgpack_pack_uint32(&pk, t);
 		msgpack_pack_uint32(&pk, p);
 		msgpack_pack_uint64(&pk, start);
@@ -973,6 +994,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		msgpack_pack_uint64(&pk, next);
 		msgpack_pack_uint64(&pk, pl->len);
 		msgpack_pack_int(&pk, code);
+		msgpack_pack_uint64(&pk, expired);
 		if (pl->len)
 			m->npl++;
 		else
@@ -1641,6 +1663,32 @@ static int64_t rss_bytes(void)
 	return ok ? res * 4096 : -1;
 }
 
+static void pack_stat(msgpack_packer *pk, const char *name, const char *topic, int64_t v)
+{
+	char full[64 + MQ_NAME_MAX];
+	snprintf(full, sizeof(full), "%s%s%s", name, *topic ? ":" : "", topic);
+	msgpack_pack_array(pk, 2);
+	mq_wire_pack_str(pk, full);
+	msgpack_pack_int64(pk, v);
+}
+
+/* Rows of later features: records skipped as expired ("expired", then
+ * "expired:TOPIC" per topic) and delayed messages not yet due. */
+static uint32_t stats_more(mq_broker_t *b)
+{
+	return 1 + mq_expiry_topics(b->expiry);
+}
+
+static void pack_stats_more(mq_broker_t *b, msgpack_packer *pk)
+{
+	pack_stat(pk, "expired", "", (int64_t)mq_expiry_total(b->expiry));
+	for (uint32_t i = 0; i < mq_expiry_topics(b->expiry); i++) {
+		uint64_t n;
+		const char *topic = mq_expiry_topic(b->expiry, i, &n);
+		pack_stat(pk, "expired", topic, (int64_t)n);
+	}
+}
+
 static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 {
 	char **names = NULL;
@@ -1698,12 +1746,10 @@ static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!reply_ok(b, r, 1, &pk))
 		return -MQ_ENOMEM;
 	uint32_t nst = (uint32_t)(sizeof(st) / sizeof(st[0]));
-	msgpack_pack_array(&pk, nst);
-	for (uint32_t i = 0; i < nst; i++) {
-		msgpack_pack_array(&pk, 2);
-		mq_wire_pack_str(&pk, st[i].name);
-		msgpack_pack_int64(&pk, st[i].v);
-	}
+	msgpack_pack_array(&pk, nst + stats_more(b));
+	for (uint32_t i = 0; i < nst; i++)
+		pack_stat(&pk, st[i].name, "", st[i].v);
+	pack_stats_more(b, &pk);
 	return 0;
 }
 
@@ -2005,7 +2051,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	}
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, state_lost, b, &b->groups, err)))
 		goto fail;
-	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)))
+	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)) ||
+	    (rc = mq_expiry_new(&b->expiry, err)))
 		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
 	snprintf(b->ids_path, sizeof(b->ids_path), "%s", ids);
@@ -2142,6 +2189,7 @@ void mq_broker_close(mq_broker_t *b)
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);
+	mq_expiry_free(b->expiry);
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);
