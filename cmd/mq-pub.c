@@ -66,6 +66,9 @@ static void usage(FILE *fp)
 		"      --max-message-bytes SIZE  refuse larger messages (default: the broker's limit)\n"
 		"      --ttl DURATION       a message not delivered within DURATION (counted from when\n"
 		"                           it is due) is never delivered\n"
+		"      --delay DURATION     messages invisible to consumers for DURATION\n"
+		"      --at TIME            messages invisible until TIME (MS since the epoch,\n"
+		"                           2026-11-24T10:00:00Z, +10m; a past TIME: at once)\n"
 		"      --id key|hash|none   message id for the broker's dedup window: the key, a\n"
 		"                           hash of key and value, or none (default: the id of\n"
 		"                           envelope input, else none)\n"
@@ -106,8 +109,8 @@ static const struct option longopts[] = {
 	MQ_CLI_LONGOPTS,
 	{"id", required_argument, NULL, OPT_ID},
 	{"ttl", required_argument, NULL, OPT_TTL},
-	{"delay", required_argument, NULL, OPT_LATER},
-	{"at", required_argument, NULL, OPT_LATER},
+	{"delay", required_argument, NULL, OPT_DELAY},
+	{"at", required_argument, NULL, OPT_AT},
 	{"prepare", no_argument, NULL, OPT_LATER},
 	{"commit", required_argument, NULL, OPT_LATER},
 	{"rollback", required_argument, NULL, OPT_LATER},

@@ -52,6 +52,7 @@
 #include <zmq.h>
 
 #include "batch.h"
+#include "delay.h"
 #include "expiry.h"
 #include "group.h"
 #include "sbucket.h"
@@ -69,6 +70,7 @@
 #define FETCH_MAX_TOPICS 1024
 #define PARKED_MAX 4096
 #define HISTORY_SAVE_EVERY 6 /* samples between saves of the lag history */
+#define DELAY_MOVES_PER_TURN 1024
 #define EPISODE_QUIET_MS 30000 /* a full disk or fd shortage is over after this long without one */
 
 typedef struct ident {
@@ -160,6 +162,7 @@ struct mq_broker {
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
 	mq_expiry_t *expiry; /* records skipped as expired (--ttl), per topic */
+	mq_delay_t *delay;   /* delayed batches (--delay, --at) until due */
 	int history_failing; /* saves of the lag history failed since it was said */
 	uint64_t ids_added; /* ids added this turn, to journal at its end */
 	char ids_path[MQ_DATA_DIR_MAX + 32];
@@ -380,6 +383,8 @@ static void flush_turn(mq_broker_t *b)
 		b->ids_added = 0;
 	}
 	int rc = mq_groups_commit_log(b->groups, now, &err);
+	if (rc == 0)
+		rc = mq_delay_commit(b->delay, mq_now_ms(), now, &err);
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
 	b->ids_added = 0;
@@ -795,6 +800,18 @@ static int ids_commit(mq_broker_t *b, size_t slots, mq_err_t *err)
 	return 0;
 }
 
+/* Append a produced batch to its partition's log, or, when it is not
+ * due yet, to the schedule of delayed batches (delay.h).  *delayed: the
+ * latter (base is then its place in the schedule). */
+static int store_append(mq_broker_t *b, const char *topic, uint32_t p, mq_log_t *log, const mq_batch_hdr_t *h,
+			uint8_t *data, size_t n, uint64_t *base, int *delayed, mq_err_t *err)
+{
+	*delayed = h->deliver_at > mq_now_ms();
+	if (*delayed)
+		return mq_delay_add(b->delay, topic, p, data, n, h->deliver_at, base, err);
+	return mq_log_append(log, data, n, base, err);
+}
+
 static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 {
 	char topic[MQ_NAME_MAX + 1];
@@ -820,7 +837,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_store_log(b->store, topic, (uint32_t)p, &log, err)))
 		return rc;
 	pstate_t *ps = NULL;
-	int dup = 0, oldest = 0;
+	int dup = 0, oldest = 0, delayed = 0;
 	uint64_t base = 0;
 	uint32_t last = h.base_seq + h.count - 1;
 	if (mq_wire_arg(&r->m, 2) && (rc = mq_wire_bool(mq_wire_arg(&r->m, 2), &oldest, "oldest", err)))
@@ -849,7 +866,8 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		}
 		base = mq_log_end(log);
 		if (dup_ids < h.count)
-			rc = mq_log_append(log, dup_ids ? copy.p : batch, dup_ids ? copy.len : len, &base, err);
+			rc = store_append(b, topic, (uint32_t)p, log, &h, dup_ids ? copy.p : batch, dup_ids ? copy.len : len,
+					  &base, &delayed, err);
 		mq_buf_free(&copy);
 		if (rc)
 			return rc;
@@ -863,7 +881,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		mq_err_t ignored;
 		ids_commit(b, slots, &ignored);
 	} else if (!dup) {
-		if ((rc = mq_log_append(log, batch, len, &base, err)))
+		if ((rc = store_append(b, topic, (uint32_t)p, log, &h, batch, len, &base, &delayed, err)))
 			return rc;
 		b->appended = 1;
 		if (ps)
@@ -879,7 +897,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!m)
 		return -MQ_ENOMEM;
 	m->durable = 1;
-	if (!dup && dup_ids < h.count)
+	if (!dup && dup_ids < h.count && !delayed)
 		reply_stored(m, topic, (uint32_t)p, base + h.count - dup_ids);
 	msgpack_pack_uint64(&pk, base);
 	msgpack_pack_uint32(&pk, h.count - dup_ids);
@@ -1676,11 +1694,12 @@ static void pack_stat(msgpack_packer *pk, const char *name, const char *topic, i
  * "expired:TOPIC" per topic) and delayed messages not yet due. */
 static uint32_t stats_more(mq_broker_t *b)
 {
-	return 1 + mq_expiry_topics(b->expiry);
+	return 2 + mq_expiry_topics(b->expiry);
 }
 
 static void pack_stats_more(mq_broker_t *b, msgpack_packer *pk)
 {
+	pack_stat(pk, "delayed", "", (int64_t)mq_delay_pending(b->delay));
 	pack_stat(pk, "expired", "", (int64_t)mq_expiry_total(b->expiry));
 	for (uint32_t i = 0; i < mq_expiry_topics(b->expiry); i++) {
 		uint64_t n;
@@ -1905,6 +1924,11 @@ static void dedup_lost(void *ctx, const char *msg)
 	say_lost(ctx, msg, " (the dedup window: a message sent again with a dropped id is stored again)");
 }
 
+static void delay_said(void *ctx, const char *msg)
+{
+	say(ctx, "%s", msg);
+}
+
 static void buckets_lost(void *ctx, const char *msg)
 {
 	say_lost(ctx, msg, " (shared buckets: define the dropped ones again with 'mq-bucket --take NAME -r RATE')");
@@ -2052,7 +2076,8 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, state_lost, b, &b->groups, err)))
 		goto fail;
 	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)) ||
-	    (rc = mq_expiry_new(&b->expiry, err)))
+	    (rc = mq_expiry_new(&b->expiry, err)) ||
+	    (rc = mq_delay_open(state, &b->o.log, b->store, delay_said, b, &b->delay, err)))
 		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
 	snprintf(b->ids_path, sizeof(b->ids_path), "%s", ids);
@@ -2109,6 +2134,20 @@ const char *mq_broker_endpoint(const mq_broker_t *b, int i)
 	return i < b->nsock ? b->endpoint[i] : NULL;
 }
 
+/* Delayed batches now due go to their partitions (delay.h), a bounded
+ * number per turn so requests keep being served. */
+static void move_due(mq_broker_t *b)
+{
+	uint32_t moved = 0;
+	mq_err_t e;
+	if (mq_delay_next_due(b->delay) > mq_now_ms())
+		return;
+	if (mq_delay_move(b->delay, mq_now_ms(), DELAY_MOVES_PER_TURN, &moved, &e))
+		note_fault(b, &e);
+	if (moved)
+		b->appended = 1;
+}
+
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
 	zmq_pollitem_t items[MQ_LISTEN_MAX];
@@ -2121,6 +2160,9 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		for (int i = 0; i < b->nparked; i++)
 			if (b->parked[i].deadline - now < timeout)
 				timeout = b->parked[i].deadline - now;
+		int64_t due = mq_delay_next_due(b->delay) - mq_now_ms();
+		if (due < timeout)
+			timeout = due;
 		if (timeout < 0)
 			timeout = 0;
 		if (zmq_poll(items, b->nsock, (long)timeout) < 0) {
@@ -2140,6 +2182,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 				}
 			}
 		}
+		move_due(b);
 		now = mq_mono_ms();
 		if (mq_groups_tick(b->groups, now) || b->appended || b->nparked)
 			serve_parked(b, 0);
@@ -2190,6 +2233,7 @@ void mq_broker_close(mq_broker_t *b)
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);
 	mq_expiry_free(b->expiry);
+	mq_delay_close(b->delay);
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);

@@ -7,54 +7,31 @@
 # --id must not store anything twice.
 
 load helpers
-
-: "${MQ_FAULT_BIN:=$MQ_ROOT/build/fault/bin}"
+load fault-helpers
 
 setup() {
 	[ -x "$MQ_FAULT_BIN/mq-serve" ] ||
 		skip "no fault-injection build of mq-serve in $MQ_FAULT_BIN (build it with: make FAULT=1)"
 }
 
-# mq-serve from the fault build, set to die after the Nth synced turn that appended.
-start_faulty_broker() { # N [ARGS...]
-	local n=$1
-	shift
-	export MQ_FAULT_KILL_AFTER_SYNC=$n
-	local st=0
-	PATH="$MQ_FAULT_BIN:$PATH" start_broker "$@" || st=$?
-	unset MQ_FAULT_KILL_AFTER_SYNC
-	return "$st"
-}
-
-# Wait (up to 30 s) for the broker to kill itself; fail if it did not.
+# The broker killed itself, and by the switch.
 wait_fault_death() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$MQ_BROKER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$MQ_BROKER_PID" 2>/dev/null; then
-		echo "mq-serve (pid $MQ_BROKER_PID) did not kill itself" >&2
-		return 1
-	fi
-	_mq_reap "$MQ_BROKER_PID"
-	MQ_BROKER_PID=
-	[ "$_mq_status" -eq 137 ] || { echo "mq-serve exited with $_mq_status, not SIGKILL (137)" >&2; return 1; }
-	grep -q "fault injection: MQ_FAULT_KILL_AFTER_SYNC reached" "$MQ_BROKER_LOG"
+	wait_broker_killed &&
+		grep -q "fault injection: MQ_FAULT_KILL_AFTER_SYNC reached" "$MQ_BROKER_LOG"
 }
 
 @test "the release mq-serve carries no fault-injection switch" {
 	command -v strings >/dev/null || skip "strings (binutils) is not installed"
 	run strings "$MQ_BIN/mq-serve"
 	assert_success
-	refute_output --partial MQ_FAULT_KILL_AFTER_SYNC
+	refute_output --partial MQ_FAULT_
 	run strings "$MQ_FAULT_BIN/mq-serve"
 	assert_output --partial MQ_FAULT_KILL_AFTER_SYNC
 }
 
 @test "batches retried after their acknowledgement was lost are stored once" {
 	seq 1 5000 >"$BATS_TEST_TMPDIR/in"
-	start_faulty_broker 2
+	start_faulty_broker MQ_FAULT_KILL_AFTER_SYNC=2
 	# Two bursts, so the broker sees at least two turns that append.
 	{ head -n 2500 "$BATS_TEST_TMPDIR/in"; sleep 1; tail -n +2501 "$BATS_TEST_TMPDIR/in"; } |
 		mq-pub -t idem --batch 100 -w 30s -v >"$BATS_TEST_TMPDIR/pub.out" 2>&1 3>&- &
@@ -79,7 +56,7 @@ wait_fault_death() {
 
 @test "a re-run with --id after the acknowledgement was lost stores nothing twice" {
 	seq 1 300 >"$BATS_TEST_TMPDIR/in"
-	start_faulty_broker 1
+	start_faulty_broker MQ_FAULT_KILL_AFTER_SYNC=1
 	# mq-pub gives up: its only broker died before answering.
 	run mq-pub -t ids --id hash -w 2s <"$BATS_TEST_TMPDIR/in"
 	assert_failure 1

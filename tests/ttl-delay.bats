@@ -5,6 +5,7 @@
 # then comes exactly once, in due order.
 
 load helpers
+load fault-helpers
 bats_require_minimum_version 1.5.0
 
 # Value of counter $1 in mq-admin stats (0 when absent).
@@ -59,4 +60,108 @@ stat() {
 	run mq-pub -t t --ttl 0 -m x
 	assert_failure 2
 	assert_output --partial "--ttl '0': must be more than 0"
+}
+
+@test "--delay and --at: invisible until due, then delivered once, in due order" {
+	start_broker
+	local now
+	now=$(date +%s%3N)
+	# Published in the reverse of their due order.
+	seq 1 5 | mq-pub -t d --at $((now + 6000))
+	seq 11 15 | mq-pub -t d --delay 4s
+	seq 21 25 | mq-pub -t d --at "@+2s"
+	echo now | mq-pub -t d
+	run mq-sub -t d -e
+	assert_output "now"
+	[ "$(stat delayed)" -eq 3 ]
+	# Then each set when due, and the consumer sees them at the end of the partition.
+	run timeout 60 mq-sub -t d -n 16
+	assert_success
+	[ "$(echo "$output" | tr '\n' ' ')" = "now 21 22 23 24 25 11 12 13 14 15 1 2 3 4 5 " ]
+	[ "$(stat delayed)" -eq 0 ]
+	[ "$(mq-sub -t d -e | wc -l)" -eq 16 ]
+	# Offsets are given when due: the first delayed set follows "now".
+	run mq-sub -t d -o 1 -n 1 -F '%o %s\n'
+	assert_output "1 21"
+}
+
+@test "a due time in the past is delivered at once" {
+	start_broker
+	echo old | mq-pub -t p --at 2020-01-01T00:00:00Z
+	echo older | mq-pub -t p --at 0
+	echo hour | mq-pub -t p --at -1h
+	echo zero | mq-pub -t p --delay 0
+	run mq-sub -t p -e
+	assert_output "$(printf 'old\nolder\nhour\nzero')"
+	[ "$(stat delayed)" -eq 0 ]
+}
+
+@test "pending delayed messages survive kill -9 and come once, in due order" {
+	start_broker
+	seq 1 100 | mq-pub -t k --batch 10 --delay 3s
+	seq 101 200 | mq-pub -t k --batch 10 --delay 2s
+	echo first | mq-pub -t k
+	[ "$(stat delayed)" -eq 20 ]
+	kill_broker
+	start_broker
+	[ "$(stat delayed)" -eq 20 ]
+	run timeout 60 mq-sub -t k -n 201
+	assert_success
+	diff <(echo "$output") <(echo first; seq 101 200; seq 1 100)
+	[ "$(stat delayed)" -eq 0 ]
+	# Nothing more comes, at another restart either.
+	kill_broker
+	start_broker
+	[ "$(stat delayed)" -eq 0 ]
+	[ "$(mq-sub -t k -e | wc -l)" -eq 201 ]
+}
+
+@test "a crash after a due batch was copied and before it was marked moved stores it once" {
+	# Synced turns that appended: 1 = the publish, 2 = the move.
+	start_faulty_broker MQ_FAULT_KILL_AFTER_SYNC=2
+	seq 1 10 | mq-pub -t c --delay 1s
+	wait_broker_killed
+	start_broker
+	grep -q "delayed messages: 1 move to its partition cut short when mq-serve stopped was found complete" \
+		"$MQ_BROKER_LOG"
+	[ "$(stat delayed)" -eq 0 ]
+	run mq-sub -t c -e
+	assert_output "$(seq 1 10)"
+}
+
+@test "a crash after a move was recorded and before the copy stores it once" {
+	start_faulty_broker MQ_FAULT_KILL_BEFORE_MOVE=1
+	seq 1 10 | mq-pub -t c --delay 1s
+	wait_broker_killed
+	start_broker
+	run timeout 60 mq-sub -t c -n 10
+	assert_output "$(seq 1 10)"
+	[ "$(stat delayed)" -eq 0 ]
+	stop_broker
+	start_broker
+	run mq-sub -t c -e
+	assert_output "$(seq 1 10)"
+}
+
+@test "--ttl with --delay counts from the due time" {
+	start_broker
+	seq 1 3 | mq-pub -t dt --delay 1s --ttl 1h
+	seq 11 13 | mq-pub -t dt --delay 1s --ttl 1ms
+	echo end | mq-pub -t dt --delay 2s
+	run --separate-stderr timeout 60 mq-sub -t dt -n 4 -v
+	assert_success
+	assert_output "$(printf '1\n2\n3\nend')"
+	[[ "$stderr" == *"3 expired skipped"* ]]
+	[ "$(stat expired:dt)" -eq 3 ]
+}
+
+@test "--at and --delay refuse bad values and each other" {
+	run mq-pub -t t --at yesterday -m x
+	assert_failure 2
+	assert_output --partial "--at: time 'yesterday' not understood"
+	run mq-pub -t t --delay soon -m x
+	assert_failure 2
+	run mq-pub -t t --delay 1s --at +1s -m x
+	assert_failure 2
+	assert_output --partial "--at and --delay do not go together"
 }

@@ -1,0 +1,265 @@
+/*
+ * test_delay.c -- lib/delay.c over a real store in a temporary
+ * directory: batches come out when due, in (due, arrival) order, each
+ * once; the schedule is rebuilt at open; a move cut short after its copy
+ * is finished without a second copy, one cut short before its copy is
+ * made again; a copy a failed sync took back is moved again; a batch
+ * whose topic is gone is dropped and said.
+ */
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "batch.h"
+#include "delay.h"
+#include "log.h"
+#include "store.h"
+
+typedef struct fix {
+	char tmp[64];
+	char data[128], state[160];
+	mq_store_t *st;
+	mq_delay_t *d;
+	mq_log_opts_t o;
+	char said[2048];
+	int nsaid;
+} fix_t;
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void on_say(void *ctx, const char *msg)
+{
+	fix_t *f = ctx;
+	snprintf(f->said, sizeof(f->said), "%s", msg);
+	f->nsaid++;
+}
+
+static void open_all(fix_t *f)
+{
+	mq_err_t err;
+	assert_int_equal(mq_store_open(f->data, &f->o, &f->st, &err), 0);
+	int rc = mq_delay_open(f->state, &f->o, f->st, on_say, f, &f->d, &err);
+	if (rc)
+		fail_msg("mq_delay_open: %s", err.msg);
+}
+
+static void close_all(fix_t *f)
+{
+	mq_delay_close(f->d);
+	mq_store_close(f->st);
+	f->d = NULL;
+	f->st = NULL;
+}
+
+static int setup(void **state)
+{
+	fix_t *f = calloc(1, sizeof(*f));
+	snprintf(f->tmp, sizeof(f->tmp), "/tmp/test_delay.XXXXXX");
+	if (!f || !mkdtemp(f->tmp))
+		return -1;
+	snprintf(f->data, sizeof(f->data), "%s/data", f->tmp);
+	snprintf(f->state, sizeof(f->state), "%s/state", f->data);
+	mq_log_opts_default(&f->o);
+	f->o.fsync = MQ_FSYNC_ALWAYS;
+	open_all(f);
+	mq_topic_meta_t m = {.partitions = 2};
+	mq_err_t err;
+	assert_int_equal(mq_store_topic_create(f->st, "t", &m, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fix_t *f = *state;
+	close_all(f);
+	nftw(f->tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* Schedule one batch with one record `v`, due at due, for t/p. */
+static void add(fix_t *f, uint32_t p, const char *v, int64_t due)
+{
+	mq_buf_t buf = {0};
+	mq_batch_builder_t b;
+	mq_err_t err;
+	uint64_t x;
+	mq_batch_begin(&b, &buf);
+	b.hdr.deliver_at = due;
+	assert_int_equal(mq_batch_add(&b, 1000, NULL, 0, v, strlen(v), NULL, 0, NULL, 0), 0);
+	mq_batch_finish(&b);
+	assert_int_equal(mq_delay_add(f->d, "t", p, buf.p, buf.len, due, &x, &err), 0);
+	mq_buf_free(&buf);
+}
+
+static uint32_t move(fix_t *f, int64_t now)
+{
+	uint32_t moved;
+	mq_err_t err;
+	assert_int_equal(mq_delay_move(f->d, now, 1000, &moved, &err), 0);
+	return moved;
+}
+
+static void commit(fix_t *f)
+{
+	mq_err_t err;
+	assert_int_equal(mq_store_commit(f->st, 0, &err), 0);
+	assert_int_equal(mq_delay_commit(f->d, 0, 0, &err), 0);
+}
+
+/* The values in t/p, in offset order, joined by spaces. */
+static const char *values(fix_t *f, uint32_t p)
+{
+	static char out[512];
+	mq_log_t *log;
+	mq_buf_t buf = {0};
+	mq_err_t err;
+	out[0] = 0;
+	assert_int_equal(mq_store_log(f->st, "t", p, &log, &err), 0);
+	if (mq_log_end(log) > mq_log_start(log))
+		assert_true(mq_log_read(log, mq_log_start(log), 1 << 20, &buf, &err) > 0);
+	for (size_t pos = 0; pos < buf.len;) {
+		mq_batch_iter_t it;
+		mq_record_t r;
+		assert_int_equal(mq_batch_iter_init(&it, buf.p + pos, buf.len - pos, &err), 0);
+		while (mq_batch_iter_next(&it, &r) > 0)
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%.*s", out[0] ? " " : "", (int)r.value_len,
+				 (const char *)r.value);
+		pos += it.hdr.length;
+	}
+	mq_buf_free(&buf);
+	return out;
+}
+
+static void test_due_order(void **state)
+{
+	fix_t *f = *state;
+	add(f, 0, "c", 300);
+	add(f, 0, "a", 100);
+	add(f, 0, "b2", 200);
+	add(f, 0, "b1", 200); /* same due: arrival order... */
+	add(f, 1, "p1", 150);
+	assert_int_equal(mq_delay_pending(f->d), 5);
+	assert_int_equal(mq_delay_next_due(f->d), 100);
+	assert_int_equal(move(f, 99), 0);
+	assert_int_equal(move(f, 100), 1);
+	commit(f);
+	assert_string_equal(values(f, 0), "a");
+	assert_int_equal(mq_delay_next_due(f->d), 150);
+	assert_int_equal(move(f, 250), 3);
+	commit(f);
+	assert_string_equal(values(f, 0), "a b2 b1");
+	assert_string_equal(values(f, 1), "p1");
+	assert_int_equal(move(f, 1000), 1);
+	commit(f);
+	assert_string_equal(values(f, 0), "a b2 b1 c");
+	assert_int_equal(mq_delay_pending(f->d), 0);
+	assert_int_equal(mq_delay_next_due(f->d), INT64_MAX);
+	/* Nothing comes back at the next open. */
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 0);
+	assert_int_equal(move(f, 5000), 0);
+	assert_string_equal(values(f, 0), "a b2 b1 c");
+	assert_int_equal(f->nsaid, 0);
+}
+
+static void test_rebuilt_at_open(void **state)
+{
+	fix_t *f = *state;
+	add(f, 0, "late", 500);
+	add(f, 0, "early", 100);
+	add(f, 0, "gone", 50);
+	assert_int_equal(move(f, 60), 1);
+	commit(f);
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 2);
+	assert_int_equal(mq_delay_next_due(f->d), 100);
+	assert_int_equal(move(f, 1000), 2);
+	commit(f);
+	assert_string_equal(values(f, 0), "gone early late");
+}
+
+static void test_cut_after_copy(void **state)
+{
+	fix_t *f = *state;
+	add(f, 0, "once", 100);
+	add(f, 0, "later", 900);
+	assert_int_equal(move(f, 100), 1);
+	/* mq-serve dies here: copied, not marked done. */
+	mq_err_t err;
+	assert_int_equal(mq_store_commit(f->st, 0, &err), 0);
+	close_all(f);
+	open_all(f);
+	assert_non_null(strstr(f->said, "1 move to its partition cut short when mq-serve stopped was found complete"));
+	assert_int_equal(mq_delay_pending(f->d), 1);
+	assert_int_equal(move(f, 1000), 1);
+	commit(f);
+	assert_string_equal(values(f, 0), "once later");
+}
+
+static void test_cut_before_copy(void **state)
+{
+	fix_t *f = *state;
+	mq_log_t *log;
+	mq_err_t err;
+	add(f, 0, "x", 100);
+	assert_int_equal(move(f, 100), 1);
+	/* The copy never reached the disk: take it away again, as if mq-serve
+	 * had died between the intent and the append. */
+	assert_int_equal(mq_store_log(f->st, "t", 0, &log, &err), 0);
+	assert_int_equal(mq_log_truncate_all(log, 0, &err), 0);
+	assert_string_equal(values(f, 0), "");
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 1);
+	assert_int_equal(move(f, 1000), 1);
+	commit(f);
+	assert_string_equal(values(f, 0), "x");
+}
+
+static void test_topic_gone(void **state)
+{
+	fix_t *f = *state;
+	mq_err_t err;
+	add(f, 1, "lost", 100);
+	add(f, 0, "kept", 100);
+	assert_int_equal(mq_store_topic_delete(f->st, "t", &err), 0);
+	mq_topic_meta_t m = {.partitions = 1};
+	assert_int_equal(mq_store_topic_create(f->st, "t", &m, &err), 0);
+	assert_int_equal(move(f, 100), 1);
+	commit(f);
+	assert_non_null(strstr(f->said, "partition 1 of topic 't' was dropped when due"));
+	assert_string_equal(values(f, 0), "kept");
+	assert_int_equal(mq_delay_pending(f->d), 0);
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_due_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuilt_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_after_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_before_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_gone, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
