@@ -309,6 +309,21 @@ int mq_delay_move(mq_delay_t *d, int64_t now_ms, uint32_t max, uint32_t *moved, 
 	return rc;
 }
 
+/* A failed sync cut the turn's appends off the schedule (log.c): the
+ * batches added in it are gone (their producers are refused), so they
+ * leave the heap too. */
+static void forget_cut(mq_delay_t *d)
+{
+	uint64_t end = mq_log_end(d->log);
+	size_t n = d->n;
+	d->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		entry_t e = d->heap[i];
+		if (e.x < end)
+			heap_push(d, e.due, e.x); /* i >= d->n: never overwrites what is still to read */
+	}
+}
+
 int mq_delay_commit(mq_delay_t *d, int64_t now_ms, int64_t now_mono_ms, mq_err_t *err)
 {
 	for (size_t i = 0; i < d->nmv; i++) {
@@ -324,7 +339,10 @@ int mq_delay_commit(mq_delay_t *d, int64_t now_ms, int64_t now_mono_ms, mq_err_t
 	}
 	d->nmv = 0;
 	(void)now_ms;
-	return mq_log_commit(d->log, now_mono_ms, err);
+	int rc = mq_log_commit(d->log, now_mono_ms, err);
+	if (rc)
+		forget_cut(d);
+	return rc;
 }
 
 /* ---- open: read the schedule back ---- */

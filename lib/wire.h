@@ -41,6 +41,10 @@
  *              MQ_EINVAL: behind the expected sequence and not a remembered
  *              batch (not stored).  So a producer keeps at most
  *              MQ_PRODUCER_BATCHES batches per partition unacknowledged.
+ *              A batch whose header's deliver_at is still ahead (mq-pub
+ *              --delay, --at) goes to the broker's schedule (delay.h) and
+ *              into the partition when due; its base_offset is then its
+ *              place in the schedule, not an offset of the partition.
  *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
  *              t: index into the topic list
  *              ; [[[t, p, start, end, next, nbytes, err, expired]...]] + a frame per entry with nbytes > 0
@@ -144,6 +148,8 @@ enum mq_req_kind {
 	/* 30-39 shared buckets */
 	MQ_REQ_BUCKET_TAKE = 30,
 	/* 40-49 transactions */
+	/* 50-59 delayed and expiring messages: none yet; they travel in the
+	 * batch header (deliver_at, expire_at) and the FETCH reply (expired) */
 };
 
 /* Offsets given by people (-o, --to), also in GROUP_RESET. */
