@@ -184,7 +184,7 @@ bench-deps:
 # are removed first.
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory FAULT=1 build/fault/bin/mq-serve
+	@$(MAKE) --no-print-directory SAN=0 FUZZ=0 FAULT=1 build/fault/bin/mq-serve
 	@for f in $(OUT_TESTS)/test_*; do \
 		case " $(TESTS) " in *" $$f "*) ;; *) [ -f "$$f" ] && rm -f "$$f" ;; esac; \
 	done; true
