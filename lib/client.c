@@ -51,7 +51,8 @@ struct mq_client {
 	int64_t timeout_ms;
 	int64_t resend_ms;
 	volatile sig_atomic_t *interrupt;
-	int watch_fd; /* < 0: none; see mq_client_watch_fd */
+	int watch_fd; /* < 0: none; see mq_client_watch */
+	short watch_events;
 	uint32_t last_id;
 	/* the one outstanding FETCH */
 	mq_buf_t freq;
@@ -1568,7 +1569,13 @@ static int recv_all(void *s, mq_fetch_reply_t *r)
 
 void mq_client_watch_fd(mq_client_t *c, int fd)
 {
+	mq_client_watch(c, fd, 0);
+}
+
+void mq_client_watch(mq_client_t *c, int fd, short events)
+{
 	c->watch_fd = fd;
+	c->watch_events = events;
 }
 
 /* wait_in on the data socket that also ends (-MQ_EAGAIN) when the
@@ -1577,12 +1584,12 @@ static int wait_fetch(mq_client_t *c, int64_t ms, mq_err_t *err)
 {
 	if (c->watch_fd < 0)
 		return wait_in(c->data, ms, err);
-	zmq_pollitem_t it[2] = {{.socket = c->data, .events = ZMQ_POLLIN}, {.fd = c->watch_fd}};
+	zmq_pollitem_t it[2] = {{.socket = c->data, .events = ZMQ_POLLIN}, {.fd = c->watch_fd, .events = c->watch_events}};
 	if (zmq_poll(it, 2, (long)(ms < 0 ? 0 : ms)) < 0)
 		return zmq_errno() == EINTR ? mq_err_set(err, MQ_EAGAIN, "interrupted")
 					    : mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
 	if (it[1].revents)
-		return mq_err_set(err, MQ_EAGAIN, "descriptor %d: error or hang-up", c->watch_fd);
+		return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
 	return (it[0].revents & ZMQ_POLLIN) != 0;
 }
 

@@ -349,6 +349,8 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
  * consumer whose reader went away notices it while no message comes.
  * -1: none (the default). */
 void mq_client_watch_fd(mq_client_t *c, int fd);
+/* The same for any of events (POLLIN...) on fd as well. */
+void mq_client_watch(mq_client_t *c, int fd, short events);
 
 /* The broker checks every batch it sends; checking an entry's data again
  * before use costs a CRC and means damage on the way (or a broker that

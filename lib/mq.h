@@ -9,6 +9,7 @@
  *   layout.h  the offline walk of a data directory (verify, dump)
  *   wire.h    the protocol between clients and mq-serve
  *   client.h  the client side: requests, pipelined producer, fetch, groups
+ *   consumer.h  the consumer engine: topics, groups, positions, commit rule
  *   record.h  records on stdin/stdout: lines, NUL, JSON, msgpack, -F
  *   outq.h    what a pipe's reader took, as offsets that may be committed
  *   cli.h     the options every client program shares
@@ -21,6 +22,7 @@
 #include "bucket.h"
 #include "cli.h"
 #include "client.h"
+#include "consumer.h"
 #include "crc32c.h"
 #include "layout.h"
 #include "log.h"

@@ -1,0 +1,412 @@
+/*
+ * test_consumer.c -- the consumer engine against a real broker (run in
+ * a thread, over ipc://), with sinks of the test's own: the commit rule
+ * (never past what the sink acked, nor past its bound), acks beyond
+ * what was handed over refused, at-most-once committing before the
+ * hand-over, a held partition resumed without loss or repeat, and a
+ * partition taken away only after the sink let go of it.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "batch.h"
+#include "broker.h"
+#include "client.h"
+#include "consumer.h"
+
+typedef struct fix {
+	char dir[512];
+	char ep[600];
+	mq_broker_t *b;
+	pthread_t th;
+	volatile sig_atomic_t stop;
+	mq_client_t *c;
+} fix_t;
+
+static void *run(void *arg)
+{
+	fix_t *f = arg;
+	mq_err_t err;
+	mq_broker_run(f->b, &f->stop, &err);
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	fix_t *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mq-test-consumer-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->ep, sizeof(f->ep), "ipc://%s/sock", f->dir);
+	mq_broker_opts_t o;
+	memset(&o, 0, sizeof(o));
+	mq_log_opts_default(&o.log);
+	o.data_dir = f->dir;
+	o.listen[0] = f->ep;
+	o.nlisten = 1;
+	o.partitions = 1;
+	mq_err_t err;
+	if (mq_broker_open(&o, &f->b, &err))
+		return -1;
+	pthread_create(&f->th, NULL, run, f);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	if (mq_client_open(&co, &f->c, &err))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fix_t *f = *state;
+	mq_client_close(f->c);
+	f->stop = 1;
+	pthread_join(f->th, NULL);
+	mq_broker_close(f->b);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Publish values "0".."n-1" to topic t, partition p (made with parts). */
+static void publish(fix_t *f, const char *t, uint32_t parts, uint32_t p, int n)
+{
+	mq_err_t err;
+	uint32_t have;
+	if (mq_client_meta(f->c, t, 0, &have, &err))
+		assert_int_equal(mq_client_topic_create(f->c, t, parts, 0, 0, &err), 0);
+	mq_producer_t *pr;
+	assert_int_equal(mq_producer_new(f->c, t, parts, 8, &pr, &err), 0);
+	mq_buf_t buf = {0};
+	for (int i = 0; i < n;) {
+		mq_batch_builder_t b;
+		mq_producer_begin(pr, p, &b, &buf);
+		for (int j = 0; j < 7 && i < n; j++, i++) {
+			char v[16];
+			int len = snprintf(v, sizeof(v), "%d", i);
+			mq_batch_add(&b, mq_now_ms(), NULL, 0, v, (size_t)len, NULL, 0, NULL, 0);
+		}
+		assert_int_equal(mq_producer_send(pr, &b, p, &err), 0);
+	}
+	assert_int_equal(mq_producer_flush(pr, &err), 0);
+	mq_buf_free(&buf);
+	mq_producer_free(pr);
+}
+
+static int64_t committed(fix_t *f, const char *g, const char *t, uint32_t p)
+{
+	int64_t off[8];
+	mq_err_t err;
+	for (int i = 0; i < 8; i++)
+		off[i] = -1;
+	assert_int_equal(mq_client_committed(f->c, g, t, off, 8, &err), 0);
+	return off[p];
+}
+
+/* A sink that records what it got and acks what the test says. */
+typedef struct rec_sink {
+	fix_t *f;
+	mq_consumer_t *k;
+	int n;             /* records taken */
+	int64_t last[4];   /* per partition, last offset taken (-1: none) */
+	int order_broken;  /* an offset not following the last one */
+	int ack_on_flush;  /* flush acks everything handed over */
+	uint64_t bound;    /* UINT64_MAX: none */
+	int hold_after;    /* hold partition 0 after this many records (0: never) */
+	int64_t amo_seen;  /* at-most-once: the smallest committed - offset seen at a put */
+	int release_calls, release_after; /* release says 1 from this call on */
+} rec_sink_t;
+
+static int s_put(void *ctx, uint32_t ti, const char *topic, uint32_t p, const mq_consumer_part_t *part,
+		 const mq_record_t *rec, mq_err_t *err)
+{
+	rec_sink_t *s = ctx;
+	(void)ti;
+	(void)part;
+	(void)err;
+	if (s->last[p] >= 0 && (int64_t)rec->offset != s->last[p] + 1)
+		s->order_broken = 1;
+	s->last[p] = (int64_t)rec->offset;
+	char v[16];
+	snprintf(v, sizeof(v), "%d", (int)rec->offset);
+	if (rec->value_len != strlen(v) || memcmp(rec->value, v, rec->value_len))
+		s->order_broken = 1;
+	s->n++;
+	if (s->amo_seen != INT64_MAX) {
+		/* at most once: the commit covering this record went out before */
+		int64_t c = committed(s->f, "g", topic, p);
+		if (c - (int64_t)rec->offset < s->amo_seen)
+			s->amo_seen = c - (int64_t)rec->offset;
+	}
+	if (s->hold_after && s->n % s->hold_after == 0)
+		mq_consumer_hold(s->k, 0, p, 1);
+	return 0;
+}
+
+static int s_flush(void *ctx, mq_consumer_t *k, mq_err_t *err)
+{
+	rec_sink_t *s = ctx;
+	(void)err;
+	if (s->ack_on_flush)
+		mq_consumer_ack_all(k);
+	return 0;
+}
+
+static uint64_t s_bound(void *ctx, const mq_consumer_part_t *p)
+{
+	rec_sink_t *s = ctx;
+	(void)p;
+	return s->bound;
+}
+
+static int s_release(void *ctx, mq_consumer_t *k, uint32_t ti, uint32_t p, mq_err_t *err)
+{
+	rec_sink_t *s = ctx;
+	(void)err;
+	s->release_calls++;
+	if (s->release_calls < s->release_after)
+		return 0;
+	const mq_consumer_part_t *q = mq_consumer_part(k, ti, p);
+	assert_int_equal(mq_consumer_ack(k, ti, p, q->written), 0);
+	return 1;
+}
+
+static const mq_consumer_sink_t rec_sink = {
+	.put = s_put, .flush = s_flush, .bound = s_bound, .release = s_release};
+
+static void sink_init(rec_sink_t *s, fix_t *f)
+{
+	memset(s, 0, sizeof(*s));
+	s->f = f;
+	for (int i = 0; i < 4; i++)
+		s->last[i] = -1;
+	s->bound = UINT64_MAX;
+	s->amo_seen = INT64_MAX;
+}
+
+static mq_consumer_t *open_consumer(fix_t *f, rec_sink_t *s, const char *topic, const char *group, int exit_at_end)
+{
+	static const char *topics[1];
+	topics[0] = topic;
+	mq_consumer_opts_t o = {.topics = topics, .ntopics = 1, .group = group, .start = {MQ_OFF_BEGINNING, 0},
+				.exit_at_end = exit_at_end, .session_ms = 3000, .sink = &rec_sink, .sink_ctx = s,
+				.watch_fd = -1};
+	mq_consumer_t *k = NULL;
+	mq_err_t err;
+	if (mq_consumer_open(f->c, &o, &k, &err))
+		fail_msg("open: %s", err.msg);
+	s->k = k;
+	return k;
+}
+
+/* Step until the end (exit_at_end), at most ~10 s. */
+static void drain(mq_consumer_t *k)
+{
+	mq_err_t err;
+	int64_t until = mq_mono_ms() + 10000;
+	int rc;
+	while ((rc = mq_consumer_step(k, &err)) == 0 && mq_mono_ms() < until)
+		;
+	if (rc < 0)
+		fail_msg("step: %s", err.msg);
+	assert_int_equal(rc, 1);
+}
+
+/* A sink that acks nothing: nothing past the start is committed,
+ * whatever it took. */
+static void test_commit_never_passes_acked(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "t", 1, 0, 100);
+	rec_sink_t s;
+	sink_init(&s, f);
+	mq_consumer_t *k = open_consumer(f, &s, "t", "g", 1);
+	drain(k);
+	assert_int_equal(s.n, 100);
+	assert_false(s.order_broken);
+	mq_err_t err;
+	assert_int_equal(mq_consumer_finish(k, &err), 0);
+	assert_int_equal(committed(f, "g", "t", 0), 0); /* where it started */
+	mq_consumer_close(k);
+
+	/* Acks up to 40: the commit is 40, and a restart resumes there. */
+	sink_init(&s, f);
+	k = open_consumer(f, &s, "t", "g", 1);
+	drain(k);
+	assert_int_equal(s.n, 100);
+	assert_int_equal(mq_consumer_ack(k, 0, 0, 40), 0);
+	assert_int_equal(mq_consumer_ack(k, 0, 0, 30), 0); /* never back */
+	assert_int_equal(mq_consumer_finish(k, &err), 0);
+	assert_int_equal(committed(f, "g", "t", 0), 40);
+	mq_consumer_close(k);
+	sink_init(&s, f);
+	k = open_consumer(f, &s, "t", "g", 1);
+	drain(k);
+	assert_int_equal(s.n, 60);
+	assert_int_equal(s.last[0], 99);
+	mq_consumer_close(k);
+}
+
+/* An ack past what was handed over is refused and changes nothing; a
+ * bound below the acks holds the commit back. */
+static void test_ack_past_written_and_bound(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "t", 1, 0, 50);
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.hold_after = 20; /* takes 0..19, then holds */
+	mq_consumer_t *k = open_consumer(f, &s, "t", "g", 0);
+	mq_err_t err;
+	int64_t until = mq_mono_ms() + 5000;
+	while (s.n < 20 && mq_mono_ms() < until)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	assert_int_equal(s.n, 20);
+	assert_int_equal(mq_consumer_part(k, 0, 0)->written, 20);
+	assert_int_equal(mq_consumer_ack(k, 0, 0, 21), -MQ_EINVAL);
+	assert_int_equal(mq_consumer_part(k, 0, 0)->acked, 0);
+	assert_int_equal(mq_consumer_ack(k, 0, 0, 99), -MQ_EINVAL);
+	assert_int_equal(mq_consumer_ack(k, 5, 0, 1), -MQ_EINVAL);
+	assert_int_equal(mq_consumer_ack(k, 0, 0, 20), 0);
+	s.bound = 12;
+	assert_int_equal(mq_consumer_finish(k, &err), 0);
+	assert_int_equal(committed(f, "g", "t", 0), 12);
+	mq_consumer_close(k);
+}
+
+/* A held partition is not fetched; released, it goes on from where the
+ * sink stopped taking, with nothing lost or repeated. */
+static void test_hold_resumes(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "t", 1, 0, 300);
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.hold_after = 10;
+	s.ack_on_flush = 1;
+	mq_consumer_t *k = open_consumer(f, &s, "t", NULL, 1);
+	mq_err_t err;
+	int64_t until = mq_mono_ms() + 10000;
+	int rc = 0, holds = 0;
+	while (rc == 0 && mq_mono_ms() < until) {
+		rc = mq_consumer_step(k, &err);
+		assert_true(rc >= 0);
+		const mq_consumer_part_t *p = mq_consumer_part(k, 0, 0);
+		if (p->held) {
+			assert_int_equal(p->written, (uint64_t)s.n); /* nothing more was taken */
+			assert_int_equal(p->pos, p->written);
+			holds++;
+			mq_consumer_hold(k, 0, 0, 0);
+		}
+	}
+	assert_int_equal(rc, 1);
+	assert_int_equal(s.n, 300);
+	assert_false(s.order_broken);
+	assert_int_equal(holds, 30);
+	mq_consumer_close(k);
+}
+
+/* At most once: each record's commit was made before it was handed over. */
+static void test_at_most_once(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "t", 1, 0, 64);
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.amo_seen = INT64_MAX - 1;
+	static const char *topics[] = {"t"};
+	mq_consumer_opts_t o = {.topics = topics, .ntopics = 1, .group = "g", .start = {MQ_OFF_BEGINNING, 0},
+				.exit_at_end = 1, .at_most_once = 1, .sink = &rec_sink, .sink_ctx = &s,
+				.watch_fd = -1};
+	mq_consumer_t *k = NULL;
+	mq_err_t err;
+	assert_int_equal(mq_consumer_open(f->c, &o, &k, &err), 0);
+	s.k = k;
+	drain(k);
+	assert_int_equal(s.n, 64);
+	assert_true(s.amo_seen >= 1);
+	assert_int_equal(mq_consumer_finish(k, &err), 0);
+	assert_int_equal(committed(f, "g", "t", 0), 64);
+	mq_consumer_close(k);
+}
+
+/* A second member joins: the first gives partition 1 up only once its
+ * sink let go of it, commits what the sink finished there, and the
+ * second starts at that commit: no record of it twice, none lost. */
+static void test_release_before_handover(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "two", 2, 0, 40);
+	publish(f, "two", 2, 1, 40);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test2"};
+	mq_client_t *c2;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c2, &err), 0);
+
+	rec_sink_t a, b;
+	sink_init(&a, f);
+	sink_init(&b, f);
+	a.release_after = 3; /* busy for two asks, then lets go */
+	mq_consumer_t *ka = open_consumer(f, &a, "two", "g2", 0);
+	int64_t until = mq_mono_ms() + 10000;
+	while (a.n < 80 && mq_mono_ms() < until)
+		assert_true(mq_consumer_step(ka, &err) >= 0);
+	assert_int_equal(a.n, 80);
+
+	static const char *topics[] = {"two"};
+	mq_consumer_opts_t o = {.topics = topics, .ntopics = 1, .group = "g2", .start = {MQ_OFF_BEGINNING, 0},
+				.session_ms = 3000, .sink = &rec_sink, .sink_ctx = &b, .watch_fd = -1};
+	mq_consumer_t *kb = NULL;
+	assert_int_equal(mq_consumer_open(c2, &o, &kb, &err), 0);
+	b.k = kb;
+	until = mq_mono_ms() + 15000;
+	uint32_t owned_b = 0;
+	while (mq_mono_ms() < until) {
+		mq_consumer_wake_at(ka, mq_mono_ms() + 50);
+		mq_consumer_wake_at(kb, mq_mono_ms() + 50);
+		assert_true(mq_consumer_step(ka, &err) >= 0);
+		assert_true(mq_consumer_step(kb, &err) >= 0);
+		owned_b = 0;
+		for (uint32_t p = 0; p < mq_consumer_partitions(kb, 0); p++)
+			owned_b += mq_consumer_part(kb, 0, p)->active == 1;
+		if (owned_b == 1)
+			break;
+	}
+	assert_int_equal(owned_b, 1);
+	assert_true(a.release_calls >= 3);
+	assert_int_equal(b.n, 0); /* it starts at what a committed: the end */
+	for (uint32_t p = 0; p < 2; p++) {
+		const mq_consumer_part_t *q = mq_consumer_part(kb, 0, p);
+		if (q && q->active == 1)
+			assert_int_equal(committed(f, "g2", "two", p), 40);
+	}
+	assert_int_equal(mq_consumer_finish(ka, &err), 0);
+	assert_int_equal(mq_consumer_finish(kb, &err), 0);
+	mq_consumer_close(ka);
+	mq_consumer_close(kb);
+	mq_client_close(c2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_commit_never_passes_acked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_past_written_and_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_resumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_at_most_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_before_handover, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
