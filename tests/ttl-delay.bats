@@ -13,6 +13,17 @@ stat() {
 	mq-admin stats | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
 }
 
+# Wait (up to 60 s) until N delayed batches are pending.
+wait_delayed() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(stat delayed)" -eq "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "still $(stat delayed) delayed batches pending, not $1" >&2
+	return 1
+}
+
 @test "--ttl: expired messages are never written, and counted once per topic" {
 	start_broker
 	seq 1 3 | mq-pub -t t
@@ -67,9 +78,9 @@ stat() {
 	local now
 	now=$(date +%s%3N)
 	# Published in the reverse of their due order.
-	seq 1 5 | mq-pub -t d --at $((now + 6000))
-	seq 11 15 | mq-pub -t d --delay 4s
-	seq 21 25 | mq-pub -t d --at "@+2s"
+	seq 1 5 | mq-pub -t d --at $((now + 9000))
+	seq 11 15 | mq-pub -t d --delay 6s
+	seq 21 25 | mq-pub -t d --at "@+3s"
 	echo now | mq-pub -t d
 	run mq-sub -t d -e
 	assert_output "now"
@@ -98,8 +109,8 @@ stat() {
 
 @test "pending delayed messages survive kill -9 and come once, in due order" {
 	start_broker
-	seq 1 100 | mq-pub -t k --batch 10 --delay 3s
-	seq 101 200 | mq-pub -t k --batch 10 --delay 2s
+	seq 1 100 | mq-pub -t k --batch 10 --delay 6s
+	seq 101 200 | mq-pub -t k --batch 10 --delay 5s
 	echo first | mq-pub -t k
 	[ "$(stat delayed)" -eq 20 ]
 	kill_broker
@@ -145,8 +156,13 @@ stat() {
 
 @test "--ttl with --delay counts from the due time" {
 	start_broker
-	seq 1 3 | mq-pub -t dt --delay 1s --ttl 1h
+	# Due in 1 s, then alive for 1 ms: expired by the time it is read.
 	seq 11 13 | mq-pub -t dt --delay 1s --ttl 1ms
+	wait_delayed 0
+	sleep 0.01
+	# Due in 2 s, alive for 1 s after that: a waiting consumer gets it
+	# (counted from the publish, it would expire before it is due).
+	seq 1 3 | mq-pub -t dt --delay 2s --ttl 1s
 	echo end | mq-pub -t dt --delay 2s
 	run --separate-stderr timeout 60 mq-sub -t dt -n 4 -v
 	assert_success
