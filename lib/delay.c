@@ -5,10 +5,10 @@
  * The heap holds 16 bytes per pending batch; the target of a batch is
  * read back from the schedule when it is moved (a T record right before
  * it), so memory does not grow with topic names.  Reading the schedule
- * at open is linear in the segments that hold pending batches: older
- * ones are deleted then.  A broker that runs for long with a steady flow
- * of delayed batches keeps its done segments until the next start; a
- * compaction on roll would bound that too.
+ * at open is linear in the segments from the oldest pending batch on:
+ * older ones are deleted at open and after moves (compact).  One batch
+ * pending for long keeps everything after it; a rewrite of the pending
+ * batches into a fresh segment would bound that, when it matters.
  */
 #include "delay.h"
 
@@ -21,7 +21,9 @@
 #include "batch.h"
 
 #define READ_CHUNK (1u << 20)
+#define SEGMENT_BYTES (16u << 20) /* small, so that done segments go soon */
 #define RETRY_MS 1000
+#define COMPACT_MS 10000
 
 typedef struct entry {
 	int64_t due;
@@ -48,6 +50,7 @@ struct mq_delay {
 	move_t *mv;
 	size_t nmv, capmv;
 	mq_buf_t rec, buf;
+	int64_t next_compact; /* monotonic ms */
 };
 
 static void say(mq_delay_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -324,12 +327,28 @@ static void forget_cut(mq_delay_t *d)
 	}
 }
 
+/* Delete the segments wholly below the oldest pending batch (its T
+ * record): nothing there is needed any more, not even by a start after a
+ * crash (intents and D records come after their batch).  Done after
+ * moves, at most every COMPACT_MS, so the scan of the heap is rare. */
+static void compact(mq_delay_t *d)
+{
+	uint64_t low = mq_log_end(d->log);
+	mq_err_t e;
+	for (size_t i = 0; i < d->n; i++)
+		if (d->heap[i].x - 1 < low)
+			low = d->heap[i].x - 1;
+	mq_log_delete_before(d->log, low, &e); /* failing, they go at the next try or start */
+}
+
 int mq_delay_commit(mq_delay_t *d, int64_t now_ms, int64_t now_mono_ms, mq_err_t *err)
 {
+	int moved = 0;
 	for (size_t i = 0; i < d->nmv; i++) {
 		move_t *m = &d->mv[i];
 		if (!m->end)
 			continue;
+		moved = 1;
 		mq_log_t *log = mq_store_log_peek(d->store, m->topic, m->p);
 		mq_err_t e;
 		if (log && mq_log_end(log) < m->end)
@@ -342,6 +361,10 @@ int mq_delay_commit(mq_delay_t *d, int64_t now_ms, int64_t now_mono_ms, mq_err_t
 	int rc = mq_log_commit(d->log, now_mono_ms, err);
 	if (rc)
 		forget_cut(d);
+	else if (moved && mq_log_segments(d->log) > 1 && now_mono_ms >= d->next_compact) {
+		compact(d);
+		d->next_compact = now_mono_ms + COMPACT_MS;
+	}
 	return rc;
 }
 
@@ -515,6 +538,8 @@ int mq_delay_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store
 	}
 	mq_log_opts_t o = *log_opts;
 	o.retention_ms = o.retention_bytes = 0;
+	if (!o.segment_bytes || o.segment_bytes > SEGMENT_BYTES)
+		o.segment_bytes = SEGMENT_BYTES;
 	d->store = store;
 	d->fsync = o.fsync;
 	d->report = report;

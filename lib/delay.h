@@ -33,8 +33,10 @@
  * written then), or D.  So each due batch lands in its partition once.
  *
  * In memory: a binary heap of (due, x) over the pending batches, rebuilt
- * at open by reading the schedule; segments wholly below the oldest
- * pending batch are deleted then, so the read covers what is pending.
+ * at open by reading the schedule.  Segments wholly below the oldest
+ * pending batch are deleted then, and after moves (at most every 10 s),
+ * so the schedule and the read at open stay about the size of what is
+ * pending.
  */
 #ifndef MQ_DELAY_H
 #define MQ_DELAY_H

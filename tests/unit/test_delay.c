@@ -6,6 +6,7 @@
  * made again; a copy a failed sync took back is moved again; a batch
  * whose topic is gone is dropped and said.
  */
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -114,24 +115,32 @@ static uint32_t move(fix_t *f, int64_t now)
 	return moved;
 }
 
+/* Each commit a minute after the one before (compaction is rate-limited). */
 static void commit(fix_t *f)
 {
+	static int64_t mono = 0;
 	mq_err_t err;
-	assert_int_equal(mq_store_commit(f->st, 0, &err), 0);
-	assert_int_equal(mq_delay_commit(f->d, 0, 0, &err), 0);
+	mono += 60000;
+	assert_int_equal(mq_store_commit(f->st, mono, &err), 0);
+	assert_int_equal(mq_delay_commit(f->d, 0, mono, &err), 0);
 }
 
 /* The values in t/p, in offset order, joined by spaces. */
 static const char *values(fix_t *f, uint32_t p)
 {
-	static char out[512];
+	static char out[4096];
 	mq_log_t *log;
 	mq_buf_t buf = {0};
 	mq_err_t err;
 	out[0] = 0;
 	assert_int_equal(mq_store_log(f->st, "t", p, &log, &err), 0);
-	if (mq_log_end(log) > mq_log_start(log))
-		assert_true(mq_log_read(log, mq_log_start(log), 1 << 20, &buf, &err) > 0);
+	for (uint64_t off = mq_log_start(log); off < mq_log_end(log);) {
+		size_t at = buf.len;
+		mq_batch_hdr_t h;
+		assert_true(mq_log_read(log, off, 1 << 20, &buf, &err) > 0);
+		for (; at < buf.len && mq_batch_hdr_decode(buf.p + at, buf.len - at, &h, &err) == 0; at += h.length)
+			off = h.base_offset + h.count;
+	}
 	for (size_t pos = 0; pos < buf.len;) {
 		mq_batch_iter_t it;
 		mq_record_t r;
@@ -233,6 +242,68 @@ static void test_cut_before_copy(void **state)
 	assert_string_equal(values(f, 0), "x");
 }
 
+/* Segment files of the schedule; *oldest: the lowest base offset. */
+static int segments(fix_t *f, uint64_t *oldest)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/delay", f->state);
+	DIR *dir = opendir(path);
+	struct dirent *e;
+	int n = 0;
+	assert_non_null(dir);
+	*oldest = UINT64_MAX;
+	while ((e = readdir(dir)))
+		if (mq_log_is_segment(e->d_name)) {
+			uint64_t base = strtoull(e->d_name, NULL, 10);
+			if (base < *oldest)
+				*oldest = base;
+			n++;
+		}
+	closedir(dir);
+	return n;
+}
+
+static void test_done_segments_deleted(void **state)
+{
+	fix_t *f = *state;
+	char v[16];
+	close_all(f);
+	f->o.segment_bytes = 4096; /* a few batches a segment */
+	open_all(f);
+	for (int i = 0; i < 200; i++) {
+		snprintf(v, sizeof(v), "m%d", i);
+		add(f, 0, v, 1000 + i);
+	}
+	add(f, 0, "last", 5000);
+	commit(f);
+	uint64_t oldest;
+	assert_true(segments(f, &oldest) > 5);
+	assert_int_equal(oldest, 0);
+	assert_int_equal(move(f, 1100), 101);
+	commit(f);
+	/* m0..m100 are at offsets 1, 3, ... 201 (each after its T record):
+	 * the segments that held only those are gone, m101's stays. */
+	segments(f, &oldest);
+	assert_true(oldest > 150);
+	assert_true(oldest <= 202);
+	assert_int_equal(move(f, 2000), 99);
+	commit(f);
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 1);
+	assert_int_equal(move(f, 5000), 1);
+	commit(f);
+	/* Only the segments from the last batch's on remain. */
+	segments(f, &oldest);
+	assert_true(oldest > 390);
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 0);
+	const char *all = values(f, 0);
+	assert_non_null(strstr(all, "m0 m1 m2 "));
+	assert_non_null(strstr(all, " m199 last"));
+}
+
 static void test_topic_gone(void **state)
 {
 	fix_t *f = *state;
@@ -260,6 +331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cut_after_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_before_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_done_segments_deleted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
