@@ -842,7 +842,9 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	uint32_t last = h.base_seq + h.count - 1;
 	if (mq_wire_arg(&r->m, 2) && (rc = mq_wire_bool(mq_wire_arg(&r->m, 2), &oldest, "oldest", err)))
 		return rc;
-	if (h.producer_id) {
+	if (h.deliver_at > mq_now_ms() && mq_delay_find(b->delay, topic, (uint32_t)p, batch, len, &base)) {
+		dup = 1; /* a retry of a delayed batch still pending, also after a restart */
+	} else if (h.producer_id) {
 		if (!(ps = pst_get(b, topic, (uint32_t)p)))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 		if (!ps->loaded) {

@@ -51,7 +51,16 @@ struct mq_delay {
 	size_t nmv, capmv;
 	mq_buf_t rec, buf;
 	int64_t next_compact; /* monotonic ms */
+	/* Pending batches by (CRC, length), to know a producer's retry of
+	 * one (the same bytes) also after a restart: open addressing,
+	 * linear probing, tombstones (x == TOMB) until the next growth. */
+	struct slot {
+		uint64_t key, x;
+	} *slot;
+	size_t nslot, used; /* used: live and tombstones */
 };
+
+#define TOMB UINT64_MAX
 
 static void say(mq_delay_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(mq_delay_t *d, const char *fmt, ...)
@@ -118,6 +127,99 @@ static entry_t heap_pop(mq_delay_t *d)
 	if (d->n)
 		d->heap[i] = last;
 	return top;
+}
+
+/* ---- pending batches by content ---- */
+
+static uint64_t content_key(const uint8_t *batch)
+{
+	uint64_t k = (uint64_t)mq_get_u32(batch + 12) << 32 | mq_get_u32(batch + 8); /* CRC, length */
+	return k ? k : 1;                                                            /* 0: an empty slot */
+}
+
+static struct slot *slot_home(const mq_delay_t *d, uint64_t key)
+{
+	return &d->slot[(key * 0x9e3779b97f4a7c15ull >> 7) & (d->nslot - 1)];
+}
+
+static struct slot *slot_next(const mq_delay_t *d, struct slot *s)
+{
+	return s + 1 == d->slot + d->nslot ? d->slot : s + 1;
+}
+
+/* Room for one more: 0 or -MQ_ENOMEM.  Growing drops the tombstones. */
+static int index_reserve(mq_delay_t *d)
+{
+	if (2 * (d->used + 1) <= d->nslot)
+		return 0;
+	size_t live = 0;
+	for (size_t i = 0; i < d->nslot; i++)
+		live += d->slot[i].key && d->slot[i].x != TOMB;
+	size_t n = 64;
+	while (n < 4 * (live + 1))
+		n *= 2;
+	struct slot *old = d->slot, *end = d->slot + d->nslot;
+	if (!(d->slot = calloc(n, sizeof(*d->slot)))) {
+		d->slot = old;
+		return -MQ_ENOMEM;
+	}
+	d->nslot = n;
+	d->used = 0;
+	for (struct slot *o = old; o < end; o++)
+		if (o->key && o->x != TOMB) {
+			struct slot *t = slot_home(d, o->key);
+			while (t->key)
+				t = slot_next(d, t);
+			*t = *o;
+			d->used++;
+		}
+	free(old);
+	return 0;
+}
+
+/* Room was made with index_reserve. */
+static void index_add(mq_delay_t *d, uint64_t key, uint64_t x)
+{
+	struct slot *t = slot_home(d, key);
+	while (t->key)
+		t = slot_next(d, t);
+	*t = (struct slot){key, x};
+	d->used++;
+}
+
+static void index_del(mq_delay_t *d, uint64_t key, uint64_t x)
+{
+	if (!d->nslot)
+		return;
+	for (struct slot *t = slot_home(d, key); t->key; t = slot_next(d, t))
+		if (t->key == key && t->x == x) {
+			t->x = TOMB;
+			return;
+		}
+}
+
+static int target_of(mq_delay_t *d, uint64_t x, char *topic, uint32_t *p, mq_err_t *err);
+static int read_at(mq_delay_t *d, uint64_t off, mq_batch_hdr_t *h, mq_err_t *err);
+
+int mq_delay_find(mq_delay_t *d, const char *topic, uint32_t partition, const uint8_t *batch, size_t len,
+		  uint64_t *x)
+{
+	if (len < MQ_BATCH_HEADER || !d->nslot)
+		return 0;
+	uint64_t key = content_key(batch);
+	for (struct slot *t = slot_home(d, key); t->key; t = slot_next(d, t)) {
+		char tt[MQ_NAME_MAX + 1];
+		uint32_t tp;
+		mq_batch_hdr_t h;
+		mq_err_t e;
+		if (t->key != key || t->x == TOMB || target_of(d, t->x, tt, &tp, &e) || tp != partition ||
+		    strcmp(tt, topic) || read_at(d, t->x, &h, &e) || h.length != len ||
+		    memcmp(d->buf.p + 8, batch + 8, len - 8)) /* all but base_offset */
+			continue;
+		*x = t->x;
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- records of the schedule ---- */
@@ -199,15 +301,19 @@ int mq_delay_add(mq_delay_t *d, const char *topic, uint32_t partition, uint8_t *
 	size_t tl = strlen(topic);
 	if (tl > MQ_NAME_MAX)
 		return mq_err_set(err, MQ_EINVAL, "topic name too long");
-	if (grow((void **)&d->heap, &d->cap, d->n + 1, sizeof(*d->heap)))
+	if (len < MQ_BATCH_HEADER || grow((void **)&d->heap, &d->cap, d->n + 1, sizeof(*d->heap)) ||
+	    index_reserve(d))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	uint64_t key = content_key(batch);
 	mq_put_u32(v, partition);
 	memcpy(v + 4, topic, tl);
 	int rc = put_internal(d, 'T', v, 4 + tl, err);
 	if (rc == 0)
 		rc = mq_log_append(d->log, batch, len, x, err);
-	if (rc == 0)
+	if (rc == 0) {
 		heap_push(d, due, *x);
+		index_add(d, key, *x);
+	}
 	return rc;
 }
 
@@ -307,6 +413,7 @@ int mq_delay_move(mq_delay_t *d, int64_t now_ms, uint32_t max, uint32_t *moved, 
 			continue;
 		}
 		m->end = base + h.count;
+		index_del(d, content_key(d->buf.p), m->x);
 		(*moved)++;
 	}
 	return rc;
@@ -370,8 +477,13 @@ int mq_delay_commit(mq_delay_t *d, int64_t now_ms, int64_t now_mono_ms, mq_err_t
 
 /* ---- open: read the schedule back ---- */
 
+typedef struct pend {
+	int64_t due;
+	uint64_t x, key;
+} pend_t;
+
 typedef struct scan {
-	entry_t *pend; /* payloads */
+	pend_t *pend; /* payloads */
 	size_t npend, cappend;
 	entry_t *intent; /* x, hint (in due) */
 	size_t nintent, capintent;
@@ -402,7 +514,7 @@ static int scan_batch(scan_t *s, const uint8_t *batch, const mq_batch_hdr_t *h)
 			return 0; /* no destination: cannot be moved (cannot happen but by damage) */
 		if (grow((void **)&s->pend, &s->cappend, s->npend + 1, sizeof(*s->pend)))
 			return -MQ_ENOMEM;
-		s->pend[s->npend++] = (entry_t){h->deliver_at, h->base_offset};
+		s->pend[s->npend++] = (pend_t){h->deliver_at, h->base_offset, content_key(batch)};
 	} else if (kind == 'T') {
 		s->last_t = h->base_offset + 1;
 	} else if (kind == 'I' && vn >= 16) {
@@ -506,7 +618,12 @@ static int rebuild(mq_delay_t *d, mq_err_t *err)
 			finished++;
 			continue;
 		}
+		if (index_reserve(d)) {
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory reading the delayed-message schedule");
+			break;
+		}
 		heap_push(d, s.pend[i].due, x);
+		index_add(d, s.pend[i].key, x);
 		if (x - 1 < low)
 			low = x - 1;
 	}
@@ -561,6 +678,7 @@ void mq_delay_close(mq_delay_t *d)
 		return;
 	mq_log_close(d->log);
 	free(d->heap);
+	free(d->slot);
 	free(d->mv);
 	mq_buf_free(&d->rec);
 	mq_buf_free(&d->buf);

@@ -32,7 +32,8 @@
  * with the copy (found by its length and CRC from the hint on, and D
  * written then), or D.  So each due batch lands in its partition once.
  *
- * In memory: a binary heap of (due, x) over the pending batches, rebuilt
+ * In memory: a binary heap of (due, x) over the pending batches and an
+ * index of them by (CRC, length) for retries (mq_delay_find), rebuilt
  * at open by reading the schedule.  Segments wholly below the oldest
  * pending batch are deleted then, and after moves (at most every 10 s),
  * so the schedule and the read at open stay about the size of what is
@@ -65,6 +66,12 @@ void mq_delay_close(mq_delay_t *d); /* NULL ok */
  * schedule.  Synced with mq_delay_commit. */
 int mq_delay_add(mq_delay_t *d, const char *topic, uint32_t partition, uint8_t *batch, size_t len, int64_t due,
 		 uint64_t *x, mq_err_t *err);
+
+/* 1 with *x if a pending batch for topic/partition holds the same bytes
+ * as batch[0..len) (all but base_offset): a producer's retry of it, also
+ * across a restart.  0 if none. */
+int mq_delay_find(mq_delay_t *d, const char *topic, uint32_t partition, const uint8_t *batch, size_t len,
+		  uint64_t *x);
 
 /* The earliest due time pending (ms since the epoch), INT64_MAX if none. */
 int64_t mq_delay_next_due(const mq_delay_t *d);

@@ -154,6 +154,24 @@ wait_delayed() {
 	assert_output "$(seq 1 10)"
 }
 
+@test "a delayed batch retried after its acknowledgement was lost is kept once" {
+	# The broker dies after syncing the first publish, before answering it.
+	start_faulty_broker MQ_FAULT_KILL_AFTER_SYNC=1
+	seq 1 50 | mq-pub -t r --delay 5s -w 30s 3>&- &
+	local pub=$!
+	wait_broker_killed
+	start_broker
+	local st=0
+	wait "$pub" || st=$?
+	[ "$st" -eq 0 ]
+	[ "$(stat duplicate_batches)" -ge 1 ]
+	[ "$(stat delayed)" -eq 1 ]
+	run timeout 60 mq-sub -t r -n 50
+	assert_output "$(seq 1 50)"
+	wait_delayed 0
+	[ "$(mq-sub -t r -e | wc -l)" -eq 50 ]
+}
+
 @test "--ttl with --delay counts from the due time" {
 	start_broker
 	# Due in 1 s, then alive for 1 ms: expired by the time it is read.

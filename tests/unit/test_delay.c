@@ -92,19 +92,28 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Schedule one batch with one record `v`, due at due, for t/p. */
-static void add(fix_t *f, uint32_t p, const char *v, int64_t due)
+/* A batch with one record `v`, due at due, in buf. */
+static void build(mq_buf_t *buf, const char *v, int64_t due)
 {
-	mq_buf_t buf = {0};
 	mq_batch_builder_t b;
-	mq_err_t err;
-	uint64_t x;
-	mq_batch_begin(&b, &buf);
+	buf->len = 0;
+	mq_batch_begin(&b, buf);
 	b.hdr.deliver_at = due;
+	b.hdr.producer_id = 42;
 	assert_int_equal(mq_batch_add(&b, 1000, NULL, 0, v, strlen(v), NULL, 0, NULL, 0), 0);
 	mq_batch_finish(&b);
+}
+
+/* Schedule one batch with one record `v`, due at due, for t/p. */
+static uint64_t add(fix_t *f, uint32_t p, const char *v, int64_t due)
+{
+	mq_buf_t buf = {0};
+	mq_err_t err;
+	uint64_t x;
+	build(&buf, v, due);
 	assert_int_equal(mq_delay_add(f->d, "t", p, buf.p, buf.len, due, &x, &err), 0);
 	mq_buf_free(&buf);
+	return x;
 }
 
 static uint32_t move(fix_t *f, int64_t now)
@@ -304,6 +313,41 @@ static void test_done_segments_deleted(void **state)
 	assert_non_null(strstr(all, " m199 last"));
 }
 
+static void test_retry_found(void **state)
+{
+	fix_t *f = *state;
+	mq_buf_t buf = {0};
+	uint64_t x, got;
+	for (int i = 0; i < 300; i++) { /* enough to grow the index a few times */
+		char v[16];
+		snprintf(v, sizeof(v), "n%d", i);
+		add(f, 0, v, 100 + i);
+	}
+	x = add(f, 1, "r", 500);
+	build(&buf, "r", 500);
+	assert_int_equal(mq_delay_find(f->d, "t", 1, buf.p, buf.len, &got), 1);
+	assert_int_equal(got, x);
+	/* Another partition, another byte: not the same batch. */
+	assert_int_equal(mq_delay_find(f->d, "t", 0, buf.p, buf.len, &got), 0);
+	build(&buf, "s", 500);
+	assert_int_equal(mq_delay_find(f->d, "t", 1, buf.p, buf.len, &got), 0);
+	/* Still known after a restart, gone once moved. */
+	close_all(f);
+	open_all(f);
+	build(&buf, "r", 500);
+	assert_int_equal(mq_delay_find(f->d, "t", 1, buf.p, buf.len, &got), 1);
+	assert_int_equal(got, x);
+	assert_int_equal(move(f, 450), 300);
+	commit(f);
+	assert_int_equal(mq_delay_find(f->d, "t", 1, buf.p, buf.len, &got), 1);
+	assert_int_equal(move(f, 500), 1);
+	commit(f);
+	assert_int_equal(mq_delay_find(f->d, "t", 1, buf.p, buf.len, &got), 0);
+	build(&buf, "n7", 107);
+	assert_int_equal(mq_delay_find(f->d, "t", 0, buf.p, buf.len, &got), 0);
+	mq_buf_free(&buf);
+}
+
 static void test_topic_gone(void **state)
 {
 	fix_t *f = *state;
@@ -332,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cut_before_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topic_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_done_segments_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_found, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
