@@ -193,13 +193,15 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 			return mq_err_set(err, MQ_EINVAL, "--id '%.200s': use key, hash or none", arg);
 		return 0;
 	case OPT_TTL:
-		if (mq_parse_duration_ms(arg, &o->times.ttl_ms, err))
-			return -MQ_EINVAL;
+		if (mq_parse_duration_ms(arg, &o->times.ttl_ms, &why))
+			return mq_err_set(err, MQ_EINVAL, "--ttl: %s", why.msg);
 		if (o->times.ttl_ms <= 0)
 			return mq_err_set(err, MQ_EINVAL, "--ttl '%.200s': must be more than 0", arg);
 		return 0;
 	case OPT_DELAY:
-		return mq_parse_duration_ms(arg, &o->times.delay_ms, err) ? -MQ_EINVAL : 0;
+		if (mq_parse_duration_ms(arg, &o->times.delay_ms, &why))
+			return mq_err_set(err, MQ_EINVAL, "--delay: %s", why.msg);
+		return 0;
 	case OPT_AT:
 		o->at_set = 1;
 		if (mq_time_parse(arg, mq_now_ms(), &o->times.at_ms, &why))

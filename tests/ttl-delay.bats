@@ -67,7 +67,7 @@ wait_delayed() {
 @test "--ttl refuses what is not a duration" {
 	run mq-pub -t t --ttl soon -m x
 	assert_failure 2
-	assert_output --partial "mq-pub: "
+	assert_output "mq-pub: --ttl: duration 'soon': not understood (use e.g. 250ms, 10s, 5m, 2h, 1d) (try 'mq-pub --help')"
 	run mq-pub -t t --ttl 0 -m x
 	assert_failure 2
 	assert_output --partial "--ttl '0': must be more than 0"
@@ -195,6 +195,7 @@ wait_delayed() {
 	assert_output --partial "--at: time 'yesterday' not understood"
 	run mq-pub -t t --delay soon -m x
 	assert_failure 2
+	assert_output --partial "mq-pub: --delay: duration 'soon': not understood"
 	run mq-pub -t t --delay 1s --at +1s -m x
 	assert_failure 2
 	assert_output --partial "--at and --delay do not go together"
