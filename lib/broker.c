@@ -382,9 +382,13 @@ static void flush_turn(mq_broker_t *b)
 		mq_seen_unadd(b->ids, b->ids_added);
 		b->ids_added = 0;
 	}
+	mq_err_t derr;
+	int drc = mq_delay_commit(b->delay, mq_now_ms(), now, &derr);
 	int rc = mq_groups_commit_log(b->groups, now, &err);
-	if (rc == 0)
-		rc = mq_delay_commit(b->delay, mq_now_ms(), now, &err);
+	if (rc == 0 && drc) {
+		rc = drc;
+		err = derr;
+	}
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
 	b->ids_added = 0;

@@ -384,13 +384,14 @@ static int intents(mq_delay_t *d, int64_t now_ms, uint32_t max, mq_err_t *err)
 int mq_delay_move(mq_delay_t *d, int64_t now_ms, uint32_t max, uint32_t *moved, mq_err_t *err)
 {
 	*moved = 0;
-	int rc = intents(d, now_ms, max, err);
-	if (d->nmv && d->fsync != MQ_FSYNC_NEVER) {
+	size_t first = d->nmv; /* moves before it wait for mq_delay_commit */
+	int rc = intents(d, now_ms, max + (uint32_t)first, err);
+	if (d->nmv > first && d->fsync != MQ_FSYNC_NEVER) {
 		mq_err_t e;
 		if (mq_log_sync(d->log, &e)) { /* an intent must be on disk before its copy */
-			for (size_t i = 0; i < d->nmv; i++)
+			for (size_t i = first; i < d->nmv; i++)
 				retry(d, d->mv[i].x, now_ms);
-			d->nmv = 0;
+			d->nmv = first;
 			return rc ? rc : mq_err_set(err, e.code, "%s", e.msg);
 		}
 	}
@@ -400,7 +401,7 @@ int mq_delay_move(mq_delay_t *d, int64_t now_ms, uint32_t max, uint32_t *moved, 
 	if (d->nmv && getenv("MQ_FAULT_KILL_BEFORE_MOVE"))
 		raise(SIGKILL);
 #endif
-	for (size_t i = 0; i < d->nmv; i++) {
+	for (size_t i = first; i < d->nmv; i++) {
 		move_t *m = &d->mv[i];
 		mq_batch_hdr_t h;
 		mq_log_t *log;

@@ -196,6 +196,24 @@ static void test_due_order(void **state)
 	assert_int_equal(f->nsaid, 0);
 }
 
+/* A turn whose commit did not run (its state log failed first): the
+ * next move copies only what is newly due, and one commit settles both. */
+static void test_two_moves_one_commit(void **state)
+{
+	fix_t *f = *state;
+	add(f, 0, "a", 100);
+	add(f, 0, "b", 200);
+	assert_int_equal(move(f, 100), 1);
+	assert_int_equal(move(f, 200), 1);
+	commit(f);
+	assert_string_equal(values(f, 0), "a b");
+	assert_int_equal(move(f, 300), 0);
+	close_all(f);
+	open_all(f);
+	assert_int_equal(mq_delay_pending(f->d), 0);
+	assert_string_equal(values(f, 0), "a b");
+}
+
 static void test_rebuilt_at_open(void **state)
 {
 	fix_t *f = *state;
@@ -371,6 +389,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_due_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_moves_one_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuilt_at_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_after_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_before_copy, setup, teardown),
