@@ -294,6 +294,27 @@ static int target_of(mq_delay_t *d, uint64_t x, char *topic, uint32_t *p, mq_err
 
 /* ---- adding and moving ---- */
 
+/* A batch enters its partition with its records' timestamps moved to its
+ * due time (the same distances between them): a message's timestamp says
+ * when it entered the topic, as for any other, so time retention and
+ * -o @TIME see it at its place, and a delay longer than the retention does
+ * not make retention take it at once.  The header is inside the CRC,
+ * which is recomputed; the result depends on the batch alone, so a start
+ * after a crash finds the copy by it (copied).  Returns the new CRC. */
+static uint32_t due_time(uint8_t *batch, mq_batch_hdr_t *h)
+{
+	if (h->deliver_at > h->first_ts) {
+		int64_t shift = h->deliver_at - h->first_ts;
+		h->first_ts += shift;
+		h->max_ts += shift;
+		mq_put_u64(batch + 24, (uint64_t)h->first_ts);
+		mq_put_u64(batch + 32, (uint64_t)h->max_ts);
+		h->crc = mq_batch_crc(batch, h->length);
+		mq_put_u32(batch + 12, h->crc);
+	}
+	return h->crc;
+}
+
 int mq_delay_add(mq_delay_t *d, const char *topic, uint32_t partition, uint8_t *batch, size_t len, int64_t due,
 		 uint64_t *x, mq_err_t *err)
 {
@@ -408,13 +429,19 @@ int mq_delay_move(mq_delay_t *d, int64_t now_ms, uint32_t max, uint32_t *moved, 
 		uint64_t base;
 		int gone;
 		mq_err_t e;
-		if (read_at(d, m->x, &h, &e) || !(log = target_log(d, m, &gone, &e)) ||
-		    mq_log_append(log, d->buf.p, h.length, &base, &e)) {
+		uint64_t key = 0;
+		int ok = read_at(d, m->x, &h, &e) == 0 && (log = target_log(d, m, &gone, &e)) != NULL;
+		if (ok) {
+			key = content_key(d->buf.p); /* as added: before due_time */
+			due_time(d->buf.p, &h);
+			ok = mq_log_append(log, d->buf.p, h.length, &base, &e) == 0;
+		}
+		if (!ok) {
 			retry(d, m->x, now_ms); /* its intent stays: harmless, the copy is looked for at open */
 			continue;
 		}
 		m->end = base + h.count;
-		index_del(d, content_key(d->buf.p), m->x);
+		index_del(d, key, m->x);
 		(*moved)++;
 	}
 	return rc;
@@ -569,7 +596,7 @@ static int copied(mq_delay_t *d, uint64_t x, uint64_t hint)
 	mq_log_t *log;
 	if (target_of(d, x, m.topic, &m.p, &e) || read_at(d, x, &h, &e) || !(log = target_log(d, &m, &gone, &e)))
 		return 0;
-	uint32_t len = h.length, crc = h.crc;
+	uint32_t len = h.length, crc = due_time(d->buf.p, &h);
 	uint64_t off = hint < mq_log_start(log) ? mq_log_start(log) : hint;
 	while (off < mq_log_end(log)) {
 		d->buf.len = 0;

@@ -214,6 +214,39 @@ static void test_two_moves_one_commit(void **state)
 	assert_string_equal(values(f, 0), "a b");
 }
 
+/* The copy carries the due time as its timestamp (distances kept). */
+static void test_timestamp_is_due_time(void **state)
+{
+	fix_t *f = *state;
+	mq_buf_t buf = {0};
+	mq_batch_builder_t b;
+	mq_batch_iter_t it;
+	mq_record_t r;
+	mq_log_t *log;
+	mq_err_t err;
+	uint64_t x;
+	mq_batch_begin(&b, &buf);
+	b.hdr.deliver_at = 50000;
+	assert_int_equal(mq_batch_add(&b, 1000, NULL, 0, "a", 1, NULL, 0, NULL, 0), 0);
+	assert_int_equal(mq_batch_add(&b, 1250, NULL, 0, "b", 1, NULL, 0, NULL, 0), 0);
+	mq_batch_finish(&b);
+	assert_int_equal(mq_delay_add(f->d, "t", 0, buf.p, buf.len, 50000, &x, &err), 0);
+	assert_int_equal(move(f, 50000), 1);
+	commit(f);
+	buf.len = 0;
+	assert_int_equal(mq_store_log(f->st, "t", 0, &log, &err), 0);
+	assert_true(mq_log_read(log, 0, 1 << 20, &buf, &err) > 0);
+	assert_int_equal(mq_batch_verify(buf.p, buf.len, &err), 0);
+	assert_int_equal(mq_batch_iter_init(&it, buf.p, buf.len, &err), 0);
+	assert_int_equal(it.hdr.first_ts, 50000);
+	assert_int_equal(it.hdr.max_ts, 50250);
+	assert_int_equal(mq_batch_iter_next(&it, &r), 1);
+	assert_int_equal(r.timestamp, 50000);
+	assert_int_equal(mq_batch_iter_next(&it, &r), 1);
+	assert_int_equal(r.timestamp, 50250);
+	mq_buf_free(&buf);
+}
+
 static void test_rebuilt_at_open(void **state)
 {
 	fix_t *f = *state;
@@ -390,6 +423,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_due_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_moves_one_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timestamp_is_due_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuilt_at_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_after_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_before_copy, setup, teardown),
