@@ -5,6 +5,9 @@
 #   make check-fault      the fault harness (tests/fault/run) at full scale
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY=NAME]  libFuzzer targets (clang), tests/fuzz/
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
+#   make FAULT=1          test builds with fault-injection switches (-DMQ_FAULT_INJECT, e.g.
+#                         MQ_FAULT_KILL_AFTER_SYNC in mq-serve), in build/fault/; the
+#                         programs in bin/ never carry them.  make check builds it too.
 #   make demo             share/demo.sh: a tour of the programs built so far
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
 #                         share/bench/broker.sh (bench-broker; peers from make bench-deps),
@@ -30,6 +33,7 @@ PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?= 0
+FAULT ?= 0
 FUZZ ?= 0
 FUZZ_SECONDS ?= 60
 
@@ -52,6 +56,12 @@ else ifeq ($(SAN),1)
 OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANLD = -fsanitize=address,undefined
 B = build/san
+OUT_BIN = $(B)/bin
+OUT_LIB = $(B)/lib/libmq.a
+else ifeq ($(FAULT),1)
+OPT = -O2 -g -DMQ_FAULT_INJECT
+SANLD =
+B = build/fault
 OUT_BIN = $(B)/bin
 OUT_LIB = $(B)/lib/libmq.a
 else
@@ -174,11 +184,12 @@ bench-deps:
 # are removed first.
 check: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=0 FUZZ=0 FAULT=1 build/fault/bin/mq-serve
 	@for f in $(OUT_TESTS)/test_*; do \
 		case " $(TESTS) " in *" $$f "*) ;; *) [ -f "$$f" ] && rm -f "$$f" ;; esac; \
 	done; true
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" \
-		MQ_FUZZ_DIR="$(CURDIR)/$(OUT_FUZZ)" \
+		MQ_FUZZ_DIR="$(CURDIR)/$(OUT_FUZZ)" MQ_FAULT_BIN="$(CURDIR)/build/fault/bin" \
 		UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1}" \
 		bash tests/run
 

@@ -64,6 +64,11 @@ static void usage(FILE *fp)
 		"      --batch N            at most N messages per batch (default %d)\n"
 		"      --linger DURATION    wait this long for more input to fill a batch (default 0)\n"
 		"      --max-message-bytes SIZE  refuse larger messages (default: the broker's limit)\n"
+		"      --ttl DURATION       a message not delivered within DURATION (counted from when\n"
+		"                           it is due) is never delivered\n"
+		"      --delay DURATION     messages invisible to consumers for DURATION\n"
+		"      --at TIME            messages invisible until TIME (MS since the epoch,\n"
+		"                           2026-11-24T10:00:00Z, +10m; a past TIME: at once)\n"
 		"      --id key|hash|none   message id for the broker's dedup window: the key, a\n"
 		"                           hash of key and value, or none (default: the id of\n"
 		"                           envelope input, else none)\n"
@@ -82,6 +87,9 @@ enum {
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
 	OPT_ID,
+	OPT_TTL,
+	OPT_DELAY,
+	OPT_AT,
 	OPT_LATER, /* options of later versions: refused */
 };
 
@@ -100,9 +108,9 @@ static const struct option longopts[] = {
 	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 	MQ_CLI_LONGOPTS,
 	{"id", required_argument, NULL, OPT_ID},
-	{"ttl", required_argument, NULL, OPT_LATER},
-	{"delay", required_argument, NULL, OPT_LATER},
-	{"at", required_argument, NULL, OPT_LATER},
+	{"ttl", required_argument, NULL, OPT_TTL},
+	{"delay", required_argument, NULL, OPT_DELAY},
+	{"at", required_argument, NULL, OPT_AT},
 	{"prepare", no_argument, NULL, OPT_LATER},
 	{"commit", required_argument, NULL, OPT_LATER},
 	{"rollback", required_argument, NULL, OPT_LATER},
@@ -122,6 +130,8 @@ typedef struct opts {
 	uint64_t batch, max_msg;
 	int progress;
 	enum { ID_INPUT, ID_KEY, ID_HASH, ID_NONE } id;
+	mq_times_t times; /* --at, --delay, --ttl */
+	int at_set;
 } opts_t;
 
 static int parse_header(opts_t *o, const char *s, mq_err_t *err)
@@ -141,6 +151,7 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 {
 	opts_t *o = ctx;
 	uint64_t v;
+	mq_err_t why;
 	switch (c) {
 	case 't': o->topic = arg; return 0;
 	case 'k': o->key = arg; return 0;
@@ -181,6 +192,23 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		else
 			return mq_err_set(err, MQ_EINVAL, "--id '%.200s': use key, hash or none", arg);
 		return 0;
+	case OPT_TTL:
+		if (mq_parse_duration_ms(arg, &o->times.ttl_ms, &why))
+			return mq_err_set(err, MQ_EINVAL, "--ttl: %s", why.msg);
+		if (o->times.ttl_ms <= 0)
+			return mq_err_set(err, MQ_EINVAL, "--ttl '%.200s': must be more than 0", arg);
+		return 0;
+	case OPT_DELAY:
+		if (mq_parse_duration_ms(arg, &o->times.delay_ms, &why))
+			return mq_err_set(err, MQ_EINVAL, "--delay: %s", why.msg);
+		return 0;
+	case OPT_AT:
+		o->at_set = 1;
+		if (mq_time_parse(arg, mq_now_ms(), &o->times.at_ms, &why))
+			return mq_err_set(err, MQ_EINVAL, "--at: %s", why.msg);
+		if (o->times.at_ms <= 0)
+			o->times.at_ms = 1; /* the epoch itself: due long ago */
+		return 0;
 	case OPT_LATER:
 		return mq_cli_later(prog, longopts[idx].name, err);
 	default:
@@ -208,6 +236,8 @@ static int check_opts(void *ctx, mq_err_t *err)
 		return mq_err_set(err, MQ_EINVAL, "-K does not go with -f json|msgpack (envelopes carry their key)");
 	if (o->message && (o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK))
 		return mq_err_set(err, MQ_EINVAL, "-m does not go with -f json|msgpack");
+	if (o->at_set && o->times.delay_ms)
+		return mq_err_set(err, MQ_EINVAL, "--at and --delay do not go together (give one due time)");
 	return 0;
 }
 
@@ -528,7 +558,10 @@ static int setup(pub_t *s, opts_t *o)
 		mq_err_set(err, MQ_ENOMEM, "out of memory");
 		return -1;
 	}
-	return mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err);
+	if (mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err))
+		return -1;
+	mq_producer_set_times(s->p, &o->times);
+	return 0;
 }
 
 static void cleanup(pub_t *s)

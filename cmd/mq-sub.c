@@ -681,8 +681,8 @@ static int exec_main(opts_t *o)
 		failed = 1;
 	}
 	if (o->cli.verbose && u.k)
-		fprintf(stderr, "%s: %" PRIu64 " messages handled, %" PRIu64 " dead-lettered, %" PRIu64 " commits\n",
-			prog, u.ok, u.dead, mq_consumer_commits(u.k));
+		fprintf(stderr, "%s: %" PRIu64 " messages handled, %" PRIu64 " dead-lettered, %" PRIu64 " commits, %" PRIu64
+			" expired skipped\n", prog, u.ok, u.dead, mq_consumer_commits(u.k), mq_client_expired(c));
 	mq_exec_free(u.x); /* kills what still runs: not committed, run again later */
 	mq_consumer_close(u.k);
 	mq_client_close(c);
@@ -762,8 +762,8 @@ int main(int argc, char **argv)
 		failed = 1;
 	}
 	if (o.cli.verbose && u.k)
-		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits\n", prog,
-			mq_consumer_delivered(u.k), mq_consumer_commits(u.k));
+		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits, %" PRIu64 " expired skipped\n",
+			prog, mq_consumer_delivered(u.k), mq_consumer_commits(u.k), mq_client_expired(c));
 	mq_consumer_close(u.k);
 	mq_writer_free(u.w);
 	mq_client_close(c);

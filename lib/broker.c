@@ -52,6 +52,8 @@
 #include <zmq.h>
 
 #include "batch.h"
+#include "delay.h"
+#include "expiry.h"
 #include "group.h"
 #include "sbucket.h"
 #include "seen.h"
@@ -68,6 +70,7 @@
 #define FETCH_MAX_TOPICS 1024
 #define PARKED_MAX 4096
 #define HISTORY_SAVE_EVERY 6 /* samples between saves of the lag history */
+#define DELAY_MOVES_PER_TURN 1024
 #define EPISODE_QUIET_MS 30000 /* a full disk or fd shortage is over after this long without one */
 
 typedef struct ident {
@@ -158,6 +161,8 @@ struct mq_broker {
 	int appended; /* something was appended this turn */
 	mq_sbuckets_t *buckets; /* shared token buckets */
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
+	mq_expiry_t *expiry; /* records skipped as expired (--ttl), per topic */
+	mq_delay_t *delay;   /* delayed batches (--delay, --at) until due */
 	int history_failing; /* saves of the lag history failed since it was said */
 	uint64_t ids_added; /* ids added this turn, to journal at its end */
 	char ids_path[MQ_DATA_DIR_MAX + 32];
@@ -171,6 +176,9 @@ struct mq_broker {
 	struct {
 		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
 	} st;
+#ifdef MQ_FAULT_INJECT
+	uint64_t fault_kill_after; /* MQ_FAULT_KILL_AFTER_SYNC: synced turns that appended, 0 = off */
+#endif
 	struct episode {
 		int on;
 		int64_t last;    /* monotonic ms of the latest occurrence */
@@ -331,12 +339,38 @@ static void reply_refuse(outmsg_t *m, const mq_err_t *err)
 	mq_wire_pack_err(&pk, m->id, err->code ? err->code : MQ_EIO, err->msg);
 }
 
+#ifdef MQ_FAULT_INJECT
+/* Test builds only (make FAULT=1): MQ_FAULT_KILL_AFTER_SYNC=N kills
+ * mq-serve with SIGKILL right after the sync of the Nth turn that
+ * appended, before any of that turn's replies (and before the dedup
+ * journal is written): the acknowledgements are lost for real while the
+ * data is on disk, as when the broker dies between its fsync and its
+ * send. */
+static void fault_init(mq_broker_t *b)
+{
+	const char *v = getenv("MQ_FAULT_KILL_AFTER_SYNC");
+	b->fault_kill_after = v ? strtoull(v, NULL, 10) : 0;
+}
+
+static void fault_after_sync(mq_broker_t *b, int synced)
+{
+	if (!b->fault_kill_after || !b->appended || !synced || --b->fault_kill_after)
+		return;
+	say(b, "fault injection: MQ_FAULT_KILL_AFTER_SYNC reached; killed after the sync, before the replies");
+	raise(SIGKILL);
+}
+#else
+#define fault_init(b) ((void)0)
+#define fault_after_sync(b, synced) ((void)0)
+#endif
+
 /* End of turn: sync what was appended, then send every reply. */
 static void flush_turn(mq_broker_t *b)
 {
 	mq_err_t err, serr;
 	int64_t now = mq_mono_ms();
 	int src = mq_store_commit(b->store, now, &serr);
+	fault_after_sync(b, src == 0);
 	int cut = 0;
 	for (int i = 0; i < b->nout && !cut; i++)
 		cut = reply_cut(b, &b->out[i]);
@@ -348,7 +382,13 @@ static void flush_turn(mq_broker_t *b)
 		mq_seen_unadd(b->ids, b->ids_added);
 		b->ids_added = 0;
 	}
+	mq_err_t derr;
+	int drc = mq_delay_commit(b->delay, mq_now_ms(), now, &derr);
 	int rc = mq_groups_commit_log(b->groups, now, &err);
+	if (rc == 0 && drc) {
+		rc = drc;
+		err = derr;
+	}
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
 	b->ids_added = 0;
@@ -764,6 +804,18 @@ static int ids_commit(mq_broker_t *b, size_t slots, mq_err_t *err)
 	return 0;
 }
 
+/* Append a produced batch to its partition's log, or, when it is not
+ * due yet, to the schedule of delayed batches (delay.h).  *delayed: the
+ * latter (base is then its place in the schedule). */
+static int store_append(mq_broker_t *b, const char *topic, uint32_t p, mq_log_t *log, const mq_batch_hdr_t *h,
+			uint8_t *data, size_t n, uint64_t *base, int *delayed, mq_err_t *err)
+{
+	*delayed = h->deliver_at > mq_now_ms();
+	if (*delayed)
+		return mq_delay_add(b->delay, topic, p, data, n, h->deliver_at, base, err);
+	return mq_log_append(log, data, n, base, err);
+}
+
 static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 {
 	char topic[MQ_NAME_MAX + 1];
@@ -789,12 +841,14 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if ((rc = mq_store_log(b->store, topic, (uint32_t)p, &log, err)))
 		return rc;
 	pstate_t *ps = NULL;
-	int dup = 0, oldest = 0;
+	int dup = 0, oldest = 0, delayed = 0;
 	uint64_t base = 0;
 	uint32_t last = h.base_seq + h.count - 1;
 	if (mq_wire_arg(&r->m, 2) && (rc = mq_wire_bool(mq_wire_arg(&r->m, 2), &oldest, "oldest", err)))
 		return rc;
-	if (h.producer_id) {
+	if (h.deliver_at > mq_now_ms() && mq_delay_find(b->delay, topic, (uint32_t)p, batch, len, &base)) {
+		dup = 1; /* a retry of a delayed batch still pending, also after a restart */
+	} else if (h.producer_id) {
 		if (!(ps = pst_get(b, topic, (uint32_t)p)))
 			return mq_err_set(err, MQ_ENOMEM, "out of memory");
 		if (!ps->loaded) {
@@ -818,7 +872,8 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		}
 		base = mq_log_end(log);
 		if (dup_ids < h.count)
-			rc = mq_log_append(log, dup_ids ? copy.p : batch, dup_ids ? copy.len : len, &base, err);
+			rc = store_append(b, topic, (uint32_t)p, log, &h, dup_ids ? copy.p : batch, dup_ids ? copy.len : len,
+					  &base, &delayed, err);
 		mq_buf_free(&copy);
 		if (rc)
 			return rc;
@@ -832,7 +887,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 		mq_err_t ignored;
 		ids_commit(b, slots, &ignored);
 	} else if (!dup) {
-		if ((rc = mq_log_append(log, batch, len, &base, err)))
+		if ((rc = store_append(b, topic, (uint32_t)p, log, &h, batch, len, &base, &delayed, err)))
 			return rc;
 		b->appended = 1;
 		if (ps)
@@ -848,7 +903,7 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!m)
 		return -MQ_ENOMEM;
 	m->durable = 1;
-	if (!dup && dup_ids < h.count)
+	if (!dup && dup_ids < h.count && !delayed)
 		reply_stored(m, topic, (uint32_t)p, base + h.count - dup_ids);
 	msgpack_pack_uint64(&pk, base);
 	msgpack_pack_uint32(&pk, h.count - dup_ids);
@@ -864,6 +919,22 @@ static void damage_notice(mq_broker_t *b, const char *topic, uint32_t p, const m
 		 "(mq-sub --skip-damaged reads past them): run 'mq-admin verify %s/topics/%s' and restore "
 		 "the partition from a copy if you have one", topic, p, err->msg, b->o.data_dir, topic);
 	say(b, "%s", msg);
+}
+
+/* Time to live (expiry.h): cut a fetch's batches pl at the first expired
+ * one.  Returns the records of the expired run after the batches kept
+ * (counted once per topic), *skip_to the offset after that run. */
+static uint64_t expire_cut(mq_broker_t *b, const char *topic, uint32_t p, mq_log_t *log, mq_buf_t *pl,
+			   uint64_t *skip_to)
+{
+	mq_expiry_cut_t c;
+	mq_expiry_cut(pl->p, pl->len, mq_now_ms(), &c);
+	if (!c.expired)
+		return 0;
+	pl->len = c.keep;
+	*skip_to = c.next;
+	mq_expiry_note(b->expiry, topic, p, c.from, c.next, mq_log_end(log)); /* out of memory: not counted */
+	return c.expired;
 }
 
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
@@ -897,7 +968,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 	for (uint32_t k = 0; k < f->n; k++) {
 		uint32_t i = (uint32_t)((k + f->id) % f->n); /* rotate so no partition starves */
 		uint32_t p = f->parts[i], t = f->tix[i];
-		uint64_t off = f->offs[i], start = 0, end = 0, next = off;
+		uint64_t off = f->offs[i], start = 0, end = 0, next = off, expired = 0, skip_to = 0;
 		int code = 0;
 		mq_log_t *log = NULL;
 		mq_buf_t *pl = &m->pl[m->npl];
@@ -923,6 +994,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 				} else if (got < 0) {
 					code = err.code;
 				} else if (got > 0) {
+					expired = expire_cut(b, f->topics[t], p, log, pl, &skip_to);
 					/* next: the end of the last batch returned */
 					size_t pos = 0;
 					mq_batch_hdr_t h;
@@ -931,12 +1003,14 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 						pos += h.length;
 						b->st.msgs_out += h.count;
 					}
+					if (expired)
+						next = skip_to;
 					b->st.bytes_out += pl->len;
 					budget = (size_t)got >= budget ? 0 : budget - (size_t)got;
 				}
 			}
 		}
-		msgpack_pack_array(&pk, 7);
+		msgpack_pack_array(&pk, 8);
 		msgpack_pack_uint32(&pk, t);
 		msgpack_pack_uint32(&pk, p);
 		msgpack_pack_uint64(&pk, start);
@@ -944,6 +1018,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		msgpack_pack_uint64(&pk, next);
 		msgpack_pack_uint64(&pk, pl->len);
 		msgpack_pack_int(&pk, code);
+		msgpack_pack_uint64(&pk, expired);
 		if (pl->len)
 			m->npl++;
 		else
@@ -1612,6 +1687,33 @@ static int64_t rss_bytes(void)
 	return ok ? res * 4096 : -1;
 }
 
+static void pack_stat(msgpack_packer *pk, const char *name, const char *topic, int64_t v)
+{
+	char full[64 + MQ_NAME_MAX];
+	snprintf(full, sizeof(full), "%s%s%s", name, *topic ? ":" : "", topic);
+	msgpack_pack_array(pk, 2);
+	mq_wire_pack_str(pk, full);
+	msgpack_pack_int64(pk, v);
+}
+
+/* Rows of later features: records skipped as expired ("expired", then
+ * "expired:TOPIC" per topic) and delayed messages not yet due. */
+static uint32_t stats_more(mq_broker_t *b)
+{
+	return 2 + mq_expiry_topics(b->expiry);
+}
+
+static void pack_stats_more(mq_broker_t *b, msgpack_packer *pk)
+{
+	pack_stat(pk, "delayed", "", (int64_t)mq_delay_pending(b->delay));
+	pack_stat(pk, "expired", "", (int64_t)mq_expiry_total(b->expiry));
+	for (uint32_t i = 0; i < mq_expiry_topics(b->expiry); i++) {
+		uint64_t n;
+		const char *topic = mq_expiry_topic(b->expiry, i, &n);
+		pack_stat(pk, "expired", topic, (int64_t)n);
+	}
+}
+
 static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 {
 	char **names = NULL;
@@ -1669,12 +1771,10 @@ static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (!reply_ok(b, r, 1, &pk))
 		return -MQ_ENOMEM;
 	uint32_t nst = (uint32_t)(sizeof(st) / sizeof(st[0]));
-	msgpack_pack_array(&pk, nst);
-	for (uint32_t i = 0; i < nst; i++) {
-		msgpack_pack_array(&pk, 2);
-		mq_wire_pack_str(&pk, st[i].name);
-		msgpack_pack_int64(&pk, st[i].v);
-	}
+	msgpack_pack_array(&pk, nst + stats_more(b));
+	for (uint32_t i = 0; i < nst; i++)
+		pack_stat(&pk, st[i].name, "", st[i].v);
+	pack_stats_more(b, &pk);
 	return 0;
 }
 
@@ -1830,6 +1930,11 @@ static void dedup_lost(void *ctx, const char *msg)
 	say_lost(ctx, msg, " (the dedup window: a message sent again with a dropped id is stored again)");
 }
 
+static void delay_said(void *ctx, const char *msg)
+{
+	say(ctx, "%s", msg);
+}
+
 static void buckets_lost(void *ctx, const char *msg)
 {
 	say_lost(ctx, msg, " (shared buckets: define the dropped ones again with 'mq-bucket --take NAME -r RATE')");
@@ -1963,6 +2068,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->o.dedup_window_ms = 120000;
 	if (!b->o.dedup_max_ids)
 		b->o.dedup_max_ids = 1000000;
+	fault_init(b);
 	b->o.log.report = b->o.report; /* torn writes cut at open */
 	b->o.log.report_ctx = b->o.report_ctx;
 	int rc = mq_store_open(o->data_dir, &b->o.log, &b->store, err);
@@ -1975,7 +2081,9 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	}
 	if ((rc = mq_groups_open(state, &b->o.log, b->store, state_lost, b, &b->groups, err)))
 		goto fail;
-	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)))
+	if ((rc = mq_sbuckets_open(state, buckets_lost, b, &b->buckets, err)) ||
+	    (rc = mq_expiry_new(&b->expiry, err)) ||
+	    (rc = mq_delay_open(state, &b->o.log, b->store, delay_said, b, &b->delay, err)))
 		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
 	snprintf(b->ids_path, sizeof(b->ids_path), "%s", ids);
@@ -2032,6 +2140,20 @@ const char *mq_broker_endpoint(const mq_broker_t *b, int i)
 	return i < b->nsock ? b->endpoint[i] : NULL;
 }
 
+/* Delayed batches now due go to their partitions (delay.h), a bounded
+ * number per turn so requests keep being served. */
+static void move_due(mq_broker_t *b)
+{
+	uint32_t moved = 0;
+	mq_err_t e;
+	if (mq_delay_next_due(b->delay) > mq_now_ms())
+		return;
+	if (mq_delay_move(b->delay, mq_now_ms(), DELAY_MOVES_PER_TURN, &moved, &e))
+		note_fault(b, &e);
+	if (moved)
+		b->appended = 1;
+}
+
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
 	zmq_pollitem_t items[MQ_LISTEN_MAX];
@@ -2044,6 +2166,9 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		for (int i = 0; i < b->nparked; i++)
 			if (b->parked[i].deadline - now < timeout)
 				timeout = b->parked[i].deadline - now;
+		int64_t due = mq_delay_next_due(b->delay) - mq_now_ms();
+		if (due < timeout)
+			timeout = due;
 		if (timeout < 0)
 			timeout = 0;
 		if (zmq_poll(items, b->nsock, (long)timeout) < 0) {
@@ -2063,6 +2188,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 				}
 			}
 		}
+		move_due(b);
 		now = mq_mono_ms();
 		if (mq_groups_tick(b->groups, now) || b->appended || b->nparked)
 			serve_parked(b, 0);
@@ -2112,6 +2238,8 @@ void mq_broker_close(mq_broker_t *b)
 	mq_groups_close(b->groups);
 	mq_seen_close(b->ids);
 	mq_sbuckets_close(b->buckets);
+	mq_expiry_free(b->expiry);
+	mq_delay_close(b->delay);
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);

@@ -60,6 +60,7 @@ struct mq_client {
 	int fetch_state; /* 0 none, 1 to send, 2 sent */
 	uint32_t fetch_wait;
 	int64_t fetch_sent, fetch_first;
+	uint64_t expired; /* records the broker skipped as expired in fetch replies */
 };
 
 /* ---- connection ---- */
@@ -163,6 +164,11 @@ void mq_client_close(mq_client_t *c)
 		zmq_ctx_term(c->ctx);
 	mq_buf_free(&c->freq);
 	free(c);
+}
+
+uint64_t mq_client_expired(const mq_client_t *c)
+{
+	return c->expired;
 }
 
 const char *mq_client_endpoint(const mq_client_t *c)
@@ -1089,6 +1095,7 @@ struct mq_producer {
 	mq_producer_stats_t st;
 	char error[512];
 	int error_new;
+	mq_times_t times; /* --at/--delay/--ttl of every batch */
 };
 
 int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
@@ -1137,6 +1144,20 @@ void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t 
 	mq_batch_begin(b, buf);
 	b->hdr.producer_id = p->pid;
 	b->hdr.base_seq = p->seq[partition];
+	if (p->times.at_ms || p->times.delay_ms || p->times.ttl_ms)
+		mq_times_apply(&p->times, mq_now_ms(), &b->hdr.deliver_at, &b->hdr.expire_at);
+}
+
+void mq_producer_set_times(mq_producer_t *p, const mq_times_t *t)
+{
+	p->times = *t;
+}
+
+void mq_times_apply(const mq_times_t *t, int64_t now_ms, int64_t *deliver_at, int64_t *expire_at)
+{
+	int64_t due = t->at_ms ? t->at_ms : t->delay_ms ? now_ms + t->delay_ms : 0;
+	*deliver_at = due > now_ms ? due : 0; /* due already: delivered at once */
+	*expire_at = t->ttl_ms ? (due > now_ms ? due : now_ms) + t->ttl_ms : 0;
 }
 
 static slot_t *ring(mq_producer_t *p, uint32_t i)
@@ -1484,9 +1505,10 @@ int mq_fetch_entry_check(const mq_fetch_entry_t *x, const char *topic, mq_err_t 
 		expect = h.base_offset + h.count;
 		d += h.length;
 	}
-	if (expect != x->next)
+	if (x->expired > x->next || expect != x->next - x->expired)
 		return mq_err_set(err, MQ_ECORRUPT, "topic '%s' partition %u: the broker sent batches up to offset "
-				  "%" PRIu64 " but says %" PRIu64 " is next", topic, x->partition, expect, x->next);
+				  "%" PRIu64 " but says %" PRIu64 " is next after %" PRIu64 " expired", topic, x->partition,
+				  expect, x->next, x->expired);
 	return 0;
 }
 
@@ -1501,15 +1523,17 @@ static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t 
 	uint32_t next_frame = 1;
 	for (uint32_t i = 0; i < a->size; i++) {
 		const msgpack_object_array *e;
-		uint64_t t, p, s, en, nx, nb, code;
+		uint64_t t, p, s, en, nx, nb, code, xp = 0;
 		if (mq_wire_array(&a->ptr[i], &e, "entry", err) || e->size < 7 ||
 		    mq_wire_u64(&e->ptr[0], &t, "topic", err) || mq_wire_u64(&e->ptr[1], &p, "partition", err) ||
 		    mq_wire_u64(&e->ptr[2], &s, "start", err) || mq_wire_u64(&e->ptr[3], &en, "end", err) ||
 		    mq_wire_u64(&e->ptr[4], &nx, "next", err) || mq_wire_u64(&e->ptr[5], &nb, "nbytes", err) ||
-		    mq_wire_u64(&e->ptr[6], &code, "err", err) || t > UINT32_MAX || p > UINT32_MAX)
+		    mq_wire_u64(&e->ptr[6], &code, "err", err) || t > UINT32_MAX || p > UINT32_MAX ||
+		    (e->size > 7 && mq_wire_u64(&e->ptr[7], &xp, "expired", err)))
 			return bad_reply(c, "FETCH", err);
 		mq_fetch_entry_t *x = &r->e[r->n++];
-		*x = (mq_fetch_entry_t){(uint32_t)t, (uint32_t)p, s, en, nx, (int)code, NULL, 0};
+		*x = (mq_fetch_entry_t){(uint32_t)t, (uint32_t)p, s, en, nx, (int)code, NULL, 0, xp};
+		c->expired += xp;
 		if (nb > 0) {
 			if (next_frame >= r->nframes) {
 				mq_err_set(err, MQ_EPROTO, "partition %u: %llu bytes announced, no frame", x->partition,
@@ -1668,6 +1692,26 @@ static int parse_iso(const char *s, int64_t *ms)
 
 #define OFF_HINT "use beginning, end, N, -N, @MS, @2026-11-24T10:00:00Z or @-1h"
 
+int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err)
+{
+	uint64_t v;
+	int64_t d;
+	if (s[0] == '@')
+		s++;
+	if ((s[0] == '-' || s[0] == '+') && mq_parse_duration_ms(s + 1, &d, NULL) == 0) {
+		*ms = s[0] == '-' ? now_ms - d : now_ms + d;
+		return 0;
+	}
+	if (mq_parse_u64(s, &v, NULL) == 0 && v <= INT64_MAX) {
+		*ms = (int64_t)v;
+		return 0;
+	}
+	if (parse_iso(s, ms) == 0)
+		return 0;
+	return mq_err_set(err, MQ_EINVAL, "time '%.200s' not understood (use MS since the epoch, "
+			  "2026-11-24T10:00:00Z, -1h or +10m)", s);
+}
+
 int mq_offset_spec_parse(const char *s, int64_t now_ms, mq_offset_spec_t *o, mq_err_t *err)
 {
 	uint64_t v;
@@ -1689,15 +1733,7 @@ int mq_offset_spec_parse(const char *s, int64_t now_ms, mq_offset_spec_t *o, mq_
 	}
 	if (s[0] == '@') {
 		int64_t ms;
-		if (s[1] == '-' && mq_parse_duration_ms(s + 2, &ms, NULL) == 0) {
-			*o = (mq_offset_spec_t){MQ_OFF_TIME, now_ms - ms};
-			return 0;
-		}
-		if (mq_parse_u64(s + 1, &v, NULL) == 0 && v <= INT64_MAX) {
-			*o = (mq_offset_spec_t){MQ_OFF_TIME, (int64_t)v};
-			return 0;
-		}
-		if (parse_iso(s + 1, &ms) == 0) {
+		if (mq_time_parse(s + 1, now_ms, &ms, NULL) == 0) {
 			*o = (mq_offset_spec_t){MQ_OFF_TIME, ms};
 			return 0;
 		}

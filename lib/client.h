@@ -53,6 +53,9 @@ const char *mq_client_default_endpoint(const char *endpoint);
 int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err);
 void mq_client_close(mq_client_t *c); /* NULL ok; never blocks */
 const char *mq_client_endpoint(const mq_client_t *c);
+/* Records the broker skipped as expired (mq-pub --ttl) in the fetch
+ * replies this client received: never delivered, counted here. */
+uint64_t mq_client_expired(const mq_client_t *c);
 int64_t mq_client_timeout(const mq_client_t *c);
 
 /* ---- control requests (one at a time) ---- */
@@ -263,8 +266,23 @@ int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint
 void mq_producer_free(mq_producer_t *p); /* NULL ok */
 
 /* Start a batch for partition in buf (mq_batch_begin), with this
- * producer's id and the partition's next sequence in b->hdr. */
+ * producer's id and the partition's next sequence in b->hdr, and its
+ * due and expiry times (mq_producer_set_times). */
 void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t *b, mq_buf_t *buf);
+
+/* When messages become visible and how long they live (mq-pub --at,
+ * --delay, --ttl); 0 fields: not set.  at_ms wins over delay_ms. */
+typedef struct mq_times {
+	int64_t at_ms;    /* due at this wall-clock time, ms since the epoch */
+	int64_t delay_ms; /* due this long after the batch is started */
+	int64_t ttl_ms;   /* never delivered later than this after it is due
+			   * (or after it is sent, when due already) */
+} mq_times_t;
+void mq_producer_set_times(mq_producer_t *p, const mq_times_t *t);
+/* A batch header's deliver_at and expire_at for a batch started at
+ * now_ms: deliver_at 0 when the due time is not in the future (stored
+ * and delivered at once); expire_at 0 without a ttl. */
+void mq_times_apply(const mq_times_t *t, int64_t now_ms, int64_t *deliver_at, int64_t *expire_at);
 /* Seal and send the batch b was building.  The producer takes buf's
  * bytes (buf comes back empty, maybe with another allocation) and keeps
  * them until acknowledged.  Waits while the window is full.  Returns 0,
@@ -297,6 +315,7 @@ typedef struct mq_fetch_entry {
 			      * next are damaged on the broker (wire.h) */
 	const uint8_t *data; /* raw batches (nbytes), or NULL (see mq_fetch_entry_check) */
 	size_t nbytes;
+	uint64_t expired; /* records after data, up to next, skipped by the broker as expired (--ttl) */
 } mq_fetch_entry_t;
 
 typedef struct mq_fetch_reply {
@@ -354,6 +373,12 @@ struct mq_offset_spec {
 	mq_offset_kind_t kind;
 	int64_t v;
 };
+
+/* A point in time given by people (mq-pub --at, the @TIME of -o), with
+ * or without a leading '@': "MS" since the epoch, "2026-11-24T10:00:00Z"
+ * (optional .fff, Z or +HH:MM), "-1h" before now_ms, "+10m" after it.
+ * 0 or -MQ_EINVAL naming the text and the forms. */
+int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err);
 
 /* Parse "beginning", "end", "N", "-N", "@MS", "@2026-11-24T10:00:00Z",
  * "@-1h" (now_ms gives the present for the relative form). */

@@ -41,9 +41,13 @@
  *              MQ_EINVAL: behind the expected sequence and not a remembered
  *              batch (not stored).  So a producer keeps at most
  *              MQ_PRODUCER_BATCHES batches per partition unacknowledged.
+ *              A batch whose header's deliver_at is still ahead (mq-pub
+ *              --delay, --at) goes to the broker's schedule (delay.h) and
+ *              into the partition when due; its base_offset is then its
+ *              place in the schedule, not an offset of the partition.
  *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
  *              t: index into the topic list
- *              ; [[[t, p, start, end, next, nbytes, err]...]] + a frame per entry with nbytes > 0
+ *              ; [[[t, p, start, end, next, nbytes, err, expired]...]] + a frame per entry with nbytes > 0
  *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
  *              start or end), MQ_ENOENT (no such topic or partition), MQ_EBUSY
  *              (the member does not own the partition: heartbeat now),
@@ -52,6 +56,11 @@
  *              only if the consumer chooses to skip it).  Every batch sent
  *              passed its CRC and starts where the one before it ended, the
  *              first one holding the offset asked for.
+ *              expired: records skipped because their time to live
+ *              (batch expire_at, mq-pub --ttl) had passed: the run of
+ *              expired batches right after the ones sent, up to next (so
+ *              the batches sent end at next - expired).  They are never
+ *              sent; the broker counts them once per topic (STATS).
  *              The broker holds a fetch until some partition has data or
  *              max_wait_ms passed (long poll).
  *   OFFSETS    [topic, time|nil]
@@ -84,7 +93,8 @@
  *   GROUP_RESET [group, topic, kind, value, dry_run] ; [[[p, old|-1, new]...]]
  *              kind: an mq_offset_kind_t; MQ_EBUSY while the group has live members
  *   GROUP_DELETE [group] ; []
- *   STATS      [] ; [[[name, value]...]]
+ *   STATS      [] ; [[[name, value]...]]   then "expired" and "expired:TOPIC" (records
+ *              skipped as expired since mq-serve started, each once)
  *
  * Shared token buckets (30-39):
  *
@@ -138,6 +148,8 @@ enum mq_req_kind {
 	/* 30-39 shared buckets */
 	MQ_REQ_BUCKET_TAKE = 30,
 	/* 40-49 transactions */
+	/* 50-59 delayed and expiring messages: none yet; they travel in the
+	 * batch header (deliver_at, expire_at) and the FETCH reply (expired) */
 };
 
 /* Offsets given by people (-o, --to), also in GROUP_RESET. */

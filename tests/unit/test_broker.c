@@ -274,7 +274,7 @@ static int fetch(fix_t *f, const char *topic, uint32_t p, uint64_t off, uint64_t
 	assert_int_equal(mq_wire_array(mq_wire_arg(&f->m, 0), &a, "entries", &err), 0);
 	assert_int_equal(a->size, 1);
 	const msgpack_object_array *e = &a->ptr[0].via.array;
-	assert_int_equal(e->size, 7);
+	assert_int_equal(e->size, 8);
 	assert_int_equal(e->ptr[0].via.u64, 0);
 	*code = (int)e->ptr[6].via.i64;
 	if (e->ptr[6].type == MSGPACK_OBJECT_POSITIVE_INTEGER)

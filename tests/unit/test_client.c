@@ -1,0 +1,84 @@
+/*
+ * test_client.c -- the pure parts of lib/client.c: points in time given
+ * by people (mq-pub --at, mq-sub -o @TIME) and the due and expiry times
+ * a producer writes into each batch header (--at, --delay, --ttl).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "client.h"
+
+static void test_time_parse_forms(void **state)
+{
+	int64_t ms;
+	mq_err_t err;
+	const int64_t now = 1800000000000;
+	assert_int_equal(mq_time_parse("1764000000000", now, &ms, &err), 0);
+	assert_int_equal(ms, 1764000000000);
+	assert_int_equal(mq_time_parse("@1764000000000", now, &ms, &err), 0);
+	assert_int_equal(ms, 1764000000000);
+	assert_int_equal(mq_time_parse("2026-11-24T10:00:00Z", now, &ms, &err), 0);
+	assert_int_equal(ms, 1795514400000);
+	assert_int_equal(mq_time_parse("2026-11-24T11:00:00.250+01:00", now, &ms, &err), 0);
+	assert_int_equal(ms, 1795514400250);
+	assert_int_equal(mq_time_parse("-1h", now, &ms, &err), 0);
+	assert_int_equal(ms, now - 3600000);
+	assert_int_equal(mq_time_parse("+10m", now, &ms, &err), 0);
+	assert_int_equal(ms, now + 600000);
+	assert_int_equal(mq_time_parse("tomorrow", now, &ms, &err), -MQ_EINVAL);
+	assert_non_null(strstr(err.msg, "'tomorrow'"));
+	assert_int_equal(mq_time_parse("2026-13-01T00:00:00Z", now, &ms, &err), -MQ_EINVAL);
+	assert_int_equal(mq_time_parse("+", now, &ms, &err), -MQ_EINVAL);
+}
+
+static void test_offset_spec_keeps_time_forms(void **state)
+{
+	mq_offset_spec_t o;
+	mq_err_t err;
+	assert_int_equal(mq_offset_spec_parse("@-1s", 5000, &o, &err), 0);
+	assert_int_equal(o.kind, MQ_OFF_TIME);
+	assert_int_equal(o.v, 4000);
+	assert_int_equal(mq_offset_spec_parse("@x", 5000, &o, &err), -MQ_EINVAL);
+	assert_non_null(strstr(err.msg, "offset '@x'"));
+}
+
+static void test_times_apply(void **state)
+{
+	int64_t d, e;
+	const int64_t now = 1000000;
+	mq_times_t none = {0};
+	mq_times_apply(&none, now, &d, &e);
+	assert_int_equal(d, 0);
+	assert_int_equal(e, 0);
+	/* TTL alone: from now. */
+	mq_times_apply(&(mq_times_t){.ttl_ms = 500}, now, &d, &e);
+	assert_int_equal(d, 0);
+	assert_int_equal(e, now + 500);
+	/* Delay: due later, the TTL counts from the due time. */
+	mq_times_apply(&(mq_times_t){.delay_ms = 2000, .ttl_ms = 500}, now, &d, &e);
+	assert_int_equal(d, now + 2000);
+	assert_int_equal(e, now + 2500);
+	/* --at in the future, and in the past (delivered at once). */
+	mq_times_apply(&(mq_times_t){.at_ms = now + 7}, now, &d, &e);
+	assert_int_equal(d, now + 7);
+	mq_times_apply(&(mq_times_t){.at_ms = now - 7, .ttl_ms = 1}, now, &d, &e);
+	assert_int_equal(d, 0);
+	assert_int_equal(e, now + 1);
+	mq_times_apply(&(mq_times_t){.at_ms = now}, now, &d, &e);
+	assert_int_equal(d, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_time_parse_forms),
+		cmocka_unit_test(test_offset_spec_keeps_time_forms),
+		cmocka_unit_test(test_times_apply),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
