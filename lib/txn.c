@@ -26,10 +26,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "htab.h"
+#include "wire.h"
 
 #define COMPACT_BYTES (64u << 20)
 #define KEY_LEN 9       /* type + txid */
@@ -91,6 +96,46 @@ const char *mq_txn_why_str(int why)
 	case MQ_TXN_BY_LOST: return "because part of its messages were lost from the broker's transaction log";
 	default: return "";
 	}
+}
+
+int mq_txn_id_parse(const char *s, uint64_t *id, mq_err_t *err)
+{
+	uint64_t v = 0;
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n && n <= 16; i++) {
+		int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			break;
+		v = v << 4 | (uint64_t)d;
+		if (i + 1 == n && v) {
+			*id = v;
+			return 0;
+		}
+	}
+	return mq_err_set(err, MQ_EINVAL, "transaction id '%.100s': expected the 16 hex digits mq-pub --prepare "
+			  "printed", s);
+}
+
+uint64_t mq_txn_id_new(void)
+{
+	uint64_t v = 0;
+	while (v == 0)
+		if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			v = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
+		}
+	return v;
+}
+
+int mq_txn_verdict_of(int wait_status)
+{
+	if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0)
+		return MQ_VERDICT_COMMIT;
+	if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1)
+		return MQ_VERDICT_ROLLBACK;
+	return MQ_VERDICT_UNKNOWN;
 }
 
 static void say(mq_txns_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -798,8 +843,8 @@ int mq_txns_tick(mq_txns_t *t, int64_t now_ms, mq_err_t *err)
 			rc = rollback(t, x, MQ_TXN_BY_ABANDONED, now_ms, err);
 			gone = 1;
 		} else if (x->state == MQ_TXN_PREPARED && x->checks >= t->o.max_checks && now_ms >= check_due(t, x)) {
-			say(t, "transaction %016" PRIx64 " of topic '%s': no verdict after %u checks: rolled back (its %" PRIu64
-			       " messages are dropped)", x->id, x->topic, x->checks, x->messages);
+			say(t, "transaction %016" PRIx64 " of topic '%s': no verdict after %u checks: rolled back (%" PRIu64
+			       " message%s dropped)", x->id, x->topic, x->checks, x->messages, x->messages == 1 ? "" : "s");
 			rc = rollback(t, x, MQ_TXN_BY_CHECKS, now_ms, err);
 			gone = 1;
 		} else if (x->state == MQ_TXN_PREPARED && !x->warned &&

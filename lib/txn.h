@@ -153,7 +153,18 @@ int mq_txns_sync(mq_txns_t *t, int64_t now_mono_ms, mq_err_t *err);
 /* Transactions not decided yet (open or prepared). */
 uint32_t mq_txns_pending(const mq_txns_t *t);
 
-/* "rolled back by mq-pub --rollback", ... for messages. */
+/* A transaction id as people give it: 1 to 16 hex digits, not 0.
+ * -MQ_EINVAL with a message naming s otherwise. */
+int mq_txn_id_parse(const char *s, uint64_t *id, mq_err_t *err);
+/* A new random id (never 0). */
+uint64_t mq_txn_id_new(void);
+
+/* A checker command's verdict from its wait status: exit 0 commit, 1
+ * roll back, anything else (other codes, a signal) unknown (wire.h
+ * enum mq_txn_verdict). */
+int mq_txn_verdict_of(int wait_status);
+
+/* "by mq-pub", ... for messages. */
 const char *mq_txn_why_str(int why);
 
 #endif
