@@ -53,6 +53,9 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mq-pub -t TOPIC [-k KEY | -K DELIM] [-p PARTITION] [-m MESSAGE] [options] < records\n"
+		"       mq-pub -t TOPIC --prepare [options] < records\n"
+		"       mq-pub --commit TXID | --rollback TXID [-t TOPIC]\n"
+		"       mq-pub --txn-checker CMD -t TOPIC [-f FMT | -0]\n"
 		"\n"
 		"  -t, --topic NAME         topic to publish to (created if missing)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
@@ -79,7 +82,7 @@ static void usage(FILE *fp)
 		"      --txn-checker CMD    answer the broker's checks of undecided transactions of\n"
 		"                           -t TOPIC: CMD gets $MQ_TXN and the messages on stdin\n"
 		"                           (as -f says), exits 0 to commit, 1 to roll back, else\n"
-		"                           ask again later (runs until interrupted)"
+		"                           ask again later (runs until interrupted)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              no warnings about single records\n"
 		"  -h, --help               this help;  -V, --version  the version\n",
