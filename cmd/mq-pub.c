@@ -40,6 +40,9 @@ static const char *prog = "mq-pub";
 #define WINDOW 32
 #define BATCH_DEFAULT 10000
 #define BATCH_BYTES ((size_t)1 << 20)
+/* A checker's long poll: a broker that restarted (and lost the poll) is
+ * asked again within this and the resend time. */
+#define CHECK_WAIT_MS 5000
 
 static volatile sig_atomic_t stop;
 
@@ -765,11 +768,7 @@ static int run_check_cmd(const opts_t *o, uint64_t txid, const mq_buf_t *msgs)
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return MQ_VERDICT_UNKNOWN;
-	int v = mq_txn_verdict_of(st);
-	if (o->cli.verbose)
-		fprintf(stderr, "%s: transaction %s: the checker says %s\n", prog, id,
-			v == MQ_VERDICT_COMMIT ? "commit" : v == MQ_VERDICT_ROLLBACK ? "roll back" : "ask again later");
-	return v;
+	return mq_txn_verdict_of(st);
 }
 
 /* A broker that went silent: fatal, unless -w 0 (said once, then wait). */
@@ -791,7 +790,7 @@ static int run_checker(const opts_t *o)
 	while (rc == 0 && !stop) {
 		uint64_t txid = 0;
 		msgs.len = 0;
-		int got = mq_client_txn_check(c, o->topic, 30000, &txid, &msgs, &err);
+		int got = mq_client_txn_check(c, o->topic, CHECK_WAIT_MS, &txid, &msgs, &err);
 		if (got < 0) {
 			if (stop)
 				break;
@@ -802,8 +801,8 @@ static int run_checker(const opts_t *o)
 		said = 0;
 		if (!got)
 			continue;
-		int verdict = run_check_cmd(o, txid, &msgs), was;
-		while (!stop && mq_client_txn_decide(c, txid, o->topic, verdict, 1, &was, &err)) {
+		int verdict = run_check_cmd(o, txid, &msgs), was, ok = 0;
+		while (!stop && !(ok = !mq_client_txn_decide(c, txid, o->topic, verdict, 1, &was, &err))) {
 			if (err.code == MQ_ETIMEDOUT && !silent(o, &err, &said))
 				continue;
 			/* Decided meanwhile, or the broker refused: the next check will do. */
@@ -813,6 +812,10 @@ static int run_checker(const opts_t *o)
 				rc = -1;
 			break;
 		}
+		if (ok && o->cli.verbose) /* said once the broker took it */
+			fprintf(stderr, "%s: transaction %016" PRIx64 ": %s\n", prog, txid,
+				verdict == MQ_VERDICT_COMMIT ? "committed" : verdict == MQ_VERDICT_ROLLBACK ? "rolled back"
+				: "no verdict: asked again later");
 	}
 	mq_buf_free(&msgs);
 	mq_client_close(c);

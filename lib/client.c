@@ -608,16 +608,15 @@ int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint6
 
 /* ---- transactions ---- */
 
+static int call_empty(mq_client_t *c, req_t *q, mq_err_t *err);
+
 int mq_client_txn_begin(mq_client_t *c, uint64_t txid, const char *topic, mq_err_t *err)
 {
 	req_t q;
 	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TXN_BEGIN, 2);
 	msgpack_pack_uint64(pk, txid);
 	mq_wire_pack_str(pk, topic);
-	reply_t r;
-	int rc = req_call(c, &q, &r, err);
-	reply_free(&r);
-	return rc;
+	return call_empty(c, &q, err);
 }
 
 /* A transaction call whose reply is one unsigned number. */

@@ -45,7 +45,7 @@ read_back() {
 	assert_failure 2
 	run mq-pub -t a --max-message-bytes lots
 	assert_failure 2
-	for o in "--ttl 1s" "--delay 1s" "--at 0" "--prepare" "--commit 1" "--rollback 1" "--txn-checker x"; do
+	for o in "--ttl 1s" "--delay 1s" "--at 0"; do
 		run mq-pub -t a $o
 		assert_failure 2
 		assert_output --partial "is not available in this version of mq-pub"
