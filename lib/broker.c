@@ -1678,6 +1678,8 @@ static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 		{"members", members},
 		{"buckets", mq_sbuckets_count(b->buckets)},
 		{"dedup_ids", (int64_t)mq_seen_count(b->ids)},
+		{"transactions_pending", mq_txns_pending(b->txns)},
+		{"checkers_waiting", b->nchk},
 		{"rss_bytes", rss_bytes()},
 	};
 	msgpack_packer pk;

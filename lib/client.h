@@ -224,6 +224,7 @@ int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err);
 /* STATS: name/value pairs (uptime_ms, topics, partitions, bytes,
  * messages_in, batches_in, bytes_in, messages_out, bytes_out, requests,
  * clients_parked, groups, members, buckets, dedup_ids, dedup_dropped,
+ * transactions_pending, checkers_waiting,
  * rss_bytes, ...), in the broker's order. */
 typedef struct mq_stat {
 	char name[48];

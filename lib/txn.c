@@ -762,6 +762,11 @@ int mq_txns_check_next(mq_txns_t *t, const char *topic, int64_t now_ms, uint64_t
 	int rc = 0;
 	for (uint32_t i = 0; i < best->nhalf && !rc; i++)
 		rc = half_read(t, best, &best->half[i], msgs, err);
+	if (rc == -MQ_ECORRUPT) { /* its messages are gone: nothing to decide about */
+		msgs->len = was;
+		say(t, "transaction %016" PRIx64 " of topic '%s': %s: rolled back", best->id, best->topic, err->msg);
+		return rollback(t, best, MQ_TXN_BY_LOST, now_ms, err);
+	}
 	if (rc || (rc = put_u32(t, 'K', best->id, best->checks + 1, now_ms, err))) {
 		msgs->len = was;
 		return rc;
@@ -899,12 +904,20 @@ static void replay_record(replay_t *rs, const mq_record_t *r, uint64_t off)
 	const uint8_t *v = r->value;
 	size_t vn = r->value_len;
 	switch (type) {
-	case 'B':
-		if (!x && vn && vn <= MQ_NAME_MAX && !(x = live_new(t, id, (const char *)v, vn)))
+	case 'B': {
+		char name[MQ_NAME_MAX + 1];
+		if (x || !vn || vn > MQ_NAME_MAX)
+			break;
+		memcpy(name, v, vn);
+		name[vn] = 0;
+		if (strlen(name) != vn || mq_name_check("topic", name, 1, NULL))
+			break; /* not a name this broker wrote: never a path */
+		if (!(x = live_new(t, id, name, vn)))
 			rs->nomem = 1;
-		if (x)
+		else
 			x->active_ms = r->timestamp;
 		break;
+	}
 	case 'A': {
 		mq_batch_hdr_t h;
 		if (!x || r->key_len != ADD_KEY_LEN || x->state != MQ_TXN_OPEN)

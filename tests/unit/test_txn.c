@@ -23,6 +23,7 @@
 #include "batch.h"
 #include "store.h"
 #include "txn.h"
+#include "wire.h"
 
 #define TOPIC "orders"
 #define T0 1700000000000LL /* a wall clock for the check timing */
@@ -508,6 +509,29 @@ static void test_remember(void **state)
 	assert_int_equal(mq_txns_state(f->t, 3, &s, &why), 0);
 }
 
+static void test_ids_and_verdicts(void **state)
+{
+	mq_err_t err;
+	uint64_t id;
+	assert_int_equal(mq_txn_id_parse("00000000deadBEEF", &id, &err), 0);
+	assert_int_equal(id, 0xdeadbeefull);
+	assert_int_equal(mq_txn_id_parse("ffffffffffffffff", &id, &err), 0);
+	assert_int_equal(id, UINT64_MAX);
+	const char *bad[] = {"", "0", "0000000000000000", "1ffffffffffffffff", "12g4", "-1", " 12", "12 "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(mq_txn_id_parse(bad[i], &id, &err), -MQ_EINVAL);
+		assert_non_null(strstr(err.msg, "expected the 16 hex digits"));
+	}
+	assert_int_not_equal(mq_txn_id_new(), 0);
+	assert_int_not_equal(mq_txn_id_new(), mq_txn_id_new());
+	/* Wait statuses as waitpid gives them: exit code << 8, or a signal. */
+	assert_int_equal(mq_txn_verdict_of(0 << 8), MQ_VERDICT_COMMIT);
+	assert_int_equal(mq_txn_verdict_of(1 << 8), MQ_VERDICT_ROLLBACK);
+	assert_int_equal(mq_txn_verdict_of(2 << 8), MQ_VERDICT_UNKNOWN);
+	assert_int_equal(mq_txn_verdict_of(127 << 8), MQ_VERDICT_UNKNOWN);
+	assert_int_equal(mq_txn_verdict_of(9), MQ_VERDICT_UNKNOWN); /* killed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_halves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remember, setup, teardown),
+		cmocka_unit_test(test_ids_and_verdicts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
