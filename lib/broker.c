@@ -1887,12 +1887,16 @@ static int do_txn(mq_broker_t *b, req_t *r, mq_err_t *err)
  * due time (wall clock, so a jump of the clock at most delays it). */
 static void txn_wait(mq_broker_t *b, int64_t now, int64_t *timeout)
 {
-	for (int i = 0; i < b->nchk; i++)
+	int64_t wall = mq_now_ms(), due = mq_txns_next_due(b->txns);
+	for (int i = 0; i < b->nchk; i++) {
+		int64_t at = mq_txns_next_check(b->txns, b->chk[i].topic);
 		if (b->chk[i].deadline - now < *timeout)
 			*timeout = b->chk[i].deadline - now;
-	int64_t due = mq_txns_next_due(b->txns);
-	if (due != INT64_MAX && due - mq_now_ms() < *timeout)
-		*timeout = due - mq_now_ms();
+		if (at < due)
+			due = at;
+	}
+	if (due != INT64_MAX && due - wall < *timeout)
+		*timeout = due - wall;
 }
 
 /* Each turn: time-driven decisions, then held checks (all answered when

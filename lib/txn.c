@@ -778,17 +778,39 @@ int mq_txns_check_next(mq_txns_t *t, const char *topic, int64_t now_ms, uint64_t
 	return 1;
 }
 
-int64_t mq_txns_next_due(const mq_txns_t *t)
+int64_t mq_txns_next_check(const mq_txns_t *t, const char *topic)
 {
 	int64_t next = INT64_MAX;
 	for (uint32_t i = 0; i < t->nlive; i++) {
 		const txn_t *x = t->live[i];
-		int64_t at = x->state == MQ_TXN_OPEN	   ? x->active_ms + t->o.timeout_ms + t->o.check_interval_ms
-			     : x->state == MQ_TXN_COMMITTED ? x->retry_ms
-							    : check_due(t, x);
-		if (at < next)
-			next = at;
+		if (x->state == MQ_TXN_PREPARED && x->checks < t->o.max_checks && check_due(t, x) < next &&
+		    !strcmp(x->topic, topic))
+			next = check_due(t, x);
 	}
+	return next;
+}
+
+/* When mq_txns_tick has something to do for x (INT64_MAX: nothing until
+ * a check): only what it acts on, so a transaction due for a check that
+ * no checker asks for never makes the caller wake up in a loop. */
+static int64_t tick_due(const mq_txns_t *t, const txn_t *x)
+{
+	switch (x->state) {
+	case MQ_TXN_OPEN: return x->active_ms + t->o.timeout_ms + t->o.check_interval_ms;
+	case MQ_TXN_COMMITTED: return x->retry_ms;
+	default:
+		if (x->checks >= t->o.max_checks)
+			return check_due(t, x);
+		return x->warned ? INT64_MAX : check_due(t, x) + t->o.check_interval_ms;
+	}
+}
+
+int64_t mq_txns_next_due(const mq_txns_t *t)
+{
+	int64_t next = INT64_MAX;
+	for (uint32_t i = 0; i < t->nlive; i++)
+		if (tick_due(t, t->live[i]) < next)
+			next = tick_due(t, t->live[i]);
 	return next;
 }
 

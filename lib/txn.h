@@ -138,8 +138,11 @@ int mq_txns_state(const mq_txns_t *t, uint64_t txid, int *state, int *why);
  * when none is due. */
 int mq_txns_check_next(mq_txns_t *t, const char *topic, int64_t now_ms, uint64_t *txid, mq_buf_t *msgs,
 		       mq_err_t *err);
-/* Wall-clock ms at which mq_txns_tick or mq_txns_check_next next has
- * something to do (INT64_MAX: nothing pending). */
+/* Wall-clock ms at which a transaction of topic is next due for a check
+ * (INT64_MAX: none), for a checker waiting on topic. */
+int64_t mq_txns_next_check(const mq_txns_t *t, const char *topic);
+/* Wall-clock ms at which mq_txns_tick next has something to do
+ * (INT64_MAX: nothing). */
 int64_t mq_txns_next_due(const mq_txns_t *t);
 
 /* Time-driven work: roll back what ran out of checks or was abandoned,

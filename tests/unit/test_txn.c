@@ -327,7 +327,9 @@ static void test_checks(void **state)
 	mq_buf_t msgs = {0};
 	uint64_t id = 0;
 	prepare(f, 21);
-	assert_int_equal(mq_txns_next_due(f->t), T0 + 1000);
+	assert_int_equal(mq_txns_next_check(f->t, TOPIC), T0 + 1000);
+	assert_int_equal(mq_txns_next_check(f->t, "other"), INT64_MAX);
+	assert_int_equal(mq_txns_next_due(f->t), T0 + 6000); /* no checker by then: said */
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 999, &id, &msgs, &err), 0);
 	assert_int_equal(mq_txns_check_next(f->t, "other", T0 + 1000, &id, &msgs, &err), 0);
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 1000, &id, &msgs, &err), 1);
@@ -347,11 +349,13 @@ static void test_checks(void **state)
 	/* Next check one interval later; the count survives a restart. */
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 5999, &id, &msgs, &err), 0);
 	reopen(f);
-	assert_int_equal(mq_txns_next_due(f->t), T0 + 6000);
+	assert_int_equal(mq_txns_next_check(f->t, TOPIC), T0 + 6000);
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 6000, &id, &msgs, &err), 1);
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 11000, &id, &msgs, &err), 1);
 	/* Three checks and no verdict: rolled back one interval later. */
 	assert_int_equal(mq_txns_check_next(f->t, TOPIC, T0 + 16000, &id, &msgs, &err), 0);
+	assert_int_equal(mq_txns_next_check(f->t, TOPIC), INT64_MAX);
+	assert_int_equal(mq_txns_next_due(f->t), T0 + 16000);
 	assert_int_equal(mq_txns_tick(f->t, T0 + 15999, &err), 0);
 	assert_int_equal(mq_txns_pending(f->t), 1);
 	assert_int_equal(mq_txns_tick(f->t, T0 + 16000, &err), 0);
@@ -375,6 +379,8 @@ static void test_no_checker(void **state)
 	for (int64_t t = T0; t < T0 + 100000; t += 500)
 		assert_int_equal(mq_txns_tick(f->t, t, &err), 0);
 	assert_int_equal(mq_txns_pending(f->t), 1);
+	/* Nothing more to do until a checker comes: no reason to wake up. */
+	assert_int_equal(mq_txns_next_due(f->t), INT64_MAX);
 	assert_int_equal(f->nreports, 1);
 	assert_non_null(strstr(f->reported, "no checker asked for it"));
 }
