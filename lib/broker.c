@@ -38,6 +38,11 @@
  * stored before may be stored again: never a loss, at worst a copy.
  * After a restart the table is rebuilt lazily from the tail of the
  * partition (PRODUCER_SCAN_BYTES of its newest segment).
+ *
+ * Half-message transactions live in txn.c; here are only their requests,
+ * the checkers' held long polls (answered when a transaction of their
+ * topic comes due, like parked fetches), the transaction log's group
+ * commit in flush_turn and its time-driven work once a turn.
  */
 #include "broker.h"
 

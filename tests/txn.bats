@@ -105,6 +105,13 @@ txn_batches() {
 	run mq-pub --txn-checker true
 	assert_failure 2
 	assert_output --partial "no topic"
+	run mq-serve --txn-timeout soon
+	assert_failure 2
+	assert_output --partial "--txn-timeout 'soon': use a duration"
+	run mq-serve --txn-max-checks 0
+	assert_failure 2
+	run mq-serve --txn-check-interval 0
+	assert_failure 2
 	txn=$(echo a | mq-pub -t t --prepare)
 	run mq-pub --commit "$txn" -t other
 	assert_failure 1
