@@ -699,8 +699,9 @@ int mq_txns_commit(mq_txns_t *t, uint64_t txid, const char *topic, int why, uint
 	if (was)
 		*was = x->state;
 	if (x->state == MQ_TXN_OPEN)
-		return mq_err_set(err, MQ_EINVAL, "transaction %016" PRIx64 " is still being prepared (its mq-pub "
-				  "--prepare has not finished): commit it once it printed the id", txid);
+		return mq_err_set(err, MQ_EINVAL, "transaction %016" PRIx64 " is not prepared: its mq-pub --prepare has "
+				  "not finished (or the broker lost the end of it): commit it once that printed the id",
+				  txid);
 	int64_t now = mq_now_ms();
 	if (x->state == MQ_TXN_PREPARED) {
 		if ((rc = commit_parts(x, err)))

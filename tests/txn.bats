@@ -176,6 +176,34 @@ txn_batches() {
 	assert_equal "$(all t | sort -n | md5sum)" "$(seq 1 1000 | md5sum)"
 }
 
+@test "a transaction log damaged between prepare and commit: said once, the lost transactions refused, nothing half visible" {
+	start_broker
+	a=$(printf 'a1\na2\n' | mq-pub -t t --prepare)
+	b=$(printf 'b1\n' | mq-pub -t t --prepare)
+	stop_broker
+	seg=$MQ_DATA_DIR/state/txn/00000000000000000000.log
+	# A byte of a's messages (the second batch of the log) changed.
+	len1=$(od -An -tu4 -j8 -N4 "$seg" | tr -d ' ')
+	printf '\377' | dd of="$seg" bs=1 seek=$((len1 + 100)) conv=notrunc 2>/dev/null
+	start_broker
+	assert_equal "$(grep -c 'kept the 1 records before it' "$MQ_BROKER_LOG")" 1
+	run mq-pub --commit "$a"
+	assert_failure 1
+	assert_output --partial "transaction $a is not prepared"
+	run mq-pub --commit "$b"
+	assert_failure 1
+	assert_output --partial "no transaction $b on this broker"
+	assert_equal "$(count t)" 0
+	# The log was written again without the damage: the next start is quiet.
+	stop_broker
+	start_broker
+	run grep -c "kept the" "$MQ_BROKER_LOG"
+	assert_output 0
+	c=$(printf 'c1\n' | mq-pub -t t --prepare)
+	mq-pub --commit "$c"
+	assert_equal "$(all t)" "c1"
+}
+
 @test "a commit waits for a broker that restarts" {
 	start_broker
 	txn=$(seq 1 10 | mq-pub -t t --prepare)

@@ -249,7 +249,7 @@ static void test_retries(void **state)
 	buf.p[40] ^= 1; /* damaged on the way: refused */
 	assert_int_equal(mq_txns_add(f->t, 5, 1, 1, buf.p, buf.len, 0, &dup, &err), -MQ_ECORRUPT);
 	assert_int_equal(mq_txns_commit(f->t, 5, NULL, MQ_TXN_BY_CLIENT, UINT32_MAX, NULL, &err), -MQ_EINVAL);
-	assert_non_null(strstr(err.msg, "still being prepared"));
+	assert_non_null(strstr(err.msg, "is not prepared: its mq-pub --prepare has not finished"));
 	assert_int_equal(mq_txns_end(f->t, 5, 1, T0, &msgs, &err), 0);
 	assert_int_equal(mq_txns_end(f->t, 5, 1, T0, &msgs, &err), 0);
 	assert_int_equal(msgs, 3);
@@ -446,7 +446,7 @@ static void test_lost_halves(void **state)
 	assert_non_null(strstr(f->reported, "kept the 2 records before it"));
 	/* What is left of it looks like a prepare that never ended. */
 	assert_int_equal(mq_txns_commit(f->t, 41, NULL, MQ_TXN_BY_CLIENT, UINT32_MAX, NULL, &err), -MQ_EINVAL);
-	assert_non_null(strstr(err.msg, "still being prepared"));
+	assert_non_null(strstr(err.msg, "is not prepared: its mq-pub --prepare has not finished"));
 	assert_int_equal(mq_txns_tick(f->t, mq_now_ms() + 60000, &err), 0);
 	assert_int_equal(mq_txns_pending(f->t), 0);
 	assert_int_equal(mq_txns_commit(f->t, 41, NULL, MQ_TXN_BY_CLIENT, UINT32_MAX, NULL, &err), -MQ_EINVAL);
