@@ -244,6 +244,62 @@ txn_batches() {
 	done
 }
 
+# pid is traced (gdb attached) and runs again (its breakpoints are set).
+traced_and_running() {
+	local tracer state
+	tracer=$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+	state=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$tracer" ] && [ "$tracer" != 0 ] && [ "$state" != t ]
+}
+
+# kill -9 of the broker at the Nth append to a log during a commit of a
+# transaction over 3 partitions (appends, in order: the decision record
+# in the transaction log, partition 0, 1, 2, the "done" record), stopped
+# there by gdb: the restart finishes the commit, each partition holds its
+# part once.
+commit_killed_at_append() { # N
+	command -v gdb >/dev/null || skip "gdb not installed"
+	start_broker --partitions 3
+	txn=$(seq 1 300 | sed 's/.*/&,&/' | mq-pub -t t -K , --prepare)
+	gdb -p "$MQ_BROKER_PID" -batch -ex 'break mq_log_append' -ex "ignore 1 $(($1 - 1))" -ex continue \
+		-ex kill >"$BATS_TEST_TMPDIR/gdb.out" 2>&1 3>&- &
+	gdb=$!
+	eventually traced_and_running "$MQ_BROKER_PID" || skip "gdb cannot attach: $(cat "$BATS_TEST_TMPDIR/gdb.out")"
+	run mq-pub --commit "$txn" -w 2s
+	assert_failure 1 # the broker died before it answered
+	wait "$gdb"
+	grep -q "in mq_txns_commit" "$BATS_TEST_TMPDIR/gdb.out" || grep -q "Breakpoint 1, mq_log_append" "$BATS_TEST_TMPDIR/gdb.out"
+	kill_broker
+	local p before=0
+	for p in 0 1 2; do
+		before=$((before + $(txn_batches t "$txn" "$p")))
+	done
+	echo "$before" >"$BATS_TEST_TMPDIR/before"
+	start_broker --partitions 3
+	assert_equal "$(all t | sort -n | md5sum)" "$(seq 1 300 | md5sum)"
+	for p in 0 1 2; do
+		assert_equal "$(txn_batches t "$txn" "$p")" 1
+	done
+	run mq-pub --commit "$txn"
+	assert_success
+	assert_equal "$(count t)" 300
+}
+
+@test "kill -9 of the broker after the commit decision, before any append" {
+	commit_killed_at_append 2
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/before")" 0
+}
+
+@test "kill -9 of the broker in the middle of a commit's appends across partitions" {
+	commit_killed_at_append 3
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/before")" 1
+}
+
+@test "kill -9 of the broker after a commit's appends, before it recorded them done" {
+	commit_killed_at_append 5
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/before")" 3
+}
+
 @test "kill -9 of mq-pub during the prepare: no id, nothing visible, rolled back as abandoned" {
 	start_broker --txn-timeout 200ms --txn-check-interval 300ms
 	mkfifo "$BATS_TEST_TMPDIR/in"
