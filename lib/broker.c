@@ -1782,10 +1782,12 @@ static int check_answer(mq_broker_t *b, chkpoll_t *c, int force)
 	if (!got && !force && mq_mono_ms() < c->deadline)
 		return 0;
 	outmsg_t *m = out_new(b, c->sock, &c->from, c->id);
-	if (!m || (got && !(m->pl = calloc(1, sizeof(mq_buf_t))))) {
+	if (m && got && !(m->pl = calloc(1, sizeof(mq_buf_t))))
+		got = 0; /* out of memory: answered "nothing due"; the check counts, it is asked again later */
+	if (!m || !got)
 		mq_buf_free(&msgs);
-		return 1; /* the checker asks again; the check is counted all the same */
-	}
+	if (!m)
+		return 1; /* the checker's poll runs out and it asks again */
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &m->hdr);
 	mq_wire_begin(&pk, MQ_REP_OK, c->id, 1);
