@@ -46,6 +46,24 @@ static void put(const char *path, const uint8_t *p, size_t n)
 	fclose(fp);
 }
 
+/* p[0..n) as the first segment of the log state/name, with each batch's
+ * length and CRC made right.  -1: out of memory. */
+static int put_log(const char *name, const uint8_t *p, size_t n)
+{
+	char path[256], seg[300];
+	snprintf(path, sizeof(path), "%s/%s", state, name);
+	mkdir(path, 0755);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", path);
+	uint8_t *copy = malloc(n ? n : 1);
+	if (!copy)
+		return -1;
+	memcpy(copy, p, n);
+	fuzz_fix_crcs(copy, n);
+	put(seg, copy, n);
+	free(copy);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	mq_err_t err;
@@ -87,21 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 2:
 	case 3: {
-		char seg[300];
-		if (data[0] % 4 == 2) {
+		if (data[0] % 5 == 2) {
 			snprintf(path, sizeof(path), "%s/lag-history", state);
 			put(path, p, n);
-		} else {
-			snprintf(path, sizeof(path), "%s/offsets", state);
-			mkdir(path, 0755);
-			snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", path);
-			uint8_t *copy = malloc(n ? n : 1);
-			if (!copy)
-				return 0;
-			memcpy(copy, p, n);
-			fuzz_fix_crcs(copy, n);
-			put(seg, copy, n);
-			free(copy);
+		} else if (put_log("offsets", p, n)) {
+			return 0;
 		}
 		mq_log_opts_t o;
 		mq_log_opts_default(&o);
@@ -115,17 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 4: {
-		char seg[300];
-		snprintf(path, sizeof(path), "%s/txn", state);
-		mkdir(path, 0755);
-		snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", path);
-		uint8_t *copy = malloc(n ? n : 1);
-		if (!copy)
+		if (put_log("txn", p, n))
 			return 0;
-		memcpy(copy, p, n);
-		fuzz_fix_crcs(copy, n);
-		put(seg, copy, n);
-		free(copy);
+		snprintf(path, sizeof(path), "%s/txn", state);
 		mq_txn_opts_t o = {.report = on_report};
 		mq_log_opts_default(&o.log);
 		mq_txns_t *t;
