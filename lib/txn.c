@@ -826,12 +826,30 @@ static int compact(mq_txns_t *t, mq_err_t *err)
 	uint64_t start = mq_log_end(t->log);
 	int64_t now = mq_now_ms();
 	mq_buf_t one = {0};
-	for (uint32_t k = 0; k < t->ndec && !rc; k++) {
+	/* Remembered decisions, many to a batch (a record is 21 bytes). */
+	mq_batch_builder_t b;
+	uint32_t inbatch = 0;
+	for (uint32_t k = 0; k <= t->ndec && !rc; k++) {
+		if (inbatch && (k == t->ndec || inbatch == 4096)) {
+			uint64_t base;
+			mq_batch_finish(&b);
+			rc = mq_log_append(t->log, t->wbuf.p, t->wbuf.len, &base, err);
+			inbatch = 0;
+		}
+		if (k == t->ndec || rc)
+			break;
 		const dec_t *d = &t->dec[(t->dec_head + k) % t->o.remember];
 		if (live_find(t, d->id, NULL))
 			continue; /* a commit still being applied: written in full below */
-		uint8_t v[2] = {d->state, d->why};
-		rc = put(t, 'F', d->id, NULL, 0, v, 2, now, NULL, err);
+		if (!inbatch++) {
+			t->wbuf.len = 0;
+			mq_batch_begin(&b, &t->wbuf);
+		}
+		uint8_t key[KEY_LEN], v[2] = {d->state, d->why};
+		key[0] = 'F';
+		mq_put_u64(key + 1, d->id);
+		if (mq_batch_add(&b, now, key, KEY_LEN, v, 2, NULL, 0, NULL, 0))
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
 	for (uint32_t i = 0; i < t->nlive && !rc; i++) {
 		txn_t *x = t->live[i];
