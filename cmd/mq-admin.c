@@ -420,7 +420,7 @@ static int dump_batch(void *ctx, const uint8_t *b, size_t len, const char *seg, 
 	if (h->expire_at)
 		printf(" expire_at=%" PRId64, h->expire_at);
 	if (h->txn_id)
-		printf(" txn=%" PRIu64, h->txn_id);
+		printf(" txn=%016" PRIx64, h->txn_id); /* as mq-pub --prepare prints it */
 	putchar('\n');
 	d->batches++;
 	mq_record_t r;

@@ -14,6 +14,7 @@
  * (saying how many were not and why); 2 for usage errors.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -31,12 +33,16 @@
 #include "hash.h"
 #include "mq.h"
 #include "record.h"
+#include "txn.h"
 
 static const char *prog = "mq-pub";
 
 #define WINDOW 32
 #define BATCH_DEFAULT 10000
 #define BATCH_BYTES ((size_t)1 << 20)
+/* A checker's long poll: a broker that restarted (and lost the poll) is
+ * asked again within this and the resend time. */
+#define CHECK_WAIT_MS 5000
 
 static volatile sig_atomic_t stop;
 
@@ -50,6 +56,9 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mq-pub -t TOPIC [-k KEY | -K DELIM] [-p PARTITION] [-m MESSAGE] [options] < records\n"
+		"       mq-pub -t TOPIC --prepare [options] < records\n"
+		"       mq-pub --commit TXID | --rollback TXID [-t TOPIC]\n"
+		"       mq-pub --txn-checker CMD -t TOPIC [-f FMT | -0]\n"
 		"\n"
 		"  -t, --topic NAME         topic to publish to (created if missing)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
@@ -74,6 +83,14 @@ static void usage(FILE *fp)
 		"                           envelope input, else none)\n"
 		"      --progress, --no-progress  a progress line on stderr (default: on a terminal,\n"
 		"                           with a regular file as input)\n"
+		"      --prepare            store all input as one transaction, invisible to\n"
+		"                           consumers; print its id on stdout\n"
+		"      --commit TXID        make every message of the transaction visible at once\n"
+		"      --rollback TXID      discard the transaction\n"
+		"      --txn-checker CMD    answer the broker's checks of undecided transactions of\n"
+		"                           -t TOPIC: CMD gets $MQ_TXN and the messages on stdin\n"
+		"                           (as -f says), exits 0 to commit, 1 to roll back, else\n"
+		"                           ask again later (runs until interrupted)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              no warnings about single records\n"
 		"  -h, --help               this help;  -V, --version  the version\n",
@@ -90,6 +107,10 @@ enum {
 	OPT_TTL,
 	OPT_DELAY,
 	OPT_AT,
+	OPT_PREPARE,
+	OPT_COMMIT,
+	OPT_ROLLBACK,
+	OPT_CHECKER,
 	OPT_LATER, /* options of later versions: refused */
 };
 
@@ -111,12 +132,14 @@ static const struct option longopts[] = {
 	{"ttl", required_argument, NULL, OPT_TTL},
 	{"delay", required_argument, NULL, OPT_DELAY},
 	{"at", required_argument, NULL, OPT_AT},
-	{"prepare", no_argument, NULL, OPT_LATER},
-	{"commit", required_argument, NULL, OPT_LATER},
-	{"rollback", required_argument, NULL, OPT_LATER},
-	{"txn-checker", required_argument, NULL, OPT_LATER},
+	{"prepare", no_argument, NULL, OPT_PREPARE},
+	{"commit", required_argument, NULL, OPT_COMMIT},
+	{"rollback", required_argument, NULL, OPT_ROLLBACK},
+	{"txn-checker", required_argument, NULL, OPT_CHECKER},
 	{NULL, 0, NULL, 0},
 };
+
+enum { TX_NONE, TX_PREPARE, TX_COMMIT, TX_ROLLBACK, TX_CHECKER };
 
 typedef struct opts {
 	mq_cli_t cli;
@@ -132,7 +155,20 @@ typedef struct opts {
 	enum { ID_INPUT, ID_KEY, ID_HASH, ID_NONE } id;
 	mq_times_t times; /* --at, --delay, --ttl */
 	int at_set;
+	int tx;              /* TX_*: what mq-pub does with transactions */
+	uint64_t txid;       /* --commit, --rollback */
+	const char *checker; /* --txn-checker CMD */
 } opts_t;
+
+/* --prepare, --commit, --rollback and --txn-checker exclude each other. */
+static int set_tx(opts_t *o, int mode, const char *opt, mq_err_t *err)
+{
+	static const char *const names[] = {"", "--prepare", "--commit", "--rollback", "--txn-checker"};
+	if (o->tx && o->tx != mode)
+		return mq_err_set(err, MQ_EINVAL, "%s and %s do not go together", names[o->tx], opt);
+	o->tx = mode;
+	return 0;
+}
 
 static int parse_header(opts_t *o, const char *s, mq_err_t *err)
 {
@@ -209,6 +245,15 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		if (o->times.at_ms <= 0)
 			o->times.at_ms = 1; /* the epoch itself: due long ago */
 		return 0;
+	case OPT_PREPARE: return set_tx(o, TX_PREPARE, "--prepare", err);
+	case OPT_COMMIT:
+	case OPT_ROLLBACK:
+		if (set_tx(o, c == OPT_COMMIT ? TX_COMMIT : TX_ROLLBACK, c == OPT_COMMIT ? "--commit" : "--rollback", err))
+			return -MQ_EINVAL;
+		return mq_txn_id_parse(arg, &o->txid, err);
+	case OPT_CHECKER:
+		o->checker = arg;
+		return set_tx(o, TX_CHECKER, "--txn-checker", err);
 	case OPT_LATER:
 		return mq_cli_later(prog, longopts[idx].name, err);
 	default:
@@ -219,10 +264,16 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
-	if (!o->topic)
+	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
+	if (o->cli.timeout_ms == 0 && o->tx != TX_CHECKER)
+		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0 only with --txn-checker)");
+	if (!o->topic && !decide)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
-	if (mq_name_check("topic", o->topic, 0, err))
+	if (o->topic && mq_name_check("topic", o->topic, 0, err))
 		return -MQ_EINVAL;
+	if ((decide || o->tx == TX_CHECKER) && (o->message || o->key || o->delim || o->partition >= 0 || o->nheaders))
+		return mq_err_set(err, MQ_EINVAL, "--%s takes no messages: -m, -k, -K, -p and -H do not go with it",
+				  o->tx == TX_CHECKER ? "txn-checker" : decide && o->tx == TX_COMMIT ? "commit" : "rollback");
 	if (o->key && o->delim)
 		return mq_err_set(err, MQ_EINVAL, "-k and -K do not go together");
 	if (o->nul) {
@@ -238,6 +289,9 @@ static int check_opts(void *ctx, mq_err_t *err)
 		return mq_err_set(err, MQ_EINVAL, "-m does not go with -f json|msgpack");
 	if (o->at_set && o->times.delay_ms)
 		return mq_err_set(err, MQ_EINVAL, "--at and --delay do not go together (give one due time)");
+	if (o->tx && (o->at_set || o->times.delay_ms || o->times.ttl_ms))
+		return mq_err_set(err, MQ_EINVAL, "--ttl, --delay and --at do not go with transactions in this version "
+				  "(a transaction's messages become visible when it is committed)");
 	return 0;
 }
 
@@ -245,6 +299,7 @@ static int check_opts(void *ctx, mq_err_t *err)
 static int parse_opts(int argc, char **argv, opts_t *o)
 {
 	mq_err_t err;
+	o->cli.timeout_zero_ok = 1; /* --txn-checker -w 0: never give up (check_opts) */
 	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
 	return mq_cli_done(r, prog, usage, &err);
 }
@@ -266,6 +321,8 @@ typedef struct pub {
 	char idhex[33];
 	int failed;      /* broker silent: stop */
 	mq_err_t err;
+	uint64_t txid;        /* --prepare: the transaction being prepared */
+	uint32_t tx_batches;  /* --prepare: batches the broker holds */
 	/* progress */
 	int64_t prog_start, prog_last;
 	int prog_tty;
@@ -278,12 +335,29 @@ static void report_refusals(pub_t *s)
 		fprintf(stderr, "%s: topic '%s': %s\n", prog, s->o->topic, e);
 }
 
+/* --prepare: one batch of the transaction, stored before the next. */
+static int send_half(pub_t *s, uint32_t part)
+{
+	int dup;
+	if (!mq_batch_finish(&s->b[part]))
+		return 0;
+	if (mq_client_txn_add(s->c, s->txid, s->tx_batches, part, s->bufs[part].p, s->bufs[part].len, &dup, &s->err)) {
+		s->failed = 1;
+		return -1;
+	}
+	s->bufs[part].len = 0;
+	s->tx_batches++;
+	return 0;
+}
+
 static int send_batch(pub_t *s, uint32_t part)
 {
 	s->opened[part] = 0;
 	/* Unkeyed records spread batch by batch. */
 	if (s->o->partition < 0 && part == s->rr)
 		s->rr = (s->rr + 1) % s->partitions;
+	if (s->o->tx == TX_PREPARE)
+		return send_half(s, part);
 	if (mq_producer_send(s->p, &s->b[part], part, &s->err)) {
 		s->failed = 1;
 		return -1;
@@ -385,7 +459,13 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 			part = s->rr, b = &s->b[part];
 	}
 	if (!s->opened[part]) {
-		mq_producer_begin(s->p, part, b, &s->bufs[part]);
+		if (s->p) {
+			mq_producer_begin(s->p, part, b, &s->bufs[part]);
+		} else { /* --prepare */
+			mq_batch_begin(b, &s->bufs[part]);
+			b->hdr.txn_id = s->txid;
+			b->hdr.flags = MQ_BF_TXN;
+		}
 		s->opened[part] = mq_mono_ms();
 	}
 	int64_t ts = r->timestamp > 0 ? r->timestamp : s->now_ms;
@@ -493,7 +573,8 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 		}
 		if (mq_reader_eof(rd))
 			break;
-		before_read(s);
+		if (s->p) /* --prepare sends when a batch is full or at the end */
+			before_read(s);
 		if (s->failed || stop)
 			break;
 		long n = mq_reader_fill(rd, &e);
@@ -509,8 +590,52 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 	return 0;
 }
 
+/* --prepare: all of it or nothing; the id on stdout once it is stored. */
+static int finish_prepare(pub_t *s)
+{
+	uint64_t msgs = 0, bad = s->too_big + s->bad;
+	mq_err_t e;
+	if (!s->failed)
+		send_open(s);
+	if (!s->failed && (bad || stop)) {
+		if (stop)
+			mq_err_set(&s->err, MQ_EAGAIN, "interrupted");
+		else
+			mq_err_set(&s->err, MQ_EINVAL, "%" PRIu64 " of %" PRIu64 " records were invalid or too big, see "
+				   "above", bad, s->read);
+		s->failed = 1;
+	}
+	if (!s->failed && mq_client_txn_end(s->c, s->txid, s->tx_batches, &msgs, &s->err))
+		s->failed = 1;
+	if (!s->failed && msgs != s->read) {
+		mq_err_set(&s->err, MQ_EPROTO, "the broker holds %" PRIu64 " messages of it, not %" PRIu64, msgs, s->read);
+		s->failed = 1;
+	}
+	if (s->failed) {
+		/* Discard what the broker holds (if it answers); it would be
+		 * rolled back as abandoned anyway. */
+		if (s->err.code != MQ_ETIMEDOUT)
+			mq_client_txn_decide(s->c, s->txid, s->o->topic, MQ_VERDICT_ROLLBACK, 0, NULL, &e);
+		fprintf(stderr, "%s: topic '%s': the transaction was not prepared (%s); none of its %" PRIu64
+			" messages will be visible: publish them again\n", prog, s->o->topic, s->err.msg, s->read);
+		return 1;
+	}
+	printf("%016" PRIx64 "\n", s->txid);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: cannot write the transaction id %016" PRIx64 " to standard output: %s; roll it "
+			"back with --rollback or let it be checked\n", prog, s->txid, strerror(errno));
+		return 1;
+	}
+	if (s->o->cli.verbose)
+		fprintf(stderr, "%s: transaction %016" PRIx64 " prepared: %" PRIu64 " messages in %u batches, "
+			"invisible until committed\n", prog, s->txid, msgs, s->tx_batches);
+	return 0;
+}
+
 static int finish(pub_t *s)
 {
+	if (s->o->tx == TX_PREPARE)
+		return finish_prepare(s);
 	if (!s->failed)
 		send_open(s);
 	if (!s->failed && mq_producer_flush(s->p, &s->err))
@@ -558,6 +683,10 @@ static int setup(pub_t *s, opts_t *o)
 		mq_err_set(err, MQ_ENOMEM, "out of memory");
 		return -1;
 	}
+	if (o->tx == TX_PREPARE) {
+		s->txid = mq_txn_id_new();
+		return mq_client_txn_begin(s->c, s->txid, o->topic, err);
+	}
 	if (mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err))
 		return -1;
 	mq_producer_set_times(s->p, &o->times);
@@ -593,6 +722,146 @@ static void message_rec(const opts_t *o, mq_rec_t *r)
 	r->offset = -1;
 }
 
+/* ---- --commit, --rollback, --txn-checker ---- */
+
+static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
+{
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog,
+			       .interrupt = &stop};
+	return mq_client_open(&co, c, err);
+}
+
+static int run_decide(const opts_t *o)
+{
+	mq_client_t *c = NULL;
+	mq_err_t err;
+	int was = 0, verdict = o->tx == TX_COMMIT ? MQ_VERDICT_COMMIT : MQ_VERDICT_ROLLBACK;
+	int rc = open_client(o, &c, &err);
+	if (rc == 0)
+		rc = mq_client_txn_decide(c, o->txid, o->topic, verdict, 0, &was, &err);
+	mq_client_close(c);
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 1;
+	}
+	if (o->cli.verbose)
+		fprintf(stderr, "%s: transaction %016" PRIx64 " %s%s\n", prog, o->txid,
+			verdict == MQ_VERDICT_COMMIT ? "committed" : "rolled back",
+			was == MQ_TXN_COMMITTED || was == MQ_TXN_ROLLED_BACK ? " (it already was)" : "");
+	return 0;
+}
+
+/* Write the messages of a check (batches back to back) to fd as -f says. */
+static void write_messages(const opts_t *o, int fd, const mq_buf_t *msgs)
+{
+	mq_writer_opts_t wo = {.fmt = o->fmt, .name = "the checker's standard input"};
+	mq_writer_t *w;
+	mq_err_t err;
+	if (mq_writer_new(fd, &wo, &w, &err))
+		return;
+	size_t pos = 0;
+	mq_batch_iter_t it;
+	mq_record_t r;
+	int rc = 0;
+	while (rc == 0 && pos < msgs->len && mq_batch_iter_init(&it, msgs->p + pos, msgs->len - pos, &err) == 0) {
+		while (rc == 0 && mq_batch_iter_next(&it, &r) > 0)
+			rc = mq_writer_put(w, o->topic, 0, &r, &err);
+		pos += it.hdr.length;
+	}
+	if (rc == 0)
+		mq_writer_flush(w, &err); /* a CMD that does not read its input is no error */
+	mq_writer_free(w);
+}
+
+/* Run CMD for transaction txid: its verdict (enum mq_txn_verdict). */
+static int run_check_cmd(const opts_t *o, uint64_t txid, const mq_buf_t *msgs)
+{
+	int fds[2];
+	char id[17];
+	snprintf(id, sizeof id, "%016" PRIx64, txid);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		fprintf(stderr, "%s: cannot run the checker for transaction %s: %s\n", prog, id, strerror(errno));
+		return MQ_VERDICT_UNKNOWN;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[0], 0);
+		setenv("MQ_TXN", id, 1);
+		setenv("MQ_TOPIC", o->topic, 1);
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", o->checker, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	if (pid < 0) {
+		fprintf(stderr, "%s: cannot run the checker for transaction %s: %s\n", prog, id, strerror(errno));
+		close(fds[1]);
+		return MQ_VERDICT_UNKNOWN;
+	}
+	write_messages(o, fds[1], msgs);
+	close(fds[1]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return MQ_VERDICT_UNKNOWN;
+	return mq_txn_verdict_of(st);
+}
+
+/* A broker that went silent: fatal, unless -w 0 (said once, then wait). */
+static int silent(const opts_t *o, const mq_err_t *err, int *said)
+{
+	if (o->cli.timeout_ms != 0 || err->code != MQ_ETIMEDOUT)
+		return 1;
+	if (!(*said)++)
+		fprintf(stderr, "%s: %s; still trying (-w 0)\n", prog, err->msg);
+	return 0;
+}
+
+static int run_checker(const opts_t *o)
+{
+	mq_client_t *c = NULL;
+	mq_err_t err;
+	mq_buf_t msgs = {0};
+	int rc = open_client(o, &c, &err), said = 0;
+	while (rc == 0 && !stop) {
+		uint64_t txid = 0;
+		msgs.len = 0;
+		int got = mq_client_txn_check(c, o->topic, CHECK_WAIT_MS, &txid, &msgs, &err);
+		if (got < 0) {
+			if (stop)
+				break;
+			if ((rc = silent(o, &err, &said)))
+				break;
+			continue;
+		}
+		said = 0;
+		if (!got)
+			continue;
+		int verdict = run_check_cmd(o, txid, &msgs), was, ok = 0;
+		while (!stop && !(ok = !mq_client_txn_decide(c, txid, o->topic, verdict, 1, &was, &err))) {
+			if (err.code == MQ_ETIMEDOUT && !silent(o, &err, &said))
+				continue;
+			/* Decided meanwhile, or the broker refused: the next check will do. */
+			fprintf(stderr, "%s: transaction %016" PRIx64 ": the verdict was not taken: %s\n", prog, txid,
+				err.msg);
+			if (err.code == MQ_ETIMEDOUT)
+				rc = -1;
+			break;
+		}
+		if (ok && o->cli.verbose) /* said once the broker took it */
+			fprintf(stderr, "%s: transaction %016" PRIx64 ": %s\n", prog, txid,
+				verdict == MQ_VERDICT_COMMIT ? "committed" : verdict == MQ_VERDICT_ROLLBACK ? "rolled back"
+				: "no verdict: asked again later");
+	}
+	mq_buf_free(&msgs);
+	mq_client_close(c);
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	opts_t o = {.partition = -1, .batch = BATCH_DEFAULT, .progress = -1};
@@ -605,6 +874,12 @@ int main(int argc, char **argv)
 		o.progress = !o.message && isatty(2) && fstat(0, &st) == 0 && S_ISREG(st.st_mode);
 	if (o.cli.quiet)
 		o.progress = o.cli.verbose = 0;
+	if (o.tx != TX_NONE)
+		o.progress = 0;
+	if (o.tx == TX_COMMIT || o.tx == TX_ROLLBACK || o.tx == TX_CHECKER) {
+		mq_cli_signals(on_signal);
+		return o.tx == TX_CHECKER ? run_checker(&o) : run_decide(&o);
+	}
 
 	mq_reader_t *rd = NULL;
 	mq_err_t err;

@@ -44,6 +44,10 @@ static void usage(FILE *fp)
 		"      --lag-interval D      sample consumer lag this often for mq-lag (default 10s)\n"
 		"      --dedup-ids N         remember at most N ids, oldest forgotten first\n"
 		"                            (default 1000000)\n"
+		"      --txn-timeout D       check back an undecided transaction D after its\n"
+		"                            prepare (default 6s)\n"
+		"      --txn-check-interval D  then again every D (default 60s)\n"
+		"      --txn-max-checks N    roll it back after N checks without a verdict (default 15)\n"
 		"  -v, --verbose             more messages on stderr\n"
 		"  -q, --quiet               only errors on stderr\n"
 		"  -h, --help                this help\n"
@@ -60,6 +64,9 @@ enum {
 	OPT_DEDUP_WINDOW,
 	OPT_DEDUP_IDS,
 	OPT_LAG_INTERVAL,
+	OPT_TXN_TIMEOUT,
+	OPT_TXN_INTERVAL,
+	OPT_TXN_MAX_CHECKS,
 	OPT_LATER,
 };
 
@@ -136,8 +143,9 @@ int main(int argc, char **argv)
 		{"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
 		{"dedup-ids", required_argument, NULL, OPT_DEDUP_IDS},
 		{"lag-interval", required_argument, NULL, OPT_LAG_INTERVAL},
-		{"txn-timeout", required_argument, NULL, OPT_LATER},
-		{"txn-max-checks", required_argument, NULL, OPT_LATER},
+		{"txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT},
+		{"txn-check-interval", required_argument, NULL, OPT_TXN_INTERVAL},
+		{"txn-max-checks", required_argument, NULL, OPT_TXN_MAX_CHECKS},
 		{"curve-secret", required_argument, NULL, OPT_LATER},
 		{"curve-allow", required_argument, NULL, OPT_LATER},
 		{"verbose", no_argument, NULL, 'v'},
@@ -248,6 +256,25 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.dedup_max_ids = v;
+			break;
+		case OPT_TXN_TIMEOUT:
+		case OPT_TXN_INTERVAL:
+			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
+				fprintf(stderr, "%s: --%s '%s': use a duration of 10ms or more, such as %s\n", prog,
+					opts[idx].name, optarg, c == OPT_TXN_TIMEOUT ? "6s" : "1m");
+				return 2;
+			}
+			if (c == OPT_TXN_TIMEOUT)
+				o.txn_timeout_ms = ms;
+			else
+				o.txn_check_interval_ms = ms;
+			break;
+		case OPT_TXN_MAX_CHECKS:
+			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > 1000000) {
+				fprintf(stderr, "%s: --txn-max-checks '%s': use a count from 1 to 1000000\n", prog, optarg);
+				return 2;
+			}
+			o.txn_max_checks = (uint32_t)v;
 			break;
 		case OPT_LATER:
 			fprintf(stderr, "%s: --%s is not available in this version of mq-serve\n", prog,

@@ -38,6 +38,11 @@
  * stored before may be stored again: never a loss, at worst a copy.
  * After a restart the table is rebuilt lazily from the tail of the
  * partition (PRODUCER_SCAN_BYTES of its newest segment).
+ *
+ * Half-message transactions live in txn.c; here are only their requests,
+ * the checkers' held long polls (answered when a transaction of their
+ * topic comes due, like parked fetches), the transaction log's group
+ * commit in flush_turn and its time-driven work once a turn.
  */
 #include "broker.h"
 
@@ -58,6 +63,7 @@
 #include "sbucket.h"
 #include "seen.h"
 #include "store.h"
+#include "txn.h"
 #include "wire.h"
 
 #define TURN_MAX_MSGS 2048
@@ -95,6 +101,15 @@ typedef struct outmsg {
 } outmsg_t;
 
 typedef char topic_name_t[MQ_NAME_MAX + 1];
+
+/* A checker's TXN_CHECK, held until a transaction is due or its wait ran out. */
+typedef struct chkpoll {
+	int sock;
+	ident_t from;
+	uint32_t id;
+	char topic[MQ_NAME_MAX + 1];
+	int64_t deadline; /* mono ms */
+} chkpoll_t;
 
 typedef struct parked {
 	int sock;
@@ -160,6 +175,9 @@ struct mq_broker {
 	uint64_t turn;
 	int appended; /* something was appended this turn */
 	mq_sbuckets_t *buckets; /* shared token buckets */
+	mq_txns_t *txns;        /* half-message transactions (txn.h) */
+	chkpoll_t *chk;         /* checkers waiting for a check */
+	int nchk, capchk;
 	mq_seen_t *ids; /* broker-side dedup window: hashes of topic + id */
 	mq_expiry_t *expiry; /* records skipped as expired (--ttl), per topic */
 	mq_delay_t *delay;   /* delayed batches (--delay, --at) until due */
@@ -389,6 +407,8 @@ static void flush_turn(mq_broker_t *b)
 		rc = drc;
 		err = derr;
 	}
+	if (rc == 0)
+		rc = mq_txns_sync(b->txns, now, &err);
 	if (rc == 0 && b->ids_added)
 		rc = mq_seen_sync(b->ids, &err);
 	b->ids_added = 0;
@@ -1765,6 +1785,8 @@ static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 		{"members", members},
 		{"buckets", mq_sbuckets_count(b->buckets)},
 		{"dedup_ids", (int64_t)mq_seen_count(b->ids)},
+		{"transactions_pending", mq_txns_pending(b->txns)},
+		{"checkers_waiting", b->nchk},
 		{"rss_bytes", rss_bytes()},
 	};
 	msgpack_packer pk;
@@ -1823,6 +1845,184 @@ static int do_bucket_take(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return 0;
 }
 
+/* ---- half-message transactions (txn.h; requests in wire.h) ---- */
+
+static int txid_arg(const mq_wire_msg_t *m, uint32_t i, uint64_t *txid, mq_err_t *err)
+{
+	int rc = mq_wire_u64(mq_wire_arg(m, i), txid, "transaction id", err);
+	if (rc == 0 && *txid == 0)
+		return mq_err_set(err, MQ_EINVAL, "transaction id 0 is not valid");
+	return rc;
+}
+
+/* A reply [value] that goes out once the turn's data is on disk. */
+static int reply_txn(mq_broker_t *b, req_t *r, uint64_t v)
+{
+	msgpack_packer pk;
+	outmsg_t *m = reply_ok(b, r, 1, &pk);
+	if (!m)
+		return -MQ_ENOMEM;
+	m->durable = 1;
+	msgpack_pack_uint64(&pk, v);
+	return 0;
+}
+
+/* Answer a held check: a due transaction, or nil when force. 1: answered. */
+static int check_answer(mq_broker_t *b, chkpoll_t *c, int force)
+{
+	mq_err_t err;
+	uint64_t txid = 0;
+	mq_buf_t msgs = {0};
+	int got = force ? 0 : mq_txns_check_next(b->txns, c->topic, mq_now_ms(), &txid, &msgs, &err);
+	if (got < 0) {
+		mq_buf_free(&msgs);
+		say(b, "transaction check for topic '%s': %s", c->topic, err.msg);
+		got = 0;
+	}
+	if (!got && !force && mq_mono_ms() < c->deadline)
+		return 0;
+	outmsg_t *m = out_new(b, c->sock, &c->from, c->id);
+	if (m && got && !(m->pl = calloc(1, sizeof(mq_buf_t))))
+		got = 0; /* out of memory: answered "nothing due"; the check counts, it is asked again later */
+	if (!m || !got)
+		mq_buf_free(&msgs);
+	if (!m)
+		return 1; /* the checker's poll runs out and it asks again */
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &m->hdr);
+	mq_wire_begin(&pk, MQ_REP_OK, c->id, 1);
+	if (got) {
+		msgpack_pack_uint64(&pk, txid);
+		m->pl[0] = msgs;
+		m->npl = 1;
+		m->durable = 1; /* the check is counted on disk first */
+	} else {
+		msgpack_pack_nil(&pk);
+	}
+	return 1;
+}
+
+static int txn_check(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	chkpoll_t c = {.sock = r->sock, .from = r->from, .id = r->m.id};
+	uint64_t wait;
+	int rc;
+	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), c.topic, "topic", 0, err)) ||
+	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &wait, "max_wait_ms", err)))
+		return rc;
+	c.deadline = mq_mono_ms() + (int64_t)(wait > FETCH_MAX_WAIT_MS ? FETCH_MAX_WAIT_MS : wait);
+	for (int i = 0; i < b->nchk; i++) /* one held check per connection */
+		if (b->chk[i].sock == c.sock && b->chk[i].from.n == c.from.n &&
+		    !memcmp(b->chk[i].from.b, c.from.b, c.from.n)) {
+			b->chk[i] = b->chk[--b->nchk];
+			break;
+		}
+	if (check_answer(b, &c, wait == 0 || b->nchk >= PARKED_MAX))
+		return 0;
+	if (b->nchk == b->capchk) {
+		int cap = b->capchk ? b->capchk * 2 : 8;
+		chkpoll_t *v = realloc(b->chk, (size_t)cap * sizeof(*v));
+		if (!v)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		b->chk = v;
+		b->capchk = cap;
+	}
+	b->chk[b->nchk++] = c;
+	return 0;
+}
+
+static int do_txn(mq_broker_t *b, req_t *r, mq_err_t *err)
+{
+	char topic[MQ_NAME_MAX + 1] = "";
+	uint64_t txid, n, v = 0, index, part;
+	int rc, was = 0, dup = 0;
+	uint32_t kind = r->m.kind;
+	if (kind == MQ_REQ_TXN_CHECK)
+		return txn_check(b, r, err);
+	if ((rc = txid_arg(&r->m, 0, &txid, err)))
+		return rc;
+	switch (kind) {
+	case MQ_REQ_TXN_BEGIN:
+		if ((rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 0, err)) ||
+		    (rc = mq_txns_begin(b->txns, txid, topic, mq_now_ms(), err)))
+			return rc;
+		return reply_durable(b, r);
+	case MQ_REQ_TXN_ADD:
+		if ((rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &index, "index", err)) ||
+		    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &part, "partition", err)))
+			return rc;
+		if (!r->payload)
+			return mq_err_set(err, MQ_EPROTO, "TXN_ADD without a batch frame");
+		if (index > UINT32_MAX || part >= MQ_PARTITIONS_MAX)
+			return mq_err_set(err, MQ_EINVAL, "TXN_ADD: index or partition out of range");
+		if ((rc = mq_txns_add(b->txns, txid, (uint32_t)index, (uint32_t)part, zmq_msg_data(r->payload),
+				      zmq_msg_size(r->payload), b->o.log.max_record_bytes, &dup, err)))
+			return rc;
+		return reply_txn(b, r, (uint64_t)dup);
+	case MQ_REQ_TXN_END:
+		if ((rc = mq_wire_u64(mq_wire_arg(&r->m, 1), &n, "nbatches", err)))
+			return rc;
+		if (n > UINT32_MAX)
+			return mq_err_set(err, MQ_EINVAL, "TXN_END: %" PRIu64 " batches", n);
+		if ((rc = mq_txns_end(b->txns, txid, (uint32_t)n, mq_now_ms(), &v, err)))
+			return rc;
+		return reply_txn(b, r, v);
+	case MQ_REQ_TXN_COMMIT:
+	case MQ_REQ_TXN_ROLLBACK:
+	case MQ_REQ_TXN_VERDICT:
+		if ((rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 1, err)))
+			return rc;
+		v = kind == MQ_REQ_TXN_ROLLBACK ? MQ_VERDICT_ROLLBACK : MQ_VERDICT_COMMIT;
+		if (kind == MQ_REQ_TXN_VERDICT && (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &v, "verdict", err)))
+			return rc;
+		int why = kind == MQ_REQ_TXN_VERDICT ? MQ_TXN_BY_CHECKER : MQ_TXN_BY_CLIENT;
+		if (v == MQ_VERDICT_COMMIT) {
+			rc = mq_txns_commit(b->txns, txid, topic, why, UINT32_MAX, &was, err);
+			b->appended = 1; /* parked fetches look again */
+		} else if (v == MQ_VERDICT_ROLLBACK) {
+			rc = mq_txns_rollback(b->txns, txid, topic, why, &was, err);
+		} else if (mq_txns_state(b->txns, txid, &was, &dup)) {
+			rc = mq_err_set(err, MQ_ENOENT, "no transaction %016" PRIx64, txid);
+		}
+		return rc ? rc : reply_txn(b, r, (uint64_t)was);
+	default:
+		return mq_err_set(err, MQ_EPROTO, "unknown transaction request %u", kind);
+	}
+}
+
+/* The loop's wait ends for a held check's deadline or a transaction's
+ * due time (wall clock, so a jump of the clock at most delays it). */
+static void txn_wait(mq_broker_t *b, int64_t now, int64_t *timeout)
+{
+	int64_t wall = mq_now_ms(), due = mq_txns_next_due(b->txns);
+	for (int i = 0; i < b->nchk; i++) {
+		int64_t at = mq_txns_next_check(b->txns, b->chk[i].topic);
+		if (b->chk[i].deadline - now < *timeout)
+			*timeout = b->chk[i].deadline - now;
+		if (at < due)
+			due = at;
+	}
+	if (due != INT64_MAX && due - wall < *timeout)
+		*timeout = due - wall;
+}
+
+/* Each turn: time-driven decisions, then held checks (all answered when
+ * stopping). */
+static void txn_turn(mq_broker_t *b, int stopping)
+{
+	mq_err_t err;
+	if (mq_txns_tick(b->txns, mq_now_ms(), &err)) {
+		note_fault(b, &err);
+		say(b, "transactions: %s", err.msg);
+	}
+	for (int i = 0; i < b->nchk;) {
+		if (check_answer(b, &b->chk[i], stopping))
+			b->chk[i] = b->chk[--b->nchk];
+		else
+			i++;
+	}
+}
+
 static void dispatch(mq_broker_t *b, req_t *r)
 {
 	mq_err_t err = {0};
@@ -1849,6 +2049,13 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	case MQ_REQ_GROUP_RESET: rc = do_group_reset(b, r, &err); break;
 	case MQ_REQ_GROUP_DELETE: rc = do_group_delete(b, r, &err); break;
 	case MQ_REQ_STATS: rc = do_stats(b, r, &err); break;
+	case MQ_REQ_TXN_BEGIN:
+	case MQ_REQ_TXN_ADD:
+	case MQ_REQ_TXN_END:
+	case MQ_REQ_TXN_COMMIT:
+	case MQ_REQ_TXN_ROLLBACK:
+	case MQ_REQ_TXN_CHECK:
+	case MQ_REQ_TXN_VERDICT: rc = do_txn(b, r, &err); break;
 	default:
 		rc = mq_err_set(&err, MQ_EPROTO, "unknown request kind %u (client newer than this mq-serve?)",
 				r->m.kind);
@@ -2085,6 +2292,11 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	    (rc = mq_expiry_new(&b->expiry, err)) ||
 	    (rc = mq_delay_open(state, &b->o.log, b->store, delay_said, b, &b->delay, err)))
 		goto fail;
+	mq_txn_opts_t to = {.timeout_ms = o->txn_timeout_ms, .check_interval_ms = o->txn_check_interval_ms,
+			    .max_checks = o->txn_max_checks, .log = b->o.log, .report = o->report,
+			    .report_ctx = o->report_ctx};
+	if ((rc = mq_txns_open(state, b->store, &to, &b->txns, err)))
+		goto fail;
 	snprintf(ids, sizeof(ids), "%s/dedup", state); /* fits: state is shorter by more than 6 */
 	snprintf(b->ids_path, sizeof(b->ids_path), "%s", ids);
 	struct stat jst;
@@ -2169,6 +2381,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		int64_t due = mq_delay_next_due(b->delay) - mq_now_ms();
 		if (due < timeout)
 			timeout = due;
+		txn_wait(b, now, &timeout);
 		if (timeout < 0)
 			timeout = 0;
 		if (zmq_poll(items, b->nsock, (long)timeout) < 0) {
@@ -2190,6 +2403,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		}
 		move_due(b);
 		now = mq_mono_ms();
+		txn_turn(b, 0);
 		if (mq_groups_tick(b->groups, now) || b->appended || b->nparked)
 			serve_parked(b, 0);
 		flush_turn(b);
@@ -2205,6 +2419,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 			b->next_retention = now + b->o.retention_check_ms;
 		}
 	}
+	txn_turn(b, 1);
 	serve_parked(b, 1);
 	flush_turn(b);
 	return 0;
@@ -2240,6 +2455,8 @@ void mq_broker_close(mq_broker_t *b)
 	mq_sbuckets_close(b->buckets);
 	mq_expiry_free(b->expiry);
 	mq_delay_close(b->delay);
+	mq_txns_close(b->txns);
+	free(b->chk);
 	mq_buf_free(&b->scratch);
 	free(b->batch_ids);
 	mq_store_close(b->store);

@@ -28,6 +28,9 @@ typedef struct mq_broker_opts {
 	int64_t lag_interval_ms;    /* how often group lag is sampled (default 10 s) */
 	int64_t dedup_window_ms;    /* message ids remembered per topic (default 2 min) */
 	uint64_t dedup_max_ids;     /* at most this many ids (default 1,000,000) */
+	int64_t txn_timeout_ms;     /* first check of an undecided transaction (txn.h defaults) */
+	int64_t txn_check_interval_ms; /* later checks */
+	uint32_t txn_max_checks;    /* checks without a verdict before it is rolled back */
 	/* Where the broker says what the operator must hear of, one line
 	 * each without a newline (what, where, what to do): a damaged state
 	 * file recovered up to its last good record, a full disk, too few

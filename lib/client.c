@@ -292,7 +292,17 @@ static int reply_error(mq_client_t *c, const mq_wire_msg_t *m, mq_err_t *err)
 /* One control request: send req (header frame, id already in it) and
  * wait for the reply with that id, resending it every resend_ms, for
  * at most the timeout.  On MQ_REP_OK, r holds the reply. */
+static int call_pl(mq_client_t *c, const mq_buf_t *req, const void *pl, size_t pl_len, uint32_t id,
+		   const char *what, reply_t *r, mq_err_t *err);
+
 static int call(mq_client_t *c, const mq_buf_t *req, uint32_t id, const char *what, reply_t *r, mq_err_t *err)
+{
+	return call_pl(c, req, NULL, 0, id, what, r, err);
+}
+
+/* call with a payload frame after the header (pl NULL: none). */
+static int call_pl(mq_client_t *c, const mq_buf_t *req, const void *pl, size_t pl_len, uint32_t id,
+		   const char *what, reply_t *r, mq_err_t *err)
 {
 	int64_t start = mq_mono_ms(), deadline = start + c->timeout_ms, next_send = start;
 	int stopped = c->interrupt && *c->interrupt;
@@ -300,7 +310,7 @@ static int call(mq_client_t *c, const mq_buf_t *req, uint32_t id, const char *wh
 	for (;;) {
 		int64_t now = mq_mono_ms();
 		if (now >= next_send) {
-			int rc = send_frames(c->ctl, req->p, req->len, NULL, 0, err);
+			int rc = send_frames(c->ctl, req->p, req->len, pl, pl_len, err);
 			if (rc < 0)
 				return rc;
 			/* Not sent (no connection yet): try again soon. */
@@ -600,6 +610,157 @@ int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint6
 	    mq_wire_u64(mq_wire_arg(&r.msg, 1), wait_ns, "wait_ns", err) || *granted > want)
 		rc = bad_reply(c, "BUCKET_TAKE", err);
 	reply_free(&r);
+	return rc;
+}
+
+/* ---- transactions ---- */
+
+static int call_empty(mq_client_t *c, req_t *q, mq_err_t *err);
+
+int mq_client_txn_begin(mq_client_t *c, uint64_t txid, const char *topic, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TXN_BEGIN, 2);
+	msgpack_pack_uint64(pk, txid);
+	mq_wire_pack_str(pk, topic);
+	return call_empty(c, &q, err);
+}
+
+/* A transaction call whose reply is one unsigned number. */
+static int txn_call(mq_client_t *c, req_t *q, const void *pl, size_t pl_len, uint64_t *v, mq_err_t *err)
+{
+	reply_t r;
+	r.live = 0;
+	int rc = q->b.p ? call_pl(c, &q->b, pl, pl_len, q->id, mq_wire_kind_name(q->kind), &r, err)
+			: mq_err_set(err, MQ_ENOMEM, "out of memory");
+	mq_buf_free(&q->b);
+	if (rc == 0 && mq_wire_u64(mq_wire_arg(&r.msg, 0), v, "result", err))
+		rc = bad_reply(c, mq_wire_kind_name(q->kind), err);
+	reply_free(&r);
+	return rc;
+}
+
+int mq_client_txn_add(mq_client_t *c, uint64_t txid, uint32_t index, uint32_t partition, const void *batch,
+		      size_t len, int *dup, mq_err_t *err)
+{
+	req_t q;
+	uint64_t v = 0;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TXN_ADD, 3);
+	msgpack_pack_uint64(pk, txid);
+	msgpack_pack_uint32(pk, index);
+	msgpack_pack_uint32(pk, partition);
+	int rc = txn_call(c, &q, batch, len, &v, err);
+	*dup = v != 0;
+	return rc;
+}
+
+int mq_client_txn_end(mq_client_t *c, uint64_t txid, uint32_t nbatches, uint64_t *messages, mq_err_t *err)
+{
+	req_t q;
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_TXN_END, 2);
+	msgpack_pack_uint64(pk, txid);
+	msgpack_pack_uint32(pk, nbatches);
+	return txn_call(c, &q, NULL, 0, messages, err);
+}
+
+int mq_client_txn_decide(mq_client_t *c, uint64_t txid, const char *topic, int verdict, int from_checker,
+			 int *was, mq_err_t *err)
+{
+	req_t q;
+	uint32_t kind = from_checker ? MQ_REQ_TXN_VERDICT
+			: verdict == MQ_VERDICT_COMMIT ? MQ_REQ_TXN_COMMIT : MQ_REQ_TXN_ROLLBACK;
+	msgpack_packer *pk = req_begin(c, &q, kind, from_checker ? 3 : 2);
+	msgpack_pack_uint64(pk, txid);
+	if (topic && *topic)
+		mq_wire_pack_str(pk, topic);
+	else
+		msgpack_pack_nil(pk);
+	if (from_checker)
+		msgpack_pack_int(pk, verdict);
+	uint64_t v = 0;
+	int rc = txn_call(c, &q, NULL, 0, &v, err);
+	if (was)
+		*was = (int)v;
+	return rc;
+}
+
+int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uint64_t *txid, mq_buf_t *msgs,
+			mq_err_t *err)
+{
+	mq_buf_t req = {0};
+	msgpack_packer pk;
+	mq_wire_packer(&pk, &req);
+	uint32_t id = new_id(c);
+	mq_wire_begin(&pk, MQ_REQ_TXN_CHECK, id, 2);
+	mq_wire_pack_str(&pk, topic);
+	msgpack_pack_uint32(&pk, wait_ms);
+	if (!req.p)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	/* A long poll on the data socket: sent again only when the answer is
+	 * late by resend_ms past the wait, given up after the timeout. */
+	int64_t first = mq_mono_ms(), sent = -1;
+	int rc = 0;
+	for (;;) {
+		int64_t now = mq_mono_ms();
+		if (sent < 0 || now - sent >= (int64_t)wait_ms + c->resend_ms) {
+			rc = send_frames(c->data, req.p, req.len, NULL, 0, err);
+			if (rc < 0)
+				break;
+			if (rc)
+				sent = now;
+		}
+		if (now - (sent < 0 ? first : sent) >= (int64_t)wait_ms + c->timeout_ms) {
+			rc = timed_out(c, "TXN_CHECK", err);
+			break;
+		}
+		int64_t w = sent < 0 ? 20 : c->resend_ms;
+		if ((rc = wait_in(c->data, w, err)) < 0) {
+			if (rc == -MQ_EAGAIN && !(c->interrupt && *c->interrupt))
+				continue;
+			break;
+		}
+		if (!rc)
+			continue;
+		reply_t r;
+		if (!recv_reply(c->data, &r, 0))
+			continue;
+		if (r.msg.id != id) {
+			reply_free(&r);
+			drain_more(c->data);
+			continue;
+		}
+		if (r.msg.kind != MQ_REP_OK) {
+			rc = reply_error(c, &r.msg, err);
+			reply_free(&r);
+			drain_more(c->data);
+			break;
+		}
+		const msgpack_object *o = mq_wire_arg(&r.msg, 0);
+		rc = 0;
+		if (o && o->type != MSGPACK_OBJECT_NIL) {
+			if (mq_wire_u64(o, txid, "transaction id", err)) {
+				rc = bad_reply(c, "TXN_CHECK", err);
+			} else {
+				zmq_msg_t f;
+				zmq_msg_init(&f);
+				int more = 0;
+				size_t sz = sizeof more;
+				zmq_getsockopt(c->data, ZMQ_RCVMORE, &more, &sz);
+				if (!more || zmq_msg_recv(&f, c->data, 0) < 0)
+					rc = mq_err_set(err, MQ_EPROTO, "broker %s sent a check without its messages",
+							c->endpoint);
+				else if (mq_buf_append(msgs, zmq_msg_data(&f), zmq_msg_size(&f)))
+					rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+				else
+					rc = 1;
+				zmq_msg_close(&f);
+			}
+		}
+		reply_free(&r);
+		drain_more(c->data);
+		break;
+	}
+	mq_buf_free(&req);
 	return rc;
 }
 

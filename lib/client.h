@@ -109,6 +109,30 @@ void mq_topic_list_free(mq_topic_list_t *l);
 int mq_client_bucket_take(mq_client_t *c, const char *name, uint64_t want, uint64_t min, const mq_rate_t *rate,
 			  uint64_t burst, uint64_t *granted, uint64_t *wait_ns, mq_err_t *err);
 
+/* ---- half-message transactions (wire.h TXN_*, txn.h) ---- */
+
+/* txid: a random non-zero id the producer picks.  Every call may be
+ * repeated (the broker answers a retry as the first time). */
+int mq_client_txn_begin(mq_client_t *c, uint64_t txid, const char *topic, mq_err_t *err);
+/* Batch number index (0, 1, ...) of the transaction for partition; *dup:
+ * the broker had it already. */
+int mq_client_txn_add(mq_client_t *c, uint64_t txid, uint32_t index, uint32_t partition, const void *batch,
+		      size_t len, int *dup, mq_err_t *err);
+/* The prepare is complete: nbatches were added.  *messages: how many the
+ * broker holds. */
+int mq_client_txn_end(mq_client_t *c, uint64_t txid, uint32_t nbatches, uint64_t *messages, mq_err_t *err);
+/* Commit or roll back (verdict: enum mq_txn_verdict; from_checker sends a
+ * checker's TXN_VERDICT, which may also be MQ_VERDICT_UNKNOWN).  topic
+ * (NULL: not checked) must be the transaction's.  *was (may be NULL):
+ * its state before (txn.h enum mq_txn_state). */
+int mq_client_txn_decide(mq_client_t *c, uint64_t txid, const char *topic, int verdict, int from_checker,
+			 int *was, mq_err_t *err);
+/* A checker's long poll: 1 with *txid and the transaction's batches
+ * appended to msgs, 0 when none came due within wait_ms, < 0 error
+ * (-MQ_ETIMEDOUT when the broker stayed silent past wait + timeout). */
+int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uint64_t *txid, mq_buf_t *msgs,
+			mq_err_t *err);
+
 /* ---- administration (mq-admin, mq-lag) ---- */
 
 #define MQ_MEMBER_ID_MAX 200 /* member ids as the client keeps them */
@@ -203,6 +227,7 @@ int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err);
 /* STATS: name/value pairs (uptime_ms, topics, partitions, bytes,
  * messages_in, batches_in, bytes_in, messages_out, bytes_out, requests,
  * clients_parked, groups, members, buckets, dedup_ids, dedup_dropped,
+ * transactions_pending, checkers_waiting,
  * rss_bytes, ...), in the broker's order. */
 typedef struct mq_stat {
 	char name[48];

@@ -104,6 +104,36 @@
  *              granted is between min and want, or 0 when fewer than min
  *              tokens were there (wait_ns: until they will be).  MQ_ENOENT:
  *              no such bucket and no rate given.
+ *
+ * Half-message transactions (40-49; txn.h, mq-pub(1)).  txid: a u64 the
+ * producer picks at random (never 0); every call may be sent again:
+ *
+ *   TXN_BEGIN  [txid, topic] ; []     the topic must exist (META first).
+ *              MQ_EEXIST: the id is taken (pick another)
+ *   TXN_ADD    [txid, index, partition] + batch ; [duplicate]   batch number
+ *              index (0, 1, ...) of the transaction, stored invisibly.
+ *              duplicate: that index was stored before.  MQ_ESEQ: an
+ *              earlier index is missing (resend in order); MQ_ETOOBIG: the
+ *              transaction passed MQ_TXN_MAX_PART_BYTES for the partition
+ *   TXN_END    [txid, nbatches] ; [messages]   the prepare is complete (the
+ *              transaction is prepared and its check clock starts).
+ *              MQ_EINVAL when the broker holds another number of batches
+ *              (lost in a crash): it is rolled back
+ *   TXN_COMMIT [txid, topic|nil] ; [state_before]
+ *   TXN_ROLLBACK [txid, topic|nil] ; [state_before]   state_before: an
+ *              mq_txn_state (txn.h); deciding again the same way is
+ *              answered as the first time; the other way is MQ_EINVAL with
+ *              a message saying how it was decided; an unknown id MQ_ENOENT.
+ *              Replies go out once the decision is on disk
+ *   TXN_CHECK  [topic, max_wait_ms] ; [txid|nil] + batch frame when txid
+ *              (the checker's long poll: the broker holds it until a
+ *              prepared transaction of topic is due for a check, then
+ *              answers with its id and its batches, back to back, and
+ *              counts the check; nil when max_wait_ms passed).  A new
+ *              TXN_CHECK from the same connection replaces a held one
+ *   TXN_VERDICT [txid, topic, verdict] ; [state_before]   a checker's answer:
+ *              verdict 0 commit, 1 roll back, 2 unknown (ask again at the
+ *              next check)
  */
 #ifndef MQ_WIRE_H
 #define MQ_WIRE_H
@@ -148,9 +178,19 @@ enum mq_req_kind {
 	/* 30-39 shared buckets */
 	MQ_REQ_BUCKET_TAKE = 30,
 	/* 40-49 transactions */
+	MQ_REQ_TXN_BEGIN = 40,
+	MQ_REQ_TXN_ADD = 41,
+	MQ_REQ_TXN_END = 42,
+	MQ_REQ_TXN_COMMIT = 43,
+	MQ_REQ_TXN_ROLLBACK = 44,
+	MQ_REQ_TXN_CHECK = 45,
+	MQ_REQ_TXN_VERDICT = 46,
 	/* 50-59 delayed and expiring messages: none yet; they travel in the
 	 * batch header (deliver_at, expire_at) and the FETCH reply (expired) */
 };
+
+/* A checker's verdict (TXN_VERDICT). */
+enum mq_txn_verdict { MQ_VERDICT_COMMIT = 0, MQ_VERDICT_ROLLBACK = 1, MQ_VERDICT_UNKNOWN = 2 };
 
 /* Offsets given by people (-o, --to), also in GROUP_RESET. */
 typedef enum mq_offset_kind {

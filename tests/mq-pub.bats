@@ -45,11 +45,6 @@ read_back() {
 	assert_failure 2
 	run mq-pub -t a --max-message-bytes lots
 	assert_failure 2
-	for o in "--prepare" "--commit 1" "--rollback 1" "--txn-checker x"; do
-		run mq-pub -t a $o
-		assert_failure 2
-		assert_output --partial "is not available in this version of mq-pub"
-	done
 }
 
 @test "mq-pub against no broker exits 1 within its -w timeout" {

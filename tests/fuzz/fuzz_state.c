@@ -5,6 +5,8 @@
  *   2  DIR/state/lag-history   the lag samples (group.h)
  *   3  DIR/state/offsets/...   the committed offsets log (group.h), with
  *                              each batch's length and CRC made right
+ *   4  DIR/state/txn/...       the transaction log (txn.h), the same way;
+ *                              its commits are finished into a topic 't' 
  * Each is loaded into a fresh object and closed again. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "sbucket.h"
 #include "seen.h"
 #include "store.h"
+#include "txn.h"
 
 static char dir[64], data_dir[96], state[128];
 static mq_store_t *store;
@@ -43,6 +46,24 @@ static void put(const char *path, const uint8_t *p, size_t n)
 	fclose(fp);
 }
 
+/* p[0..n) as the first segment of the log state/name, with each batch's
+ * length and CRC made right.  -1: out of memory. */
+static int put_log(const char *name, const uint8_t *p, size_t n)
+{
+	char path[256], seg[300];
+	snprintf(path, sizeof(path), "%s/%s", state, name);
+	mkdir(path, 0755);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", path);
+	uint8_t *copy = malloc(n ? n : 1);
+	if (!copy)
+		return -1;
+	memcpy(copy, p, n);
+	fuzz_fix_crcs(copy, n);
+	put(seg, copy, n);
+	free(copy);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	mq_err_t err;
@@ -56,11 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(state, sizeof(state), "%s/state", data_dir);
 		if (mq_store_open(data_dir, NULL, &store, &err))
 			abort();
+		mq_topic_meta_t meta = {.partitions = 2};
+		mq_store_topic_create(store, "t", &meta, &err);
 	}
 	char path[256];
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: {
 		snprintf(path, sizeof(path), "%s/dedup", state);
 		put(path, p, n);
@@ -82,21 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 2:
 	case 3: {
-		char seg[300];
-		if (data[0] % 4 == 2) {
+		if (data[0] % 5 == 2) {
 			snprintf(path, sizeof(path), "%s/lag-history", state);
 			put(path, p, n);
-		} else {
-			snprintf(path, sizeof(path), "%s/offsets", state);
-			mkdir(path, 0755);
-			snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", path);
-			uint8_t *copy = malloc(n ? n : 1);
-			if (!copy)
-				return 0;
-			memcpy(copy, p, n);
-			fuzz_fix_crcs(copy, n);
-			put(seg, copy, n);
-			free(copy);
+		} else if (put_log("offsets", p, n)) {
+			return 0;
 		}
 		mq_log_opts_t o;
 		mq_log_opts_default(&o);
@@ -107,6 +120,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 		snprintf(path, sizeof(path), "%s/lag-history", state);
 		unlink(path);
+		break;
+	}
+	case 4: {
+		if (put_log("txn", p, n))
+			return 0;
+		snprintf(path, sizeof(path), "%s/txn", state);
+		mq_txn_opts_t o = {.report = on_report};
+		mq_log_opts_default(&o.log);
+		mq_txns_t *t;
+		if (mq_txns_open(state, store, &o, &t, &err) == 0)
+			mq_txns_close(t);
+		nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 		break;
 	}
 	}

@@ -22,6 +22,7 @@
 #include "broker.h"
 #include "client.h"
 #include "group.h"
+#include "txn.h"
 #include "wire.h"
 
 typedef struct fix {
@@ -39,6 +40,7 @@ typedef struct fix {
 	mq_wire_msg_t m;
 	int have_m;
 	int64_t lag_ms; /* --lag-interval; 0: default */
+	int64_t txn_timeout_ms; /* --txn-timeout; 0: default */
 	pthread_mutex_t mu; /* reports come from the broker's thread */
 	int nreports;
 	char reported[1024];
@@ -83,6 +85,7 @@ static void start(fix_t *f, uint32_t partitions, size_t max_record)
 	o.nlisten = 1;
 	o.partitions = partitions;
 	o.lag_interval_ms = f->lag_ms;
+	o.txn_timeout_ms = f->txn_timeout_ms;
 	o.report = on_report;
 	o.report_ctx = f;
 	mq_err_t err;
@@ -1271,6 +1274,93 @@ static void test_history_save_fails(void **state)
 	assert_int_equal(reports(f), 1);
 }
 
+
+/* A transaction request with a txid and maybe a topic or a number. */
+static uint32_t txn_req(fix_t *f, uint32_t kind, uint64_t txid, const char *topic, int64_t n, const void *pl,
+			size_t plen)
+{
+	msgpack_packer pk;
+	req(f, &pk, kind, (topic ? 2 : 1) + (n >= 0));
+	msgpack_pack_uint64(&pk, txid);
+	if (topic)
+		mq_wire_pack_str(&pk, topic);
+	if (n >= 0)
+		msgpack_pack_int64(&pk, n);
+	return call(f, pl, plen);
+}
+
+/* Transactions on the wire (wire.h TXN_*): a prepare in three requests
+ * with its retries and refusals, invisible until decided; a checker's
+ * long poll held until the transaction comes due, answered with its
+ * messages; the checker's verdicts. */
+static void test_txn_requests(void **state)
+{
+	fix_t *f = *state;
+	f->txn_timeout_ms = 200;
+	start(f, 2, 0);
+	meta(f, "t");
+	size_t len;
+	const uint8_t *bt = make_batch(0, 0, 3, "x", &len);
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_BEGIN, 0, "t", -1, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "transaction id 0");
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_BEGIN, 7, "nope", -1, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "topic 'nope' does not exist");
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_BEGIN, 7, "t", -1, NULL, 0), MQ_REP_OK);
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_BEGIN, 7, "t", -1, NULL, 0), MQ_REP_OK);
+	/* TXN_ADD [txid, index, partition] + batch */
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_TXN_ADD, 3);
+	msgpack_pack_uint64(&pk, 7);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_uint32(&pk, 1);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EPROTO, "without a batch frame");
+	for (int i = 0; i < 3; i++) {
+		req(f, &pk, MQ_REQ_TXN_ADD, 3);
+		msgpack_pack_uint64(&pk, 7);
+		msgpack_pack_uint32(&pk, i == 2 ? 2 : 0);
+		msgpack_pack_uint32(&pk, 1);
+		uint32_t k = call(f, bt, len);
+		if (i < 2) {
+			assert_int_equal(k, MQ_REP_OK);
+			assert_int_equal(u64arg(f, 0), (uint64_t)i); /* the second is a duplicate */
+		} else {
+			assert_int_equal(k, MQ_REP_ERR);
+			expect_err(f, MQ_ESEQ, "batch 2 came before batch 1");
+		}
+	}
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_COMMIT, 7, NULL, -1, NULL, 0), MQ_REP_ERR); /* topic: optional */
+	expect_err(f, MQ_EINVAL, "is not prepared");
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_END, 7, NULL, 1, NULL, 0), MQ_REP_OK);
+	assert_int_equal(u64arg(f, 0), 3);
+	int code;
+	assert_int_equal(fetch(f, "t", 1, 0, 0, NULL, NULL, &code), 0);
+	/* A checker: nothing due at once; then held until it is. */
+	req(f, &pk, MQ_REQ_TXN_CHECK, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 0);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	assert_int_equal(mq_wire_arg(&f->m, 0)->type, MSGPACK_OBJECT_NIL);
+	req(f, &pk, MQ_REQ_TXN_CHECK, 2);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_uint32(&pk, 4000);
+	assert_int_equal(call(f, NULL, 0), MQ_REP_OK);
+	assert_int_equal(u64arg(f, 0), 7);
+	assert_int_equal(f->nframes, 2);
+	assert_int_equal(zmq_msg_size(&f->frames[1]), len);
+	assert_memory_equal(zmq_msg_data(&f->frames[1]), bt, 16); /* the batch as it was added */
+	/* Verdicts: unknown changes nothing, commit decides. */
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_VERDICT, 7, "t", MQ_VERDICT_UNKNOWN, NULL, 0), MQ_REP_OK);
+	assert_int_equal(u64arg(f, 0), MQ_TXN_PREPARED);
+	assert_int_equal(fetch(f, "t", 1, 0, 0, NULL, NULL, &code), 0);
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_VERDICT, 7, "t", MQ_VERDICT_COMMIT, NULL, 0), MQ_REP_OK);
+	assert_int_equal(fetch(f, "t", 1, 0, 0, NULL, NULL, &code), 3);
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_ROLLBACK, 7, "t", -1, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_EINVAL, "was committed by its checker's verdict");
+	assert_int_equal(txn_req(f, MQ_REQ_TXN_COMMIT, 8, "t", -1, NULL, 0), MQ_REP_ERR);
+	expect_err(f, MQ_ENOENT, "no transaction 0000000000000008");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1289,6 +1379,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_save_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_requests, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	mq_buf_free(&batchbuf);
