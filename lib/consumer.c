@@ -815,10 +815,8 @@ int mq_consumer_open(mq_client_t *c, const mq_consumer_opts_t *o, mq_consumer_t 
 		snprintf(k->m.group, sizeof k->m.group, "%s", o->group);
 		k->m.session_ms = k->o.session_ms;
 		k->hb_ivl = k->o.session_ms / 3 < 1000 ? k->o.session_ms / 3 : 1000;
-		if (heartbeat(k)) {
-			*err = k->err;
+		if (heartbeat(k))
 			return failed(k, err) ? -1 : 0;
-		}
 	}
 	return 0;
 }
