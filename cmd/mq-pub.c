@@ -411,15 +411,26 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		key = o->key;
 		key_len = strlen(o->key);
 	}
-	mq_header_t hbuf[MQ_REC_MAX_HEADERS];
+	mq_header_t hbuf[MQ_REC_MAX_HEADERS + 2];
 	const mq_header_t *h = r->headers;
 	uint32_t nh = r->nheaders;
-	if (o->nheaders) {
+	char seqtxt[24];
+	if (o->nheaders || r->has_seq) {
+		/* An envelope's producer and seq are kept as the origin headers
+		 * (and replace any it carried among its headers). */
 		uint32_t n = 0;
 		for (uint32_t i = 0; i < r->nheaders && n < MQ_REC_MAX_HEADERS; i++)
-			hbuf[n++] = r->headers[i];
+			if (!r->has_seq || !mq_header_is_origin(&r->headers[i]))
+				hbuf[n++] = r->headers[i];
 		for (uint32_t i = 0; i < o->nheaders && n < MQ_REC_MAX_HEADERS; i++)
 			hbuf[n++] = o->headers[i];
+		if (r->has_seq) {
+			hbuf[n++] = (mq_header_t){(const uint8_t *)MQ_HDR_PRODUCER, sizeof MQ_HDR_PRODUCER - 1,
+						  r->producer, r->producer_len};
+			hbuf[n++] = (mq_header_t){(const uint8_t *)MQ_HDR_SEQ, sizeof MQ_HDR_SEQ - 1,
+						  (const uint8_t *)seqtxt,
+						  (size_t)snprintf(seqtxt, sizeof seqtxt, "%" PRIu64, r->seq)};
+		}
 		h = hbuf;
 		nh = n;
 	}

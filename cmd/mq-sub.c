@@ -83,6 +83,10 @@ static void usage(FILE *fp)
 		"      --exec-timeout D     kill a run of CMD after D (default: never)\n"
 		"      --dlq NAME           dead-letter topic (default TOPIC.dlq)\n"
 		"      --concurrency N      partitions run at once (default 1)\n"
+		"      --with-seq           envelopes (-f json|msgpack) carry each message's\n"
+		"                           producer and seq, kept when published again\n"
+		"      --check-seq          report each gap and repeat in a producer's sequence\n"
+		"                           numbers on stderr; exit status 1 if there was any\n"
 		"      --skip-damaged       report offsets damaged on the broker and go on\n"
 		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
@@ -103,7 +107,8 @@ enum {
 	OPT_EXEC_TIMEOUT,
 	OPT_DLQ,
 	OPT_CONCURRENCY,
-	OPT_LATER,
+	OPT_CHECK_SEQ,
+	OPT_WITH_SEQ,
 };
 
 static const struct option longopts[] = {
@@ -124,7 +129,8 @@ static const struct option longopts[] = {
 	{"exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT},
 	{"dlq", required_argument, NULL, OPT_DLQ},
 	{"concurrency", required_argument, NULL, OPT_CONCURRENCY},
-	{"check-seq", no_argument, NULL, OPT_LATER},
+	{"check-seq", no_argument, NULL, OPT_CHECK_SEQ},
+	{"with-seq", no_argument, NULL, OPT_WITH_SEQ},
 	{NULL, 0, NULL, 0},
 };
 
@@ -134,7 +140,7 @@ typedef struct opts {
 	uint32_t ntopics;
 	const char *group, *template;
 	mq_offset_spec_t start;
-	int exit_at_end, at_most_once, nul, fmt_set, skip_damaged;
+	int exit_at_end, at_most_once, nul, fmt_set, skip_damaged, check_seq, with_seq;
 	uint64_t count; /* 0: no limit */
 	mq_fmt_t fmt;
 	int64_t session_ms;
@@ -161,6 +167,8 @@ static int check_opts(void *ctx, mq_err_t *err)
 	}
 	if (o->template)
 		o->fmt = MQ_FMT_TEMPLATE;
+	if (o->with_seq && o->fmt != MQ_FMT_JSON && o->fmt != MQ_FMT_MSGPACK)
+		return mq_err_set(err, MQ_EINVAL, "--with-seq goes with -f json or -f msgpack (envelopes)");
 	if (o->at_most_once && !o->group)
 		return mq_err_set(err, MQ_EINVAL, "--at-most-once needs a group (-g GROUP)");
 	if (o->exec_opt && !o->exec)
@@ -180,6 +188,7 @@ static int check_opts(void *ctx, mq_err_t *err)
 static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 {
 	opts_t *o = ctx;
+	(void)idx;
 	switch (c) {
 	case 't':
 		if (o->ntopics == MAX_PATTERNS)
@@ -239,8 +248,12 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		if (mq_parse_u64(arg, &o->concurrency, err) || o->concurrency < 1 || o->concurrency > 1024)
 			return mq_err_set(err, MQ_EINVAL, "--concurrency '%.200s': expected 1 to 1024", arg);
 		return 0;
-	case OPT_LATER:
-		return mq_cli_later(prog, longopts[idx].name, err);
+	case OPT_CHECK_SEQ:
+		o->check_seq = 1;
+		return 0;
+	case OPT_WITH_SEQ:
+		o->with_seq = 1;
+		return 0;
 	default:
 		return mq_err_set(err, MQ_EINVAL, "option '-%c' is not handled", c);
 	}
@@ -423,6 +436,8 @@ static void wait_for_reader(out_t *u)
 }
 
 static void on_notice(void *ctx, const char *msg);
+static void on_finding(void *ctx, const char *msg);
+static int seq_summary(const opts_t *o, const mq_consumer_t *k);
 
 /* ---- --exec: the command sink ---- */
 
@@ -652,6 +667,7 @@ static int exec_main(opts_t *o)
 				 .exit_at_end = o->exit_at_end, .skip_damaged = o->skip_damaged,
 				 .verbose = o->cli.verbose, .count = o->count, .session_ms = o->session_ms,
 				 .commit_ms = COMMIT_MS, .report = on_notice, .report_ctx = o, .sink = &exec_sink,
+				 .check_seq = o->check_seq, .seq_report = on_finding,
 				 .sink_ctx = &u, .watch_fd = mq_exec_fd(u.x), .watch_events = POLLIN, .interrupt = &stop};
 	mq_hello_t h;
 	int failed = 0, rc = 0;
@@ -683,6 +699,8 @@ static int exec_main(opts_t *o)
 	if (o->cli.verbose && u.k)
 		fprintf(stderr, "%s: %" PRIu64 " messages handled, %" PRIu64 " dead-lettered, %" PRIu64 " commits, %" PRIu64
 			" expired skipped\n", prog, u.ok, u.dead, mq_consumer_commits(u.k), mq_client_expired(c));
+	if (seq_summary(o, u.k))
+		failed = 1;
 	mq_exec_free(u.x); /* kills what still runs: not committed, run again later */
 	mq_consumer_close(u.k);
 	mq_client_close(c);
@@ -698,6 +716,26 @@ static void on_notice(void *ctx, const char *msg)
 		fprintf(stderr, "%s: %s\n", prog, msg);
 }
 
+/* --check-seq findings: printed whatever -q says. */
+static void on_finding(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog, msg);
+}
+
+/* --check-seq at the end: 1 when a gap or a repeat was seen. */
+static int seq_summary(const opts_t *o, const mq_consumer_t *k)
+{
+	if (!o->check_seq || !k)
+		return 0;
+	mq_consumer_seq_counts_t n = mq_consumer_seq_counts(k);
+	if (n.gaps || n.repeats || o->cli.verbose || (n.ttl_gaps && !o->cli.quiet))
+		fprintf(stderr, "%s: --check-seq: %" PRIu64 " gap%s (%" PRIu64 " missing), %" PRIu64 " repeat%s%s\n", prog,
+			n.gaps, n.gaps == 1 ? "" : "s", n.missing, n.repeats, n.repeats == 1 ? "" : "s",
+			n.ttl_gaps ? ", and gaps that the TTL may explain" : "");
+	return n.gaps || n.repeats;
+}
+
 int main(int argc, char **argv)
 {
 	opts_t o = {.session_ms = 10000, .start = {MQ_OFF_BEGINNING, 0}, .max_attempts = 5, .concurrency = 1,
@@ -711,7 +749,7 @@ int main(int argc, char **argv)
 	if (o.exec)
 		return exec_main(&o);
 	out_t u = {.o = &o};
-	mq_writer_opts_t wo = {.fmt = o.fmt, .template = o.template};
+	mq_writer_opts_t wo = {.fmt = o.fmt, .template = o.template, .with_seq = o.with_seq};
 	if (mq_writer_new(1, &wo, &u.w, &u.err)) {
 		fprintf(stderr, "%s: %s\n", prog, u.err.msg);
 		return 2;
@@ -730,6 +768,7 @@ int main(int argc, char **argv)
 				 .skip_damaged = o.skip_damaged, .verbose = o.cli.verbose, .count = o.count,
 				 .session_ms = o.session_ms, .commit_ms = COMMIT_MS, .report = on_notice,
 				 .report_ctx = &o, .sink = &out_sink, .sink_ctx = &u,
+				 .check_seq = o.check_seq, .seq_report = on_finding,
 				 .watch_fd = u.out_pipe ? 1 : -1, .interrupt = &stop};
 	mq_hello_t h;
 	int failed = 0;
@@ -764,6 +803,8 @@ int main(int argc, char **argv)
 	if (o.cli.verbose && u.k)
 		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits, %" PRIu64 " expired skipped\n",
 			prog, mq_consumer_delivered(u.k), mq_consumer_commits(u.k), mq_client_expired(c));
+	if (seq_summary(&o, u.k))
+		failed = 1;
 	mq_consumer_close(u.k);
 	mq_writer_free(u.w);
 	mq_client_close(c);

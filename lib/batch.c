@@ -10,6 +10,8 @@
  */
 #include "batch.h"
 
+#include <string.h>
+
 #include "crc32c.h"
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -305,6 +307,8 @@ int mq_batch_iter_next(mq_batch_iter_t *it, mq_record_t *rec)
 		return 0;
 	if (!record_parse(&it->p, it->end, it->hdr.first_ts, rec))
 		return -MQ_ECORRUPT;
+	rec->producer_id = it->hdr.producer_id;
+	rec->seq = it->hdr.base_seq + it->index;
 	rec->offset = it->hdr.base_offset + it->index++;
 	return 1;
 }
@@ -327,4 +331,46 @@ int mq_header_next(const uint8_t **pp, const uint8_t *end, mq_header_t *h)
 	h->value_len = len;
 	*pp = p + k + len;
 	return 1;
+}
+
+int mq_parse_u64_dec(const uint8_t *p, size_t n, uint64_t *v)
+{
+	uint64_t u = 0;
+	if (n == 0 || n > 20 || (p[0] == '0' && n > 1))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)p[i] - '0';
+		if (d > 9 || u > (UINT64_MAX - d) / 10)
+			return 0;
+		u = u * 10 + d;
+	}
+	*v = u;
+	return 1;
+}
+
+int mq_header_is_origin(const mq_header_t *h)
+{
+	return (h->name_len == sizeof MQ_HDR_PRODUCER - 1 && !memcmp(h->name, MQ_HDR_PRODUCER, h->name_len)) ||
+	       (h->name_len == sizeof MQ_HDR_SEQ - 1 && !memcmp(h->name, MQ_HDR_SEQ, h->name_len));
+}
+
+int mq_record_origin(const mq_record_t *rec, const uint8_t **producer, size_t *plen, uint64_t *seq)
+{
+	const uint8_t *hp = rec->headers;
+	mq_header_t h;
+	int got = 0;
+	if (!hp || rec->header_count == 0)
+		return 0;
+	while (got != 3 && mq_header_next(&hp, rec->headers_end, &h)) {
+		if (h.name_len == sizeof MQ_HDR_PRODUCER - 1 && !memcmp(h.name, MQ_HDR_PRODUCER, h.name_len)) {
+			*producer = h.value;
+			*plen = h.value_len;
+			got |= 1;
+		} else if (h.name_len == sizeof MQ_HDR_SEQ - 1 && !memcmp(h.name, MQ_HDR_SEQ, h.name_len)) {
+			if (!mq_parse_u64_dec(h.value, h.value_len, seq))
+				return 0;
+			got |= 2;
+		}
+	}
+	return got == 3;
 }

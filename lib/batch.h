@@ -100,6 +100,8 @@ typedef struct mq_record {
 	uint32_t header_count;
 	const uint8_t *headers; /* raw encoded headers; walk with mq_header_next */
 	const uint8_t *headers_end;
+	uint64_t producer_id; /* the batch's (0: none) */
+	uint32_t seq;         /* base_seq + the record's index (with producer_id) */
 } mq_record_t;
 
 /* Decode the fixed header of p[0..n); does not check the CRC.
@@ -174,5 +176,20 @@ int mq_batch_iter_init(mq_batch_iter_t *it, const uint8_t *batch, size_t n, mq_e
 int mq_batch_iter_next(mq_batch_iter_t *it, mq_record_t *rec);
 /* Walk headers: *p starts at rec->headers; returns 1 with h filled, 0 at end. */
 int mq_header_next(const uint8_t **p, const uint8_t *end, mq_header_t *h);
+
+/* A record's origin: envelope fields "producer" and "seq" given to
+ * mq-pub are stored as these two headers, and then stand for the record
+ * in place of the batch's own producer id and sequence (envelopes
+ * re-published from elsewhere keep their numbering). */
+#define MQ_HDR_PRODUCER "mq.producer"
+#define MQ_HDR_SEQ "mq.seq"
+/* Is h one of the two origin headers? */
+int mq_header_is_origin(const mq_header_t *h);
+/* The record's origin headers: 1 with producer, plen and seq set when both
+ * are there and mq.seq is a decimal number below 2^64, else 0. */
+int mq_record_origin(const mq_record_t *rec, const uint8_t **producer, size_t *plen, uint64_t *seq);
+/* A decimal number below 2^64 in p[0, n) (no sign, no leading zero but
+ * "0" itself): 1 with *v, else 0. */
+int mq_parse_u64_dec(const uint8_t *p, size_t n, uint64_t *v);
 
 #endif

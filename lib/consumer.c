@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "seqcheck.h"
 #include "store.h"
 
 #define FETCH_MAX_BYTES (8u << 20)
@@ -61,6 +62,8 @@ struct mq_consumer {
 	int64_t next_hb, hb_ivl, last_commit, next_refresh, wake_at;
 	int hb_now, done;
 	int releasing; /* partitions being given up wait for the sink */
+	mq_seqcheck_t *sc; /* check_seq */
+	mq_consumer_seq_counts_t seq;
 	mq_err_t err;
 };
 
@@ -566,6 +569,63 @@ static mq_consumer_part_t *entry_part(mq_consumer_t *k, const mq_fetch_entry_t *
 	return p->active == 1 ? p : NULL;
 }
 
+/* check_seq: the record's sequence against its producer's stream (the
+ * origin headers' when it has them, else its batch's; records of no
+ * producer are not checked).  0, or -1 with k->err. */
+static int check_seq(mq_consumer_t *k, const mq_fetch_entry_t *e, mq_consumer_part_t *p, const mq_batch_hdr_t *h,
+		     const mq_record_t *rec)
+{
+	const uint8_t *prod;
+	size_t plen;
+	uint64_t seq;
+	int src = MQ_SEQ_ENVELOPE;
+	char num[24];
+	uint8_t id[8];
+	p->checked = rec->offset + 1;
+	if (!mq_record_origin(rec, &prod, &plen, &seq)) {
+		if (!rec->producer_id)
+			return 0;
+		memcpy(id, &rec->producer_id, 8);
+		prod = id;
+		plen = 8;
+		seq = rec->seq;
+		src = MQ_SEQ_BATCH;
+	}
+	mq_seq_finding_t f;
+	int rc = mq_seqcheck_see(k->sc, e->topic, e->partition, src, prod, plen, seq, &f, &k->err);
+	if (rc <= 0)
+		return rc < 0 ? -1 : 0;
+	if (src == MQ_SEQ_BATCH) {
+		snprintf(num, sizeof num, "%" PRIu64, rec->producer_id);
+		prod = (const uint8_t *)num;
+		plen = strlen(num);
+	}
+	mq_report_fn said = k->o.report;
+	if (k->o.seq_report)
+		k->o.report = k->o.seq_report;
+	char pname[80];
+	mq_printable(pname, sizeof pname, prod, plen);
+	const char *topic = k->names[e->topic];
+	if (rc == MQ_SEQ_REPEAT) {
+		k->seq.repeats++;
+		notice(k, "sequence repeat: producer %s, topic '%s' partition %u: expected %" PRIu64 ", got %" PRIu64
+		       " again (offset %" PRIu64 ")", pname, topic, e->partition, f.expected, f.got, rec->offset);
+	} else if (h->expire_at) {
+		k->seq.ttl_gaps++;
+		notice(k, "sequence gap: producer %s, topic '%s' partition %u: expected %" PRIu64 ", got %" PRIu64
+		       " (offset %" PRIu64 "): %" PRIu64 " missing, which the producer's TTL may have expired",
+		       pname, topic, e->partition, f.expected, f.got, rec->offset, f.missing);
+	} else {
+		k->seq.gaps++;
+		k->seq.missing += f.missing;
+		notice(k, "sequence gap: producer %s, topic '%s' partition %u: expected %" PRIu64 ", got %" PRIu64
+		       " (offset %" PRIu64 "): %" PRIu64 " missing", pname, topic, e->partition, f.expected, f.got,
+		       rec->offset, f.missing);
+	}
+	k->o.report = said;
+	return 0;
+}
+
 /* Hand the records of one entry's raw batches to the sink. */
 static int put_entry(mq_consumer_t *k, const mq_fetch_entry_t *e, mq_consumer_part_t *p)
 {
@@ -590,6 +650,8 @@ static int put_entry(mq_consumer_t *k, const mq_fetch_entry_t *e, mq_consumer_pa
 				if (rc < 0)
 					return -1;
 				p->written = rec.offset + 1;
+				if (k->sc && rec.offset >= p->checked && check_seq(k, e, p, &h, &rec))
+					return -1;
 				if (++k->out == k->o.count) {
 					k->done = 1;
 					break;
@@ -646,7 +708,11 @@ static int advance(mq_consumer_t *k)
 			 * topic was deleted and made again.  Either way what is
 			 * there now is read from its start (again, rather than lost). */
 			if (p->pos > e->end)
-				p->has_commit = 0;
+				p->has_commit = 0, p->checked = e->start;
+			else
+				notice(k, "topic '%s' partition %u: offsets %" PRIu64 " to %" PRIu64 " were deleted "
+				       "(retention) before they were read; reading on from %" PRIu64,
+				       k->names[e->topic], e->partition, p->pos, e->start - 1, e->start);
 			p->pos = p->written = p->acked = e->start;
 			if (k->sink->start && k->sink->start(k->sctx, e->topic, e->partition, p, &k->err))
 				return -1;
@@ -805,6 +871,8 @@ int mq_consumer_open(mq_client_t *c, const mq_consumer_opts_t *o, mq_consumer_t 
 	if (o->watch_fd >= 0)
 		mq_client_watch(c, o->watch_fd, o->watch_events);
 	*out = k;
+	if (o->check_seq && mq_seqcheck_new(0, &k->sc, err))
+		return -1;
 	if (refresh(k)) {
 		*err = k->err;
 		return -1;
@@ -851,7 +919,13 @@ void mq_consumer_close(mq_consumer_t *k)
 	free(k->fp);
 	mq_fetch_reply_free(&k->r);
 	mq_member_free(&k->m);
+	mq_seqcheck_free(k->sc);
 	free(k);
+}
+
+mq_consumer_seq_counts_t mq_consumer_seq_counts(const mq_consumer_t *k)
+{
+	return k->seq;
 }
 
 uint32_t mq_consumer_topics(const mq_consumer_t *k)

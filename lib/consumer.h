@@ -29,6 +29,12 @@
  * taken away is first acked out by the sink (sink->release) and
  * committed, then given up.
  *
+ * With check_seq, every record handed over is checked once against its
+ * producer's sequence (seqcheck.h): a partition read again (a restart
+ * at an older offset, a rebalance) is not checked twice, and a jump past
+ * offsets retention deleted shows as a gap in each producer whose
+ * records went with them.
+ *
  * Flow: mq_consumer_open, then mq_consumer_step until it returns 1 (at
  * the end: -n reached, -e at the end, or the sink ended), then
  * mq_consumer_finish (last commit, leave the group).  A step waits at
@@ -58,6 +64,7 @@ typedef struct mq_consumer_part {
 	int has_commit;
 	int gone;       /* the broker said no such partition: read it again if it comes back */
 	int held;       /* the sink asked not to fetch it for now (mq_consumer_hold) */
+	uint64_t checked; /* check_seq: records below it were checked (each once) */
 } mq_consumer_part_t;
 
 typedef struct mq_consumer_sink {
@@ -95,6 +102,11 @@ typedef struct mq_consumer_opts {
 	const char *group;         /* NULL: no group, nothing committed */
 	mq_offset_spec_t start;
 	int exit_at_end, at_most_once, skip_damaged, verbose;
+	/* Check producer sequences (seqcheck.h) of every record handed to the
+	 * sink, each once: every gap and repeat is reported (report) and
+	 * counted (mq_consumer_seq_counts). */
+	int check_seq;
+	mq_report_fn seq_report; /* check_seq findings (NULL: report) */
 	uint64_t count;            /* 0: no limit */
 	int64_t session_ms;        /* 0: 10 s */
 	int64_t commit_ms;         /* how often commits go out while reading (0: 500 ms) */
@@ -149,6 +161,14 @@ void mq_consumer_hold(mq_consumer_t *k, uint32_t ti, uint32_t p, int held);
 /* Wake a step by this monotonic time at the latest (0: no deadline of
  * the caller's). */
 void mq_consumer_wake_at(mq_consumer_t *k, int64_t mono_ms);
+
+/* What check_seq found so far: gaps (and the sequences they miss),
+ * repeats, and gaps in streams whose records carry a TTL (expiry may
+ * explain them: reported, not counted as gaps). */
+typedef struct mq_consumer_seq_counts {
+	uint64_t gaps, missing, repeats, ttl_gaps;
+} mq_consumer_seq_counts_t;
+mq_consumer_seq_counts_t mq_consumer_seq_counts(const mq_consumer_t *k);
 
 /* Views. */
 uint32_t mq_consumer_topics(const mq_consumer_t *k);

@@ -55,6 +55,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -416,6 +417,9 @@ static void rec_clear(mq_rec_t *rec, mq_fmt_t fmt)
 	rec->offset = -1;
 	rec->timestamp = 0;
 	rec->fmt = fmt;
+	rec->producer = NULL;
+	rec->producer_len = 0;
+	rec->has_seq = 0;
 }
 
 static int too_big(mq_reader_t *r, mq_err_t *err)
@@ -482,6 +486,9 @@ static int next_line(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err)
 	rec->offset = -1;
 	rec->timestamp = 0;
 	rec->fmt = r->fmt;
+	rec->producer = NULL;
+	rec->producer_len = 0;
+	rec->has_seq = 0;
 	const uint8_t *d = NULL;
 	if (r->delim)
 		d = r->delim_len == 1 ? memchr(s, r->delim[0], len) : memmem(s, len, r->delim, r->delim_len);
@@ -777,6 +784,28 @@ static int jint(jp_t *j, int64_t *v, const char *field)
 	return 1;
 }
 
+/* A non-negative integer below 2^64: its digits in *t (views into the
+ * input) and, with v, its value. */
+static int juint_text(jp_t *j, const uint8_t **t, size_t *tn, uint64_t *v, const char *field)
+{
+	const uint8_t *p = j->p, *e = j->end, *at = j->p;
+	while (p < e && is_digit(*p))
+		p++;
+	uint64_t u;
+	if (p == at)
+		return jfail(j, at, "%s: expected a non-negative integer", field);
+	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
+		return jfail(j, at, "%s: expected an integer, not a fraction or exponent", field);
+	if (!mq_parse_u64_dec(at, (size_t)(p - at), &u))
+		return jfail(j, at, "%s: %s", field, *at == '0' ? "leading zero in a number" : "integer out of range");
+	if (v)
+		*v = u;
+	*t = at;
+	*tn = (size_t)(p - at);
+	j->p = p;
+	return 0;
+}
+
 static int jexpect(jp_t *j, uint8_t c)
 {
 	jws(j);
@@ -928,6 +957,21 @@ static int jfield(jp_t *j, const uint8_t *name, size_t n, mq_rec_t *rec)
 	case 'p':
 		if (FIELD_IS(name, n, "partition"))
 			return (rc = jint(j, &rec->partition, "partition")) == 0 ? (rec->partition = -1, 0) : rc;
+		if (FIELD_IS(name, n, "producer") && j->p < j->end && is_digit(*j->p))
+			return juint_text(j, &rec->producer, &rec->producer_len, NULL, "producer");
+		if (FIELD_IS(name, n, "producer") || FIELD_IS(name, n, "producer_b64"))
+			return jbytes(j, &rec->producer, &rec->producer_len, n > 8, n > 8 ? "producer_b64" : "producer");
+		break;
+	case 's':
+		if (FIELD_IS(name, n, "seq")) {
+			if (j->p < j->end && *j->p == 'n')
+				return rec->has_seq = 0, jlit(j, "null");
+			const uint8_t *t;
+			size_t tn;
+			rc = juint_text(j, &t, &tn, &rec->seq, "seq");
+			rec->has_seq = rc == 0;
+			return rc;
+		}
 		break;
 	case 'o':
 		if (FIELD_IS(name, n, "offset"))
@@ -1016,8 +1060,10 @@ static int json_envelope(mq_reader_t *r, const uint8_t *s, size_t len, mq_rec_t 
 	if (j.p == j.end)
 		return mq_err_set(err, MQ_EINVAL, "record %llu: empty line where a JSON envelope was expected",
 				  (unsigned long long)r->recno);
-	if (jobject(&j, rec) == 0)
+	if (jobject(&j, rec) == 0) {
+		rec->has_seq &= rec->producer != NULL;
 		return 0;
+	}
 	if (j.at >= j.end)
 		return mq_err_set(err, MQ_EINVAL, "record %llu: invalid JSON envelope: %s at the end of the line",
 				  (unsigned long long)r->recno, j.msg);
@@ -1100,6 +1146,28 @@ static const char *mp_field(mq_reader_t *r, const uint8_t *name, size_t n, const
 		} else if (!mp_bytes(v, bp, bn)) {
 			return bp == &rec->key ? "key: expected bin or str"
 			     : bp == &rec->value ? "value: expected bin or str" : "id: expected bin or str";
+		}
+		return NULL;
+	}
+	if (FIELD_IS(name, n, "producer")) {
+		rec->producer = NULL;
+		rec->producer_len = 0;
+		if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			int k = snprintf(rec->producer_num, sizeof rec->producer_num, "%" PRIu64, v->via.u64);
+			rec->producer = (const uint8_t *)rec->producer_num;
+			rec->producer_len = (size_t)k;
+		} else if (!nil && !mp_bytes(v, &rec->producer, &rec->producer_len)) {
+			return "producer: expected bin, str or a non-negative integer";
+		}
+		return NULL;
+	}
+	if (FIELD_IS(name, n, "seq")) {
+		rec->has_seq = 0;
+		if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			rec->seq = v->via.u64;
+			rec->has_seq = 1;
+		} else if (!nil) {
+			return "seq: expected a non-negative integer";
 		}
 		return NULL;
 	}
@@ -1275,6 +1343,7 @@ static int mp_decode(mq_reader_t *r, const uint8_t *s, size_t len, mq_rec_t *rec
 			return mq_err_set(err, MQ_EINVAL, "record %llu: invalid msgpack envelope: %s",
 					  (unsigned long long)r->recno, why);
 	}
+	rec->has_seq &= rec->producer != NULL;
 	return 0;
 }
 
@@ -1335,6 +1404,7 @@ typedef struct tpl_op {
 struct mq_writer {
 	int fd;
 	mq_fmt_t fmt;
+	int with_seq; /* mq_writer_opts_t.with_seq */
 	uint8_t *buf;
 	size_t len, cap, thresh;
 	tpl_op_t *ops;
@@ -1402,17 +1472,27 @@ typedef struct env {
 	const mq_header_t *hdrs;
 	uint32_t nhdrs;
 	const uint8_t *hraw, *hraw_end;
+	/* "producer" and "seq" (has_seq); hide_origin: they came from the
+	 * mq.producer / mq.seq headers, which are then not written again. */
+	const uint8_t *producer;
+	size_t producer_len;
+	uint64_t seq;
+	int has_seq, hide_origin;
 } env_t;
 
 static int hdr_next(const env_t *e, uint32_t *i, const uint8_t **p, mq_header_t *h)
 {
-	if (e->hdrs) {
-		if (*i >= e->nhdrs)
+	for (;;) {
+		if (e->hdrs) {
+			if (*i >= e->nhdrs)
+				return 0;
+			*h = e->hdrs[(*i)++];
+		} else if (!e->hraw || !mq_header_next(p, e->hraw_end, h)) {
 			return 0;
-		*h = e->hdrs[(*i)++];
-		return 1;
+		}
+		if (!e->hide_origin || !mq_header_is_origin(h))
+			return 1;
 	}
-	return e->hraw ? mq_header_next(p, e->hraw_end, h) : 0;
 }
 
 static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
@@ -1725,6 +1805,12 @@ static int put_json(mq_writer_t *w, const env_t *e, mq_err_t *err)
 		rc = put_json_field(w, "id", e->id, e->id_len, err);
 	if (rc == 0)
 		rc = put_json_headers(w, e, err);
+	if (rc == 0 && e->has_seq)
+		rc = put_json_field(w, "producer", e->producer, e->producer_len, err);
+	if (rc == 0 && e->has_seq && (rc = room(w, 32, err)) == 0) {
+		ADD_LIT(w, ",\"seq\":");
+		w->len += fmt_u64((char *)w->buf + w->len, e->seq);
+	}
 	if (rc == 0)
 		rc = put_bytes(w, "}\n", 2, err);
 	return rc;
@@ -1771,7 +1857,7 @@ static int put_msgpack(mq_writer_t *w, const env_t *e, mq_err_t *err)
 		nh++;
 	w->cb_err = err;
 	w->cb_rc = 0;
-	int bad = msgpack_pack_map(pk, 8) || mp_key(pk, "topic") ||
+	int bad = msgpack_pack_map(pk, e->has_seq ? 10 : 8) || mp_key(pk, "topic") ||
 		  (e->topic ? msgpack_pack_str(pk, strlen(e->topic)) ||
 				      msgpack_pack_str_body(pk, e->topic, strlen(e->topic))
 			    : msgpack_pack_nil(pk)) ||
@@ -1787,6 +1873,9 @@ static int put_msgpack(mq_writer_t *w, const env_t *e, mq_err_t *err)
 	while (!bad && hdr_next(e, &i, &hp, &h))
 		bad = msgpack_pack_str(pk, h.name_len) ||
 		      msgpack_pack_str_body(pk, h.name, h.name_len) || mp_bin(pk, h.value, h.value_len);
+	if (!bad && e->has_seq)
+		bad = mp_key(pk, "producer") || mp_bin(pk, e->producer, e->producer_len) || mp_key(pk, "seq") ||
+		      msgpack_pack_uint64(pk, e->seq);
 	return bad ? (w->cb_rc ? w->cb_rc : mq_err_set(err, MQ_EIO, "writing to %s: msgpack", w->name))
 		   : 0;
 }
@@ -1926,6 +2015,7 @@ int mq_writer_new(int fd, const mq_writer_opts_t *o, mq_writer_t **out, mq_err_t
 		return mq_err_set(err, MQ_ENOMEM, "writer: out of memory");
 	w->fd = fd;
 	w->fmt = o->fmt;
+	w->with_seq = o->with_seq;
 	w->thresh = o->buffer ? o->buffer : WRITE_THRESH_DEFAULT;
 	w->cap = w->thresh > WRITE_CAP_MIN ? w->thresh : WRITE_CAP_MIN;
 	fd_name(w->name, sizeof w->name, o->name, fd, 1, "standard output");
@@ -1981,8 +2071,19 @@ int mq_writer_put(mq_writer_t *w, const char *topic, uint32_t partition, const m
 		.value = rec->value, .value_len = rec->value_len, .id = rec->id, .id_len = rec->id_len,
 		.hraw = rec->headers, .hraw_end = rec->headers_end,
 	};
+	char num[24];
 	if (!rec->headers || rec->header_count == 0)
 		e.hraw = NULL;
+	if (w->fmt == MQ_FMT_JSON || w->fmt == MQ_FMT_MSGPACK) {
+		if (e.hraw && mq_record_origin(rec, &e.producer, &e.producer_len, &e.seq)) {
+			e.has_seq = e.hide_origin = 1;
+		} else if (rec->producer_id && w->with_seq) {
+			e.producer_len = (size_t)snprintf(num, sizeof num, "%" PRIu64, rec->producer_id);
+			e.producer = (const uint8_t *)num;
+			e.seq = rec->seq;
+			e.has_seq = 1;
+		}
+	}
 	return put_env(w, &e, err);
 }
 
@@ -2006,6 +2107,8 @@ int mq_writer_put_rec(mq_writer_t *w, const mq_rec_t *rec, mq_err_t *err)
 		.timestamp = rec->timestamp, .key = rec->key, .key_len = rec->key_len,
 		.value = rec->value, .value_len = rec->value_len, .id = rec->id, .id_len = rec->id_len,
 		.hdrs = rec->headers, .nhdrs = rec->nheaders,
+		.producer = rec->producer, .producer_len = rec->producer_len, .seq = rec->seq,
+		.has_seq = rec->has_seq && rec->producer,
 	};
 	return put_env(w, &e, err);
 }

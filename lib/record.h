@@ -77,6 +77,15 @@ typedef struct mq_rec {
 	const uint8_t *raw; /* the record's bytes as they came, terminator included */
 	size_t raw_len;
 	mq_fmt_t fmt;       /* the format it was read in */
+	/* Envelope "producer" and "seq" (a producer's own numbering, which
+	 * mq-pub keeps as the mq.producer / mq.seq headers): has_seq when
+	 * both were given; producer may be a number, then held as text in
+	 * producer_num. */
+	const uint8_t *producer;
+	size_t producer_len;
+	uint64_t seq;
+	int has_seq;
+	char producer_num[24];
 } mq_rec_t;
 
 typedef struct mq_reader mq_reader_t;
@@ -127,6 +136,11 @@ typedef struct mq_writer_opts {
 	const char *template; /* for MQ_FMT_TEMPLATE */
 	size_t buffer;        /* flush when this much is buffered; 0 = 256 KiB */
 	const char *name;     /* for messages; NULL = "standard output" (fd 1) or "fd N" */
+	/* Envelopes of batch records (mq_writer_put) carry "producer" and
+	 * "seq" from the batch's producer id and sequence.  Records whose
+	 * origin headers (mq.producer, mq.seq) came from an envelope carry
+	 * them as those fields whatever this says. */
+	int with_seq;
 } mq_writer_opts_t;
 
 /* -MQ_EINVAL for a bad template (unknown %-code or \-escape, or a lone

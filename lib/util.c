@@ -459,3 +459,23 @@ size_t mq_utf8_seq(const uint8_t *p, size_t n)
 		return 0;
 	return len;
 }
+
+char *mq_printable(char *out, size_t size, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t need = b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\' ? 1 : 4;
+		if (o + need + (i + 1 < n ? 3 : 0) >= size) {
+			if (o + 3 < size)
+				memcpy(out + o, "...", 3), o += 3;
+			break;
+		}
+		if (need == 1)
+			out[o++] = (char)b[i];
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", b[i]);
+	}
+	out[o] = 0;
+	return out;
+}

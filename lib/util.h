@@ -150,6 +150,10 @@ int mq_write_all(int fd, const void *buf, size_t n);
 int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 /* Read exactly n bytes at off; returns bytes read (< n only at EOF) or -1. */
 long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* p[0, n) for a message: printable ASCII kept, other bytes as \xHH,
+ * cut with "..." to fit out[0, size) (size >= 8).  Returns out. */
+char *mq_printable(char *out, size_t size, const void *p, size_t n);
+
 /* fsync a directory so that a create/rename/unlink in it is durable. */
 int mq_fsync_dir(const char *path, mq_err_t *err);
 /* Replace dir/final with data[0, n): written to dir/tmp, fsynced, renamed

@@ -73,11 +73,9 @@ wait_unique() {
 	run mq-sub -t a -t 'b c'
 	assert_failure 2
 	assert_output --partial "topic 'b c': invalid name"
-	for o in "--check-seq"; do
-		run mq-sub -t a $o
-		assert_failure 2
-		assert_output --partial "is not available in this version of mq-sub"
-	done
+	run mq-sub -t a --with-seq
+	assert_failure 2
+	assert_output --partial "--with-seq goes with -f json or -f msgpack"
 	run mq-sub -t a -g 'no/slash'
 	assert_failure 2
 	run mq-sub -t a --at-most-once

@@ -1119,6 +1119,122 @@ static void batch_record(mq_buf_t *buf, mq_record_t *rec, int with_key)
 	assert_int_equal(mq_batch_iter_next(&it, rec), 1);
 }
 
+/* Envelope "producer" and "seq": from the batch (its producer id and
+ * base_seq + index), or from the origin headers, which are then not
+ * written again; read back from JSON and msgpack, numbers or strings. */
+static void test_origin(void **state)
+{
+	(void)state;
+	mq_buf_t buf = {0}, file = {0};
+	mq_batch_builder_t b;
+	mq_err_t err;
+	mq_header_t h[] = {{B("h"), B("1")}, {B(MQ_HDR_PRODUCER), B("sensor-7")}, {B(MQ_HDR_SEQ), B("7")}};
+	mq_header_t bad[] = {{B(MQ_HDR_PRODUCER), B("x")}, {B(MQ_HDR_SEQ), B("07")}};
+	mq_batch_begin(&b, &buf);
+	b.hdr.producer_id = 42;
+	b.hdr.base_seq = 0xffffffffu;
+	assert_int_equal(mq_batch_add(&b, 1, NULL, 0, "a", 1, NULL, 0, NULL, 0), 0);
+	assert_int_equal(mq_batch_add(&b, 1, NULL, 0, "b", 1, NULL, 0, h, 3), 0);
+	assert_int_equal(mq_batch_add(&b, 1, NULL, 0, "c", 1, NULL, 0, bad, 2), 0);
+	size_t len = mq_batch_finish(&b);
+	mq_batch_iter_t it;
+	mq_record_t rec;
+	int fd = tmp_fd(NULL, 0);
+	mq_writer_t *w, *w0 = writer(fd, MQ_FMT_JSON, NULL, 0);
+	mq_writer_opts_t wo = {.fmt = MQ_FMT_JSON, .with_seq = 1};
+	assert_int_equal(mq_writer_new(fd, &wo, &w, &err), 0);
+	assert_int_equal(mq_batch_iter_init(&it, buf.p, len, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mq_batch_iter_next(&it, &rec), 1);
+		assert_int_equal(mq_writer_put(w, "t", 0, &rec, &err), 0);
+	}
+	flush(w);
+	mq_writer_free(w);
+	slurp(fd, &file);
+	/* Without with_seq only origin headers make the fields. */
+	assert_int_equal(mq_batch_iter_init(&it, buf.p, len, &err), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mq_batch_iter_next(&it, &rec), 1);
+		assert_int_equal(mq_writer_put(w0, "t", 0, &rec, &err), 0);
+	}
+	flush(w0);
+	mq_writer_free(w0);
+	mq_buf_t all = {0};
+	slurp(fd, &all);
+	assert_true(all.len > file.len);
+	static const char plain[] =
+		"{\"topic\":\"t\",\"partition\":0,\"offset\":0,\"timestamp\":1,\"key\":null,\"value\":\"a\",\"id\":null,"
+		"\"headers\":{}}\n"
+		"{\"topic\":\"t\",\"partition\":0,\"offset\":1,\"timestamp\":1,\"key\":null,\"value\":\"b\",\"id\":null,"
+		"\"headers\":{\"h\":\"1\"},\"producer\":\"sensor-7\",\"seq\":7}\n";
+	assert_int_equal(all.len - file.len, sizeof plain - 1);
+	assert_memory_equal(all.p + file.len, plain, sizeof plain - 1);
+	mq_buf_free(&all);
+	close(fd);
+	/* base_seq + index wraps at 2^32; a bad mq.seq is an ordinary header. */
+	ASSERT_BUF(&file,
+		   "{\"topic\":\"t\",\"partition\":0,\"offset\":0,\"timestamp\":1,\"key\":null,\"value\":\"a\",\"id\":null,"
+		   "\"headers\":{},\"producer\":\"42\",\"seq\":4294967295}\n"
+		   "{\"topic\":\"t\",\"partition\":0,\"offset\":1,\"timestamp\":1,\"key\":null,\"value\":\"b\",\"id\":null,"
+		   "\"headers\":{\"h\":\"1\"},\"producer\":\"sensor-7\",\"seq\":7}\n"
+		   "{\"topic\":\"t\",\"partition\":0,\"offset\":2,\"timestamp\":1,\"key\":null,\"value\":\"c\",\"id\":null,"
+		   "\"headers\":{\"mq.producer\":\"x\",\"mq.seq\":\"07\"},\"producer\":\"42\",\"seq\":1}\n");
+	/* Reading: producer as a string or a number, seq up to 2^64-1. */
+	static const char in[] = "{\"value\":\"a\",\"producer\":\"p\",\"seq\":18446744073709551615}\n"
+				 "{\"value\":\"b\",\"producer\":12,\"seq\":0}\n"
+				 "{\"value\":\"c\",\"producer\":\"p\"}\n"
+				 "{\"value\":\"d\",\"seq\":3}\n"
+				 "{\"value\":\"e\",\"producer\":\"p\",\"seq\":-1}\n"
+				 "{\"value\":\"f\",\"producer\":\"p\",\"seq\":1.5}\n"
+				 "{\"value\":\"g\",\"producer\":\"p\",\"seq\":18446744073709551616}\n";
+	fd = tmp_fd(in, sizeof in - 1);
+	mq_reader_t *r = reader(fd, MQ_FMT_JSON, NULL, 0);
+	mq_rec_t rr;
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_true(rr.has_seq);
+	assert_true(rr.seq == UINT64_MAX);
+	assert_memory_equal(rr.producer, "p", 1);
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_true(rr.has_seq && rr.seq == 0 && rr.producer_len == 2 && memcmp(rr.producer, "12", 2) == 0);
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_false(rr.has_seq); /* producer alone */
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_false(rr.has_seq); /* seq alone */
+	for (int i = 0; i < 3; i++) {
+		assert_true(mq_reader_get(r, &rr, &err) < 0);
+		assert_non_null(strstr(err.msg, "seq: "));
+	}
+	assert_int_equal(mq_reader_get(r, &rr, &err), 0);
+	mq_reader_free(r);
+	close(fd);
+	/* msgpack: {"value":"a","producer":1234,"seq":7} and a str producer. */
+	static const char mp[] = "\x83\xa5value\xc4\x01" "a\xa8producer\xcd\x04\xd2\xa3seq\x07"
+				 "\x83\xa5value\xc4\x01" "b\xa8producer\xa1q\xa3seq\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
+	fd = tmp_fd(mp, sizeof mp - 1);
+	r = reader(fd, MQ_FMT_MSGPACK, NULL, 0);
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_true(rr.has_seq && rr.seq == 7 && rr.producer_len == 4 && memcmp(rr.producer, "1234", 4) == 0);
+	/* Written back: the same fields. */
+	int fd2 = tmp_fd(NULL, 0);
+	w = writer(fd2, MQ_FMT_JSON, NULL, 0);
+	put_rec(w, &rr);
+	assert_int_equal(mq_reader_get(r, &rr, &err), 1);
+	assert_true(rr.has_seq && rr.seq == UINT64_MAX && rr.producer_len == 1);
+	put_rec(w, &rr);
+	flush(w);
+	mq_writer_free(w);
+	slurp(fd2, &file);
+	close(fd2);
+	ASSERT_BUF(&file, "{\"topic\":null,\"partition\":null,\"offset\":null,\"timestamp\":0,\"key\":null,\"value\":\"a\","
+			  "\"id\":null,\"headers\":{},\"producer\":\"1234\",\"seq\":7}\n"
+			  "{\"topic\":null,\"partition\":null,\"offset\":null,\"timestamp\":0,\"key\":null,\"value\":\"b\","
+			  "\"id\":null,\"headers\":{},\"producer\":\"q\",\"seq\":18446744073709551615}\n");
+	mq_reader_free(r);
+	close(fd);
+	mq_buf_free(&buf);
+	mq_buf_free(&file);
+}
+
 static void test_template(void **state)
 {
 	(void)state;
@@ -1433,6 +1549,7 @@ int main(void)
 		cmocka_unit_test(test_json_exact),
 		cmocka_unit_test(test_msgpack_roundtrip),
 		cmocka_unit_test(test_msgpack_foreign),
+		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_template_rejects),
 		cmocka_unit_test(test_passthrough),

@@ -786,9 +786,22 @@ static void test_fsync_dir(void **state)
 	rmdir(dir);
 }
 
+static void test_printable(void **state)
+{
+	(void)state;
+	char out[16];
+	assert_string_equal(mq_printable(out, sizeof out, "abc", 3), "abc");
+	assert_string_equal(mq_printable(out, sizeof out, "a\n\\\xff", 4), "a\\x0a\\x5c\\xff");
+	/* Cut to fit, with "..." */
+	assert_string_equal(mq_printable(out, sizeof out, "0123456789abcdefghij", 20), "0123456789ab...");
+	assert_string_equal(mq_printable(out, 8, "\x01\x02\x03", 3), "\\x01...");
+	assert_string_equal(mq_printable(out, sizeof out, "", 0), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_err_set),
 		cmocka_unit_test(test_err_sys),
 		cmocka_unit_test(test_buf_many_appends),
