@@ -1811,67 +1811,7 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 
 /* ---- offsets given by people ---- */
 
-/* "2026-11-24T10:00:00Z", with optional ".fff" and "Z" or "+HH:MM". */
-static int parse_iso(const char *s, int64_t *ms)
-{
-	int Y, M, D, h, m, sec, n = 0;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
-		return -1;
-	if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-		return -1;
-	const char *p = s + n;
-	int64_t frac = 0;
-	if (*p == '.') {
-		int digits = 0;
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*p - '0');
-		if (!digits)
-			return -1;
-		for (; digits < 3; digits++)
-			frac *= 10;
-	}
-	int64_t tz = 0;
-	if (*p == 'Z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int th, tm, k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 || tm > 59)
-			return -1;
-		tz = (*p == '+' ? 1 : -1) * (th * 3600 + tm * 60);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p)
-		return -1;
-	struct tm t = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
-	time_t secs = timegm(&t);
-	*ms = ((int64_t)secs - tz) * 1000 + frac;
-	return 0;
-}
-
-#define OFF_HINT "use beginning, end, N, -N, @MS, @2026-11-24T10:00:00Z or @-1h"
-
-int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err)
-{
-	uint64_t v;
-	int64_t d;
-	if (s[0] == '@')
-		s++;
-	if ((s[0] == '-' || s[0] == '+') && mq_parse_duration_ms(s + 1, &d, NULL) == 0) {
-		*ms = s[0] == '-' ? now_ms - d : now_ms + d;
-		return 0;
-	}
-	if (mq_parse_u64(s, &v, NULL) == 0 && v <= INT64_MAX) {
-		*ms = (int64_t)v;
-		return 0;
-	}
-	if (parse_iso(s, ms) == 0)
-		return 0;
-	return mq_err_set(err, MQ_EINVAL, "time '%.200s' not understood (use MS since the epoch, "
-			  "2026-11-24T10:00:00Z, -1h or +10m)", s);
-}
+#define OFF_HINT "use beginning, end, N, -N, @SECONDS, @MS, @2026-11-24, @2026-11-24T10:00, @2026-11-24T10:00:00Z or @-1h30m"
 
 int mq_offset_spec_parse(const char *s, int64_t now_ms, mq_offset_spec_t *o, mq_err_t *err)
 {

@@ -399,11 +399,7 @@ struct mq_offset_spec {
 	int64_t v;
 };
 
-/* A point in time given by people (mq-pub --at, the @TIME of -o), with
- * or without a leading '@': "MS" since the epoch, "2026-11-24T10:00:00Z"
- * (optional .fff, Z or +HH:MM), "-1h" before now_ms, "+10m" after it.
- * 0 or -MQ_EINVAL naming the text and the forms. */
-int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err);
+/* mq_time_parse (a point in time given by people) is in util.h. */
 
 /* Parse "beginning", "end", "N", "-N", "@MS", "@2026-11-24T10:00:00Z",
  * "@-1h" (now_ms gives the present for the relative form). */

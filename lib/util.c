@@ -181,32 +181,165 @@ static int ascii_caseeq(const char *a, const char *b)
 	}
 }
 
-#define DUR_HINT "use e.g. 250ms, 10s, 5m, 2h, 1d"
+#define DUR_HINT "use e.g. 250ms, 10s, 5m, 2h, 1d or 1h30m"
 
 /* Units are lower case only: "M" could as well mean months. */
 static const struct { const char *unit; int64_t ms; } dur_units[] = {
-	{ "", 1000 }, { "ms", 1 }, { "s", 1000 },
-	{ "m", 60 * 1000 }, { "h", 3600 * 1000 }, { "d", 86400 * 1000 },
+	{ "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 }, { "d", 86400 * 1000 },
 };
 
+/* The unit at *p (longest match: "ms" before "m"): its index, -1 if none. */
+static int dur_unit(const char **p)
+{
+	int best = -1;
+	size_t bl = 0;
+	for (size_t i = 0; i < sizeof dur_units / sizeof dur_units[0]; i++) {
+		size_t l = strlen(dur_units[i].unit);
+		if (l > bl && strncmp(*p, dur_units[i].unit, l) == 0) {
+			best = (int)i;
+			bl = l;
+		}
+	}
+	*p += bl;
+	return best;
+}
+
+/* A plain number of seconds, or one or more NUMBER UNIT parts, each unit
+ * at most once and from larger to smaller (1h30m, 1d2h, 1s500ms). */
 int mq_parse_duration_ms(const char *s, int64_t *ms, mq_err_t *err)
 {
 	const char *p = s;
-	uint64_t n;
-	int rc = scan_u64(&p, &n);
-	if (rc == 0 && *p == '.')
-		return mq_err_set(err, MQ_EINVAL, "duration '%.*s': fractions are not accepted; "
-		                  "use a smaller unit (e.g. 1500ms for 1.5s)", QUOTE_MAX, s);
-	for (size_t i = 0; rc != -1 && i < sizeof dur_units / sizeof dur_units[0]; i++) {
-		if (strcmp(p, dur_units[i].unit) != 0)
-			continue;
-		if (rc == -2 || n > (uint64_t)(INT64_MAX / dur_units[i].ms))
+	int64_t total = 0;
+	int last = (int)(sizeof dur_units / sizeof dur_units[0]);
+	for (int parts = 0;; parts++) {
+		uint64_t n;
+		int rc = scan_u64(&p, &n);
+		if (rc == -1)
+			break;
+		if (*p == '.')
+			return mq_err_set(err, MQ_EINVAL, "duration '%.*s': fractions are not accepted; "
+					  "use a smaller unit (e.g. 1500ms for 1.5s, 1h30m for 1.5h)", QUOTE_MAX, s);
+		int64_t mult;
+		if (*p == '\0' && parts == 0) {
+			mult = 1000; /* a plain number: seconds */
+		} else {
+			int u = dur_unit(&p);
+			if (u < 0)
+				break;
+			if (u >= last)
+				return mq_err_set(err, MQ_EINVAL, "duration '%.*s': write the parts from the largest "
+						  "unit to the smallest, each once (e.g. 1h30m)", QUOTE_MAX, s);
+			last = u;
+			mult = dur_units[u].ms;
+		}
+		if (rc == -2 || n > (uint64_t)(INT64_MAX / mult) || (int64_t)n * mult > INT64_MAX - total)
 			return mq_err_set(err, MQ_EINVAL, "duration '%.*s': too large", QUOTE_MAX, s);
-		*ms = (int64_t)n * dur_units[i].ms;
-		return 0;
+		total += (int64_t)n * mult;
+		if (*p == '\0') {
+			*ms = total;
+			return 0;
+		}
 	}
 	return mq_err_set(err, MQ_EINVAL, "duration '%.*s': not understood (" DUR_HINT ")",
 	                  QUOTE_MAX, s);
+}
+
+/* Exactly n digits at *p: 0 with *v, the pointer moved; -1 otherwise. */
+static int digits(const char **p, int n, int *v)
+{
+	int r = 0;
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return -1;
+		r = r * 10 + (c - '0');
+	}
+	*p += n;
+	*v = r;
+	return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : d[m - 1];
+}
+
+/* 2026-11-24[(T| )HH:MM[:SS[.fff]][Z|+HH:MM|-HH:MM]]: local time unless
+ * a zone is given (a zone needs the time of day). */
+static int parse_calendar(const char *s, int64_t *ms)
+{
+	const char *p = s;
+	int Y, M, D, h = 0, m = 0, sec = 0;
+	if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' || digits(&p, 2, &D))
+		return -1;
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M))
+		return -1;
+	int64_t frac = 0, tz = 0;
+	int zoned = 0;
+	if (*p == 'T' || *p == ' ') {
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || h > 23 || m > 59)
+			return -1;
+		if (*p == ':') {
+			p++;
+			if (digits(&p, 2, &sec) || sec > 60)
+				return -1;
+			if (*p == '.') {
+				int n = 0;
+				for (p++; *p >= '0' && *p <= '9'; p++, n++)
+					if (n < 3)
+						frac = frac * 10 + (*p - '0');
+				if (!n)
+					return -1;
+				for (; n < 3; n++)
+					frac *= 10;
+			}
+		}
+		if (*p == 'Z') {
+			p++;
+			zoned = 1;
+		} else if (*p == '+' || *p == '-') {
+			int th, tm, sign = *p++ == '+' ? 1 : -1;
+			if (digits(&p, 2, &th) || *p++ != ':' || digits(&p, 2, &tm) || th > 23 || tm > 59)
+				return -1;
+			tz = sign * (th * 3600 + tm * 60);
+			zoned = 1;
+		}
+	}
+	if (*p)
+		return -1;
+	struct tm t = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
+		       .tm_sec = sec, .tm_isdst = -1};
+	time_t secs = zoned ? timegm(&t) : mktime(&t);
+	if (secs == (time_t)-1)
+		return -1;
+	*ms = ((int64_t)secs - tz) * 1000 + frac;
+	return 0;
+}
+
+int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err)
+{
+	uint64_t v;
+	int64_t d;
+	if (s[0] == '@')
+		s++;
+	if ((s[0] == '-' || s[0] == '+') && mq_parse_duration_ms(s + 1, &d, NULL) == 0) {
+		*ms = s[0] == '-' ? now_ms - d : now_ms + d;
+		return 0;
+	}
+	if (mq_parse_u64(s, &v, NULL) == 0 && v <= INT64_MAX) {
+		if (v < MQ_TIME_SECONDS_BELOW)
+			v *= 1000;
+		*ms = (int64_t)v;
+		return 0;
+	}
+	if (parse_calendar(s, ms) == 0)
+		return 0;
+	return mq_err_set(err, MQ_EINVAL, "time '%.200s' not understood (use SECONDS or MS since the epoch "
+			  "(below 10^11: seconds), 2026-11-24, 2026-11-24T10:00 local time, 2026-11-24T10:00:00Z, "
+			  "-1h30m or +10m)", s);
 }
 
 #define SIZE_HINT "use e.g. 512, 64KiB, 1MiB, 1GiB"

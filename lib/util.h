@@ -71,6 +71,20 @@ void mq_buf_free(mq_buf_t *b); /* frees p, zeroes b */
  * the text and the accepted forms. */
 /* "250ms", "10s", "5m", "2h", "1d", plain number = seconds. */
 int mq_parse_duration_ms(const char *s, int64_t *ms, mq_err_t *err);
+
+/* A point in time given by people (mq-pub --at, the @TIME of -o, group
+ * resets), with or without a leading '@':
+ *   N                 seconds since the epoch when N < 10^11 (what
+ *                     date +%s prints), else milliseconds (10^11 s is
+ *                     the year 5138; 10^11 ms is March 1973)
+ *   2026-11-24        local midnight
+ *   2026-11-24T10:00, 2026-11-24T10:00:00[.fff]   local time ('T' or ' ')
+ *   ...Z, ...+01:00   that time in UTC, or at that offset
+ *   -1h30m, +10m      a duration before or after now_ms
+ * Impossible dates (2026-02-30) are refused.  0, or -MQ_EINVAL naming
+ * the text and the forms. */
+int mq_time_parse(const char *s, int64_t now_ms, int64_t *ms, mq_err_t *err);
+#define MQ_TIME_SECONDS_BELOW 100000000000LL
 /* "512", "64KiB", "1MiB", "1GiB", "1TiB", also "KB", "MB", "GB", "TB"
  * (powers of 10); "K","M","G" alone are binary. */
 int mq_parse_size(const char *s, uint64_t *bytes, mq_err_t *err);

@@ -140,6 +140,42 @@ wait_unique() {
 	assert_output ""
 }
 
+@test "-o @TIME: seconds as date +%s prints them, local dates, compound durations, impossible dates refused" {
+	start_broker
+	seq 1 3 | mq-pub -t o
+	sleep 1.1
+	local t
+	t=$(date +%s)
+	seq 4 5 | mq-pub -t o
+	# Seconds, not milliseconds of 1970.
+	run sub -t o -e -o "@$t"
+	assert_output "4
+5"
+	run sub -t o -e -o "@$((t * 1000))"
+	assert_output "4
+5"
+	run sub -t o -e -o "@$((t + 60))"
+	assert_output ""
+	# Local time: what date prints without -u.
+	run sub -t o -e -o "@$(date -d "@$t" +%Y-%m-%dT%H:%M:%S)"
+	assert_output "4
+5"
+	run sub -t o -e -o "@$(date -d "@$((t + 120))" +%Y-%m-%dT%H:%M)"
+	assert_output ""
+	run sub -t o -e -o "@$(date -d "@$((t - 86400))" +%Y-%m-%d)"
+	[ "${#lines[@]}" -eq 5 ]
+	run sub -t o -e -o @-1h30m
+	[ "${#lines[@]}" -eq 5 ]
+	run sub -t o -e -o @2026-02-30
+	assert_failure 2
+	assert_output --partial "offset '@2026-02-30': time not understood"
+	run mq-pub -t o -w 1h30m -m x
+	assert_success
+	run mq-pub -t o -w 30m1h -m x
+	assert_failure 2
+	assert_output --partial "from the largest unit to the smallest"
+}
+
 @test "-F codes and -f json" {
 	start_broker
 	printf 'k1\tv1\n' | mq-pub -t f -K "$(printf '\t')" -H h1=a -H h2=b

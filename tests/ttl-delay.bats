@@ -67,7 +67,7 @@ wait_delayed() {
 @test "--ttl refuses what is not a duration" {
 	run mq-pub -t t --ttl soon -m x
 	assert_failure 2
-	assert_output "mq-pub: --ttl: duration 'soon': not understood (use e.g. 250ms, 10s, 5m, 2h, 1d) (try 'mq-pub --help')"
+	assert_output "mq-pub: --ttl: duration 'soon': not understood (use e.g. 250ms, 10s, 5m, 2h, 1d or 1h30m) (try 'mq-pub --help')"
 	run mq-pub -t t --ttl 0 -m x
 	assert_failure 2
 	assert_output --partial "--ttl '0': must be more than 0"

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 
@@ -34,6 +37,54 @@ static void test_time_parse_forms(void **state)
 	assert_non_null(strstr(err.msg, "'tomorrow'"));
 	assert_int_equal(mq_time_parse("2026-13-01T00:00:00Z", now, &ms, &err), -MQ_EINVAL);
 	assert_int_equal(mq_time_parse("+", now, &ms, &err), -MQ_EINVAL);
+	/* Seconds as date +%s prints them, below 10^11; milliseconds above. */
+	assert_int_equal(mq_time_parse("@1796221413", now, &ms, &err), 0);
+	assert_int_equal(ms, 1796221413000);
+	assert_int_equal(mq_time_parse("99999999999", now, &ms, &err), 0);
+	assert_int_equal(ms, 99999999999000);
+	assert_int_equal(mq_time_parse("100000000000", now, &ms, &err), 0);
+	assert_int_equal(ms, 100000000000);
+	assert_int_equal(mq_time_parse("0", now, &ms, &err), 0);
+	assert_int_equal(ms, 0);
+	/* Compound durations. */
+	assert_int_equal(mq_time_parse("@-1h30m", now, &ms, &err), 0);
+	assert_int_equal(ms, now - 5400000);
+	/* Impossible dates, and junk after a date. */
+	static const char *bad[] = {"2026-02-30", "2026-02-29T00:00", "2026-04-31", "2026-11-24T24:00",
+				    "2026-11-24T10:60", "2026-11-24T10", "2026-11-24Z", "2026-11-24T10:00:00+1",
+				    "2026-1-24", "26-11-24", "2026-11-24T10:00:00.Z", "2026-11-24x", "1969-12-31"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (mq_time_parse(bad[i], now, &ms, &err) != -MQ_EINVAL)
+			fail_msg("'%s' accepted as %lld", bad[i], (long long)ms);
+	assert_int_equal(mq_time_parse("2028-02-29T00:00Z", now, &ms, &err), 0);
+	assert_int_equal(ms, 1835395200000);
+	assert_int_equal(mq_time_parse("2026-11-24T10:00Z", now, &ms, &err), 0);
+	assert_int_equal(ms, 1795514400000);
+}
+
+/* Without a zone, a calendar time is local time. */
+static void test_time_parse_local(void **state)
+{
+	int64_t ms;
+	mq_err_t err;
+	char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+	setenv("TZ", "XYZ-1", 1); /* POSIX: one hour east of UTC, no summer time */
+	tzset();
+	assert_int_equal(mq_time_parse("@2026-11-24", 0, &ms, &err), 0);
+	assert_int_equal(ms, 1795474800000); /* 2026-11-23T23:00:00Z */
+	assert_int_equal(mq_time_parse("2026-11-24T10:00", 0, &ms, &err), 0);
+	assert_int_equal(ms, 1795510800000);
+	assert_int_equal(mq_time_parse("2026-11-24 10:00:30", 0, &ms, &err), 0);
+	assert_int_equal(ms, 1795510830000);
+	assert_int_equal(mq_time_parse("2026-11-24T10:00:00Z", 0, &ms, &err), 0);
+	assert_int_equal(ms, 1795514400000); /* a zone wins over TZ */
+	if (old) {
+		setenv("TZ", old, 1);
+		free(old);
+	} else {
+		unsetenv("TZ");
+	}
+	tzset();
 }
 
 static void test_offset_spec_keeps_time_forms(void **state)
@@ -77,6 +128,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time_parse_forms),
+		cmocka_unit_test(test_time_parse_local),
 		cmocka_unit_test(test_offset_spec_keeps_time_forms),
 		cmocka_unit_test(test_times_apply),
 	};

@@ -227,6 +227,13 @@ static void test_duration_ok(void **state)
 		{ "153722867280912m", INT64_C(153722867280912) * 60000 },
 		{ "2562047788015h", INT64_C(2562047788015) * 3600000 },
 		{ "106751991167d", INT64_C(106751991167) * 86400000 },
+		/* compounds, largest unit first, each once */
+		{ "1h30m", 5400000 },
+		{ "1m1s", 61000 },
+		{ "1d2h3m4s5ms", 93784005 },
+		{ "1s500ms", 1500 },
+		{ "2h0m", 7200000 },
+		{ "106751991166d86399s", INT64_C(106751991166) * 86400000 + 86399000 },
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		mq_err_t err = { 0 };
@@ -243,7 +250,8 @@ static void test_duration_bad(void **state)
 	(void)state;
 	static const char *junk[] = {
 		"", "-1s", "-1", "+1s", "10x", "abc", "s", "ms", "d", " 1s", "1s ", "1 s", "1\ts",
-		"10S", "1MS", "1H", "1D", "1sm", "1ss", "1msx", "0x10", "1e3", "1m1s", "1,000",
+		"10S", "1MS", "1H", "1D", "1sm", "1ss", "1msx", "0x10", "1e3", "1,000", "1h30", "1h 30m",
+		"1hm", "h1", "1h-30m",
 		"1us", "1ns", "1w", "1y", "1min", "1sec",
 		"99999999999999999999x",
 	};
@@ -256,7 +264,7 @@ static void test_duration_bad(void **state)
 		assert_int_equal(err.code, MQ_EINVAL);
 		char want[300];
 		snprintf(want, sizeof want,
-		         "duration '%s': not understood (use e.g. 250ms, 10s, 5m, 2h, 1d)", junk[i]);
+		         "duration '%s': not understood (use e.g. 250ms, 10s, 5m, 2h, 1d or 1h30m)", junk[i]);
 		assert_string_equal(err.msg, want);
 	}
 
@@ -288,6 +296,21 @@ static void test_duration_bad(void **state)
 		assert_string_equal(err.msg, want);
 	}
 
+	static const char *order[] = { "30m1h", "1h1h", "1s1d", "5ms1s", "1m1m" };
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+		mq_err_t err = { 0 };
+		int64_t ms = -42;
+		assert_int_equal(mq_parse_duration_ms(order[i], &ms, &err), -MQ_EINVAL);
+		assert_int_equal(ms, -42);
+		assert_non_null(strstr(err.msg, "from the largest unit to the smallest"));
+	}
+	{
+		mq_err_t err = { 0 };
+		int64_t ms = -42;
+		assert_int_equal(mq_parse_duration_ms("106751991167d8h", &ms, &err), -MQ_EINVAL);
+		assert_non_null(strstr(err.msg, "too large"));
+	}
+
 	/* err may be NULL. */
 	int64_t ms = -42;
 	assert_int_equal(mq_parse_duration_ms("junk", &ms, NULL), -MQ_EINVAL);
@@ -304,7 +327,7 @@ static void test_duration_long_input(void **state)
 	mq_err_t err = { 0 };
 	int64_t ms;
 	assert_int_equal(mq_parse_duration_ms(s, &ms, &err), -MQ_EINVAL);
-	assert_non_null(strstr(err.msg, "(use e.g. 250ms, 10s, 5m, 2h, 1d)"));
+	assert_non_null(strstr(err.msg, "(use e.g. 250ms, 10s, 5m, 2h, 1d or 1h30m)"));
 }
 
 /* ---- sizes ---- */
