@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -701,6 +702,12 @@ static int setup(pub_t *s, opts_t *o)
 	if (mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err))
 		return -1;
 	mq_producer_set_times(s->p, &o->times);
+	/* Unkeyed records: the round robin starts at a random partition, so
+	 * one-message runs (cron, xargs) spread too. */
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = (uint32_t)mq_mono_ms() ^ (uint32_t)getpid();
+	s->rr = r % s->partitions;
 	return 0;
 }
 

@@ -130,6 +130,18 @@ assert len(last) == 37
 EOF
 }
 
+@test "one-message runs spread over partitions: each run starts its round robin at random" {
+	start_broker --partitions 4
+	local i
+	for ((i = 0; i < 40; i++)); do
+		mq-pub -t rr -m "m$i"
+	done
+	run read_back rr -F '%p\n'
+	[ "${#lines[@]}" -eq 40 ]
+	# 40 runs landing on one partition by chance: 4^-39.
+	[ "$(printf '%s\n' "${lines[@]}" | sort -u | wc -l)" -ge 2 ]
+}
+
 @test "unkeyed records spread over partitions batch by batch" {
 	start_broker --partitions 4
 	seq 1 4000 | mq-pub -t spread --batch 100
