@@ -69,6 +69,9 @@ static void usage(FILE *fp)
 		"  -p, --partition N        publish to partition N (default: by key, else spread)\n"
 		"  -m, --message TEXT       publish TEXT as one message, ignoring stdin\n"
 		"  -0                       records are NUL-terminated instead of lines\n"
+		"  -D, --delimiter DELIM    records end at DELIM (any bytes; escapes \\n \\t \\0 \\xHH)\n"
+		"      --whole              all of standard input is one message (binary-safe)\n"
+		"      --file FILE          FILE is one message, as --whole\n"
 		"  -f, --format FMT         input format: lines, nul, json, msgpack (envelopes)\n"
 		"  -H, --header NAME=VALUE  add a header to every message (repeatable)\n"
 		"      --batch N            at most N messages per batch (default %d)\n"
@@ -112,6 +115,8 @@ enum {
 	OPT_COMMIT,
 	OPT_ROLLBACK,
 	OPT_CHECKER,
+	OPT_WHOLE,
+	OPT_FILE,
 	OPT_LATER, /* options of later versions: refused */
 };
 
@@ -137,6 +142,9 @@ static const struct option longopts[] = {
 	{"commit", required_argument, NULL, OPT_COMMIT},
 	{"rollback", required_argument, NULL, OPT_ROLLBACK},
 	{"txn-checker", required_argument, NULL, OPT_CHECKER},
+	{"delimiter", required_argument, NULL, 'D'},
+	{"whole", no_argument, NULL, OPT_WHOLE},
+	{"file", required_argument, NULL, OPT_FILE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -159,6 +167,10 @@ typedef struct opts {
 	int tx;              /* TX_*: what mq-pub does with transactions */
 	uint64_t txid;       /* --commit, --rollback */
 	const char *checker; /* --txn-checker CMD */
+	uint8_t rdelim[256]; /* -D, unescaped */
+	size_t rdelim_len;
+	int has_rdelim, whole;
+	const char *file;    /* --file */
 } opts_t;
 
 /* --prepare, --commit, --rollback and --txn-checker exclude each other. */
@@ -194,6 +206,17 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	case 'k': o->key = arg; return 0;
 	case 'K': o->delim = arg; return 0;
 	case 'm': o->message = arg; return 0;
+	case OPT_WHOLE: o->whole = 1; return 0;
+	case OPT_FILE: o->file = arg; o->whole = 1; return 0;
+	case 'D':
+		if (strlen(arg) >= sizeof o->rdelim)
+			return mq_err_set(err, MQ_EINVAL, "-D: the delimiter is too long (at most %zu bytes)", sizeof o->rdelim - 1);
+		if (mq_unescape(arg, o->rdelim, &o->rdelim_len, &why))
+			return mq_err_set(err, MQ_EINVAL, "-D %s", why.msg);
+		if (o->rdelim_len == 0)
+			return mq_err_set(err, MQ_EINVAL, "-D: the delimiter is empty");
+		o->has_rdelim = 1;
+		return 0;
 	case '0': o->nul = 1; return 0;
 	case OPT_PROGRESS: o->progress = 1; return 0;
 	case OPT_NO_PROGRESS: o->progress = 0; return 0;
@@ -277,6 +300,13 @@ static int check_opts(void *ctx, mq_err_t *err)
 				  o->tx == TX_CHECKER ? "txn-checker" : decide && o->tx == TX_COMMIT ? "commit" : "rollback");
 	if (o->key && o->delim)
 		return mq_err_set(err, MQ_EINVAL, "-k and -K do not go together");
+	if (o->whole && (o->message || o->has_rdelim || o->nul || o->fmt_set))
+		return mq_err_set(err, MQ_EINVAL, "--%s makes one message of all the input: -m, -D, -0 and -f do not go "
+				  "with it", o->file ? "file" : "whole");
+	if (o->has_rdelim && (o->nul || (o->fmt_set && o->fmt != MQ_FMT_LINES)))
+		return mq_err_set(err, MQ_EINVAL, "-D splits lines input: it does not go with -0 or -f");
+	if (o->has_rdelim && o->message)
+		return mq_err_set(err, MQ_EINVAL, "-D does not go with -m");
 	if (o->nul) {
 		if (o->fmt_set && o->fmt != MQ_FMT_NUL && o->fmt != MQ_FMT_LINES)
 			return mq_err_set(err, MQ_EINVAL, "-0 and -f json|msgpack do not go together");
@@ -301,7 +331,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 {
 	mq_err_t err;
 	o->cli.timeout_zero_ok = 1; /* --txn-checker -w 0: never give up (check_opts) */
-	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
+	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:D:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
 	return mq_cli_done(r, prog, usage, &err);
 }
 
@@ -740,6 +770,44 @@ static void message_rec(const opts_t *o, mq_rec_t *r)
 	r->offset = -1;
 }
 
+/* --whole, --file: all of fd as one record (split by -K like -m), at
+ * most max bytes.  0, or -1 with s->err (nothing is sent). */
+static int whole_rec(pub_t *s, int fd, const char *name, mq_buf_t *buf, mq_rec_t *r)
+{
+	const opts_t *o = s->o;
+	for (;;) {
+		if (mq_buf_reserve(buf, 65536) < 0)
+			return mq_err_set(&s->err, MQ_ENOMEM, "%s: out of memory", name), -1;
+		ssize_t n = read(fd, buf->p + buf->len, 65536);
+		if (n < 0 && errno == EINTR && !stop)
+			continue;
+		if (n < 0)
+			return mq_err_set(&s->err, MQ_EIO, "reading %s: %s", name, stop ? "interrupted" : strerror(errno)), -1;
+		if (n == 0)
+			break;
+		buf->len += (size_t)n;
+		if (buf->len > o->max_msg)
+			return mq_err_set(&s->err, MQ_ETOOBIG, "%s: more than %" PRIu64 " bytes, over the limit for one "
+					  "message (--max-message-bytes, and the broker's --max-message-bytes); not sent",
+					  name, o->max_msg), -1;
+	}
+	memset(r, 0, sizeof *r);
+	r->partition = -1;
+	r->offset = -1;
+	const uint8_t *v = buf->p ? buf->p : (const uint8_t *)"";
+	size_t vlen = buf->len, dl = o->delim ? strlen(o->delim) : 0;
+	const uint8_t *d = dl ? memmem(v, vlen, o->delim, dl) : NULL;
+	if (d) {
+		r->key = v;
+		r->key_len = (size_t)(d - v);
+		vlen -= r->key_len + dl;
+		v = d + dl;
+	}
+	r->value = v;
+	r->value_len = vlen;
+	return 0;
+}
+
 /* ---- --commit, --rollback, --txn-checker ---- */
 
 static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
@@ -892,7 +960,7 @@ int main(int argc, char **argv)
 		o.progress = !o.message && isatty(2) && fstat(0, &st) == 0 && S_ISREG(st.st_mode);
 	if (o.cli.quiet)
 		o.progress = o.cli.verbose = 0;
-	if (o.tx != TX_NONE)
+	if (o.tx != TX_NONE || o.whole)
 		o.progress = 0;
 	if (o.tx == TX_COMMIT || o.tx == TX_ROLLBACK || o.tx == TX_CHECKER) {
 		mq_cli_signals(on_signal);
@@ -901,8 +969,14 @@ int main(int argc, char **argv)
 
 	mq_reader_t *rd = NULL;
 	mq_err_t err;
-	if (!o.message) {
-		mq_reader_opts_t ro = {.fmt = o.fmt, .key_delim = o.delim};
+	int in = 0;
+	if (o.file && (in = open(o.file, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "%s: cannot read --file %s: %s\n", prog, o.file, strerror(errno));
+		return 1;
+	}
+	if (!o.message && !o.whole) {
+		mq_reader_opts_t ro = {.fmt = o.fmt, .key_delim = o.delim, .rec_delim = o.has_rdelim ? o.rdelim : NULL,
+				       .rec_delim_len = o.rdelim_len};
 		if (mq_reader_new(0, &ro, &rd, &err)) {
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
 			return 2;
@@ -923,6 +997,22 @@ int main(int argc, char **argv)
 		s.now_ms = mq_now_ms();
 		s.read = 1;
 		add_record(&s, &r, 1);
+	} else if (o.whole) {
+		mq_rec_t r;
+		mq_buf_t whole = {0};
+		s.read = 1;
+		if (whole_rec(&s, in, o.file ? o.file : "standard input", &whole, &r) == 0) {
+			s.now_ms = mq_now_ms();
+			add_record(&s, &r, 1);
+		} else {
+			s.failed = 1;
+		}
+		rc = finish(&s);
+		cleanup(&s);
+		mq_buf_free(&whole);
+		if (in > 0)
+			close(in);
+		return rc;
 	} else {
 		run_stdin(&s, rd);
 	}

@@ -268,6 +268,8 @@ struct mq_reader {
 	int fd;
 	mq_fmt_t fmt;
 	uint8_t term;     /* '\n' for lines and json, '\0' for nul */
+	uint8_t *rdelim;  /* lines: a record delimiter of several bytes (else term) */
+	size_t rdelim_len;
 	int eof;          /* read(2) returned 0 */
 	int skipping;     /* dropping the rest of an over-long record */
 	int dead;         /* msgpack: lost sync, dropping all input */
@@ -308,6 +310,9 @@ int mq_reader_new(int fd, const mq_reader_opts_t *o, mq_reader_t **out, mq_err_t
 	r->fd = fd;
 	r->fmt = o->fmt;
 	r->term = o->fmt == MQ_FMT_NUL ? '\0' : '\n';
+	if (o->rec_delim && (o->fmt != MQ_FMT_LINES || o->rec_delim_len == 0))
+		return mq_err_set(err, MQ_EINVAL, "record delimiter: %s",
+				  o->rec_delim_len ? "only for lines input" : "empty (give at least one byte)");
 	r->max_record = o->max_record ? o->max_record : MAX_RECORD_DEFAULT;
 	if (r->max_record > (size_t)PTRDIFF_MAX / 4)
 		r->max_record = (size_t)PTRDIFF_MAX / 4; /* scratch is twice a line */
@@ -316,6 +321,14 @@ int mq_reader_new(int fd, const mq_reader_opts_t *o, mq_reader_t **out, mq_err_t
 	fd_name(r->name, sizeof r->name, o->name, fd, 0, "standard input");
 	if (!(r->buf = malloc(r->cap)))
 		goto nomem;
+	if (o->rec_delim && o->rec_delim_len == 1) {
+		r->term = *(const uint8_t *)o->rec_delim;
+	} else if (o->rec_delim) {
+		if (!(r->rdelim = malloc(o->rec_delim_len)))
+			goto nomem;
+		memcpy(r->rdelim, o->rec_delim, o->rec_delim_len);
+		r->rdelim_len = o->rec_delim_len;
+	}
 	if (o->key_delim) {
 		r->delim_len = strlen(o->key_delim);
 		if (!(r->delim = (uint8_t *)strdup(o->key_delim)))
@@ -337,6 +350,7 @@ void mq_reader_free(mq_reader_t *r)
 		return;
 	free(r->buf);
 	free(r->delim);
+	free(r->rdelim);
 	mq_buf_free(&r->scratch);
 	if (r->zone)
 		msgpack_zone_free(r->zone);
@@ -429,31 +443,48 @@ static int too_big(mq_reader_t *r, mq_err_t *err)
 }
 
 
+/* The terminator in buf[from, r->end), or NULL. */
+static uint8_t *find_term(mq_reader_t *r, size_t from)
+{
+	if (!r->rdelim)
+		return memchr(r->buf + from, r->term, r->end - from);
+	return memmem(r->buf + from, r->end - from, r->rdelim, r->rdelim_len);
+}
+
+/* Where to look again once more is read, after a search of [from, end)
+ * found nothing: a terminator of several bytes may have begun there. */
+static size_t rescan_from(const mq_reader_t *r, size_t from)
+{
+	size_t keep = r->rdelim ? r->rdelim_len - 1 : 0;
+	return r->end - from > keep ? r->end - keep : from;
+}
+
 /* lines, nul and json: cut at the terminator. */
 static int next_line(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err)
 {
 	uint8_t *b = r->buf;
+	size_t tlen = r->rdelim ? r->rdelim_len : 1;
 	if (r->skipping) {
-		uint8_t *q = memchr(b + r->start, r->term, r->end - r->start);
+		uint8_t *q = find_term(r, r->start);
 		if (!q) {
-			r->start = r->scan = r->end;
+			r->start = r->scan = r->eof ? r->end : rescan_from(r, r->start);
 			if (r->eof)
 				r->skipping = 0;
 			return 0;
 		}
-		r->start = r->scan = (size_t)(q - b) + 1;
+		r->start = r->scan = (size_t)(q - b) + tlen;
 		r->skipping = 0;
 	}
 	if (r->start == r->end)
 		return 0;
 	const uint8_t *s = b + r->start;
 	size_t len, raw_len;
-	uint8_t *q = memchr(b + r->scan, r->term, r->end - r->scan);
+	uint8_t *q = find_term(r, r->scan);
 	if (q) {
 		len = (size_t)(q - s);
-		raw_len = len + 1;
+		raw_len = len + tlen;
 	} else {
-		r->scan = r->end;
+		r->scan = rescan_from(r, r->start);
 		if (r->end - r->start > r->max_record) {
 			r->recno++;
 			r->start = r->end;
@@ -471,6 +502,8 @@ static int next_line(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err)
 		return too_big(r, err);
 	rec->raw = s;
 	rec->raw_len = raw_len;
+	if (r->fmt == MQ_FMT_LINES && (r->rdelim || r->term != '\n'))
+		rec->raw = NULL; /* a writer of lines would not end it the same way */
 	if (r->fmt == MQ_FMT_JSON) {
 		int rc = json_envelope(r, s, len, rec, err);
 		if (rc < 0)

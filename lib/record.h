@@ -93,6 +93,10 @@ typedef struct mq_reader mq_reader_t;
 typedef struct mq_reader_opts {
 	mq_fmt_t fmt;           /* LINES, NUL, JSON or MSGPACK */
 	const char *key_delim;  /* lines/nul: split at the first occurrence; NULL = no key */
+	/* lines: records end at this byte string instead of a newline
+	 * (rec_delim_len bytes, any of them; NULL = newline). */
+	const void *rec_delim;
+	size_t rec_delim_len;
 	size_t max_record;      /* longer records are an error (-MQ_ETOOBIG); 0 = 64 MiB */
 	const char *name;       /* for messages; NULL = "standard input" (fd 0) or "fd N" */
 } mq_reader_opts_t;

@@ -612,3 +612,35 @@ char *mq_printable(char *out, size_t size, const void *p, size_t n)
 	out[o] = 0;
 	return out;
 }
+
+int mq_unescape(const char *s, uint8_t *out, size_t *n, mq_err_t *err)
+{
+	size_t o = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p != '\\') {
+			out[o++] = (uint8_t)*p;
+			continue;
+		}
+		int h1, h2;
+		switch (*++p) {
+		case 'n': out[o++] = '\n'; break;
+		case 't': out[o++] = '\t'; break;
+		case 'r': out[o++] = '\r'; break;
+		case '0': out[o++] = '\0'; break;
+		case '\\': out[o++] = '\\'; break;
+		case 'x':
+			h1 = p[1] >= '0' && p[1] <= '9' ? p[1] - '0' : (p[1] | 32) >= 'a' && (p[1] | 32) <= 'f' ? (p[1] | 32) - 'a' + 10 : -1;
+			h2 = h1 < 0 ? -1 : p[2] >= '0' && p[2] <= '9' ? p[2] - '0' : (p[2] | 32) >= 'a' && (p[2] | 32) <= 'f' ? (p[2] | 32) - 'a' + 10 : -1;
+			if (h2 < 0)
+				return mq_err_set(err, MQ_EINVAL, "'%.200s': \\x needs two hex digits (e.g. \\x1e)", s);
+			out[o++] = (uint8_t)(h1 * 16 + h2);
+			p += 2;
+			break;
+		default:
+			return mq_err_set(err, MQ_EINVAL, "'%.200s': unknown escape '\\%c' (use \\n \\t \\r \\0 \\\\ or \\xHH)",
+					  s, *p >= 0x20 && *p < 0x7f ? *p : '?');
+		}
+	}
+	*n = o;
+	return 0;
+}

@@ -164,6 +164,11 @@ int mq_write_all(int fd, const void *buf, size_t n);
 int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 /* Read exactly n bytes at off; returns bytes read (< n only at EOF) or -1. */
 long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* A byte string given on the command line with C escapes: \n \t \r
+ * \0 \\ and \xHH.  Writes at most strlen(s) bytes to out; 0 with
+ * *n, or -MQ_EINVAL naming the bad escape. */
+int mq_unescape(const char *s, uint8_t *out, size_t *n, mq_err_t *err);
+
 /* p[0, n) for a message: printable ASCII kept, other bytes as \xHH,
  * cut with "..." to fit out[0, size) (size >= 8).  Returns out. */
 char *mq_printable(char *out, size_t size, const void *p, size_t n);

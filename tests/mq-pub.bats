@@ -352,3 +352,57 @@ after"
 	assert_output --partial "3 acknowledged (0 duplicates)"
 	[ "$(mq-sub -t t -e | wc -l)" -eq 3 ]
 }
+
+@test "--whole and --file: all the input is one binary-safe message; too big is not sent" {
+	start_broker
+	head -c 300000 /dev/urandom >"$BATS_TEST_TMPDIR/blob"
+	printf '\0\n\0\n' >>"$BATS_TEST_TMPDIR/blob"
+	run mq-pub -t w --file "$BATS_TEST_TMPDIR/blob"
+	assert_success
+	mq-pub -t w --whole <"$BATS_TEST_TMPDIR/blob"
+	: | mq-pub -t w --whole # empty input: one empty message
+	run read_back w -F '%S\n'
+	assert_output "300004
+300004
+0"
+	read_back w -n 1 -F '%s' | cmp - "$BATS_TEST_TMPDIR/blob"
+	# -K splits off a key at its first occurrence, as with -m.
+	printf 'k1:v:1\nline 2\n' | mq-pub -t wk --whole -K :
+	run read_back wk -F '%k|%s'
+	assert_output "k1|v:1
+line 2"
+	# Over the limit: nothing sent, exit 1, saying why.
+	run mq-pub -t w --whole --max-message-bytes 1000 <"$BATS_TEST_TMPDIR/blob"
+	assert_failure 1
+	assert_output --partial "standard input: more than 1000 bytes"
+	run read_back w -F '%S\n'
+	[ "${#lines[@]}" -eq 3 ]
+	run mq-pub -t w --file "$BATS_TEST_TMPDIR/nonexistent"
+	assert_failure 1
+	assert_output --partial "cannot read --file $BATS_TEST_TMPDIR/nonexistent: No such file or directory"
+	run mq-pub -t w --whole -m x
+	assert_failure 2
+	run mq-pub -t w --whole -0
+	assert_failure 2
+}
+
+@test "-D DELIM: records end at any byte string, escapes allowed" {
+	start_broker
+	printf 'a--b----c' | mq-pub -t d -D --
+	run read_back d -F '[%s]'
+	assert_output "[a][b][][c]"
+	printf 'p1 l1\np1 l2\n\np2 l1\n' | mq-pub -t p -D '\n\n'
+	run read_back p -F '[%s]\n'
+	assert_output "[p1 l1
+p1 l2]
+[p2 l1
+]"
+	printf 'x\036y\036' | mq-pub -t rs -D '\x1e' -K ' '
+	run read_back rs -F '[%s]'
+	assert_output "[x][y]"
+	run mq-pub -t d -D '\q'
+	assert_failure 2
+	assert_output --partial "unknown escape"
+	run mq-pub -t d -D x -f json
+	assert_failure 2
+}

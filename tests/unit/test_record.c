@@ -1122,6 +1122,65 @@ static void batch_record(mq_buf_t *buf, mq_record_t *rec, int with_key)
 /* Envelope "producer" and "seq": from the batch (its producer id and
  * base_seq + index), or from the origin headers, which are then not
  * written again; read back from JSON and msgpack, numbers or strings. */
+/* A record delimiter of several bytes (mq-pub -D), found across reads
+ * of any size, a last record without one, records over the limit
+ * skipped up to the next delimiter; one byte works like -0's NUL. */
+static void test_rec_delim(void **state)
+{
+	(void)state;
+	static const char in[] = "a<=>bb<=><=>c<<=>=d<=>0123456789012345<=>e";
+	for (size_t chunk = 1; chunk <= 7; chunk++) {
+		pid_t pid;
+		int fd = spawn_writer(in, sizeof in - 1, chunk, &pid);
+		mq_reader_t *r;
+		mq_err_t err;
+		mq_reader_opts_t o = {.fmt = MQ_FMT_LINES, .rec_delim = "<=>", .rec_delim_len = 3, .max_record = 10};
+		assert_int_equal(mq_reader_new(fd, &o, &r, &err), 0);
+		mq_buf_t out = {0};
+		mq_rec_t rec;
+		int rc;
+		while ((rc = mq_reader_get(r, &rec, &err)) != 0) {
+			if (rc > 0)
+				describe(&out, &rec);
+			else
+				appf(&out, "E:%s\n", err.msg);
+		}
+		ASSERT_BUF(&out, "K- V1:a I- T- P-1 O-1 S0 H0 ;\n"
+				 "K- V2:bb I- T- P-1 O-1 S0 H0 ;\n"
+				 "K- V0: I- T- P-1 O-1 S0 H0 ;\n"
+				 "K- V2:c< I- T- P-1 O-1 S0 H0 ;\n"
+				 "K- V2:=d I- T- P-1 O-1 S0 H0 ;\n"
+				 "E:record 6: longer than the limit of 10 bytes; skipped\n"
+				 "K- V1:e I- T- P-1 O-1 S0 H0 ;\n");
+		mq_buf_free(&out);
+		mq_reader_free(r);
+		close(fd);
+		reap(pid);
+	}
+	/* One byte: like any other terminator. */
+	mq_buf_t out = {0};
+	int fd = tmp_fd("x|y||z", 6);
+	mq_reader_t *r;
+	mq_err_t err;
+	mq_reader_opts_t o = {.fmt = MQ_FMT_LINES, .rec_delim = "|", .rec_delim_len = 1};
+	assert_int_equal(mq_reader_new(fd, &o, &r, &err), 0);
+	mq_rec_t rec;
+	while (mq_reader_get(r, &rec, &err) > 0) {
+		assert_null(rec.raw); /* not passed through as a line */
+		describe(&out, &rec);
+	}
+	ASSERT_BUF(&out, "K- V1:x I- T- P-1 O-1 S0 H0 ;\nK- V1:y I- T- P-1 O-1 S0 H0 ;\n"
+			 "K- V0: I- T- P-1 O-1 S0 H0 ;\nK- V1:z I- T- P-1 O-1 S0 H0 ;\n");
+	mq_reader_free(r);
+	close(fd);
+	mq_buf_free(&out);
+	/* Refused: empty, or with envelopes. */
+	o = (mq_reader_opts_t){.fmt = MQ_FMT_JSON, .rec_delim = "|", .rec_delim_len = 1};
+	assert_int_equal(mq_reader_new(0, &o, &r, &err), -MQ_EINVAL);
+	o = (mq_reader_opts_t){.fmt = MQ_FMT_LINES, .rec_delim = "", .rec_delim_len = 0};
+	assert_int_equal(mq_reader_new(0, &o, &r, &err), -MQ_EINVAL);
+}
+
 static void test_origin(void **state)
 {
 	(void)state;
@@ -1549,6 +1608,7 @@ int main(void)
 		cmocka_unit_test(test_json_exact),
 		cmocka_unit_test(test_msgpack_roundtrip),
 		cmocka_unit_test(test_msgpack_foreign),
+		cmocka_unit_test(test_rec_delim),
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_template_rejects),

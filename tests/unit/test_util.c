@@ -809,6 +809,24 @@ static void test_fsync_dir(void **state)
 	rmdir(dir);
 }
 
+static void test_unescape(void **state)
+{
+	(void)state;
+	uint8_t out[64];
+	size_t n = 99;
+	mq_err_t err;
+	assert_int_equal(mq_unescape("a\\n\\t\\r\\0\\\\\\x1e\\xFFz", out, &n, &err), 0);
+	assert_int_equal(n, 9);
+	assert_memory_equal(out, "a\n\t\r\0\\\x1e\xffz", 9);
+	assert_int_equal(mq_unescape("", out, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(mq_unescape("--", out, &n, &err), 0);
+	assert_int_equal(n, 2);
+	static const char *bad[] = {"\\", "\\q", "\\x", "\\x1", "\\xg0", "a\\"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(mq_unescape(bad[i], out, &n, &err), -MQ_EINVAL);
+}
+
 static void test_printable(void **state)
 {
 	(void)state;
@@ -825,6 +843,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_printable),
+		cmocka_unit_test(test_unescape),
 		cmocka_unit_test(test_err_set),
 		cmocka_unit_test(test_err_sys),
 		cmocka_unit_test(test_buf_many_appends),
