@@ -73,6 +73,8 @@ static void usage(FILE *fp)
 		"                           committed offset\n"
 		"  -e, --exit-at-end        exit once every assigned partition is read to its end\n"
 		"  -n, --count COUNT        exit after COUNT messages\n"
+		"      --max-wait DURATION  stop after DURATION at most; exit 1 if -n was given\n"
+		"                           and not reached\n"
 		"  -0                       end each value with NUL instead of a newline\n"
 		"  -f, --format FMT         lines, nul, json or msgpack (envelopes)\n"
 		"  -F, --template FORMAT    printf-like: %%t %%p %%o %%k %%s %%T %%i %%h %%S, \\n \\t \\0 %%%%\n"
@@ -111,6 +113,7 @@ enum {
 	OPT_CONCURRENCY,
 	OPT_CHECK_SEQ,
 	OPT_WITH_SEQ,
+	OPT_MAX_WAIT,
 };
 
 static const struct option longopts[] = {
@@ -133,6 +136,7 @@ static const struct option longopts[] = {
 	{"concurrency", required_argument, NULL, OPT_CONCURRENCY},
 	{"check-seq", no_argument, NULL, OPT_CHECK_SEQ},
 	{"with-seq", no_argument, NULL, OPT_WITH_SEQ},
+	{"max-wait", required_argument, NULL, OPT_MAX_WAIT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -143,6 +147,9 @@ typedef struct opts {
 	const char *group, *template;
 	mq_offset_spec_t start;
 	int exit_at_end, at_most_once, nul, fmt_set, skip_damaged, check_seq, with_seq;
+	int64_t max_wait; /* --max-wait, with max_wait_set */
+	int max_wait_set;
+	const char *max_wait_arg;
 	uint64_t count; /* 0: no limit */
 	mq_fmt_t fmt;
 	int64_t session_ms;
@@ -255,6 +262,12 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		return 0;
 	case OPT_WITH_SEQ:
 		o->with_seq = 1;
+		return 0;
+	case OPT_MAX_WAIT:
+		if (mq_parse_duration_ms(arg, &o->max_wait, err))
+			return -MQ_EINVAL;
+		o->max_wait_set = 1;
+		o->max_wait_arg = arg;
 		return 0;
 	default:
 		return mq_err_set(err, MQ_EINVAL, "option '-%c' is not handled", c);
@@ -438,6 +451,23 @@ static void wait_for_reader(out_t *u)
 }
 
 static void on_notice(void *ctx, const char *msg);
+
+/* --max-wait: the monotonic deadline (0: none), and whether it passed. */
+static int64_t max_wait_until;
+static int max_wait_passed(void)
+{
+	return max_wait_until && mq_mono_ms() >= max_wait_until;
+}
+
+/* At the end: with --max-wait and -n not reached, 1 and a message. */
+static int max_wait_verdict(const opts_t *o, uint64_t got)
+{
+	if (!max_wait_passed() || !o->count || got >= o->count)
+		return 0;
+	fprintf(stderr, "%s: --max-wait %s passed with %" PRIu64 " of %" PRIu64 " messages\n", prog,
+		o->max_wait_arg, got, o->count);
+	return 1;
+}
 static void on_finding(void *ctx, const char *msg);
 static int seq_summary(const opts_t *o, const mq_consumer_t *k);
 
@@ -679,8 +709,11 @@ static int exec_main(opts_t *o)
 			failed = 1;
 		}
 	} else {
-		while (!stop) {
-			mq_consumer_wake_at(u.k, mq_exec_deadline(u.x));
+		while (!stop && !max_wait_passed()) {
+			int64_t dl = mq_exec_deadline(u.x);
+			if (max_wait_until && (!dl || max_wait_until < dl))
+				dl = max_wait_until;
+			mq_consumer_wake_at(u.k, dl);
 			if ((rc = mq_consumer_step(u.k, &err)) != 0)
 				break;
 		}
@@ -702,6 +735,8 @@ static int exec_main(opts_t *o)
 		fprintf(stderr, "%s: %" PRIu64 " messages handled, %" PRIu64 " dead-lettered, %" PRIu64 " commits, %" PRIu64
 			" expired skipped\n", prog, u.ok, u.dead, mq_consumer_commits(u.k), mq_client_expired(c));
 	if (seq_summary(o, u.k))
+		failed = 1;
+	if (!failed && max_wait_verdict(o, u.ok + u.dead))
 		failed = 1;
 	mq_exec_free(u.x); /* kills what still runs: not committed, run again later */
 	mq_consumer_close(u.k);
@@ -748,6 +783,8 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	if (o.cli.quiet)
 		o.cli.verbose = 0;
+	if (o.max_wait_set)
+		max_wait_until = mq_mono_ms() + o.max_wait + (o.max_wait == 0);
 	if (o.exec)
 		return exec_main(&o);
 	out_t u = {.o = &o};
@@ -784,7 +821,8 @@ int main(int argc, char **argv)
 			failed = 1;
 		}
 	} else {
-		while (!stop && (rc = mq_consumer_step(u.k, &err)) == 0)
+		mq_consumer_wake_at(u.k, max_wait_until);
+		while (!stop && !max_wait_passed() && (rc = mq_consumer_step(u.k, &err)) == 0)
 			;
 		if (rc < 0 && !(stop && err.code == MQ_EAGAIN)) {
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -806,6 +844,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %" PRIu64 " messages written, %" PRIu64 " commits, %" PRIu64 " expired skipped\n",
 			prog, mq_consumer_delivered(u.k), mq_consumer_commits(u.k), mq_client_expired(c));
 	if (seq_summary(&o, u.k))
+		failed = 1;
+	if (!failed && u.k && max_wait_verdict(&o, mq_consumer_delivered(u.k)))
 		failed = 1;
 	mq_consumer_close(u.k);
 	mq_writer_free(u.w);

@@ -4,6 +4,7 @@
 # last commit) and errors.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 # Publish seq 1 N to topic $1 (one batch per call: same timestamps).
 fill() {
@@ -449,4 +450,35 @@ status 0"
 	run mq-sub -t re -g G -e
 	assert_success
 	assert_output "NEW4"
+}
+
+@test "--max-wait: stop after D; exit 1 when -n was not reached, saying how many arrived" {
+	start_broker
+	seq 1 3 | mq-pub -t mw
+	run --separate-stderr timeout 20 mq-sub -t mw --max-wait 300ms
+	assert_success
+	assert_output "1
+2
+3"
+	run --separate-stderr timeout 20 mq-sub -t mw --max-wait 300ms -n 5
+	assert_failure 1
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$stderr" = "mq-sub: --max-wait 300ms passed with 3 of 5 messages" ]
+	run timeout 20 mq-sub -t mw --max-wait 10s -n 2
+	assert_success
+	assert_output "1
+2"
+	# A group commits what was written before the deadline.
+	run --separate-stderr timeout 20 mq-sub -t mw -g g --max-wait 300ms -n 9
+	assert_failure 1
+	seq 4 4 | mq-pub -t mw
+	run timeout 20 mq-sub -t mw -g g -e
+	assert_output "4"
+	# The --exec sink too.
+	run --separate-stderr timeout 20 mq-sub -t mw -g x --exec 'cat; echo' --max-wait 300ms -n 9
+	assert_failure 1
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$stderr" = "mq-sub: --max-wait 300ms passed with 4 of 9 messages" ]
+	run mq-sub -t mw --max-wait soon
+	assert_failure 2
 }
