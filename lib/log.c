@@ -1709,6 +1709,7 @@ int mq_log_scan(const char *dir, uint64_t from, mq_log_batch_fn batch, mq_log_re
 		}
 		scan_t sc = {.fd = s->fd, .file_size = (uint64_t)st.st_size, .pos = 0, .next_base = s->base,
 			     .buf = &tmp.scratch};
+		tmp.scratch.len = 0; /* it holds the segment before: not these bytes */
 		uint64_t at = 0;
 		int r;
 		while ((r = scan_next(&sc, err)) > 0) {
