@@ -960,6 +960,11 @@ static int sync_active(mq_log_t *log, mq_err_t *err)
 {
 	seg_t *s = active(log);
 	if (fdatasync(s->fd) == 0) {
+#ifdef MQ_FAULT_INJECT
+		char path[PATH_MAX];
+		seg_path(log, s->base, "log", path, sizeof(path));
+		mq_fault_record_sync(path, s->size, -1);
+#endif
 		log->dirty = 0;
 		log->last_sync_ms = mq_mono_ms();
 		mark_synced(log);

@@ -159,4 +159,13 @@ int mq_fsync_dir(const char *path, mq_err_t *err);
 int mq_write_file_atomic(const char *dir, const char *tmp, const char *final, const void *data, size_t n,
 			 mq_err_t *err);
 
+#ifdef MQ_FAULT_INJECT
+/* Test builds only (make FAULT=1): with MQ_FAULT_SYNC_RECORD=FILE, each
+ * successful sync appends what it made durable to FILE, one write a line:
+ * "PATH SIZE" for a segment file (dir_fd -1), "DIR/ NAME..." (the entries
+ * then in it) for a directory.  tests/fault/power-cut.sh cuts a data
+ * directory back to that, as a power cut would. */
+void mq_fault_record_sync(const char *path, uint64_t size, int dir_fd);
+#endif
+
 #endif
