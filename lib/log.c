@@ -785,6 +785,9 @@ int mq_log_open(const char *dir, const mq_log_opts_t *o, int create, mq_log_t **
 		rmdir(dir);
 		rc = mq_err_set(err, MQ_ENOENT, "partition directory '%s' does not exist", dir);
 		goto fail;
+	} else if (log->o.fsync != MQ_FSYNC_NEVER && (rc = mq_fsync_parent(dir, err))) {
+		/* Made here: its name must outlast a power cut as its data does. */
+		goto fail;
 	}
 	if ((rc = scan_dir(log, err)))
 		goto fail;

@@ -399,6 +399,21 @@ int mq_fsync_dir(const char *path, mq_err_t *err)
 	return 0;
 }
 
+int mq_fsync_parent(const char *path, mq_err_t *err)
+{
+	char parent[4096];
+	int n = snprintf(parent, sizeof parent, "%s", path);
+	if (n < 0 || (size_t)n >= sizeof parent)
+		return mq_err_set(err, MQ_EINVAL, "path too long: '%.64s...'", path);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return mq_fsync_dir(".", err);
+	slash[slash == parent] = '\0'; /* "/x" keeps its "/" */
+	return mq_fsync_dir(parent, err);
+}
+
 #ifdef MQ_FAULT_INJECT
 void mq_fault_record_sync(const char *path, uint64_t size, int dir_fd)
 {

@@ -152,6 +152,9 @@ int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* fsync a directory so that a create/rename/unlink in it is durable. */
 int mq_fsync_dir(const char *path, mq_err_t *err);
+/* fsync the directory that holds path, so that path's own name is durable
+ * (after making it there). */
+int mq_fsync_parent(const char *path, mq_err_t *err);
 /* Replace dir/final with data[0, n): written to dir/tmp, fsynced, renamed
  * over dir/final, and the directory fsynced, so that a reader (or a
  * restart after a crash) sees the old file or the new one, never a mix.
