@@ -30,9 +30,11 @@
 #     within the log, and the broker starts without complaint;
 #   - never: the messages lost are exactly the acknowledged ones that lay
 #     past the durable sizes (with the random cuts: at most those);
-#   - the group reads again from its committed offsets (or from the
-#     start, where a commit survived past the end of the data) and the
-#     broker reports every tail it cut.
+#   - a group commit that survived past the end of the data is moved
+#     back to the end at start (and said so; never under always); the
+#     group reads on from its commits, each offset once, and gets the
+#     messages published after the restart;
+#   - the broker reports every tail it cut.
 # Prints "always: R rounds, M acked, 0 lost; never: R rounds, M acked, L
 # lost (unsynced at the cut)".  MQ_FAULT_SEED makes the rounds repeat.
 
@@ -155,7 +157,14 @@ def check(rnd_no, policy, mode):
     bad = []
     durable, implied = set(), set()
     ends = {}  # file -> batch ends
-    for (t, p), recs in dumped(data).items():
+    reads = {}
+    for t in ("p1", "p4"):
+        for line in open(os.path.join(tmp, "read.%s" % t)):
+            tt, pp, off, val = line.rstrip("\n").split(" ", 3)
+            reads.setdefault((t, pp), []).append((int(off), val))
+    dumps = dumped(data)
+    for (t, p) in sorted(set(dumps) | set(reads)):
+        recs, got = dumps.get((t, p), []), reads.get((t, p), [])
         exp = []
         for off, val, f, end in recs:
             ends.setdefault(f, set()).add(end)
@@ -164,11 +173,6 @@ def check(rnd_no, policy, mode):
                 durable.add(val)
             if worst.get(f, -1) >= end:
                 implied.add(val)
-        got = []
-        for line in open(os.path.join(tmp, "read.%s" % t)):
-            tt, pp, off, val = line.rstrip("\n").split(" ", 3)
-            if pp == p:
-                got.append((int(off), val))
         if got != exp:
             i = next((i for i in range(min(len(got), len(exp))) if got[i] != exp[i]), min(len(got), len(exp)))
             bad.append("%s/%s: read back %d records, %d were durable; first difference at #%d: read %s, durable %s"
@@ -187,10 +191,7 @@ def check(rnd_no, policy, mode):
     alive = set(open(alive_path).read().split("\n")) - {""} if os.path.exists(alive_path) else set()
     acked = set(open(os.path.join(tmp, "acked.r%d" % rnd_no)).read().split("\n")) - {""}
     cand = alive | acked
-    read = set()
-    for t in ("p1", "p4"):
-        for line in open(os.path.join(tmp, "read.%s" % t)):
-            read.add(line.rstrip("\n").split(" ", 3)[3])
+    read = {val for got in reads.values() for off, val in got}
     lost = cand - read
     unsynced = cand - implied
     if mode == "exact" and lost != unsynced:
@@ -210,8 +211,39 @@ def check(rnd_no, policy, mode):
     for b in bad:
         print(b)
 
+def group(describe, out, late):
+    """The group's read after the cut and the late lines: from its commit
+    (from the start where there is none or it lies past the end) on, each
+    offset once, the late lines among them."""
+    ends, start, raw = {}, {}, {}
+    for t in ("p1", "p4"):
+        for line in open(os.path.join(tmp, "read.%s" % t)):
+            tt, pp, off, val = line.split(" ", 3)
+            ends[(t, pp)] = int(off) + 1
+    for line in open(describe):
+        f = line.split()
+        if len(f) >= 4 and f[0] in ("p1", "p4") and f[2].isdigit():
+            c = raw[(f[0], f[1])] = int(f[2])
+            start[(f[0], f[1])] = c if c <= ends.get((f[0], f[1]), 0) else 0
+    got, vals = {}, set()
+    for line in open(out):
+        t, p, off, val = line.rstrip("\n").split(" ", 3)
+        got.setdefault((t, p), []).append(int(off))
+        vals.add(val)
+    for k, offs in sorted(got.items()):
+        want = list(range(start.get(k, 0), start.get(k, 0) + len(offs)))
+        if offs != want:
+            i = next(i for i in range(len(offs)) if offs[i] != want[i])
+            print("%s/%s: the group read offset %d where %d was due (commit %s)"
+                  % (k[0], k[1], offs[i], want[i], raw.get(k, "none")))
+    missed = [v for v in open(late).read().split("\n") if v and v not in vals]
+    if missed:
+        print("the group missed %d of the messages published after the restart (e.g. %s)" % (len(missed), missed[0]))
+
 cmd = sys.argv[1]
-if cmd == "writeback":
+if cmd == "group":
+    group(sys.argv[2], sys.argv[3], sys.argv[4])
+elif cmd == "writeback":
     writeback(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
 elif cmd == "cut":
     cut(sys.argv[2], sys.argv[3], int(sys.argv[4]))
@@ -242,6 +274,7 @@ writer() {
 round() {
 	local policy=$1 r=$2 mode pids=() member t p n
 	if ((r % 2)); then mode=exact; else mode=partial; fi
+	rm -f "$FAULT_TMP"/dump.*
 	: >"$FAULT_TMP/acked.r$r"
 	mq-sub -q -t p1 -t p4 -g g -w 1s >/dev/null 2>>"$FAULT_TMP/group.err" &
 	member=$!
@@ -282,22 +315,31 @@ round() {
 	acked_n=$((acked_n + n)) lost_n=$((lost_n + lost)) unsynced_n=$((unsynced_n + unsynced)) torn_n=$((torn_n + torn))
 	# The group: every commit within the log under always; reading on
 	# from the commits (or from the start, past the end) must work.
-	local past
-	past=$(mq-admin group describe g 2>/dev/null | awk '$1 ~ /^p[14]$/ && $3 > $4 { n++ } END { print n + 0 }')
-	past_n=$((past_n + past))
-	[ "$policy" = always ] && [ "$past" -gt 0 ] &&
-		fault_fail "$policy round $r: $past group commits past the end of their partition: $(mq-admin group describe g)"
-	timeout 30 mq-sub -q -t p1 -t p4 -g g -e >/dev/null 2>>"$FAULT_TMP/group.err" ||
+	# Messages published after the restart, before the group reads on
+	# (enough to pass a commit that survived past the end of the data).
+	mq-admin group describe g >"$FAULT_TMP/described" 2>/dev/null # none yet: no commit survived
+	seq 1 2000 | awk -v r="$r" '{ print "r" r " late " $1 }' >"$FAULT_TMP/late"
+	mq-pub -q -t p1 <"$FAULT_TMP/late" && head -16 "$FAULT_TMP/late" | mq-pub -q -t p4 ||
+		fault_fail "$policy round $r: publishing after the restart failed"
+	timeout 30 mq-sub -q -t p1 -t p4 -g g -e -F '%t %p %o %s\n' >"$FAULT_TMP/group.out" 2>>"$FAULT_TMP/group.err" ||
 		fault_fail "$policy round $r: the group cannot read on after the cut: $(tail -2 "$FAULT_TMP/group.err")"
+	while read -r line; do
+		fault_fail "$policy round $r: $line"
+	done < <("$PYTHON" "$PY" group "$FAULT_TMP/described" "$FAULT_TMP/group.out" "$FAULT_TMP/late")
 	# Every cut tail is reported, and nothing else is complained about.
 	local log
 	log=$(tail -n +"$((before + 1))" "$FAULT_TMP/broker.log" | grep -v 'mq-serve: listening on')
 	while read -r f; do
 		grep -qF "'$f': cut " <<<"$log" || fault_fail "$policy round $r: the torn tail of $f was not reported"
 	done <"$FAULT_TMP/torn"
-	if grep -v "bytes* from its end\|dropped the rest of that file" <<<"$log" | grep -q .; then
-		fault_fail "$policy round $r: the broker said at start: $(grep -v 'from its end' <<<"$log" | head -3)"
+	local said="bytes* from its end\|dropped the rest of that file\|past the end of the partition" past
+	if grep -v "$said" <<<"$log" | grep -q .; then
+		fault_fail "$policy round $r: the broker said at start: $(grep -v "$said" <<<"$log" | head -3)"
 	fi
+	past=$(grep -c "past the end of the partition" <<<"$log")
+	past_n=$((past_n + past))
+	[ "$policy" = always ] && [ "$past" -gt 0 ] &&
+		fault_fail "$policy round $r: $past group commits past the end of their partition: $(grep "past the end" <<<"$log" | head -2)"
 	[ "$policy" = never ] && "$PYTHON" "$PY" writeback "$DATA" # the machine stays up: all written back
 	return 0
 }
