@@ -189,8 +189,12 @@ def check(rnd_no, policy, mode):
             last[w] = k
     alive_path = os.path.join(tmp, "alive")
     alive = set(open(alive_path).read().split("\n")) - {""} if os.path.exists(alive_path) else set()
-    acked = set(open(os.path.join(tmp, "acked.r%d" % rnd_no)).read().split("\n")) - {""}
+    acked = set()
+    for w in (1, 4):
+        acked |= set(open(os.path.join(tmp, "acked.r%d.%d" % (rnd_no, w))).read().split("\n")) - {""}
     cand = alive | acked
+    bad += ["a garbled line in the harness's own list of acknowledged lines: %r" % v
+            for v in sorted(acked) if not re.fullmatch(r"r[0-9]+ w[14] [0-9]+", v)][:1]
     read = {val for got in reads.values() for off, val in got}
     lost = cand - read
     unsynced = cand - implied
@@ -255,8 +259,8 @@ broker() { PATH="$FAULT_BIN:$PATH" fault_broker_start --fsync "$1" --segment-byt
 
 # writer R W TOPIC: chunks of CHUNK numbered lines "rR wW N" (key N%16)
 # until mq-pub fails (the broker is gone); the lines of each chunk that
-# mq-pub acknowledged (exit 0) go to $FAULT_TMP/acked.rR, its pid to
-# $FAULT_TMP/pub.W.
+# mq-pub acknowledged (exit 0) go to $FAULT_TMP/acked.rR.W (one file a
+# writer: appends of two would mix), its pid to $FAULT_TMP/pub.W.
 writer() {
 	local r=$1 w=$2 topic=$3 first=1
 	while :; do
@@ -265,7 +269,7 @@ writer() {
 			mq-pub -q -t "$topic" -K ' ' --batch 20 -w 1s 2>>"$FAULT_TMP/pub.err" &
 		echo $! >"$FAULT_TMP/pub.$w"
 		wait $! || return 0
-		cut -d' ' -f2- "$FAULT_TMP/in.$w" >>"$FAULT_TMP/acked.r$r"
+		cut -d' ' -f2- "$FAULT_TMP/in.$w" >>"$FAULT_TMP/acked.r$r.$w"
 		first=$((first + CHUNK))
 	done
 }
@@ -275,7 +279,8 @@ round() {
 	local policy=$1 r=$2 mode pids=() member t p n
 	if ((r % 2)); then mode=exact; else mode=partial; fi
 	rm -f "$FAULT_TMP"/dump.*
-	: >"$FAULT_TMP/acked.r$r"
+	: >"$FAULT_TMP/acked.r$r.1"
+	: >"$FAULT_TMP/acked.r$r.4"
 	mq-sub -q -t p1 -t p4 -g g -w 1s >/dev/null 2>>"$FAULT_TMP/group.err" &
 	member=$!
 	writer "$r" 1 p1 2>/dev/null & # (not the shell's word on the killed mq-pub)
