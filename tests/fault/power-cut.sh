@@ -35,8 +35,11 @@
 #     group reads on from its commits, each offset once, and gets the
 #     messages published after the restart;
 #   - the broker reports every tail it cut.
-# Prints "always: R rounds, M acked, 0 lost; never: R rounds, M acked, L
-# lost (unsynced at the cut)".  MQ_FAULT_SEED makes the rounds repeat.
+# Prints "always: R rounds, M acked, 0 lost (T torn tails cut); never: R
+# rounds, M acked, L lost (unsynced at the cut: U; T torn tails cut; G
+# group commits past the end)", U being what the syncs left uncovered
+# (L = U in the exact rounds, L <= U in the others).  MQ_FAULT_SEED makes
+# the cut points repeat.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 fault_init power-cut
