@@ -197,7 +197,8 @@ check: deps
 # through tests/fault.bats).  MQ_FAULT_ONLY=NAME runs one script.
 check-fault: deps
 	@$(MAKE) --no-print-directory all
-	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_FAULT_SCALE=full bash tests/fault/run
+	@$(MAKE) --no-print-directory SAN=0 FUZZ=0 FAULT=1 build/fault/bin/mq-serve
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_FAULT_BIN="$(CURDIR)/build/fault/bin" MQ_FAULT_SCALE=full bash tests/fault/run
 
 # libFuzzer targets (clang) for every decoder, each run FUZZ_SECONDS from
 # its seed corpus (tests/fuzz/corpus/NAME); FUZZ_ONLY=NAME runs one.

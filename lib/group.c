@@ -963,6 +963,46 @@ static void history_load(mq_groups_t *g, mq_report_fn report, void *ctx)
 	}
 }
 
+/* A commit past the end of its partition: a power cut (under --fsync
+ * never or DURATION) took the tail it was made on and the offsets log
+ * kept it.  The group has read everything that is left, so it resumes at
+ * the end, where new messages go; left as it was, the group would skip
+ * the messages published until the end passed the old commit again.
+ * Only partitions with a commit are opened. */
+static int clamp_past_end(mq_groups_t *g, mq_report_fn report, void *ctx, mq_err_t *err)
+{
+	int n = 0;
+	for (uint32_t i = 0; g->store && i < g->ngroups; i++) {
+		group_t *gr = &g->groups[i];
+		for (uint32_t k = 0; k < gr->ntopics; k++) {
+			gtopic_t *t = &gr->topics[k];
+			for (uint32_t p = 0; p < t->partitions; p++) {
+				mq_log_t *log;
+				mq_err_t e;
+				if (t->committed[p] < 0 || mq_store_log(g->store, t->name, p, &log, &e))
+					continue; /* no commit, or no such partition: nothing to move */
+				uint64_t end = mq_log_end(log);
+				if ((uint64_t)t->committed[p] <= end)
+					continue;
+				if (report) {
+					char line[1024];
+					snprintf(line, sizeof(line),
+						 "group '%s': the commit at offset %" PRId64 " of topic '%s' partition %u is "
+						 "past the end of the partition (%" PRIu64 "; a power cut took its tail): "
+						 "the group resumes at the end", gr->name, t->committed[p], t->name, p, end);
+					report(ctx, line);
+				}
+				int rc = log_commits(g, gr->name, t->name, &p, &end, 1, err);
+				if (rc)
+					return rc;
+				t->committed[p] = (int64_t)end;
+				n++;
+			}
+		}
+	}
+	return n ? mq_log_sync(g->log, err) : 0;
+}
+
 int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_store_t *store, mq_report_fn report,
 		   void *ctx, mq_groups_t **out, mq_err_t *err)
 {
@@ -998,6 +1038,8 @@ int mq_groups_open(const char *state_dir, const mq_log_opts_t *log_opts, mq_stor
 		 * that still describes it. */
 		rc = g->live_entries ? compact(g, err) : mq_log_truncate_all(g->log, mq_log_end(g->log) + 1, err);
 	}
+	if (rc == 0)
+		rc = clamp_past_end(g, report, ctx, err);
 	if (rc) {
 		mq_groups_close(g);
 		return rc;

@@ -785,6 +785,9 @@ int mq_log_open(const char *dir, const mq_log_opts_t *o, int create, mq_log_t **
 		rmdir(dir);
 		rc = mq_err_set(err, MQ_ENOENT, "partition directory '%s' does not exist", dir);
 		goto fail;
+	} else if (log->o.fsync != MQ_FSYNC_NEVER && (rc = mq_fsync_parent(dir, err))) {
+		/* Made here: its name must outlast a power cut as its data does. */
+		goto fail;
 	}
 	if ((rc = scan_dir(log, err)))
 		goto fail;
@@ -960,6 +963,11 @@ static int sync_active(mq_log_t *log, mq_err_t *err)
 {
 	seg_t *s = active(log);
 	if (fdatasync(s->fd) == 0) {
+#ifdef MQ_FAULT_INJECT
+		char path[PATH_MAX];
+		seg_path(log, s->base, "log", path, sizeof(path));
+		mq_fault_record_sync(path, s->size, -1);
+#endif
 		log->dirty = 0;
 		log->last_sync_ms = mq_mono_ms();
 		mark_synced(log);
@@ -1709,6 +1717,7 @@ int mq_log_scan(const char *dir, uint64_t from, mq_log_batch_fn batch, mq_log_re
 		}
 		scan_t sc = {.fd = s->fd, .file_size = (uint64_t)st.st_size, .pos = 0, .next_base = s->base,
 			     .buf = &tmp.scratch};
+		tmp.scratch.len = 0; /* it holds the segment before: not these bytes */
 		uint64_t at = 0;
 		int r;
 		while ((r = scan_next(&sc, err)) > 0) {

@@ -227,13 +227,13 @@ static int mkdir_p(const char *path, mq_err_t *err)
 	return 0;
 }
 
-/* mkdir one level; an existing directory is fine. */
+/* mkdir one level; an existing directory is fine.  1 if it was made. */
 static int mkdir_one(const char *path, mq_err_t *err)
 {
 	struct stat sb;
 
 	if (mkdir(path, 0755) == 0)
-		return 0;
+		return 1;
 	if (errno != EEXIST)
 		return mq_err_sys(err, "cannot create directory '%s'", path);
 	if (lstat(path, &sb) < 0)
@@ -883,7 +883,8 @@ int mq_store_open(const char *dir, const mq_log_opts_t *defaults, mq_store_t **o
 	char path[PATH_MAX];
 	mq_store_t *st = NULL;
 	size_t len;
-	int rc;
+	int rc, made;
+	struct stat sb;
 
 	*out = NULL;
 	if (!dir || !*dir)
@@ -915,14 +916,21 @@ int mq_store_open(const char *dir, const mq_log_opts_t *defaults, mq_store_t **o
 		st->held[k].next = k + 1 < st->max_open ? k + 1 : -1;
 	st->free_slot = 0;
 
-	if ((rc = mkdir_p(st->base, err)) < 0 || (rc = check_foreign(st->base, err)) < 0 ||
+	made = stat(st->base, &sb) < 0 && errno == ENOENT;
+	if ((rc = mkdir_p(st->base, err)) < 0 || (made && (rc = mq_fsync_parent(st->base, err)) < 0) ||
+	    (rc = check_foreign(st->base, err)) < 0 ||
 	    (rc = lock_dir(st, err)) < 0 || (rc = check_format(st, err)) < 0)
 		goto err;
 	if ((rc = path_fmt(path, sizeof(path), err, "%s/topics", st->base)) < 0 ||
 	    (rc = mkdir_one(path, err)) < 0)
 		goto err;
+	made = rc;
 	if ((rc = path_fmt(path, sizeof(path), err, "%s/state", st->base)) < 0 ||
 	    (rc = mkdir_one(path, err)) < 0)
+		goto err;
+	/* Their names are durable only once DIR is synced: without this a
+	 * power cut could take every topic, meta and all. */
+	if ((made || rc) && (rc = mq_fsync_dir(st->base, err)) < 0)
 		goto err;
 	if ((rc = load_topics(st, err)) < 0)
 		goto err;

@@ -18,8 +18,10 @@
 
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -523,9 +525,63 @@ int mq_fsync_dir(const char *path, mq_err_t *err)
 		errno = saved;
 		return mq_err_sys(err, "fsync directory %s", path);
 	}
+#ifdef MQ_FAULT_INJECT
+	mq_fault_record_sync(path, 0, fd);
+#endif
 	close(fd);
 	return 0;
 }
+
+int mq_fsync_parent(const char *path, mq_err_t *err)
+{
+	char parent[4096];
+	int n = snprintf(parent, sizeof parent, "%s", path);
+	if (n < 0 || (size_t)n >= sizeof parent)
+		return mq_err_set(err, MQ_EINVAL, "path too long: '%.64s...'", path);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return mq_fsync_dir(".", err);
+	slash[slash == parent] = '\0'; /* "/x" keeps its "/" */
+	return mq_fsync_dir(parent, err);
+}
+
+#ifdef MQ_FAULT_INJECT
+void mq_fault_record_sync(const char *path, uint64_t size, int dir_fd)
+{
+	const char *file = getenv("MQ_FAULT_SYNC_RECORD");
+	mq_buf_t line = {0};
+	char num[32];
+	if (!file || !*file)
+		return;
+	mq_buf_append(&line, path, strlen(path));
+	if (dir_fd < 0) {
+		snprintf(num, sizeof(num), " %" PRIu64, size);
+		mq_buf_append(&line, num, strlen(num));
+	} else {
+		int fd = dup(dir_fd);
+		DIR *d = fd < 0 ? NULL : fdopendir(fd);
+		struct dirent *de;
+		mq_buf_append(&line, "/", 1);
+		if (!d && fd >= 0)
+			close(fd);
+		while (d && (de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				mq_buf_append(&line, " ", 1);
+				mq_buf_append(&line, de->d_name, strlen(de->d_name));
+			}
+		if (d)
+			closedir(d);
+	}
+	int out = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (out >= 0 && mq_buf_append(&line, "\n", 1) == 0)
+		mq_write_all(out, line.p, line.len);
+	if (out >= 0)
+		close(out);
+	mq_buf_free(&line);
+}
+#endif
 
 int mq_write_file_atomic(const char *dir, const char *tmp, const char *final, const void *data, size_t n,
 			 mq_err_t *err)

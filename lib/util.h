@@ -175,11 +175,23 @@ char *mq_printable(char *out, size_t size, const void *p, size_t n);
 
 /* fsync a directory so that a create/rename/unlink in it is durable. */
 int mq_fsync_dir(const char *path, mq_err_t *err);
+/* fsync the directory that holds path, so that path's own name is durable
+ * (after making it there). */
+int mq_fsync_parent(const char *path, mq_err_t *err);
 /* Replace dir/final with data[0, n): written to dir/tmp, fsynced, renamed
  * over dir/final, and the directory fsynced, so that a reader (or a
  * restart after a crash) sees the old file or the new one, never a mix.
  * On failure dir/tmp is removed and dir/final is untouched. */
 int mq_write_file_atomic(const char *dir, const char *tmp, const char *final, const void *data, size_t n,
 			 mq_err_t *err);
+
+#ifdef MQ_FAULT_INJECT
+/* Test builds only (make FAULT=1): with MQ_FAULT_SYNC_RECORD=FILE, each
+ * successful sync appends what it made durable to FILE, one write a line:
+ * "PATH SIZE" for a segment file (dir_fd -1), "DIR/ NAME..." (the entries
+ * then in it) for a directory.  tests/fault/power-cut.sh cuts a data
+ * directory back to that, as a power cut would. */
+void mq_fault_record_sync(const char *path, uint64_t size, int dir_fd);
+#endif
 
 #endif

@@ -24,3 +24,5 @@ fault_script() {
 @test "fault: a publish whose fdatasync fails (EIO at writeback) is refused and never delivered, not even to a follower" { fault_script sync-fail; }
 
 @test "fault: damaged segments and indexes are reported, never served, never skipped silently" { fault_script damage; }
+
+@test "fault: power cuts (every file cut back to its last sync): --fsync always loses no acknowledged message; never loses exactly what was not synced, and serves the rest intact" { fault_script power-cut; }

@@ -18,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "group.h"
+#include "log.h"
 #include "store.h"
 
 typedef struct fix {
@@ -246,6 +248,40 @@ static void check_history(fix_t *f, int64_t at_most)
 	assert_int_equal(history_len(f), k);
 }
 
+/* A commit past the end of its partition (a power cut took the tail it
+ * was made on, the offsets log kept it): the group has read all that is
+ * left, so it resumes at the end, where new messages go, and says so
+ * once; otherwise it would skip the messages published until the end
+ * passed the old commit again. */
+static void test_commit_past_end(void **state)
+{
+	fix_t *f = *state;
+	mq_err_t err;
+	mq_topic_meta_t m = {.partitions = 1};
+	mq_log_t *log;
+	mq_buf_t buf = {0};
+	mq_batch_builder_t b;
+	uint64_t base;
+	assert_int_equal(mq_store_topic_create(f->store, "t", &m, &err), 0);
+	assert_int_equal(mq_store_log(f->store, "t", 0, &log, &err), 0);
+	mq_batch_begin(&b, &buf);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(mq_batch_add(&b, 1700000000000LL, NULL, 0, "v", 1, NULL, 0, NULL, 0), 0);
+	assert_true(mq_batch_finish(&b) > 0);
+	assert_int_equal(mq_log_append(log, buf.p, buf.len, &base, &err), 0);
+	mq_buf_free(&buf);
+	reopen(f, 0);
+	commit(f, 10);
+	reopen(f, 0);
+	assert_int_equal(committed(f), 10);
+	commit(f, 50); /* as if the partition lost offsets 10-49 */
+	reopen(f, 1);
+	assert_non_null(strstr(f->reported, "past the end"));
+	assert_int_equal(committed(f), 10);
+	reopen(f, 0); /* written down: said once */
+	assert_int_equal(committed(f), 10);
+}
+
 static void test_history_damage(void **state)
 {
 	fix_t *f = *state;
@@ -301,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_offsets_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_emptied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_past_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_format1, setup, teardown),
 	};
