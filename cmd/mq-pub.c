@@ -57,11 +57,13 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mq-pub -t TOPIC [-k KEY | -K DELIM] [-p PARTITION] [-m MESSAGE] [options] < records\n"
+		"       mq-pub -f json|msgpack [options] < envelopes   (each to its own topic)\n"
 		"       mq-pub -t TOPIC --prepare [options] < records\n"
 		"       mq-pub --commit TXID | --rollback TXID [-t TOPIC]\n"
 		"       mq-pub --txn-checker CMD -t TOPIC [-f FMT | -0]\n"
 		"\n"
-		"  -t, --topic NAME         topic to publish to (created if missing)\n"
+		"  -t, --topic NAME         topic to publish to (created if missing); without it,\n"
+		"                           envelopes go to the topic each one names\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
 		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
 		"  -k, --key KEY            key of every message\n"
@@ -291,8 +293,10 @@ static int check_opts(void *ctx, mq_err_t *err)
 	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
 	if (o->cli.timeout_ms == 0 && o->tx != TX_CHECKER)
 		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0 only with --txn-checker)");
-	if (!o->topic && !decide)
-		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
+	int envelopes = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK;
+	if (!o->topic && !decide && (!envelopes || o->tx))
+		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC%s",
+				  o->tx ? "" : " (only envelopes, -f json|msgpack, can name their own)");
 	if (o->topic && mq_name_check("topic", o->topic, 0, err))
 		return -MQ_EINVAL;
 	if ((decide || o->tx == TX_CHECKER) && (o->message || o->key || o->delim || o->partition >= 0 || o->nheaders))
@@ -337,8 +341,12 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 
 /* ---- publishing ---- */
 
-typedef struct pub {
-	opts_t *o;
+/* A topic being published to: its own client (so replies never mix),
+ * producer and open batches.  With -t there is one; without -t the
+ * envelopes name theirs, and at most MAX_DESTS are open at once (the
+ * one used least recently is flushed and closed to make room). */
+typedef struct dest {
+	char topic[MQ_NAME_MAX + 1];
 	mq_client_t *c;
 	mq_producer_t *p;
 	uint32_t partitions;
@@ -346,6 +354,18 @@ typedef struct pub {
 	mq_buf_t *bufs;
 	int64_t *opened; /* mono ms a partition's batch got its first record; 0 = none open */
 	uint32_t rr;     /* partition of unkeyed records */
+	uint64_t used;   /* s->tick when last used */
+} dest_t;
+
+#define MAX_DESTS 16
+
+typedef struct pub {
+	opts_t *o;
+	mq_client_t *c;  /* the first destination's client (control calls, --prepare) */
+	dest_t d[MAX_DESTS];
+	uint32_t nd;
+	uint64_t tick;
+	mq_producer_stats_t closed; /* of destinations closed to make room */
 	uint64_t read, too_big, bad;
 	int64_t now_ms;
 	mq_buf_t idbuf; /* --id hash: what is hashed */
@@ -362,34 +382,35 @@ typedef struct pub {
 static void report_refusals(pub_t *s)
 {
 	const char *e;
-	while ((e = mq_producer_take_error(s->p)))
-		fprintf(stderr, "%s: topic '%s': %s\n", prog, s->o->topic, e);
+	for (uint32_t i = 0; i < s->nd; i++)
+		while (s->d[i].p && (e = mq_producer_take_error(s->d[i].p)))
+			fprintf(stderr, "%s: topic '%s': %s\n", prog, s->d[i].topic, e);
 }
 
 /* --prepare: one batch of the transaction, stored before the next. */
-static int send_half(pub_t *s, uint32_t part)
+static int send_half(pub_t *s, dest_t *d, uint32_t part)
 {
 	int dup;
-	if (!mq_batch_finish(&s->b[part]))
+	if (!mq_batch_finish(&d->b[part]))
 		return 0;
-	if (mq_client_txn_add(s->c, s->txid, s->tx_batches, part, s->bufs[part].p, s->bufs[part].len, &dup, &s->err)) {
+	if (mq_client_txn_add(d->c, s->txid, s->tx_batches, part, d->bufs[part].p, d->bufs[part].len, &dup, &s->err)) {
 		s->failed = 1;
 		return -1;
 	}
-	s->bufs[part].len = 0;
+	d->bufs[part].len = 0;
 	s->tx_batches++;
 	return 0;
 }
 
-static int send_batch(pub_t *s, uint32_t part)
+static int send_batch(pub_t *s, dest_t *d, uint32_t part)
 {
-	s->opened[part] = 0;
+	d->opened[part] = 0;
 	/* Unkeyed records spread batch by batch. */
-	if (s->o->partition < 0 && part == s->rr)
-		s->rr = (s->rr + 1) % s->partitions;
+	if (s->o->partition < 0 && part == d->rr)
+		d->rr = (d->rr + 1) % d->partitions;
 	if (s->o->tx == TX_PREPARE)
-		return send_half(s, part);
-	if (mq_producer_send(s->p, &s->b[part], part, &s->err)) {
+		return send_half(s, d, part);
+	if (mq_producer_send(d->p, &d->b[part], part, &s->err)) {
 		s->failed = 1;
 		return -1;
 	}
@@ -399,10 +420,102 @@ static int send_batch(pub_t *s, uint32_t part)
 
 static int send_open(pub_t *s)
 {
-	for (uint32_t i = 0; i < s->partitions && !s->failed; i++)
-		if (s->opened[i])
-			send_batch(s, i);
+	for (uint32_t j = 0; j < s->nd; j++)
+		for (uint32_t i = 0; i < s->d[j].partitions && !s->failed; i++)
+			if (s->d[j].opened[i])
+				send_batch(s, &s->d[j], i);
 	return s->failed ? -1 : 0;
+}
+
+static void stats_add(mq_producer_stats_t *t, const mq_producer_stats_t *a)
+{
+	t->sent += a->sent;
+	t->acked += a->acked;
+	t->duplicates += a->duplicates;
+	t->failed += a->failed;
+	t->resent += a->resent;
+}
+
+/* Every destination's counts, the closed ones' included. */
+static void stats(const pub_t *s, mq_producer_stats_t *st)
+{
+	*st = s->closed;
+	for (uint32_t i = 0; i < s->nd; i++) {
+		mq_producer_stats_t a;
+		if (!s->d[i].p)
+			continue;
+		mq_producer_stats(s->d[i].p, &a);
+		stats_add(st, &a);
+	}
+}
+
+static void dest_free(dest_t *d, int first)
+{
+	mq_producer_free(d->p);
+	for (uint32_t i = 0; d->bufs && i < d->partitions; i++)
+		mq_buf_free(&d->bufs[i]);
+	free(d->bufs);
+	free(d->b);
+	free(d->opened);
+	if (!first)
+		mq_client_close(d->c); /* the first one's is s->c */
+	memset(d, 0, sizeof *d);
+}
+
+static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq_err_t *err);
+
+/* The destination of topic (NULL: -t), opened if need be; NULL with
+ * s->err and s->failed set when it cannot be. */
+static dest_t *dest_for(pub_t *s, const char *topic)
+{
+	if (!topic || s->o->topic)
+		return &s->d[0];
+	for (uint32_t i = 0; i < s->nd; i++)
+		if (!strcmp(s->d[i].topic, topic)) {
+			s->d[i].used = ++s->tick;
+			return &s->d[i];
+		}
+	uint32_t i = s->nd;
+	if (s->nd == MAX_DESTS) {
+		/* Make room: send, await and close the one used least recently. */
+		i = 1;
+		for (uint32_t j = 2; j < s->nd; j++)
+			if (s->d[j].used < s->d[i].used)
+				i = j;
+		dest_t *d = &s->d[i];
+		for (uint32_t p = 0; p < d->partitions && !s->failed; p++)
+			if (d->opened[p])
+				send_batch(s, d, p);
+		if (s->failed || mq_producer_flush(d->p, &s->err)) {
+			s->failed = 1;
+			return NULL;
+		}
+		report_refusals(s);
+		mq_producer_stats_t a;
+		mq_producer_stats(d->p, &a);
+		stats_add(&s->closed, &a);
+		dest_free(d, 0);
+	}
+	dest_t *d = &s->d[i];
+	mq_client_t *c = NULL;
+	mq_client_opts_t co = {.endpoint = s->o->cli.broker, .timeout_ms = s->o->cli.timeout_ms, .name = prog};
+	if (i == 0) {
+		c = s->c;
+	} else if (mq_client_open(&co, &c, &s->err)) {
+		s->failed = 1;
+		return NULL;
+	}
+	if (setup_dest(s, d, topic, c, &s->err)) {
+		if (i)
+			mq_client_close(c);
+		memset(d, 0, sizeof *d);
+		s->failed = 1;
+		return NULL;
+	}
+	d->used = ++s->tick;
+	if (i == s->nd)
+		s->nd++;
+	return d;
 }
 
 static size_t msg_size(const mq_rec_t *r, const mq_header_t *h, uint32_t nh, size_t key_len)
@@ -436,6 +549,14 @@ static int message_hash(pub_t *s, const void *key, size_t key_len, const mq_rec_
 static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 {
 	const opts_t *o = s->o;
+	mq_err_t why;
+	if (!o->topic && (!r->topic || mq_name_check("topic", r->topic, 0, &why))) {
+		s->bad++;
+		if (!o->cli.quiet)
+			fprintf(stderr, "%s: record %" PRIu64 ": %s; not sent (give -t TOPIC, or a valid \"topic\" in "
+				"each envelope)\n", prog, recno, r->topic ? why.msg : "no topic");
+		return 0;
+	}
 	const void *key = r->key;
 	size_t key_len = r->key_len;
 	if (o->key) {
@@ -491,24 +612,27 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 				" (--max-message-bytes); not sent\n", prog, recno, size, o->max_msg);
 		return 0;
 	}
+	dest_t *d = dest_for(s, r->topic);
+	if (!d)
+		return -1;
 	uint32_t part = o->partition >= 0 ? (uint32_t)o->partition
-		       : key ? mq_key_partition(key, key_len, s->partitions) : s->rr;
-	mq_batch_builder_t *b = &s->b[part];
-	if (s->opened[part] && (b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES)) {
-		if (send_batch(s, part))
+		       : key ? mq_key_partition(key, key_len, d->partitions) : d->rr;
+	mq_batch_builder_t *b = &d->b[part];
+	if (d->opened[part] && (b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES)) {
+		if (send_batch(s, d, part))
 			return -1;
 		if (!key && o->partition < 0)
-			part = s->rr, b = &s->b[part];
+			part = d->rr, b = &d->b[part];
 	}
-	if (!s->opened[part]) {
-		if (s->p) {
-			mq_producer_begin(s->p, part, b, &s->bufs[part]);
+	if (!d->opened[part]) {
+		if (d->p) {
+			mq_producer_begin(d->p, part, b, &d->bufs[part]);
 		} else { /* --prepare */
-			mq_batch_begin(b, &s->bufs[part]);
+			mq_batch_begin(b, &d->bufs[part]);
 			b->hdr.txn_id = s->txid;
 			b->hdr.flags = MQ_BF_TXN;
 		}
-		s->opened[part] = mq_mono_ms();
+		d->opened[part] = mq_mono_ms();
 	}
 	int64_t ts = r->timestamp > 0 ? r->timestamp : s->now_ms;
 	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, id, id_len, nh ? h : NULL, nh)) {
@@ -527,7 +651,7 @@ static void progress(pub_t *s, int last)
 	s->prog_last = now;
 	double secs = (double)(now - s->prog_start) / 1000.0;
 	mq_producer_stats_t st;
-	mq_producer_stats(s->p, &st);
+	stats(s, &st);
 	fprintf(stderr, "%s%s: %" PRIu64 " messages, %" PRIu64 " acknowledged, %.0f msg/s%s", s->prog_tty ? "\r" : "",
 		prog, s->read, st.acked, secs > 0 ? (double)st.acked / secs : 0.0,
 		s->prog_tty && !last ? "\033[K" : "\n");
@@ -538,10 +662,11 @@ static void progress(pub_t *s, int last)
 static int wait_input(pub_t *s, int64_t deadline)
 {
 	for (;;) {
-		if (mq_producer_poll(s->p, 0, &s->err)) {
-			s->failed = 1;
-			return 0;
-		}
+		for (uint32_t i = 0; i < s->nd; i++)
+			if (mq_producer_poll(s->d[i].p, 0, &s->err)) {
+				s->failed = 1;
+				return 0;
+			}
 		report_refusals(s);
 		int64_t now = mq_mono_ms();
 		if (stop || (deadline >= 0 && now >= deadline))
@@ -549,8 +674,12 @@ static int wait_input(pub_t *s, int64_t deadline)
 		long ms = 1000;
 		if (deadline >= 0 && deadline - now < ms)
 			ms = (long)(deadline - now);
-		zmq_pollitem_t it[2] = {{.fd = 0, .events = ZMQ_POLLIN}, {.socket = mq_producer_socket(s->p), .events = ZMQ_POLLIN}};
-		int r = zmq_poll(it, mq_producer_inflight(s->p) ? 2 : 1, ms);
+		zmq_pollitem_t it[1 + MAX_DESTS] = {{.fd = 0, .events = ZMQ_POLLIN}};
+		int n = 1;
+		for (uint32_t i = 0; i < s->nd; i++)
+			if (mq_producer_inflight(s->d[i].p))
+				it[n++] = (zmq_pollitem_t){.socket = mq_producer_socket(s->d[i].p), .events = ZMQ_POLLIN};
+		int r = zmq_poll(it, n, ms);
 		if (r < 0 && zmq_errno() != EINTR) {
 			mq_err_set(&s->err, MQ_EIO, "waiting for input: %s", zmq_strerror(zmq_errno()));
 			s->failed = 1;
@@ -574,9 +703,10 @@ static void before_read(pub_t *s)
 {
 	while (!input_ready() && !s->failed && !stop) {
 		int64_t oldest = 0;
-		for (uint32_t i = 0; i < s->partitions; i++)
-			if (s->opened[i] && (!oldest || s->opened[i] < oldest))
-				oldest = s->opened[i];
+		for (uint32_t j = 0; j < s->nd; j++)
+			for (uint32_t i = 0; i < s->d[j].partitions; i++)
+				if (s->d[j].opened[i] && (!oldest || s->d[j].opened[i] < oldest))
+					oldest = s->d[j].opened[i];
 		if (!oldest) {
 			wait_input(s, -1);
 			return;
@@ -615,7 +745,7 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 		}
 		if (mq_reader_eof(rd))
 			break;
-		if (s->p) /* --prepare sends when a batch is full or at the end */
+		if (s->o->tx != TX_PREPARE) /* --prepare sends when a batch is full or at the end */
 			before_read(s);
 		if (s->failed || stop)
 			break;
@@ -680,11 +810,12 @@ static int finish(pub_t *s)
 		return finish_prepare(s);
 	if (!s->failed)
 		send_open(s);
-	if (!s->failed && mq_producer_flush(s->p, &s->err))
-		s->failed = 1;
+	for (uint32_t i = 0; i < s->nd && !s->failed; i++)
+		if (mq_producer_flush(s->d[i].p, &s->err))
+			s->failed = 1;
 	report_refusals(s);
 	mq_producer_stats_t st;
-	mq_producer_stats(s->p, &st);
+	stats(s, &st);
 	if (s->o->progress)
 		progress(s, 1);
 	if (s->o->cli.verbose)
@@ -703,52 +834,60 @@ static int finish(pub_t *s)
 	return 1;
 }
 
-static int setup(pub_t *s, opts_t *o)
+/* A destination for topic over client c (created if missing). */
+static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq_err_t *err)
 {
-	mq_err_t *err = &s->err;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog};
-	mq_hello_t h;
-	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err) ||
-	    mq_client_meta(s->c, o->topic, 1, &s->partitions, err))
+	const opts_t *o = s->o;
+	memset(d, 0, sizeof *d);
+	snprintf(d->topic, sizeof d->topic, "%s", topic);
+	d->c = c;
+	if (mq_client_meta(c, topic, 1, &d->partitions, err))
 		return -1;
-	if (!o->max_msg)
-		o->max_msg = h.max_message_bytes ? h.max_message_bytes : (1u << 20);
-	if (o->partition >= (int64_t)s->partitions) {
-		mq_err_set(err, MQ_ERANGE, "partition %" PRId64 " out of range: topic '%s' has %u partition%s (0-%u)",
-			   o->partition, o->topic, s->partitions, s->partitions == 1 ? "" : "s", s->partitions - 1);
-		return -1;
-	}
-	s->b = calloc(s->partitions, sizeof *s->b);
-	s->bufs = calloc(s->partitions, sizeof *s->bufs);
-	s->opened = calloc(s->partitions, sizeof *s->opened);
-	if (!s->b || !s->bufs || !s->opened) {
-		mq_err_set(err, MQ_ENOMEM, "out of memory");
-		return -1;
-	}
+	if (o->partition >= (int64_t)d->partitions)
+		return mq_err_set(err, MQ_ERANGE, "partition %" PRId64 " out of range: topic '%s' has %u partition%s (0-%u)",
+				  o->partition, topic, d->partitions, d->partitions == 1 ? "" : "s", d->partitions - 1);
+	d->b = calloc(d->partitions, sizeof *d->b);
+	d->bufs = calloc(d->partitions, sizeof *d->bufs);
+	d->opened = calloc(d->partitions, sizeof *d->opened);
+	if (!d->b || !d->bufs || !d->opened)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	if (o->tx == TX_PREPARE) {
 		s->txid = mq_txn_id_new();
-		return mq_client_txn_begin(s->c, s->txid, o->topic, err);
+		return mq_client_txn_begin(c, s->txid, topic, err);
 	}
-	if (mq_producer_new(s->c, o->topic, s->partitions, WINDOW, &s->p, err))
+	if (mq_producer_new(c, topic, d->partitions, WINDOW, &d->p, err))
 		return -1;
-	mq_producer_set_times(s->p, &o->times);
+	mq_producer_set_times(d->p, &o->times);
 	/* Unkeyed records: the round robin starts at a random partition, so
 	 * one-message runs (cron, xargs) spread too. */
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
 		r = (uint32_t)mq_mono_ms() ^ (uint32_t)getpid();
-	s->rr = r % s->partitions;
+	d->rr = r % d->partitions;
+	return 0;
+}
+
+static int setup(pub_t *s, opts_t *o)
+{
+	mq_err_t *err = &s->err;
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog};
+	mq_hello_t h;
+	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
+		return -1;
+	if (!o->max_msg)
+		o->max_msg = h.max_message_bytes ? h.max_message_bytes : (1u << 20);
+	if (o->topic) {
+		if (setup_dest(s, &s->d[0], o->topic, s->c, err))
+			return -1;
+		s->nd = 1;
+	}
 	return 0;
 }
 
 static void cleanup(pub_t *s)
 {
-	mq_producer_free(s->p);
-	for (uint32_t i = 0; s->bufs && i < s->partitions; i++)
-		mq_buf_free(&s->bufs[i]);
-	free(s->bufs);
-	free(s->b);
-	free(s->opened);
+	for (uint32_t i = 0; i < s->nd; i++)
+		dest_free(&s->d[i], i == 0);
 	mq_buf_free(&s->idbuf);
 	mq_client_close(s->c);
 }

@@ -700,6 +700,7 @@ static int exec_main(opts_t *o)
 				 .verbose = o->cli.verbose, .count = o->count, .session_ms = o->session_ms,
 				 .commit_ms = COMMIT_MS, .report = on_notice, .report_ctx = o, .sink = &exec_sink,
 				 .check_seq = o->check_seq, .seq_report = on_finding,
+				 .announce_waiting = o->cli.verbose || isatty(2),
 				 .sink_ctx = &u, .watch_fd = mq_exec_fd(u.x), .watch_events = POLLIN, .interrupt = &stop};
 	mq_hello_t h;
 	int failed = 0, rc = 0;
@@ -808,6 +809,7 @@ int main(int argc, char **argv)
 				 .session_ms = o.session_ms, .commit_ms = COMMIT_MS, .report = on_notice,
 				 .report_ctx = &o, .sink = &out_sink, .sink_ctx = &u,
 				 .check_seq = o.check_seq, .seq_report = on_finding,
+				 .announce_waiting = o.cli.verbose || isatty(2),
 				 .watch_fd = u.out_pipe ? 1 : -1, .interrupt = &stop};
 	mq_hello_t h;
 	int failed = 0;

@@ -62,6 +62,7 @@ struct mq_consumer {
 	int64_t next_hb, hb_ivl, last_commit, next_refresh, wake_at;
 	int hb_now, done;
 	int releasing; /* partitions being given up wait for the sink */
+	uint32_t waiting; /* plain topics that do not exist (yet): looked for every refresh */
 	mq_seqcheck_t *sc; /* check_seq */
 	mq_consumer_seq_counts_t seq;
 	mq_err_t err;
@@ -463,23 +464,33 @@ static int refresh(mq_consumer_t *k)
 	mq_topic_list_t l = {0};
 	k->next_refresh = mq_mono_ms() + REFRESH_MS;
 	if (!k->started) {
+		/* Reading never creates a topic: a follower of one that does not
+		 * exist waits for it to appear; with exit_at_end it is an error. */
 		for (uint32_t i = 0; i < o->ntopics; i++) {
 			uint32_t n;
 			if (mq_consumer_is_pattern(o->topics[i]))
 				continue;
-			if (mq_client_meta(k->c, o->topics[i], !o->exit_at_end, &n, &k->err))
-				return -1;
+			if (mq_client_meta(k->c, o->topics[i], 0, &n, &k->err)) {
+				if (k->err.code != MQ_ENOENT || o->exit_at_end)
+					return -1;
+				k->waiting++;
+				if (o->announce_waiting)
+					notice(k, "topic '%s' does not exist yet: waiting for it (reading creates nothing)",
+					       o->topics[i]);
+				continue;
+			}
 			if (add_topic(k, o->topics[i], n) < 0)
 				return -1;
 		}
 	}
-	if ((k->patterns || !o->group) && mq_client_topics(k->c, &l, &k->err))
+	if ((k->patterns || !o->group || k->waiting) && mq_client_topics(k->c, &l, &k->err))
 		return -1;
 	int rc = 0;
 	for (uint32_t j = 0; !rc && j < l.n; j++) {
 		int64_t ti = topic_index(k, l.names[j]);
 		for (uint32_t i = 0; ti < 0 && i < o->ntopics; i++)
-			if (mq_consumer_is_pattern(o->topics[i]) && fnmatch(o->topics[i], l.names[j], 0) == 0 &&
+			if ((mq_consumer_is_pattern(o->topics[i]) ? fnmatch(o->topics[i], l.names[j], 0) == 0
+								    : k->waiting && strcmp(o->topics[i], l.names[j]) == 0) &&
 			    (ti = add_topic(k, l.names[j], l.parts[j])) < 0)
 				rc = -1;
 		if (!rc && ti >= 0 && !o->group && (l.parts[j] > k->t[ti].np || !k->started))
@@ -495,6 +506,11 @@ static int refresh(mq_consumer_t *k)
 	mq_topic_list_free(&l);
 	if (rc)
 		return -1;
+	if (k->waiting) {
+		k->waiting = 0;
+		for (uint32_t i = 0; i < o->ntopics; i++)
+			k->waiting += !mq_consumer_is_pattern(o->topics[i]) && topic_index(k, o->topics[i]) < 0;
+	}
 	k->started = 1;
 	if (o->group && k->nt != before) {
 		if (o->verbose && before)
@@ -808,7 +824,7 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 	if (k->done)
 		return 1;
 	int64_t now = mq_mono_ms();
-	int looks = !k->o.exit_at_end && (k->patterns || !k->o.group);
+	int looks = !k->o.exit_at_end && (k->patterns || !k->o.group || k->waiting);
 	if (looks && now >= k->next_refresh && refresh(k))
 		return failed(k, err);
 	if (k->o.group && k->releasing && !k->hb_now) {

@@ -19,7 +19,8 @@
  * at least once.  With at_most_once the commit of what a reply will
  * hand to the sink goes out before it is handed over.
  *
- * Topics: every plain name, and for a pattern (fnmatch: * ? [...])
+ * Topics: every plain name (one that does not exist yet is waited for,
+ * never created: reading creates nothing), and for a pattern (fnmatch: * ? [...])
  * every topic whose name matches, now and later: the topic list is
  * asked for again every refresh while following, and so are partition
  * counts.  A topic or partition that appears after the start is read
@@ -107,6 +108,8 @@ typedef struct mq_consumer_opts {
 	 * counted (mq_consumer_seq_counts). */
 	int check_seq;
 	mq_report_fn seq_report; /* check_seq findings (NULL: report) */
+	/* Say (report) that a topic to follow does not exist yet. */
+	int announce_waiting;
 	uint64_t count;            /* 0: no limit */
 	int64_t session_ms;        /* 0: 10 s */
 	int64_t commit_ms;         /* how often commits go out while reading (0: 500 ms) */

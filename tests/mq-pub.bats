@@ -406,3 +406,53 @@ p1 l2]
 	run mq-pub -t d -D x -f json
 	assert_failure 2
 }
+
+@test "without -t, envelopes go to their own topics: copying many topics in one pipeline" {
+	start_broker --partitions 2
+	local t
+	for t in logs.a logs.b logs.c; do
+		seq 1 500 | sed "s/^/$t /" | mq-pub -t "$t" -k "$t"
+	done
+	seq 1 5 | mq-pub -t other
+	# A second broker, as a backup.
+	local first=$MQ_BROKER dir=$MQ_DATA_DIR pid=$MQ_BROKER_PID port2
+	port2=$(free_port)
+	mkdir -p "$BATS_TEST_TMPDIR/data2"
+	mq-serve -d "$BATS_TEST_TMPDIR/data2" -l "tcp://127.0.0.1:$port2" 2>"$BATS_TEST_TMPDIR/b2.log" 3>&- &
+	local b2=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q "listening on" "$BATS_TEST_TMPDIR/b2.log" && break
+		sleep 0.05
+	done
+	mq-sub -t 'logs.*' -e -f json | mq-pub -b "tcp://127.0.0.1:$port2" -f json
+	run mq-admin -b "tcp://127.0.0.1:$port2" topic list
+	assert_output --partial logs.a
+	refute_output --partial other
+	for t in logs.a logs.b logs.c; do
+		diff <(mq-sub -t "$t" -e -F '%k %s\n' | sort) \
+			<(mq-sub -b "tcp://127.0.0.1:$port2" -t "$t" -e -F '%k %s\n' | sort)
+	done
+	# More topics than are written at once: all of them, in order per key.
+	for ((i = 0; i < 40; i++)); do
+		printf '{"topic":"t%d","key":"k","value":"%d"}\n' $((i % 20)) "$i"
+	done | mq-pub -b "tcp://127.0.0.1:$port2" -f json
+	run mq-sub -b "tcp://127.0.0.1:$port2" -t 't7' -e
+	assert_output "7
+27"
+	kill "$b2"
+	wait "$b2" || true
+	# No topic, or a bad one: refused, the rest sent, exit 1.
+	run mq-pub -f json <<<'{"value":"x"}
+{"topic":"a/b","value":"y"}
+{"topic":"fine","value":"z"}'
+	assert_failure 1
+	assert_output --partial "record 1: no topic; not sent"
+	assert_output --partial "record 2: topic 'a/b': invalid name"
+	assert_output --partial "2 of 3 messages were not acknowledged"
+	run mq-sub -t fine -e
+	assert_output "z"
+	run mq-pub -m x
+	assert_failure 2
+	assert_output --partial "no topic: give one with -t TOPIC"
+}

@@ -482,3 +482,30 @@ status 0"
 	run mq-sub -t mw --max-wait soon
 	assert_failure 2
 }
+
+@test "reading never creates a topic: a follower waits for it, and reads it once published" {
+	start_broker
+	timeout 30 mq-sub -t later -n 2 -v >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	local sub=$!
+	timeout 30 mq-sub -t later2 -g g -n 1 >"$BATS_TEST_TMPDIR/out2" 2>&1 3>&- &
+	local sub2=$!
+	sleep 1.5
+	# Nothing was created by the readers.
+	run mq-admin topic list
+	refute_output --partial later
+	run mq-sub -t later -e
+	assert_failure 1
+	assert_output --partial "topic 'later' does not exist"
+	printf 'a\nb\n' | mq-pub -t later
+	mq-pub -t later2 -m c
+	wait "$sub"
+	wait "$sub2"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" "a
+b"
+	grep -q "topic 'later' does not exist yet: waiting for it" "$BATS_TEST_TMPDIR/err"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out2")" "c"
+	# The group committed it: read again, nothing new.
+	run timeout 20 mq-sub -t later2 -g g -e
+	assert_success
+	assert_output ""
+}
