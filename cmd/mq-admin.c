@@ -14,9 +14,11 @@
  * The command line is parsed once, so options may stand before or after
  * the command words; the table of commands below says which options
  * each one takes, and its synopsis is both the --help text and the hint
- * of a usage error.  Output for people and awk alike: tables are columns
- * aligned with spaces under a heading line (-q leaves headings out),
- * single values are "name value" lines.
+ * of a usage error; a mistyped command word is answered with the one it
+ * was likely meant to be (mq_cli_suggest).  Output for people and awk
+ * alike: tables are columns aligned with spaces under a heading line (-q
+ * leaves headings out), single values are "name value" lines; -f json
+ * prints one JSON document instead (json.h), fields as mq-admin(1) says.
  *
  * Exit status: 0 success; 1 failure at run time (broker unreachable or
  * refusing, a fault found by verify or dump); 2 usage error.
