@@ -14,9 +14,11 @@
  * The command line is parsed once, so options may stand before or after
  * the command words; the table of commands below says which options
  * each one takes, and its synopsis is both the --help text and the hint
- * of a usage error.  Output for people and awk alike: tables are columns
- * aligned with spaces under a heading line (-q leaves headings out),
- * single values are "name value" lines.
+ * of a usage error; a mistyped command word is answered with the one it
+ * was likely meant to be (mq_cli_suggest).  Output for people and awk
+ * alike: tables are columns aligned with spaces under a heading line (-q
+ * leaves headings out), single values are "name value" lines; -f json
+ * prints one JSON document instead (json.h), fields as mq-admin(1) says.
  *
  * Exit status: 0 success; 1 failure at run time (broker unreachable or
  * refusing, a fault found by verify or dump); 2 usage error.
@@ -41,6 +43,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "json.h"
 #include "layout.h"
 #include "mq.h"
 
@@ -70,6 +73,8 @@ enum {
 	K_PUBLIC,
 	K_OVERWRITE,
 	K_FROM,
+	K_FORMAT,
+	K_CREATE,
 	K_COUNT
 };
 #define BIT(k) (1u << (k))
@@ -78,6 +83,7 @@ enum {
 static const char *const opt_names[K_COUNT] = {
 	"-t/--topic", "--partitions", "--retention-time", "--retention-bytes", "--if-not-exists", "--to",
 	"--dry-run",  "--force",      "--secret",         "--public",          "--overwrite",     "--from",
+	"-f/--format", "--create",
 };
 
 static const struct option longopts[] = {
@@ -93,6 +99,8 @@ static const struct option longopts[] = {
 	{"public", required_argument, NULL, LONG_ONLY + K_PUBLIC},
 	{"overwrite", no_argument, NULL, LONG_ONLY + K_OVERWRITE},
 	{"from", required_argument, NULL, LONG_ONLY + K_FROM},
+	{"format", required_argument, NULL, 'f'},
+	{"create", no_argument, NULL, LONG_ONLY + K_CREATE},
 	MQ_CLI_LONGOPTS,
 	{NULL, 0, NULL, 0},
 };
@@ -106,13 +114,14 @@ typedef struct opts {
 	int64_t retention_ms, retention_bytes; /* -1: the broker's default */
 	mq_offset_spec_t to;
 	uint64_t from;
+	int json; /* -f json */
 	char **words; /* operands: command words, then the command's arguments */
 	int nwords;
 } opts_t;
 
 static int own_option(opts_t *o, int c, const char *arg, mq_err_t *err)
 {
-	int k = c == 't' ? K_TOPIC : c - LONG_ONLY;
+	int k = c == 't' ? K_TOPIC : c == 'f' ? K_FORMAT : c - LONG_ONLY;
 	uint64_t v;
 	mq_err_t e;
 	if (k < 0 || k >= K_COUNT)
@@ -153,6 +162,11 @@ static int own_option(opts_t *o, int c, const char *arg, mq_err_t *err)
 		if (mq_parse_u64(arg, &o->from, &e))
 			return mq_err_set(err, MQ_EINVAL, "--from: %s", e.msg);
 		return 0;
+	case K_FORMAT:
+		if (strcmp(arg, "table") && strcmp(arg, "json"))
+			return mq_err_set(err, MQ_EINVAL, "-f '%.200s': unknown format (use table or json)", arg);
+		o->json = !strcmp(arg, "json");
+		return 0;
 	default: /* flags */
 		return 0;
 	}
@@ -165,7 +179,7 @@ static int parse_args(int argc, char **argv, opts_t *o, mq_err_t *err)
 	int c;
 	opterr = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":t:" MQ_CLI_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":t:f:" MQ_CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		int r = mq_cli_option(&o->cli, c, optarg, argv, err);
 		if (r == MQ_CLI_NOT_MINE)
 			r = own_option(o, c, optarg, err);
@@ -299,6 +313,62 @@ static void fmt_time(char *buf, size_t n, int64_t ms)
 	struct tm tm;
 	if (ms <= 0 || !gmtime_r(&secs, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(buf, n, "-");
+}
+
+/* The retention that applies to a topic: its own (own > 0), else the
+ * broker's (dflt; 0 keeps everything, < 0 an mq-serve that does not say). */
+static void fmt_retention(char *buf, size_t n, int64_t own, int64_t dflt, int bytes)
+{
+	char v[24]; /* "9223372036854775807ms" at most */
+	int64_t x = own > 0 ? own : dflt;
+	if (x > 0 && bytes)
+		fmt_size(v, sizeof v, (uint64_t)x);
+	else if (x > 0)
+		fmt_duration(v, sizeof v, x);
+	if (own > 0)
+		snprintf(buf, n, "%s", v);
+	else if (dflt < 0)
+		snprintf(buf, n, "default");
+	else
+		snprintf(buf, n, "%s (broker default)", dflt > 0 ? v : "keep");
+}
+
+/* -f json: start a document, an object; json_done closes it, prints it
+ * (one document, one line, on stdout) and frees it.  The fields are in
+ * mq-admin(1). */
+static void json_start(mq_json_t *j, mq_buf_t *b)
+{
+	*b = (mq_buf_t){0};
+	mq_json_init(j, b);
+	mq_json_object(j);
+}
+
+static int json_done(mq_json_t *j, mq_buf_t *b)
+{
+	mq_err_t e;
+	mq_json_end(j);
+	int rc = mq_json_finish(j, &e);
+	if (rc)
+		fprintf(stderr, "%s: %s\n", prog, e.msg);
+	else
+		fwrite(b->p, 1, b->len, stdout);
+	mq_buf_free(b);
+	return rc ? 1 : 0;
+}
+
+/* {"key":[...]}, the shape of the lists' documents: begin, then a value
+ * per element, then done. */
+static void json_list_begin(mq_json_t *j, mq_buf_t *b, const char *key)
+{
+	json_start(j, b);
+	mq_json_key(j, key);
+	mq_json_array(j);
+}
+
+static int json_list_done(mq_json_t *j, mq_buf_t *b)
+{
+	mq_json_end(j);
+	return json_done(j, b);
 }
 
 /* ---- verify ---- */
@@ -536,7 +606,18 @@ static int cmd_topic_list(admin_t *a, char **args)
 	if (mq_client_topics(a->c, &l, &a->err))
 		return failed(a);
 	int rc = 0;
-	if (a->o->cli.verbose) {
+	if (a->o->json) {
+		mq_json_t j;
+		mq_buf_t b;
+		json_list_begin(&j, &b, "topics");
+		for (uint32_t i = 0; i < l.n; i++) {
+			mq_json_object(&j);
+			mq_json_kstr(&j, "name", l.names[i]);
+			mq_json_ku64(&j, "partitions", l.parts[i]);
+			mq_json_end(&j);
+		}
+		rc = json_list_done(&j, &b);
+	} else if (a->o->cli.verbose) {
 		table_t t;
 		table_head(&t, "TOPIC PARTITIONS");
 		for (uint32_t i = 0; i < l.n; i++) {
@@ -561,6 +642,41 @@ static int cmd_topic_create(admin_t *a, char **args)
 	return changed(a, rc, "created topic '%s'", args[0]);
 }
 
+/* key: the retention that applies, or null to keep everything (or when
+ * an older mq-serve did not say); dkey: whether it is the broker's. */
+static void json_retention(mq_json_t *j, const char *key, const char *dkey, int64_t own, int64_t dflt)
+{
+	mq_json_ki64_or_null(j, key, own > 0 ? own : dflt > 0 ? dflt : -1);
+	mq_json_kbool(j, dkey, own <= 0);
+}
+
+static int topic_describe_json(const mq_topic_info_t *ti, const mq_part_offsets_t *po)
+{
+	mq_json_t j;
+	mq_buf_t b;
+	json_start(&j, &b);
+	mq_json_kstr(&j, "topic", ti->name);
+	mq_json_ku64(&j, "partitions", ti->partitions);
+	json_retention(&j, "retention_time_ms", "retention_time_default", ti->retention_ms, ti->default_retention_ms);
+	json_retention(&j, "retention_bytes", "retention_bytes_default", ti->retention_bytes,
+		       ti->default_retention_bytes);
+	mq_json_ki64_or_null(&j, "created_ms", ti->created_ms > 0 ? ti->created_ms : -1);
+	mq_json_ku64(&j, "bytes", ti->bytes);
+	mq_json_ku64(&j, "messages", ti->messages);
+	mq_json_key(&j, "offsets");
+	mq_json_array(&j);
+	for (uint32_t p = 0; p < ti->partitions; p++) {
+		mq_json_object(&j);
+		mq_json_ku64(&j, "partition", p);
+		mq_json_ku64(&j, "start", po[p].start);
+		mq_json_ku64(&j, "end", po[p].end);
+		mq_json_ku64(&j, "messages", po[p].end - po[p].start);
+		mq_json_end(&j);
+	}
+	mq_json_end(&j);
+	return json_done(&j, &b);
+}
+
 static int cmd_topic_describe(admin_t *a, char **args)
 {
 	const char *topic = args[0];
@@ -577,19 +693,22 @@ static int cmd_topic_describe(admin_t *a, char **args)
 		free(po);
 		return failed(a);
 	}
+	if (a->o->json) {
+		int rc = topic_describe_json(&ti, po);
+		free(po);
+		return rc;
+	}
 	table_t h = {.ncols = 2};
 	cell(&h, "topic");
 	cell(&h, "%s", topic);
 	cell(&h, "partitions");
 	cell(&h, "%" PRIu32, ti.partitions);
 	cell(&h, "retention-time");
-	if (ti.retention_ms > 0)
-		fmt_duration(buf, sizeof buf, ti.retention_ms);
-	cell(&h, "%s", ti.retention_ms > 0 ? buf : "default");
+	fmt_retention(buf, sizeof buf, ti.retention_ms, ti.default_retention_ms, 0);
+	cell(&h, "%s", buf);
 	cell(&h, "retention-bytes");
-	if (ti.retention_bytes > 0)
-		fmt_size(buf, sizeof buf, (uint64_t)ti.retention_bytes);
-	cell(&h, "%s", ti.retention_bytes > 0 ? buf : "default");
+	fmt_retention(buf, sizeof buf, ti.retention_bytes, ti.default_retention_bytes, 1);
+	cell(&h, "%s", buf);
 	cell(&h, "created");
 	fmt_time(buf, sizeof buf, ti.created_ms);
 	cell(&h, "%s", buf);
@@ -644,6 +763,14 @@ static uint64_t row_lag(const mq_group_row_t *r)
 	return r->end > from ? r->end - from : 0;
 }
 
+static uint64_t group_lag(const mq_group_info_t *g)
+{
+	uint64_t lag = 0;
+	for (uint32_t r = 0; r < g->nrows; r++)
+		lag += row_lag(&g->rows[r]);
+	return lag;
+}
+
 static int cmd_group_list(admin_t *a, char **args)
 {
 	(void)args;
@@ -652,16 +779,25 @@ static int cmd_group_list(admin_t *a, char **args)
 	if (mq_client_groups(a->c, NULL, NULL, &g, &n, &a->err))
 		return failed(a);
 	int rc = 0;
-	if (a->o->cli.verbose) {
+	if (a->o->json) {
+		mq_json_t j;
+		mq_buf_t b;
+		json_list_begin(&j, &b, "groups");
+		for (uint32_t i = 0; i < n; i++) {
+			mq_json_object(&j);
+			mq_json_kstr(&j, "group", g[i].name);
+			mq_json_ku64(&j, "members", g[i].nmembers);
+			mq_json_ku64(&j, "lag", group_lag(&g[i]));
+			mq_json_end(&j);
+		}
+		rc = json_list_done(&j, &b);
+	} else if (a->o->cli.verbose) {
 		table_t t;
 		table_head(&t, "GROUP MEMBERS LAG");
 		for (uint32_t i = 0; i < n; i++) {
-			uint64_t lag = 0;
-			for (uint32_t r = 0; r < g[i].nrows; r++)
-				lag += row_lag(&g[i].rows[r]);
 			cell(&t, "%s", g[i].name);
 			cell(&t, "%" PRIu32, g[i].nmembers);
-			cell(&t, "%" PRIu64, lag);
+			cell(&t, "%" PRIu64, group_lag(&g[i]));
 		}
 		rc = table_print(&t, headings(a));
 	} else {
@@ -670,6 +806,44 @@ static int cmd_group_list(admin_t *a, char **args)
 	}
 	mq_group_info_free(g, n);
 	return rc;
+}
+
+static int group_describe_json(const mq_group_info_t *g)
+{
+	mq_json_t j;
+	mq_buf_t b;
+	json_start(&j, &b);
+	mq_json_kstr(&j, "group", g->name);
+	mq_json_ku64(&j, "generation", g->generation);
+	mq_json_ku64(&j, "lag", group_lag(g));
+	mq_json_key(&j, "members");
+	mq_json_array(&j);
+	for (uint32_t i = 0; i < g->nmembers; i++) {
+		const mq_group_member_info_t *m = &g->members[i];
+		mq_json_object(&j);
+		mq_json_kstr(&j, "id", m->id);
+		mq_json_kstr(&j, "client", m->client[0] ? m->client : NULL);
+		mq_json_ku64(&j, "partitions", m->nowned);
+		mq_json_ki64(&j, "idle_ms", m->idle_ms);
+		mq_json_end(&j);
+	}
+	mq_json_end(&j);
+	mq_json_key(&j, "offsets");
+	mq_json_array(&j);
+	for (uint32_t i = 0; i < g->nrows; i++) {
+		const mq_group_row_t *r = &g->rows[i];
+		mq_json_object(&j);
+		mq_json_kstr(&j, "topic", r->topic);
+		mq_json_ku64(&j, "partition", r->partition);
+		mq_json_ki64_or_null(&j, "committed", r->committed);
+		mq_json_ku64(&j, "start", r->start);
+		mq_json_ku64(&j, "end", r->end);
+		mq_json_ku64(&j, "lag", row_lag(r));
+		mq_json_kstr(&j, "owner", r->owner[0] ? r->owner : NULL);
+		mq_json_end(&j);
+	}
+	mq_json_end(&j);
+	return json_done(&j, &b);
 }
 
 static int cmd_group_describe(admin_t *a, char **args)
@@ -685,6 +859,11 @@ static int cmd_group_describe(admin_t *a, char **args)
 		return 1;
 	}
 	const mq_group_info_t *g = gs;
+	if (a->o->json) {
+		int rc = group_describe_json(g);
+		mq_group_info_free(gs, n);
+		return rc;
+	}
 	table_t h = {.ncols = 2};
 	cell(&h, "group");
 	cell(&h, "%s", args[0]);
@@ -733,9 +912,10 @@ static int cmd_group_reset(admin_t *a, char **args)
 		return 2;
 	}
 	int dry = (o->seen & BIT(K_DRY_RUN)) != 0;
+	unsigned flags = (dry ? MQ_RESET_DRY_RUN : 0) | (o->seen & BIT(K_CREATE) ? MQ_RESET_CREATE : 0);
 	mq_reset_entry_t *e;
 	uint32_t n;
-	if (mq_client_group_reset(a->c, args[0], o->topic, &o->to, dry, &e, &n, &a->err))
+	if (mq_client_group_reset(a->c, args[0], o->topic, &o->to, flags, &e, &n, &a->err))
 		return failed(a);
 	table_t t;
 	table_head(&t, "PARTITION OLD NEW");
@@ -763,8 +943,31 @@ static int cmd_ping(admin_t *a, char **args)
 	int64_t us;
 	/* The first request of a client waits for the connection (retrying
 	 * every 20 ms): time the second one. */
-	if (mq_client_hello(a->c, &h, &a->err) || mq_client_ping(a->c, &h, &us, &a->err))
+	int rc = mq_client_hello(a->c, &h, &a->err);
+	if (!rc)
+		rc = mq_client_ping(a->c, &h, &us, &a->err);
+	if (a->o->json) {
+		mq_json_t j;
+		mq_buf_t b;
+		json_start(&j, &b);
+		mq_json_kstr(&j, "broker", mq_client_endpoint(a->c));
+		mq_json_kbool(&j, "ok", !rc);
+		if (rc) {
+			mq_json_kstr(&j, "error", a->err.msg);
+		} else {
+			mq_json_kstr(&j, "version", h.broker_version);
+			mq_json_key(&j, "rtt_ms");
+			mq_json_fixed(&j, (double)us / 1000.0, 3);
+			mq_json_ku64(&j, "max_message_bytes", h.max_message_bytes);
+			mq_json_ku64(&j, "default_partitions", h.default_partitions);
+		}
+		if (json_done(&j, &b))
+			return 1;
+	}
+	if (rc)
 		return failed(a);
+	if (a->o->json)
+		return 0;
 	printf("broker %s: mq-serve %s, %" PRId64 ".%03" PRId64 " ms\n", mq_client_endpoint(a->c), h.broker_version,
 	       us / 1000, us % 1000);
 	return 0;
@@ -777,6 +980,15 @@ static int cmd_stats(admin_t *a, char **args)
 	uint32_t n;
 	if (mq_client_stats(a->c, &s, &n, &a->err))
 		return failed(a);
+	if (a->o->json) {
+		mq_json_t j;
+		mq_buf_t b;
+		json_start(&j, &b);
+		for (uint32_t i = 0; i < n; i++)
+			mq_json_ki64(&j, s[i].name, s[i].value);
+		free(s);
+		return json_done(&j, &b);
+	}
 	table_t t = {.ncols = 2};
 	for (uint32_t i = 0; i < n; i++) {
 		cell(&t, "%s", s[i].name);
@@ -926,30 +1138,33 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
-	{"topic", "list", "", "every topic, one per line (-v: with its partitions)", 0, NULL, 0, 1, cmd_topic_list},
+	{"topic", "list", "[-f json]", "every topic, one per line (-v: with its partitions)", 0, NULL, BIT(K_FORMAT), 1,
+	 cmd_topic_list},
 	{"topic", "create",
 	 "NAME [--partitions N] [--retention-time D] [--retention-bytes S] [--if-not-exists]",
 	 "create a topic (default: the broker's --partitions and retention)", 1, "topic",
 	 BIT(K_PARTITIONS) | BIT(K_RET_TIME) | BIT(K_RET_BYTES) | BIT(K_IF_NOT_EXISTS), 1, cmd_topic_create},
-	{"topic", "describe", "NAME", "settings and size of a topic, and each partition's offsets", 1, "topic", 0, 1,
-	 cmd_topic_describe},
+	{"topic", "describe", "NAME [-f json]", "settings and size of a topic, and each partition's offsets", 1, "topic",
+	 BIT(K_FORMAT), 1, cmd_topic_describe},
 	{"topic", "delete", "NAME [--force]", "delete a topic and its data (refused while a group with live\n"
 	 "members reads it, unless --force)", 1, "topic", BIT(K_FORCE), 1, cmd_topic_delete},
 	{"topic", "partitions", "NAME N", "grow a topic to N partitions; old data stays readable, but keys\n"
 	 "may map to other partitions from now on", 2, "topic", 0, 1, cmd_topic_partitions},
-	{"group", "list", "", "every consumer group, one per line (-v: with members and lag)", 0, NULL, 0, 1,
-	 cmd_group_list},
-	{"group", "describe", "GROUP [-t TOPIC]", "members, and per partition the committed offset, end, lag\n"
-	 "and owner", 1, "group", BIT(K_TOPIC), 1, cmd_group_describe},
-	{"group", "reset", "GROUP -t TOPIC --to beginning|end|N|-N|@TIME [--dry-run]",
+	{"group", "list", "[-f json]", "every consumer group, one per line (-v: with members and lag)", 0, NULL,
+	 BIT(K_FORMAT), 1, cmd_group_list},
+	{"group", "describe", "GROUP [-t TOPIC] [-f json]", "members, and per partition the committed offset, end, lag\n"
+	 "and owner", 1, "group", BIT(K_TOPIC) | BIT(K_FORMAT), 1, cmd_group_describe},
+	{"group", "reset", "GROUP -t TOPIC --to beginning|end|N|-N|@TIME [--dry-run] [--create]",
 	 "move the group's committed offsets on TOPIC (refused while the\n"
-	 "group has live members); --dry-run shows what would change", 1, "group",
-	 BIT(K_TOPIC) | BIT(K_TO) | BIT(K_DRY_RUN), 1, cmd_group_reset},
+	 "group has live members, and for a group that does not exist\n"
+	 "unless --create); --dry-run shows what would change", 1, "group",
+	 BIT(K_TOPIC) | BIT(K_TO) | BIT(K_DRY_RUN) | BIT(K_CREATE), 1, cmd_group_reset},
 	{"group", "delete", "GROUP", "forget a group and its committed offsets (refused while it\n"
 	 "has live members)", 1, "group", 0, 1, cmd_group_delete},
-	{"ping", NULL, "", "the broker's version and the round-trip time; exit 1 if it does\n"
-	 "not answer within -w", 0, NULL, 0, 1, cmd_ping},
-	{"stats", NULL, "", "the broker's counters, one \"name value\" line each", 0, NULL, 0, 1, cmd_stats},
+	{"ping", NULL, "[-f json]", "the broker's version and the round-trip time; exit 1 if it does\n"
+	 "not answer within -w", 0, NULL, BIT(K_FORMAT), 1, cmd_ping},
+	{"stats", NULL, "[-f json]", "the broker's counters, one \"name value\" line each", 0, NULL, BIT(K_FORMAT), 1,
+	 cmd_stats},
 	{"verify", NULL, "DIR", "check every segment and index under DIR (a data, topic or\n"
 	 "partition directory), offline; exit 1 on any fault", 1, NULL, 0, 0, cmd_verify},
 	{"dump", NULL, "DIR/TOPIC/PARTITION [--from OFFSET]",
@@ -989,6 +1204,9 @@ static void usage(FILE *fp)
 		"                           or the first message at or after @TIME (@MS, @-1h,\n"
 		"                           @2026-11-24T10:00:00Z)\n"
 		"  --dry-run                group reset: print what would change, change nothing\n"
+		"  --create                 group reset: make the group when it does not exist\n"
+		"  -f, --format FMT         list, describe, ping, stats: table (default) or json\n"
+		"                           (one JSON document; fields in mq-admin(1))\n"
 		"  --from OFFSET            dump: start at this offset\n"
 		"  --secret FILE, --public FILE  keygen: write the keys to these new files\n"
 		"  --overwrite              keygen: replace files that exist\n"
@@ -999,11 +1217,11 @@ static void usage(FILE *fp)
 		"  -h, --help               this help;  -V, --version  the version\n");
 }
 
-/* "a, b or c": the command words, or the subcommands of word. */
-static void word_list(char *buf, size_t n, const char *word)
+/* The command words (word NULL), or the subcommands of word, into
+ * w[NCOMMANDS]: how many. */
+static size_t words_of(const char *word, const char **w)
 {
-	const char *w[NCOMMANDS];
-	size_t k = 0, len = 0;
+	size_t k = 0;
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		const char *s = word ? commands[i].sub : commands[i].word;
 		if (word && strcmp(commands[i].word, word))
@@ -1012,6 +1230,14 @@ static void word_list(char *buf, size_t n, const char *word)
 			continue;
 		w[k++] = s;
 	}
+	return k;
+}
+
+/* "a, b or c": the command words, or the subcommands of word. */
+static void word_list(char *buf, size_t n, const char *word)
+{
+	const char *w[NCOMMANDS];
+	size_t k = words_of(word, w), len = 0;
 	buf[0] = 0;
 	for (size_t i = 0; i < k && len < n; i++)
 		len += (size_t)snprintf(buf + len, n - len, "%s%s", i == 0 ? "" : i + 1 == k ? " or " : ", ", w[i]);
@@ -1039,8 +1265,15 @@ static const command_t *find_command(const opts_t *o, char ***args)
 			c = &commands[i];
 	}
 	if (!c) {
+		const char *w[NCOMMANDS], *guess = NULL;
+		if (!known || sub)
+			guess = mq_cli_suggest(known ? sub : word, w, words_of(known ? word : NULL, w));
 		word_list(list, sizeof list, known ? word : NULL);
-		if (!known)
+		if (guess && !known)
+			fprintf(stderr, "%s: unknown command '%s' (did you mean '%s'?)\n", prog, word, guess);
+		else if (guess)
+			fprintf(stderr, "%s: %s: unknown subcommand '%s' (did you mean '%s'?)\n", prog, word, sub, guess);
+		else if (!known)
 			fprintf(stderr, "%s: unknown command '%s' (use %s; try '%s --help')\n", prog, word, list, prog);
 		else if (!sub)
 			fprintf(stderr, "%s: %s: which one? (use %s; try '%s --help')\n", prog, word, list, prog);

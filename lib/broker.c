@@ -1453,7 +1453,7 @@ static int do_topic_describe(mq_broker_t *b, req_t *r, mq_err_t *err)
 		msgs += mq_log_end(log) - mq_log_start(log);
 	}
 	msgpack_packer pk;
-	if (!reply_ok(b, r, 6, &pk))
+	if (!reply_ok(b, r, 8, &pk))
 		return -MQ_ENOMEM;
 	msgpack_pack_uint32(&pk, meta.partitions);
 	msgpack_pack_int64(&pk, meta.retention_ms);
@@ -1461,6 +1461,9 @@ static int do_topic_describe(mq_broker_t *b, req_t *r, mq_err_t *err)
 	msgpack_pack_int64(&pk, meta.created_ms);
 	msgpack_pack_uint64(&pk, bytes);
 	msgpack_pack_uint64(&pk, msgs);
+	/* what applies where the topic has no retention of its own */
+	msgpack_pack_int64(&pk, b->o.log.retention_ms > 0 ? b->o.log.retention_ms : 0);
+	msgpack_pack_int64(&pk, b->o.log.retention_bytes > 0 ? b->o.log.retention_bytes : 0);
 	return 0;
 }
 
@@ -1638,15 +1641,24 @@ static int do_group_reset(mq_broker_t *b, req_t *r, mq_err_t *err)
 	char group[MQ_NAME_MAX + 1], topic[MQ_NAME_MAX + 1];
 	uint64_t kind;
 	int64_t v;
-	int dry = 0, rc;
+	int dry = 0, create = 0, rc;
 	uint32_t n = 0;
+	const msgpack_object *cr = mq_wire_arg(&r->m, 5);
 	if ((rc = mq_wire_name(mq_wire_arg(&r->m, 0), group, "group", 0, err)) ||
 	    (rc = mq_wire_name(mq_wire_arg(&r->m, 1), topic, "topic", 0, err)) ||
 	    (rc = mq_wire_u64(mq_wire_arg(&r->m, 2), &kind, "kind", err)) ||
 	    (rc = mq_wire_i64(mq_wire_arg(&r->m, 3), &v, "value", err)) ||
 	    (rc = mq_wire_bool(mq_wire_arg(&r->m, 4), &dry, "dry_run", err)) ||
+	    (cr && (rc = mq_wire_bool(cr, &create, "create", err))) ||
 	    (rc = topic_partitions(b, topic, &n, err)))
 		return rc;
+	/* Checked here, in the same turn of the loop that sets the offsets,
+	 * so no JOIN, COMMIT or GROUP_DELETE can come in between: a mistyped
+	 * group name never becomes a group. */
+	if (!create && !mq_groups_exists(b->groups, group))
+		return mq_err_set(err, MQ_ENOENT, "no group '%s' (it has no members and no committed offsets): check "
+				  "the name with 'mq-admin group list', or add --create to make it with these offsets",
+				  group);
 	uint32_t live = mq_groups_live(b->groups, group);
 	if (live)
 		return mq_err_set(err, MQ_EBUSY, "group '%s' has %u live member%s: stop them first (offsets move only "

@@ -73,6 +73,57 @@ int mq_cli_later(const char *prog, const char *option, mq_err_t *err)
 	return mq_err_set(err, MQ_EINVAL, "--%s is not available in this version of %s", option, prog);
 }
 
+#define SUGGEST_MAX 64 /* longer words get no suggestion */
+
+/* Edit distance of a and b with adjacent swaps (optimal string
+ * alignment), both at most SUGGEST_MAX long: three rows suffice. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t rows[3][SUGGEST_MAX + 1], *pp = rows[0], *prev = rows[1], *cur = rows[2];
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t d = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < d)
+				d = pp[j - 2] + 1;
+			cur[j] = d;
+		}
+		size_t *t = pp;
+		pp = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
+{
+	size_t lw = strlen(word), best = lw <= 4 ? 1 : 2;
+	const char *found = NULL;
+	if (lw == 0 || lw > SUGGEST_MAX)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t lc = strlen(cands[i]), d;
+		if (lc > SUGGEST_MAX || !strcmp(word, cands[i]))
+			continue;
+		if (lw >= 3 && lw < lc && !strncmp(word, cands[i], lw))
+			d = 1; /* "desc" for "describe" */
+		else
+			d = edit_distance(word, lw, cands[i], lc);
+		if (d <= best && (!found || d < best)) {
+			found = cands[i];
+			best = d;
+		}
+	}
+	return found;
+}
+
 void mq_cli_signals(void (*handler)(int))
 {
 	struct sigaction sa;

@@ -11,6 +11,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util.h"
@@ -55,6 +56,14 @@ int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct opti
 		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err);
 /* The message for an option of a later version, e.g. --ttl. */
 int mq_cli_later(const char *prog, const char *option, mq_err_t *err);
+
+/* For an unknown command word: the candidate it was most likely meant to
+ * be ("topik" -> "topic"), or NULL when none is close.  Close: at most
+ * one edit (a letter added, dropped, changed, or two neighbours swapped)
+ * for a word of up to four letters, two for a longer one, or word is the
+ * start of a candidate (three letters at least).  The first of equally
+ * close candidates wins. */
+const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n);
 
 /* SIGINT and SIGTERM call handler (no SA_RESTART, so blocking calls
  * return EINTR and the program can check its flag); SIGPIPE is ignored

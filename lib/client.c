@@ -827,6 +827,11 @@ int mq_client_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t 
 		rc = bad_reply(c, "TOPIC_DESCRIBE", err);
 	else
 		out->partitions = (uint32_t)parts, out->bytes = bytes, out->messages = msgs;
+	out->default_retention_ms = out->default_retention_bytes = -1;
+	if (!rc && r.msg.nargs >= 8 &&
+	    (mq_wire_i64(mq_wire_arg(&r.msg, 6), &out->default_retention_ms, "default_retention_ms", err) ||
+	     mq_wire_i64(mq_wire_arg(&r.msg, 7), &out->default_retention_bytes, "default_retention_bytes", err)))
+		rc = bad_reply(c, "TOPIC_DESCRIBE", err);
 	reply_free(&r);
 	return rc;
 }
@@ -1024,17 +1029,18 @@ static int parse_stat(const msgpack_object *o, void *elem, mq_err_t *err)
 }
 
 int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
-			  int dry_run, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
+			  unsigned flags, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
 {
 	*out = NULL;
 	*n = 0;
 	req_t q;
-	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_GROUP_RESET, 5);
+	msgpack_packer *pk = req_begin(c, &q, MQ_REQ_GROUP_RESET, 6);
 	mq_wire_pack_str(pk, group);
 	mq_wire_pack_str(pk, topic);
 	msgpack_pack_uint32(pk, (uint32_t)to->kind);
 	msgpack_pack_int64(pk, to->v);
-	mq_wire_pack_bool(pk, dry_run);
+	mq_wire_pack_bool(pk, (flags & MQ_RESET_DRY_RUN) != 0);
+	mq_wire_pack_bool(pk, (flags & MQ_RESET_CREATE) != 0);
 	reply_t r;
 	int rc = req_call(c, &q, &r, err);
 	if (rc)

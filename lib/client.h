@@ -148,6 +148,10 @@ typedef struct mq_topic_info {
 	int64_t retention_ms;    /* <= 0: the broker's default */
 	int64_t retention_bytes; /* <= 0: the broker's default */
 	int64_t created_ms;
+	/* The broker's --retention-time and --retention-bytes, which apply
+	 * where the topic's own are <= 0: 0 keep everything, -1 not told
+	 * (an older mq-serve). */
+	int64_t default_retention_ms, default_retention_bytes;
 	uint64_t bytes;    /* on disk, all partitions */
 	uint64_t messages; /* retained: sum of end - start */
 } mq_topic_info_t;
@@ -210,16 +214,19 @@ int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_gr
 void mq_group_info_free(mq_group_info_t *g, uint32_t n);
 
 /* GROUP_RESET of group's offsets on topic to a spec (beginning, end, N,
- * -N, @TIME): -MQ_EBUSY while the group has live members.  With dry_run
- * nothing changes.  Fills n entries (partition, old offset or -1, new
- * offset); free *out with free(). */
+ * -N, @TIME): -MQ_EBUSY while the group has live members, -MQ_ENOENT when
+ * the group does not exist (no members, no committed offsets) unless
+ * flags has MQ_RESET_CREATE.  With MQ_RESET_DRY_RUN nothing changes.
+ * Fills n entries (partition, old offset or -1, new offset); free *out
+ * with free(). */
+enum { MQ_RESET_DRY_RUN = 1, MQ_RESET_CREATE = 2 };
 typedef struct mq_reset_entry {
 	uint32_t partition;
 	int64_t old;
 	uint64_t new_offset;
 } mq_reset_entry_t;
 int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
-			  int dry_run, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err);
+			  unsigned flags, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err);
 /* GROUP_DELETE: forget the group's offsets; -MQ_EBUSY with live members,
  * -MQ_ENOENT when unknown. */
 int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err);

@@ -546,6 +546,12 @@ int mq_groups_names(mq_groups_t *g, const char ***names, uint32_t *n)
 	return 0;
 }
 
+int mq_groups_exists(mq_groups_t *g, const char *group)
+{
+	group_t *gr = group_find(g, group, 0);
+	return gr && (gr->nmembers || has_offsets(gr));
+}
+
 uint32_t mq_groups_live(mq_groups_t *g, const char *group)
 {
 	group_t *gr = group_find(g, group, 0);
@@ -680,7 +686,7 @@ static void gtopic_free(gtopic_t *t)
 int mq_groups_delete(mq_groups_t *g, const char *group, mq_err_t *err)
 {
 	group_t *gr = group_find(g, group, 0);
-	if (!gr || (!gr->nmembers && !has_offsets(gr)))
+	if (!mq_groups_exists(g, group))
 		return mq_err_set(err, MQ_ENOENT, "no group '%s'", group);
 	if (gr->nmembers)
 		return mq_err_set(err, MQ_EBUSY, "group '%s' has %u live member%s: stop them first", group,

@@ -95,6 +95,9 @@ void mq_groups_set_client(mq_groups_t *g, const char *group, const char *member,
  * *names is malloc'd (free it), the strings stay valid until the next
  * call that changes groups. */
 int mq_groups_names(mq_groups_t *g, const char ***names, uint32_t *n);
+/* Whether the group exists: it has members or committed offsets (what
+ * mq_groups_names lists). */
+int mq_groups_exists(mq_groups_t *g, const char *group);
 /* Live members of a group (0 when unknown). */
 uint32_t mq_groups_live(mq_groups_t *g, const char *group);
 

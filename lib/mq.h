@@ -24,6 +24,7 @@
 #include "client.h"
 #include "consumer.h"
 #include "crc32c.h"
+#include "json.h"
 #include "layout.h"
 #include "log.h"
 #include "outq.h"

@@ -83,15 +83,19 @@
  *
  *   TOPICS     [] ; [[[topic, partitions]...]]   every topic, sorted by name
  *   TOPIC_CREATE [topic, partitions (0: default), retention_ms|nil, retention_bytes|nil] ; []
- *   TOPIC_DESCRIBE [topic] ; [partitions, retention_ms, retention_bytes, created_ms, bytes, messages]
+ *   TOPIC_DESCRIBE [topic] ; [partitions, retention_ms, retention_bytes, created_ms, bytes, messages,
+ *              default_retention_ms, default_retention_bytes]   retention <= 0: the
+ *              broker's default (the last two; 0 there: keep everything)
  *   TOPIC_DELETE [topic, force] ; []   MQ_EBUSY: a group with live members reads it
  *   TOPIC_PARTITIONS [topic, n] ; []
  *   GROUPS     [group|nil, topic|nil]
  *              ; [interval_ms, [[group, generation,
  *                   [[member, client, idle_ms, nowned]...],
  *                   [[topic, p, committed|-1, start, end, owner|"", [[ms, committed, end]...]]...]]...]]
- *   GROUP_RESET [group, topic, kind, value, dry_run] ; [[[p, old|-1, new]...]]
- *              kind: an mq_offset_kind_t; MQ_EBUSY while the group has live members
+ *   GROUP_RESET [group, topic, kind, value, dry_run, create] ; [[[p, old|-1, new]...]]
+ *              kind: an mq_offset_kind_t; MQ_EBUSY while the group has live members;
+ *              MQ_ENOENT when the group does not exist (no members, no committed
+ *              offsets) unless create (absent: false)
  *   GROUP_DELETE [group] ; []
  *   STATS      [] ; [[[name, value]...]]   then "expired" and "expired:TOPIC" (records
  *              skipped as expired since mq-serve started, each once)

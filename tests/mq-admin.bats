@@ -3,6 +3,7 @@
 # mq-serve; keygen; and the offline verify and dump over a data directory.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 BG_PIDS=()
 
@@ -69,6 +70,10 @@ make_partition() {
 		"verify DIR" "dump DIR" keygen; do
 		assert_output --partial "mq-admin $c"
 	done
+	assert_output --partial "mq-admin group reset GROUP -t TOPIC --to beginning|end|N|-N|@TIME [--dry-run] [--create]"
+	assert_output --partial "mq-admin topic describe NAME [-f json]"
+	assert_output --regexp $'\n  -f, --format FMT +list, describe, ping, stats: table \\(default\\) or json'
+	assert_output --regexp $'\n  --create +group reset: make the group when it does not exist'
 	run mq-admin topic list --help
 	assert_success
 	assert_output --partial "usage: mq-admin COMMAND"
@@ -85,6 +90,28 @@ make_partition() {
 	[ "${#lines[@]}" -eq 1 ]
 	run mq-admin
 	assert_failure 2
+}
+
+@test "a mistyped command or subcommand is named with the likely one, exit 2" {
+	export MQ_BROKER=tcp://127.0.0.1:1 # nobody there: nothing is asked
+	run mq-admin topik
+	assert_failure 2
+	assert_output "mq-admin: unknown command 'topik' (did you mean 'topic'?)"
+	run mq-admin grup list
+	assert_failure 2
+	assert_output "mq-admin: unknown command 'grup' (did you mean 'group'?)"
+	run mq-admin pnig
+	assert_failure 2
+	assert_output "mq-admin: unknown command 'pnig' (did you mean 'ping'?)"
+	run mq-admin topic lst
+	assert_failure 2
+	assert_output "mq-admin: topic: unknown subcommand 'lst' (did you mean 'list'?)"
+	run mq-admin group desc g
+	assert_failure 2
+	assert_output "mq-admin: group: unknown subcommand 'desc' (did you mean 'describe'?)"
+	run mq-admin topic remove t
+	assert_failure 2
+	assert_output --partial "topic: unknown subcommand 'remove' (use list, create, describe, delete or partitions"
 }
 
 @test "usage errors exit 2 with one line, before any broker is asked" {
@@ -141,6 +168,17 @@ make_partition() {
 	assert_output --partial "unknown option '--bogus'"
 	run mq-admin ping -w 0
 	assert_failure 2
+	run mq-admin topic list -f yaml
+	assert_failure 2
+	assert_output "mq-admin: -f 'yaml': unknown format (use table or json) (try 'mq-admin --help')"
+	run mq-admin topic create t -f json
+	assert_failure 2
+	assert_output --partial "topic create does not take -f/--format"
+	run mq-admin group delete g --format json
+	assert_failure 2
+	run mq-admin topic list --create
+	assert_failure 2
+	assert_output --partial "topic list does not take --create"
 }
 
 @test "ping names the broker, its version and the round trip; exit 1 when nobody answers within -w" {
@@ -210,7 +248,8 @@ make_partition() {
 	assert_line --index 9 --regexp '^1 +0 +0 +0$'
 	assert_line --index 10 --regexp '^2 +0 +4 +4$'
 	run mq-admin topic describe audit
-	assert_line --regexp '^retention-time +default$'
+	assert_line --regexp '^retention-time +keep \(broker default\)$'
+	assert_line --regexp '^retention-bytes +keep \(broker default\)$'
 	run mq-admin topic describe nosuch
 	assert_failure 1
 	assert_output --partial "nosuch"
@@ -634,4 +673,157 @@ unprivileged() {
 	assert_failure 1
 	[ "$(grep -c '^  offset=' <<<"$output")" -eq 900 ]
 	assert_output --partial "FAULT $SEG: torn batch"
+}
+
+@test "topic describe shows the retention that applies: the topic's own, or the broker's default" {
+	start_broker --retention-time 7d --retention-bytes 64MiB
+	mq-admin topic create own --retention-time 90m --retention-bytes 1GiB
+	mq-admin topic create half --retention-bytes 1GiB
+	echo x | mq-pub -t auto
+	run mq-admin topic describe own
+	assert_line --regexp '^retention-time +90m$'
+	assert_line --regexp '^retention-bytes +1GiB$'
+	run mq-admin topic describe half
+	assert_line --regexp '^retention-time +7d \(broker default\)$'
+	assert_line --regexp '^retention-bytes +1GiB$'
+	run mq-admin topic describe auto
+	assert_line --regexp '^retention-time +7d \(broker default\)$'
+	assert_line --regexp '^retention-bytes +64MiB \(broker default\)$'
+	run mq-admin topic describe half -f json
+	assert_success
+	jq -e '.retention_time_ms == 604800000 and .retention_time_default == true
+		and .retention_bytes == 1073741824 and .retention_bytes_default == false' <<<"$output"
+}
+
+# Check JSON text $1 with the jq filter $2, which must come out true.
+json_true() {
+	if ! jq -e "$2" <<<"$1" >/dev/null; then
+		echo "not true: $2 of $1" >&2
+		return 1
+	fi
+}
+
+@test "-f json: one JSON document for topic list and describe, group list and describe, ping and stats" {
+	command -v jq >/dev/null || fail "jq is missing: run make deps"
+	start_broker --partitions 2
+	run mq-admin topic list -f json
+	assert_success
+	assert_output '{"topics":[]}'
+	run mq-admin group list --format json
+	assert_output '{"groups":[]}'
+	mq-admin topic create orders --partitions 3 --retention-time 7d
+	seq 1 10 | mq-pub -t orders -p 0
+	seq 1 4 | mq-pub -t orders -p 2
+	seq 1 5 | mq-pub -t logs
+	timeout 30 mq-sub -g billing -t orders -e >/dev/null
+	seq 1 7 | mq-pub -t orders -p 1
+
+	run mq-admin topic list -f json
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	json_true "$output" '.topics == [{"name":"logs","partitions":2},{"name":"orders","partitions":3}]'
+	# the same with -v and -q: they shape tables only
+	[ "$(mq-admin -v -q topic list -f json)" = "$output" ]
+
+	local t0
+	t0=$(date +%s%3N)
+	run mq-admin topic describe orders -f json
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	json_true "$output" '.topic == "orders" and .partitions == 3 and .messages == 21 and (.bytes | type) == "number"'
+	json_true "$output" '.retention_time_ms == 604800000 and .retention_time_default == false'
+	json_true "$output" '.retention_bytes == null and .retention_bytes_default == true'
+	json_true "$output" ".created_ms > $t0 - 600000 and .created_ms <= $t0"
+	json_true "$output" '[.offsets[] | [.partition, .start, .end, .messages]] == [[0,0,10,10],[1,0,7,7],[2,0,4,4]]'
+
+	run mq-admin group list -f json
+	assert_success
+	json_true "$output" '.groups == [{"group":"billing","members":0,"lag":7}]'
+
+	run mq-admin group describe billing -f json
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	json_true "$output" '.group == "billing" and (.generation | type) == "number" and .lag == 7 and .members == []'
+	json_true "$output" '[.offsets[] | [.topic, .partition, .committed, .end, .lag, .owner]]
+		== [["orders",0,10,10,0,null],["orders",1,0,7,7,null],["orders",2,4,4,0,null]]'
+	start_member billing orders
+	wait_members billing 1
+	run mq-admin group describe billing -t orders -f json
+	assert_success
+	json_true "$output" '(.members | length) == 1 and .members[0].client == "mq-sub"
+		and .members[0].partitions == 3 and (.members[0].idle_ms | type) == "number"'
+	json_true "$output" '[.offsets[].owner] == [.members[0].id, .members[0].id, .members[0].id]'
+	stop_member
+
+	run mq-admin ping -f json
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	json_true "$output" ".broker == \"$MQ_BROKER\" and .ok == true and (.version | test(\"^[0-9]+\\\\.[0-9]+\"))"
+	json_true "$output" '(.rtt_ms | type) == "number" and .rtt_ms >= 0 and .max_message_bytes == 1048576 and .default_partitions == 2'
+
+	run mq-admin stats -f json
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	json_true "$output" '.messages_in == 26 and .topics == 2 and .uptime_ms >= 0 and ([.[] | type] | unique) == ["number"]'
+	# every counter of the table, with the same names
+	[ "$(jq -r 'keys_unsorted[]' <<<"$output")" = "$(mq-admin stats | awk '{ print $1 }')" ]
+
+	# -f table is the default, unchanged
+	[ "$(mq-admin topic describe orders -f table)" = "$(mq-admin topic describe orders)" ]
+	[ "$(mq-admin group describe billing --format table)" = "$(mq-admin group describe billing)" ]
+}
+
+@test "-f json: a failure prints nothing on stdout; ping says why in its document" {
+	start_broker
+	run --separate-stderr mq-admin topic describe nosuch -f json
+	assert_failure 1
+	assert_output ""
+	run --separate-stderr mq-admin group describe nosuch -f json
+	assert_failure 1
+	assert_output ""
+	stop_broker
+	run --separate-stderr mq-admin ping -w 300ms -f json
+	assert_failure 1
+	json_true "$output" ".broker == \"$MQ_BROKER\" and .ok == false and .error == \"broker $MQ_BROKER did not answer within 300ms\""
+	[ "$stderr" = "mq-admin: broker $MQ_BROKER did not answer within 300ms" ]
+}
+
+@test "group reset of a group that does not exist is refused and makes nothing; --create makes it" {
+	start_broker
+	seq 1 10 | mq-pub -t t
+	timeout 30 mq-sub -g real -t t -e >/dev/null
+	run mq-admin group reset billng -t t --to beginning
+	assert_failure 1
+	assert_output "mq-admin: no group 'billng' (it has no members and no committed offsets): check the name with 'mq-admin group list', or add --create to make it with these offsets"
+	run mq-admin group reset billng -t t --to beginning --dry-run
+	assert_failure 1
+	assert_output --partial "no group 'billng'"
+	run mq-admin group list
+	assert_output real
+	run mq-admin group describe billng
+	assert_failure 1
+	# --dry-run --create shows, and still makes nothing
+	run mq-admin group reset billng -t t --to -3 --dry-run --create
+	assert_success
+	assert_line --index 1 --regexp '^0 +- +7$'
+	run mq-admin group list
+	assert_output real
+	run mq-admin group reset billng -t t --to -3 --create
+	assert_success
+	assert_line --index 1 --regexp '^0 +- +7$'
+	run mq-admin group list
+	assert_output $'billng\nreal'
+	run timeout 30 mq-sub -g billng -t t -e
+	assert_output "$(seq 8 10)"
+	# a group that exists needs no --create, and --create changes nothing for it
+	run mq-admin group reset real -t t --to 5
+	assert_success
+	run mq-admin group reset real -t t --to 6 --create
+	assert_success
+	assert_line --index 1 --regexp '^0 +5 +6$'
+	# a deleted group is gone for reset too
+	mq-admin group delete real
+	run mq-admin group reset real -t t --to 0
+	assert_failure 1
+	assert_output --partial "no group 'real'"
 }

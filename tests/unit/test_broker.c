@@ -1185,22 +1185,36 @@ static void test_admin(void **state)
 	assert_int_equal(mq_client_topic_partitions(c, "t", 1, &err), -MQ_EINVAL);
 	assert_int_equal(mq_client_topic_partitions(c, "t", 3, &err), 0);
 
-	/* reset: dry run changes nothing; -N and N; unknown group then known */
+	assert_int_equal(ti.default_retention_ms, 0); /* the broker keeps everything */
+	assert_int_equal(ti.default_retention_bytes, 0);
+
+	/* reset: a group that does not exist is refused, dry run or not, and
+	 * stays unknown; with MQ_RESET_CREATE a dry run changes nothing, then
+	 * it makes the group; -N and N */
 	mq_reset_entry_t *re;
 	uint32_t n;
 	mq_offset_spec_t spec = {MQ_OFF_FROM_END, 4};
 	group_of(c, "g", &n, -MQ_ENOENT);
-	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, 1, &re, &n, &err), 0);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, MQ_RESET_DRY_RUN, &re, &n, &err), -MQ_ENOENT);
+	assert_non_null(strstr(err.msg, "no group 'g'"));
+	assert_null(re);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, 0, &re, &n, &err), -MQ_ENOENT);
+	group_of(c, "g", &n, -MQ_ENOENT);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, MQ_RESET_DRY_RUN | MQ_RESET_CREATE, &re, &n, &err),
+			 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(re[1].old, -1);
 	assert_int_equal(re[1].new_offset, 6);
 	free(re);
 	group_of(c, "g", &n, -MQ_ENOENT);
-	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, 0, &re, &n, &err), 0);
+	assert_int_equal(mq_client_group_reset(c, "g", "t", &spec, MQ_RESET_CREATE, &re, &n, &err), 0);
 	free(re);
 	spec = (mq_offset_spec_t){MQ_OFF_ABS, 99};
-	assert_int_equal(mq_client_group_reset(c, "h", "t", &spec, 0, &re, &n, &err), 0);
+	assert_int_equal(mq_client_group_reset(c, "h", "t", &spec, MQ_RESET_CREATE, &re, &n, &err), 0);
 	assert_int_equal(re[1].new_offset, 10); /* clamped to the end */
+	free(re);
+	/* h exists now: no flag needed */
+	assert_int_equal(mq_client_group_reset(c, "h", "t", &spec, 0, &re, &n, &err), 0);
 	free(re);
 
 	/* history fills at --lag-interval */

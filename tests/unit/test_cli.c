@@ -1,0 +1,84 @@
+/*
+ * test_cli.c -- unit tests for lib/cli.c: the common options and what
+ * a mistyped command word is taken to mean (mq_cli_suggest).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+
+static const char *const words[] = {"topic", "group", "ping", "stats", "verify", "dump", "keygen"};
+static const char *const subs[] = {"list", "create", "describe", "delete", "partitions"};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void expect(const char *word, const char *const *cands, size_t n, const char *want)
+{
+	const char *got = mq_cli_suggest(word, cands, n);
+	print_message("%s -> %s\n", word, got ? got : "(none)");
+	if (!want)
+		assert_null(got);
+	else
+		assert_string_equal(got ? got : "(none)", want);
+}
+
+static void test_suggest(void **state)
+{
+	expect("topik", words, N(words), "topic");   /* changed */
+	expect("topics", words, N(words), "topic");  /* added */
+	expect("grup", words, N(words), "group");    /* dropped */
+	expect("pnig", words, N(words), "ping");     /* swapped */
+	expect("stat", words, N(words), "stats");
+	expect("keyegn", words, N(words), "keygen");
+	expect("vrefiy", words, N(words), "verify"); /* two edits in a longer word */
+	expect("frobnicate", words, N(words), NULL);
+	expect("pong", words, N(words), "ping");
+	expect("pang", words, N(words), "ping");
+	expect("dmp", words, N(words), "dump");
+	expect("top", words, N(words), "topic");     /* a start */
+	expect("to", words, N(words), NULL);         /* too short to mean anything */
+	expect("x", words, N(words), NULL);
+	expect("", words, N(words), NULL);
+	expect("topic", words, N(words), NULL);      /* known: nothing to suggest */
+	expect("desc", subs, N(subs), "describe");
+	expect("del", subs, N(subs), "delete");      /* the first of two that start so */
+	expect("lst", subs, N(subs), "list");
+	expect("crate", subs, N(subs), "create");
+	expect("delte", subs, N(subs), "delete");
+	expect("partition", subs, N(subs), "partitions");
+	expect("remove", subs, N(subs), NULL);
+	char longw[200];
+	memset(longw, 'a', sizeof longw - 1);
+	longw[sizeof longw - 1] = 0;
+	expect(longw, words, N(words), NULL);
+	expect("topik", words, 0, NULL);
+}
+
+static void test_common_options(void **state)
+{
+	mq_cli_t cli;
+	mq_err_t err;
+	char *argv[] = {"prog", NULL};
+	mq_cli_init(&cli);
+	assert_int_equal(cli.timeout_ms, MQ_DEFAULT_TIMEOUT_MS);
+	assert_int_equal(mq_cli_option(&cli, 'w', "250ms", argv, &err), MQ_CLI_DONE);
+	assert_int_equal(cli.timeout_ms, 250);
+	assert_int_equal(mq_cli_option(&cli, 'w', "0", argv, &err), -MQ_EINVAL);
+	assert_int_equal(mq_cli_option(&cli, 'q', NULL, argv, &err), MQ_CLI_DONE);
+	assert_true(cli.quiet);
+	assert_int_equal(mq_cli_option(&cli, 'x', NULL, argv, &err), MQ_CLI_NOT_MINE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_suggest),
+		cmocka_unit_test(test_common_options),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
