@@ -120,6 +120,7 @@ typedef struct opts {
 	int has_warn, has_crit;
 	uint64_t warn, crit;
 	int64_t warn_age_ms, crit_age_ms; /* 0: none */
+	const char *warn_age, *crit_age;  /* as given */
 	int64_t watch_ms; /* 0: one report */
 	int trend;        /* TREND column: 0 none, 1 ASCII, 2 UTF-8 */
 } opts_t;
@@ -172,6 +173,7 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 			return mq_err_set(err, MQ_EINVAL, "--%s '%.200s': expected a duration above 0 (such as 30s, 5m, 1h)",
 					  c == OPT_WARN_AGE ? "warn-age" : "crit-age", arg);
 		*(c == OPT_WARN_AGE ? &o->warn_age_ms : &o->crit_age_ms) = ms;
+		*(c == OPT_WARN_AGE ? &o->warn_age : &o->crit_age) = arg;
 		return 0;
 	}
 	case OPT_WATCH:
@@ -195,8 +197,8 @@ static int check_opts(void *ctx, mq_err_t *err)
 		return mq_err_set(err, MQ_EINVAL, "--warn %" PRIu64 " is above --crit %" PRIu64 " (warn at the smaller lag)",
 				  o->warn, o->crit);
 	if (o->warn_age_ms && o->crit_age_ms && o->warn_age_ms > o->crit_age_ms)
-		return mq_err_set(err, MQ_EINVAL, "--warn-age %.3fs is above --crit-age %.3fs (warn at the shorter wait)",
-				  (double)o->warn_age_ms / 1000.0, (double)o->crit_age_ms / 1000.0);
+		return mq_err_set(err, MQ_EINVAL, "--warn-age %.200s is above --crit-age %.200s (warn at the shorter wait)",
+				  o->warn_age, o->crit_age);
 	return 0;
 }
 
