@@ -9,9 +9,15 @@
  * partition's committed and end offsets, its owner and the history the
  * broker sampled every --lag-interval; lib/lag.c turns a row into lag,
  * rate, time to drain and a status.  A group's state is the worst of its
- * partitions' statuses (LAGGING and STALLED warn, STOPPED is critical)
- * and of its total lag against --warn and --crit; the exit status is the
- * worst state of all.
+ * partitions' statuses (LAGGING and STALLED warn, STOPPED is critical),
+ * of its total lag against --warn and --crit, and of the age of its
+ * oldest unconsumed message against --warn-age and --crit-age; the exit
+ * status is the worst state of all.
+ *
+ * With --watch the table has a TREND column: each partition's lag over
+ * the broker's window as a sparkline (lib/lag.c), in block elements when
+ * the locale's character set is UTF-8 and TERM is not "dumb", in ASCII
+ * otherwise (NO_COLOR does not matter: the sparkline has no colour).
  *
  * A report is built in memory and written at once: with --watch on a
  * terminal it is drawn over the previous one (cursor home, each line
@@ -21,6 +27,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -59,6 +67,7 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mq-lag [-g GROUP]... [-t TOPIC] [-f table|json|prom] [--warn N] [--crit N] [--watch SECONDS] [options]\n"
+		"              [--warn-age DURATION] [--crit-age DURATION]\n"
 		"\n"
 		"  -g, --group GROUP        report this group; repeatable (default: every group)\n"
 		"  -t, --topic TOPIC        only the partitions of TOPIC\n"
@@ -67,8 +76,13 @@ static void usage(FILE *fp)
 		"                           always with mq_lag_up and mq_lag_state)\n"
 		"      --warn N             WARNING (exit 1) when a group's total lag is N or more\n"
 		"      --crit N             CRITICAL (exit 2) when a group's total lag is N or more\n"
+		"      --warn-age DURATION  WARNING (exit 1) when a group's oldest unconsumed\n"
+		"                           message has waited DURATION (30s, 5m, 1h...) or more\n"
+		"      --crit-age DURATION  CRITICAL (exit 2) when it has waited DURATION or more\n"
 		"      --watch SECONDS      report again every SECONDS (or a duration such as 500ms),\n"
-		"                           drawn in place on a terminal, until interrupted\n"
+		"                           drawn in place on a terminal, until interrupted; the\n"
+		"                           table then shows each partition's lag over the\n"
+		"                           broker's window as a sparkline (TREND)\n"
 		"                           (-f prom: only on a terminal; use cron or a loop)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
 		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
@@ -82,7 +96,7 @@ static void usage(FILE *fp)
 		"group or topic, usage error).\n");
 }
 
-enum { OPT_WARN = 256, OPT_CRIT, OPT_WATCH };
+enum { OPT_WARN = 256, OPT_CRIT, OPT_WATCH, OPT_WARN_AGE, OPT_CRIT_AGE };
 
 static const struct option longopts[] = {
 	{"group", required_argument, NULL, 'g'},
@@ -91,6 +105,8 @@ static const struct option longopts[] = {
 	{"warn", required_argument, NULL, OPT_WARN},
 	{"crit", required_argument, NULL, OPT_CRIT},
 	{"watch", required_argument, NULL, OPT_WATCH},
+	{"warn-age", required_argument, NULL, OPT_WARN_AGE},
+	{"crit-age", required_argument, NULL, OPT_CRIT_AGE},
 	MQ_CLI_LONGOPTS,
 	{NULL, 0, NULL, 0},
 };
@@ -103,7 +119,10 @@ typedef struct opts {
 	fmt_t fmt;
 	int has_warn, has_crit;
 	uint64_t warn, crit;
+	int64_t warn_age_ms, crit_age_ms; /* 0: none */
+	const char *warn_age, *crit_age;  /* as given */
 	int64_t watch_ms; /* 0: one report */
+	int trend;        /* TREND column: 0 none, 1 ASCII, 2 UTF-8 */
 } opts_t;
 
 static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
@@ -147,6 +166,16 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		*(c == OPT_WARN ? &o->has_warn : &o->has_crit) = 1;
 		return 0;
 	}
+	case OPT_WARN_AGE:
+	case OPT_CRIT_AGE: {
+		int64_t ms;
+		if (mq_parse_duration_ms(arg, &ms, err) || ms <= 0)
+			return mq_err_set(err, MQ_EINVAL, "--%s '%.200s': expected a duration above 0 (such as 30s, 5m, 1h)",
+					  c == OPT_WARN_AGE ? "warn-age" : "crit-age", arg);
+		*(c == OPT_WARN_AGE ? &o->warn_age_ms : &o->crit_age_ms) = ms;
+		*(c == OPT_WARN_AGE ? &o->warn_age : &o->crit_age) = arg;
+		return 0;
+	}
 	case OPT_WATCH:
 		if (mq_parse_duration_ms(arg, &o->watch_ms, err) || o->watch_ms < 100)
 			return mq_err_set(err, MQ_EINVAL,
@@ -167,7 +196,24 @@ static int check_opts(void *ctx, mq_err_t *err)
 	if (o->has_warn && o->has_crit && o->warn > o->crit)
 		return mq_err_set(err, MQ_EINVAL, "--warn %" PRIu64 " is above --crit %" PRIu64 " (warn at the smaller lag)",
 				  o->warn, o->crit);
+	if (o->warn_age_ms && o->crit_age_ms && o->warn_age_ms > o->crit_age_ms)
+		return mq_err_set(err, MQ_EINVAL, "--warn-age %.200s is above --crit-age %.200s (warn at the shorter wait)",
+				  o->warn_age, o->crit_age);
 	return 0;
+}
+
+/* The TREND column's glyphs: block elements where the terminal's
+ * character set is UTF-8, ASCII elsewhere (and for TERM=dumb). */
+static int trend_kind(void)
+{
+	const char *term = getenv("TERM");
+	int utf8 = 0;
+	if (setlocale(LC_CTYPE, "")) {
+		const char *cs = nl_langinfo(CODESET);
+		utf8 = cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+		setlocale(LC_CTYPE, "C"); /* nothing else depends on it */
+	}
+	return utf8 && !(term && !strcmp(term, "dumb")) ? 2 : 1;
 }
 
 /* ---- one report ---- */
@@ -179,6 +225,7 @@ typedef struct grep {
 	uint64_t lag;
 	double rate;  /* sum of the known rates; < 0 none known */
 	double eta_s; /* the slowest partition's; < 0 never/unknown */
+	double age_s; /* the oldest unconsumed message's wait; < 0 unknown */
 	mq_lag_status_t status; /* the worst of its rows */
 	int state;
 } grep_t;
@@ -212,8 +259,10 @@ static void evaluate(const opts_t *o, report_t *r, grep_t *x)
 {
 	const mq_group_info_t *g = x->g;
 	int eta_known = 1;
+	int age_known = 1;
 	x->rate = -1;
 	x->eta_s = 0;
+	x->age_s = 0;
 	x->status = MQ_LAG_OK;
 	for (uint32_t i = 0; i < g->nrows; i++) {
 		mq_lag_eval_t *e = &x->ev[i];
@@ -227,13 +276,21 @@ static void evaluate(const opts_t *o, report_t *r, grep_t *x)
 			x->eta_s = e->eta_s;
 		if (e->status > x->status)
 			x->status = e->status;
+		if (e->age_s < 0)
+			age_known = 0;
+		else if (e->age_s > x->age_s)
+			x->age_s = e->age_s;
 	}
 	if (!eta_known)
 		x->eta_s = -1;
+	if (!age_known && x->age_s == 0)
+		x->age_s = -1; /* a known age above 0 is still the least it is */
 	x->state = state_of(x->status);
-	if (o->has_crit && x->lag >= o->crit)
+	int64_t age_ms = x->age_s < 0 ? -1 : (int64_t)(x->age_s * 1000.0 + 0.5);
+	if ((o->has_crit && x->lag >= o->crit) || (o->crit_age_ms && age_ms >= o->crit_age_ms))
 		x->state = ST_CRITICAL;
-	else if (o->has_warn && x->lag >= o->warn && x->state < ST_WARNING)
+	else if (((o->has_warn && x->lag >= o->warn) || (o->warn_age_ms && age_ms >= o->warn_age_ms)) &&
+		 x->state < ST_WARNING)
 		x->state = ST_WARNING;
 	if (x->state > r->state)
 		r->state = x->state;
@@ -284,10 +341,11 @@ static int fetch(const opts_t *o, mq_client_t *c, report_t *r, mq_err_t *err)
 
 /* ---- table ---- */
 
-#define NCOLS 10
-static const char *const heads[NCOLS] = {"GROUP", "TOPIC", "PARTITION", "COMMITTED", "END",
-					 "LAG", "RATE", "ETA", "STATUS", "MEMBER"};
-static const int right[NCOLS] = {0, 0, 1, 1, 1, 1, 1, 1, 0, 0};
+enum { C_GROUP, C_TOPIC, C_PART, C_COMMITTED, C_END, C_LAG, C_AGE, C_TREND, C_RATE, C_ETA, C_STATUS, C_MEMBER,
+       NCOLS };
+static const char *const heads[NCOLS] = {"GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG",
+					 "AGE", "TREND", "RATE", "ETA", "STATUS", "MEMBER"};
+static const int right[NCOLS] = {0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0};
 
 static void fmt_rate(char *b, size_t n, double rate)
 {
@@ -297,21 +355,12 @@ static void fmt_rate(char *b, size_t n, double rate)
 		snprintf(b, n, rate < 1000 ? "%.1f" : "%.0f", rate);
 }
 
-/* 45s, 12m05s, 3h20m, 2d04h; "never" when nothing is consumed or the
- * status says the lag does not shrink, "-" for no estimate (the lag
- * holds steady, or the rate is unknown). */
-static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t st)
+/* 45s, 12m05s, 3h20m, 2d04h, >99d. */
+static void fmt_secs(char *b, size_t n, long s)
 {
-	if (eta < 0) {
-		snprintf(b, n, "%s", rate == 0 || st != MQ_LAG_OK ? "never" : "-");
-		return;
-	}
-	if (eta >= 100.0 * 86400) {
+	if (s >= 100L * 86400)
 		snprintf(b, n, ">99d");
-		return;
-	}
-	long s = (long)eta + ((double)(long)eta < eta); /* rounded up */
-	if (s < 60)
+	else if (s < 60)
 		snprintf(b, n, "%lds", s);
 	else if (s < 3600)
 		snprintf(b, n, "%ldm%02lds", s / 60, s % 60);
@@ -321,45 +370,114 @@ static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t 
 		snprintf(b, n, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
 }
 
+/* The time to drain, rounded up; "never" when nothing is consumed or the
+ * status says the lag does not shrink, "-" for no estimate (the lag
+ * holds steady, or the rate is unknown). */
+static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t st)
+{
+	if (eta < 0)
+		snprintf(b, n, "%s", rate == 0 || st != MQ_LAG_OK ? "never" : "-");
+	else
+		fmt_secs(b, n, eta >= 100.0 * 86400 ? 100L * 86400 : (long)ceil(eta));
+}
+
+/* The wait of the oldest unconsumed message, in whole seconds; "-"
+ * unknown. */
+static void fmt_age(char *b, size_t n, double age)
+{
+	if (age < 0)
+		snprintf(b, n, "-");
+	else
+		fmt_secs(b, n, age >= 100.0 * 86400 ? 100L * 86400 : (long)age);
+}
+
 typedef char cell_t[MQ_MEMBER_ID_MAX + 24];
 
 /* The columns from LAG on. */
-static void fill_tail(cell_t *c, uint64_t lag, double rate, double eta, mq_lag_status_t st, const char *member)
+static void fill_tail(cell_t *c, uint64_t lag, double age, double rate, double eta, mq_lag_status_t st,
+		      const char *member)
 {
-	snprintf(c[5], sizeof c[5], "%" PRIu64, lag);
-	fmt_rate(c[6], sizeof c[6], rate);
-	fmt_eta(c[7], sizeof c[7], eta, rate, st);
-	snprintf(c[8], sizeof c[8], "%s", mq_lag_status_name(st));
-	snprintf(c[9], sizeof c[9], "%s", member);
+	snprintf(c[C_LAG], sizeof c[C_LAG], "%" PRIu64, lag);
+	fmt_age(c[C_AGE], sizeof c[C_AGE], age);
+	fmt_rate(c[C_RATE], sizeof c[C_RATE], rate);
+	fmt_eta(c[C_ETA], sizeof c[C_ETA], eta, rate, st);
+	snprintf(c[C_STATUS], sizeof c[C_STATUS], "%s", mq_lag_status_name(st));
+	snprintf(c[C_MEMBER], sizeof c[C_MEMBER], "%s", member);
 }
 
-static void fill_row(cell_t *c, const grep_t *x, uint32_t j)
+static void fill_row(const opts_t *o, cell_t *c, const grep_t *x, uint32_t j)
 {
 	const mq_group_row_t *w = &x->g->rows[j];
 	const mq_lag_eval_t *e = &x->ev[j];
-	snprintf(c[0], sizeof c[0], "%s", x->g->name);
-	snprintf(c[1], sizeof c[1], "%s", w->topic);
-	snprintf(c[2], sizeof c[2], "%" PRIu32, w->partition);
+	snprintf(c[C_GROUP], sizeof c[C_GROUP], "%s", x->g->name);
+	snprintf(c[C_TOPIC], sizeof c[C_TOPIC], "%s", w->topic);
+	snprintf(c[C_PART], sizeof c[C_PART], "%" PRIu32, w->partition);
 	if (w->committed < 0)
-		snprintf(c[3], sizeof c[3], "-");
+		snprintf(c[C_COMMITTED], sizeof c[C_COMMITTED], "-");
 	else
-		snprintf(c[3], sizeof c[3], "%" PRId64, w->committed);
-	snprintf(c[4], sizeof c[4], "%" PRIu64, w->end);
-	fill_tail(c, e->lag, e->rate, e->eta_s, e->status, w->owner[0] ? w->owner : "-");
+		snprintf(c[C_COMMITTED], sizeof c[C_COMMITTED], "%" PRId64, w->committed);
+	snprintf(c[C_END], sizeof c[C_END], "%" PRIu64, w->end);
+	fill_tail(c, e->lag, e->age_s, e->rate, e->eta_s, e->status, w->owner[0] ? w->owner : "-");
+	if (o->trend) {
+		uint64_t v[MQ_LAG_POINTS];
+		mq_lag_spark(v, mq_lag_series(w, v), o->trend == 2, c[C_TREND], sizeof c[C_TREND]);
+	}
 }
 
-static void fill_total(cell_t *c, const grep_t *x)
+/* The group's lag at each point of the window: its partitions' series
+ * summed, aligned at the present (a partition added later has fewer). */
+static void fill_total(const opts_t *o, cell_t *c, const grep_t *x)
 {
 	char members[32];
 	snprintf(members, sizeof members, "(%" PRIu32 " member%s)", x->g->nmembers, x->g->nmembers == 1 ? "" : "s");
-	snprintf(c[0], sizeof c[0], "%s", x->g->name);
-	snprintf(c[1], sizeof c[1], "(total)");
-	for (int k = 2; k < 5; k++)
+	snprintf(c[C_GROUP], sizeof c[C_GROUP], "%s", x->g->name);
+	snprintf(c[C_TOPIC], sizeof c[C_TOPIC], "(total)");
+	for (int k = C_PART; k <= C_END; k++)
 		snprintf(c[k], sizeof c[k], "-");
-	fill_tail(c, x->lag, x->rate, x->eta_s, x->status, members);
+	fill_tail(c, x->lag, x->age_s, x->rate, x->eta_s, x->status, members);
+	if (o->trend) {
+		uint64_t sum[MQ_LAG_POINTS] = {0}, v[MQ_LAG_POINTS];
+		uint32_t most = 0;
+		for (uint32_t j = 0; j < x->g->nrows; j++) {
+			uint32_t n = mq_lag_series(&x->g->rows[j], v);
+			for (uint32_t i = 0; i < n; i++)
+				sum[MQ_LAG_POINTS - n + i] += v[i];
+			most = n > most ? n : most;
+		}
+		mq_lag_spark(sum + MQ_LAG_POINTS - most, most, o->trend == 2, c[C_TREND], sizeof c[C_TREND]);
+	}
 }
 
-static void put_table(FILE *fp, const report_t *r)
+/* Columns a string takes on a terminal: one a character (UTF-8). */
+static int width(const char *s)
+{
+	int w = 0;
+	for (; *s; s++)
+		w += ((uint8_t)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* Bytes of the longest prefix of p[0, n) that takes at most cols columns. */
+static size_t fit(const char *p, size_t n, int cols)
+{
+	size_t i = 0;
+	for (int w = 0; i < n; i++)
+		if (((uint8_t)p[i] & 0xc0) != 0x80 && w++ == cols)
+			break;
+	return i;
+}
+
+static void put_cell(FILE *fp, const char *s, int w, int right_aligned)
+{
+	int pad = w - width(s);
+	pad = pad > 0 ? pad : 0;
+	if (right_aligned)
+		fprintf(fp, "%*s", pad, "");
+	fputs(s, fp);
+	fprintf(fp, "%*s  ", right_aligned ? 0 : pad, "");
+}
+
+static void put_table(FILE *fp, const opts_t *o, const report_t *r)
 {
 	uint32_t rows = 1, n = 1;
 	for (uint32_t i = 0; i < r->ng; i++)
@@ -373,18 +491,19 @@ static void put_table(FILE *fp, const report_t *r)
 		snprintf(t[0][k], sizeof t[0][k], "%s", heads[k]);
 	for (uint32_t i = 0; i < r->ng; i++) {
 		for (uint32_t j = 0; j < r->gr[i].g->nrows; j++)
-			fill_row(t[n++], &r->gr[i], j);
-		fill_total(t[n++], &r->gr[i]);
+			fill_row(o, t[n++], &r->gr[i], j);
+		fill_total(o, t[n++], &r->gr[i]);
 	}
 	int w[NCOLS] = {0};
 	for (uint32_t i = 0; i < n; i++)
 		for (int k = 0; k < NCOLS; k++) {
-			int l = (int)strlen(t[i][k]);
+			int l = width(t[i][k]);
 			w[k] = l > w[k] ? l : w[k];
 		}
 	for (uint32_t i = 0; i < n; i++) {
 		for (int k = 0; k < NCOLS - 1; k++)
-			fprintf(fp, right[k] ? "%*s  " : "%-*s  ", w[k], t[i][k]);
+			if (k != C_TREND || o->trend)
+				put_cell(fp, t[i][k], w[k], right[k]);
 		fprintf(fp, "%s\n", t[i][NCOLS - 1]);
 	}
 	free(t);
@@ -442,6 +561,12 @@ static void json_row(FILE *fp, const mq_group_row_t *w, const mq_lag_eval_t *e)
 	else
 		fprintf(fp, "%" PRId64, w->committed);
 	fprintf(fp, ",\"start\":%" PRIu64 ",\"end\":%" PRIu64 ",\"lag\":%" PRIu64, w->start, w->end, e->lag);
+	json_num(fp, "lag_seconds", e->age_s);
+	fputs(",\"since_ms\":", fp);
+	if (e->lag && w->since_ms >= 0)
+		fprintf(fp, "%" PRId64, w->since_ms);
+	else
+		fputs("null", fp);
 	json_num(fp, "rate", e->rate);
 	json_num(fp, "eta_s", e->eta_s);
 	fprintf(fp, ",\"status\":\"%s\",\"owner\":", mq_lag_status_name(e->status));
@@ -459,6 +584,7 @@ static void json_group(FILE *fp, const grep_t *x)
 	json_str(fp, g->name);
 	fprintf(fp, ",\"generation\":%" PRIu64 ",\"state\":\"%s\",\"status\":\"%s\",\"lag\":%" PRIu64, g->generation,
 		state_names[x->state], mq_lag_status_name(x->status), x->lag);
+	json_num(fp, "lag_seconds", x->age_s);
 	json_num(fp, "rate", x->rate);
 	json_num(fp, "eta_s", x->eta_s);
 	fputs(",\"members\":[", fp);
@@ -487,6 +613,8 @@ static void put_json(FILE *fp, const opts_t *o, const char *broker, const report
 		MQ_LAG_HISTORY);
 	json_threshold(fp, "warn", o->has_warn, o->warn);
 	json_threshold(fp, "crit", o->has_crit, o->crit);
+	json_num(fp, "warn_age", o->warn_age_ms ? (double)o->warn_age_ms / 1000.0 : -1);
+	json_num(fp, "crit_age", o->crit_age_ms ? (double)o->crit_age_ms / 1000.0 : -1);
 	fprintf(fp, ",\"state\":\"%s\",\"exit\":%d,\"groups\":[", state_names[r->state], r->state);
 	for (uint32_t i = 0; i < r->ng; i++) {
 		if (i)
@@ -498,12 +626,14 @@ static void put_json(FILE *fp, const opts_t *o, const char *broker, const report
 
 /* ---- Prometheus text format ---- */
 
-enum { M_LAG, M_COMMITTED, M_END, M_STATUS, M_RATE, M_N };
+enum { M_LAG, M_AGE, M_COMMITTED, M_END, M_STATUS, M_RATE, M_N };
 
 static const struct metric {
 	const char *name, *help;
 } metrics[M_N] = {
 	{"mq_consumer_lag", "Messages of the partition the group has not committed yet (end - committed)."},
+	{"mq_consumer_lag_seconds", "Seconds the oldest message the group has not consumed has waited (its timestamp, "
+				    "or when it became due, to now); 0 when lag is 0, absent while unknown."},
 	{"mq_consumer_committed_offset", "The group's committed offset (the next to consume); absent before the first commit."},
 	{"mq_consumer_end_offset", "Log end offset of the partition (the offset of the next message)."},
 	{"mq_consumer_status", "Lag status over the broker's window: 0 OK, 1 LAGGING, 2 STALLED, 3 STOPPED."},
@@ -548,7 +678,8 @@ static void put_prom(FILE *fp, const report_t *r)
 			for (uint32_t k = 0; k < x->g->nrows; k++) {
 				const mq_group_row_t *w = &x->g->rows[k];
 				const mq_lag_eval_t *e = &x->ev[k];
-				if ((m == M_COMMITTED && w->committed < 0) || (m == M_RATE && e->rate < 0))
+				if ((m == M_COMMITTED && w->committed < 0) || (m == M_RATE && e->rate < 0) ||
+				    (m == M_AGE && e->age_s < 0))
 					continue;
 				fprintf(fp, "%s{group=", metrics[m].name);
 				prom_label(fp, x->g->name);
@@ -557,6 +688,7 @@ static void put_prom(FILE *fp, const report_t *r)
 				fprintf(fp, ",partition=\"%" PRIu32 "\"} ", w->partition);
 				switch (m) {
 				case M_LAG: fprintf(fp, "%" PRIu64 "\n", e->lag); break;
+				case M_AGE: fprintf(fp, "%.3f\n", e->age_s); break;
 				case M_COMMITTED: fprintf(fp, "%" PRId64 "\n", w->committed); break;
 				case M_END: fprintf(fp, "%" PRIu64 "\n", w->end); break;
 				case M_STATUS: fprintf(fp, "%d\n", (int)e->status); break;
@@ -607,7 +739,7 @@ static int one_report(const opts_t *o, mq_client_t *c, int tty, char **buf, size
 		else if (o->fmt == FMT_PROM)
 			put_prom(fp, &r);
 		else if (r.ng)
-			put_table(fp, &r);
+			put_table(fp, o, &r);
 		else if (!o->cli.quiet) /* on the screen with --watch, else a note */
 			fprintf(tty ? fp : stderr, "%s%s: no consumer group%s%s%s\n", tty ? "" : "mq-lag: ", broker,
 				o->topic ? " reads topic '" : "", o->topic ? o->topic : "", o->topic ? "'" : "");
@@ -662,7 +794,7 @@ static int draw(const opts_t *o, int argc, char **argv, const char *text, int fi
 	int row = 2;
 	for (const char *p = text; *p && row < lines - 1; row++) {
 		size_t l = strcspn(p, "\n");
-		fprintf(fp, "%.*s\033[K\n", (int)(l < (size_t)cols ? l : (size_t)cols), p);
+		fprintf(fp, "%.*s\033[K\n", (int)fit(p, l, cols), p);
 		p += l + (p[l] == '\n');
 	}
 	fputs("\033[J", fp);
@@ -729,6 +861,8 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : ST_UNKNOWN; /* a usage error is UNKNOWN: 2 would read as CRITICAL */
 	if (o.cli.quiet)
 		o.cli.verbose = 0;
+	if (o.watch_ms && o.fmt == FMT_TABLE)
+		o.trend = trend_kind();
 	mq_cli_signals(on_signal);
 
 	mq_client_t *c = NULL;

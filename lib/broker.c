@@ -1512,6 +1512,20 @@ static int do_topic_partitions(mq_broker_t *b, req_t *r, mq_err_t *err)
 	return reply_durable(b, r);
 }
 
+/* When the oldest message at or after offset (the group's next; below
+ * the start means what retention left) became readable: -1 when none is
+ * left, or when it cannot be read (mq-lag then shows the age unknown). */
+static int64_t oldest_since(mq_log_t *log, uint64_t offset)
+{
+	mq_err_t e;
+	int64_t ms;
+	if (!log)
+		return -1;
+	if (offset < mq_log_start(log))
+		offset = mq_log_start(log);
+	return offset < mq_log_end(log) && mq_log_time_at(log, offset, &ms, &e) == 0 ? ms : -1;
+}
+
 static int group_rows(mq_broker_t *b, msgpack_packer *pk, const char *group, const char *only, mq_err_t *err)
 {
 	const char **topics = NULL;
@@ -1539,13 +1553,11 @@ static int group_rows(mq_broker_t *b, msgpack_packer *pk, const char *group, con
 			uint64_t off;
 			mq_store_log(b->store, topics[k], p, &log, &e);
 			const char *owner = mq_groups_owner(b->groups, group, topics[k], p);
-			msgpack_pack_array(pk, 7);
+			int committed = mq_groups_committed(b->groups, group, topics[k], p, &off);
+			msgpack_pack_array(pk, 8);
 			mq_wire_pack_str(pk, topics[k]);
 			msgpack_pack_uint32(pk, p);
-			if (mq_groups_committed(b->groups, group, topics[k], p, &off))
-				msgpack_pack_int64(pk, (int64_t)off);
-			else
-				msgpack_pack_int64(pk, -1);
+			msgpack_pack_int64(pk, committed ? (int64_t)off : -1);
 			msgpack_pack_uint64(pk, log ? mq_log_start(log) : 0);
 			msgpack_pack_uint64(pk, log ? mq_log_end(log) : 0);
 			mq_wire_pack_str(pk, owner ? owner : "");
@@ -1557,6 +1569,7 @@ static int group_rows(mq_broker_t *b, msgpack_packer *pk, const char *group, con
 				msgpack_pack_int64(pk, hist[i].committed);
 				msgpack_pack_uint64(pk, hist[i].end);
 			}
+			msgpack_pack_int64(pk, oldest_since(log, committed ? off : 0));
 		}
 	free(np);
 	free(topics);

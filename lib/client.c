@@ -905,6 +905,9 @@ static int parse_row(const msgpack_object *o, mq_group_row_t *w, mq_err_t *err)
 			return -MQ_EPROTO;
 		w->nhist++;
 	}
+	w->since_ms = -1; /* a broker that does not say */
+	if (e->size >= 8 && mq_wire_i64(&e->ptr[7], &w->since_ms, "since_ms", err))
+		return -MQ_EPROTO;
 	return 0;
 }
 

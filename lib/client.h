@@ -186,6 +186,8 @@ typedef struct mq_group_row {
 	char owner[MQ_MEMBER_ID_MAX + 1]; /* member reading it, "" none */
 	uint32_t nhist;
 	mq_lag_sample_t hist[MQ_LAG_HISTORY]; /* oldest first */
+	int64_t since_ms; /* the oldest unconsumed message readable since (wall
+			   * clock ms); -1: none left, or unknown */
 } mq_group_row_t;
 
 typedef struct mq_group_member_info {

@@ -111,6 +111,54 @@ void mq_lag_evaluate(const mq_group_row_t *row, int64_t now_ms, mq_lag_eval_t *o
 		out->status = MQ_LAG_OK;
 	if (out->status == MQ_LAG_STOPPED)
 		out->eta_s = -1; /* nobody reads it now, whatever the window says */
+	if (out->lag == 0)
+		out->age_s = 0;
+	else if (row->since_ms < 0)
+		out->age_s = -1;
+	else
+		out->age_s = ms > row->since_ms ? (double)(ms - row->since_ms) / 1000.0 : 0;
+}
+
+uint32_t mq_lag_series(const mq_group_row_t *row, uint64_t *out)
+{
+	uint32_t n = row->nhist < MQ_LAG_HISTORY ? row->nhist : MQ_LAG_HISTORY;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = lag_at(row->hist[i].committed, row->hist[i].end, row->start);
+	out[n] = lag_at(row->committed, row->end, row->start);
+	return n + 1;
+}
+
+int mq_lag_spark_level(uint64_t v, uint64_t max)
+{
+	if (v == 0 || max == 0)
+		return 0;
+	if (v >= max)
+		return MQ_LAG_SPARK_LEVELS - 1;
+	int l = (int)((double)v * (MQ_LAG_SPARK_LEVELS - 1) / (double)max + 0.5);
+	return l < 1 ? 1 : l;
+}
+
+uint32_t mq_lag_spark(const uint64_t *v, uint32_t n, int utf8, char *buf, size_t size)
+{
+	static const char ascii[MQ_LAG_SPARK_LEVELS + 1] = "_.:-=+*#";
+	size_t w = utf8 ? 3 : 1, at = 0;
+	uint64_t max = 0;
+	uint32_t i;
+	for (i = 0; i < n; i++)
+		max = v[i] > max ? v[i] : max;
+	for (i = 0; i < n && at + w < size; i++) {
+		int l = mq_lag_spark_level(v[i], max);
+		if (utf8) { /* U+2581 + l: E2 96 81+l */
+			buf[at++] = (char)0xe2;
+			buf[at++] = (char)0x96;
+			buf[at++] = (char)(0x81 + l);
+		} else {
+			buf[at++] = ascii[l];
+		}
+	}
+	if (size)
+		buf[at] = 0;
+	return i;
 }
 
 const char *mq_lag_status_name(mq_lag_status_t s)

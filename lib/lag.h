@@ -29,6 +29,19 @@
  * eta_s: lag / (rate - growth of the end offset over the same span); 0
  * when lag is 0; < 0 when that net rate is not above 0 or unknown, and
  * when STOPPED (a rate from before the member left drains nothing).
+ *
+ * age_s: how long the oldest message the group has not consumed has been
+ * waiting, from the row's since_ms (its timestamp, or when a delayed
+ * message became due) to the present; 0 when lag is 0 and when that
+ * time lies ahead of the present (clocks of two hosts); < 0 unknown
+ * (a broker that does not say, or a message it could not read).
+ *
+ * The trend (mq-lag --watch): mq_lag_series gives the lag of every point
+ * of the window, and mq_lag_spark draws such a series as one character a
+ * point in eight heights, scaled to its largest value: 0 is always the
+ * lowest, the largest the highest, and a lag above 0 never the lowest,
+ * so "caught up" and "a little behind" stay apart however large the
+ * peak.  UTF-8 block elements (U+2581-2588) or ASCII "_.:-=+*#".
  */
 #ifndef MQ_LAG_H
 #define MQ_LAG_H
@@ -44,9 +57,23 @@ typedef struct mq_lag_eval {
 	double rate;    /* messages/s committed over the window; < 0 unknown */
 	double eta_s;   /* seconds to drain at the net rate; < 0 never/unknown */
 	mq_lag_status_t status;
+	double age_s;   /* wait of the oldest unconsumed message; 0 when lag is 0; < 0 unknown */
 } mq_lag_eval_t;
 
 void mq_lag_evaluate(const mq_group_row_t *row, int64_t now_ms, mq_lag_eval_t *out);
 const char *mq_lag_status_name(mq_lag_status_t s); /* "OK", "LAGGING", "STALLED", "STOPPED" */
+
+#define MQ_LAG_POINTS (MQ_LAG_HISTORY + 1) /* the samples and the present */
+/* The lag at each point of the window, oldest first, into
+ * out[MQ_LAG_POINTS]: the count. */
+uint32_t mq_lag_series(const mq_group_row_t *row, uint64_t *out);
+#define MQ_LAG_SPARK_LEVELS 8
+/* Height (0 to MQ_LAG_SPARK_LEVELS - 1) of v in a series whose largest
+ * value is max. */
+int mq_lag_spark_level(uint64_t v, uint64_t max);
+/* The sparkline of v[0, n) into buf (NUL-terminated, as many whole
+ * points as fit in size): the number of points drawn, which is also its
+ * width on a terminal. */
+uint32_t mq_lag_spark(const uint64_t *v, uint32_t n, int utf8, char *buf, size_t size);
 
 #endif

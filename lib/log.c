@@ -1391,6 +1391,60 @@ int mq_log_find_time(mq_log_t *log, int64_t ts, uint64_t *offset, mq_err_t *err)
 	return 0;
 }
 
+/* ---- the time of one record ---- */
+
+int mq_log_time_at(mq_log_t *log, uint64_t offset, int64_t *ms, mq_err_t *err)
+{
+	if (offset < mq_log_start(log) || offset >= log->end)
+		return mq_err_set(err, MQ_ERANGE, "offset %" PRIu64 " holds no record (partition holds %" PRIu64
+				  " to %" PRIu64 ")", offset, mq_log_start(log), log->end);
+	int rc;
+	for (int i = seg_find(log, offset); i < log->nsegs; i++) {
+		if ((rc = seg_use(log, i, err)))
+			return rc;
+		seg_t *s = &log->segs[i];
+		uint64_t pos;
+		int found;
+		if ((rc = locate(log, i, offset > s->base ? offset : s->base, &pos, &found, err)))
+			return rc;
+		if (!found)
+			continue;
+		uint8_t hb[MQ_BATCH_HEADER];
+		mq_batch_hdr_t h;
+		if (mq_pread_full(s->fd, hb, sizeof(hb), pos) != (long long)sizeof(hb))
+			return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+		if (mq_batch_hdr_decode(hb, sizeof(hb), &h, err))
+			return -MQ_ECORRUPT;
+		if (h.length > s->size - pos)
+			return mq_err_set(err, MQ_ECORRUPT, "partition '%s': a batch of %u bytes cut off at byte %" PRIu64
+					  " of segment %" PRIu64 " (run mq-admin verify)", log->dir, h.length, pos, s->base);
+		int64_t t = h.first_ts;
+		if (offset > h.base_offset) { /* not the first record: walk this one batch */
+			mq_buf_t *b = &log->scratch;
+			mq_batch_iter_t it;
+			mq_record_t r;
+			b->len = 0;
+			if (mq_buf_reserve(b, h.length))
+				return mq_err_set(err, MQ_ENOMEM, "out of memory reading %u bytes", h.length);
+			if (mq_pread_full(s->fd, b->p, h.length, pos) != (long long)h.length)
+				return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+			if (mq_batch_verify(b->p, h.length, err) || mq_batch_iter_init(&it, b->p, h.length, err))
+				return -MQ_ECORRUPT;
+			while ((rc = mq_batch_iter_next(&it, &r)) > 0 && r.offset < offset)
+				;
+			if (rc <= 0)
+				return mq_err_set(err, MQ_ECORRUPT, "partition '%s': the batch at byte %" PRIu64
+						  " of segment %" PRIu64 " has no record at offset %" PRIu64
+						  " (run mq-admin verify)", log->dir, pos, s->base, offset);
+			t = r.timestamp;
+		}
+		*ms = h.deliver_at > t ? h.deliver_at : t;
+		return 0;
+	}
+	return mq_err_set(err, MQ_ECORRUPT, "partition '%s': no batch holds offset %" PRIu64 " (run mq-admin verify)",
+			  log->dir, offset);
+}
+
 /* ---- retention ---- */
 
 static int seg_delete_oldest(mq_log_t *log, mq_err_t *err)

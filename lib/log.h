@@ -126,6 +126,13 @@ long long mq_log_read_checked(mq_log_t *log, uint64_t offset, size_t max_bytes, 
 /* First offset whose record timestamp is >= ts (end offset if none). */
 int mq_log_find_time(mq_log_t *log, int64_t ts, uint64_t *offset, mq_err_t *err);
 
+/* When the record at offset (start <= offset < end) became readable:
+ * its timestamp, or its batch's deliver_at when that is later (a delayed
+ * message).  Reads one batch header, and that one batch when offset is
+ * not its first record: never the log before or after it.  -MQ_ERANGE
+ * outside [start, end). */
+int mq_log_time_at(mq_log_t *log, uint64_t offset, int64_t *ms, mq_err_t *err);
+
 uint64_t mq_log_start(const mq_log_t *log); /* first retained offset */
 uint64_t mq_log_end(const mq_log_t *log);   /* offset the next record gets */
 uint64_t mq_log_bytes(const mq_log_t *log); /* bytes in all segments */

@@ -91,7 +91,11 @@
  *   GROUPS     [group|nil, topic|nil]
  *              ; [interval_ms, [[group, generation,
  *                   [[member, client, idle_ms, nowned]...],
- *                   [[topic, p, committed|-1, start, end, owner|"", [[ms, committed, end]...]]...]]...]]
+ *                   [[topic, p, committed|-1, start, end, owner|"", [[ms, committed, end]...],
+ *                     since_ms|-1]...]]...]]
+ *              since_ms: when the oldest message the group has not consumed
+ *              became readable (mq_log_time_at); -1 when none is left or
+ *              it cannot be read.  Readers take rows of 7 as since -1.
  *   GROUP_RESET [group, topic, kind, value, dry_run, create] ; [[[p, old|-1, new]...]]
  *              kind: an mq_offset_kind_t; MQ_EBUSY while the group has live members;
  *              MQ_ENOENT when the group does not exist (no members, no committed

@@ -2,7 +2,8 @@
 # mq-lag against a real mq-serve sampling every 200ms (a 6 s window):
 # lag that rises with publishing and falls with consuming, each status
 # brought about on purpose, thresholds and exit codes, the JSON document,
-# the Prometheus text format, --watch, and the UNKNOWN cases.
+# the Prometheus text format, --watch, and the UNKNOWN cases; lag in time
+# (the age of the oldest unconsumed message) and the --watch sparkline.
 
 load helpers
 
@@ -153,7 +154,7 @@ wait_owner() {
 	run lag -g g
 	assert_success
 	# aligned columns: the header and every row have their fields at the same places
-	assert_line --index 0 --regexp '^GROUP +TOPIC +PARTITION +COMMITTED +END +LAG +RATE +ETA +STATUS +MEMBER$'
+	assert_line --index 0 --regexp '^GROUP +TOPIC +PARTITION +COMMITTED +END +LAG +AGE +RATE +ETA +STATUS +MEMBER$'
 	[ "${#lines[@]}" -eq 3 ]
 	local at
 	at=$(awk '{ print index($0, " OK") }' <<<"${lines[1]}")
@@ -217,7 +218,7 @@ wait_owner() {
 	wait_status g STALLED 20
 	run lag -g g
 	assert_failure 1
-	assert_line --regexp '^g +t +0 +[0-9-]+ +300000 +[0-9]+ +0\.0 +never +STALLED +m'
+	assert_line --regexp '^g +t +0 +[0-9-]+ +300000 +[0-9]+ +[0-9]+[smhd][0-9smh]* +0\.0 +never +STALLED +m'
 	# a stopped group elsewhere makes it CRITICAL
 	seq 1 5 | mq-pub -t u
 	mq-sub -g h -t u -n 1 >/dev/null
@@ -277,7 +278,9 @@ for i in range(1200):
 		and .lag == ([.partitions[].lag] | add) and (.partitions | length) >= 1' <<<"$output"
 	jq -e '.groups[0].partitions[0] | has("topic") and has("partition") and has("committed") and has("start")
 		and has("end") and has("lag") and has("rate") and has("eta_s") and has("status") and has("owner")
-		and has("samples")' <<<"$output"
+		and has("samples") and has("lag_seconds") and has("since_ms")' <<<"$output"
+	jq -e '.warn_age == null and .crit_age == null and (.groups[0].lag_seconds | type) == "number"
+		and .groups[1].lag_seconds == 0 and ([.groups[1].partitions[].since_ms] | unique) == [null]' <<<"$output"
 	jq -e '.groups[0] | (.partitions | length) == 2 and ([.partitions[].end] | add) == 80
 		and .lag == 70' <<<"$output"
 	jq -e '.groups[1] | .status == "OK" and .lag == 0 and ([.partitions[].committed] | add) == 20
@@ -352,6 +355,10 @@ print(len(seen))
 	assert_line 'mq_consumer_status{group="h",topic="u",partition="0"} 0'
 	assert_line '# TYPE mq_consumer_lag gauge'
 	assert_line --regexp '^# HELP mq_consumer_lag .+'
+	assert_line '# TYPE mq_consumer_lag_seconds gauge'
+	assert_line --regexp '^# HELP mq_consumer_lag_seconds .+'
+	assert_line --regexp '^mq_consumer_lag_seconds\{group="g",topic="t",partition="0"\} [0-9]+\.[0-9]{3}$'
+	assert_line 'mq_consumer_lag_seconds{group="h",topic="u",partition="0"} 0.000'
 	if command -v promtool >/dev/null 2>&1; then
 		promtool check metrics <<<"$output"
 	fi
@@ -431,4 +438,118 @@ assert_prom_down() {
 	run timeout -s INT 1.3 mq-lag -g g --watch 500ms
 	[ "$(grep -c '^GROUP' <<<"$output")" -ge 2 ]
 	[[ "$output" != *$'\e['* ]]
+}
+
+@test "mq-lag: lag in time: the oldest unconsumed message's age grows while the group stands still, 0 when caught up" {
+	start_broker --lag-interval 200ms
+	seq 1 10 | mq-pub -t t
+	mq-sub -g g -t t -n 4 >/dev/null
+	local ts a1 a2
+	ts=$(mq-sub -t t -o 4 -n 1 -F '%T')
+	sleep 1.1
+	run lag -g g -f json
+	assert_failure 2 # STOPPED
+	# the age of the message at the committed offset, by its own timestamp
+	jq -e --argjson ts "$ts" '.groups[0] | .lag_seconds >= 1 and .partitions[0].lag_seconds >= 1
+		and .partitions[0].since_ms == $ts and .lag_seconds == .partitions[0].lag_seconds' <<<"$output"
+	a1=$(jq '.groups[0].partitions[0].lag_seconds' <<<"$output")
+	sleep 0.3
+	a2=$(lag -g g -f json | jq '.groups[0].partitions[0].lag_seconds')
+	jq -en --argjson a "$a1" --argjson b "$a2" '$b > $a'
+	# a column after LAG, in whole seconds
+	run lag -g g
+	assert_line --regexp '^g +t +0 +4 +10 +6 +[1-9][0-9]*s .* STOPPED +-$'
+	assert_line --regexp '^g +\(total\) .* 6 +[1-9][0-9]*s .* STOPPED'
+	run lag -g g -f prom
+	assert_line --regexp '^mq_consumer_lag_seconds\{group="g",topic="t",partition="0"\} [1-9][0-9]*\.[0-9]{3}$'
+	# caught up: 0, whatever the timestamps
+	mq-sub -g g -t t -e >/dev/null
+	run lag -g g -f json
+	assert_success
+	jq -e '.groups[0] | .lag_seconds == 0 and .partitions[0].lag_seconds == 0
+		and .partitions[0].since_ms == null' <<<"$output"
+	run lag -g g
+	assert_line --regexp '^g +t +0 +10 +10 +0 +0s '
+	run lag -g g -f prom
+	assert_line 'mq_consumer_lag_seconds{group="g",topic="t",partition="0"} 0.000'
+}
+
+@test "mq-lag --warn-age and --crit-age: the oldest unconsumed message's wait sets the exit status" {
+	# samples an hour apart: the window never fills, the status stays OK
+	start_broker --lag-interval 1h
+	local old=$((($(date +%s) - 7200) * 1000)) i
+	for i in 1 2 3; do
+		printf '{"value":"m%d","timestamp":%d}\n' "$i" "$old"
+	done | mq-pub -t t -f json
+	# a member that takes nothing, so commits nothing
+	stuck_consumer g t
+	wait_owner g
+	run lag -g g
+	assert_success
+	assert_line --regexp '^g +t +0 +[0-9-]+ +3 +3 +2h00m .* OK +m'
+	assert_line --regexp '^g +\(total\) .* 3 +2h00m .* OK'
+	run lag -g g --warn-age 3h
+	assert_success
+	run lag -g g --warn-age 1h
+	assert_failure 1
+	run lag -g g --crit-age 90m
+	assert_failure 2
+	run lag -g g --warn-age 1h --crit-age 3h
+	assert_failure 1
+	run lag -g g --warn-age 30m --crit-age 2h
+	assert_failure 2
+	run lag -g g --crit-age 1d --warn 100
+	assert_success
+	run lag -g g -f json --warn-age 1h --crit-age 1d
+	assert_failure 1
+	jq -e '.state == "WARNING" and .exit == 1 and .warn_age == 3600 and .crit_age == 86400
+		and .groups[0].state == "WARNING" and .groups[0].lag_seconds >= 7200
+		and .groups[0].partitions[0].since_ms == '"$old" <<<"$output"
+	run lag -g g -f prom --crit-age 1h
+	assert_failure 2
+	assert_line 'mq_lag_state 2'
+	assert_line --regexp '^mq_consumer_lag_seconds\{group="g",topic="t",partition="0"\} 7[0-9]{3}\.[0-9]{3}$'
+	end_stuck_consumer
+}
+
+@test "mq-lag --warn-age and --crit-age refuse what is not a duration above 0 (exit 3)" {
+	run mq-lag --warn-age 0
+	assert_failure 3
+	assert_output --partial "--warn-age '0': expected a duration above 0"
+	run mq-lag --crit-age soon
+	assert_failure 3
+	assert_output --partial "--crit-age 'soon': expected a duration above 0"
+	run mq-lag --warn-age 1h --crit-age 1m
+	assert_failure 3
+	assert_output --partial "--warn-age 1h is above --crit-age 1m (warn at the shorter wait)"
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-lag --help
+	assert_output --partial "--warn-age DURATION"
+	assert_output --partial "--crit-age DURATION"
+}
+
+@test "mq-lag --watch shows each partition's lag over the window as a sparkline" {
+	start_broker --lag-interval 200ms
+	seq 1 30 | mq-pub -t t
+	mq-sub -g g -t t -n 10 >/dev/null
+	sleep 1 # samples of a lag of 20 ...
+	seq 1 20 | mq-pub -t t # ... then 40: the tallest bar, 20 half as tall
+	run env LC_ALL=C.UTF-8 TERM=xterm timeout -s INT 3 mq-lag -g g --watch 500ms
+	assert_line --index 0 --regexp '^GROUP +TOPIC +PARTITION +COMMITTED +END +LAG +AGE +TREND +RATE +ETA +STATUS +MEMBER$'
+	local l rows=0
+	for l in "${lines[@]}"; do
+		case $l in
+		"g "*) [[ "$l" == *▅▅*█\ * ]] || { echo "no sparkline: $l" >&2; return 1; }; rows=$((rows + 1)) ;;
+		esac
+	done
+	[ "$rows" -ge 4 ] # a partition and the total, in two reports or more
+	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[^ ]+ +[0-9.]+ +never +STOPPED +-$'
+	# ASCII where the locale is not UTF-8, and on a dumb terminal
+	run env LC_ALL=C timeout -s INT 1.3 mq-lag -g g --watch 500ms
+	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[_.:=+*#-]*==+#+ +[0-9.]+ +never +STOPPED +-$'
+	run env LC_ALL=C.UTF-8 TERM=dumb timeout -s INT 1.3 mq-lag -g g --watch 500ms
+	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[_.:=+*#-]*==+#+ +[0-9.]+ +never'
+	# only with --watch
+	run lag -g g
+	refute_output --partial TREND
 }

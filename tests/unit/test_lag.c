@@ -263,6 +263,106 @@ static void test_rate(void **state)
 	assert_int_equal(e.status, MQ_LAG_LAGGING);
 }
 
+/* Age: from since_ms to the present; 0 when caught up (whatever since
+ * says) and when since lies ahead (another host's clock); unknown when
+ * the broker did not say. */
+static void test_age(void **state)
+{
+	(void)state;
+	mq_group_row_t r = row_new(1, 0, 100, 40);
+	r.since_ms = T0 - 2500;
+	mq_lag_eval_t e;
+	mq_lag_evaluate(&r, T0, &e);
+	assert_true(e.age_s > 2.499 && e.age_s < 2.501);
+	r.since_ms = T0 + 5000;
+	mq_lag_evaluate(&r, T0, &e);
+	assert_true(e.age_s == 0);
+	r.since_ms = -1;
+	mq_lag_evaluate(&r, T0, &e);
+	assert_true(e.age_s < 0);
+	r = row_new(1, 0, 100, 100);
+	r.since_ms = T0 - 60000;
+	mq_lag_evaluate(&r, T0, &e);
+	assert_true(e.age_s == 0);
+	/* the present is never before the newest sample: neither is the age's end */
+	r = row_new(0, 0, 100, 40);
+	push(&r, 40, 100);
+	push(&r, 40, 100);
+	r.since_ms = T0 - 1000;
+	mq_lag_evaluate(&r, T0 - 1000000, &e);
+	assert_true(e.age_s > 1.999 && e.age_s < 2.001);
+}
+
+/* The series: each sample's lag, then the present's, with the rules of
+ * lag_at (no commit, retention past the commit). */
+static void test_series(void **state)
+{
+	(void)state;
+	uint64_t v[MQ_LAG_POINTS];
+	mq_group_row_t r = row_new(1, 10, 50, 30);
+	assert_int_equal(mq_lag_series(&r, v), 1);
+	assert_int_equal(v[0], 20);
+	push(&r, -1, 20); /* no commit: from the start */
+	push(&r, 5, 30);  /* below the start: from the start */
+	push(&r, 25, 25);
+	assert_int_equal(mq_lag_series(&r, v), 4);
+	assert_int_equal(v[0], 10);
+	assert_int_equal(v[1], 20);
+	assert_int_equal(v[2], 0);
+	assert_int_equal(v[3], 20);
+	r = linear(1, 0, 1, 100, 2);
+	assert_int_equal(mq_lag_series(&r, v), MQ_LAG_POINTS);
+	assert_int_equal(v[0], 100);
+	assert_int_equal(v[MQ_LAG_POINTS - 1], 100 + MQ_LAG_HISTORY);
+}
+
+/* Heights: 0 lowest, the largest highest, anything above 0 above the
+ * lowest, in order between. */
+static void test_spark_levels(void **state)
+{
+	(void)state;
+	for (uint64_t v = 0; v < MQ_LAG_SPARK_LEVELS; v++)
+		assert_int_equal(mq_lag_spark_level(v, MQ_LAG_SPARK_LEVELS - 1), (int)v);
+	assert_int_equal(mq_lag_spark_level(0, 0), 0);
+	assert_int_equal(mq_lag_spark_level(0, 1000000), 0);
+	assert_int_equal(mq_lag_spark_level(1, 1000000), 1);
+	assert_int_equal(mq_lag_spark_level(1000000, 1000000), MQ_LAG_SPARK_LEVELS - 1);
+	assert_int_equal(mq_lag_spark_level(500000, 1000000), 4);
+	assert_int_equal(mq_lag_spark_level(UINT64_MAX, UINT64_MAX), MQ_LAG_SPARK_LEVELS - 1);
+	assert_int_equal(mq_lag_spark_level(UINT64_MAX - 1, UINT64_MAX), MQ_LAG_SPARK_LEVELS - 1);
+	int last = 0;
+	for (uint64_t v = 0; v <= 1000; v++) {
+		int l = mq_lag_spark_level(v, 1000);
+		assert_true(l >= last && l - last <= 1);
+		last = l;
+	}
+	assert_int_equal(last, MQ_LAG_SPARK_LEVELS - 1);
+}
+
+static void test_spark(void **state)
+{
+	(void)state;
+	char b[128];
+	uint64_t rise[] = {0, 1, 2, 3, 4, 5, 6, 7}, flat[] = {9, 9, 9}, zero[] = {0, 0}, peak[] = {0, 3, 1000, 3, 0};
+	assert_int_equal(mq_lag_spark(rise, 8, 0, b, sizeof b), 8);
+	assert_string_equal(b, "_.:-=+*#");
+	assert_int_equal(mq_lag_spark(rise, 8, 1, b, sizeof b), 8);
+	assert_string_equal(b, "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588");
+	mq_lag_spark(flat, 3, 0, b, sizeof b);
+	assert_string_equal(b, "###");
+	mq_lag_spark(zero, 2, 1, b, sizeof b);
+	assert_string_equal(b, "\u2581\u2581");
+	mq_lag_spark(peak, 5, 0, b, sizeof b);
+	assert_string_equal(b, "_.#._");
+	/* only whole points, always terminated */
+	assert_int_equal(mq_lag_spark(rise, 8, 1, b, 7), 2);
+	assert_string_equal(b, "\u2581\u2582");
+	assert_int_equal(mq_lag_spark(rise, 8, 0, b, 4), 3);
+	assert_string_equal(b, "_.:");
+	assert_int_equal(mq_lag_spark(rise, 0, 0, b, sizeof b), 0);
+	assert_string_equal(b, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +374,10 @@ int main(void)
 		cmocka_unit_test(test_lagging),
 		cmocka_unit_test(test_not_lagging),
 		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_age),
+		cmocka_unit_test(test_series),
+		cmocka_unit_test(test_spark_levels),
+		cmocka_unit_test(test_spark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -442,6 +442,54 @@ static void test_find_time(void **state)
 	mq_log_close(log);
 }
 
+/* The time of a record: its own timestamp wherever it lies in its batch
+ * and segment, or its batch's deliver_at when later; nothing outside
+ * [start, end). */
+static void test_time_at(void **state)
+{
+	fix_t *f = *state;
+	mq_log_opts_t o;
+	small_opts(&o);
+	mq_log_t *log = open_log(f, &o);
+	mq_err_t err;
+	int64_t ms;
+	assert_int_equal(mq_log_time_at(log, 0, &ms, &err), -MQ_ERANGE);
+	fill(f, log, 2000);
+	assert_true(mq_log_segments(log) > 3);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t n = 0; n < 2000; n++) {
+			ms = -1;
+			assert_int_equal(mq_log_time_at(log, n, &ms, &err), 0);
+			assert_int_equal(ms, ts_of(n));
+		}
+		assert_int_equal(mq_log_time_at(log, 2000, &ms, &err), -MQ_ERANGE);
+		assert_non_null(strstr(err.msg, "offset 2000"));
+		mq_log_close(log);
+		log = open_log(f, &o);
+	}
+	/* A delayed batch: readable from deliver_at on, not from its timestamps. */
+	mq_batch_builder_t b;
+	f->buf.len = 0;
+	mq_batch_begin(&b, &f->buf);
+	b.hdr.deliver_at = ts_of(9000);
+	assert_int_equal(mq_batch_add(&b, ts_of(2000), NULL, 0, "a", 1, NULL, 0, NULL, 0), 0);
+	assert_int_equal(mq_batch_add(&b, ts_of(2001), NULL, 0, "b", 1, NULL, 0, NULL, 0), 0);
+	assert_true(mq_batch_finish(&b) > 0);
+	uint64_t base;
+	assert_int_equal(mq_log_append(log, f->buf.p, f->buf.len, &base, &err), 0);
+	assert_int_equal(mq_log_time_at(log, 2000, &ms, &err), 0);
+	assert_int_equal(ms, ts_of(9000));
+	assert_int_equal(mq_log_time_at(log, 2001, &ms, &err), 0);
+	assert_int_equal(ms, ts_of(9000));
+	/* Below the start, after retention deleted segments. */
+	assert_true(mq_log_delete_before(log, 1000, &err) > 0);
+	assert_true(mq_log_start(log) > 0);
+	assert_int_equal(mq_log_time_at(log, mq_log_start(log) - 1, &ms, &err), -MQ_ERANGE);
+	assert_int_equal(mq_log_time_at(log, mq_log_start(log), &ms, &err), 0);
+	assert_int_equal(ms, ts_of(mq_log_start(log)));
+	mq_log_close(log);
+}
+
 /* Path of the newest segment's file with extension ext. */
 static void last_seg(fix_t *f, const char *ext, char *out, size_t n)
 {
@@ -1173,6 +1221,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_at, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_every_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_and_damaged_index, setup, teardown),
