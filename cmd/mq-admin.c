@@ -1089,7 +1089,7 @@ int main(int argc, char **argv)
 	admin_t a = {.o = &o};
 	if (cmd->online) {
 		mq_client_opts_t co = {
-			.endpoint = o.cli.broker, .timeout_ms = o.cli.timeout_ms, .name = prog, .interrupt = &stop};
+			.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
 		mq_cli_signals(on_signal);
 		if (mq_client_open(&co, &a.c, &a.err))
 			return failed(&a);

@@ -732,7 +732,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(on_signal);
 
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = o.cli.timeout_ms, .name = prog,
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
 			       .interrupt = &stop};
 	if (mq_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

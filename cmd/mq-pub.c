@@ -265,8 +265,6 @@ static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
 	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
-	if (o->cli.timeout_ms == 0 && o->tx != TX_CHECKER)
-		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0 only with --txn-checker)");
 	if (!o->topic && !decide)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
 	if (o->topic && mq_name_check("topic", o->topic, 0, err))
@@ -299,7 +297,6 @@ static int check_opts(void *ctx, mq_err_t *err)
 static int parse_opts(int argc, char **argv, opts_t *o)
 {
 	mq_err_t err;
-	o->cli.timeout_zero_ok = 1; /* --txn-checker -w 0: never give up (check_opts) */
 	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
 	return mq_cli_done(r, prog, usage, &err);
 }
@@ -491,6 +488,12 @@ static void progress(pub_t *s, int last)
 		s->prog_tty && !last ? "\033[K" : "\n");
 }
 
+static int input_ready(void)
+{
+	struct pollfd pf = {.fd = 0, .events = POLLIN};
+	return poll(&pf, 1, 0) != 0;
+}
+
 /* Wait until fd 0 is readable (1), the deadline passed (0) or a
  * signal came (0), meanwhile handling the broker's replies. */
 static int wait_input(pub_t *s, int64_t deadline)
@@ -504,27 +507,23 @@ static int wait_input(pub_t *s, int64_t deadline)
 		int64_t now = mq_mono_ms();
 		if (stop || (deadline >= 0 && now >= deadline))
 			return 0;
-		long ms = 1000;
-		if (deadline >= 0 && deadline - now < ms)
-			ms = (long)(deadline - now);
-		zmq_pollitem_t it[2] = {{.fd = 0, .events = ZMQ_POLLIN}, {.socket = mq_producer_socket(s->p), .events = ZMQ_POLLIN}};
-		int r = zmq_poll(it, mq_producer_inflight(s->p) ? 2 : 1, ms);
-		if (r < 0 && zmq_errno() != EINTR) {
-			mq_err_set(&s->err, MQ_EIO, "waiting for input: %s", zmq_strerror(zmq_errno()));
+		/* Replies, resends and stdin in one wait; a progress line once a second. */
+		int64_t ms = deadline >= 0 ? deadline - now : -1;
+		if (s->o->progress && (ms < 0 || ms > 1000))
+			ms = 1000;
+		mq_client_watch(s->c, 0, POLLIN);
+		int rc = mq_producer_poll(s->p, (int)ms, &s->err);
+		mq_client_watch(s->c, -1, 0);
+		if (rc) {
 			s->failed = 1;
 			return 0;
 		}
-		if (r > 0 && (it[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+		report_refusals(s);
+		if (input_ready())
 			return 1;
 		if (s->o->progress)
 			progress(s, 0);
 	}
-}
-
-static int input_ready(void)
-{
-	struct pollfd pf = {.fd = 0, .events = POLLIN};
-	return poll(&pf, 1, 0) != 0;
 }
 
 /* Before a read that may block: send what waited long enough. */
@@ -664,7 +663,7 @@ static int finish(pub_t *s)
 static int setup(pub_t *s, opts_t *o)
 {
 	mq_err_t *err = &s->err;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog};
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog};
 	mq_hello_t h;
 	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err) ||
 	    mq_client_meta(s->c, o->topic, 1, &s->partitions, err))
@@ -726,7 +725,7 @@ static void message_rec(const opts_t *o, mq_rec_t *r)
 
 static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
 {
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog,
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
 			       .interrupt = &stop};
 	return mq_client_open(&co, c, err);
 }
@@ -810,7 +809,7 @@ static int run_check_cmd(const opts_t *o, uint64_t txid, const mq_buf_t *msgs)
 /* A broker that went silent: fatal, unless -w 0 (said once, then wait). */
 static int silent(const opts_t *o, const mq_err_t *err, int *said)
 {
-	if (o->cli.timeout_ms != 0 || err->code != MQ_ETIMEDOUT)
+	if (mq_cli_timeout(&o->cli) != MQ_TIMEOUT_FOREVER || err->code != MQ_ETIMEDOUT)
 		return 1;
 	if (!(*said)++)
 		fprintf(stderr, "%s: %s; still trying (-w 0)\n", prog, err->msg);

@@ -37,7 +37,8 @@ typedef struct mq_client mq_client_t;
 
 typedef struct mq_client_opts {
 	const char *endpoint; /* NULL: $MQ_BROKER, else MQ_DEFAULT_BROKER */
-	int64_t timeout_ms;   /* silence after which a call fails; <= 0: 10 s */
+	int64_t timeout_ms;   /* silence after which a call fails; <= 0: 10 s;
+			       * MQ_TIMEOUT_FOREVER: never */
 	const char *name;     /* sent in HELLO and JOIN, e.g. "mq-pub" */
 	/* Optional: a control call interrupted by a signal gives up
 	 * (-MQ_EAGAIN) when *interrupt became non-zero during the call. */
@@ -47,9 +48,26 @@ typedef struct mq_client_opts {
 /* The endpoint a client would use for this -b value (NULL ok). */
 const char *mq_client_default_endpoint(const char *endpoint);
 
-/* Create the sockets and connect (ZeroMQ connects in the background:
- * an absent broker shows up as a timeout of the first call).  Fails
- * only for a malformed endpoint or resource exhaustion. */
+/* An endpoint as people write it, in the form ZeroMQ takes: "HOST:PORT"
+ * and "[V6ADDR]:PORT" become "tcp://HOST:PORT", ":PORT" becomes
+ * "tcp://127.0.0.1:PORT" (kcat and redis-cli habits); anything with a
+ * "SCHEME://" is copied as it is.  0, or -MQ_EINVAL naming the text and
+ * the forms when it is none of these (an empty HOST, a PORT that is not
+ * 1-65535, too long for out). */
+int mq_endpoint_normalize(const char *in, char *out, size_t size, mq_err_t *err);
+
+/* Wait forever: a client timeout (mq_client_opts_t.timeout_ms, -w 0). */
+#define MQ_TIMEOUT_FOREVER INT64_MAX
+
+/* Create the sockets and connect (ZeroMQ connects in the background).
+ * Fails only for a malformed endpoint or resource exhaustion.  The
+ * endpoint goes through mq_endpoint_normalize.
+ *
+ * Until the broker was reached once, a connection that fails (refused,
+ * a host that does not resolve, no such ipc socket) fails the call that
+ * waits for it at once with -MQ_ECONNECT ("cannot connect to ENDPOINT:
+ * connection refused (is mq-serve running? ...)"); after that, a broker
+ * that went away is waited for up to the timeout, as for a restart. */
 int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err);
 void mq_client_close(mq_client_t *c); /* NULL ok; never blocks */
 const char *mq_client_endpoint(const mq_client_t *c);
