@@ -993,7 +993,9 @@ static void usage(FILE *fp)
 		"  --secret FILE, --public FILE  keygen: write the keys to these new files\n"
 		"  --overwrite              keygen: replace files that exist\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else " MQ_DEFAULT_BROKER ")\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -v, --verbose            more columns in lists; say what was done on stderr\n"
 		"  -q, --quiet              no heading lines above tables\n"
 		"  -h, --help               this help;  -V, --version  the version\n");

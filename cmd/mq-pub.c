@@ -62,7 +62,9 @@ static void usage(FILE *fp)
 		"\n"
 		"  -t, --topic NAME         topic to publish to (created if missing)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -k, --key KEY            key of every message\n"
 		"  -K, --key-delim DELIM    split each record at the first DELIM into key and value\n"
 		"  -p, --partition N        publish to partition N (default: by key, else spread)\n"
@@ -725,8 +727,10 @@ static void message_rec(const opts_t *o, mq_rec_t *r)
 
 static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
 {
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
-			       .interrupt = &stop};
+	/* The checker with -w 0 asks again after each timeout, saying once
+	 * that the broker is silent (silent()). */
+	int64_t t = o->tx == TX_CHECKER && mq_cli_timeout(&o->cli) == MQ_TIMEOUT_FOREVER ? 0 : mq_cli_timeout(&o->cli);
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = t, .name = prog, .interrupt = &stop};
 	return mq_client_open(&co, c, err);
 }
 

@@ -87,7 +87,9 @@ static void usage(FILE *fp)
 		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              only errors on stderr\n"
 		"  -h, --help               this help;  -V, --version  the version\n");

@@ -23,7 +23,7 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 		return MQ_CLI_DONE;
 	case 'w': {
 		int64_t ms;
-		if (!strcmp(arg, "inf") || !strcmp(arg, "infinity") || !strcmp(arg, "never")) {
+		if (!strcmp(arg, "inf") || !strcmp(arg, "infinity")) {
 			cli->timeout_ms = MQ_TIMEOUT_FOREVER;
 			return MQ_CLI_DONE;
 		}

@@ -10,7 +10,19 @@
  * piling stale copies into a pipe that a reconnect would flush to the
  * broker), and ZeroMQ heartbeats so that a broker that vanished without
  * closing TCP is noticed in seconds and reconnected to.  Sends are
- * always ZMQ_DONTWAIT; every wait is a zmq_poll with a deadline.
+ * always ZMQ_DONTWAIT; every wait is a zmq_poll that wakes on the
+ * socket itself (POLLIN for a reply; POLLOUT, which ZMQ_IMMEDIATE keeps
+ * off until a connection is up, for a request that could not go out
+ * yet) or on a real deadline (a resend, the timeout), never on a period.
+ *
+ * Connection.  A monitor on the control socket (an inproc PAIR) tells
+ * when a connection came up, was lost, or a connect failed.  A connect
+ * that fails before the broker was ever reached means nothing listens
+ * there: the call fails at once with -MQ_ECONNECT, and one connect of
+ * our own (off the normal path) names why, refused or an unknown host.
+ * Once reached, a failure is a restart: waited for up to the timeout,
+ * and what was in flight on the lost connection is sent again as soon
+ * as the socket can take it.
  *
  * Retries.  A request unanswered for resend_ms is sent again: control
  * requests with the same correlation id (either reply will do), batches
@@ -895,7 +907,7 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 			if (rc)
 				sent = now;
 		}
-		int64_t give_up = after(sent < 0 ? first : sent, (int64_t)wait_ms + c->timeout_ms);
+		int64_t give_up = after((sent < 0 ? first : sent) + (int64_t)wait_ms, c->timeout_ms);
 		if (now >= give_up) {
 			rc = timed_out(c, "TXN_CHECK", err);
 			break;
@@ -1966,7 +1978,7 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 				c->fetch_sent = now;
 			}
 		}
-		int64_t give_up = after(c->fetch_first, (int64_t)c->fetch_wait + c->timeout_ms);
+		int64_t give_up = after(c->fetch_first + (int64_t)c->fetch_wait, c->timeout_ms);
 		if (now >= give_up) {
 			c->fetch_state = 0;
 			return timed_out(c, "FETCH", err);

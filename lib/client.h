@@ -11,7 +11,9 @@
  * heartbeat never waits behind a parked long-poll fetch, and a reply on
  * the control socket is always the answer to the one request out.
  *
- * Every wait is bounded: a request the broker does not answer is sent
+ * Every wait ends on the socket's own readiness or a deadline, never a
+ * polling period, and is bounded (unless the timeout is
+ * MQ_TIMEOUT_FOREVER): a request the broker does not answer is sent
  * again (same id for control requests; same producer id and sequence
  * for batches, so the broker drops repeats), and after the client's
  * timeout of silence the call fails with -MQ_ETIMEDOUT and a message

@@ -84,12 +84,18 @@ wait_unique() {
 	assert_failure 2
 }
 
-@test "mq-sub against no broker exits 1 within its -w timeout" {
+@test "mq-sub against a silent broker exits 1 within its -w timeout; against none at once" {
+	start_broker
+	kill -STOP "$MQ_BROKER_PID" # connections are taken by the kernel, nothing answers
+	run timeout 20 mq-sub -w 1s -t a
+	kill -CONT "$MQ_BROKER_PID"
+	assert_failure 1
+	assert_output "mq-sub: broker $MQ_BROKER did not answer within 1s"
 	local port
 	port=$(free_port)
-	run timeout 20 mq-sub -b "tcp://127.0.0.1:$port" -w 1s -t a
+	run timeout 20 mq-sub -b "tcp://127.0.0.1:$port" -w 10s -t a
 	assert_failure 1
-	assert_output "mq-sub: broker tcp://127.0.0.1:$port did not answer within 1s"
+	assert_output "mq-sub: cannot connect to tcp://127.0.0.1:$port: connection refused (is mq-serve running? set -b or MQ_BROKER)"
 }
 
 @test "-e on a topic that does not exist says so" {
