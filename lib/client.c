@@ -39,7 +39,6 @@
 #include "client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -56,10 +55,10 @@
 #include "store.h"
 
 #define HB_IVL_MS 1000
-#define MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
-#define PROBE_MS 200 /* a failed connect is looked at again, at most this long, to name why */
 #define HB_TIMEOUT_MS 3000
 #define HWM 10000
+#define MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
+#define PROBE_MS 200 /* a failed connect is tried again, at most this long, to name why */
 
 struct mq_client {
 	void *ctx;
@@ -70,7 +69,7 @@ struct mq_client {
 	int64_t timeout_ms;
 	int64_t resend_ms;
 	volatile sig_atomic_t *interrupt;
-	/* The control socket's connection, from its monitor (conn_event). */
+	/* The control socket's connection, from its monitor (conn_events). */
 	void *mon;        /* PAIR receiving the control socket's events */
 	int reached;      /* a connection was up once: a failure now is a restart */
 	uint32_t downs;   /* connections lost so far: what was sent on one is gone */
@@ -169,6 +168,7 @@ static void *open_socket(mq_client_t *c, int monitor, mq_err_t *err, int *rc)
 	 * Each client has a ZeroMQ context of its own: the inproc name is its. */
 	if (monitor && (zmq_socket_monitor(s, "inproc://mq-client-monitor", MON_EVENTS) != 0 ||
 			!(c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) ||
+			zmq_setsockopt(c->mon, ZMQ_LINGER, &(int){0}, sizeof(int)) != 0 ||
 			zmq_connect(c->mon, "inproc://mq-client-monitor") != 0)) {
 		*rc = zerr(err, "cannot watch the connection to", c->endpoint);
 		zmq_close(s);

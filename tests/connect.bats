@@ -5,17 +5,6 @@
 
 load helpers
 
-# Wait until file $1 has at least $2 lines (at most 20 s).
-wait_lines() {
-	local i
-	for ((i = 0; i < 400; i++)); do
-		[ "$(wc -l <"$1")" -ge "$2" ] && return 0
-		sleep 0.05
-	done
-	echo "wait_lines: $1 has $(wc -l <"$1") lines, wanted $2" >&2
-	return 1
-}
-
 # Run a command (through bats's run) and set ms to how long it took.
 timed() {
 	local t0
