@@ -336,7 +336,10 @@ void mq_times_apply(const mq_times_t *t, int64_t now_ms, int64_t *deliver_at, in
  * not fail the call: see mq_producer_error. */
 int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err);
 /* Process replies that arrived, resend what timed out; wait up to
- * wait_ms for one.  0, or < 0 after the timeout of silence. */
+ * wait_ms (< 0: no limit of its own) for a reply, the connection taking
+ * what waits unsent, a resend time or the watched descriptor
+ * (mq_client_watch, also while nothing is in flight).  0, or < 0 after
+ * the timeout of silence. */
 int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err);
 /* Wait until every batch is acknowledged or refused. */
 int mq_producer_flush(mq_producer_t *p, mq_err_t *err);
@@ -394,7 +397,8 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
  * consumer whose reader went away notices it while no message comes.
  * -1: none (the default). */
 void mq_client_watch_fd(mq_client_t *c, int fd);
-/* The same for any of events (POLLIN...) on fd as well. */
+/* The same for any of events (POLLIN...) on fd as well; mq_producer_poll
+ * ends early for it too. */
 void mq_client_watch(mq_client_t *c, int fd, short events);
 
 /* The broker checks every batch it sends; checking an entry's data again
