@@ -1211,7 +1211,9 @@ static void usage(FILE *fp)
 		"  --secret FILE, --public FILE  keygen: write the keys to these new files\n"
 		"  --overwrite              keygen: replace files that exist\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else " MQ_DEFAULT_BROKER ")\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -v, --verbose            more columns in lists; say what was done on stderr\n"
 		"  -q, --quiet              no heading lines above tables\n"
 		"  -h, --help               this help;  -V, --version  the version\n");
@@ -1322,7 +1324,7 @@ int main(int argc, char **argv)
 	admin_t a = {.o = &o};
 	if (cmd->online) {
 		mq_client_opts_t co = {
-			.endpoint = o.cli.broker, .timeout_ms = o.cli.timeout_ms, .name = prog, .interrupt = &stop};
+			.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
 		mq_cli_signals(on_signal);
 		if (mq_client_open(&co, &a.c, &a.err))
 			return failed(&a);

@@ -83,9 +83,9 @@ static void usage(FILE *fp)
 		"  -0, --null            records end with NUL instead of newline\n"
 		"  -f, --format FMT      lines (default), nul, json or msgpack: input and output\n"
 		"  -b, --broker ENDPOINT the broker holding shared buckets (default $MQ_BROKER,\n"
-		"                        else " MQ_DEFAULT_BROKER ")\n"
-		"  -w, --timeout DURATION  how long to wait for a silent broker (default 10s);\n"
-		"                        with --take also for the tokens (0: one try)\n"
+		"                        else " MQ_DEFAULT_BROKER "; HOST:PORT, :PORT for tcp://)\n"
+		"  -w, --timeout DURATION  how long to wait for a silent broker (default 10s; 0 or\n"
+		"                        inf: forever); with --take also for the tokens (0: one try)\n"
 		"  -v, --verbose         passed, dropped and waiting figures on stderr at exit\n"
 		"  -q, --quiet           no message for malformed records\n"
 		"  -h, --help            this help\n"
@@ -169,8 +169,6 @@ static int check_shared(opts_t *o, mq_err_t *err)
 				  "--shared and --take: choose one (--shared filters records, --take takes tokens and exits)");
 	if (o->tokens_arg && !o->take)
 		return mq_err_set(err, MQ_EINVAL, "-n %.100s: -n goes with --take NAME", o->tokens_arg);
-	if (o->cli->timeout_ms == 0 && !o->take)
-		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0, one try, is for --take)");
 	if (!o->shared && !o->take)
 		return 0;
 	if (o->burst_arg && !o->have_rate)
@@ -421,7 +419,8 @@ static int setup_shared(run_t *r, opts_t *o, mq_err_t *err)
 		r->max_want = n < 1 ? 1 : n > MAX_LEASE ? MAX_LEASE : (uint64_t)n;
 	}
 	mq_client_opts_t co = {.endpoint = o->cli->broker,
-			       .timeout_ms = o->cli->timeout_ms, /* 0 (--take -w 0): the default */
+			       /* --take -w 0: one try, with the default timeout for the broker */
+			       .timeout_ms = o->take && o->cli->timeout_ms == 0 ? 0 : mq_cli_timeout(o->cli),
 			       .name = prog,
 			       .interrupt = &stop};
 	return mq_client_open(&co, &r->c, err);
@@ -492,7 +491,9 @@ static void report(const run_t *r)
 static int take_tokens(run_t *r, mq_err_t *err)
 {
 	const opts_t *o = r->o;
-	uint64_t start = mq_mono_ns(), deadline = start + (uint64_t)o->cli->timeout_ms * 1000000u, g, w;
+	uint64_t start = mq_mono_ns(), g, w;
+	uint64_t deadline = o->cli->timeout_ms >= (int64_t)((UINT64_MAX - start) / 1000000u)
+				    ? UINT64_MAX : start + (uint64_t)o->cli->timeout_ms * 1000000u;
 	int rc;
 	for (;;) {
 		if ((rc = ask(r, o->tokens, o->tokens, &g, &w, err)) < 0)
@@ -541,7 +542,6 @@ int main(int argc, char **argv)
 	opts_t o = {.fmt = MQ_FMT_LINES, .cli = &cli};
 	mq_err_t err;
 	mq_cli_init(&cli);
-	cli.timeout_zero_ok = 1; /* --take -w 0: one try (check_shared refuses it otherwise) */
 	int rc = mq_cli_parse(argc, argv, ":r:B:k:K:0f:n:" MQ_CLI_SHORTOPTS, longopts, &cli, own_option,
 			      check_options, &o, &err);
 	if ((rc = mq_cli_done(rc, prog, usage, &err)))

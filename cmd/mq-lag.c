@@ -85,7 +85,9 @@ static void usage(FILE *fp)
 		"                           broker's window as a sparkline (TREND)\n"
 		"                           (-f prom: only on a terminal; use cron or a loop)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -v, --verbose            the sampling interval and history on stderr\n"
 		"  -q, --quiet              only errors on stderr\n"
 		"  -h, --help               this help;  -V, --version  the version\n"
@@ -866,7 +868,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(on_signal);
 
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = o.cli.timeout_ms, .name = prog,
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
 			       .interrupt = &stop};
 	if (mq_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -65,7 +65,9 @@ static void usage(FILE *fp)
 		"  -t, --topic NAME         topic to publish to (created if missing); without it,\n"
 		"                           envelopes go to the topic each one names\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -k, --key KEY            key of every message\n"
 		"  -K, --key-delim DELIM    split each record at the first DELIM into key and value\n"
 		"  -p, --partition N        publish to partition N (default: by key, else spread)\n"
@@ -291,8 +293,6 @@ static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
 	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
-	if (o->cli.timeout_ms == 0 && o->tx != TX_CHECKER)
-		return mq_err_set(err, MQ_EINVAL, "-w 0: the timeout must be more than 0 (0 only with --txn-checker)");
 	int envelopes = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK;
 	if (!o->topic && !decide && (!envelopes || o->tx))
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC%s",
@@ -334,7 +334,6 @@ static int check_opts(void *ctx, mq_err_t *err)
 static int parse_opts(int argc, char **argv, opts_t *o)
 {
 	mq_err_t err;
-	o->cli.timeout_zero_ok = 1; /* --txn-checker -w 0: never give up (check_opts) */
 	int r = mq_cli_parse(argc, argv, ":t:k:K:p:m:0f:H:D:" MQ_CLI_SHORTOPTS, longopts, &o->cli, own_option, check_opts, o, &err);
 	return mq_cli_done(r, prog, usage, &err);
 }
@@ -657,6 +656,12 @@ static void progress(pub_t *s, int last)
 		s->prog_tty && !last ? "\033[K" : "\n");
 }
 
+static int input_ready(void)
+{
+	struct pollfd pf = {.fd = 0, .events = POLLIN};
+	return poll(&pf, 1, 0) != 0;
+}
+
 /* Wait until fd 0 is readable (1), the deadline passed (0) or a
  * signal came (0), meanwhile handling the broker's replies. */
 static int wait_input(pub_t *s, int64_t deadline)
@@ -671,31 +676,41 @@ static int wait_input(pub_t *s, int64_t deadline)
 		int64_t now = mq_mono_ms();
 		if (stop || (deadline >= 0 && now >= deadline))
 			return 0;
-		long ms = 1000;
-		if (deadline >= 0 && deadline - now < ms)
-			ms = (long)(deadline - now);
-		zmq_pollitem_t it[1 + MAX_DESTS] = {{.fd = 0, .events = ZMQ_POLLIN}};
-		int n = 1;
+		/* Replies, resends and stdin in one wait; a progress line once a
+		 * second.  With several destinations (envelopes naming their
+		 * topics) the one used last waits, and the others, while they
+		 * have batches in flight, are looked at every 50 ms. */
+		int64_t ms = deadline >= 0 ? deadline - now : -1;
+		if (s->o->progress && (ms < 0 || ms > 1000))
+			ms = 1000;
+		dest_t *w = NULL;
+		int others = 0;
 		for (uint32_t i = 0; i < s->nd; i++)
-			if (mq_producer_inflight(s->d[i].p))
-				it[n++] = (zmq_pollitem_t){.socket = mq_producer_socket(s->d[i].p), .events = ZMQ_POLLIN};
-		int r = zmq_poll(it, n, ms);
-		if (r < 0 && zmq_errno() != EINTR) {
-			mq_err_set(&s->err, MQ_EIO, "waiting for input: %s", zmq_strerror(zmq_errno()));
+			if (!w || s->d[i].used > w->used)
+				w = &s->d[i];
+		for (uint32_t i = 0; i < s->nd; i++)
+			others |= &s->d[i] != w && mq_producer_inflight(s->d[i].p) > 0;
+		if (others && (ms < 0 || ms > 50))
+			ms = 50;
+		int rc = 0;
+		if (w) {
+			mq_client_watch(w->c, 0, POLLIN);
+			rc = mq_producer_poll(w->p, (int)ms, &s->err);
+			mq_client_watch(w->c, -1, 0);
+		} else {
+			struct pollfd pf = {.fd = 0, .events = POLLIN};
+			(void)poll(&pf, 1, (int)ms);
+		}
+		if (rc) {
 			s->failed = 1;
 			return 0;
 		}
-		if (r > 0 && (it[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+		report_refusals(s);
+		if (input_ready())
 			return 1;
 		if (s->o->progress)
 			progress(s, 0);
 	}
-}
-
-static int input_ready(void)
-{
-	struct pollfd pf = {.fd = 0, .events = POLLIN};
-	return poll(&pf, 1, 0) != 0;
 }
 
 /* Before a read that may block: send what waited long enough. */
@@ -870,7 +885,7 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 static int setup(pub_t *s, opts_t *o)
 {
 	mq_err_t *err = &s->err;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog};
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog};
 	mq_hello_t h;
 	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
 		return -1;
@@ -951,8 +966,10 @@ static int whole_rec(pub_t *s, int fd, const char *name, mq_buf_t *buf, mq_rec_t
 
 static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
 {
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog,
-			       .interrupt = &stop};
+	/* The checker with -w 0 asks again after each timeout, saying once
+	 * that the broker is silent (silent()). */
+	int64_t t = o->tx == TX_CHECKER && mq_cli_timeout(&o->cli) == MQ_TIMEOUT_FOREVER ? 0 : mq_cli_timeout(&o->cli);
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = t, .name = prog, .interrupt = &stop};
 	return mq_client_open(&co, c, err);
 }
 
@@ -1035,7 +1052,7 @@ static int run_check_cmd(const opts_t *o, uint64_t txid, const mq_buf_t *msgs)
 /* A broker that went silent: fatal, unless -w 0 (said once, then wait). */
 static int silent(const opts_t *o, const mq_err_t *err, int *said)
 {
-	if (o->cli.timeout_ms != 0 || err->code != MQ_ETIMEDOUT)
+	if (mq_cli_timeout(&o->cli) != MQ_TIMEOUT_FOREVER || err->code != MQ_ETIMEDOUT)
 		return 1;
 	if (!(*said)++)
 		fprintf(stderr, "%s: %s; still trying (-w 0)\n", prog, err->msg);

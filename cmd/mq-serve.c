@@ -33,7 +33,8 @@ static void usage(FILE *fp)
 		"\n"
 		"  -d, --data DIR            data directory (default $MQ_DATA, else $XDG_STATE_HOME/mq,\n"
 		"                            else ~/.local/state/mq)\n"
-		"  -l, --listen ENDPOINT     ZeroMQ endpoint, repeatable (default tcp://127.0.0.1:7733)\n"
+		"  -l, --listen ENDPOINT     ZeroMQ endpoint, repeatable (default tcp://127.0.0.1:7733);\n"
+		"                            HOST:PORT and :PORT mean tcp://HOST:PORT, tcp://127.0.0.1:PORT\n"
 		"      --partitions N        partitions of a topic created on first publish (default 1)\n"
 		"      --fsync POLICY        always | never | DURATION (default always: group commit)\n"
 		"      --segment-bytes SIZE  roll segments at SIZE (default 256MiB)\n"
@@ -131,6 +132,7 @@ static void make_parents(const char *dir)
 
 int main(int argc, char **argv)
 {
+	static char listen_ep[MQ_LISTEN_MAX][512]; /* -l as ZeroMQ takes it */
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
 		{"listen", required_argument, NULL, 'l'},
@@ -180,7 +182,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "%s: at most %d -l endpoints\n", prog, MQ_LISTEN_MAX);
 				return 2;
 			}
-			o.listen[o.nlisten++] = optarg;
+			if (mq_endpoint_normalize(optarg, listen_ep[o.nlisten], sizeof listen_ep[0], &err))
+				return fail_usage("-l", &err);
+			o.listen[o.nlisten] = listen_ep[o.nlisten];
+			o.nlisten++;
 			break;
 		case OPT_PARTITIONS:
 			if (mq_parse_u64(optarg, &v, &err))

@@ -95,7 +95,9 @@ static void usage(FILE *fp)
 		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
 		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s)\n"
+		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
+		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
+		"                           0 or inf: wait forever)\n"
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              only errors on stderr\n"
 		"  -h, --help               this help;  -V, --version  the version\n");
@@ -567,7 +569,7 @@ static int dead_letter(xsink_t *u, const mq_exec_result_t *r, mq_err_t *err)
 	if (!u->o->dlq)
 		strcat(dlq, ".dlq");
 	if (!u->dlq_c) {
-		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .timeout_ms = u->o->cli.timeout_ms, .name = prog};
+		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .timeout_ms = mq_cli_timeout(&u->o->cli), .name = prog};
 		if (mq_client_open(&co, &u->dlq_c, err))
 			return -1;
 	}
@@ -694,7 +696,7 @@ static int exec_main(opts_t *o)
 	}
 	mq_cli_signals(on_signal);
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = o->cli.timeout_ms, .name = prog, .interrupt = &stop};
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog, .interrupt = &stop};
 	mq_consumer_opts_t ko = {.topics = o->topics, .ntopics = o->ntopics, .group = o->group, .start = o->start,
 				 .exit_at_end = o->exit_at_end, .skip_damaged = o->skip_damaged,
 				 .verbose = o->cli.verbose, .count = o->count, .session_ms = o->session_ms,
@@ -802,7 +804,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(on_signal);
 
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = o.cli.timeout_ms, .name = prog, .interrupt = &stop};
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
 	mq_consumer_opts_t ko = {.topics = o.topics, .ntopics = o.ntopics, .group = o.group, .start = o.start,
 				 .exit_at_end = o.exit_at_end, .at_most_once = o.at_most_once,
 				 .skip_damaged = o.skip_damaged, .verbose = o.cli.verbose, .count = o.count,

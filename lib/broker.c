@@ -190,6 +190,7 @@ struct mq_broker {
 	size_t batch_ids_cap;
 	int64_t next_retention;
 	int64_t next_sample, started;
+	int64_t last_work; /* mono ms of the last turn that may have written (fsync interval) */
 	uint64_t samples;
 	struct {
 		uint64_t requests, msgs_in, batches_in, bytes_in, dup_batches, dup_ids, msgs_out, bytes_out;
@@ -2391,29 +2392,61 @@ static void move_due(mq_broker_t *b)
 		b->appended = 1;
 }
 
+/* How long the loop may sleep: until a request comes or the first timed
+ * duty is due, whichever is first.  Every duty of a turn that runs on the
+ * clock is here: parked fetches and checks running out, group sessions
+ * expiring, lag samples, retention, delayed batches coming due,
+ * transactions to check back.  (Parked fetches are answered in the turn
+ * that appends for them, not on a timer.)  -1: no duty at all. */
+static int64_t next_duty(mq_broker_t *b, int64_t now)
+{
+	int64_t timeout = INT64_MAX;
+	if (b->next_sample - now < timeout)
+		timeout = b->next_sample - now;
+	if (b->next_retention - now < timeout)
+		timeout = b->next_retention - now;
+	for (int i = 0; i < b->nparked; i++)
+		if (b->parked[i].deadline - now < timeout)
+			timeout = b->parked[i].deadline - now;
+	int64_t exp = mq_groups_next_expiry(b->groups);
+	if (exp != INT64_MAX && exp - now < timeout)
+		timeout = exp - now;
+	int64_t due = mq_delay_next_due(b->delay);
+	if (due != INT64_MAX && due - mq_now_ms() < timeout)
+		timeout = due - mq_now_ms();
+	txn_wait(b, now, &timeout);
+	return timeout == INT64_MAX ? -1 : timeout < 0 ? 0 : timeout;
+}
+
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
 	zmq_pollitem_t items[MQ_LISTEN_MAX];
 	for (int i = 0; i < b->nsock; i++)
 		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
 	while (!*stop) {
-		int64_t now = mq_mono_ms(), timeout = 100;
-		if (b->next_sample - now < timeout)
-			timeout = b->next_sample - now;
-		for (int i = 0; i < b->nparked; i++)
-			if (b->parked[i].deadline - now < timeout)
-				timeout = b->parked[i].deadline - now;
-		int64_t due = mq_delay_next_due(b->delay) - mq_now_ms();
-		if (due < timeout)
-			timeout = due;
-		txn_wait(b, now, &timeout);
-		if (timeout < 0)
-			timeout = 0;
-		if (zmq_poll(items, b->nsock, (long)timeout) < 0) {
+		int64_t now = mq_mono_ms(), duty = next_duty(b, now), timeout = duty;
+		/* --fsync DURATION: what a turn wrote is synced by a turn at
+		 * least DURATION later (mq_log_commit), so one comes then. */
+		if (b->o.log.fsync == MQ_FSYNC_INTERVAL && b->last_work) {
+			int64_t sync = b->last_work + b->o.log.fsync_interval_ms - now;
+			if (timeout < 0 || sync < timeout)
+				timeout = sync < 0 ? 0 : sync;
+		}
+		if (timeout > INT32_MAX)
+			timeout = INT32_MAX;
+		int n = zmq_poll(items, b->nsock, (long)timeout);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mq_err_set(err, MQ_EIO, "poll failed: %s", zmq_strerror(errno));
 		}
+		/* A turn for requests or for a duty may write; the sync's own turn
+		 * syncs what the last one wrote and so needs no other after it. */
+		int64_t woke = mq_mono_ms();
+		if (n > 0 || (duty >= 0 && woke >= now + duty))
+			b->last_work = woke;
+		else if (b->last_work && woke >= b->last_work + b->o.log.fsync_interval_ms)
+			b->last_work = 0;
 		b->turn++;
 		size_t bytes = 0;
 		int msgs = 0;

@@ -23,10 +23,13 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 		return MQ_CLI_DONE;
 	case 'w': {
 		int64_t ms;
-		if (mq_parse_duration_ms(arg, &ms, err))
-			return -MQ_EINVAL;
-		if (ms < 0 || (ms == 0 && !cli->timeout_zero_ok))
-			return mq_err_set(err, MQ_EINVAL, "-w '%s': the timeout must be more than 0", arg);
+		if (!strcmp(arg, "inf") || !strcmp(arg, "infinity")) {
+			cli->timeout_ms = MQ_TIMEOUT_FOREVER;
+			return MQ_CLI_DONE;
+		}
+		if (mq_parse_duration_ms(arg, &ms, err) || ms < 0)
+			return mq_err_set(err, MQ_EINVAL, "-w '%.100s': expected a duration such as 10s, or 0 or inf "
+					  "to wait forever", arg);
 		cli->timeout_ms = ms;
 		return MQ_CLI_DONE;
 	}
@@ -66,6 +69,11 @@ int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct opti
 	if (optind < argc)
 		return mq_err_set(err, MQ_EINVAL, "unexpected argument '%.200s'", argv[optind]);
 	return check(ctx, err);
+}
+
+int64_t mq_cli_timeout(const mq_cli_t *cli)
+{
+	return cli->timeout_ms == 0 ? MQ_TIMEOUT_FOREVER : cli->timeout_ms;
 }
 
 int mq_cli_later(const char *prog, const char *option, mq_err_t *err)

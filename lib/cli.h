@@ -18,11 +18,9 @@
 
 typedef struct mq_cli {
 	const char *broker; /* -b; NULL: $MQ_BROKER, else the default */
-	int64_t timeout_ms; /* -w; default MQ_DEFAULT_TIMEOUT_MS */
+	int64_t timeout_ms; /* -w; default MQ_DEFAULT_TIMEOUT_MS; 0 for "-w 0";
+			     * MQ_TIMEOUT_FOREVER for "-w inf" */
 	int verbose, quiet;
-	/* Set between mq_cli_init and parsing by a program for which -w 0
-	 * means something (mq-bucket --take: one try); else -w 0 is refused. */
-	int timeout_zero_ok;
 } mq_cli_t;
 
 /* Short options of mq_cli_t, and the matching long ones, for a program's
@@ -54,6 +52,9 @@ typedef int (*mq_cli_check_fn)(void *ctx, mq_err_t *err);
  * (also for a stray operand).  shortopts should start with ':'. */
 int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts, mq_cli_t *cli,
 		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err);
+/* -w as a client timeout (mq_client_opts_t.timeout_ms): 0 and inf wait
+ * forever (long-running tails that must outlive a broker restart). */
+int64_t mq_cli_timeout(const mq_cli_t *cli);
 /* The message for an option of a later version, e.g. --ttl. */
 int mq_cli_later(const char *prog, const char *option, mq_err_t *err);
 

@@ -10,7 +10,19 @@
  * piling stale copies into a pipe that a reconnect would flush to the
  * broker), and ZeroMQ heartbeats so that a broker that vanished without
  * closing TCP is noticed in seconds and reconnected to.  Sends are
- * always ZMQ_DONTWAIT; every wait is a zmq_poll with a deadline.
+ * always ZMQ_DONTWAIT; every wait is a zmq_poll that wakes on the
+ * socket itself (POLLIN for a reply; POLLOUT, which ZMQ_IMMEDIATE keeps
+ * off until a connection is up, for a request that could not go out
+ * yet) or on a real deadline (a resend, the timeout), never on a period.
+ *
+ * Connection.  A monitor on the control socket (an inproc PAIR) tells
+ * when a connection came up, was lost, or a connect failed.  A connect
+ * that fails before the broker was ever reached means nothing listens
+ * there: the call fails at once with -MQ_ECONNECT, and one connect of
+ * our own (off the normal path) names why, refused or an unknown host.
+ * Once reached, a failure is a restart: waited for up to the timeout,
+ * and what was in flight on the lost connection is sent again as soon
+ * as the socket can take it.
  *
  * Retries.  A request unanswered for resend_ms is sent again: control
  * requests with the same correlation id (either reply will do), batches
@@ -28,10 +40,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -41,6 +57,8 @@
 #define HB_IVL_MS 1000
 #define HB_TIMEOUT_MS 3000
 #define HWM 10000
+#define MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
+#define PROBE_MS 200 /* a failed connect is tried again, at most this long, to name why */
 
 struct mq_client {
 	void *ctx;
@@ -51,6 +69,10 @@ struct mq_client {
 	int64_t timeout_ms;
 	int64_t resend_ms;
 	volatile sig_atomic_t *interrupt;
+	/* The control socket's connection, from its monitor (conn_events). */
+	void *mon;        /* PAIR receiving the control socket's events */
+	int reached;      /* a connection was up once: a failure now is a restart */
+	uint32_t downs;   /* connections lost so far: what was sent on one is gone */
 	int watch_fd; /* < 0: none; see mq_client_watch */
 	short watch_events;
 	uint32_t last_id;
@@ -60,6 +82,7 @@ struct mq_client {
 	int fetch_state; /* 0 none, 1 to send, 2 sent */
 	uint32_t fetch_wait;
 	int64_t fetch_sent, fetch_first;
+	uint32_t fetch_downs; /* c->downs when it was sent */
 	uint64_t expired; /* records the broker skipped as expired in fetch replies */
 };
 
@@ -71,6 +94,40 @@ const char *mq_client_default_endpoint(const char *endpoint)
 		return endpoint;
 	const char *e = getenv("MQ_BROKER");
 	return e && *e ? e : MQ_DEFAULT_BROKER;
+}
+
+#define EP_FORMS "use HOST:PORT, :PORT, tcp://HOST:PORT or ipc:///PATH"
+
+int mq_endpoint_normalize(const char *in, char *out, size_t size, mq_err_t *err)
+{
+	int n;
+	if (strstr(in, "://")) {
+		n = snprintf(out, size, "%s", in);
+	} else {
+		const char *colon = strrchr(in, ':');
+		if (!colon)
+			return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': no port (" EP_FORMS ")", in);
+		const char *port = colon + 1;
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(port, &end, 10);
+		if (!*port || *end || *port < '0' || *port > '9' || errno || v < 1 || v > 65535)
+			return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': port '%.20s' is not a number "
+					  "from 1 to 65535 (" EP_FORMS ")", in, port);
+		size_t hl = (size_t)(colon - in);
+		int bracketed = hl >= 2 && in[0] == '[' && in[hl - 1] == ']';
+		/* A bare IPv6 address has colons of its own: brackets tell them apart. */
+		if (!bracketed && memchr(in, ':', hl))
+			return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': write an IPv6 address in "
+					  "brackets, e.g. [::1]:7733 (" EP_FORMS ")", in);
+		if (hl == 0)
+			n = snprintf(out, size, "tcp://127.0.0.1:%lu", v);
+		else
+			n = snprintf(out, size, "tcp://%.*s:%lu", (int)hl, in, v);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.100s...': too long", in);
+	return 0;
 }
 
 static uint32_t new_id(mq_client_t *c)
@@ -85,7 +142,7 @@ static int zerr(mq_err_t *err, const char *what, const char *ep)
 	return mq_err_set(err, MQ_EIO, "%s %s: %s", what, ep, zmq_strerror(zmq_errno()));
 }
 
-static void *open_socket(mq_client_t *c, mq_err_t *err, int *rc)
+static void *open_socket(mq_client_t *c, int monitor, mq_err_t *err, int *rc)
 {
 	void *s = zmq_socket(c->ctx, ZMQ_DEALER);
 	if (!s) {
@@ -107,6 +164,16 @@ static void *open_socket(mq_client_t *c, mq_err_t *err, int *rc)
 		zmq_close(s);
 		return NULL;
 	}
+	/* The monitor goes first so that no event of the connect is missed.
+	 * Each client has a ZeroMQ context of its own: the inproc name is its. */
+	if (monitor && (zmq_socket_monitor(s, "inproc://mq-client-monitor", MON_EVENTS) != 0 ||
+			!(c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) ||
+			zmq_setsockopt(c->mon, ZMQ_LINGER, &(int){0}, sizeof(int)) != 0 ||
+			zmq_connect(c->mon, "inproc://mq-client-monitor") != 0)) {
+		*rc = zerr(err, "cannot watch the connection to", c->endpoint);
+		zmq_close(s);
+		return NULL;
+	}
 	if (zmq_connect(s, c->endpoint) != 0) {
 		*rc = mq_err_set(err, MQ_EINVAL, "broker endpoint '%s': %s (use e.g. tcp://127.0.0.1:7733 or ipc:///path)",
 				 c->endpoint, zmq_strerror(zmq_errno()));
@@ -123,11 +190,10 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	if (!c)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	const char *ep = mq_client_default_endpoint(o->endpoint);
-	if (strlen(ep) >= sizeof c->endpoint) {
+	if ((rc = mq_endpoint_normalize(ep, c->endpoint, sizeof c->endpoint, err))) {
 		free(c);
-		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.100s...': too long", ep);
+		return rc;
 	}
-	strcpy(c->endpoint, ep);
 	snprintf(c->name, sizeof c->name, "%s", o->name ? o->name : "mq");
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MQ_DEFAULT_TIMEOUT_MS;
 	c->interrupt = o->interrupt;
@@ -143,7 +209,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 		rc = zerr(err, "cannot start ZeroMQ for", ep);
 		goto err;
 	}
-	if (!(c->ctl = open_socket(c, err, &rc)) || !(c->data = open_socket(c, err, &rc)))
+	if (!(c->ctl = open_socket(c, 1, err, &rc)) || !(c->data = open_socket(c, 0, err, &rc)))
 		goto err;
 	*out = c;
 	return 0;
@@ -156,6 +222,8 @@ void mq_client_close(mq_client_t *c)
 {
 	if (!c)
 		return;
+	if (c->mon)
+		zmq_close(c->mon);
 	if (c->ctl)
 		zmq_close(c->ctl);
 	if (c->data)
@@ -204,19 +272,6 @@ static int send_frames(void *s, const void *a, size_t an, const void *b, size_t 
 	return 1;
 }
 
-/* Wait for input on s up to ms (>= 0): 1 readable, 0 not, < 0 error. */
-static int wait_in(void *s, int64_t ms, mq_err_t *err)
-{
-	zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-	int r = zmq_poll(&it, 1, (long)(ms < 0 ? 0 : ms));
-	if (r < 0) {
-		if (zmq_errno() == EINTR)
-			return mq_err_set(err, MQ_EAGAIN, "interrupted");
-		return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
-	}
-	return r > 0;
-}
-
 /* Drop the remaining frames of a message. */
 static void drain_more(void *s)
 {
@@ -232,6 +287,137 @@ static void drain_more(void *s)
 		}
 		more = zmq_msg_more(&m);
 		zmq_msg_close(&m);
+	}
+}
+
+/* t + ms, where a timeout of MQ_TIMEOUT_FOREVER never comes. */
+static int64_t after(int64_t t, int64_t ms)
+{
+	return ms >= INT64_MAX - t ? INT64_MAX : t + ms;
+}
+
+/* Why connecting to the endpoint fails, found by trying once ourselves
+ * (only after ZeroMQ saw a connect fail, so never on the way of a
+ * working connection): 0 with why filled, or 1 when the connect worked
+ * this time (the broker just came up: ZeroMQ will connect too). */
+static int probe(const char *ep, char *why, size_t n)
+{
+	int fd = -1, e = 0;
+	struct addrinfo *ai = NULL;
+	snprintf(why, n, "connection failed");
+	if (!strncmp(ep, "ipc://", 6)) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		if (strlen(ep + 6) >= sizeof sun.sun_path)
+			return 0;
+		strcpy(sun.sun_path, ep + 6);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			return 0;
+		e = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 ? 0 : errno;
+		close(fd);
+	} else if (!strncmp(ep, "tcp://", 6)) {
+		char host[256];
+		const char *h = ep + 6, *colon = strrchr(h, ':'), *semi = strchr(h, ';');
+		if (semi) /* tcp://SOURCE;HOST:PORT */
+			h = semi + 1;
+		if (!colon || colon < h || (size_t)(colon - h) >= sizeof host)
+			return 0;
+		size_t hl = (size_t)(colon - h);
+		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+			h++, hl -= 2;
+		snprintf(host, sizeof host, "%.*s", (int)hl, h);
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		int g = getaddrinfo(host, colon + 1, &hints, &ai);
+		if (g) {
+			snprintf(why, n, "host '%.100s' not found (%s)", host, g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+			return 0;
+		}
+		if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
+			freeaddrinfo(ai);
+			return 0;
+		}
+		e = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+		if (e == EINPROGRESS) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			socklen_t sl = sizeof e;
+			if (poll(&pf, 1, PROBE_MS) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) == 0)
+				;
+			else
+				e = ETIMEDOUT;
+		}
+		close(fd);
+		freeaddrinfo(ai);
+	} else {
+		return 0;
+	}
+	if (!e)
+		return 1;
+	snprintf(why, n, "%s", strerror(e));
+	if (why[0] >= 'A' && why[0] <= 'Z' && !(why[1] >= 'A' && why[1] <= 'Z'))
+		why[0] = (char)(why[0] - 'A' + 'a'); /* "Connection refused" in the middle of a sentence */
+	return 0;
+}
+
+/* Take the control socket's connection events (never blocks).  0, or
+ * -MQ_ECONNECT when a connect failed before the broker was ever reached. */
+static int conn_events(mq_client_t *c, mq_err_t *err)
+{
+	for (;;) {
+		zmq_msg_t ev;
+		zmq_msg_init(&ev);
+		if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&ev);
+			return 0;
+		}
+		uint16_t what = 0;
+		if (zmq_msg_size(&ev) >= 2)
+			memcpy(&what, zmq_msg_data(&ev), 2);
+		zmq_msg_close(&ev);
+		drain_more(c->mon); /* the endpoint: ours */
+		if (what == ZMQ_EVENT_CONNECTED) {
+			c->reached = 1;
+		} else if (what == ZMQ_EVENT_DISCONNECTED) {
+			c->downs++;
+		} else if (what == ZMQ_EVENT_CONNECT_RETRIED && !c->reached) {
+			char why[320];
+			if (probe(c->endpoint, why, sizeof why))
+				continue;
+			return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: %s (%s)", c->endpoint, why,
+					  strncmp(why, "host '", 6) ? "is mq-serve running? set -b or MQ_BROKER"
+								    : "check the host in -b or MQ_BROKER");
+		}
+	}
+}
+
+/* Wait up to ms (< 0: no limit) for events (ZMQ_POLLIN, ZMQ_POLLOUT) on
+ * s, taking the connection's events meanwhile, and with watch, ending
+ * early (-MQ_EAGAIN) when the watched descriptor (mq_client_watch) is
+ * ready.  The events that came (> 0), 0 when ms ran out, < 0 error. */
+static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t ms, mq_err_t *err)
+{
+	int64_t until = ms < 0 ? INT64_MAX : after(mq_mono_ms(), ms);
+	for (;;) {
+		int rc = conn_events(c, err);
+		if (rc)
+			return rc;
+		zmq_pollitem_t it[3] = {{.socket = s, .events = events}, {.socket = c->mon, .events = ZMQ_POLLIN}};
+		int n = 2;
+		if (watch && c->watch_fd >= 0)
+			it[n++] = (zmq_pollitem_t){.fd = c->watch_fd, .events = c->watch_events};
+		int64_t now = mq_mono_ms(), left = until == INT64_MAX ? -1 : until < now ? 0 : until - now;
+		if (left > INT32_MAX)
+			left = INT32_MAX;
+		int r = zmq_poll(it, n, (long)left);
+		if (r < 0) {
+			if (zmq_errno() == EINTR)
+				return mq_err_set(err, MQ_EAGAIN, "interrupted");
+			return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
+		}
+		if (n > 2 && it[2].revents)
+			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
+		if (it[0].revents & events)
+			return it[0].revents & events;
+		if (!it[1].revents && (r == 0 || mq_mono_ms() >= until))
+			return 0;
 	}
 }
 
@@ -304,27 +490,34 @@ static int call(mq_client_t *c, const mq_buf_t *req, uint32_t id, const char *wh
 static int call_pl(mq_client_t *c, const mq_buf_t *req, const void *pl, size_t pl_len, uint32_t id,
 		   const char *what, reply_t *r, mq_err_t *err)
 {
-	int64_t start = mq_mono_ms(), deadline = start + c->timeout_ms, next_send = start;
-	int stopped = c->interrupt && *c->interrupt;
+	int64_t start = mq_mono_ms(), deadline = after(start, c->timeout_ms), next_send = start;
+	int stopped = c->interrupt && *c->interrupt, unsent = 1;
+	uint32_t downs = c->downs;
 	r->live = 0;
 	for (;;) {
 		int64_t now = mq_mono_ms();
-		if (now >= next_send) {
+		if (c->downs != downs) { /* what went out on the lost connection is gone */
+			downs = c->downs;
+			unsent = 1;
+		}
+		if (unsent || now >= next_send) {
 			int rc = send_frames(c->ctl, req->p, req->len, pl, pl_len, err);
 			if (rc < 0)
 				return rc;
-			/* Not sent (no connection yet): try again soon. */
-			next_send = now + (rc ? c->resend_ms : 20);
+			/* Not sent (no connection yet): again once the socket can take it. */
+			unsent = !rc;
+			next_send = after(now, c->resend_ms);
 		}
 		if (now >= deadline)
 			return timed_out(c, what, err);
-		int64_t until = next_send < deadline ? next_send : deadline;
-		int rc = wait_in(c->ctl, until - now, err);
+		int64_t until = unsent || next_send > deadline ? deadline : next_send;
+		int rc = wait_sock(c, c->ctl, ZMQ_POLLIN | (unsent ? ZMQ_POLLOUT : 0), 0,
+				   until == INT64_MAX ? -1 : until - now, err);
 		if (rc == -MQ_EAGAIN && !(c->interrupt && *c->interrupt && !stopped))
 			continue;
 		if (rc < 0)
 			return rc;
-		if (!rc)
+		if (!(rc & ZMQ_POLLIN))
 			continue;
 		if (!recv_reply(c->ctl, r, 1))
 			continue;
@@ -699,9 +892,14 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 	/* A long poll on the data socket: sent again only when the answer is
 	 * late by resend_ms past the wait, given up after the timeout. */
 	int64_t first = mq_mono_ms(), sent = -1;
+	uint32_t downs = c->downs;
 	int rc = 0;
 	for (;;) {
 		int64_t now = mq_mono_ms();
+		if (c->downs != downs) { /* lost with the connection */
+			downs = c->downs;
+			sent = -1;
+		}
 		if (sent < 0 || now - sent >= (int64_t)wait_ms + c->resend_ms) {
 			rc = send_frames(c->data, req.p, req.len, NULL, 0, err);
 			if (rc < 0)
@@ -709,17 +907,22 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 			if (rc)
 				sent = now;
 		}
-		if (now - (sent < 0 ? first : sent) >= (int64_t)wait_ms + c->timeout_ms) {
+		int64_t give_up = after((sent < 0 ? first : sent) + (int64_t)wait_ms, c->timeout_ms);
+		if (now >= give_up) {
 			rc = timed_out(c, "TXN_CHECK", err);
 			break;
 		}
-		int64_t w = sent < 0 ? 20 : c->resend_ms;
-		if ((rc = wait_in(c->data, w, err)) < 0) {
+		/* Unsent: until the socket can take it; sent: until it is late. */
+		int64_t until = sent < 0 ? give_up : sent + (int64_t)wait_ms + c->resend_ms;
+		if (until > give_up)
+			until = give_up;
+		if ((rc = wait_sock(c, c->data, ZMQ_POLLIN | (sent < 0 ? ZMQ_POLLOUT : 0), 0,
+				    until == INT64_MAX ? -1 : until - now, err)) < 0) {
 			if (rc == -MQ_EAGAIN && !(c->interrupt && *c->interrupt))
 				continue;
 			break;
 		}
-		if (!rc)
+		if (!(rc & ZMQ_POLLIN))
 			continue;
 		reply_t r;
 		if (!recv_reply(c->data, &r, 0))
@@ -1261,6 +1464,7 @@ struct mq_producer {
 	uint32_t inflight;
 	int64_t last_progress;
 	int resend_now; /* a batch came out of order: resend at once */
+	uint32_t downs;  /* the client's lost connections when last pumped */
 	mq_buf_t hdr;
 	mq_producer_stats_t st;
 	char error[512];
@@ -1280,6 +1484,7 @@ int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
 	p->c = c;
+	p->downs = c->downs;
 	strcpy(p->topic, topic);
 	p->partitions = partitions;
 	p->window = window;
@@ -1433,7 +1638,8 @@ static void on_reply(mq_producer_t *p, const mq_wire_msg_t *m)
 static int pump(mq_producer_t *p, mq_err_t *err)
 {
 	int64_t now = mq_mono_ms();
-	int resend = 0;
+	int resend = p->downs != p->c->downs; /* what was in flight went with the connection */
+	p->downs = p->c->downs;
 	for (uint32_t i = 0; i < p->used; i++) {
 		slot_t *s = ring(p, i);
 		if (s->state == SLOT_SENT && now - s->sent >= p->c->resend_ms)
@@ -1464,15 +1670,28 @@ int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
 	int rc = pump(p, err);
 	if (rc)
 		return rc;
-	if (!p->inflight)
+	int watching = p->c->watch_fd >= 0;
+	if (!p->inflight && (!watching || wait_ms == 0))
 		return 0;
+	/* Wake for a reply, for the socket taking what waits unsent, for the
+	 * oldest batch's resend time, the timeout, or the watched descriptor. */
 	int unsent = 0;
-	for (uint32_t i = 0; i < p->used; i++)
-		unsent |= ring(p, i)->state == SLOT_UNSENT;
-	int64_t cap = unsent ? 20 : p->c->resend_ms;
-	rc = wait_in(p->c->data, wait_ms < cap ? wait_ms : cap, err);
+	int64_t next = p->inflight ? after(p->last_progress, p->c->timeout_ms) : INT64_MAX;
+	for (uint32_t i = 0; i < p->used; i++) {
+		const slot_t *s = ring(p, i);
+		unsent |= s->state == SLOT_UNSENT;
+		if (s->state == SLOT_SENT && s->sent + p->c->resend_ms < next)
+			next = s->sent + p->c->resend_ms;
+	}
+	int64_t now = mq_mono_ms(), w = next == INT64_MAX ? -1 : next > now ? next - now : 0;
+	if (wait_ms >= 0 && (w < 0 || wait_ms < w))
+		w = wait_ms;
+	short events = p->inflight ? ZMQ_POLLIN | (unsent ? ZMQ_POLLOUT : 0) : 0;
+	rc = wait_sock(p->c, p->c->data, events, 1, w, err);
 	if (rc <= 0)
 		return rc == -MQ_EAGAIN ? 0 : rc;
+	if (!(rc & ZMQ_POLLIN))
+		return pump(p, err); /* the connection is back: send what waited */
 	for (int n = 0; n < 4096; n++) {
 		reply_t r;
 		if (!recv_reply(p->c->data, &r, 1))
@@ -1617,6 +1836,7 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	c->fetch_wait = max_wait_ms;
 	c->fetch_first = mq_mono_ms();
+	c->fetch_downs = c->downs;
 	c->fetch_state = 1;
 	int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
 	if (rc < 0)
@@ -1748,27 +1968,16 @@ void mq_client_watch(mq_client_t *c, int fd, short events)
 	c->watch_events = events;
 }
 
-/* wait_in on the data socket that also ends (-MQ_EAGAIN) when the
- * watched fd reports an error or hang-up. */
-static int wait_fetch(mq_client_t *c, int64_t ms, mq_err_t *err)
-{
-	if (c->watch_fd < 0)
-		return wait_in(c->data, ms, err);
-	zmq_pollitem_t it[2] = {{.socket = c->data, .events = ZMQ_POLLIN}, {.fd = c->watch_fd, .events = c->watch_events}};
-	if (zmq_poll(it, 2, (long)(ms < 0 ? 0 : ms)) < 0)
-		return zmq_errno() == EINTR ? mq_err_set(err, MQ_EAGAIN, "interrupted")
-					    : mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
-	if (it[1].revents)
-		return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
-	return (it[0].revents & ZMQ_POLLIN) != 0;
-}
-
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)
 {
-	int64_t start = mq_mono_ms(), until = start + (wait_ms < 0 ? 0 : wait_ms);
+	int64_t start = mq_mono_ms(), until = after(start, wait_ms < 0 ? 0 : wait_ms);
 	frames_release(r);
 	while (c->fetch_state) {
 		int64_t now = mq_mono_ms();
+		if (c->fetch_downs != c->downs) { /* lost with the connection */
+			c->fetch_downs = c->downs;
+			c->fetch_state = 1;
+		}
 		if (c->fetch_state == 1 || now - c->fetch_sent >= (int64_t)c->fetch_wait + c->resend_ms) {
 			int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
 			if (rc < 0)
@@ -1778,21 +1987,22 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 				c->fetch_sent = now;
 			}
 		}
-		if (now - c->fetch_first >= (int64_t)c->fetch_wait + c->timeout_ms) {
+		int64_t give_up = after(c->fetch_first + (int64_t)c->fetch_wait, c->timeout_ms);
+		if (now >= give_up) {
 			c->fetch_state = 0;
 			return timed_out(c, "FETCH", err);
 		}
 		if (now >= until)
 			return -MQ_EAGAIN;
-		int64_t w = until - now;
-		if (c->fetch_state == 1 && w > 20)
-			w = 20;
-		else if (w > c->resend_ms)
-			w = c->resend_ms;
-		int rc = wait_fetch(c, w, err);
+		/* Unsent: until the socket takes it; sent: until the reply is late. */
+		int64_t w = until < give_up ? until : give_up;
+		if (c->fetch_state == 2 && c->fetch_sent + (int64_t)c->fetch_wait + c->resend_ms < w)
+			w = c->fetch_sent + (int64_t)c->fetch_wait + c->resend_ms;
+		int rc = wait_sock(c, c->data, ZMQ_POLLIN | (c->fetch_state == 1 ? ZMQ_POLLOUT : 0), 1,
+				   w == INT64_MAX ? -1 : w - now, err);
 		if (rc < 0)
 			return rc;
-		if (!rc)
+		if (!(rc & ZMQ_POLLIN))
 			continue;
 		rc = recv_all(c->data, r);
 		if (rc <= 0) {

@@ -11,7 +11,9 @@
  * heartbeat never waits behind a parked long-poll fetch, and a reply on
  * the control socket is always the answer to the one request out.
  *
- * Every wait is bounded: a request the broker does not answer is sent
+ * Every wait ends on the socket's own readiness or a deadline, never a
+ * polling period, and is bounded (unless the timeout is
+ * MQ_TIMEOUT_FOREVER): a request the broker does not answer is sent
  * again (same id for control requests; same producer id and sequence
  * for batches, so the broker drops repeats), and after the client's
  * timeout of silence the call fails with -MQ_ETIMEDOUT and a message
@@ -37,7 +39,8 @@ typedef struct mq_client mq_client_t;
 
 typedef struct mq_client_opts {
 	const char *endpoint; /* NULL: $MQ_BROKER, else MQ_DEFAULT_BROKER */
-	int64_t timeout_ms;   /* silence after which a call fails; <= 0: 10 s */
+	int64_t timeout_ms;   /* silence after which a call fails; <= 0: 10 s;
+			       * MQ_TIMEOUT_FOREVER: never */
 	const char *name;     /* sent in HELLO and JOIN, e.g. "mq-pub" */
 	/* Optional: a control call interrupted by a signal gives up
 	 * (-MQ_EAGAIN) when *interrupt became non-zero during the call. */
@@ -47,9 +50,26 @@ typedef struct mq_client_opts {
 /* The endpoint a client would use for this -b value (NULL ok). */
 const char *mq_client_default_endpoint(const char *endpoint);
 
-/* Create the sockets and connect (ZeroMQ connects in the background:
- * an absent broker shows up as a timeout of the first call).  Fails
- * only for a malformed endpoint or resource exhaustion. */
+/* An endpoint as people write it, in the form ZeroMQ takes: "HOST:PORT"
+ * and "[V6ADDR]:PORT" become "tcp://HOST:PORT", ":PORT" becomes
+ * "tcp://127.0.0.1:PORT" (kcat and redis-cli habits); anything with a
+ * "SCHEME://" is copied as it is.  0, or -MQ_EINVAL naming the text and
+ * the forms when it is none of these (an empty HOST, a PORT that is not
+ * 1-65535, too long for out). */
+int mq_endpoint_normalize(const char *in, char *out, size_t size, mq_err_t *err);
+
+/* Wait forever: a client timeout (mq_client_opts_t.timeout_ms, -w 0). */
+#define MQ_TIMEOUT_FOREVER INT64_MAX
+
+/* Create the sockets and connect (ZeroMQ connects in the background).
+ * Fails only for a malformed endpoint or resource exhaustion.  The
+ * endpoint goes through mq_endpoint_normalize.
+ *
+ * Until the broker was reached once, a connection that fails (refused,
+ * a host that does not resolve, no such ipc socket) fails the call that
+ * waits for it at once with -MQ_ECONNECT ("cannot connect to ENDPOINT:
+ * connection refused (is mq-serve running? ...)"); after that, a broker
+ * that went away is waited for up to the timeout, as for a restart. */
 int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err);
 void mq_client_close(mq_client_t *c); /* NULL ok; never blocks */
 const char *mq_client_endpoint(const mq_client_t *c);
@@ -325,7 +345,10 @@ void mq_times_apply(const mq_times_t *t, int64_t now_ms, int64_t *deliver_at, in
  * not fail the call: see mq_producer_error. */
 int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err);
 /* Process replies that arrived, resend what timed out; wait up to
- * wait_ms for one.  0, or < 0 after the timeout of silence. */
+ * wait_ms (< 0: no limit of its own) for a reply, the connection taking
+ * what waits unsent, a resend time or the watched descriptor
+ * (mq_client_watch, also while nothing is in flight).  0, or < 0 after
+ * the timeout of silence. */
 int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err);
 /* Wait until every batch is acknowledged or refused. */
 int mq_producer_flush(mq_producer_t *p, mq_err_t *err);
@@ -383,7 +406,8 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
  * consumer whose reader went away notices it while no message comes.
  * -1: none (the default). */
 void mq_client_watch_fd(mq_client_t *c, int fd);
-/* The same for any of events (POLLIN...) on fd as well. */
+/* The same for any of events (POLLIN...) on fd as well; mq_producer_poll
+ * ends early for it too. */
 void mq_client_watch(mq_client_t *c, int fd, short events);
 
 /* The broker checks every batch it sends; checking an entry's data again

@@ -374,6 +374,19 @@ int mq_groups_tick(mq_groups_t *g, int64_t now)
 	return moved;
 }
 
+int64_t mq_groups_next_expiry(const mq_groups_t *g)
+{
+	int64_t next = INT64_MAX;
+	for (uint32_t i = 0; i < g->ngroups; i++)
+		for (uint32_t k = 0; k < g->groups[i].nmembers; k++) {
+			const member_t *m = g->groups[i].members[k];
+			/* mq_groups_tick expires after session_ms, strictly */
+			if (m->last_seen + m->session_ms + 1 < next)
+				next = m->last_seen + m->session_ms + 1;
+		}
+	return next;
+}
+
 void mq_groups_topic_changed(mq_groups_t *g, const char *topic)
 {
 	for (uint32_t i = 0; i < g->ngroups; i++) {

@@ -83,6 +83,9 @@ int mq_groups_committed(mq_groups_t *g, const char *group, const char *topic, ui
  * have changed (call mq_groups_topic_changed).  Returns the number of
  * groups whose generation moved. */
 int mq_groups_tick(mq_groups_t *g, int64_t now);
+/* The earliest time at which mq_groups_tick would expire a member, or
+ * INT64_MAX when no group has members: the broker sleeps until then. */
+int64_t mq_groups_next_expiry(const mq_groups_t *g);
 void mq_groups_topic_changed(mq_groups_t *g, const char *topic);
 /* Current generation of a group (0 if none): parked fetches compare it. */
 uint64_t mq_groups_generation(mq_groups_t *g, const char *group);

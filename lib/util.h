@@ -34,6 +34,7 @@ enum {
 	MQ_EPROTO = 12,  /* peer spoke something we do not understand */
 	MQ_EAGAIN = 13,  /* would block or interrupted: try again */
 	MQ_ESEQ = 14,    /* a producer's batch came out of order: resend in order */
+	MQ_ECONNECT = 15, /* nothing listens at the broker endpoint (refused, unknown host) */
 };
 
 typedef struct mq_err {

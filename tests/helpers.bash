@@ -11,6 +11,7 @@
 #                             test, it reuses the port, so clients keep MQ_BROKER.
 #   stop_broker               SIGTERM, wait; fails unless mq-serve exits 0 (contract)
 #   kill_broker               SIGKILL, for crash-recovery tests
+#   wait_lines FILE N         wait until FILE has at least N lines (at most 20 s)
 #
 # teardown stops any broker still running, so none outlives a failing
 # test, and shows the broker's log when the test failed.  A file that
@@ -171,6 +172,17 @@ stop_broker() {
 		echo "stop_broker: mq-serve (pid $pid) exited with status $st after SIGTERM (expected 0); log: $MQ_BROKER_LOG" >&2
 		return 1
 	fi
+}
+
+# Wait until file $1 has at least $2 lines (at most 20 s).
+wait_lines() {
+	local i
+	for ((i = 0; i < 400; i++)); do
+		[ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "wait_lines: $1 has $(wc -l <"$1") lines, wanted $2" >&2
+	return 1
 }
 
 kill_broker() {

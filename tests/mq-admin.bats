@@ -166,7 +166,7 @@ make_partition() {
 	run mq-admin ping --bogus
 	assert_failure 2
 	assert_output --partial "unknown option '--bogus'"
-	run mq-admin ping -w 0
+	run mq-admin ping -w soon
 	assert_failure 2
 	run mq-admin topic list -f yaml
 	assert_failure 2
@@ -186,7 +186,7 @@ make_partition() {
 	run mq-admin ping
 	assert_success
 	assert_output --regexp "^broker $MQ_BROKER: mq-serve [0-9]+\.[0-9]+\.[0-9]+, [0-9]+\.[0-9]{3} ms$"
-	stop_broker
+	kill -STOP "$MQ_BROKER_PID"
 	local t0=$SECONDS
 	run mq-admin ping -w 300ms
 	assert_failure 1
@@ -194,6 +194,12 @@ make_partition() {
 	[ $((SECONDS - t0)) -lt 5 ]
 	run mq-admin -b "$MQ_BROKER" -w 200ms topic list
 	assert_failure 1
+	kill -CONT "$MQ_BROKER_PID"
+	stop_broker
+	run mq-admin ping -w 30s
+	assert_failure 1
+	assert_output "mq-admin: cannot connect to $MQ_BROKER: connection refused (is mq-serve running? set -b or MQ_BROKER)"
+	[ $((SECONDS - t0)) -lt 10 ]
 }
 
 @test "stats prints name value lines" {

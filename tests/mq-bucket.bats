@@ -77,7 +77,7 @@ load helpers
 	assert_failure 2
 	run mq-bucket --take api --drop
 	assert_failure 2
-	run mq-bucket --shared api -w 0 </dev/null
+	run mq-bucket --shared api -w soon </dev/null
 	assert_failure 2
 }
 
@@ -258,7 +258,7 @@ now_s() {
 	assert_success
 }
 
-@test "an unreachable broker: exit 1 with a message after -w" {
+@test "an unreachable broker: exit 1 at once with a message naming it" {
 	local port t0 t1
 	port=$(free_port)
 	t0=$(now_s)

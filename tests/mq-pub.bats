@@ -47,15 +47,25 @@ read_back() {
 	assert_failure 2
 }
 
-@test "mq-pub against no broker exits 1 within its -w timeout" {
-	local port start end
-	port=$(free_port)
+@test "mq-pub against a silent broker exits 1 within its -w timeout" {
+	local start end
+	start_broker
+	kill -STOP "$MQ_BROKER_PID" # connections are taken by the kernel, nothing answers
 	start=$(date +%s%N)
-	run timeout 20 mq-pub -b "tcp://127.0.0.1:$port" -w 1s -t a -m hello
+	run timeout 20 mq-pub -w 1s -t a -m hello
 	end=$(date +%s%N)
+	kill -CONT "$MQ_BROKER_PID"
 	assert_failure 1
-	assert_output "mq-pub: broker tcp://127.0.0.1:$port did not answer within 1s"
+	assert_output "mq-pub: broker $MQ_BROKER did not answer within 1s"
 	[ $(((end - start) / 1000000)) -lt 5000 ]
+}
+
+@test "mq-pub against no broker exits 1 at once, not after -w" {
+	local port
+	port=$(free_port)
+	run timeout 20 mq-pub -b "tcp://127.0.0.1:$port" -w 10s -t a -m hello
+	assert_failure 1
+	assert_output "mq-pub: cannot connect to tcp://127.0.0.1:$port: connection refused (is mq-serve running? set -b or MQ_BROKER)"
 }
 
 @test "100,000 lines go through byte for byte" {

@@ -50,11 +50,19 @@ writer() {
 		n=$((n + CHUNK))
 		seq "$first" "$n" | awk -v w="$w" '{ print $1 % 16 " w" w " " $1 }' >"$FAULT_TMP/w$w.in"
 		runs=0
+		down=0
 		while :; do
 			runs=$((runs + 1))
 			awk '{ print } NR % 250 == 0 { fflush(); system("sleep 0.02") }' "$FAULT_TMP/w$w.in" |
 				mq-pub -t "$topic" -K ' ' --batch 100 -w 3s "$@" 2>>"$FAULT_TMP/w$w.err" && break
 			echo "run $runs of lines $first-$n failed" >>"$FAULT_TMP/w$w.err"
+			# A broker that is down is reported at once: wait for it (not a run).
+			if tail -n 2 "$FAULT_TMP/w$w.err" | grep -q 'cannot connect to' && [ "$down" -lt 600 ]; then
+				runs=$((runs - 1))
+				down=$((down + 1))
+				sleep 0.1
+				continue
+			fi
 			if [ "$runs" -ge 20 ]; then
 				echo "w$w: lines $first-$n not acknowledged after 20 runs" >"$FAULT_TMP/w$w.gaveup"
 				return

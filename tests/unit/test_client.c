@@ -1,7 +1,8 @@
 /*
  * test_client.c -- the pure parts of lib/client.c: points in time given
  * by people (mq-pub --at, mq-sub -o @TIME) and the due and expiry times
- * a producer writes into each batch header (--at, --delay, --ttl).
+ * a producer writes into each batch header (--at, --delay, --ttl), and
+ * broker endpoints as people write them (-b, MQ_BROKER).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +125,49 @@ static void test_times_apply(void **state)
 	assert_int_equal(d, 0);
 }
 
+static void check_ep(const char *in, const char *want)
+{
+	char out[128];
+	mq_err_t err;
+	if (mq_endpoint_normalize(in, out, sizeof out, &err))
+		fail_msg("'%s': %s", in, err.msg);
+	assert_string_equal(out, want);
+}
+
+static void check_ep_bad(const char *in, const char *says)
+{
+	char out[128];
+	mq_err_t err;
+	assert_int_equal(mq_endpoint_normalize(in, out, sizeof out, &err), -MQ_EINVAL);
+	if (!strstr(err.msg, says) || !strstr(err.msg, "HOST:PORT"))
+		fail_msg("'%s': '%s' does not say '%s' and the forms", in, err.msg, says);
+}
+
+static void test_endpoint_forms(void **state)
+{
+	(void)state;
+	check_ep("tcp://127.0.0.1:7733", "tcp://127.0.0.1:7733");
+	check_ep("ipc:///run/mq.sock", "ipc:///run/mq.sock");
+	check_ep("localhost:7733", "tcp://localhost:7733");
+	check_ep("mq.example.org:9", "tcp://mq.example.org:9");
+	check_ep("10.1.2.3:65535", "tcp://10.1.2.3:65535");
+	check_ep(":7734", "tcp://127.0.0.1:7734");
+	check_ep("[::1]:7733", "tcp://[::1]:7733");
+	check_ep("*:7733", "tcp://*:7733");
+	check_ep_bad("localhost", "no port");
+	check_ep_bad("localhost:", "port ''");
+	check_ep_bad("localhost:0", "port '0'");
+	check_ep_bad("localhost:65536", "port '65536'");
+	check_ep_bad("localhost:77x", "port '77x'");
+	check_ep_bad("host:-1", "port '-1'");
+	check_ep_bad("::1:7733", "brackets");
+	char small[16];
+	mq_err_t err;
+	assert_int_equal(mq_endpoint_normalize("a-long-host-name:7733", small, sizeof small, &err), -MQ_EINVAL);
+	assert_non_null(strstr(err.msg, "too long"));
+	assert_int_equal(mq_endpoint_normalize("tcp://a-long-host-name:7733", small, sizeof small, &err), -MQ_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_time_parse_local),
 		cmocka_unit_test(test_offset_spec_keeps_time_forms),
 		cmocka_unit_test(test_times_apply),
+		cmocka_unit_test(test_endpoint_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,6 +317,28 @@ static void test_history_damage(void **state)
 }
 
 /* Format 1, without checksums, is still read. */
+/* The broker sleeps until the first session runs out: the next expiry
+ * is the earliest member's, and tick expires nobody a moment before it. */
+static void test_next_expiry(void **state)
+{
+	fix_t *f = *state;
+	const char *topics[] = {"t"};
+	char m1[256], m2[256];
+	mq_assignment_t a = {0};
+	mq_err_t err;
+	reopen(f, 0);
+	assert_true(mq_groups_next_expiry(f->g) == INT64_MAX);
+	assert_int_equal(mq_groups_join(f->g, "g", topics, 1, "", 10000, 1000, m1, &a, &err), 0);
+	assert_int_equal(mq_groups_join(f->g, "h", topics, 1, "", 3000, 2000, m2, &a, &err), 0);
+	assert_int_equal(mq_groups_next_expiry(f->g), 2000 + 3000 + 1);
+	assert_int_equal(mq_groups_tick(f->g, 2000 + 3000), 0);
+	assert_int_equal(mq_groups_tick(f->g, 2000 + 3000 + 1), 1);
+	assert_int_equal(mq_groups_next_expiry(f->g), 1000 + 10000 + 1);
+	assert_int_equal(mq_groups_heartbeat(f->g, "g", m1, 0, 9000, &a, &err), 0);
+	assert_int_equal(mq_groups_next_expiry(f->g), 9000 + 10000 + 1);
+	mq_assignment_free(&a);
+}
+
 static void test_history_format1(void **state)
 {
 	fix_t *f = *state;
@@ -340,6 +362,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_past_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_format1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_next_expiry, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env bats
+# How every client program reaches the broker: HOST:PORT and :PORT
+# endpoints, a refused connection or an unknown host reported at once
+# (not after -w), and -w 0 waiting through a broker restart.
+
+load helpers
+
+# Run a command (through bats's run) and set ms to how long it took.
+timed() {
+	local t0
+	t0=$(date +%s%N)
+	run timeout 30 "$@"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+@test "a refused connection fails at once in every client program, naming the endpoint, exit 1 (mq-lag 3)" {
+	local port ep ms
+	port=$(free_port)
+	ep=tcp://127.0.0.1:$port
+	local want="cannot connect to $ep: connection refused (is mq-serve running? set -b or MQ_BROKER)"
+	# -w 30s: what fails at once is the refusal, not the timeout
+	timed mq-pub -b "$ep" -w 30s -t a -m hello
+	assert_failure 1
+	assert_output "mq-pub: $want"
+	[ "$ms" -lt 1000 ]
+	timed bash -c "seq 1 10 | mq-pub -b $ep -w 30s -t a"
+	assert_failure 1
+	assert_output "mq-pub: $want"
+	[ "$ms" -lt 1000 ]
+	timed mq-sub -b "$ep" -w 30s -t a
+	assert_failure 1
+	assert_output "mq-sub: $want"
+	[ "$ms" -lt 1000 ]
+	timed mq-sub -b "$ep" -w 30s -t a -g G
+	assert_failure 1
+	assert_output "mq-sub: $want"
+	[ "$ms" -lt 1000 ]
+	timed mq-admin -b "$ep" -w 30s ping
+	assert_failure 1
+	assert_output "mq-admin: $want"
+	[ "$ms" -lt 1000 ]
+	timed mq-lag -b "$ep" -w 30s
+	assert_failure 3
+	assert_output --partial "mq-lag: $want"
+	[ "$ms" -lt 1000 ]
+	# MQ_BROKER, and -w 0 (forever) as well: nothing listens, nothing to wait for
+	MQ_BROKER=$ep timed mq-pub -w 0 -t a -m hello
+	assert_failure 1
+	assert_output "mq-pub: $want"
+	[ "$ms" -lt 1000 ]
+}
+
+@test "an ipc endpoint nobody serves fails at once" {
+	local ms
+	timed mq-pub -b "ipc://$BATS_TEST_TMPDIR/none.sock" -t a -m hello
+	assert_failure 1
+	assert_output "mq-pub: cannot connect to ipc://$BATS_TEST_TMPDIR/none.sock: no such file or directory (is mq-serve running? set -b or MQ_BROKER)"
+	[ "$ms" -lt 1000 ]
+}
+
+@test "a host that does not resolve fails at once" {
+	local ms
+	# .invalid never resolves (RFC 2606); the bound leaves room for a slow resolver
+	timed mq-pub -b no-such-host.invalid:7733 -w 30s -t a -m hello
+	assert_failure 1
+	assert_output --regexp "^mq-pub: cannot connect to tcp://no-such-host.invalid:7733: host 'no-such-host.invalid' not found \(.*\) \(check the host in -b or MQ_BROKER\)$"
+	[ "$ms" -lt 5000 ]
+	timed mq-sub -b no-such-host.invalid:7733 -w 30s -t a
+	assert_failure 1
+	assert_output --partial "mq-sub: cannot connect to tcp://no-such-host.invalid:7733: host 'no-such-host.invalid' not found"
+}
+
+@test "HOST:PORT and :PORT name a tcp broker for -b and MQ_BROKER" {
+	start_broker
+	local p=$MQ_BROKER_PORT
+	run mq-pub -b "127.0.0.1:$p" -t hp -m one
+	assert_success
+	run mq-pub -b ":$p" -t hp -m two
+	assert_success
+	MQ_BROKER=localhost:$p run mq-pub -t hp -m three
+	assert_success
+	run mq-sub -b ":$p" -t hp -e
+	assert_success
+	assert_output $'one\ntwo\nthree'
+	MQ_BROKER=:$p run mq-sub -t hp -e -n 1
+	assert_output one
+	run mq-admin -b "127.0.0.1:$p" topic list
+	assert_success
+	assert_output --partial hp
+	run mq-admin -b ":$p" ping
+	assert_success
+	assert_output --regexp "^broker tcp://127.0.0.1:$p: mq-serve "
+	run mq-lag -b ":$p"
+	assert_success
+}
+
+@test "an endpoint in none of the forms is refused, naming the forms" {
+	run mq-pub -b localhost -t a -m x
+	assert_failure 1
+	assert_output "mq-pub: broker endpoint 'localhost': no port (use HOST:PORT, :PORT, tcp://HOST:PORT or ipc:///PATH)"
+	run mq-sub -b localhost:http -t a
+	assert_failure 1
+	assert_output --partial "port 'http' is not a number from 1 to 65535"
+}
+
+@test "-w 0 follows through a broker restart that outlasts any timeout; -w 1s gives up" {
+	start_broker
+	run mq-pub -t r -m before
+	assert_success
+	mq-sub -t r -w 0 >"$BATS_TEST_TMPDIR/out0" 2>"$BATS_TEST_TMPDIR/err0" 3>&- &
+	local s0=$!
+	mq-sub -t r -w 1s >"$BATS_TEST_TMPDIR/out1" 2>"$BATS_TEST_TMPDIR/err1" 3>&- &
+	local s1=$! st=0
+	wait_lines "$BATS_TEST_TMPDIR/out0" 1
+	wait_lines "$BATS_TEST_TMPDIR/out1" 1
+	stop_broker
+	sleep 4
+	start_broker
+	wait "$s1" || st=$?
+	[ "$st" -eq 1 ]
+	grep -q "mq-sub: broker $MQ_BROKER did not answer within 1s" "$BATS_TEST_TMPDIR/err1"
+	run mq-pub -t r -m after
+	assert_success
+	wait_lines "$BATS_TEST_TMPDIR/out0" 2
+	kill -TERM "$s0"
+	wait "$s0"
+	run cat "$BATS_TEST_TMPDIR/out0"
+	assert_output $'before\nafter'
+}
+
+@test "-w inf is -w 0; a bad -w says what it takes" {
+	start_broker
+	run mq-pub -w inf -t w -m x
+	assert_success
+	run mq-admin -w 0 ping
+	assert_success
+	run mq-pub -w soon -t w -m x
+	assert_failure 2
+	assert_output --partial "-w 'soon': expected a duration such as 10s, or 0 or inf to wait forever"
+}
+
+@test "a broker restart while mq-pub sends, with the default -w, loses nothing and repeats nothing" {
+	start_broker
+	seq 1 3000 >"$BATS_TEST_TMPDIR/in"
+	# a slow producer: the restart falls in the middle of it
+	(
+		head -n 1000 "$BATS_TEST_TMPDIR/in"
+		sleep 1.5
+		tail -n +1001 "$BATS_TEST_TMPDIR/in"
+	) | mq-pub -t mid 2>"$BATS_TEST_TMPDIR/pub.err" 3>&- &
+	local pub=$!
+	sleep 0.5
+	stop_broker
+	sleep 2
+	start_broker
+	wait "$pub"
+	run mq-sub -t mid -e
+	[ "${#lines[@]}" -eq 3000 ]
+	[ "$(printf '%s\n' "${lines[@]}" | sort -n | uniq | wc -l)" -eq 3000 ]
+}
