@@ -110,7 +110,7 @@ MAN1 = $(sort $(wildcard man/*.1))
 MAN5 = $(sort $(wildcard man/*.5))
 COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 
-BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
+BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb
 
 .PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install uninstall clean FORCE
@@ -153,7 +153,22 @@ $(TESTS): $(OUT_TESTS)/%: $(OBJ)/tests/unit/%.o $(OUT_LIB) $(FLAGS_FILE)
 
 $(BENCHES): $(OUT_BENCH)/%: $(OBJ)/tests/bench/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(BENCH_LIBS) $(LDLIBS) -o $@
+
+# tests/bench/latency.c drives NATS JetStream too where libnats-dev is
+# installed (make bench-deps); without it, it measures pipes alone.  Its
+# own flags file rebuilds it when libnats comes or goes.
+NATS_CFLAGS = $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo -DMQ_BENCH_NATS $$($(PKG_CONFIG) --cflags libnats))
+NATS_LIBS = $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && $(PKG_CONFIG) --libs libnats)
+NATS_FLAGS_FILE = $(B)/flags-nats
+$(NATS_FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(NATS_CFLAGS) $(NATS_LIBS)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(OBJ)/tests/bench/latency.o: private EXTRA = $(NATS_CFLAGS)
+$(OBJ)/tests/bench/latency.o: $(NATS_FLAGS_FILE)
+$(OUT_BENCH)/latency: private BENCH_LIBS = $(NATS_LIBS)
+$(OUT_BENCH)/latency: $(NATS_FLAGS_FILE)
 
 $(OBJ)/tests/fuzz/%.o: private EXTRA = -Itests/fuzz
 
