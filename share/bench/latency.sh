@@ -268,17 +268,17 @@ fig() { local v=${r[$1]:-}; [ -n "$v" ] && [ "$v" != - ] && echo "$v"; }
 echo
 echo "targets"
 if [ -n "${one[mosq]:-}" ]; then
-	printf '   %-58s %-36s %s\n' "one-shot mq-pub (--fsync always) <= mosquitto_pub" \
+	printf '   %-64s %-36s %s\n' "one-shot mq-pub (--fsync always) <= mosquitto_pub" \
 		"${one[always]} vs ${one[mosq]} ms" "$(verdict "${one[always]} <= ${one[mosq]}")"
 else
-	printf '   %-58s %s\n' "one-shot mq-pub <= mosquitto_pub" "not measured (no mosquitto)"
+	printf '   %-64s %s\n' "one-shot mq-pub <= mosquitto_pub" "not measured (no mosquitto)"
 fi
 target_pct() { # label key p50-limit p99-limit
 	local p50 p99
 	if p50=$(fig "$2.p50") && p99=$(fig "$2.p99"); then
-		printf '   %-58s %-36s %s\n' "$1" "p50 $p50, p99 $p99 ms" "$(verdict "$p50 <= $3" "$p99 <= $4")"
+		printf '   %-64s %-36s %s\n' "$1" "p50 $p50, p99 $p99 ms" "$(verdict "$p50 <= $3" "$p99 <= $4")"
 	else
-		printf '   %-58s %s\n' "$1" "not measured"
+		printf '   %-64s %s\n' "$1" "not measured"
 	fi
 }
 target_pct "500/s --fsync always: p50 <= 0.7 ms, p99 <= 1.5 ms" quiet.500.always 0.7 1.5
@@ -287,14 +287,14 @@ if [ "$load" = 1 ]; then
 	for rate in "${rates[@]}"; do
 		for f in always never; do
 			if p99=$(fig "load.$rate.$f.p99"); then
-				printf '   %-58s %-36s %s\n' "under load, $rate/s --fsync $f: p99 <= 5 ms" "p99 $p99 ms" "$(verdict "$p99 <= 5")"
+				printf '   %-64s %-36s %s\n' "under load, $rate/s --fsync $f: p99 <= 5 ms" "p99 $p99 ms" "$(verdict "$p99 <= 5")"
 			else
-				printf '   %-58s %s\n' "under load, $rate/s --fsync $f: p99 <= 5 ms" "not measured"
+				printf '   %-64s %s\n' "under load, $rate/s --fsync $f: p99 <= 5 ms" "not measured"
 			fi
 		done
 	done
 else
-	printf '   %-58s %s\n' "under load: p99 <= 5 ms" "not run (MQ_BENCH_LAT_LOAD=1)"
+	printf '   %-64s %s\n' "under load: p99 <= 5 ms" "not run (MQ_BENCH_LAT_LOAD=1)"
 fi
 for mode in quiet load; do
 	[ "$mode" = load ] && [ "$load" != 1 ] && continue
@@ -311,9 +311,9 @@ for mode in quiet load; do
 			fi
 		done
 		if [ "$ok" = 1 ]; then
-			printf '   %-58s %-36s %s\n' "$label" "${worse:+worse at}${worse:-no worse anywhere}" "$(verdict "${conds[@]}")"
+			printf '   %-64s %-36s %s\n' "$label" "${worse:+worse at}${worse:-no worse anywhere}" "$(verdict "${conds[@]}")"
 		else
-			printf '   %-58s %s\n' "$label" "not measured"
+			printf '   %-64s %s\n' "$label" "not measured"
 		fi
 	done
 done
