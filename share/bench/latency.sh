@@ -43,8 +43,6 @@ calls=${MQ_BENCH_ONESHOT_CALLS:-200}
 refused_runs=${MQ_BENCH_REFUSED_RUNS:-3}
 load=${MQ_BENCH_LAT_LOAD:-0}
 rates=(500 5000)
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 
 whole() { # name value
 	case $2 in
@@ -63,27 +61,9 @@ done
 export PATH=$bin:$PATH
 unset MQ_BROKER
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mq-bench-lat.XXXXXX")
-pids=()
-load_pid=
-cleanup() {
-	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-	"$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_for() { # file text what
-	for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	echo "bench: $3 did not start within 10 s; its log:" >&2
-	cat "$1" >&2
-	exit 1
-}
-ms() { awk -v v="$1" 'BEGIN { printf "%.3f", v }'; }
+# shellcheck source=share/bench/common.sh
+. "$root/share/bench/common.sh"
+bench_tmp mq-bench-lat
 
 # ---- the servers ---------------------------------------------------------
 
@@ -93,33 +73,19 @@ for f in always never; do
 	mq_ep[$f]=tcp://127.0.0.1:$port
 	mq-serve -d "$tmp/mq-$f" -l "${mq_ep[$f]}" --fsync "$f" -q 2>"$tmp/mq-$f.log" &
 	pids+=($!)
-	wait_for "$tmp/mq-$f.log" 'listening on' "mq-serve --fsync $f"
+	peer_wait "$tmp/mq-$f.log" 'listening on' "mq-serve --fsync $f"
 done
 
 have_mosq='' have_redis='' have_nats=''
 if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null; then
 	have_mosq=1
-	mport=$(free_port)
-	mkdir -p "$tmp/mosq"
-	# user: as root, mosquitto would otherwise switch to user mosquitto, which
-	# cannot write into $tmp (mode 0700).  Persistence saves the in-memory
-	# database every autosave_interval and at exit, not per message.
-	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nuser %s\n' \
-		"$mport" "$tmp/mosq" "$(id -un)" >"$tmp/mosq.conf"
-	mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
-	pids+=($!)
-	wait_for "$tmp/mosq.log" 'running' mosquitto
+	start_mosquitto
 else
 	echo "mosquitto: skipped: mosquitto, mosquitto_pub or mosquitto_sub not installed (make bench-deps)"
 fi
 if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
 	have_redis=1
-	rport=$(free_port)
-	mkdir -p "$tmp/redis"
-	redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes \
-		--appendfsync everysec --save '' --daemonize no >"$tmp/redis.log" 2>&1 &
-	pids+=($!)
-	wait_for "$tmp/redis.log" 'Ready to accept connections' redis-server
+	start_redis
 else
 	echo "redis: skipped: redis-server or redis-cli not installed (make bench-deps)"
 fi
@@ -132,7 +98,7 @@ else
 	nport=$(free_port)
 	nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 	pids+=($!)
-	wait_for "$tmp/nats.log" 'Server is ready' nats-server
+	peer_wait "$tmp/nats.log" 'Server is ready' nats-server
 fi
 echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -251,11 +217,11 @@ if [ "$load" = 1 ]; then
 	echo
 	echo "4. end to end again, beside a process keeping one core busy"
 	bash -c 'while :; do :; done' &
-	load_pid=$!
+	pids+=($!) # the last of pids until it is stopped here
 	e2e_table load
-	kill "$load_pid"
-	wait "$load_pid" 2>/dev/null || true
-	load_pid=
+	kill "${pids[-1]}"
+	wait "${pids[-1]}" 2>/dev/null || true
+	unset 'pids[-1]'
 fi
 
 # ---- targets ------------------------------------------------------------------
