@@ -144,11 +144,9 @@ e2e() { # mode rate system label latency-args...
 	local mode=$1 rate=$2 sys=$3 label=$4 out k v f
 	shift 4
 	run_no=$((run_no + 1))
-	if out=$("$lat" -r "$rate" -d "$secs" "$@" 2>"$tmp/lat.err"); then :; else
-		cat "$tmp/lat.err" >&2
-		[ -n "$out" ] || { printf '   %-7s %-30s failed (see above)\n' "$rate/s" "$label"; return 0; }
-	fi
-	grep -v '^latency: note' "$tmp/lat.err" >&2 || true
+	out=$("$lat" -r "$rate" -d "$secs" "$@" 2>"$tmp/lat.err") || true
+	cat "$tmp/lat.err" >&2
+	[ -n "$out" ] || { printf '   %-7s %-30s failed (see above)\n' "$rate/s" "$label"; return 0; }
 	for kv in $out; do
 		k=${kv%%=*} v=${kv#*=}
 		case $k in
