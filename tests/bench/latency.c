@@ -447,6 +447,84 @@ static double pct_us(const int64_t *v, uint64_t m, double p)
 	return (double)v[i - 1] / 1000.0;
 }
 
+/* Warm-up lines until the subscriber shows one, then a pause for the
+ * rest of them to pass.  0, or -1 (said why). */
+static int warm_up(transport_t *t, run_t *r, char *line, size_t size, double wait_s)
+{
+	int64_t give_up = mono_ns() + (int64_t)(wait_s * 1e9);
+	for (uint64_t k = 0;; k++) {
+		int len = snprintf(line, size, "w %" PRIu64 "\n", k);
+		if (t->send(t, line, (size_t)len))
+			return -1;
+		int64_t next = mono_ns() + WARM_EVERY_NS;
+		if (wait_until(r, warm_done, next < give_up ? next : give_up))
+			break;
+		if (r->gone || mono_ns() >= give_up) {
+			fprintf(stderr, "%s: the subscriber %s\n", prog,
+				r->gone ? "ended before showing any line (see its message above)"
+					: "showed none of the warm-up lines; is it subscribed to what the publisher sends?");
+			return -1;
+		}
+	}
+	struct timespec ts = ts_of(mono_ns() + SETTLE_NS);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return 0;
+}
+
+/* The measured lines, each at its own deadline; then up to wait_s for the
+ * last of them.  0, or -1 when a send failed (said why). */
+static int send_all(transport_t *t, run_t *r, char *line, size_t size, double rate, double wait_s, uint64_t *sent,
+		    int64_t *late_max)
+{
+	double period = 1e9 / rate;
+	int64_t t0 = mono_ns() + 1000000, last_sent = t0;
+	for (uint64_t k = 0; k < r->n; k++) {
+		int64_t due = t0 + (int64_t)((double)k * period);
+		struct timespec ts = ts_of(due);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		int64_t now = mono_ns();
+		if (now - due > *late_max)
+			*late_max = now - due;
+		int len = snprintf(line, size, "m %" PRIu64 " %" PRId64 " ", k, now);
+		memset(line + len, 'x', size - 1 - (size_t)len);
+		line[size - 1] = '\n';
+		if (t->send(t, line, size))
+			return -1;
+		(*sent)++;
+		last_sent = mono_ns();
+	}
+	wait_until(r, all_done, last_sent + (int64_t)(wait_s * 1e9));
+	return 0;
+}
+
+/* Print the result line; returns how many lines arrived. */
+static uint64_t report(const run_t *r, uint64_t sent, int64_t late_max)
+{
+	int64_t *v = malloc((r->received ? r->received : 1) * sizeof(*v));
+	if (!v) {
+		fprintf(stderr, "%s: no memory to sort %" PRIu64 " latencies\n", prog, r->received);
+		exit(1);
+	}
+	uint64_t m = 0;
+	for (uint64_t i = 0; i < r->n; i++)
+		if (r->lat[i] >= 0)
+			v[m++] = r->lat[i];
+	qsort(v, m, sizeof(*v), cmp_i64);
+	printf("sent=%" PRIu64 " received=%" PRIu64 " duplicates=%" PRIu64 " late_max_us=%.1f", sent, m, r->dups,
+	       (double)late_max / 1000.0);
+	if (m)
+		printf(" p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", pct_us(v, m, 0.50),
+		       pct_us(v, m, 0.90), pct_us(v, m, 0.99), pct_us(v, m, 0.999), (double)v[m - 1] / 1000.0);
+	else
+		printf(" p50_us=- p90_us=- p99_us=- p999_us=- max_us=-\n");
+	if (r->other)
+		fprintf(stderr, "%s: note: the subscriber showed %" PRIu64 " lines that were not ours\n", prog, r->other);
+	free(v);
+	return m;
+}
+
 static int usage(FILE *f, int status)
 {
 	fprintf(f, "usage: %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] pipe 'PUB CMD' 'SUB CMD'\n", prog);
@@ -532,81 +610,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: no memory for a line of %zu bytes\n", prog, size);
 		return 1;
 	}
-	int failed = 0;
-
-	/* Warm-up until the subscriber shows a line. */
-	int64_t give_up = mono_ns() + (int64_t)(wait_s * 1e9);
-	for (uint64_t k = 0;; k++) {
-		int len = snprintf(line, size, "w %" PRIu64 "\n", k);
-		if (t.send(&t, line, (size_t)len)) {
-			failed = 1;
-			break;
-		}
-		int64_t next = mono_ns() + WARM_EVERY_NS;
-		if (wait_until(&r, warm_done, next < give_up ? next : give_up))
-			break;
-		if (r.gone || mono_ns() >= give_up) {
-			fprintf(stderr, "%s: the subscriber %s\n", prog,
-				r.gone ? "ended before showing any line (see its message above)"
-				       : "showed none of the warm-up lines; is it subscribed to what the publisher sends?");
-			failed = 1;
-			break;
-		}
-	}
-	if (!failed) {
-		int64_t settle = mono_ns() + SETTLE_NS;
-		struct timespec ts = ts_of(settle);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
-	}
-
-	/* The measured lines, each at its own deadline. */
-	int64_t late_max = 0, last_sent = mono_ns();
+	int64_t late_max = 0;
 	uint64_t sent = 0;
-	double period = 1e9 / rate;
-	int64_t t0 = mono_ns() + 1000000;
-	for (uint64_t k = 0; k < n && !failed; k++) {
-		int64_t due = t0 + (int64_t)((double)k * period);
-		struct timespec ts = ts_of(due);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
-		int64_t now = mono_ns();
-		if (now - due > late_max)
-			late_max = now - due;
-		int len = snprintf(line, size, "m %" PRIu64 " %" PRId64 " ", k, now);
-		memset(line + len, 'x', size - 1 - (size_t)len);
-		line[size - 1] = '\n';
-		if (t.send(&t, line, size)) {
-			failed = 1;
-			break;
-		}
-		sent++;
-		last_sent = mono_ns();
-	}
-	if (!failed)
-		wait_until(&r, all_done, last_sent + (int64_t)(wait_s * 1e9));
+	int failed = warm_up(&t, &r, line, size, wait_s) || send_all(&t, &r, line, size, rate, wait_s, &sent, &late_max);
 	t.stop(&t);
-
 	/* Every receiving thread has ended: r is ours alone. */
-	int64_t *v = malloc((r.received ? r.received : 1) * sizeof(*v));
-	uint64_t m = 0;
-	for (uint64_t i = 0; i < n; i++)
-		if (r.lat[i] >= 0)
-			v[m++] = r.lat[i];
-	qsort(v, m, sizeof(*v), cmp_i64);
-	printf("sent=%" PRIu64 " received=%" PRIu64 " duplicates=%" PRIu64 " late_max_us=%.1f", sent, m, r.dups,
-	       (double)late_max / 1000.0);
-	if (m)
-		printf(" p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", pct_us(v, m, 0.50),
-		       pct_us(v, m, 0.90), pct_us(v, m, 0.99), pct_us(v, m, 0.999), (double)v[m - 1] / 1000.0);
-	else
-		printf(" p50_us=- p90_us=- p99_us=- p999_us=- max_us=-\n");
-	if (r.other)
-		fprintf(stderr, "%s: note: the subscriber showed %" PRIu64 " lines that were not ours\n", prog, r.other);
+	uint64_t m = report(&r, sent, late_max);
 	if (!failed && m < n)
 		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " lines did not arrive within %g s after the last was sent\n",
 			prog, n - m, n, wait_s);
-	free(v);
 	free(line);
 	free(r.lat);
 	return failed || m < n ? 1 : 0;
