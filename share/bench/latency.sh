@@ -12,10 +12,12 @@
 #   2. end-to-end latency, as a pipe user sees it: a line written into the
 #      publisher's stdin until the subscriber writes it to its stdout
 #      (build/bench/latency, from tests/bench/latency.c), at 500 and at
-#      5000 lines/s: mq-pub | ... | mq-sub -o end with --fsync always and
-#      never, mosquitto_pub -l -q 1 and mosquitto_sub -q 1, and NATS
-#      JetStream (js_Publish, which waits for the ack, and a push consumer,
-#      in the program itself: NATS has no pipe client in Debian)
+#      5000 lines/s: cat into a FIFO and cat out of it (two pipe hops and
+#      their wake-ups, no broker: the floor); mq-pub | ... | mq-sub -o end
+#      with --fsync always and never; mosquitto_pub -l -q 1 and
+#      mosquitto_sub -q 1; and NATS JetStream (js_Publish, which waits for
+#      the ack, and a push consumer, in the program itself: NATS has no
+#      pipe client in Debian)
 #   3. how long until a refused connection is reported: mq-pub and
 #      mosquitto_pub against a port nothing listens on
 #   4. with MQ_BENCH_LAT_LOAD=1, part 2 again beside a process that keeps
@@ -164,6 +166,9 @@ e2e_table() { # mode
 	local mode=$1 rate t
 	printf '   %-7s %-30s %7s %7s %8s %8s %8s %8s %8s %8s\n' rate "publisher | subscriber" sent recv p50 p90 p99 p99.9 max late
 	for rate in "${rates[@]}"; do
+		rm -f "$tmp/fifo"
+		mkfifo "$tmp/fifo"
+		e2e "$mode" "$rate" cat "cat > fifo; cat fifo (the floor)" pipe "exec cat >$tmp/fifo" "exec cat $tmp/fifo"
 		for f in always never; do
 			t=lat$run_no
 			e2e "$mode" "$rate" "$f" "mq --fsync $f" pipe \
