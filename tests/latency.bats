@@ -29,6 +29,7 @@ field() {
 	[ "$(field sent)" -eq 100 ]
 	[ "$(field received)" -eq 100 ]
 	[ "$(field duplicates)" -eq 0 ]
+	[ "$(field sent_per_s)" -gt 0 ]
 	p50=$(field p50_us) p90=$(field p90_us) p99=$(field p99_us) p999=$(field p999_us) max=$(field max_us)
 	late=$(field late_max_us)
 	awk -v a="$p50" -v b="$p90" -v c="$p99" -v d="$p999" -v e="$max" -v l="$late" \

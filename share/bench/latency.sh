@@ -15,9 +15,10 @@
 #      5000 lines/s: cat into a FIFO and cat out of it (two pipe hops and
 #      their wake-ups, no broker: the floor); mq-pub | ... | mq-sub -o end
 #      with --fsync always and never; mosquitto_pub -l -q 1 and
-#      mosquitto_sub -q 1; and NATS JetStream (js_Publish, which waits for
-#      the ack, and a push consumer, in the program itself: NATS has no
-#      pipe client in Debian)
+#      mosquitto_sub -q 1; and NATS JetStream, a push consumer and either
+#      js_Publish, which waits for each ack before the next message, or
+#      js_PublishAsync with 32 acks awaited at once (mq-pub's window), in
+#      the program itself: NATS has no pipe client in Debian
 #   3. how long until a refused connection is reported: mq-pub and
 #      mosquitto_pub against a port nothing listens on
 #   4. with MQ_BENCH_LAT_LOAD=1, part 2 again beside a process that keeps
@@ -148,23 +149,23 @@ e2e() { # mode rate system label latency-args...
 	run_no=$((run_no + 1))
 	out=$("$lat" -r "$rate" -d "$secs" "$@" 2>"$tmp/lat.err") || true
 	cat "$tmp/lat.err" >&2
-	[ -n "$out" ] || { printf '   %-7s %-30s failed (see above)\n' "$rate/s" "$label"; return 0; }
+	[ -n "$out" ] || { printf '   %-7s %-32s failed (see above)\n' "$rate/s" "$label"; return 0; }
 	for kv in $out; do
 		k=${kv%%=*} v=${kv#*=}
 		case $k in
 		p50_us | p90_us | p99_us | p999_us | max_us | late_max_us)
 			[ "$v" = - ] || v=$(awk -v x="$v" 'BEGIN { printf "%.3f", x / 1000 }')
 			r[$mode.$rate.$sys.${k%_us}]=$v ;;
-		sent | received) r[$mode.$rate.$sys.$k]=$v ;;
+		sent | received | sent_per_s) r[$mode.$rate.$sys.$k]=$v ;;
 		esac
 	done
 	f=$mode.$rate.$sys
-	printf '   %-7s %-30s %7s %7s %8s %8s %8s %8s %8s %8s\n' "$rate/s" "$label" "${r[$f.sent]}" "${r[$f.received]}" \
-		"${r[$f.p50]}" "${r[$f.p90]}" "${r[$f.p99]}" "${r[$f.p999]}" "${r[$f.max]}" "${r[$f.late_max]}"
+	printf '   %-7s %-32s %6s %6s %6s %7s %7s %7s %7s %7s %8s\n' "$rate/s" "$label" "${r[$f.sent]}" "${r[$f.received]}" \
+		"${r[$f.sent_per_s]}" "${r[$f.p50]}" "${r[$f.p90]}" "${r[$f.p99]}" "${r[$f.p999]}" "${r[$f.max]}" "${r[$f.late_max]}"
 }
 e2e_table() { # mode
 	local mode=$1 rate t
-	printf '   %-7s %-30s %7s %7s %8s %8s %8s %8s %8s %8s\n' rate "publisher | subscriber" sent recv p50 p90 p99 p99.9 max late
+	printf '   %-7s %-32s %6s %6s %6s %7s %7s %7s %7s %7s %8s\n' rate "publisher | subscriber" sent recv kept/s p50 p90 p99 p99.9 max late
 	for rate in "${rates[@]}"; do
 		rm -f "$tmp/fifo"
 		mkfifo "$tmp/fifo"
@@ -179,13 +180,16 @@ e2e_table() { # mode
 			e2e "$mode" "$rate" mosq "mosquitto QoS 1" pipe \
 				"exec mosquitto_pub -h 127.0.0.1 -p $mport -q 1 -t $t -l" "exec mosquitto_sub -h 127.0.0.1 -p $mport -q 1 -t $t"
 		fi
-		[ -n "$have_nats" ] && e2e "$mode" "$rate" nats "NATS JetStream (js_Publish)" nats "nats://127.0.0.1:$nport"
+		if [ -n "$have_nats" ]; then
+			e2e "$mode" "$rate" nats "NATS JetStream, js_Publish" nats "nats://127.0.0.1:$nport"
+			e2e "$mode" "$rate" natsa "NATS JetStream, async 32 acks" -a 32 nats "nats://127.0.0.1:$nport"
+		fi
 	done
 	return 0
 }
 echo
 echo "2. end to end: a line into the publisher's stdin until the subscriber's stdout; ms; ${secs} s per row"
-echo "   (late: how far the sending program itself fell behind its schedule at worst)"
+echo "   (kept/s: the rate the sending program kept; late: how far it fell behind its schedule at worst)"
 e2e_table quiet
 
 # ---- 3. refused connection -----------------------------------------------------

@@ -4,16 +4,18 @@
  * input until the subscriber writes it to its standard output.
  *
  *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] pipe 'PUB CMD' 'SUB CMD'
- *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] nats URL
+ *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-a WINDOW] nats URL
  *
  * pipe: runs PUB CMD and SUB CMD (each with sh -c, in its own process
  * group) with a pipe into PUB's stdin and one from SUB's stdout, e.g.
  * 'mq-pub -t T' and 'mq-sub -t T -o end', or 'mosquitto_pub -l -q 1 -t T'
  * and 'mosquitto_sub -q 1 -t T'.  nats: publishes to NATS JetStream
- * itself, each message with js_Publish (which waits for the stream's
- * ack), and receives through a push consumer on the same connection; a
- * message is timed from before js_Publish until its receipt.  (Built only
- * where libnats-dev is installed.)
+ * itself, each message with js_Publish, which waits for the stream's ack
+ * (or with -a WINDOW, js_PublishAsync with up to WINDOW acks awaited at
+ * once, all of them before the end, as mq-pub and mosquitto_pub -q 1
+ * keep a window), and receives through a push consumer on the same
+ * connection; a message is timed from before its publish until its
+ * receipt.  (Built only where libnats-dev is installed.)
  *
  * First warm-up lines ("w N"), one every 20 ms, until the subscriber
  * shows one: so a subscriber that starts at the end of the log is
@@ -27,12 +29,13 @@
  * to -w SECONDS for the rest.
  *
  * Prints one line:
- *   sent=N received=N duplicates=N late_max_us=X p50_us=X p90_us=X p99_us=X p999_us=X max_us=X
+ *   sent=N received=N duplicates=N sent_per_s=X late_max_us=X p50_us=X p90_us=X p99_us=X p999_us=X max_us=X
  * (percentiles by nearest rank over the lines received; late_max_us is
- * how far the writer itself fell behind its schedule at worst: a line
- * counts from just before its write, so time the writer spent blocked
- * or descheduled before it -- a js_Publish waiting for its ack, a busy
- * CPU -- is not in the percentiles but shows there).  Exit
+ * how far the writer itself fell behind its schedule at worst, and
+ * sent_per_s the rate it kept: a line counts from just before its
+ * write, so time the writer spent blocked or descheduled before it -- a
+ * js_Publish waiting for its ack, a busy CPU -- is not in the
+ * percentiles but shows there).  Exit
  * status 0 when every line arrived, 1 otherwise (saying how many did
  * not), 2 for usage errors.
  */
@@ -170,8 +173,9 @@ struct transport {
 	const char *name;
 	/* Send one line of len bytes (its newline included). 0 or -1 (said why). */
 	int (*send)(transport_t *t, const char *line, size_t len);
-	/* End the publisher and the subscriber; after it nothing calls got_line. */
-	void (*stop)(transport_t *t);
+	/* End the publisher and the subscriber; after it nothing calls
+	 * got_line.  0, or -1 when the publisher failed (said why). */
+	int (*stop)(transport_t *t);
 	run_t *run;
 	/* pipe */
 	pid_t pub, sub;
@@ -183,6 +187,9 @@ struct transport {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *nsub;
+	int window;                 /* -a: acks awaited at once; 0: js_Publish */
+	pthread_mutex_t nack_mu;
+	uint64_t nacks;             /* async publishes that failed */
 #endif
 };
 
@@ -309,7 +316,7 @@ static int reap(pid_t pid, double secs, const char *cmd)
 
 static const char *pub_cmd, *sub_cmd;
 
-static void pipe_stop(transport_t *t)
+static int pipe_stop(transport_t *t)
 {
 	if (t->reader_on) {
 		if (write(t->stop_pipe[1], "x", 1) < 0)
@@ -318,11 +325,13 @@ static void pipe_stop(transport_t *t)
 	}
 	close(t->pub_fd); /* end of input: the publisher sends the rest and exits */
 	int st = reap(t->pub, t->wait_s, pub_cmd);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fprintf(stderr, "%s: note: '%s' ended with %s %d\n", prog, pub_cmd,
-			WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (!ok)
+		fprintf(stderr, "%s: '%s' ended with %s %d\n", prog, pub_cmd, WIFEXITED(st) ? "status" : "signal",
+			WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	reap(t->sub, 0, sub_cmd);
 	close(t->sub_fd);
+	return ok ? 0 : -1;
 }
 
 static void pipe_start(transport_t *t, run_t *r, double wait_s)
@@ -371,30 +380,61 @@ static void nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	natsMsg_Destroy(msg);
 }
 
+static void nats_on_nack(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+	transport_t *t = closure;
+	(void)js;
+	pthread_mutex_lock(&t->nack_mu);
+	if (!t->nacks++)
+		fprintf(stderr, "%s: NATS js_PublishAsync: %s (JetStream error %d)\n", prog,
+			pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+	pthread_mutex_unlock(&t->nack_mu);
+}
+
 static int nats_send(transport_t *t, const char *line, size_t len)
 {
 	jsPubAck *pa = NULL;
 	jsErrCode jerr = 0;
-	natsStatus s = js_Publish(&pa, t->js, NATS_SUBJECT, line, (int)len - 1, NULL, &jerr);
+	natsStatus s = t->window ? js_PublishAsync(t->js, NATS_SUBJECT, line, (int)len - 1, NULL)
+				 : js_Publish(&pa, t->js, NATS_SUBJECT, line, (int)len - 1, NULL, &jerr);
 	jsPubAck_Destroy(pa);
 	if (s != NATS_OK) {
-		fprintf(stderr, "%s: NATS js_Publish: %s (JetStream error %d)\n", prog, natsStatus_GetText(s), (int)jerr);
+		fprintf(stderr, "%s: NATS %s: %s (JetStream error %d)\n", prog, t->window ? "js_PublishAsync" : "js_Publish",
+			natsStatus_GetText(s), (int)jerr);
 		return -1;
 	}
 	return 0;
 }
 
-static void nats_stop(transport_t *t)
+static int nats_stop(transport_t *t)
 {
+	int rc = 0;
+	if (t->window) {
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		po.MaxWait = (int64_t)(t->wait_s * 1000);
+		natsStatus s = js_PublishAsyncComplete(t->js, &po);
+		if (s != NATS_OK) {
+			fprintf(stderr, "%s: NATS: not every publish was acknowledged within %g s: %s\n", prog, t->wait_s,
+				natsStatus_GetText(s));
+			rc = -1;
+		}
+	}
 	natsSubscription_Unsubscribe(t->nsub);
 	natsSubscription_Destroy(t->nsub);
 	js_DeleteStream(t->js, NATS_STREAM, NULL, NULL);
 	jsCtx_Destroy(t->js);
 	natsConnection_Destroy(t->nc);
 	nats_CloseAndWait(0); /* joins libnats's threads: no callback after this */
+	if (t->nacks) {
+		fprintf(stderr, "%s: NATS: %" PRIu64 " publishes failed\n", prog, t->nacks);
+		rc = -1;
+	}
+	pthread_mutex_destroy(&t->nack_mu);
+	return rc;
 }
 
-static void nats_start(transport_t *t, run_t *r, const char *url)
+static void nats_start(transport_t *t, run_t *r, const char *url, int window, double wait_s)
 {
 	natsStatus s;
 	jsErrCode jerr = 0;
@@ -402,9 +442,19 @@ static void nats_start(transport_t *t, run_t *r, const char *url)
 	t->run = r;
 	t->send = nats_send;
 	t->stop = nats_stop;
+	t->window = window;
+	t->wait_s = wait_s;
+	pthread_mutex_init(&t->nack_mu, NULL);
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	if (window) {
+		jo.PublishAsync.MaxPending = window;
+		jo.PublishAsync.ErrHandler = nats_on_nack;
+		jo.PublishAsync.ErrHandlerClosure = t;
+	}
 	if ((s = natsConnection_ConnectTo(&t->nc, url)) != NATS_OK)
 		nats_fail(url, s);
-	if ((s = natsConnection_JetStream(&t->js, t->nc, NULL)) != NATS_OK)
+	if ((s = natsConnection_JetStream(&t->js, t->nc, &jo)) != NATS_OK)
 		nats_fail("JetStream context", s);
 	js_DeleteStream(t->js, NATS_STREAM, NULL, NULL); /* a stream left by an earlier run */
 	jsStreamConfig cfg;
@@ -473,9 +523,10 @@ static int warm_up(transport_t *t, run_t *r, char *line, size_t size, double wai
 }
 
 /* The measured lines, each at its own deadline; then up to wait_s for the
- * last of them.  0, or -1 when a send failed (said why). */
+ * last of them.  0, or -1 when a send failed (said why).  *sent_per_s:
+ * the rate kept, counting the last line's period as the first's. */
 static int send_all(transport_t *t, run_t *r, char *line, size_t size, double rate, double wait_s, uint64_t *sent,
-		    int64_t *late_max)
+		    int64_t *late_max, double *sent_per_s)
 {
 	double period = 1e9 / rate;
 	int64_t t0 = mono_ns() + 1000000, last_sent = t0;
@@ -494,13 +545,14 @@ static int send_all(transport_t *t, run_t *r, char *line, size_t size, double ra
 			return -1;
 		(*sent)++;
 		last_sent = mono_ns();
+		*sent_per_s = (double)*sent * 1e9 / ((double)(last_sent - t0) + period);
 	}
 	wait_until(r, all_done, last_sent + (int64_t)(wait_s * 1e9));
 	return 0;
 }
 
 /* Print the result line; returns how many lines arrived. */
-static uint64_t report(const run_t *r, uint64_t sent, int64_t late_max)
+static uint64_t report(const run_t *r, uint64_t sent, double sent_per_s, int64_t late_max)
 {
 	int64_t *v = malloc((r->received ? r->received : 1) * sizeof(*v));
 	if (!v) {
@@ -512,8 +564,8 @@ static uint64_t report(const run_t *r, uint64_t sent, int64_t late_max)
 		if (r->lat[i] >= 0)
 			v[m++] = r->lat[i];
 	qsort(v, m, sizeof(*v), cmp_i64);
-	printf("sent=%" PRIu64 " received=%" PRIu64 " duplicates=%" PRIu64 " late_max_us=%.1f", sent, m, r->dups,
-	       (double)late_max / 1000.0);
+	printf("sent=%" PRIu64 " received=%" PRIu64 " duplicates=%" PRIu64 " sent_per_s=%.0f late_max_us=%.1f", sent, m,
+	       r->dups, sent_per_s, (double)late_max / 1000.0);
 	if (m)
 		printf(" p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", pct_us(v, m, 0.50),
 		       pct_us(v, m, 0.90), pct_us(v, m, 0.99), pct_us(v, m, 0.999), (double)v[m - 1] / 1000.0);
@@ -529,7 +581,7 @@ static int usage(FILE *f, int status)
 {
 	fprintf(f, "usage: %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] pipe 'PUB CMD' 'SUB CMD'\n", prog);
 #ifdef MQ_BENCH_NATS
-	fprintf(f, "       %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] nats URL\n", prog);
+	fprintf(f, "       %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-a WINDOW] nats URL\n", prog);
 #else
 	fprintf(f, "       (no nats URL: built without libnats-dev; make bench-deps, then make)\n");
 #endif
@@ -538,7 +590,9 @@ static int usage(FILE *f, int status)
 		"  -d SECONDS  how long to send them (default 10)\n"
 		"  -s BYTES    length of each line with its newline (default 100, at least %d)\n"
 		"  -w SECONDS  wait this long for the subscriber's first line, and for the\n"
-		"              last lines after sending (default 10)\n",
+		"              last lines after sending (default 10)\n"
+		"  -a WINDOW   nats: js_PublishAsync with up to WINDOW acks awaited at once\n"
+		"              (default: js_Publish, each ack awaited before the next line)\n",
 		MIN_SIZE);
 	return status;
 }
@@ -558,14 +612,15 @@ static int num_arg(const char *arg, char opt, double min, double *out)
 
 int main(int argc, char **argv)
 {
-	double rate = 500, secs = 10, size_d = 100, wait_s = 10;
+	double rate = 500, secs = 10, size_d = 100, wait_s = 10, window = 0;
 	int c;
-	while ((c = getopt(argc, argv, "+r:d:s:w:h")) != -1) {
+	while ((c = getopt(argc, argv, "+r:d:s:w:a:h")) != -1) {
 		switch (c) {
 		case 'r': if (num_arg(optarg, 'r', 0.001, &rate)) return 2; break;
 		case 'd': if (num_arg(optarg, 'd', 0.001, &secs)) return 2; break;
 		case 's': if (num_arg(optarg, 's', MIN_SIZE, &size_d)) return 2; break;
 		case 'w': if (num_arg(optarg, 'w', 0.001, &wait_s)) return 2; break;
+		case 'a': if (num_arg(optarg, 'a', 1, &window)) return 2; break;
 		case 'h': return usage(stdout, 0);
 		default: return usage(stderr, 2);
 		}
@@ -602,7 +657,7 @@ int main(int argc, char **argv)
 	}
 #ifdef MQ_BENCH_NATS
 	if (is_nats)
-		nats_start(&t, &r, argv[1]);
+		nats_start(&t, &r, argv[1], (int)window, wait_s);
 #endif
 
 	char *line = malloc(size);
@@ -612,10 +667,13 @@ int main(int argc, char **argv)
 	}
 	int64_t late_max = 0;
 	uint64_t sent = 0;
-	int failed = warm_up(&t, &r, line, size, wait_s) || send_all(&t, &r, line, size, rate, wait_s, &sent, &late_max);
-	t.stop(&t);
+	double sent_per_s = 0;
+	int failed = warm_up(&t, &r, line, size, wait_s) ||
+		     send_all(&t, &r, line, size, rate, wait_s, &sent, &late_max, &sent_per_s);
+	if (t.stop(&t))
+		failed = 1;
 	/* Every receiving thread has ended: r is ours alone. */
-	uint64_t m = report(&r, sent, late_max);
+	uint64_t m = report(&r, sent, sent_per_s, late_max);
 	if (!failed && m < n)
 		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " lines did not arrive within %g s after the last was sent\n",
 			prog, n - m, n, wait_s);
