@@ -71,6 +71,15 @@ field() {
 	[[ $stderr == *"ended before showing any line"* ]]
 }
 
+@test "latency: a publisher that fails fails the run, though every line arrived" {
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	run --separate-stderr latency -r 100 -d 0.2 -w 5 pipe "cat >'$BATS_TEST_TMPDIR/fifo'; exit 4" \
+		"exec cat '$BATS_TEST_TMPDIR/fifo'"
+	assert_failure 1
+	[ "$(field received)" -eq 20 ]
+	[[ $stderr == *"ended with status 4"* ]]
+}
+
 @test "latency: bad options are usage errors" {
 	run latency -r 0 pipe true true
 	assert_failure 2
