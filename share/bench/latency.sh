@@ -144,7 +144,7 @@ printf '   %-46s %8s ms%s\n' "mq-pub -t x -m hello (--fsync never)" "${one[never
 declare -A r
 run_no=0
 e2e() { # mode rate system label latency-args...
-	local mode=$1 rate=$2 sys=$3 label=$4 out k v f
+	local mode=$1 rate=$2 sys=$3 label=$4 out kv k v f
 	shift 4
 	run_no=$((run_no + 1))
 	out=$("$lat" -r "$rate" -d "$secs" "$@" 2>"$tmp/lat.err") || true
@@ -169,7 +169,7 @@ e2e_table() { # mode
 	for rate in "${rates[@]}"; do
 		rm -f "$tmp/fifo"
 		mkfifo "$tmp/fifo"
-		e2e "$mode" "$rate" cat "cat > fifo; cat fifo (the floor)" pipe "exec cat >$tmp/fifo" "exec cat $tmp/fifo"
+		e2e "$mode" "$rate" cat "cat > fifo; cat fifo (the floor)" pipe "exec cat >'$tmp/fifo'" "exec cat '$tmp/fifo'"
 		for f in always never; do
 			t=lat$run_no
 			e2e "$mode" "$rate" "$f" "mq --fsync $f" pipe \
