@@ -11,7 +11,9 @@
 #   make demo             share/demo.sh: a tour of the programs built so far
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
 #                         share/bench/broker.sh (bench-broker; peers from make bench-deps),
-#                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk)
+#                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk),
+#                         share/bench/exec.sh (bench-exec) and share/bench/latency.sh
+#                         (bench-latency: one-shot and end-to-end latency vs mosquitto, Redis, NATS)
 #   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
 #   make uninstall | clean | deps
 #
@@ -110,10 +112,10 @@ MAN1 = $(sort $(wildcard man/*.1))
 MAN5 = $(sort $(wildcard man/*.5))
 COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 
-BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
+BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb
 
-.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install uninstall clean FORCE
+.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
@@ -153,7 +155,22 @@ $(TESTS): $(OUT_TESTS)/%: $(OBJ)/tests/unit/%.o $(OUT_LIB) $(FLAGS_FILE)
 
 $(BENCHES): $(OUT_BENCH)/%: $(OBJ)/tests/bench/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(BENCH_LIBS) $(LDLIBS) -o $@
+
+# tests/bench/latency.c drives NATS JetStream too where libnats-dev is
+# installed (make bench-deps); without it, it measures pipes alone.  Its
+# own flags file rebuilds it when libnats comes or goes.
+NATS_CFLAGS = $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo -DMQ_BENCH_NATS $$($(PKG_CONFIG) --cflags libnats))
+NATS_LIBS = $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && $(PKG_CONFIG) --libs libnats)
+NATS_FLAGS_FILE = $(B)/flags-nats
+$(NATS_FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(NATS_CFLAGS) $(NATS_LIBS)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(OBJ)/tests/bench/latency.o: private EXTRA = $(NATS_CFLAGS)
+$(OBJ)/tests/bench/latency.o: $(NATS_FLAGS_FILE)
+$(OUT_BENCH)/latency: private BENCH_LIBS = $(NATS_LIBS)
+$(OUT_BENCH)/latency: $(NATS_FLAGS_FILE)
 
 $(OBJ)/tests/fuzz/%.o: private EXTRA = -Itests/fuzz
 
@@ -216,7 +233,7 @@ demo: deps
 bench-log: $(OUT_BENCH)/bench_log
 	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
 
-bench: bench-log bench-broker bench-filters bench-exec
+bench: bench-log bench-broker bench-filters bench-exec bench-latency
 
 # The broker against cat, Redis Streams and mosquitto (make bench-deps installs the peers).
 bench-broker: all
@@ -225,6 +242,13 @@ bench-broker: all
 # mq-sub --exec against xargs -P (MQ_BENCH_EXEC_LINES, default 5000).
 bench-exec: all
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" bash share/bench/exec.sh
+
+# One-shot publish against mosquitto_pub and redis-cli XADD; end-to-end latency
+# (build/bench/latency) against mosquitto QoS 1 and NATS JetStream at 500 and
+# 5000 msg/s (MQ_BENCH_LAT_SECONDS each, default 10; MQ_BENCH_LAT_LOAD=1 again
+# beside a busy core); how long a refused connection takes to report.
+bench-latency: all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" bash share/bench/latency.sh
 
 # The pipe filters against cat and awk (MQ_BENCH_FILTER_LINES, default 10000000).
 bench-filters: all

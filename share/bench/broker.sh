@@ -21,25 +21,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${MQ_BIN:-$root/bin}
 lines=${MQ_BENCH_LINES:-1000000}
 peer_lines=${MQ_BENCH_PEER_LINES:-200000}
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 
 for p in mq-serve mq-pub mq-sub; do
 	[ -x "$bin/$p" ] || { echo "bench: $bin/$p is not built (run make)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mq-bench.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-	"$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=share/bench/common.sh
+. "$root/share/bench/common.sh"
+bench_tmp mq-bench
 now() { date +%s.%N; }
 rate() { # count seconds
 	awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'
@@ -49,7 +38,7 @@ row() { # label count seconds
 }
 
 # The input: N lines of 100 bytes (99 characters and the newline).
-"$py" - "$tmp/in.txt" "$lines" <<'PY'
+"$bench_py" - "$tmp/in.txt" "$lines" <<'PY'
 import sys
 n = int(sys.argv[2])
 with open(sys.argv[1], "w") as f:
@@ -97,12 +86,7 @@ echo "mq-serve peak RSS: $((rss / 1024)) MiB"
 # Peers.
 redis_rate= mosq_rate=
 if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
-	rport=$(free_port)
-	mkdir -p "$tmp/redis"
-	redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes \
-		--appendfsync everysec --save '' --daemonize no >"$tmp/redis.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	start_redis
 	val=$(printf 'x%.0s' $(seq 100))
 	t0=$(now)
 	redis-benchmark -p "$rport" -P 64 -n "$lines" -q XADD bench '*' v "$val" >"$tmp/rb.txt" 2>&1
@@ -114,15 +98,7 @@ else
 	echo "redis: not installed (make bench-deps)"
 fi
 if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null; then
-	mport=$(free_port)
-	mkdir -p "$tmp/mosq"
-	# user: as root, mosquitto would otherwise switch to user mosquitto, which
-	# cannot write into $tmp (mode 0700) and so could not save its database.
-	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nuser %s\n' \
-		"$mport" "$tmp/mosq" "$(id -un)" >"$tmp/mosq.conf"
-	mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
-	pids+=($!)
-	sleep 0.3
+	start_mosquitto
 	head -n "$peer_lines" "$tmp/in.txt" >"$tmp/peer.txt"
 	t0=$(now)
 	mosquitto_pub -p "$mport" -h 127.0.0.1 -q 1 -t bench -l <"$tmp/peer.txt"
