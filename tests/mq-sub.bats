@@ -167,7 +167,7 @@ wait_unique() {
 	assert_output --partial "offset '@2026-02-30': time not understood"
 	run mq-pub -t o -w 1h30m -m x
 	assert_success
-	run mq-pub -t o -w 30m1h -m x
+	run mq-pub -t o --ttl 30m1h -m x
 	assert_failure 2
 	assert_output --partial "from the largest unit to the smallest"
 }
