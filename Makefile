@@ -111,7 +111,7 @@ MAN5 = $(sort $(wildcard man/*.5))
 COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
-DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb
+DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc
 
 .PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install uninstall clean FORCE
 .DEFAULT_GOAL := all
