@@ -262,7 +262,7 @@ MQ_VERSION = $(shell sed -n 's/^\#define MQ_VERSION "\(.*\)"/\1/p' lib/util.h)
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
 	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
-	-e 's|@VERSION@|$(MQ_VERSION)|g' -e 's|@REQUIRES@|$(PC_REQUIRES)|g'
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@VERSION@|$(MQ_VERSION)|g' -e 's|@REQUIRES@|$(PC_REQUIRES)|g'
 
 MAN_SECTIONS = $(sort $(subst .,,$(suffix $(MANS))))
 MANIFEST = $(DATADIR)/mq/install-manifest
