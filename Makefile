@@ -14,8 +14,12 @@
 #                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk),
 #                         share/bench/exec.sh (bench-exec) and share/bench/latency.sh
 #                         (bench-latency: one-shot and end-to-end latency vs mosquitto, Redis, NATS)
-#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
-#   make uninstall | clean | deps
+#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, libmq.a and its headers
+#                         (include/mq/), mq.pc, man pages, bash completions and
+#                         share/mq/mq-serve.service; the list of what it installed
+#                         goes to share/mq/install-manifest
+#   make uninstall [PREFIX=] [DESTDIR=]   removes what the manifest lists
+#   make clean | deps
 #
 # Sources are found by wildcard: a new lib/*.c joins lib/libmq.a, a new
 # cmd/mq-NAME.c becomes bin/mq-NAME, a new tests/unit/test_NAME.c becomes
@@ -39,10 +43,17 @@ FAULT ?= 0
 FUZZ ?= 0
 FUZZ_SECONDS ?= 60
 
-BINDIR_INST = $(DESTDIR)$(PREFIX)/bin
-MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
-MAN5DIR = $(DESTDIR)$(PREFIX)/share/man/man5
-COMPLDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INSTALL ?= install
+# Where make install puts things (under $(DESTDIR)); each may be given on
+# the command line, e.g. LIBDIR=/usr/lib/x86_64-linux-gnu.  Plain `=`, so
+# that a stray DATADIR in the environment does not move anything.
+BINDIR = $(PREFIX)/bin
+LIBDIR = $(PREFIX)/lib
+INCLUDEDIR = $(PREFIX)/include
+DATADIR = $(PREFIX)/share
+MANDIR = $(DATADIR)/man
+PKGCONFIGDIR = $(LIBDIR)/pkgconfig
+COMPLDIR = $(DATADIR)/bash-completion/completions
 
 # Every flag below is accepted by gcc >= 12 and clang >= 14.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -108,12 +119,11 @@ BENCHES = $(BENCH_SRC:tests/bench/%.c=$(OUT_BENCH)/%)
 OUT_FUZZ = $(B)/fuzz
 FUZZERS = $(FUZZ_SRC:tests/fuzz/%.c=$(OUT_FUZZ)/%)
 
-MAN1 = $(sort $(wildcard man/*.1))
-MAN5 = $(sort $(wildcard man/*.5))
+MANS = $(sort $(wildcard man/*.[1-8]))
 COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
-DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb
+DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc
 
 .PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install uninstall clean FORCE
 .DEFAULT_GOAL := all
@@ -262,18 +272,59 @@ endif
 
 # ---- installing ---------------------------------------------------------------
 
-install: all
-	install -d "$(BINDIR_INST)"
-	$(if $(PROGS),install -m 0755 $(PROGS) "$(BINDIR_INST)")
-	$(if $(MAN1),install -d "$(MAN1DIR)" && install -m 0644 $(MAN1) "$(MAN1DIR)")
-	$(if $(MAN5),install -d "$(MAN5DIR)" && install -m 0644 $(MAN5) "$(MAN5DIR)")
-	$(if $(COMPLETIONS),install -d "$(COMPLDIR)" && install -m 0644 $(COMPLETIONS) "$(COMPLDIR)")
+# The headers a program that links libmq needs: mq.h and everything it
+# includes (they include each other with quotes, so they work side by
+# side in include/mq/: #include <mq/client.h>).  tests/install.bats
+# compiles #include <mq/mq.h> against the installed copies only.
+PUBLIC_HEADERS = mq.h batch.h bucket.h cli.h client.h consumer.h crc32c.h hash.h layout.h \
+	log.h outq.h record.h seen.h store.h util.h wire.h
+# pkg-config names of what libmq.a needs (the same the build asks for).
+PC_REQUIRES = libzmq msgpack
+MQ_VERSION = $(shell sed -n 's/^\#define MQ_VERSION "\(.*\)"/\1/p' lib/util.h)
+# share/*.in with the paths filled in; the .pc keeps them relative to
+# ${prefix} where they lie under it.
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
+	-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@VERSION@|$(MQ_VERSION)|g' -e 's|@REQUIRES@|$(PC_REQUIRES)|g'
 
+MAN_SECTIONS = $(sort $(subst .,,$(suffix $(MANS))))
+MANIFEST = $(DATADIR)/mq/install-manifest
+INST_FILES = $(addprefix $(BINDIR)/,$(notdir $(PROGS))) \
+	$(LIBDIR)/libmq.a $(PKGCONFIGDIR)/mq.pc \
+	$(addprefix $(INCLUDEDIR)/mq/,$(PUBLIC_HEADERS)) \
+	$(foreach m,$(MANS),$(MANDIR)/man$(subst .,,$(suffix $m))/$(notdir $m)) \
+	$(addprefix $(COMPLDIR)/,$(notdir $(COMPLETIONS))) \
+	$(DATADIR)/mq/mq-serve.service $(MANIFEST)
+
+# Only what it installs is built (not the tests), so an up-to-date tree
+# installs without compiling.  The manifest keeps the files of an earlier
+# install too, so that uninstall also removes what a later tree no longer has.
+install: $(OUT_LIB) $(PROGS)
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
+		"$(DESTDIR)$(INCLUDEDIR)/mq" "$(DESTDIR)$(DATADIR)/mq"
+	$(if $(PROGS),$(INSTALL) -m 0755 $(PROGS) "$(DESTDIR)$(BINDIR)")
+	$(INSTALL) -m 0644 $(OUT_LIB) "$(DESTDIR)$(LIBDIR)/libmq.a"
+	$(INSTALL) -m 0644 $(addprefix lib/,$(PUBLIC_HEADERS)) "$(DESTDIR)$(INCLUDEDIR)/mq"
+	$(SUBST) share/mq.pc.in >"$(DESTDIR)$(PKGCONFIGDIR)/mq.pc" && chmod 0644 "$(DESTDIR)$(PKGCONFIGDIR)/mq.pc"
+	$(SUBST) share/mq-serve.service.in >"$(DESTDIR)$(DATADIR)/mq/mq-serve.service" && \
+		chmod 0644 "$(DESTDIR)$(DATADIR)/mq/mq-serve.service"
+	$(foreach s,$(MAN_SECTIONS),$(INSTALL) -d "$(DESTDIR)$(MANDIR)/man$s" && \
+		$(INSTALL) -m 0644 $(filter %.$s,$(MANS)) "$(DESTDIR)$(MANDIR)/man$s";)
+	$(if $(COMPLETIONS),$(INSTALL) -d "$(DESTDIR)$(COMPLDIR)" && $(INSTALL) -m 0644 $(COMPLETIONS) "$(DESTDIR)$(COMPLDIR)")
+	@{ cat "$(DESTDIR)$(MANIFEST)" 2>/dev/null || true; printf '%s\n' $(INST_FILES); } | sort -u >"$(DESTDIR)$(MANIFEST).tmp" && \
+		mv -f "$(DESTDIR)$(MANIFEST).tmp" "$(DESTDIR)$(MANIFEST)" && chmod 0644 "$(DESTDIR)$(MANIFEST)"
+
+# Removes every file the manifest lists (without one: what this tree
+# would install), then the directories that only mq uses, if empty.
 uninstall:
-	rm -f $(addprefix "$(BINDIR_INST)"/,$(notdir $(PROGS))) \
-		$(addprefix "$(MAN1DIR)"/,$(notdir $(MAN1))) \
-		$(addprefix "$(MAN5DIR)"/,$(notdir $(MAN5))) \
-		$(addprefix "$(COMPLDIR)"/,$(notdir $(COMPLETIONS)))
+	@m="$(DESTDIR)$(MANIFEST)"; \
+	if [ -f "$$m" ]; then files=$$(grep '^/' "$$m"); \
+	else echo "make uninstall: no $$m; removing what this tree installs" >&2; files='$(INST_FILES)'; fi; \
+	for f in $$files; do \
+		if [ -e "$(DESTDIR)$$f" ] || [ -L "$(DESTDIR)$$f" ]; then echo "rm -f $(DESTDIR)$$f"; rm -f "$(DESTDIR)$$f"; fi; \
+	done
+	@rmdir "$(DESTDIR)$(INCLUDEDIR)/mq" "$(DESTDIR)$(DATADIR)/mq" 2>/dev/null || true
 
 clean:
 	rm -rf bin build lib/libmq.a
