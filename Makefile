@@ -12,7 +12,8 @@
 #   make bench            build/bench/bench_log $(BENCH_ARGS) (bench-log), then
 #                         share/bench/broker.sh (bench-broker; peers from make bench-deps),
 #                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk)
-#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash completions
+#   make install [PREFIX=/usr/local] [DESTDIR=]   programs, man pages, bash/zsh/fish completions
+#   make install-completions [PREFIX=] [DESTDIR=]  the completions alone
 #   make uninstall | clean | deps
 #
 # Sources are found by wildcard: a new lib/*.c joins lib/libmq.a, a new
@@ -41,6 +42,9 @@ BINDIR_INST = $(DESTDIR)$(PREFIX)/bin
 MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
 MAN5DIR = $(DESTDIR)$(PREFIX)/share/man/man5
 COMPLDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPLDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPLDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+FISHFUNCDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_functions.d
 
 # Every flag below is accepted by gcc >= 12 and clang >= 14.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -108,12 +112,18 @@ FUZZERS = $(FUZZ_SRC:tests/fuzz/%.c=$(OUT_FUZZ)/%)
 
 MAN1 = $(sort $(wildcard man/*.1))
 MAN5 = $(sort $(wildcard man/*.5))
-COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
+# bash: completions/mq-*; zsh: completions/zsh/_*; fish: completions/fish/*.fish
+# and the helper functions they share in completions/fish/functions/.
+COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/mq-*)))
+ZSH_COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/zsh/_*)))
+FISH_COMPLETIONS = $(sort $(wildcard completions/fish/*.fish))
+FISH_FUNCTIONS = $(sort $(wildcard completions/fish/functions/*.fish))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients
-DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb
+DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb \
+	bash-completion zsh fish
 
-.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install uninstall clean FORCE
+.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
@@ -238,18 +248,28 @@ endif
 
 # ---- installing ---------------------------------------------------------------
 
-install: all
+install: all install-completions
 	install -d "$(BINDIR_INST)"
 	$(if $(PROGS),install -m 0755 $(PROGS) "$(BINDIR_INST)")
 	$(if $(MAN1),install -d "$(MAN1DIR)" && install -m 0644 $(MAN1) "$(MAN1DIR)")
 	$(if $(MAN5),install -d "$(MAN5DIR)" && install -m 0644 $(MAN5) "$(MAN5DIR)")
+
+# Where bash-completion, zsh and fish look under a PREFIX (tests/completions.bats
+# installs them into a temporary DESTDIR and completes from there).
+install-completions:
 	$(if $(COMPLETIONS),install -d "$(COMPLDIR)" && install -m 0644 $(COMPLETIONS) "$(COMPLDIR)")
+	$(if $(ZSH_COMPLETIONS),install -d "$(ZSHCOMPLDIR)" && install -m 0644 $(ZSH_COMPLETIONS) "$(ZSHCOMPLDIR)")
+	$(if $(FISH_COMPLETIONS),install -d "$(FISHCOMPLDIR)" && install -m 0644 $(FISH_COMPLETIONS) "$(FISHCOMPLDIR)")
+	$(if $(FISH_FUNCTIONS),install -d "$(FISHFUNCDIR)" && install -m 0644 $(FISH_FUNCTIONS) "$(FISHFUNCDIR)")
 
 uninstall:
 	rm -f $(addprefix "$(BINDIR_INST)"/,$(notdir $(PROGS))) \
 		$(addprefix "$(MAN1DIR)"/,$(notdir $(MAN1))) \
 		$(addprefix "$(MAN5DIR)"/,$(notdir $(MAN5))) \
-		$(addprefix "$(COMPLDIR)"/,$(notdir $(COMPLETIONS)))
+		$(addprefix "$(COMPLDIR)"/,$(notdir $(COMPLETIONS))) \
+		$(addprefix "$(ZSHCOMPLDIR)"/,$(notdir $(ZSH_COMPLETIONS))) \
+		$(addprefix "$(FISHCOMPLDIR)"/,$(notdir $(FISH_COMPLETIONS))) \
+		$(addprefix "$(FISHFUNCDIR)"/,$(notdir $(FISH_FUNCTIONS)))
 
 clean:
 	rm -rf bin build lib/libmq.a
