@@ -17,7 +17,8 @@ load helpers
 
 setup_file() {
 	export MQ_COMPL_DEST=$BATS_FILE_TMPDIR/dest
-	make -s -C "$MQ_ROOT" install-completions DESTDIR="$MQ_COMPL_DEST" PREFIX=/usr
+	# Not a sub-make of make check's: its jobserver is not ours to use.
+	MAKEFLAGS= MAKELEVEL= make -s -C "$MQ_ROOT" install-completions DESTDIR="$MQ_COMPL_DEST" PREFIX=/usr
 }
 
 # The candidates SHELL offers at the end of LINE, one per line.
