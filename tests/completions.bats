@@ -18,7 +18,7 @@ load helpers
 setup_file() {
 	export MQ_COMPL_DEST=$BATS_FILE_TMPDIR/dest
 	# Not a sub-make of make check's: its jobserver is not ours to use.
-	MAKEFLAGS= MAKELEVEL= make -s -C "$MQ_ROOT" install-completions DESTDIR="$MQ_COMPL_DEST" PREFIX=/usr
+	MAKEFLAGS='' MAKELEVEL='' make -s -C "$MQ_ROOT" install-completions DESTDIR="$MQ_COMPL_DEST" PREFIX=/usr
 }
 
 # The candidates SHELL offers at the end of LINE, one per line.
@@ -42,7 +42,7 @@ complete_in() { # shell line
 		;;
 	fish)
 		mkdir -p "$BATS_TEST_TMPDIR/home"
-		HOME=$BATS_TEST_TMPDIR/home XDG_CONFIG_HOME= XDG_DATA_HOME= XDG_DATA_DIRS=$share \
+		HOME=$BATS_TEST_TMPDIR/home XDG_CONFIG_HOME='' XDG_DATA_HOME='' XDG_DATA_DIRS=$share \
 			timeout 20 fish -c 'complete -C $argv[1]' "$line" | cut -f1
 		;;
 	esac
