@@ -15,9 +15,10 @@
 #                         share/bench/exec.sh (bench-exec) and share/bench/latency.sh
 #                         (bench-latency: one-shot and end-to-end latency vs mosquitto, Redis, NATS)
 #   make install [PREFIX=/usr/local] [DESTDIR=]   programs, libmq.a and its headers
-#                         (include/mq/), mq.pc, man pages, bash completions and
+#                         (include/mq/), mq.pc, man pages, bash/zsh/fish completions and
 #                         share/mq/mq-serve.service; the list of what it installed
 #                         goes to share/mq/install-manifest
+#   make install-completions [PREFIX=] [DESTDIR=]  the completions alone
 #   make uninstall [PREFIX=] [DESTDIR=]   removes what the manifest lists
 #   make clean | deps
 #
@@ -54,6 +55,9 @@ DATADIR = $(PREFIX)/share
 MANDIR = $(DATADIR)/man
 PKGCONFIGDIR = $(LIBDIR)/pkgconfig
 COMPLDIR = $(DATADIR)/bash-completion/completions
+ZSHCOMPLDIR = $(DATADIR)/zsh/site-functions
+FISHCOMPLDIR = $(DATADIR)/fish/vendor_completions.d
+FISHFUNCDIR = $(DATADIR)/fish/vendor_functions.d
 
 # Every flag below is accepted by gcc >= 12 and clang >= 14.
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -120,12 +124,18 @@ OUT_FUZZ = $(B)/fuzz
 FUZZERS = $(FUZZ_SRC:tests/fuzz/%.c=$(OUT_FUZZ)/%)
 
 MANS = $(sort $(wildcard man/*.[1-8]))
-COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/*)))
+# bash: completions/mq-*; zsh: completions/zsh/_*; fish: completions/fish/*.fish
+# and the helper functions they share in completions/fish/functions/.
+COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/mq-*)))
+ZSH_COMPLETIONS = $(sort $(filter-out %~ %.bak,$(wildcard completions/zsh/_*)))
+FISH_COMPLETIONS = $(sort $(wildcard completions/fish/*.fish))
+FISH_FUNCTIONS = $(sort $(wildcard completions/fish/functions/*.fish))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
-DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc
+DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc \
+	bash-completion zsh fish
 
-.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install uninstall clean FORCE
+.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
@@ -295,12 +305,15 @@ INST_FILES = $(addprefix $(BINDIR)/,$(notdir $(PROGS))) \
 	$(addprefix $(INCLUDEDIR)/mq/,$(PUBLIC_HEADERS)) \
 	$(foreach m,$(MANS),$(MANDIR)/man$(subst .,,$(suffix $m))/$(notdir $m)) \
 	$(addprefix $(COMPLDIR)/,$(notdir $(COMPLETIONS))) \
+	$(addprefix $(ZSHCOMPLDIR)/,$(notdir $(ZSH_COMPLETIONS))) \
+	$(addprefix $(FISHCOMPLDIR)/,$(notdir $(FISH_COMPLETIONS))) \
+	$(addprefix $(FISHFUNCDIR)/,$(notdir $(FISH_FUNCTIONS))) \
 	$(DATADIR)/mq/mq-serve.service $(MANIFEST)
 
 # Only what it installs is built (not the tests), so an up-to-date tree
 # installs without compiling.  The manifest keeps the files of an earlier
 # install too, so that uninstall also removes what a later tree no longer has.
-install: $(OUT_LIB) $(PROGS)
+install: $(OUT_LIB) $(PROGS) install-completions
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
 		"$(DESTDIR)$(INCLUDEDIR)/mq" "$(DESTDIR)$(DATADIR)/mq"
 	$(if $(PROGS),$(INSTALL) -m 0755 $(PROGS) "$(DESTDIR)$(BINDIR)")
@@ -311,9 +324,16 @@ install: $(OUT_LIB) $(PROGS)
 		chmod 0644 "$(DESTDIR)$(DATADIR)/mq/mq-serve.service"
 	$(foreach s,$(MAN_SECTIONS),$(INSTALL) -d "$(DESTDIR)$(MANDIR)/man$s" && \
 		$(INSTALL) -m 0644 $(filter %.$s,$(MANS)) "$(DESTDIR)$(MANDIR)/man$s";)
-	$(if $(COMPLETIONS),$(INSTALL) -d "$(DESTDIR)$(COMPLDIR)" && $(INSTALL) -m 0644 $(COMPLETIONS) "$(DESTDIR)$(COMPLDIR)")
 	@{ cat "$(DESTDIR)$(MANIFEST)" 2>/dev/null || true; printf '%s\n' $(INST_FILES); } | sort -u >"$(DESTDIR)$(MANIFEST).tmp" && \
 		mv -f "$(DESTDIR)$(MANIFEST).tmp" "$(DESTDIR)$(MANIFEST)" && chmod 0644 "$(DESTDIR)$(MANIFEST)"
+
+# Where bash-completion, zsh and fish look under a PREFIX (tests/completions.bats
+# installs them into a temporary DESTDIR and completes from there).
+install-completions:
+	$(if $(COMPLETIONS),$(INSTALL) -d "$(DESTDIR)$(COMPLDIR)" && $(INSTALL) -m 0644 $(COMPLETIONS) "$(DESTDIR)$(COMPLDIR)")
+	$(if $(ZSH_COMPLETIONS),$(INSTALL) -d "$(DESTDIR)$(ZSHCOMPLDIR)" && $(INSTALL) -m 0644 $(ZSH_COMPLETIONS) "$(DESTDIR)$(ZSHCOMPLDIR)")
+	$(if $(FISH_COMPLETIONS),$(INSTALL) -d "$(DESTDIR)$(FISHCOMPLDIR)" && $(INSTALL) -m 0644 $(FISH_COMPLETIONS) "$(DESTDIR)$(FISHCOMPLDIR)")
+	$(if $(FISH_FUNCTIONS),$(INSTALL) -d "$(DESTDIR)$(FISHFUNCDIR)" && $(INSTALL) -m 0644 $(FISH_FUNCTIONS) "$(DESTDIR)$(FISHFUNCDIR)")
 
 # Removes every file the manifest lists (without one: what this tree
 # would install), then the directories that only mq uses, if empty.

@@ -1,0 +1,15 @@
+# fish completion for mq-dedup
+complete -c mq-dedup -f
+complete -c mq-dedup -l by -x -a 'line\t"the whole record" key\t"the key" id\t"the message id" field:\t"field N, from 1"' -d 'identity of a record'
+complete -c mq-dedup -s d -l delimiter -x -d 'field:N splits at each DELIM'
+complete -c mq-dedup -l window -x -a '1000000 10m 1h 1d' -d 'remember the last N identities, or those seen within DURATION'
+complete -c mq-dedup -l state -r -F -d 'remember across restarts in FILE'
+complete -c mq-dedup -l reset-state -d 'start the state file afresh'
+complete -c mq-dedup -l invert -d 'print only the repeats'
+complete -c mq-dedup -s 0 -l null -d 'records end with NUL instead of newline'
+complete -c mq-dedup -s f -l format -x -a 'lines nul json msgpack' -d 'input and output format'
+complete -c mq-dedup -s K -l key-delim -x -d 'the key is the part before the first DELIM'
+complete -c mq-dedup -s v -l verbose -d 'passed and dropped counts on stderr at exit'
+complete -c mq-dedup -s q -l quiet -d 'no message for malformed records'
+complete -c mq-dedup -s h -l help -d 'show help'
+complete -c mq-dedup -s V -l version -d 'show the version'
