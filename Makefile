@@ -286,8 +286,8 @@ endif
 # includes (they include each other with quotes, so they work side by
 # side in include/mq/: #include <mq/client.h>).  tests/install.bats
 # compiles #include <mq/mq.h> against the installed copies only.
-PUBLIC_HEADERS = mq.h batch.h bucket.h cli.h client.h consumer.h crc32c.h hash.h layout.h \
-	log.h outq.h record.h seen.h store.h util.h wire.h
+PUBLIC_HEADERS = mq.h batch.h bucket.h cli.h client.h consumer.h crc32c.h hash.h json.h layout.h \
+	log.h outq.h record.h seen.h seqcheck.h store.h util.h wire.h
 # pkg-config names of what libmq.a needs (the same the build asks for).
 PC_REQUIRES = libzmq msgpack
 MQ_VERSION = $(shell sed -n 's/^\#define MQ_VERSION "\(.*\)"/\1/p' lib/util.h)

@@ -30,6 +30,7 @@
 #include "outq.h"
 #include "record.h"
 #include "seen.h"
+#include "seqcheck.h"
 #include "store.h"
 #include "util.h"
 #include "wire.h"

@@ -4,7 +4,8 @@
 # are not copied here); each runs in a sandbox that has what the examples
 # name: topics with data, groups, the files and the scripts (./bill,
 # ./work ...) a reader would have.  Only system paths are mapped into the
-# sandbox (/var/lib/mq, /etc/mq), mq-serve examples get a port and a
+# sandbox (/var/lib, /etc/mq, /srv), the host 'backup' is a second
+# broker, mq-serve examples get a port and a
 # default data directory of their own, and a crontab line is run
 # without its schedule.
 #
@@ -23,7 +24,6 @@ setup() {
 	cd "$HOME/work"
 	# Data the examples read.
 	for i in $(seq 1 30); do printf 'k%d order-%d\n' $((i % 5)) "$i"; done | mq-pub -t orders -K ' '
-	seq 1 20 | sed 's/^/job /' | mq-pub -t jobs
 	printf '{"topic":"jobs","value":"redo me","headers":{"mq.dlq.topic":"jobs"}}\n' | mq-pub -t jobs.dlq -f json
 	printf 'ERROR one\nINFO two\n' | mq-pub -t logs
 	printf 'app line\n' | mq-pub -t logs.app
@@ -35,19 +35,35 @@ setup() {
 	seq 1 1000 >big.log
 	printf 'alice GET /\nbob GET /x\n' >requests
 	printf 'http://a\nhttp://b\nhttp://a\n' >urls.txt
+	printf 'p1 10 EUR\np2 5 EUR\n' >payments.txt
 	printf '1,a,x\n2,b,x\n3,c,y\n' >log.csv
-	for s in bill handle work worker call-api job job.sh; do
+	for s in bill handle handle-job work worker call-api job job.sh ship index-order reload ledger; do
 		printf '#!/bin/sh\ncat >/dev/null\n' >"$s"
 		chmod +x "$s"
 	done
 	sqlite3 shop.db 'CREATE TABLE orders (id INTEGER PRIMARY KEY)'
 	export id=42
-	mkdir -p "$HOME/etc-mq" "$HOME/var-lib-mq"
+	mkdir -p "$HOME/etc-mq" "$HOME/var-lib-mq" "$HOME/var-lib/ledger" "$HOME/var-lib/prom" "$HOME/srv/archive"
+	# The host 'backup' of the examples: a second broker.
+	BACKUP_PORT=$(free_port)
+	mkdir -p "$HOME/backup"
+	mq-serve -d "$HOME/backup" -l "tcp://127.0.0.1:$BACKUP_PORT" 2>"$BATS_TEST_TMPDIR/backup.log" 3>&- &
+	BACKUP_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q "listening on" "$BATS_TEST_TMPDIR/backup.log" && break
+		sleep 0.05
+	done
+}
+
+teardown() {
+	[ -z "${BACKUP_PID:-}" ] || kill "$BACKUP_PID" 2>/dev/null || true
+	mq_teardown
 }
 
 # Does the example run until stopped (a follower, a broker, --watch)?
 follows() {
-	local c=$1 seg segs
+	local c=${1//$'\n'/|} seg segs
 	[[ $c == *"tail -F"* || $c == *--watch* || $c == *mq-serve* || $c == *--txn-checker* ]] && return 0
 	IFS='|' read -ra segs <<<"$c"
 	for seg in "${segs[@]}"; do
@@ -60,11 +76,12 @@ follows() {
 run_example() {
 	local code=$1 port2
 	code=${code//\/var\/lib\/mq/$HOME\/var-lib-mq}
+	code=${code//\/var\/lib\//$HOME\/var-lib\/}
 	code=${code//\/etc\/mq\//$HOME\/etc-mq\/}
-	# A crontab line: the command without its schedule.
-	if [[ $code =~ ^([^[:space:]]+[[:space:]]+){5}(mq-.*)$ ]]; then
-		code=${BASH_REMATCH[2]}
-	fi
+	code=${code//\/srv\//$HOME\/srv\/}
+	code=${code//backup:7733/127.0.0.1:$BACKUP_PORT}
+	# Crontab lines: the commands without their schedules.
+	code=$(sed -E 's/^([^[:space:]]+[[:space:]]+){5}(mq-)/\2/' <<<"$code")
 	if [[ $code == mq-serve* ]]; then
 		port2=$(free_port)
 		code="${code%&}"

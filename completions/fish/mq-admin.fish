@@ -74,6 +74,9 @@ complete -c mq-admin -n '__mq_admin_is group describe 0; or __mq_admin_is group 
 complete -c mq-admin -n '__mq_admin_is group describe; or __mq_admin_is group reset' -s t -l topic -x -a '(__mq_names topic)' -d 'the topic'
 complete -c mq-admin -n '__mq_admin_is group reset' -l to -x -a 'beginning end @-1h @-1d' -d 'where the offsets move: beginning, end, N, -N, @TIME'
 complete -c mq-admin -n '__mq_admin_is group reset' -l dry-run -d 'print what would change, change nothing'
+complete -c mq-admin -n '__mq_admin_is group reset' -l create -d 'make the group if it does not exist'
+complete -c mq-admin -n '__mq_admin_is topic list; or __mq_admin_is topic describe; or __mq_admin_is group list; or __mq_admin_is group describe; or __mq_admin_is ping; or __mq_admin_is stats' \
+    -s f -l format -x -a 'table json' -d 'a table (default) or one JSON document'
 
 complete -c mq-admin -n '__mq_admin_is verify "" 0; or __mq_admin_is dump "" 0' -x -a '(__fish_complete_directories)'
 complete -c mq-admin -n '__mq_admin_is dump' -l from -x -d 'start at this offset'

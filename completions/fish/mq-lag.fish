@@ -5,6 +5,8 @@ complete -c mq-lag -s t -l topic -x -a '(__mq_names topic)' -d 'only the partiti
 complete -c mq-lag -s f -l format -x -a 'table\t"for people (default)" json\t"one document" prom\t"Prometheus text format"' -d 'output format'
 complete -c mq-lag -l warn -x -d 'WARNING when the total lag of a group is N or more'
 complete -c mq-lag -l crit -x -d 'CRITICAL when the total lag of a group is N or more'
+complete -c mq-lag -l warn-age -x -a '1m 10m 1h' -d 'WARNING when the oldest unconsumed message is older than D'
+complete -c mq-lag -l crit-age -x -a '1m 10m 1h' -d 'CRITICAL when the oldest unconsumed message is older than D'
 complete -c mq-lag -l watch -x -a '1 2 5 10 500ms' -d 'report again every SECONDS or duration'
 complete -c mq-lag -s b -l broker -x -d 'broker endpoint'
 complete -c mq-lag -s w -l timeout -x -a '250ms 1s 10s 1m' -d 'give up after the broker is silent this long'
