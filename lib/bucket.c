@@ -17,6 +17,8 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "hash.h"
 #include "htab.h"
@@ -35,7 +37,7 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
 	return a;
 }
 
-#define RATE_HINT "use e.g. 100/s, 30/m, 1000/h or 2.5 (per second)"
+#define RATE_HINT "use e.g. 100/s, 30/m, 1000/h, 500/d, 2.5 (per second) or with --bytes 1MiB/s"
 
 int mq_rate_parse(const char *s, mq_rate_t *r, mq_err_t *err)
 {
@@ -59,8 +61,27 @@ int mq_rate_parse(const char *s, mq_rate_t *r, mq_err_t *err)
 			scale *= 10;
 		}
 	}
+	/* A size unit (with --bytes: 1KiB/s), then the period. */
+	static const struct { const char *unit; uint64_t mult; } sizes[] = {
+		{"k", 1ull << 10}, {"kib", 1ull << 10}, {"kb", 1000ull}, {"m", 1ull << 20}, {"mib", 1ull << 20},
+		{"mb", 1000000ull}, {"g", 1ull << 30}, {"gib", 1ull << 30}, {"gb", 1000000000ull},
+	};
+	size_t ul = strcspn(p, "/");
+	if (ul > 0 && ul <= 3) {
+		uint64_t mult = 0;
+		for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+			if (strlen(sizes[i].unit) == ul && !strncasecmp(p, sizes[i].unit, ul))
+				mult = sizes[i].mult;
+		if (mult && digits) {
+			if (n > UINT64_MAX / mult)
+				return mq_err_set(err, MQ_EINVAL, "rate '%.100s': too large (" RATE_HINT ")", s);
+			n *= mult;
+			p += ul;
+		}
+	}
 	static const struct { const char *unit; uint64_t ns; } units[] = {
 		{"", 1000000000ull}, {"/s", 1000000000ull}, {"/m", 60000000000ull}, {"/h", 3600000000000ull},
+		{"/d", 86400000000000ull},
 	};
 	uint64_t period = 0;
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)

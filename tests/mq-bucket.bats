@@ -322,3 +322,19 @@ now_s() {
 	assert_failure 1
 	assert_output --partial "not there within the timeout"
 }
+
+@test "-r takes sizes (1KiB/s with --bytes) and days (N/d)" {
+	head -c 4096 /dev/zero | tr '\0' 'x' | fold -w 63 >"$BATS_TEST_TMPDIR/in" # 66 lines: 65 of 64 bytes, a short last one
+	run mq-bucket --bytes -r 1KiB/s -B 64KiB <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	[ "${#lines[@]}" -eq 66 ]
+	run mq-bucket --bytes -r 2MB/d --drop -B 128 <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	run mq-bucket -r 100/d --drop -B 1 <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	[ "${#lines[@]}" -eq 1 ]
+	run mq-bucket -r 1KiBs
+	assert_failure 2
+	assert_output --partial "rate '1KiBs': not understood"
+}

@@ -38,8 +38,22 @@ static void test_rate_parse(void **state)
 	assert_int_equal(mq_rate_per_second(&r), 3000000000ull);
 	assert_int_equal(mq_rate_parse("1/h", &r, NULL), 0);
 	assert_int_equal(mq_rate_per_second(&r), 1);
-	const char *bad[] = {"0", "0/s", "0.0", "-5", "-5/s", "abc", "", "/s", "10/d", "10/S", "1.5.2", "10 /s",
-			     "99999999999999999999999", "0.0000000001"};
+	/* Days, and sizes for --bytes. */
+	assert_int_equal(mq_rate_parse("864/d", &r, NULL), 0);
+	assert_true(r.tokens == 1 && r.per_ns == 100 * S);
+	assert_int_equal(mq_rate_parse("1KiB/s", &r, NULL), 0);
+	assert_int_equal(mq_rate_per_second(&r), 1024);
+	assert_int_equal(mq_rate_parse("1kb/s", &r, NULL), 0);
+	assert_int_equal(mq_rate_per_second(&r), 1000);
+	assert_int_equal(mq_rate_parse("2MiB", &r, NULL), 0);
+	assert_int_equal(mq_rate_per_second(&r), 2u << 20);
+	assert_int_equal(mq_rate_parse("1.5K/s", &r, NULL), 0);
+	assert_int_equal(mq_rate_per_second(&r), 1536);
+	assert_int_equal(mq_rate_parse("3600K/h", &r, NULL), 0);
+	assert_int_equal(mq_rate_per_second(&r), 1024);
+	const char *bad[] = {"0", "0/s", "0.0", "-5", "-5/s", "abc", "", "/s", "10/w", "10/S", "1.5.2", "10 /s",
+			     "99999999999999999999999", "0.0000000001", "KiB/s", "1KiBs", "1T/s", "1 KiB/s", "1kibb/s",
+			     "99999999999999999999G/s"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(mq_rate_parse(bad[i], &r, &err), -MQ_EINVAL);
 		assert_non_null(strstr(err.msg, "rate '"));
