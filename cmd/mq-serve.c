@@ -73,7 +73,7 @@ enum {
 
 static int fail_usage(const char *opt, const mq_err_t *err)
 {
-	fprintf(stderr, "%s: %s: %s\n", prog, opt, err->msg);
+	fprintf(stderr, "%s: %s: %s (try 'mq-serve --help')\n", prog, opt, err->msg);
 	return 2;
 }
 
@@ -167,11 +167,12 @@ int main(int argc, char **argv)
 	uint64_t v;
 	int64_t ms;
 
-	while ((c = getopt_long(argc, argv, "d:l:vqhV", opts, &idx)) != -1) {
+	opterr = 0; /* our own messages, in the form of every mq program */
+	while ((c = getopt_long(argc, argv, ":d:l:vqhV", opts, &idx)) != -1) {
 		switch (c) {
 		case 'd':
 			if (strlen(optarg) >= sizeof(datadir)) {
-				fprintf(stderr, "%s: -d: path is %zu bytes long; at most %d\n", prog, strlen(optarg),
+				fprintf(stderr, "%s: -d: path is %zu bytes long; at most %d (try 'mq-serve --help')\n", prog, strlen(optarg),
 					MQ_DATA_DIR_MAX);
 				return 2;
 			}
@@ -179,7 +180,7 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			if (o.nlisten == MQ_LISTEN_MAX) {
-				fprintf(stderr, "%s: at most %d -l endpoints\n", prog, MQ_LISTEN_MAX);
+				fprintf(stderr, "%s: at most %d -l endpoints (try 'mq-serve --help')\n", prog, MQ_LISTEN_MAX);
 				return 2;
 			}
 			if (mq_endpoint_normalize(optarg, listen_ep[o.nlisten], sizeof listen_ep[0], &err))
@@ -191,7 +192,7 @@ int main(int argc, char **argv)
 			if (mq_parse_u64(optarg, &v, &err))
 				return fail_usage("--partitions", &err);
 			if (v < 1 || v > MQ_PARTITIONS_MAX) {
-				fprintf(stderr, "%s: --partitions %s: use 1 to %d\n", prog, optarg, MQ_PARTITIONS_MAX);
+				fprintf(stderr, "%s: --partitions %s: use 1 to %d (try 'mq-serve --help')\n", prog, optarg, MQ_PARTITIONS_MAX);
 				return 2;
 			}
 			o.partitions = (uint32_t)v;
@@ -205,7 +206,7 @@ int main(int argc, char **argv)
 				o.log.fsync = MQ_FSYNC_INTERVAL;
 				o.log.fsync_interval_ms = ms;
 			} else {
-				fprintf(stderr, "%s: --fsync '%s': use always, never or a duration such as 1s\n", prog,
+				fprintf(stderr, "%s: --fsync '%s': use always, never or a duration such as 1s (try 'mq-serve --help')\n", prog,
 					optarg);
 				return 2;
 			}
@@ -214,7 +215,7 @@ int main(int argc, char **argv)
 			if (mq_parse_size(optarg, &v, &err))
 				return fail_usage("--segment-bytes", &err);
 			if (v < 4096 || v > (1ull << 31)) {
-				fprintf(stderr, "%s: --segment-bytes %s: use 4KiB to 2GiB\n", prog, optarg);
+				fprintf(stderr, "%s: --segment-bytes %s: use 4KiB to 2GiB (try 'mq-serve --help')\n", prog, optarg);
 				return 2;
 			}
 			o.log.segment_bytes = v;
@@ -233,14 +234,14 @@ int main(int argc, char **argv)
 			if (mq_parse_size(optarg, &v, &err))
 				return fail_usage("--max-message-bytes", &err);
 			if (v < 1 || v > MQ_BATCH_MAX_BYTES / 2) {
-				fprintf(stderr, "%s: --max-message-bytes %s: use 1 to 32MiB\n", prog, optarg);
+				fprintf(stderr, "%s: --max-message-bytes %s: use 1 to 32MiB (try 'mq-serve --help')\n", prog, optarg);
 				return 2;
 			}
 			o.log.max_record_bytes = v;
 			break;
 		case OPT_DEDUP_WINDOW:
 			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 1) {
-				fprintf(stderr, "%s: --dedup-window '%s': use a duration of 1ms or more, such as 2m\n", prog,
+				fprintf(stderr, "%s: --dedup-window '%s': use a duration of 1ms or more, such as 2m (try 'mq-serve --help')\n", prog,
 					optarg);
 				return 2;
 			}
@@ -248,7 +249,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LAG_INTERVAL:
 			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
-				fprintf(stderr, "%s: --lag-interval '%s': use a duration of 10ms or more, such as 10s\n",
+				fprintf(stderr, "%s: --lag-interval '%s': use a duration of 10ms or more, such as 10s (try 'mq-serve --help')\n",
 					prog, optarg);
 				return 2;
 			}
@@ -256,7 +257,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DEDUP_IDS:
 			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > MQ_SEEN_MAX_COUNT) {
-				fprintf(stderr, "%s: --dedup-ids '%s': use a count from 1 to %llu\n", prog, optarg,
+				fprintf(stderr, "%s: --dedup-ids '%s': use a count from 1 to %llu (try 'mq-serve --help')\n", prog, optarg,
 					(unsigned long long)MQ_SEEN_MAX_COUNT);
 				return 2;
 			}
@@ -265,7 +266,7 @@ int main(int argc, char **argv)
 		case OPT_TXN_TIMEOUT:
 		case OPT_TXN_INTERVAL:
 			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
-				fprintf(stderr, "%s: --%s '%s': use a duration of 10ms or more, such as %s\n", prog,
+				fprintf(stderr, "%s: --%s '%s': use a duration of 10ms or more, such as %s (try 'mq-serve --help')\n", prog,
 					opts[idx].name, optarg, c == OPT_TXN_TIMEOUT ? "6s" : "1m");
 				return 2;
 			}
@@ -276,13 +277,13 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TXN_MAX_CHECKS:
 			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > 1000000) {
-				fprintf(stderr, "%s: --txn-max-checks '%s': use a count from 1 to 1000000\n", prog, optarg);
+				fprintf(stderr, "%s: --txn-max-checks '%s': use a count from 1 to 1000000 (try 'mq-serve --help')\n", prog, optarg);
 				return 2;
 			}
 			o.txn_max_checks = (uint32_t)v;
 			break;
 		case OPT_LATER:
-			fprintf(stderr, "%s: --%s is not available in this version of mq-serve\n", prog,
+			fprintf(stderr, "%s: --%s is not available in this version of mq-serve (try 'mq-serve --help')\n", prog,
 				opts[idx].name);
 			return 2;
 		case 'v':
@@ -297,8 +298,16 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("mq-serve %s\n", MQ_VERSION);
 			return 0;
+		case ':':
+			fprintf(stderr, "%s: option '%s' needs an argument (try 'mq-serve --help')\n", prog,
+				optopt > 0 && optopt < 128 && strchr("dl", optopt) ? (char[]){'-', (char)optopt, 0}
+										      : argv[optind - 1]);
+			return 2;
 		default:
-			fprintf(stderr, "%s: try 'mq-serve --help'\n", prog);
+			if (optopt)
+				fprintf(stderr, "%s: unknown option '-%c' (try 'mq-serve --help')\n", prog, optopt);
+			else
+				fprintf(stderr, "%s: unknown option '%s' (try 'mq-serve --help')\n", prog, argv[optind - 1]);
 			return 2;
 		}
 	}

@@ -14,3 +14,16 @@ load helpers
 	assert_output --partial "at most 3500"
 	[ ! -e "$BATS_TEST_TMPDIR/$(printf 'a%.0s' $(seq 1 200))" ]
 }
+
+@test "usage errors: one line each, ending like every mq program's, exit 2, nothing made" {
+	local args
+	for args in "--bogus" "-Z" "-l" "--fsync" "--fsync sometimes" "--partitions x" "--partitions 0" \
+		"--segment-bytes 1" "--dedup-window soon" "extra-arg"; do
+		# shellcheck disable=SC2086
+		run mq-serve -d "$BATS_TEST_TMPDIR/never" $args
+		assert_failure 2
+		[ "${#lines[@]}" -eq 1 ]
+		[[ ${lines[0]} == "mq-serve: "*"(try 'mq-serve --help')" ]]
+	done
+	[ ! -e "$BATS_TEST_TMPDIR/never" ]
+}
