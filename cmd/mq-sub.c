@@ -77,7 +77,7 @@ static void usage(FILE *fp)
 		"                           and not reached\n"
 		"  -0                       end each value with NUL instead of a newline\n"
 		"  -f, --format FMT         lines, nul, json or msgpack (envelopes)\n"
-		"  -F, --template FORMAT    printf-like: %%t %%p %%o %%k %%s %%T %%i %%h %%S, \\n \\t \\0 %%%%\n"
+		"  -F, --template FORMAT    printf-like: %%t %%p %%o %%k %%s %%T %%D %%i %%h %%S, \\n \\t \\0 %%%%\n"
 		"      --at-most-once       commit before output\n"
 		"      --exec CMD           run CMD (sh -c) once per message, value on stdin,\n"
 		"                           MQ_TOPIC MQ_PARTITION MQ_OFFSET MQ_KEY MQ_ID ... set;\n"

@@ -63,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -1427,7 +1428,7 @@ static int next_msgpack(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err)
 
 /* ==== writer ==== */
 
-enum { OP_LIT, OP_TOPIC, OP_PART, OP_OFF, OP_KEY, OP_VAL, OP_TS, OP_ID, OP_HDRS, OP_SIZE };
+enum { OP_LIT, OP_TOPIC, OP_PART, OP_OFF, OP_KEY, OP_VAL, OP_TS, OP_ID, OP_HDRS, OP_SIZE, OP_ISO };
 
 typedef struct tpl_op {
 	uint32_t kind;
@@ -1917,9 +1918,9 @@ static int put_msgpack(mq_writer_t *w, const env_t *e, mq_err_t *err)
 
 static int tpl_compile(mq_writer_t *w, const char *t, mq_err_t *err)
 {
-	static const char codes[] = "tpokTsihS";
+	static const char codes[] = "tpokTsihSD";
 	static const uint32_t kinds[] = {OP_TOPIC, OP_PART, OP_OFF, OP_KEY, OP_TS,
-					 OP_VAL,   OP_ID,   OP_HDRS, OP_SIZE};
+					 OP_VAL,   OP_ID,   OP_HDRS, OP_SIZE, OP_ISO};
 	size_t n = strlen(t), lit = 0;
 	w->ops = malloc((n + 1) * sizeof *w->ops);
 	w->lit = malloc(n + 1);
@@ -1945,7 +1946,7 @@ static int tpl_compile(mq_writer_t *w, const char *t, mq_err_t *err)
 			else if (c == '%')
 				return mq_err_set(err, MQ_EINVAL,
 						  "template: unknown code '%%%c' at position %zu (use %%t %%p %%o %%k "
-						  "%%s %%T %%i %%h %%S or %%%%)",
+						  "%%s %%T %%D %%i %%h %%S or %%%%)",
 						  x >= 0x20 && x < 0x7f ? x : '?', i);
 			else
 				return mq_err_set(err, MQ_EINVAL,
@@ -2005,6 +2006,17 @@ static int put_template(mq_writer_t *w, const env_t *e, mq_err_t *err)
 		case OP_TS:
 			rc = put_num(w, e->timestamp, err);
 			break;
+		case OP_ISO: {
+			/* ISO 8601 in UTC with milliseconds: 2026-11-24T10:00:00.250Z */
+			char iso[40];
+			int64_t ms = e->timestamp;
+			time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+			struct tm tm;
+			size_t n = gmtime_r(&secs, &tm) ? strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+			n += (size_t)snprintf(iso + n, sizeof iso - n, ".%03dZ", (int)(ms - (int64_t)secs * 1000));
+			rc = put_bytes(w, iso, n, err);
+			break;
+		}
 		case OP_ID:
 			if (e->id)
 				rc = put_bytes(w, e->id, e->id_len, err);

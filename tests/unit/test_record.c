@@ -1352,6 +1352,34 @@ static void test_template(void **state)
 	mq_buf_free(&file);
 }
 
+/* %D: the timestamp as ISO 8601 in UTC, milliseconds included. */
+static void test_template_iso(void **state)
+{
+	(void)state;
+	mq_buf_t file = {0};
+	int fd = tmp_fd(NULL, 0);
+	mq_writer_t *w = writer(fd, MQ_FMT_TEMPLATE, "%D|%T\\n", 0);
+	static const int64_t ts[] = {1700000000000, 1795514400250, 0, -1, 951782400999};
+	for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+		mq_rec_t r;
+		rec_init(&r);
+		r.value = (const uint8_t *)"v";
+		r.value_len = 1;
+		r.timestamp = ts[i];
+		put_rec(w, &r);
+	}
+	flush(w);
+	mq_writer_free(w);
+	slurp(fd, &file);
+	close(fd);
+	ASSERT_BUF(&file, "2023-11-14T22:13:20.000Z|1700000000000\n"
+			  "2026-11-24T10:00:00.250Z|1795514400250\n"
+			  "1970-01-01T00:00:00.000Z|0\n"
+			  "1969-12-31T23:59:59.999Z|-1\n"
+			  "2000-02-29T00:00:00.999Z|951782400999\n");
+	mq_buf_free(&file);
+}
+
 static void test_template_rejects(void **state)
 {
 	(void)state;
@@ -1611,6 +1639,7 @@ int main(void)
 		cmocka_unit_test(test_rec_delim),
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_template),
+		cmocka_unit_test(test_template_iso),
 		cmocka_unit_test(test_template_rejects),
 		cmocka_unit_test(test_passthrough),
 		cmocka_unit_test(test_writer_buffering),
