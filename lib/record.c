@@ -950,12 +950,41 @@ static int jheaders(jp_t *j, mq_rec_t *rec, int b64, const char *field)
 		if (jstring(j, &h->name, &h->name_len) < 0 || jexpect(j, ':') < 0)
 			return -1;
 		jws(j);
-		if (j->p == j->end || *j->p != '"')
-			return jfail(j, j->p, "%s: value of '%.*s' must be a string", field,
-				     (int)(h->name_len > 40 ? 40 : h->name_len), (const char *)h->name);
-		if (jbytes(j, &h->value, &h->value_len, b64, field) < 0)
-			return -1;
-		rec->nheaders++;
+		/* A name given several times is written as an array of its values. */
+		int many = j->p < j->end && *j->p == '[';
+		if (many) {
+			j->p++;
+			jws(j);
+		}
+		for (int first = 1;; first = 0) {
+			if (many && first && j->p < j->end && *j->p == ']')
+				break;
+			if (rec->nheaders == MQ_REC_MAX_HEADERS)
+				return jfail(j, j->p, "%s: more than %d headers", field, MQ_REC_MAX_HEADERS);
+			mq_header_t *v = &rec->headers[rec->nheaders];
+			if (v != h)
+				v->name = h->name, v->name_len = h->name_len;
+			if (j->p == j->end || *j->p != '"')
+				return jfail(j, j->p, "%s: value of '%.*s' must be a string%s", field,
+					     (int)(h->name_len > 40 ? 40 : h->name_len), (const char *)h->name,
+					     many ? "" : " or an array of strings");
+			if (jbytes(j, &v->value, &v->value_len, b64, field) < 0)
+				return -1;
+			rec->nheaders++;
+			if (!many)
+				break;
+			jws(j);
+			if (j->p < j->end && *j->p == ',') {
+				j->p++;
+				jws(j);
+				continue;
+			}
+			if (j->p == j->end || *j->p != ']')
+				return jfail(j, j->p, "%s: expected ',' or ']'", field);
+			break;
+		}
+		if (many)
+			j->p++;
 		jws(j);
 		if (j->p < j->end && *j->p == ',') {
 			j->p++;
@@ -1788,33 +1817,93 @@ static int put_json_int(mq_writer_t *w, const char *name, int64_t v, int null_if
 }
 
 /* "headers":{...} with the UTF-8 values, then "headers_b64":{...} with
- * the others, if any. */
+ * the others, if any.  A name that comes more than once (in one of the
+ * two) is written once, with an array of its values in order: JSON
+ * objects with a repeated key lose all but one in jq and most parsers. */
+static int hdr_value(mq_writer_t *w, const mq_header_t *h, int b64, mq_err_t *err)
+{
+	int rc = put_bytes(w, "\"", 1, err);
+	if (rc == 0)
+		rc = b64 ? put_b64(w, h->value, h->value_len, err) : put_json_body(w, h->value, h->value_len, err);
+	if (rc == 0)
+		rc = put_bytes(w, "\"", 1, err);
+	return rc;
+}
+
+static int same_name(const mq_header_t *a, const mq_header_t *b)
+{
+	return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+}
+
 static int put_json_headers(mq_writer_t *w, const env_t *e, mq_err_t *err)
 {
-	int rc = put_bytes(w, ",\"headers\":{", 12, err);
+	mq_header_t small[MQ_REC_MAX_HEADERS], *hs = small;
+	uint8_t cls_small[MQ_REC_MAX_HEADERS], *cls = cls_small;
+	uint32_t n = 0, cap = MQ_REC_MAX_HEADERS, i = 0;
+	const uint8_t *hp = e->hraw;
+	mq_header_t h;
+	int rc = 0;
+	while (rc == 0 && hdr_next(e, &i, &hp, &h)) {
+		if (n == cap) {
+			uint32_t nc = cap * 2;
+			mq_header_t *nh = malloc((size_t)nc * sizeof *nh);
+			uint8_t *ncl = malloc(nc);
+			if (!nh || !ncl) {
+				free(nh);
+				free(ncl);
+				rc = mq_err_set(err, MQ_ENOMEM, "writing headers: out of memory");
+				break;
+			}
+			memcpy(nh, hs, (size_t)n * sizeof *nh);
+			memcpy(ncl, cls, n);
+			if (hs != small) {
+				free(hs);
+				free(cls);
+			}
+			hs = nh;
+			cls = ncl;
+			cap = nc;
+		}
+		hs[n] = h;
+		cls[n] = !utf8_valid(h.value, h.value_len);
+		n++;
+	}
+	if (rc == 0)
+		rc = put_bytes(w, ",\"headers\":{", 12, err);
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
-		uint32_t i = 0, n = 0;
-		const uint8_t *hp = e->hraw;
-		mq_header_t h;
-		while (rc == 0 && hdr_next(e, &i, &hp, &h)) {
-			if (utf8_valid(h.value, h.value_len) == (pass == 1))
+		uint32_t written = 0;
+		for (uint32_t a = 0; a < n && rc == 0; a++) {
+			if (cls[a] != pass)
 				continue;
-			if (pass == 1 && n == 0)
+			uint32_t more = 0, b;
+			for (b = 0; b < a && !(cls[b] == pass && same_name(&hs[b], &hs[a])); b++)
+				;
+			if (b < a)
+				continue; /* written with the first of its name */
+			for (b = a + 1; b < n; b++)
+				more += cls[b] == pass && same_name(&hs[b], &hs[a]);
+			if (pass == 1 && written == 0)
 				rc = put_bytes(w, ",\"headers_b64\":{", 16, err);
-			if (rc == 0 && n++ > 0)
+			if (rc == 0 && written++ > 0)
 				rc = put_bytes(w, ",", 1, err);
 			if (rc == 0)
-				rc = put_json_lossy(w, h.name, h.name_len, err);
+				rc = put_json_lossy(w, hs[a].name, hs[a].name_len, err);
 			if (rc == 0)
-				rc = put_bytes(w, ":\"", 2, err);
+				rc = put_bytes(w, more ? ":[" : ":", more ? 2 : 1, err);
 			if (rc == 0)
-				rc = pass ? put_b64(w, h.value, h.value_len, err)
-					  : put_json_body(w, h.value, h.value_len, err);
-			if (rc == 0)
-				rc = put_bytes(w, "\"", 1, err);
+				rc = hdr_value(w, &hs[a], pass, err);
+			for (b = a + 1; more && b < n && rc == 0; b++)
+				if (cls[b] == pass && same_name(&hs[b], &hs[a]) && (rc = put_bytes(w, ",", 1, err)) == 0)
+					rc = hdr_value(w, &hs[b], pass, err);
+			if (rc == 0 && more)
+				rc = put_bytes(w, "]", 1, err);
 		}
-		if (rc == 0 && (pass == 0 || n > 0))
+		if (rc == 0 && (pass == 0 || written > 0))
 			rc = put_bytes(w, "}", 1, err);
+	}
+	if (hs != small) {
+		free(hs);
+		free(cls);
 	}
 	return rc;
 }

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mq_writer_t *w[3] = {NULL, NULL, NULL};
 	/* small buffers: every flush path is taken, and each run stays cheap */
 	mq_writer_opts_t wo[3] = {{.fmt = MQ_FMT_JSON, .buffer = 512}, {.fmt = MQ_FMT_MSGPACK, .buffer = 512},
-				  {.fmt = MQ_FMT_TEMPLATE, .template = "%t %p %o %k %s %T %i %h %S\\n", .buffer = 512}};
+				  {.fmt = MQ_FMT_TEMPLATE, .template = "%t %p %o %k %s %T %D %i %h %S\\n", .buffer = 512}};
 	mq_err_t err;
 	if (mq_reader_new(fd, &ro, &r, &err) == 0) {
 		for (int i = 0; i < 3; i++)

@@ -738,7 +738,7 @@ static void test_json_errors(void **state)
 		"record 45: invalid JSON envelope: expected a digit after '.' at byte 8",
 		"record 47: invalid JSON envelope: key: expected a string at byte 8",
 		"record 49: invalid JSON envelope: topic: contains a NUL character at byte 10",
-		"record 51: invalid JSON envelope: headers: value of 'a' must be a string at byte 17",
+		"record 51: invalid JSON envelope: headers: value of 'a' must be a string or an array of strings at byte 17",
 		"record 53: invalid JSON envelope: headers: expected an object of strings at byte 12",
 		"record 55: invalid JSON envelope: expected '{' at byte 1",
 		"record 57: invalid JSON envelope: unterminated string at byte 10",
@@ -1352,6 +1352,46 @@ static void test_template(void **state)
 	mq_buf_free(&file);
 }
 
+/* A header name given more than once: one key with an array of its
+ * values in JSON (jq keeps them all), read back as separate headers. */
+static void test_json_repeated_headers(void **state)
+{
+	(void)state;
+	mq_buf_t file = {0}, out = {0};
+	mq_rec_t r;
+	rec_init(&r);
+	r.value = (const uint8_t *)"v";
+	r.value_len = 1;
+	r.headers[0] = (mq_header_t){B("a"), B("1")};
+	r.headers[1] = (mq_header_t){B("b"), B("x")};
+	r.headers[2] = (mq_header_t){B("a"), B("2")};
+	r.headers[3] = (mq_header_t){B("bin"), (const uint8_t *)"\xff", 1};
+	r.headers[4] = (mq_header_t){B("bin"), (const uint8_t *)"\xfe", 1};
+	r.headers[5] = (mq_header_t){B("a"), B("")};
+	r.nheaders = 6;
+	int fd = tmp_fd(NULL, 0);
+	mq_writer_t *w = writer(fd, MQ_FMT_JSON, NULL, 0);
+	put_rec(w, &r);
+	flush(w);
+	mq_writer_free(w);
+	slurp(fd, &file);
+	close(fd);
+	ASSERT_BUF(&file, "{\"topic\":null,\"partition\":null,\"offset\":null,\"timestamp\":0,\"key\":null,\"value\":\"v\","
+			  "\"id\":null,\"headers\":{\"a\":[\"1\",\"2\",\"\"],\"b\":\"x\"},\"headers_b64\":{\"bin\":[\"/w==\",\"/g==\"]}}\n");
+	/* Read back: every value, as its own header, in order per name. */
+	read_all(file.p, file.len, MQ_FMT_JSON, NULL, 0, &out);
+	ASSERT_BUF(&out, "K- V1:v I- T- P-1 O-1 S0 H6 n1:a v1:1 n1:a v1:2 n1:a v0: n1:b v1:x n3:bin v1:\xff n3:bin v1:\xfe ;\n");
+	/* Arrays: empty, and not of strings. */
+	static const char in[] = "{\"headers\":{\"a\":[],\"b\":[\"1\"]}}\n{\"headers\":{\"a\":[1]}}\n"
+				 "{\"headers\":{\"a\":[\"1\" \"2\"]}}\n";
+	read_all(in, sizeof in - 1, MQ_FMT_JSON, NULL, 0, &out);
+	assert_non_null(strstr((const char *)out.p, "H1 n1:b v1:1 ;"));
+	assert_non_null(strstr((const char *)out.p, "value of 'a' must be a string"));
+	assert_non_null(strstr((const char *)out.p, "expected ',' or ']'"));
+	mq_buf_free(&file);
+	mq_buf_free(&out);
+}
+
 /* %D: the timestamp as ISO 8601 in UTC, milliseconds included. */
 static void test_template_iso(void **state)
 {
@@ -1640,6 +1680,7 @@ int main(void)
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_template_iso),
+		cmocka_unit_test(test_json_repeated_headers),
 		cmocka_unit_test(test_template_rejects),
 		cmocka_unit_test(test_passthrough),
 		cmocka_unit_test(test_writer_buffering),
