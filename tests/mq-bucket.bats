@@ -20,7 +20,7 @@ load helpers
 
 @test "a rate of 0, negative or unparsable, or none, exits 2 with a clear message" {
 	local r
-	for r in 0 0/s -5 -5/s abc 10/d 1.2.3 ""; do
+	for r in 0 0/s -5 -5/s abc 10/w 1KiBs 1.2.3 ""; do
 		run mq-bucket -r "$r" </dev/null
 		assert_failure 2
 		assert_output --partial "mq-bucket: rate '$r'"
@@ -41,7 +41,7 @@ load helpers
 
 @test "--shared and --take: bad rates, names, counts and combinations exit 2 before any broker is asked" {
 	local r
-	for r in 0 0/s -5 -5/s abc 10/d ""; do
+	for r in 0 0/s -5 -5/s abc 10/w ""; do
 		run mq-bucket --shared api -r "$r" </dev/null
 		assert_failure 2
 		assert_output --partial "mq-bucket: rate '$r'"
