@@ -1,6 +1,7 @@
 /* fuzz_reader.c -- records on standard input as mq-pub and the filters
  * read them: lines, NUL-separated, JSON and msgpack envelopes, with or
- * without a key delimiter; each record read is written back out as
+ * without a key delimiter, lines ending at a -D delimiter of one or
+ * several bytes; each record read is written back out as
  * JSON, msgpack and a -F template, as a filter would.  The first byte
  * picks the format and the delimiter, the rest is the input. */
 #include <fcntl.h>
@@ -22,6 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mq_reader_opts_t ro = {.fmt = fmts[data[0] & 3], .max_record = 1 << 16, .name = "fuzz"};
 	if ((data[0] & 4) && ro.fmt <= MQ_FMT_NUL)
 		ro.key_delim = (data[0] & 8) ? "::" : "\t";
+	/* lines: records end at a delimiter of one or several bytes (-D) */
+	if ((data[0] & 16) && ro.fmt == MQ_FMT_LINES) {
+		ro.rec_delim = (data[0] & 32) ? "<=>" : "|";
+		ro.rec_delim_len = (data[0] & 32) ? 3 : 1;
+	}
 	int fd = memfd_create("fuzz", MFD_CLOEXEC);
 	if (fd < 0)
 		return 0;
