@@ -306,14 +306,14 @@ int mq_reader_new(int fd, const mq_reader_opts_t *o, mq_reader_t **out, mq_err_t
 	if (o->key_delim && (o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK))
 		return mq_err_set(err, MQ_EINVAL,
 				  "key delimiter: only for lines and nul input (envelopes carry their key)");
+	if (o->rec_delim && (o->fmt != MQ_FMT_LINES || o->rec_delim_len == 0))
+		return mq_err_set(err, MQ_EINVAL, "record delimiter: %s",
+				  o->rec_delim_len ? "only for lines input" : "empty (give at least one byte)");
 	if (!(r = calloc(1, sizeof *r)))
 		goto nomem;
 	r->fd = fd;
 	r->fmt = o->fmt;
 	r->term = o->fmt == MQ_FMT_NUL ? '\0' : '\n';
-	if (o->rec_delim && (o->fmt != MQ_FMT_LINES || o->rec_delim_len == 0))
-		return mq_err_set(err, MQ_EINVAL, "record delimiter: %s",
-				  o->rec_delim_len ? "only for lines input" : "empty (give at least one byte)");
 	r->max_record = o->max_record ? o->max_record : MAX_RECORD_DEFAULT;
 	if (r->max_record > (size_t)PTRDIFF_MAX / 4)
 		r->max_record = (size_t)PTRDIFF_MAX / 4; /* scratch is twice a line */
