@@ -782,6 +782,11 @@ static void test_producer_resends_in_order(void **state)
 	snprintf(r.back, sizeof(r.back), "%s", f->ep);
 	pthread_t th;
 	pthread_create(&th, NULL, relay_run, &r);
+	/* A refused connection fails at once: let the relay bind first. */
+	char sock[600];
+	snprintf(sock, sizeof(sock), "%s/relay", f->dir);
+	for (int i = 0; i < 5000 && access(sock, F_OK) != 0; i++)
+		usleep(1000);
 	mq_client_opts_t co = {.endpoint = r.front, .timeout_ms = 5000, .name = "test"};
 	mq_client_t *c;
 	mq_producer_t *p;
