@@ -181,7 +181,8 @@ while True:
 	kill "$pid" 2>/dev/null || true # the producer then dies of EPIPE on its next write
 	wait "$pid" 2>/dev/null || true
 	echo "produced $produced, passed $passed" >&2
-	[ "$passed" -ge 20 ] && [ "$passed" -le 40 ]
+	[ "$passed" -ge 20 ]
+	[ "$passed" -le 40 ]
 	# ahead by at most the pipe (64 KiB) and mq-bucket's one read of it
 	[ $((produced - passed)) -le $((2 * 65536 / 100 + 10)) ]
 }

@@ -233,7 +233,8 @@ status 0"
 	pa=$(awk -v n=$((n - 4000)) '$2 > n { print $1 }' "$BATS_TEST_TMPDIR/a" | sort -u | tr '\n' ' ')
 	pb=$(awk -v n=$((n - 4000)) '$2 > n { print $1 }' "$BATS_TEST_TMPDIR/b" | sort -u | tr '\n' ' ')
 	echo "a: $pa b: $pb"
-	[ -n "$pa" ] && [ -n "$pb" ]
+	[ -n "$pa" ]
+	[ -n "$pb" ]
 	[ "$(echo $pa $pb | tr ' ' '\n' | sort | uniq -d)" = "" ]
 	kill -9 "$a"
 	wait "$a" || true

@@ -61,7 +61,8 @@ envelopes() {
 	cat "$first" "$rest" | cut -d' ' -f1 >"$BATS_TEST_TMPDIR/got"
 	local k
 	k=$(awk '$1 != NR { print NR - 1; exit }' "$BATS_TEST_TMPDIR/got")
-	[ -n "$k" ] && [ "$k" -gt 0 ]
+	[ -n "$k" ]
+	[ "$k" -gt 0 ]
 	[ "$(sed -n "$((k + 1))p" "$BATS_TEST_TMPDIR/got")" -eq "$start" ]
 	diff <(tail -n +"$((k + 1))" "$BATS_TEST_TMPDIR/got") <(seq "$start" 40000)
 	# Sequence numbers count from 0: line N is sequence N-1, offset N-1.

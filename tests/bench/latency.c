@@ -3,8 +3,8 @@
  * pipe user sees it: from a line written into the publisher's standard
  * input until the subscriber writes it to its standard output.
  *
- *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] pipe 'PUB CMD' 'SUB CMD'
- *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-a WINDOW] nats URL
+ *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-W SECONDS] pipe 'PUB CMD' 'SUB CMD'
+ *   latency [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-W SECONDS] [-a WINDOW] nats URL
  *
  * pipe: runs PUB CMD and SUB CMD (each with sh -c, in its own process
  * group) with a pipe into PUB's stdin and one from SUB's stdout, e.g.
@@ -26,7 +26,10 @@
  * its write, padded to BYTES with the newline.  The subscriber's output
  * is read as it comes; a line's latency is the time after the read(2)
  * that returned it minus its send time.  After the last line it waits up
- * to -w SECONDS for the rest.
+ * to -w SECONDS for the rest.  -W SECONDS (default: as -w) bounds the two
+ * waits that are not measured: for the subscriber's first line, and for
+ * the publisher to exit once its input ended; a loaded machine may need
+ * more for those than a run is willing to wait for late lines.
  *
  * Prints one line:
  *   sent=N received=N duplicates=N sent_per_s=X late_max_us=X p50_us=X p90_us=X p99_us=X p999_us=X max_us=X
@@ -183,6 +186,7 @@ struct transport {
 	pthread_t reader;
 	int reader_on;
 	double wait_s;
+	double start_s; /* -W: the publisher's grace to exit after its input ended */
 #ifdef MQ_BENCH_NATS
 	natsConnection *nc;
 	jsCtx *js;
@@ -324,7 +328,7 @@ static int pipe_stop(transport_t *t)
 		pthread_join(t->reader, NULL);
 	}
 	close(t->pub_fd); /* end of input: the publisher sends the rest and exits */
-	int st = reap(t->pub, t->wait_s, pub_cmd);
+	int st = reap(t->pub, t->start_s, pub_cmd);
 	int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	if (!ok)
 		fprintf(stderr, "%s: '%s' ended with %s %d\n", prog, pub_cmd, WIFEXITED(st) ? "status" : "signal",
@@ -334,7 +338,7 @@ static int pipe_stop(transport_t *t)
 	return ok ? 0 : -1;
 }
 
-static void pipe_start(transport_t *t, run_t *r, double wait_s)
+static void pipe_start(transport_t *t, run_t *r, double wait_s, double start_s)
 {
 	int in[2], out[2];
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(t->stop_pipe, O_CLOEXEC)) {
@@ -344,6 +348,7 @@ static void pipe_start(transport_t *t, run_t *r, double wait_s)
 	t->name = "pipe";
 	t->run = r;
 	t->wait_s = wait_s;
+	t->start_s = start_s;
 	t->send = pipe_send;
 	t->stop = pipe_stop;
 	t->sub = spawn(sub_cmd, -1, out[1]);
@@ -434,7 +439,7 @@ static int nats_stop(transport_t *t)
 	return rc;
 }
 
-static void nats_start(transport_t *t, run_t *r, const char *url, int window, double wait_s)
+static void nats_start(transport_t *t, run_t *r, const char *url, int window, double wait_s, double start_s)
 {
 	natsStatus s;
 	jsErrCode jerr = 0;
@@ -444,6 +449,7 @@ static void nats_start(transport_t *t, run_t *r, const char *url, int window, do
 	t->stop = nats_stop;
 	t->window = window;
 	t->wait_s = wait_s;
+	t->start_s = start_s;
 	pthread_mutex_init(&t->nack_mu, NULL);
 	jsOptions jo;
 	jsOptions_Init(&jo);
@@ -579,9 +585,9 @@ static uint64_t report(const run_t *r, uint64_t sent, double sent_per_s, int64_t
 
 static int usage(FILE *f, int status)
 {
-	fprintf(f, "usage: %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] pipe 'PUB CMD' 'SUB CMD'\n", prog);
+	fprintf(f, "usage: %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-W SECONDS] pipe 'PUB CMD' 'SUB CMD'\n", prog);
 #ifdef MQ_BENCH_NATS
-	fprintf(f, "       %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-a WINDOW] nats URL\n", prog);
+	fprintf(f, "       %s [-r RATE] [-d SECONDS] [-s BYTES] [-w SECONDS] [-W SECONDS] [-a WINDOW] nats URL\n", prog);
 #else
 	fprintf(f, "       (no nats URL: built without libnats-dev; make bench-deps, then make)\n");
 #endif
@@ -589,8 +595,9 @@ static int usage(FILE *f, int status)
 		"  -r RATE     lines per second (default 500)\n"
 		"  -d SECONDS  how long to send them (default 10)\n"
 		"  -s BYTES    length of each line with its newline (default 100, at least %d)\n"
-		"  -w SECONDS  wait this long for the subscriber's first line, and for the\n"
-		"              last lines after sending (default 10)\n"
+		"  -w SECONDS  wait this long for the last lines after sending (default 10)\n"
+		"  -W SECONDS  wait this long for the subscriber's first line, and for the\n"
+		"              publisher to exit after its input ended (default: as -w)\n"
 		"  -a WINDOW   nats: js_PublishAsync with up to WINDOW acks awaited at once\n"
 		"              (default: js_Publish, each ack awaited before the next line)\n",
 		MIN_SIZE);
@@ -612,19 +619,22 @@ static int num_arg(const char *arg, char opt, double min, double *out)
 
 int main(int argc, char **argv)
 {
-	double rate = 500, secs = 10, size_d = 100, wait_s = 10, window = 0;
+	double rate = 500, secs = 10, size_d = 100, wait_s = 10, start_s = -1, window = 0;
 	int c;
-	while ((c = getopt(argc, argv, "+r:d:s:w:a:h")) != -1) {
+	while ((c = getopt(argc, argv, "+r:d:s:w:W:a:h")) != -1) {
 		switch (c) {
 		case 'r': if (num_arg(optarg, 'r', 0.001, &rate)) return 2; break;
 		case 'd': if (num_arg(optarg, 'd', 0.001, &secs)) return 2; break;
 		case 's': if (num_arg(optarg, 's', MIN_SIZE, &size_d)) return 2; break;
 		case 'w': if (num_arg(optarg, 'w', 0.001, &wait_s)) return 2; break;
+		case 'W': if (num_arg(optarg, 'W', 0.001, &start_s)) return 2; break;
 		case 'a': if (num_arg(optarg, 'a', 1, &window)) return 2; break;
 		case 'h': return usage(stdout, 0);
 		default: return usage(stderr, 2);
 		}
 	}
+	if (start_s < 0)
+		start_s = wait_s;
 	argc -= optind;
 	argv += optind;
 	int is_pipe = argc == 3 && !strcmp(argv[0], "pipe");
@@ -653,11 +663,11 @@ int main(int argc, char **argv)
 	if (is_pipe) {
 		pub_cmd = argv[1];
 		sub_cmd = argv[2];
-		pipe_start(&t, &r, wait_s);
+		pipe_start(&t, &r, wait_s, start_s);
 	}
 #ifdef MQ_BENCH_NATS
 	if (is_nats)
-		nats_start(&t, &r, argv[1], (int)window, wait_s);
+		nats_start(&t, &r, argv[1], (int)window, wait_s, start_s);
 #endif
 
 	char *line = malloc(size);
@@ -668,7 +678,7 @@ int main(int argc, char **argv)
 	int64_t late_max = 0;
 	uint64_t sent = 0;
 	double sent_per_s = 0;
-	int failed = warm_up(&t, &r, line, size, wait_s) ||
+	int failed = warm_up(&t, &r, line, size, start_s) ||
 		     send_all(&t, &r, line, size, rate, wait_s, &sent, &late_max, &sent_per_s);
 	if (t.stop(&t))
 		failed = 1;
