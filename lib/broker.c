@@ -1803,6 +1803,7 @@ static int do_stats(mq_broker_t *b, req_t *r, mq_err_t *err)
 		{"batches_in", (int64_t)b->st.batches_in},
 		{"bytes_in", (int64_t)b->st.bytes_in},
 		{"duplicate_batches", (int64_t)b->st.dup_batches},
+		{"partition_syncs", (int64_t)mq_store_syncs(b->store)},
 		{"duplicate_ids", (int64_t)b->st.dup_ids},
 		{"messages_out", (int64_t)b->st.msgs_out},
 		{"bytes_out", (int64_t)b->st.bytes_out},

@@ -81,6 +81,7 @@ struct mq_store {
 	unsigned long deletions; /* makes .deleting~ names unique */
 	struct held *held;       /* max_open slots */
 	int max_open, nheld, mru, lru, free_slot;
+	uint64_t syncs; /* partition syncs made by mq_store_commit */
 };
 
 /* ---- small helpers ---- */
@@ -1249,12 +1250,20 @@ int mq_store_commit(mq_store_t *st, int64_t now_mono_ms, mq_err_t *err)
 		for (p = 0; p < t->nlogs; p++) {
 			if (!t->logs[p])
 				continue;
+			int was_dirty = mq_log_dirty(t->logs[p]);
 			rc = mq_log_commit(t->logs[p], now_mono_ms, first ? &scratch : err);
 			if (rc < 0 && !first)
 				first = rc;
+			if (rc == 0 && was_dirty && !mq_log_dirty(t->logs[p]))
+				st->syncs++;
 		}
 	}
 	return first;
+}
+
+uint64_t mq_store_syncs(const mq_store_t *st)
+{
+	return st->syncs;
 }
 
 int mq_store_retain(mq_store_t *st, int64_t now_ms, mq_err_t *err)

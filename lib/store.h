@@ -95,6 +95,9 @@ int mq_store_max_open(const mq_store_t *st);
  * segments deleted.  Both go on past a failing log and return the first
  * error. */
 int mq_store_commit(mq_store_t *st, int64_t now_mono_ms, mq_err_t *err);
+/* How many partition syncs mq_store_commit made so far: with group
+ * commit, one per partition and turn however many batches it took. */
+uint64_t mq_store_syncs(const mq_store_t *st);
 int mq_store_retain(mq_store_t *st, int64_t now_ms, mq_err_t *err);
 
 /* Path of the data directory (as given). */

@@ -213,6 +213,26 @@ make_partition() {
 	[ "$(awk 'NF != 2' <<<"$output" | wc -l)" -eq 0 ]
 }
 
+@test "stats counts partition syncs: one per written partition and turn under --fsync always, none under never" {
+	start_broker --fsync always
+	mq-admin topic create one --partitions 1
+	syncs() { mq-admin stats | awk '$1 == "partition_syncs" { print $2 }'; }
+	[ "$(syncs)" -eq 0 ]
+	# Each one-shot publish is a turn of its own: one sync each.
+	for i in 1 2 3; do mq-pub -t one -m "m$i"; done
+	[ "$(syncs)" -eq 3 ]
+	# 20,000 lines in batches: far fewer syncs than messages, at least one.
+	seq 1 20000 | mq-pub -t one
+	local n
+	n=$(syncs)
+	[ "$n" -gt 3 ]
+	[ "$n" -lt 2000 ]
+	stop_broker
+	start_broker --fsync never
+	seq 1 100 | mq-pub -t one
+	[ "$(syncs)" -eq 0 ]
+}
+
 @test "topic create, list and describe" {
 	start_broker
 	run mq-admin topic list

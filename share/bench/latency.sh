@@ -23,6 +23,10 @@
 #      mosquitto_pub against a port nothing listens on
 #   4. with MQ_BENCH_LAT_LOAD=1, part 2 again beside a process that keeps
 #      one core busy
+#   5. group commit under many small producers: 32 shell loops at once,
+#      each running mq-pub -m one message at a time, against --fsync
+#      always and never: messages per second, and how many messages one
+#      partition sync carried (mq-admin stats: partition_syncs)
 # and then the targets next to what was measured.
 #
 # Every server runs on loopback, on a free port, with its data in a
@@ -34,7 +38,8 @@
 # Environment: MQ_BIN (programs), MQ_BENCH_DIR (build/bench),
 # MQ_BENCH_LAT_SECONDS (each end-to-end run, default 10),
 # MQ_BENCH_ONESHOT_CALLS (default 200), MQ_BENCH_REFUSED_RUNS (default 3),
-# MQ_BENCH_LAT_LOAD (1: part 4).
+# MQ_BENCH_LAT_LOAD (1: part 4), MQ_BENCH_LOOPS (part 5, default 32),
+# MQ_BENCH_LOOP_CALLS (calls per loop, default 20).
 
 set -euo pipefail
 
@@ -45,6 +50,8 @@ secs=${MQ_BENCH_LAT_SECONDS:-10}
 calls=${MQ_BENCH_ONESHOT_CALLS:-200}
 refused_runs=${MQ_BENCH_REFUSED_RUNS:-3}
 load=${MQ_BENCH_LAT_LOAD:-0}
+loops=${MQ_BENCH_LOOPS:-32}
+loop_calls=${MQ_BENCH_LOOP_CALLS:-20}
 rates=(500 5000)
 
 whole() { # name value
@@ -57,7 +64,9 @@ case $secs in
 esac
 whole MQ_BENCH_ONESHOT_CALLS "$calls"
 whole MQ_BENCH_REFUSED_RUNS "$refused_runs"
-for p in mq-serve mq-pub mq-sub; do
+whole MQ_BENCH_LOOPS "$loops"
+whole MQ_BENCH_LOOP_CALLS "$loop_calls"
+for p in mq-serve mq-pub mq-sub mq-admin; do
 	[ -x "$bin/$p" ] || { echo "bench: $bin/$p is not built (run make)" >&2; exit 1; }
 done
 [ -x "$lat" ] || { echo "bench: $lat is not built (run make)" >&2; exit 1; }
@@ -231,6 +240,42 @@ if [ "$load" = 1 ]; then
 	unset 'pids[-1]'
 fi
 
+# ---- 5. group commit under many small producers --------------------------------
+
+stat_of() { # endpoint name
+	mq-admin -b "$1" stats | awk -v n="$2" '$1 == n { print $2 }'
+}
+declare -A gc
+group_commit() { # fsync
+	local ep=${mq_ep[$1]} s0 m0 s1 m1 t0 t1 j gp=() bad=0
+	mq-admin -b "$ep" topic create gc --partitions 1 >/dev/null
+	s0=$(stat_of "$ep" partition_syncs) m0=$(stat_of "$ep" messages_in)
+	t0=$EPOCHREALTIME
+	for ((j = 0; j < loops; j++)); do
+		(
+			for ((i = 0; i < loop_calls; i++)); do
+				mq-pub -b "$ep" -t gc -m "loop $j call $i" >/dev/null || exit 1
+			done
+		) &
+		gp+=($!)
+	done
+	for j in "${gp[@]}"; do wait "$j" || bad=$((bad + 1)); done
+	t1=$EPOCHREALTIME
+	s1=$(stat_of "$ep" partition_syncs) m1=$(stat_of "$ep" messages_in)
+	[ "$bad" -eq 0 ] || echo "bench: $bad of $loops loops had a failed mq-pub (--fsync $1)" >&2
+	gc[$1.rate]=$(awk -v a="$t0" -v b="$t1" -v m="$((m1 - m0))" 'BEGIN { printf "%.0f", m / (b - a) }')
+	gc[$1.syncs]=$((s1 - s0))
+	printf '   %-22s %8s %10s %9s %12s\n' "--fsync $1" "$((m1 - m0))" "${gc[$1.rate]}" "$((s1 - s0))" \
+		"$(awk -v m="$((m1 - m0))" -v s="$((s1 - s0))" 'BEGIN { if (s) printf "%.2f", m / s; else print "-" }')"
+}
+echo
+echo "5. group commit: $loops shell loops at once, each publishing $loop_calls messages with one mq-pub -m per message"
+printf '   %-22s %8s %10s %9s %12s\n' broker messages "msgs/s" syncs "msgs/sync"
+group_commit always
+group_commit never
+printf '   %s\n' "$(awk -v a="${gc[always.rate]}" -v n="${gc[never.rate]}" 'BEGIN {
+	printf "always/never: %.2f (near 1: the start-up of mq-pub, not the syncs, sets the pace)", n ? a / n : 0 }')"
+
 # ---- targets ------------------------------------------------------------------
 
 # verdict COND...: "met" when every condition (awk, "1.2 <= 1.5") holds, else "MISSED".
@@ -290,3 +335,7 @@ for mode in quiet load; do
 		fi
 	done
 done
+if [ -n "${gc[always.rate]:-}" ] && [ -n "${gc[never.rate]:-}" ]; then
+	printf '   %-64s %-36s %s\n' "$loops one-shot loops: --fsync always >= 0.9 x never (start-up bound)" \
+		"${gc[always.rate]} vs ${gc[never.rate]} msgs/s" "$(verdict "${gc[always.rate]} >= 0.9 * ${gc[never.rate]}")"
+fi

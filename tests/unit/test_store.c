@@ -1129,6 +1129,57 @@ static void test_commit_retain_empty(void **state)
 	mq_store_close(st);
 }
 
+/* Group commit: one sync per dirty partition and commit, however many
+ * batches it took; nothing under NEVER. */
+static void test_commit_counts_syncs(void **state)
+{
+	struct fix *f = *state;
+	mq_err_t err = { 0 };
+	mq_log_opts_t o;
+	mq_store_t *st;
+	mq_log_t *l0, *l1;
+	mq_buf_t buf = { 0 };
+	uint64_t base;
+	size_t n;
+
+	mq_log_opts_default(&o);
+	o.fsync = MQ_FSYNC_ALWAYS;
+	assert_int_equal(mq_store_open(f->data, &o, &st, &err), 0);
+	create_ok(st, "t", 2, 0, 0);
+	assert_int_equal(mq_store_log(st, "t", 0, &l0, &err), 0);
+	assert_int_equal(mq_store_log(st, "t", 1, &l1, &err), 0);
+	assert_int_equal(mq_store_syncs(st), 0);
+	n = make_batch(&buf, 0, 3);
+	assert_int_equal(mq_log_append(l0, buf.p, n, &base, &err), 0);
+	buf.len = 0;
+	n = make_batch(&buf, 3, 2);
+	assert_int_equal(mq_log_append(l0, buf.p, n, &base, &err), 0);
+	buf.len = 0;
+	n = make_batch(&buf, 0, 1);
+	assert_int_equal(mq_log_append(l1, buf.p, n, &base, &err), 0);
+	assert_int_equal(mq_store_commit(st, mq_mono_ms(), &err), 0);
+	assert_int_equal(mq_store_syncs(st), 2);
+	assert_int_equal(mq_store_commit(st, mq_mono_ms(), &err), 0);
+	assert_int_equal(mq_store_syncs(st), 2);
+	buf.len = 0;
+	n = make_batch(&buf, 5, 1);
+	assert_int_equal(mq_log_append(l0, buf.p, n, &base, &err), 0);
+	assert_int_equal(mq_store_commit(st, mq_mono_ms(), &err), 0);
+	assert_int_equal(mq_store_syncs(st), 3);
+	mq_store_close(st);
+
+	o.fsync = MQ_FSYNC_NEVER;
+	assert_int_equal(mq_store_open(f->data, &o, &st, &err), 0);
+	assert_int_equal(mq_store_log(st, "t", 1, &l1, &err), 0);
+	buf.len = 0;
+	n = make_batch(&buf, 1, 1);
+	assert_int_equal(mq_log_append(l1, buf.p, n, &base, &err), 0);
+	assert_int_equal(mq_store_commit(st, mq_mono_ms(), &err), 0);
+	assert_int_equal(mq_store_syncs(st), 0);
+	mq_store_close(st);
+	mq_buf_free(&buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1152,6 +1203,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_override, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_retain_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_counts_syncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_partitions_few_descriptors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_create_leaves_nothing, setup, teardown),
 	};
