@@ -357,6 +357,7 @@ typedef struct dest {
 } dest_t;
 
 #define MAX_DESTS 16
+_Static_assert(MAX_DESTS <= MQ_PRODUCERS_POLL_MAX, "one wait covers every destination");
 
 typedef struct pub {
 	opts_t *o;
@@ -676,31 +677,16 @@ static int wait_input(pub_t *s, int64_t deadline)
 		int64_t now = mq_mono_ms();
 		if (stop || (deadline >= 0 && now >= deadline))
 			return 0;
-		/* Replies, resends and stdin in one wait; a progress line once a
-		 * second.  With several destinations (envelopes naming their
-		 * topics) the one used last waits, and the others, while they
-		 * have batches in flight, are looked at every 50 ms. */
+		/* Replies, resends and stdin in one wait, over every destination
+		 * (envelopes naming their topics have one each); a progress line
+		 * once a second. */
 		int64_t ms = deadline >= 0 ? deadline - now : -1;
 		if (s->o->progress && (ms < 0 || ms > 1000))
 			ms = 1000;
-		dest_t *w = NULL;
-		int others = 0;
+		mq_producer_t *ps[MAX_DESTS];
 		for (uint32_t i = 0; i < s->nd; i++)
-			if (!w || s->d[i].used > w->used)
-				w = &s->d[i];
-		for (uint32_t i = 0; i < s->nd; i++)
-			others |= &s->d[i] != w && mq_producer_inflight(s->d[i].p) > 0;
-		if (others && (ms < 0 || ms > 50))
-			ms = 50;
-		int rc = 0;
-		if (w) {
-			mq_client_watch(w->c, 0, POLLIN);
-			rc = mq_producer_poll(w->p, (int)ms, &s->err);
-			mq_client_watch(w->c, -1, 0);
-		} else {
-			struct pollfd pf = {.fd = 0, .events = POLLIN};
-			(void)poll(&pf, 1, (int)ms);
-		}
+			ps[i] = s->d[i].p;
+		int rc = mq_producers_poll(ps, s->nd, (int)ms, 0, POLLIN, &s->err);
 		if (rc) {
 			s->failed = 1;
 			return 0;

@@ -1665,33 +1665,25 @@ static int pump(mq_producer_t *p, mq_err_t *err)
 	return 0;
 }
 
-int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
+/* What p waits for: a reply, the socket taking what waits unsent (the
+ * events), and by when at the latest: the oldest batch's resend time or
+ * the timeout (INT64_MAX: nothing in flight). */
+static short producer_events(mq_producer_t *p, int64_t *next)
 {
-	int rc = pump(p, err);
-	if (rc)
-		return rc;
-	int watching = p->c->watch_fd >= 0;
-	if (!p->inflight && (!watching || wait_ms == 0))
-		return 0;
-	/* Wake for a reply, for the socket taking what waits unsent, for the
-	 * oldest batch's resend time, the timeout, or the watched descriptor. */
 	int unsent = 0;
-	int64_t next = p->inflight ? after(p->last_progress, p->c->timeout_ms) : INT64_MAX;
+	*next = p->inflight ? after(p->last_progress, p->c->timeout_ms) : INT64_MAX;
 	for (uint32_t i = 0; i < p->used; i++) {
 		const slot_t *s = ring(p, i);
 		unsent |= s->state == SLOT_UNSENT;
-		if (s->state == SLOT_SENT && s->sent + p->c->resend_ms < next)
-			next = s->sent + p->c->resend_ms;
+		if (s->state == SLOT_SENT && s->sent + p->c->resend_ms < *next)
+			*next = s->sent + p->c->resend_ms;
 	}
-	int64_t now = mq_mono_ms(), w = next == INT64_MAX ? -1 : next > now ? next - now : 0;
-	if (wait_ms >= 0 && (w < 0 || wait_ms < w))
-		w = wait_ms;
-	short events = p->inflight ? ZMQ_POLLIN | (unsent ? ZMQ_POLLOUT : 0) : 0;
-	rc = wait_sock(p->c, p->c->data, events, 1, w, err);
-	if (rc <= 0)
-		return rc == -MQ_EAGAIN ? 0 : rc;
-	if (!(rc & ZMQ_POLLIN))
-		return pump(p, err); /* the connection is back: send what waited */
+	return p->inflight ? ZMQ_POLLIN | (unsent ? ZMQ_POLLOUT : 0) : 0;
+}
+
+/* Take every reply that arrived; send again what they asked for. */
+static int producer_replies(mq_producer_t *p, mq_err_t *err)
+{
 	for (int n = 0; n < 4096; n++) {
 		reply_t r;
 		if (!recv_reply(p->c->data, &r, 1))
@@ -1702,6 +1694,73 @@ int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
 	if (p->resend_now) {
 		p->resend_now = 0;
 		return pump(p, err);
+	}
+	return 0;
+}
+
+int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
+{
+	int rc = pump(p, err);
+	if (rc)
+		return rc;
+	int watching = p->c->watch_fd >= 0;
+	if (!p->inflight && (!watching || wait_ms == 0))
+		return 0;
+	/* Wake for a reply, for the socket taking what waits unsent, for the
+	 * oldest batch's resend time, the timeout, or the watched descriptor. */
+	int64_t next;
+	short events = producer_events(p, &next);
+	int64_t now = mq_mono_ms(), w = next == INT64_MAX ? -1 : next > now ? next - now : 0;
+	if (wait_ms >= 0 && (w < 0 || wait_ms < w))
+		w = wait_ms;
+	rc = wait_sock(p->c, p->c->data, events, 1, w, err);
+	if (rc <= 0)
+		return rc == -MQ_EAGAIN ? 0 : rc;
+	if (!(rc & ZMQ_POLLIN))
+		return pump(p, err); /* the connection is back: send what waited */
+	return producer_replies(p, err);
+}
+
+int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int watch_fd, short watch_events,
+		      mq_err_t *err)
+{
+	if (n > MQ_PRODUCERS_POLL_MAX)
+		return mq_err_set(err, MQ_EINVAL, "%u producers to wait for: at most %d", n, MQ_PRODUCERS_POLL_MAX);
+	zmq_pollitem_t it[2 * MQ_PRODUCERS_POLL_MAX + 1];
+	int64_t next = INT64_MAX, now = mq_mono_ms();
+	int busy = 0, rc;
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t t;
+		if ((rc = conn_events(ps[i]->c, err)) || (rc = pump(ps[i], err)))
+			return rc;
+		short ev = producer_events(ps[i], &t);
+		busy |= ps[i]->inflight != 0;
+		if (t < next)
+			next = t;
+		it[2 * i] = (zmq_pollitem_t){.socket = ps[i]->c->data, .events = ev};
+		it[2 * i + 1] = (zmq_pollitem_t){.socket = ps[i]->c->mon, .events = ZMQ_POLLIN};
+	}
+	int k = 2 * (int)n;
+	if (watch_fd >= 0)
+		it[k++] = (zmq_pollitem_t){.fd = watch_fd, .events = watch_events};
+	else if (!busy || wait_ms == 0)
+		return 0;
+	int64_t w = next == INT64_MAX ? -1 : next > now ? next - now : 0;
+	if (wait_ms >= 0 && (w < 0 || wait_ms < w))
+		w = wait_ms;
+	if (w > INT32_MAX)
+		w = INT32_MAX;
+	if (zmq_poll(it, k, (long)w) < 0) {
+		if (zmq_errno() == EINTR)
+			return 0;
+		return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = conn_events(ps[i]->c, err)))
+			return rc;
+		rc = it[2 * i].revents & ZMQ_POLLIN ? producer_replies(ps[i], err) : pump(ps[i], err);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

@@ -350,6 +350,15 @@ int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition
  * (mq_client_watch, also while nothing is in flight).  0, or < 0 after
  * the timeout of silence. */
 int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err);
+/* The same for n producers (of their own clients, at most
+ * MQ_PRODUCERS_POLL_MAX) in one wait, and for watch_fd becoming ready
+ * for watch_events (-1: none): so a program writing to several topics
+ * wakes on whichever socket answers, never on a period.  0 (also when
+ * a signal or watch_fd ended the wait), or < 0 after the timeout of
+ * silence of one of them (err names its broker). */
+#define MQ_PRODUCERS_POLL_MAX 64
+int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int watch_fd, short watch_events,
+		      mq_err_t *err);
 /* Wait until every batch is acknowledged or refused. */
 int mq_producer_flush(mq_producer_t *p, mq_err_t *err);
 /* Batches waiting for their acknowledgement. */

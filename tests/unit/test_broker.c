@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -837,6 +838,61 @@ static void test_producer_resends_in_order(void **state)
 	assert_int_equal(want, 40);
 }
 
+/* One wait for several producers (mq-pub writing to many topics): it
+ * returns on whichever answers, so a handful of calls takes every
+ * acknowledgement; with nothing in flight it returns at once, or when
+ * the watched descriptor is ready. */
+static void test_producers_poll(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c[3];
+	mq_producer_t *p[3];
+	mq_err_t err;
+	mq_buf_t buf = {0};
+	for (int i = 0; i < 3; i++) {
+		char topic[8];
+		snprintf(topic, sizeof topic, "t%d", i);
+		meta(f, topic);
+		assert_int_equal(mq_client_open(&co, &c[i], &err), 0);
+		assert_int_equal(mq_producer_new(c[i], topic, 1, 32, &p[i], &err), 0);
+	}
+	/* Nothing in flight, nothing watched: no wait at all. */
+	assert_int_equal(mq_producers_poll(p, 3, -1, -1, 0, &err), 0);
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 2; j++) {
+			mq_batch_builder_t b;
+			mq_producer_begin(p[i], 0, &b, &buf);
+			mq_batch_add(&b, mq_now_ms(), NULL, 0, "v", 1, NULL, 0, NULL, 0);
+			assert_int_equal(mq_producer_send(p[i], &b, 0, &err), 0);
+		}
+	int calls = 0;
+	while (mq_producer_inflight(p[0]) + mq_producer_inflight(p[1]) + mq_producer_inflight(p[2])) {
+		assert_int_equal(mq_producers_poll(p, 3, -1, -1, 0, &err), 0);
+		assert_true(++calls <= 50);
+	}
+	for (int i = 0; i < 3; i++) {
+		mq_producer_stats_t st;
+		mq_producer_stats(p[i], &st);
+		assert_int_equal(st.acked, 2);
+		assert_null(mq_producer_take_error(p[i]));
+	}
+	/* The watched descriptor ends a wait that has no other end. */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(write(pfd[1], "x", 1), 1);
+	assert_int_equal(mq_producers_poll(p, 3, -1, pfd[0], POLLIN, &err), 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	assert_int_equal(mq_producers_poll(p, MQ_PRODUCERS_POLL_MAX + 1, 0, -1, 0, &err), -MQ_EINVAL);
+	for (int i = 0; i < 3; i++) {
+		mq_producer_free(p[i]);
+		mq_client_close(c[i]);
+	}
+	mq_buf_free(&buf);
+}
+
 static void test_bad_requests(void **state)
 {
 	fix_t *f = *state;
@@ -1392,6 +1448,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_produce_ids_filtered_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_producers_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),
