@@ -127,6 +127,8 @@ typedef struct parked {
 	uint64_t *offs;
 	size_t max_bytes;
 	int64_t deadline;
+	uint64_t epoch; /* the topic list the consumer knows, when has_epoch */
+	int has_epoch;
 } parked_t;
 
 /* A batch a producer had stored.  Sequences are 32-bit and wrap. */
@@ -160,6 +162,7 @@ typedef struct pstate {
 
 struct mq_broker {
 	mq_broker_opts_t o;
+	uint64_t epoch_base; /* the topic-list epoch at start (its wall clock) */
 	mq_store_t *store;
 	mq_groups_t *groups;
 	void *zctx;
@@ -959,6 +962,14 @@ static uint64_t expire_cut(mq_broker_t *b, const char *topic, uint32_t p, mq_log
 }
 
 /* Answer a fetch if any partition has data, or if force.  1: answered. */
+/* The topic-list epoch: it changes whenever a topic is created, changed
+ * or deleted, so that a consumer that follows the list (patterns, topics
+ * not there yet, partitions added) looks at it again only then. */
+static uint64_t topics_epoch(const mq_broker_t *b)
+{
+	return b->epoch_base + mq_store_changes(b->store);
+}
+
 static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 {
 	mq_err_t err;
@@ -976,14 +987,15 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 			 (f->offs[i] != mq_log_end(log) || f->offs[i] < mq_log_start(log)))
 			any = 1;
 	}
-	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group))
+	if (!any && !force && f->gen == mq_groups_generation(b->groups, f->group) &&
+	    !(f->has_epoch && f->epoch != topics_epoch(b)))
 		return 0;
 	outmsg_t *m = out_new(b, f->sock, &f->from, f->id);
 	if (!m || !(m->pl = calloc(f->n ? f->n : 1, sizeof(mq_buf_t))))
 		return 1;
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &m->hdr);
-	mq_wire_begin(&pk, MQ_REP_OK, f->id, 1);
+	mq_wire_begin(&pk, MQ_REP_OK, f->id, 2);
 	msgpack_pack_array(&pk, f->n);
 	size_t budget = f->max_bytes;
 	for (uint32_t k = 0; k < f->n; k++) {
@@ -1045,6 +1057,7 @@ static int fetch_answer(mq_broker_t *b, parked_t *f, int force)
 		else
 			mq_buf_free(pl); /* a failed read may have reserved room */
 	}
+	msgpack_pack_uint64(&pk, topics_epoch(b));
 	return 1;
 }
 
@@ -1078,10 +1091,17 @@ static int fetch_parse(parked_t *f, req_t *r, uint64_t *max_bytes, uint64_t *wai
 		memcpy(f->member, s, n);
 		f->member[n] = 0;
 	}
-	if (ta->size == 0 || ta->size > FETCH_MAX_TOPICS)
-		return mq_err_set(err, MQ_EPROTO, "FETCH names %u topics (1 to %d)", ta->size, FETCH_MAX_TOPICS);
-	if (a->size == 0 || a->size > FETCH_MAX_PARTS)
-		return mq_err_set(err, MQ_EPROTO, "FETCH names %u partitions (1 to %d)", a->size, FETCH_MAX_PARTS);
+	const msgpack_object *eo = mq_wire_arg(&r->m, 6);
+	if (eo && eo->type != MSGPACK_OBJECT_NIL) {
+		if ((rc = mq_wire_u64(eo, &f->epoch, "topics epoch", err)))
+			return rc;
+		f->has_epoch = 1;
+	}
+	/* No partition at all: a wait for the topic list to change. */
+	if (ta->size > FETCH_MAX_TOPICS)
+		return mq_err_set(err, MQ_EPROTO, "FETCH names %u topics (at most %d)", ta->size, FETCH_MAX_TOPICS);
+	if (a->size > FETCH_MAX_PARTS)
+		return mq_err_set(err, MQ_EPROTO, "FETCH names %u partitions (at most %d)", a->size, FETCH_MAX_PARTS);
 	f->ntopics = ta->size;
 	f->n = a->size;
 	f->topics = malloc(f->ntopics * sizeof(*f->topics));
@@ -1392,7 +1412,7 @@ static int do_topics(mq_broker_t *b, req_t *r, mq_err_t *err)
 		shown += n > 0;
 	}
 	msgpack_packer pk;
-	if (!np || !reply_ok(b, r, 1, &pk)) {
+	if (!np || !reply_ok(b, r, 2, &pk)) {
 		free(np);
 		free(names);
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
@@ -1405,6 +1425,7 @@ static int do_topics(mq_broker_t *b, req_t *r, mq_err_t *err)
 		mq_wire_pack_str(&pk, names[i]);
 		msgpack_pack_uint32(&pk, np[i]);
 	}
+	msgpack_pack_uint64(&pk, topics_epoch(b));
 	free(np);
 	free(names);
 	return 0;
@@ -2367,6 +2388,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	}
 	b->next_retention = mq_mono_ms() + 1000;
 	b->started = b->next_sample = mq_mono_ms();
+	b->epoch_base = (uint64_t)mq_now_ms() << 20; /* another broker, another epoch */
 	*out = b;
 	return 0;
 fail:

@@ -735,10 +735,13 @@ int mq_client_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err)
 	if (rc)
 		return rc;
 	const msgpack_object_array *a;
-	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "topics", err)) {
+	const msgpack_object *eo = mq_wire_arg(&r.msg, 1);
+	if (mq_wire_array(mq_wire_arg(&r.msg, 0), &a, "topics", err) ||
+	    (eo && mq_wire_u64(eo, &out->epoch, "topics epoch", err))) {
 		rc = bad_reply(c, "TOPICS", err);
 		goto out;
 	}
+	out->has_epoch = eo != NULL;
 	out->names = calloc(a->size ? a->size : 1, sizeof *out->names);
 	out->parts = calloc(a->size ? a->size : 1, sizeof *out->parts);
 	if (!out->names || !out->parts) {
@@ -1862,15 +1865,16 @@ void mq_fetch_reply_free(mq_fetch_reply_t *r)
 
 int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
 			 uint32_t n, uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
-			 mq_err_t *err)
+			 const uint64_t *epoch, mq_err_t *err)
 {
-	if (ntopics == 0 || ntopics > MQ_FETCH_MAX_TOPICS)
-		return mq_err_set(err, MQ_EINVAL, "a fetch of %u topics (1 to %d)", ntopics, MQ_FETCH_MAX_TOPICS);
+	if (ntopics > MQ_FETCH_MAX_TOPICS || (ntopics == 0 && (n || !epoch)))
+		return mq_err_set(err, MQ_EINVAL, "a fetch of %u topics (1 to %d, or 0 with an epoch to wait for)",
+				  ntopics, MQ_FETCH_MAX_TOPICS);
 	c->freq.len = 0;
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &c->freq);
 	c->fetch_id = new_id(c);
-	mq_wire_begin(&pk, MQ_REQ_FETCH, c->fetch_id, 6);
+	mq_wire_begin(&pk, MQ_REQ_FETCH, c->fetch_id, 7);
 	msgpack_pack_array(&pk, ntopics);
 	for (uint32_t i = 0; i < ntopics; i++)
 		mq_wire_pack_str(&pk, topics[i]);
@@ -1889,6 +1893,10 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 		msgpack_pack_nil(&pk);
 	if (member && *member)
 		mq_wire_pack_str(&pk, member);
+	else
+		msgpack_pack_nil(&pk);
+	if (epoch)
+		msgpack_pack_uint64(&pk, *epoch);
 	else
 		msgpack_pack_nil(&pk);
 	if (!c->freq.p)
@@ -1965,9 +1973,12 @@ int mq_fetch_entry_check(const mq_fetch_entry_t *x, const char *topic, mq_err_t 
 static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t *m, mq_err_t *err)
 {
 	const msgpack_object_array *a;
+	const msgpack_object *eo = mq_wire_arg(m, 1);
 	if (mq_wire_array(mq_wire_arg(m, 0), &a, "entries", err) ||
-	    grow((void **)&r->e, &r->cap, a->size, sizeof *r->e))
+	    grow((void **)&r->e, &r->cap, a->size, sizeof *r->e) ||
+	    (eo && mq_wire_u64(eo, &r->epoch, "topics epoch", err)))
 		return bad_reply(c, "FETCH", err);
+	r->has_epoch = eo != NULL;
 	zmq_msg_t *fr = r->frames;
 	uint32_t next_frame = 1;
 	for (uint32_t i = 0; i < a->size; i++) {

@@ -116,6 +116,8 @@ typedef struct mq_topic_list {
 	char **names;
 	uint32_t *parts;
 	uint32_t n;
+	uint64_t epoch; /* changes whenever a topic is created, changed or deleted */
+	int has_epoch;  /* the broker said it */
 } mq_topic_list_t;
 
 int mq_client_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err);
@@ -387,6 +389,8 @@ typedef struct mq_fetch_entry {
 typedef struct mq_fetch_reply {
 	mq_fetch_entry_t *e;
 	uint32_t n, cap;
+	uint64_t epoch; /* the broker's topic-list epoch (mq_topic_list_t) */
+	int has_epoch;
 	void *frames; /* zmq_msg_t[], owned */
 	uint32_t nframes, frames_cap;
 } mq_fetch_reply_t;
@@ -399,12 +403,14 @@ typedef struct mq_fetch_pos {
 
 /* Send a FETCH on the data socket (at most one outstanding) for the
  * positions pos[0..n) in topics[0..ntopics).  group and member may be
- * NULL. */
+ * NULL.  epoch (NULL: none): the topic-list epoch the caller knows; the
+ * broker answers as soon as its own differs.  With no topics and no
+ * positions, the FETCH only waits for that (or max_wait_ms). */
 #define MQ_FETCH_MAX_TOPICS 1024
 int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
 			 uint32_t n,
 			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
-			 mq_err_t *err);
+			 const uint64_t *epoch, mq_err_t *err);
 /* Wait for the outstanding FETCH's reply, resending it when the broker
  * is silent, up to max_wait_ms + the timeout.  Fills r (its previous
  * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it

@@ -29,7 +29,8 @@
 
 #define FETCH_MAX_BYTES (8u << 20)
 #define FOLLOW_WAIT_MS 1000
-#define REFRESH_MS 1000
+#define REFRESH_MS 1000   /* a broker that tells no topic-list epoch is asked this often */
+#define REFRESH_MIN_MS 100 /* at most this often when topics keep changing */
 #define COMMIT_MAX_PARTS 4096 /* the broker's limit per COMMIT */
 #define FETCH_MAX_PARTS 4096  /* the broker's limit per FETCH */
 #define MAX_TOPICS MQ_FETCH_MAX_TOPICS
@@ -59,7 +60,9 @@ struct mq_consumer {
 	uint32_t fp_cap, fetch_rot;
 	mq_fetch_reply_t r;
 	uint64_t out, commits;
-	int64_t next_hb, hb_ivl, last_commit, next_refresh, wake_at;
+	int64_t next_hb, hb_ivl, last_commit, next_refresh, last_refresh, wake_at;
+	uint64_t epoch; /* of the topic list as last read, when has_epoch: fetches */
+	int has_epoch;  /* carry it, and the broker answers once the list changed */
 	int hb_now, done;
 	int releasing; /* partitions being given up wait for the sink */
 	uint32_t waiting; /* plain topics that do not exist (yet): looked for every refresh */
@@ -462,7 +465,8 @@ static int refresh(mq_consumer_t *k)
 	const mq_consumer_opts_t *o = &k->o;
 	uint32_t before = k->nt;
 	mq_topic_list_t l = {0};
-	k->next_refresh = mq_mono_ms() + REFRESH_MS;
+	k->last_refresh = mq_mono_ms();
+	k->next_refresh = k->last_refresh + REFRESH_MS;
 	if (!k->started) {
 		/* Reading never creates a topic: a follower of one that does not
 		 * exist waits for it to appear; with exit_at_end it is an error. */
@@ -485,6 +489,12 @@ static int refresh(mq_consumer_t *k)
 	}
 	if ((k->patterns || !o->group || k->waiting) && mq_client_topics(k->c, &l, &k->err))
 		return -1;
+	/* A broker that tells the list's epoch answers a fetch carrying it
+	 * once the list changed: no need to look on a timer. */
+	if ((k->has_epoch = l.has_epoch)) {
+		k->epoch = l.epoch;
+		k->next_refresh = INT64_MAX;
+	}
 	int rc = 0;
 	for (uint32_t j = 0; !rc && j < l.n; j++) {
 		int64_t ti = topic_index(k, l.names[j]);
@@ -549,7 +559,8 @@ static int send_fetch(mq_consumer_t *k)
 				continue;
 			k->fp[n++] = (mq_fetch_pos_t){t, i, p->pos};
 		}
-	if (!n)
+	int follow = k->has_epoch && !k->o.exit_at_end;
+	if (!n && !follow)
 		return 0;
 	if (n > FETCH_MAX_PARTS) { /* take turns */
 		uint32_t from = k->fetch_rot++ % n;
@@ -561,8 +572,8 @@ static int send_fetch(mq_consumer_t *k)
 		n = FETCH_MAX_PARTS;
 	}
 	uint32_t wait = k->o.exit_at_end ? 100 : FOLLOW_WAIT_MS;
-	return mq_client_fetch_send(k->c, (const char *const *)k->names, k->nt, k->fp, n, FETCH_MAX_BYTES, wait,
-				    k->o.group, k->m.member, &k->err);
+	return mq_client_fetch_send(k->c, (const char *const *)k->names, n ? k->nt : 0, k->fp, n, FETCH_MAX_BYTES,
+				    wait, k->o.group, k->m.member, follow ? &k->epoch : NULL, &k->err);
 }
 
 /* Every active partition read to its end, and (exit_at_end) acked: the
@@ -849,7 +860,7 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 		}
 	}
 	now = mq_mono_ms();
-	int64_t wait = k->o.group ? k->next_hb - now : 1000;
+	int64_t wait = k->o.group ? k->next_hb - now : INT32_MAX; /* the reply ends it */
 	if (looks && k->next_refresh - now < wait)
 		wait = k->next_refresh - now;
 	if (k->wake_at && k->wake_at - now < wait)
@@ -863,6 +874,10 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 	if (rc) {
 		*err = k->err;
 		return rc;
+	}
+	if (k->has_epoch && k->r.has_epoch && k->r.epoch != k->epoch && k->next_refresh == INT64_MAX) {
+		/* The topic list changed: look at it now, or soon if it keeps changing. */
+		k->next_refresh = k->last_refresh + REFRESH_MIN_MS;
 	}
 	if (handle_reply(k))
 		return failed(k, err);

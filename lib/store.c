@@ -81,7 +81,8 @@ struct mq_store {
 	unsigned long deletions; /* makes .deleting~ names unique */
 	struct held *held;       /* max_open slots */
 	int max_open, nheld, mru, lru, free_slot;
-	uint64_t syncs; /* partition syncs made by mq_store_commit */
+	uint64_t syncs;   /* partition syncs made by mq_store_commit */
+	uint64_t changes; /* topics created, changed or deleted */
 };
 
 /* ---- small helpers ---- */
@@ -1045,6 +1046,7 @@ int mq_store_topic_create(mq_store_t *st, const char *name, const mq_topic_meta_
 	if ((rc = meta_write(tdir, &m, err)) < 0 || (rc = mq_fsync_dir(topics, err)) < 0)
 		goto err;
 	topics_insert(st, (size_t)(-at - 1), t);
+	st->changes++;
 	return 0;
 err:
 	if (made) {
@@ -1108,6 +1110,7 @@ int mq_store_topic_update(mq_store_t *st, const char *name, const mq_topic_meta_
 	if ((rc = meta_write(tdir, &m, err)) < 0)
 		return rc;
 	t->meta = m;
+	st->changes++;
 	topic_opts(st, t, &o);
 	for (p = 0; p < t->nlogs; p++)
 		if (t->logs[p])
@@ -1137,6 +1140,7 @@ int mq_store_topic_delete(mq_store_t *st, const char *name, mq_err_t *err)
 	/* From here the topic is gone for this process whatever happens;
 	 * a failed fsync only means the deletion may not survive a crash. */
 	topics_remove(st, (size_t)at);
+	st->changes++;
 	held_forget_topic(st, t);
 	topic_free(t);
 	if ((rc = mq_fsync_dir(topics, err)) < 0)
@@ -1264,6 +1268,11 @@ int mq_store_commit(mq_store_t *st, int64_t now_mono_ms, mq_err_t *err)
 uint64_t mq_store_syncs(const mq_store_t *st)
 {
 	return st->syncs;
+}
+
+uint64_t mq_store_changes(const mq_store_t *st)
+{
+	return st->changes;
 }
 
 int mq_store_retain(mq_store_t *st, int64_t now_ms, mq_err_t *err)

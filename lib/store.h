@@ -98,6 +98,10 @@ int mq_store_commit(mq_store_t *st, int64_t now_mono_ms, mq_err_t *err);
 /* How many partition syncs mq_store_commit made so far: with group
  * commit, one per partition and turn however many batches it took. */
 uint64_t mq_store_syncs(const mq_store_t *st);
+/* How many times a topic was created, changed (partitions, retention) or
+ * deleted since mq_store_open: what a reader of the topic list compares
+ * to know whether it is still current. */
+uint64_t mq_store_changes(const mq_store_t *st);
 int mq_store_retain(mq_store_t *st, int64_t now_ms, mq_err_t *err);
 
 /* Path of the data directory (as given). */

@@ -45,9 +45,16 @@
  *              --delay, --at) goes to the broker's schedule (delay.h) and
  *              into the partition when due; its base_offset is then its
  *              place in the schedule, not an offset of the partition.
- *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil]
+ *   FETCH      [[topic...], [[t, p, offset]...], max_bytes, max_wait_ms, group|nil, member|nil,
+ *               epoch|nil]
  *              t: index into the topic list
- *              ; [[[t, p, start, end, next, nbytes, err, expired]...]] + a frame per entry with nbytes > 0
+ *              ; [[[t, p, start, end, next, nbytes, err, expired]...], epoch]
+ *                + a frame per entry with nbytes > 0
+ *              epoch: the topic-list epoch (see TOPICS).  A FETCH that
+ *              names one is answered as soon as the broker's differs,
+ *              data or not; one with no partitions at all waits only for
+ *              that (or max_wait_ms): a consumer that follows the topic
+ *              list learns of a new topic at once, and never polls for it.
  *              err: 0, MQ_ERANGE (offset outside [start, end]: start over from
  *              start or end), MQ_ENOENT (no such topic or partition), MQ_EBUSY
  *              (the member does not own the partition: heartbeat now),
@@ -81,7 +88,9 @@
  *
  * Administration (20-29):
  *
- *   TOPICS     [] ; [[[topic, partitions]...]]   every topic, sorted by name
+ *   TOPICS     [] ; [[[topic, partitions]...], epoch]   every topic, sorted by name
+ *              epoch: a number that changes whenever a topic is created,
+ *              changed or deleted (and when the broker restarts)
  *   TOPIC_CREATE [topic, partitions (0: default), retention_ms|nil, retention_bytes|nil] ; []
  *   TOPIC_DESCRIBE [topic] ; [partitions, retention_ms, retention_bytes, created_ms, bytes, messages,
  *              default_retention_ms, default_retention_bytes]   retention <= 0: the

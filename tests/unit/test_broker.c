@@ -387,7 +387,7 @@ static void test_client_refuses_damaged_reply(void **state)
 			mq_batch_set_base(two.p + len, 11);
 		const char *topics[] = {"d"};
 		mq_fetch_pos_t pos = {0, 0, 0};
-		assert_int_equal(mq_client_fetch_send(c, topics, 1, &pos, 1, 1 << 20, 0, NULL, NULL, &err), 0);
+		assert_int_equal(mq_client_fetch_send(c, topics, 1, &pos, 1, 1 << 20, 0, NULL, NULL, NULL, &err), 0);
 		mq_fetch_reply_t rep = {0};
 		assert_int_equal(mq_client_fetch_recv(c, &rep, 300, &err), -MQ_EAGAIN); /* sent once connected */
 		uint8_t ident[256], reqb[1024];
@@ -891,6 +891,63 @@ static void test_producers_poll(void **state)
 		mq_client_close(c[i]);
 	}
 	mq_buf_free(&buf);
+}
+
+/* The topic-list epoch: TOPICS tells it; it moves when a topic is made
+ * (not when one is only written to); a FETCH carrying the current one
+ * waits, with no partition at all, and is answered as soon as a topic
+ * appears; one carrying an old epoch is answered at once. */
+static void test_topics_epoch(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "a");
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	mq_topic_list_t l;
+	assert_int_equal(mq_client_topics(c, &l, &err), 0);
+	assert_true(l.has_epoch);
+	uint64_t e1 = l.epoch;
+	mq_topic_list_free(&l);
+	size_t len;
+	uint64_t base;
+	int dup;
+	const uint8_t *bt = make_batch(0, 0, 3, "x", &len);
+	assert_int_equal(produce(f, "a", 0, bt, len, &base, &dup), MQ_REP_OK);
+	assert_int_equal(mq_client_topics(c, &l, &err), 0);
+	assert_int_equal(l.epoch, e1);
+	mq_topic_list_free(&l);
+
+	/* A wait for the list to change: nothing comes within 300 ms ... */
+	assert_int_equal(mq_client_fetch_send(c, NULL, 0, NULL, 0, 1 << 20, 30000, NULL, NULL, &e1, &err), 0);
+	mq_fetch_reply_t r = {0};
+	assert_int_equal(mq_client_fetch_recv(c, &r, 300, &err), -MQ_EAGAIN);
+	/* ... and a new topic answers it at once, long before its 30 s. */
+	meta(f, "b");
+	assert_int_equal(mq_client_fetch_recv(c, &r, 10000, &err), 0);
+	assert_int_equal(r.n, 0);
+	assert_true(r.has_epoch);
+	assert_true(r.epoch != e1);
+	uint64_t e2 = r.epoch;
+	assert_int_equal(mq_client_topics(c, &l, &err), 0);
+	assert_int_equal(l.epoch, e2);
+	assert_int_equal(l.n, 2);
+	mq_topic_list_free(&l);
+
+	/* An old epoch with a partition at its end: answered at once. */
+	const char *topics[] = {"a"};
+	mq_fetch_pos_t pos = {0, 0, 3};
+	assert_int_equal(mq_client_fetch_send(c, topics, 1, &pos, 1, 1 << 20, 30000, NULL, NULL, &e1, &err), 0);
+	assert_int_equal(mq_client_fetch_recv(c, &r, 10000, &err), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].nbytes, 0);
+	assert_int_equal(r.epoch, e2);
+	/* Without topics a fetch must carry an epoch to wait for. */
+	assert_int_equal(mq_client_fetch_send(c, NULL, 0, NULL, 0, 1 << 20, 0, NULL, NULL, NULL, &err), -MQ_EINVAL);
+	mq_fetch_reply_free(&r);
+	mq_client_close(c);
 }
 
 static void test_bad_requests(void **state)
@@ -1449,6 +1506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producers_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topics_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_poll, setup, teardown),

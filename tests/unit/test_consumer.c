@@ -443,6 +443,53 @@ static void test_check_seq_once(void **state)
 	mq_consumer_close(k);
 }
 
+static int64_t requests(fix_t *f)
+{
+	mq_stat_t *st;
+	uint32_t n;
+	mq_err_t err;
+	int64_t v = -1;
+	assert_int_equal(mq_client_stats(f->c, &st, &n, &err), 0);
+	for (uint32_t i = 0; i < n; i++)
+		if (!strcmp(st[i].name, "requests"))
+			v = st[i].value;
+	free(st);
+	return v;
+}
+
+/* A follower of a pattern looks at the topic list only when it changed:
+ * idle, it sends nothing but its long-poll fetch (one a second), and a
+ * new matching topic still reaches it, from its first message. */
+static void test_follow_list_on_change(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "p.a", 1, 0, 2);
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.ack_on_flush = 1;
+	mq_consumer_t *k = open_consumer(f, &s, "p.*", NULL, 0);
+	mq_err_t err;
+	int64_t until = mq_mono_ms() + 5000;
+	while (s.n < 2 && mq_mono_ms() < until)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	assert_int_equal(s.n, 2);
+	int64_t r0 = requests(f);
+	for (until = mq_mono_ms() + 5000; mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	int64_t idle = requests(f) - r0 - 1; /* less the STATS itself */
+	/* 5 s of long polls of 1 s: 5, or 6 at the window's edges; asking
+	 * for the list every second as well made it 8 or more. */
+	assert_true(idle >= 1);
+	assert_true(idle <= 6);
+	publish(f, "p.b", 1, 0, 3);
+	s.last[0] = -1; /* a new topic: its partition 0 counts from 0 again */
+	for (until = mq_mono_ms() + 5000; s.n < 5 && mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	assert_int_equal(s.n, 5);
+	assert_false(s.order_broken);
+	mq_consumer_close(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +499,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_at_most_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_before_handover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_seq_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_follow_list_on_change, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
