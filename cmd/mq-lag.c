@@ -30,7 +30,6 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -808,13 +807,7 @@ static int draw(const opts_t *o, int argc, char **argv, const char *text, int fi
 /* Sleep ms, or less when interrupted. */
 static void nap(int64_t ms)
 {
-	int64_t until = mq_mono_ms() + ms;
-	while (!stop) {
-		int64_t left = until - mq_mono_ms();
-		if (left <= 0)
-			break;
-		poll(NULL, 0, (int)(left > 1000 ? 1000 : left));
-	}
+	mq_cli_sleep_until(mq_mono_ms() + ms, &stop);
 }
 
 static int run(const opts_t *o, mq_client_t *c, int argc, char **argv)

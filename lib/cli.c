@@ -4,8 +4,11 @@
  */
 #include "cli.h"
 
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 
@@ -141,4 +144,19 @@ void mq_cli_signals(void (*handler)(int))
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+void mq_cli_sleep_until(int64_t until_ms, volatile sig_atomic_t *flag)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (int64_t now; !*flag && (now = mq_mono_ms()) < until_ms;) {
+		int64_t left = until_ms - now;
+		struct timespec ts = {.tv_sec = (time_t)(left / 1000), .tv_nsec = (long)(left % 1000) * 1000000L};
+		(void)ppoll(NULL, 0, &ts, &old);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -71,4 +71,11 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
  * so a closed reader shows up as EPIPE. */
 void mq_cli_signals(void (*handler)(int));
 
+/* Sleep until the monotonic time until_ms (mq_mono_ms), or until *flag
+ * is set by the handler of mq_cli_signals.  Race-free: SIGINT and SIGTERM
+ * stay blocked between the look at *flag and the wait, which lets them
+ * in atomically (ppoll), so a signal that comes just before the wait
+ * still ends it at once. */
+void mq_cli_sleep_until(int64_t until_ms, volatile sig_atomic_t *flag);
+
 #endif

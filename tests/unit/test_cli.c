@@ -10,7 +10,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "client.h"
@@ -113,12 +117,54 @@ static void test_common_options(void **state)
 	assert_int_equal(mq_cli_option(&cli, 'x', NULL, argv, &err), MQ_CLI_NOT_MINE);
 }
 
+static volatile sig_atomic_t got;
+static void on_sig(int sig)
+{
+	(void)sig;
+	got = 1;
+}
+
+/* mq_cli_sleep_until ends at its deadline, at once when the flag is up,
+ * and as soon as a signal sets it: a SIGTERM 100 ms into a 20 s sleep. */
+static void test_sleep_until(void **state)
+{
+	(void)state;
+	mq_cli_signals(on_sig);
+	int64_t t0 = mq_mono_ms();
+	mq_cli_sleep_until(t0 + 60, &got);
+	assert_true(mq_mono_ms() - t0 >= 60);
+	got = 1;
+	t0 = mq_mono_ms();
+	mq_cli_sleep_until(t0 + 20000, &got);
+	assert_true(mq_mono_ms() - t0 < 10000);
+	got = 0;
+	pid_t parent = getpid(), child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		usleep(100000);
+		kill(parent, SIGTERM);
+		_exit(0);
+	}
+	t0 = mq_mono_ms();
+	mq_cli_sleep_until(t0 + 20000, &got);
+	assert_true(got);
+	assert_true(mq_mono_ms() - t0 < 10000);
+	waitpid(child, NULL, 0);
+	/* The signals are let in again afterwards. */
+	sigset_t now;
+	sigprocmask(SIG_BLOCK, NULL, &now);
+	assert_false(sigismember(&now, SIGTERM));
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timeout_forms),
 		cmocka_unit_test(test_suggest),
 		cmocka_unit_test(test_common_options),
+		cmocka_unit_test(test_sleep_until),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
