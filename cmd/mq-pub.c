@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +368,7 @@ typedef struct pub {
 	uint64_t tick;
 	mq_producer_stats_t closed; /* of destinations closed to make room */
 	uint64_t read, too_big, bad;
+	char first_bad[320]; /* -q: the first record refused here, for the summary */
 	int64_t now_ms;
 	mq_buf_t idbuf; /* --id hash: what is hashed */
 	char idhex[33];
@@ -378,6 +380,22 @@ typedef struct pub {
 	int64_t prog_start, prog_last;
 	int prog_tty;
 } pub_t;
+
+/* A record not sent: said now, or with -q kept (the first one) for the
+ * summary line, which then says why instead of "see above". */
+static void bad_record(pub_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad_record(pub_t *s, const char *fmt, ...)
+{
+	char line[sizeof s->first_bad];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (!s->o->cli.quiet)
+		fprintf(stderr, "%s: %s\n", prog, line);
+	else if (!s->first_bad[0])
+		memcpy(s->first_bad, line, sizeof line);
+}
 
 static void report_refusals(pub_t *s)
 {
@@ -552,9 +570,8 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 	mq_err_t why;
 	if (!o->topic && (!r->topic || mq_name_check("topic", r->topic, 0, &why))) {
 		s->bad++;
-		if (!o->cli.quiet)
-			fprintf(stderr, "%s: record %" PRIu64 ": %s; not sent (give -t TOPIC, or a valid \"topic\" in "
-				"each envelope)\n", prog, recno, r->topic ? why.msg : "no topic");
+		bad_record(s, "record %" PRIu64 ": %s; not sent (give -t TOPIC, or a valid \"topic\" in each envelope)",
+			   recno, r->topic ? why.msg : "no topic");
 		return 0;
 	}
 	const void *key = r->key;
@@ -607,9 +624,8 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 	size_t size = msg_size(r, h, nh, key ? key_len : 0);
 	if (size > s->o->max_msg) {
 		s->too_big++;
-		if (!o->cli.quiet)
-			fprintf(stderr, "%s: record %" PRIu64 ": %zu bytes, over the limit of %" PRIu64
-				" (--max-message-bytes); not sent\n", prog, recno, size, o->max_msg);
+		bad_record(s, "record %" PRIu64 ": %zu bytes, over the limit of %" PRIu64 " (--max-message-bytes); not sent",
+			   recno, size, o->max_msg);
 		return 0;
 	}
 	dest_t *d = dest_for(s, r->topic);
@@ -735,8 +751,7 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 			continue;
 		}
 		if (rc < 0) {
-			if (!s->o->cli.quiet)
-				fprintf(stderr, "%s: %s\n", prog, e.msg);
+			bad_record(s, "%s", e.msg);
 			s->read++;
 			if (rc == -MQ_ETOOBIG)
 				s->too_big++;
@@ -829,9 +844,12 @@ static int finish(pub_t *s)
 	if (s->failed)
 		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " messages were not acknowledged (%s)\n", prog, missing,
 			s->read, s->err.msg);
-	else
+	else if (st.failed || !s->first_bad[0])
 		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " messages were not acknowledged (%s)\n", prog, missing,
 			s->read, st.failed ? "refused by the broker, see above" : "invalid or too big, see above");
+	else
+		fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " messages were not acknowledged (invalid or too big; "
+			"the first: %s)\n", prog, missing, s->read, s->first_bad);
 	return 1;
 }
 

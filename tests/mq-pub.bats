@@ -4,6 +4,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 # All records of topic $1 (partition order), read back with mq-sub.
 read_back() {
 	local t=$1
@@ -465,4 +467,24 @@ p1 l2]
 	run mq-pub -m x
 	assert_failure 2
 	assert_output --partial "no topic: give one with -t TOPIC"
+}
+
+@test "-q: bad records are not said one by one; the summary names the first, not 'see above'" {
+	start_broker
+	run --separate-stderr mq-pub -q -t q -f json <<<'{"value":"a"}
+{bad
+{"value":"c"}
+{"value":"d"'
+	assert_failure 1
+	[ "$(wc -l <<<"$stderr")" -eq 1 ]
+	[[ $stderr == "mq-pub: 2 of 4 messages were not acknowledged (invalid or too big; the first: record 2: invalid JSON envelope"* ]]
+	[[ $stderr != *"see above"* ]]
+	run mq-sub -t q -e
+	assert_output "a
+c"
+	# Without -q each is said, and the summary points at them.
+	run --separate-stderr mq-pub -t q -f json <<<'{bad'
+	assert_failure 1
+	[ "$(wc -l <<<"$stderr")" -eq 2 ]
+	[[ $stderr == *"invalid or too big, see above)" ]]
 }
