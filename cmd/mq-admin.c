@@ -44,6 +44,7 @@
 #include "cli_done.h"
 #include "client.h"
 #include "json.h"
+#include "lag.h"
 #include "layout.h"
 #include "mq.h"
 
@@ -763,6 +764,15 @@ static uint64_t row_lag(const mq_group_row_t *r)
 	return r->end > from ? r->end - from : 0;
 }
 
+/* How long the oldest message the group has not read has waited, in
+ * seconds; 0 when none waits, < 0 unknown. */
+static double row_age(const mq_group_row_t *r)
+{
+	mq_lag_eval_t ev;
+	mq_lag_evaluate(r, mq_now_ms(), &ev);
+	return ev.age_s;
+}
+
 static uint64_t group_lag(const mq_group_info_t *g)
 {
 	uint64_t lag = 0;
@@ -840,6 +850,13 @@ static int group_describe_json(const mq_group_info_t *g)
 		mq_json_ku64(&j, "end", r->end);
 		mq_json_ku64(&j, "lag", row_lag(r));
 		mq_json_kstr(&j, "owner", r->owner[0] ? r->owner : NULL);
+		double age = row_age(r);
+		mq_json_key(&j, "lag_seconds");
+		if (age < 0)
+			mq_json_null(&j);
+		else
+			mq_json_fixed(&j, age, 3);
+		mq_json_ki64_or_null(&j, "since_ms", row_lag(r) && r->since_ms >= 0 ? r->since_ms : -1);
 		mq_json_end(&j);
 	}
 	mq_json_end(&j);
@@ -886,7 +903,7 @@ static int cmd_group_describe(admin_t *a, char **args)
 		rc |= table_print(&m, headings(a));
 	}
 	table_t t;
-	table_head(&t, "TOPIC PARTITION COMMITTED END LAG OWNER");
+	table_head(&t, "TOPIC PARTITION COMMITTED END LAG OWNER AGE");
 	for (uint32_t i = 0; i < g->nrows; i++) {
 		const mq_group_row_t *r = &g->rows[i];
 		cell(&t, "%s", r->topic);
@@ -895,6 +912,9 @@ static int cmd_group_describe(admin_t *a, char **args)
 		cell(&t, "%" PRIu64, r->end);
 		cell(&t, "%" PRIu64, row_lag(r));
 		cell(&t, "%s", r->owner[0] ? r->owner : "-");
+		char age[32];
+		mq_lag_fmt_secs(age, sizeof age, row_age(r));
+		cell(&t, "%s", age);
 	}
 	putchar('\n');
 	rc |= table_print(&t, headings(a));

@@ -357,20 +357,6 @@ static void fmt_rate(char *b, size_t n, double rate)
 }
 
 /* 45s, 12m05s, 3h20m, 2d04h, >99d. */
-static void fmt_secs(char *b, size_t n, long s)
-{
-	if (s >= 100L * 86400)
-		snprintf(b, n, ">99d");
-	else if (s < 60)
-		snprintf(b, n, "%lds", s);
-	else if (s < 3600)
-		snprintf(b, n, "%ldm%02lds", s / 60, s % 60);
-	else if (s < 86400)
-		snprintf(b, n, "%ldh%02ldm", s / 3600, s % 3600 / 60);
-	else
-		snprintf(b, n, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
-}
-
 /* The time to drain, rounded up; "never" when nothing is consumed or the
  * status says the lag does not shrink, "-" for no estimate (the lag
  * holds steady, or the rate is unknown). */
@@ -379,17 +365,14 @@ static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t 
 	if (eta < 0)
 		snprintf(b, n, "%s", rate == 0 || st != MQ_LAG_OK ? "never" : "-");
 	else
-		fmt_secs(b, n, eta >= 100.0 * 86400 ? 100L * 86400 : (long)ceil(eta));
+		mq_lag_fmt_secs(b, n, ceil(eta));
 }
 
 /* The wait of the oldest unconsumed message, in whole seconds; "-"
  * unknown. */
 static void fmt_age(char *b, size_t n, double age)
 {
-	if (age < 0)
-		snprintf(b, n, "-");
-	else
-		fmt_secs(b, n, age >= 100.0 * 86400 ? 100L * 86400 : (long)age);
+	mq_lag_fmt_secs(b, n, age);
 }
 
 typedef char cell_t[MQ_MEMBER_ID_MAX + 24];

@@ -161,6 +161,25 @@ uint32_t mq_lag_spark(const uint64_t *v, uint32_t n, int utf8, char *buf, size_t
 	return i;
 }
 
+void mq_lag_fmt_secs(char *b, size_t n, double s)
+{
+	if (s < 0) {
+		snprintf(b, n, "-");
+		return;
+	}
+	long v = s >= 100.0 * 86400 ? 100L * 86400 : (long)s;
+	if (v >= 100L * 86400)
+		snprintf(b, n, ">99d");
+	else if (v < 60)
+		snprintf(b, n, "%lds", v);
+	else if (v < 3600)
+		snprintf(b, n, "%ldm%02lds", v / 60, v % 60);
+	else if (v < 86400)
+		snprintf(b, n, "%ldh%02ldm", v / 3600, v % 3600 / 60);
+	else
+		snprintf(b, n, "%ldd%02ldh", v / 86400, v % 86400 / 3600);
+}
+
 const char *mq_lag_status_name(mq_lag_status_t s)
 {
 	switch (s) {

@@ -62,6 +62,10 @@ typedef struct mq_lag_eval {
 
 void mq_lag_evaluate(const mq_group_row_t *row, int64_t now_ms, mq_lag_eval_t *out);
 const char *mq_lag_status_name(mq_lag_status_t s); /* "OK", "LAGGING", "STALLED", "STOPPED" */
+/* A wait in whole seconds (s rounded down) as people read it: "42s",
+ * "3m07s", "2h05m", "4d03h", ">99d" from 100 days on; "-" when s < 0
+ * (unknown).  The AGE and ETA columns of mq-lag and mq-admin. */
+void mq_lag_fmt_secs(char *b, size_t n, double s);
 
 #define MQ_LAG_POINTS (MQ_LAG_HISTORY + 1) /* the samples and the present */
 /* The lag at each point of the window, oldest first, into

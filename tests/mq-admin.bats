@@ -42,7 +42,7 @@ wait_members() {
 
 # The committed offset of group $1 on topic $2 partition $3 ("-" for none).
 committed() {
-	mq-admin -q group describe "$1" -t "$2" | awk -v p="$3" 'NF == 6 && $2 == p { print $3 }'
+	mq-admin -q group describe "$1" -t "$2" | awk -v p="$3" 'NF == 7 && $2 == p { print $3 }'
 }
 
 bench_log() {
@@ -314,11 +314,11 @@ make_partition() {
 	local i out
 	for ((i = 0; i < 400; i++)); do
 		out=$(mq-admin -q group describe g -t live)
-		[ "$(awk 'NF == 6 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ] && break
+		[ "$(awk 'NF == 7 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ] && break
 		sleep 0.05
 	done
 	echo "$out"
-	[ "$(awk 'NF == 6 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ]
+	[ "$(awk 'NF == 7 && $6 != "-"' <<<"$out" | wc -l)" -eq 3 ]
 	stop_member
 }
 
@@ -364,11 +364,15 @@ make_partition() {
 	assert_success
 	assert_line --index 0 --regexp '^group +g$'
 	assert_line --regexp '^members +0$'
-	assert_line --regexp '^TOPIC +PARTITION +COMMITTED +END +LAG +OWNER$'
+	assert_line --regexp '^TOPIC +PARTITION +COMMITTED +END +LAG +OWNER +AGE$'
 	local end0
 	end0=$(mq-admin -q topic describe t | awk 'NF == 4 && $1 == 0 { print $3 }')
-	assert_line --regexp "^t +0 +$end0 +$end0 +0 +-$"
-	assert_line --regexp "^t +1 +$((100 - end0)) +$((107 - end0)) +7 +-$"
+	assert_line --regexp "^t +0 +$end0 +$end0 +0 +- +0s$"
+	# AGE: how long the oldest unread message has waited (just written).
+	assert_line --regexp "^t +1 +$((100 - end0)) +$((107 - end0)) +7 +- +[0-9]+s$"
+	run mq-admin group describe g -f json
+	[ "$(jq -r '.offsets[] | select(.partition == 0) | "\(.lag_seconds) \(.since_ms)"' <<<"$output")" = "0 null" ]
+	[ "$(jq -r '.offsets[] | select(.partition == 1) | .lag_seconds >= 0 and .lag_seconds < 600 and .since_ms > 0' <<<"$output")" = true ]
 	start_member g t
 	wait_members g 1
 	run mq-admin group describe g
@@ -376,7 +380,7 @@ make_partition() {
 	assert_line --regexp '^[^ ]+ +mq-sub +2 +[0-9]+\.[0-9]s$'
 	local id
 	id=$(awk '$2 == "mq-sub" { print $1 }' <<<"$output")
-	assert_line --regexp "^t +0 +.* $id$"
+	assert_line --regexp "^t +0 +.* $id +[0-9]+s$"
 	stop_member
 	run mq-admin group describe g -t nosuch
 	assert_failure 1

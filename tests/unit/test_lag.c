@@ -295,6 +295,22 @@ static void test_age(void **state)
 
 /* The series: each sample's lag, then the present's, with the rules of
  * lag_at (no commit, retention past the commit). */
+static void test_fmt_secs(void **state)
+{
+	(void)state;
+	static const struct {
+		double s;
+		const char *want;
+	} c[] = {{-1, "-"},      {0, "0s"},          {0.9, "0s"},         {59.99, "59s"},   {60, "1m00s"},
+		 {187, "3m07s"}, {3599, "59m59s"},   {3600, "1h00m"},     {7500, "2h05m"},  {86399, "23h59m"},
+		 {86400, "1d00h"}, {356400, "4d03h"}, {8639999, "99d23h"}, {8640000, ">99d"}, {1e300, ">99d"}};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		char b[16];
+		mq_lag_fmt_secs(b, sizeof b, c[i].s);
+		assert_string_equal(b, c[i].want);
+	}
+}
+
 static void test_series(void **state)
 {
 	(void)state;
@@ -375,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_not_lagging),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_age),
+		cmocka_unit_test(test_fmt_secs),
 		cmocka_unit_test(test_series),
 		cmocka_unit_test(test_spark_levels),
 		cmocka_unit_test(test_spark),
