@@ -1104,11 +1104,13 @@ static int fetch_parse(parked_t *f, req_t *r, uint64_t *max_bytes, uint64_t *wai
 		return mq_err_set(err, MQ_EPROTO, "FETCH names %u partitions (at most %d)", a->size, FETCH_MAX_PARTS);
 	f->ntopics = ta->size;
 	f->n = a->size;
-	f->topics = malloc(f->ntopics * sizeof(*f->topics));
-	f->nparts = malloc(f->ntopics * sizeof(*f->nparts));
-	f->tix = malloc(f->n * sizeof(*f->tix));
-	f->parts = malloc(f->n * sizeof(*f->parts));
-	f->offs = malloc(f->n * sizeof(*f->offs));
+	/* (at least one of each: a FETCH that only waits names none) */
+	size_t nt = f->ntopics ? f->ntopics : 1, np = f->n ? f->n : 1;
+	f->topics = malloc(nt * sizeof(*f->topics));
+	f->nparts = malloc(nt * sizeof(*f->nparts));
+	f->tix = malloc(np * sizeof(*f->tix));
+	f->parts = malloc(np * sizeof(*f->parts));
+	f->offs = malloc(np * sizeof(*f->offs));
 	if (!f->topics || !f->nparts || !f->tix || !f->parts || !f->offs)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	for (uint32_t t = 0; t < f->ntopics; t++)
