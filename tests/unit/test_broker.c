@@ -852,7 +852,7 @@ static void test_producers_poll(void **state)
 	mq_err_t err;
 	mq_buf_t buf = {0};
 	for (int i = 0; i < 3; i++) {
-		char topic[8];
+		char topic[16];
 		snprintf(topic, sizeof topic, "t%d", i);
 		meta(f, topic);
 		assert_int_equal(mq_client_open(&co, &c[i], &err), 0);
