@@ -2369,6 +2369,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 			{ZMQ_HEARTBEAT_TTL, "ZMQ_HEARTBEAT_TTL", 10000, 0},
 			{ZMQ_HEARTBEAT_TIMEOUT, "ZMQ_HEARTBEAT_TIMEOUT", 10000, 0},
 			{ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE", (int64_t)MQ_BATCH_MAX_BYTES + 65536, 1},
+			{ZMQ_IPV6, "ZMQ_IPV6", mq_endpoint_is_ipv6(o->listen[i]), 0},
 		};
 		if (!s) {
 			rc = mq_err_set(err, MQ_EIO, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));

@@ -159,6 +159,7 @@ static void *open_socket(mq_client_t *c, int monitor, mq_err_t *err, int *rc)
 		{ZMQ_HEARTBEAT_TTL, "ZMQ_HEARTBEAT_TTL", c->timeout_ms > 6000000 ? 6000000 : c->timeout_ms, 0},
 		{ZMQ_RECONNECT_IVL, "ZMQ_RECONNECT_IVL", 100, 0},
 		{ZMQ_RECONNECT_IVL_MAX, "ZMQ_RECONNECT_IVL_MAX", 1000, 0},
+		{ZMQ_IPV6, "ZMQ_IPV6", mq_endpoint_is_ipv6(c->endpoint), 0},
 	};
 	if ((*rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err))) {
 		zmq_close(s);

@@ -294,3 +294,8 @@ int mq_wire_sockopts(void *sock, const mq_sockopt_t *o, size_t n, mq_err_t *err)
 	}
 	return 0;
 }
+
+int mq_endpoint_is_ipv6(const char *endpoint)
+{
+	return strncmp(endpoint, "tcp://[", 7) == 0;
+}

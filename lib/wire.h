@@ -287,6 +287,9 @@ typedef struct mq_sockopt {
 	int wide;
 } mq_sockopt_t;
 int mq_wire_sockopts(void *sock, const mq_sockopt_t *o, size_t n, mq_err_t *err);
+/* Whether an endpoint names an IPv6 address ("tcp://[::1]:7733",
+ * "tcp://[::]:7733"): its socket needs ZMQ_IPV6, which ZeroMQ leaves off. */
+int mq_endpoint_is_ipv6(const char *endpoint);
 
 /* The partition of a key: FNV-1a 64-bit hash of the key bytes, modulo
  * the partition count.  Documented in mq-pub(1); never change it. */

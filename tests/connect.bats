@@ -94,6 +94,32 @@ timed() {
 	assert_success
 }
 
+@test "IPv6: mq-serve -l [::1]:PORT serves, and every client reaches it as [::1]:PORT or tcp://[::1]:PORT" {
+	python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null ||
+		skip "no IPv6 loopback on this machine"
+	local port
+	port=$(free_port)
+	mkdir -p "$BATS_TEST_TMPDIR/d6"
+	mq-serve -d "$BATS_TEST_TMPDIR/d6" -l "[::1]:$port" 2>"$BATS_TEST_TMPDIR/b6.log" 3>&- &
+	local pid=$! i
+	for ((i = 0; i < 100; i++)); do
+		grep -q "listening on" "$BATS_TEST_TMPDIR/b6.log" && break
+		sleep 0.05
+	done
+	run cat "$BATS_TEST_TMPDIR/b6.log"
+	assert_output "mq-serve: listening on tcp://[::1]:$port"
+	run mq-pub -b "[::1]:$port" -t six -m hello
+	assert_success
+	run mq-sub -b "tcp://[::1]:$port" -t six -e
+	assert_output hello
+	run mq-admin -b "[::1]:$port" ping
+	assert_output --regexp "^broker tcp://\[::1\]:$port: mq-serve "
+	run mq-lag -b "[::1]:$port"
+	assert_success
+	kill "$pid"
+	wait "$pid"
+}
+
 @test "an endpoint in none of the forms is refused, naming the forms" {
 	run mq-pub -b localhost -t a -m x
 	assert_failure 1

@@ -108,11 +108,23 @@ static void test_claims_beyond_the_bytes(void **state)
 	}
 }
 
+static void test_endpoint_is_ipv6(void **state)
+{
+	(void)state;
+	assert_true(mq_endpoint_is_ipv6("tcp://[::1]:7733"));
+	assert_true(mq_endpoint_is_ipv6("tcp://[::]:7733"));
+	assert_false(mq_endpoint_is_ipv6("tcp://127.0.0.1:7733"));
+	assert_false(mq_endpoint_is_ipv6("tcp://*:7733"));
+	assert_false(mq_endpoint_is_ipv6("tcp://localhost:7733"));
+	assert_false(mq_endpoint_is_ipv6("ipc:///tmp/[x]"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_real_frames_parse),
 		cmocka_unit_test(test_claims_beyond_the_bytes),
+		cmocka_unit_test(test_endpoint_is_ipv6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
