@@ -33,6 +33,7 @@
 #include "cli_done.h"
 #include "client.h"
 #include "hash.h"
+#include "lag.h"
 #include "mq.h"
 #include "record.h"
 #include "txn.h"
@@ -379,6 +380,8 @@ typedef struct pub {
 	/* progress */
 	int64_t prog_start, prog_last;
 	int prog_tty;
+	int64_t prog_size; /* stdin's size when it is a regular file, else -1 */
+	const mq_reader_t *rd; /* stdin's reader, for how far into the file it is */
 } pub_t;
 
 /* A record not sent: said now, or with -q kept (the first one) for the
@@ -668,9 +671,23 @@ static void progress(pub_t *s, int last)
 	double secs = (double)(now - s->prog_start) / 1000.0;
 	mq_producer_stats_t st;
 	stats(s, &st);
-	fprintf(stderr, "%s%s: %" PRIu64 " messages, %" PRIu64 " acknowledged, %.0f msg/s%s", s->prog_tty ? "\r" : "",
-		prog, s->read, st.acked, secs > 0 ? (double)st.acked / secs : 0.0,
-		s->prog_tty && !last ? "\033[K" : "\n");
+	/* From a file: how far into it, and when the rest should be read at
+	 * the pace so far. */
+	char part[64] = "";
+	if (s->prog_size > 0 && s->rd) {
+		uint64_t pos = mq_reader_consumed(s->rd);
+		double done = pos >= (uint64_t)s->prog_size ? 1.0 : (double)pos / (double)s->prog_size;
+		char eta[32] = "";
+		if (!last && done > 0 && done < 1 && secs > 0) {
+			char d[16];
+			mq_lag_fmt_secs(d, sizeof d, secs * (1.0 - done) / done + 0.999);
+			snprintf(eta, sizeof eta, ", ETA %s", d);
+		}
+		snprintf(part, sizeof part, ", %d%%%s", (int)(done * 100.0), eta);
+	}
+	fprintf(stderr, "%s%s: %" PRIu64 " messages, %" PRIu64 " acknowledged, %.0f msg/s%s%s",
+		s->prog_tty ? "\r" : "", prog, s->read, st.acked, secs > 0 ? (double)st.acked / secs : 0.0, part,
+		!s->prog_tty ? "\n" : last ? "\033[K\n" : "\033[K"); /* on a terminal: what the last one left, cleared */
 }
 
 static int input_ready(void)
@@ -748,6 +765,8 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 			s->read++;
 			if (add_record(s, &rec, mq_reader_count(rd)))
 				break;
+			if (s->o->progress && (s->read & 4095) == 0)
+				progress(s, 0); /* also while input never runs dry */
 			continue;
 		}
 		if (rc < 0) {
@@ -1144,7 +1163,11 @@ int main(int argc, char **argv)
 	}
 	mq_cli_signals(on_signal);
 
-	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2)};
+	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2),
+		   .prog_size = -1};
+	struct stat in_st;
+	if (!o.message && fstat(0, &in_st) == 0 && S_ISREG(in_st.st_mode))
+		s.prog_size = (int64_t)in_st.st_size;
 	if (setup(&s, &o)) {
 		fprintf(stderr, "%s: %s\n", prog, s.err.msg);
 		cleanup(&s);
@@ -1174,6 +1197,7 @@ int main(int argc, char **argv)
 			close(in);
 		return rc;
 	} else {
+		s.rd = rd;
 		run_stdin(&s, rd);
 	}
 	rc = finish(&s);

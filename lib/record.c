@@ -281,6 +281,7 @@ struct mq_reader {
 	uint8_t *delim;
 	size_t delim_len;
 	uint64_t count;   /* records returned */
+	uint64_t got;     /* bytes read from fd */
 	uint64_t recno;   /* records seen, bad ones included: for messages */
 	mq_buf_t scratch;
 	msgpack_zone *zone;
@@ -368,6 +369,11 @@ uint64_t mq_reader_count(const mq_reader_t *r)
 	return r->count;
 }
 
+uint64_t mq_reader_consumed(const mq_reader_t *r)
+{
+	return r->got - (r->end - r->start);
+}
+
 /* Room at the end of buf for a read: rewind, compact or grow. */
 static int make_room(mq_reader_t *r, mq_err_t *err)
 {
@@ -406,6 +412,7 @@ long mq_reader_fill(mq_reader_t *r, mq_err_t *err)
 	ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
 	if (n > 0) {
 		r->end += (size_t)n;
+		r->got += (uint64_t)n;
 		return (long)n;
 	}
 	if (n == 0) {

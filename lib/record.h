@@ -126,6 +126,9 @@ int mq_reader_next(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err);
 
 int mq_reader_eof(const mq_reader_t *r); /* end of input seen and nothing left */
 uint64_t mq_reader_count(const mq_reader_t *r); /* records returned so far */
+/* Bytes of input taken so far: read, less what waits in the buffer (a
+ * progress figure: how far into a file the records returned reach). */
+uint64_t mq_reader_consumed(const mq_reader_t *r);
 
 /* Convenience for blocking use: fill as needed and return the next
  * record: 1, 0 at the end of input, < 0 on error (-MQ_EAGAIN when a

@@ -301,6 +301,29 @@ static void test_fmt_parse(void **state)
 	assert_non_null(strstr(err.msg, "msgpack"));
 }
 
+/* How far into the input the records returned reach, whatever the
+ * reader has buffered beyond them. */
+static void test_reader_consumed(void **state)
+{
+	(void)state;
+	static const char text[] = "a\nbb\nccc\n";
+	int fd = tmp_fd(text, sizeof text - 1);
+	(void)lseek(fd, 0, SEEK_SET);
+	mq_reader_t *r = reader(fd, MQ_FMT_LINES, NULL, 1 << 20);
+	mq_rec_t rec;
+	mq_err_t err;
+	assert_int_equal(mq_reader_consumed(r), 0);
+	static const uint64_t want[] = {2, 5, 9};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mq_reader_get(r, &rec, &err), 1);
+		assert_int_equal(mq_reader_consumed(r), want[i]);
+	}
+	assert_int_equal(mq_reader_get(r, &rec, &err), 0);
+	assert_int_equal(mq_reader_consumed(r), 9);
+	mq_reader_free(r);
+	close(fd);
+}
+
 static void test_reader_rejects(void **state)
 {
 	(void)state;
@@ -1661,6 +1684,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt_parse),
 		cmocka_unit_test(test_reader_rejects),
+		cmocka_unit_test(test_reader_consumed),
 		cmocka_unit_test(test_lines_basic),
 		cmocka_unit_test(test_lines_long),
 		cmocka_unit_test(test_max_record),
