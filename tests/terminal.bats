@@ -57,6 +57,8 @@ wait_screen() { # name regexp
 	run screen lag
 	[ "$(grep -c '^GROUP' <<<"$output")" -eq 1 ]
 	assert_line --regexp '^g +w +0 +2 +10 +8 '
+	run screen lag -e # no colours, also with NO_COLOR unset
+	[[ $output != *$'\e['* ]]
 	tmux -S "$TMUX_SOCK" send-keys -t lag C-c
 	wait_screen lag 'exit=[0-9]+$'
 	# Ended by its own hand (a monitoring status), not killed by the signal.
