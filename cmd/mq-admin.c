@@ -52,12 +52,6 @@ static const char *prog = "mq-admin";
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 /* ---- options ---- */
 
 /* mq-admin's own options; a command lists the ones it takes as bits. */
@@ -1230,10 +1224,7 @@ static void usage(FILE *fp)
 		"  --from OFFSET            dump: start at this offset\n"
 		"  --secret FILE, --public FILE  keygen: write the keys to these new files\n"
 		"  --overwrite              keygen: replace files that exist\n"
-		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else " MQ_DEFAULT_BROKER ")\n"
-		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
-		"                           0 or inf: wait forever)\n"
+		MQ_CLI_HELP_BROKER
 		"  -v, --verbose            more columns in lists; say what was done on stderr\n"
 		"  -q, --quiet              no heading lines above tables\n"
 		"  -h, --help               this help;  -V, --version  the version\n");
@@ -1345,7 +1336,7 @@ int main(int argc, char **argv)
 	if (cmd->online) {
 		mq_client_opts_t co = {
 			.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
-		mq_cli_signals(on_signal);
+		mq_cli_signals(&stop);
 		if (mq_client_open(&co, &a.c, &a.err))
 			return failed(&a);
 	}

@@ -49,12 +49,6 @@
 static const char *prog = "mq-bucket";
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static void usage(FILE *fp)
 {
 	fprintf(fp,
@@ -550,7 +544,7 @@ int main(int argc, char **argv)
 	o.quiet = cli.quiet;
 
 	run_t r = {.o = &o};
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 	if (setup(&r, &o, &err) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		rc = 1;

@@ -27,12 +27,6 @@
 static const char *prog = "mq-dedup";
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static void usage(FILE *fp)
 {
 	fprintf(fp,
@@ -316,7 +310,7 @@ int main(int argc, char **argv)
 	r.f.before_flush = sync_state;
 	r.f.on_idle = drain;
 	r.f.ctx = &r;
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 	r.now_ms = mq_now_ms();
 	if ((rc = mq_filter_run(&r.f, each, malformed, &stop, &err)) < 0)
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -56,12 +56,6 @@ typedef enum fmt { FMT_TABLE, FMT_JSON, FMT_PROM } fmt_t;
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static void usage(FILE *fp)
 {
 	fprintf(fp,
@@ -83,10 +77,7 @@ static void usage(FILE *fp)
 		"                           table then shows each partition's lag over the\n"
 		"                           broker's window as a sparkline (TREND)\n"
 		"                           (-f prom: only on a terminal; use cron or a loop)\n"
-		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
-		"                           0 or inf: wait forever)\n"
+		MQ_CLI_HELP_BROKER
 		"  -v, --verbose            the sampling interval and history on stderr\n"
 		"  -q, --quiet              only errors on stderr\n"
 		"  -h, --help               this help;  -V, --version  the version\n"
@@ -841,7 +832,7 @@ int main(int argc, char **argv)
 		o.cli.verbose = 0;
 	if (o.watch_ms && o.fmt == FMT_TABLE)
 		o.trend = trend_kind();
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 
 	mq_client_t *c = NULL;
 	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,

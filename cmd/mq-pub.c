@@ -49,12 +49,6 @@ static const char *prog = "mq-pub";
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static void usage(FILE *fp)
 {
 	fprintf(fp,
@@ -66,10 +60,7 @@ static void usage(FILE *fp)
 		"\n"
 		"  -t, --topic NAME         topic to publish to (created if missing); without it,\n"
 		"                           envelopes go to the topic each one names\n"
-		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
-		"                           0 or inf: wait forever)\n"
+		MQ_CLI_HELP_BROKER
 		"  -k, --key KEY            key of every message\n"
 		"  -K, --key-delim DELIM    split each record at the first DELIM into key and value\n"
 		"  -p, --partition N        publish to partition N (default: by key, else spread)\n"
@@ -1142,7 +1133,7 @@ int main(int argc, char **argv)
 	if (o.tx != TX_NONE || o.whole)
 		o.progress = 0;
 	if (o.tx == TX_COMMIT || o.tx == TX_ROLLBACK || o.tx == TX_CHECKER) {
-		mq_cli_signals(on_signal);
+		mq_cli_signals(&stop);
 		return o.tx == TX_CHECKER ? run_checker(&o) : run_decide(&o);
 	}
 
@@ -1161,7 +1152,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 
 	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2),
 		   .prog_size = -1};

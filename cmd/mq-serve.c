@@ -15,16 +15,11 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "cli.h"
 #include "mq.h"
 
 static const char *prog = "mq-serve";
 static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
 
 static void usage(FILE *fp)
 {
@@ -33,7 +28,7 @@ static void usage(FILE *fp)
 		"\n"
 		"  -d, --data DIR            data directory (default $MQ_DATA, else $XDG_STATE_HOME/mq,\n"
 		"                            else ~/.local/state/mq)\n"
-		"  -l, --listen ENDPOINT     ZeroMQ endpoint, repeatable (default tcp://127.0.0.1:7733);\n"
+		"  -l, --listen ENDPOINT     ZeroMQ endpoint, repeatable (default " MQ_DEFAULT_BROKER ");\n"
 		"                            HOST:PORT and :PORT mean tcp://HOST:PORT, tcp://127.0.0.1:PORT\n"
 		"      --partitions N        partitions of a topic created on first publish (default 1)\n"
 		"      --fsync POLICY        always | never | DURATION (default always: group commit)\n"
@@ -325,19 +320,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!o.nlisten)
-		o.listen[o.nlisten++] = "tcp://127.0.0.1:7733";
+		o.listen[o.nlisten++] = MQ_DEFAULT_BROKER;
 	o.data_dir = datadir;
 	o.report = report;
 	make_parents(datadir);
 	raise_fd_limit(verbose);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	mq_cli_signals(&stop_flag);
 
 	mq_broker_t *b;
 	if (mq_broker_open(&o, &b, &err)) {

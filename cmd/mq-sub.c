@@ -49,13 +49,7 @@ static const char *prog = "mq-sub";
 #define STOP_GRACE_MS 2000 /* on SIGTERM, how long a stuck reader gets */
 #define MAX_PATTERNS MQ_CONSUMER_MAX_PATTERNS
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = stop + 1; /* a second signal cuts the wait for the reader at exit */
-}
+static volatile sig_atomic_t stop; /* signals so far (mq_cli_signals): a second one cuts the wait for the reader at exit */
 
 static void usage(FILE *fp)
 {
@@ -94,10 +88,7 @@ static void usage(FILE *fp)
 		"      --skip-damaged       report offsets damaged on the broker and go on\n"
 		"                           (default: stop there with status 1)\n"
 		"      --session-timeout D  group session timeout (default 10s)\n"
-		"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else tcp://127.0.0.1:7733)\n"
-		"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"
-		"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n"
-		"                           0 or inf: wait forever)\n"
+		MQ_CLI_HELP_BROKER
 		"  -v, --verbose            counts on stderr at the end\n"
 		"  -q, --quiet              only errors on stderr\n"
 		"  -h, --help               this help;  -V, --version  the version\n");
@@ -694,7 +685,7 @@ static int exec_main(opts_t *o)
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		return 1;
 	}
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 	mq_client_t *c = NULL;
 	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog, .interrupt = &stop};
 	mq_consumer_opts_t ko = {.topics = o->topics, .ntopics = o->ntopics, .group = o->group, .start = o->start,
@@ -801,7 +792,7 @@ int main(int argc, char **argv)
 		u.out_pipe = S_ISSOCK(st.st_mode) ? 2 : 1;
 	u.track = u.out_pipe && o.group && !o.at_most_once;
 	mq_outq_init(&u.q, COMMIT_MS);
-	mq_cli_signals(on_signal);
+	mq_cli_signals(&stop);
 
 	mq_client_t *c = NULL;
 	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};

@@ -135,11 +135,23 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
 	return found;
 }
 
-void mq_cli_signals(void (*handler)(int))
+/* The one piece of state the signal handler may touch: the stop flag of
+ * the program, given once by mq_cli_signals. */
+static volatile sig_atomic_t *stop_flag;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	if (stop_flag)
+		*stop_flag = *stop_flag + 1;
+}
+
+void mq_cli_signals(volatile sig_atomic_t *flag)
 {
 	struct sigaction sa;
+	stop_flag = flag;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = handler;
+	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -66,10 +66,20 @@ int mq_cli_later(const char *prog, const char *option, mq_err_t *err);
  * close candidates wins. */
 const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n);
 
-/* SIGINT and SIGTERM call handler (no SA_RESTART, so blocking calls
- * return EINTR and the program can check its flag); SIGPIPE is ignored
- * so a closed reader shows up as EPIPE. */
-void mq_cli_signals(void (*handler)(int));
+/* The --help lines of the options every client of a broker shares, for
+ * programs whose option column starts at 29. */
+#define MQ_CLI_HELP_BROKER                                                                        \
+	"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else " MQ_DEFAULT_BROKER ")\n"       \
+	"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"                  \
+	"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n" \
+	"                           0 or inf: wait forever)\n"
+
+/* SIGINT and SIGTERM add one to *flag, the program's stop flag (so a
+ * second signal makes it 2: "stop waiting, now"), with no SA_RESTART, so
+ * blocking calls return EINTR and the program looks at its flag; SIGPIPE
+ * is ignored so a closed reader shows up as EPIPE.  The flag must live
+ * as long as the program. */
+void mq_cli_signals(volatile sig_atomic_t *flag);
 
 /* Sleep until the monotonic time until_ms (mq_mono_ms), or until *flag
  * is set by the handler of mq_cli_signals.  Race-free: SIGINT and SIGTERM
