@@ -45,7 +45,7 @@ static void usage(FILE *fp)
 		"      --txn-check-interval D  then again every D (default 60s)\n"
 		"      --txn-max-checks N    roll it back after N checks without a verdict (default 15)\n"
 		"  -v, --verbose             more messages on stderr\n"
-		"  -q, --quiet               only errors on stderr\n"
+		"  -q, --quiet               only problems and the endpoints on stderr (as without -v)\n"
 		"  -h, --help                this help\n"
 		"  -V, --version             the version\n");
 }

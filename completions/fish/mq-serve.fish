@@ -15,6 +15,6 @@ complete -c mq-serve -l txn-timeout -x -a '6s 1m' -d 'check back an undecided tr
 complete -c mq-serve -l txn-check-interval -x -a '60s 5m' -d 'then check again every D'
 complete -c mq-serve -l txn-max-checks -x -d 'roll back after N checks without a verdict'
 complete -c mq-serve -s v -l verbose -d 'more messages on stderr'
-complete -c mq-serve -s q -l quiet -d 'only errors on stderr'
+complete -c mq-serve -s q -l quiet -d 'only problems and the endpoints on stderr'
 complete -c mq-serve -s h -l help -d 'show help'
 complete -c mq-serve -s V -l version -d 'show the version'
