@@ -46,6 +46,10 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 		return MQ_CLI_HELP;
 	case 'V':
 		return MQ_CLI_VERSION;
+	case MQ_CLI_OPT_CURVE:
+		/* Refused, never ignored: the user asked for encryption. */
+		return mq_err_set(err, MQ_EINVAL, "--curve-server and --curve-secret are not available in this version "
+				  "(it has no CurveZMQ, so nothing would be encrypted)");
 	case ':':
 		return mq_err_set(err, MQ_EINVAL, "option '%.100s' needs an argument", argv[optind - 1]);
 	case '?':

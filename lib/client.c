@@ -191,6 +191,22 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	if (!c)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	const char *ep = mq_client_default_endpoint(o->endpoint);
+	/* Settings that cannot take effect are errors, never ignored. */
+	static const char *const curve_env[] = {"MQ_CURVE_SERVER", "MQ_CURVE_SECRET"};
+	for (size_t i = 0; i < sizeof curve_env / sizeof curve_env[0]; i++) {
+		const char *v = getenv(curve_env[i]);
+		if (v && *v) {
+			free(c);
+			return mq_err_set(err, MQ_EINVAL, "%s is set, but this version has no CurveZMQ: the connection to "
+					  "%s would not be encrypted (unset %s to go on without it)", curve_env[i], ep,
+					  curve_env[i]);
+		}
+	}
+	if (!strncmp(ep, "kafka://", 8)) {
+		free(c);
+		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': Kafka clusters are not available in this "
+				  "version (use an mq-serve endpoint such as tcp://127.0.0.1:7733)", ep);
+	}
 	if ((rc = mq_endpoint_normalize(ep, c->endpoint, sizeof c->endpoint, err))) {
 		free(c);
 		return rc;

@@ -184,3 +184,36 @@ timed() {
 	[ "${#lines[@]}" -eq 3000 ]
 	[ "$(printf '%s\n' "${lines[@]}" | sort -n | uniq | wc -l)" -eq 3000 ]
 }
+
+@test "CurveZMQ and Kafka settings this version cannot honour are refused, never ignored" {
+	start_broker
+	# The variables: refused before anything is sent in plaintext.
+	MQ_CURVE_SERVER=abc run mq-admin ping
+	assert_failure 1
+	assert_output --partial "MQ_CURVE_SERVER is set, but this version has no CurveZMQ"
+	MQ_CURVE_SECRET=/nonexistent run mq-pub -t plain -m secret
+	assert_failure 1
+	assert_output --partial "MQ_CURVE_SECRET is set"
+	run mq-admin topic list
+	refute_output --partial plain
+	# Set but empty: not a setting.
+	MQ_CURVE_SERVER= run mq-pub -t plain -m fine
+	assert_success
+	# The options: usage errors in every client program.
+	local p
+	for p in mq-pub mq-sub mq-admin mq-bucket; do
+		run "$p" --curve-server KEY
+		assert_failure 2
+		assert_output --partial "--curve-server and --curve-secret are not available in this version"
+	done
+	run mq-lag --curve-secret "$BATS_TEST_TMPDIR/key"
+	assert_failure 3 # a usage error is UNKNOWN for a monitoring check
+	assert_output --partial "not available in this version"
+	# Kafka endpoints, in -b and in MQ_BROKER.
+	run mq-pub -b kafka://127.0.0.1:9092 -t a -m x
+	assert_failure 1
+	assert_output --partial "Kafka clusters are not available in this version"
+	MQ_BROKER=kafka://127.0.0.1:9092 run mq-sub -t a -e
+	assert_failure 1
+	assert_output --partial "Kafka clusters are not available in this version"
+}
