@@ -539,6 +539,13 @@ static int refresh(mq_consumer_t *k)
 
 /* ---- fetching ---- */
 
+/* Does the consumer follow the topic list (patterns, topics not there
+ * yet, partitions added, without a group)? */
+static int looks_at_list(const mq_consumer_t *k)
+{
+	return !k->o.exit_at_end && (k->patterns || !k->o.group || k->waiting);
+}
+
 static int send_fetch(mq_consumer_t *k)
 {
 	uint32_t total = 0;
@@ -559,7 +566,10 @@ static int send_fetch(mq_consumer_t *k)
 				continue;
 			k->fp[n++] = (mq_fetch_pos_t){t, i, p->pos};
 		}
-	int follow = k->has_epoch && !k->o.exit_at_end;
+	/* Carry the epoch only while following the list (the broker answers
+	 * at once a fetch whose epoch is old) and not with a look at the list
+	 * already due: it would come back at once, again and again. */
+	int follow = k->has_epoch && looks_at_list(k) && k->next_refresh == INT64_MAX;
 	if (!n && !follow)
 		return 0;
 	if (n > FETCH_MAX_PARTS) { /* take turns */
@@ -835,7 +845,7 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 	if (k->done)
 		return 1;
 	int64_t now = mq_mono_ms();
-	int looks = !k->o.exit_at_end && (k->patterns || !k->o.group || k->waiting);
+	int looks = looks_at_list(k);
 	if (looks && now >= k->next_refresh && refresh(k))
 		return failed(k, err);
 	if (k->o.group && k->releasing && !k->hb_now) {
@@ -875,7 +885,8 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 		*err = k->err;
 		return rc;
 	}
-	if (k->has_epoch && k->r.has_epoch && k->r.epoch != k->epoch && k->next_refresh == INT64_MAX) {
+	if (looks_at_list(k) && k->has_epoch && k->r.has_epoch && k->r.epoch != k->epoch &&
+	    k->next_refresh == INT64_MAX) {
 		/* The topic list changed: look at it now, or soon if it keeps changing. */
 		k->next_refresh = k->last_refresh + REFRESH_MIN_MS;
 	}

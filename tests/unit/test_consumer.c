@@ -490,6 +490,35 @@ static void test_follow_list_on_change(void **state)
 	mq_consumer_close(k);
 }
 
+/* A group member that waited for its topic follows the list no more
+ * once the topic is there: topics made afterwards do not send it into a
+ * loop of fetches the broker answers at once (its epoch is old). */
+static void test_group_waited_no_spin(void **state)
+{
+	fix_t *f = *state;
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.ack_on_flush = 1;
+	mq_consumer_t *k = open_consumer(f, &s, "later", "g", 0);
+	mq_err_t err;
+	for (int64_t until = mq_mono_ms() + 300; mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	publish(f, "later", 1, 0, 3);
+	for (int64_t until = mq_mono_ms() + 10000; s.n < 3 && mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(mq_client_topic_create(f->c, "other1", 1, 0, 0, &err), 0);
+	assert_int_equal(mq_client_topic_create(f->c, "other2", 1, 0, 0, &err), 0);
+	int64_t r0 = requests(f);
+	for (int64_t until = mq_mono_ms() + 2000; mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+	int64_t n = requests(f) - r0 - 1;
+	/* Long polls, heartbeats and commits: a handful a second, not a spin. */
+	if (n > 20)
+		fail_msg("%lld requests in 2 s of an idle member", (long long)n);
+	mq_consumer_close(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +529,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_release_before_handover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_seq_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_follow_list_on_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_waited_no_spin, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
