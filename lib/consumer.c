@@ -558,19 +558,23 @@ static int send_fetch(mq_consumer_t *k)
 		k->fp = fp;
 		k->fp_cap = total;
 	}
-	uint32_t n = 0;
+	uint32_t n = 0, held = 0;
 	for (uint32_t t = 0; t < k->nt; t++)
 		for (uint32_t i = 0; i < k->t[t].np; i++) {
 			mq_consumer_part_t *p = &k->t[t].p[i];
+			held += p->active == 1 && p->held;
 			if (p->active != 1 || p->held || (k->o.exit_at_end && p->pos >= p->end))
 				continue;
 			k->fp[n++] = (mq_fetch_pos_t){t, i, p->pos};
 		}
 	/* Carry the epoch only while following the list (the broker answers
 	 * at once a fetch whose epoch is old) and not with a look at the list
-	 * already due: it would come back at once, again and again. */
+	 * already due: it would come back at once, again and again.  With
+	 * nothing to fetch, a fetch that only waits for the list is sent when
+	 * no partition is held by the sink: one that is would be fetched as
+	 * soon as the sink lets go, not after that wait. */
 	int follow = k->has_epoch && looks_at_list(k) && k->next_refresh == INT64_MAX;
-	if (!n && !follow)
+	if (!n && (!follow || held))
 		return 0;
 	if (n > FETCH_MAX_PARTS) { /* take turns */
 		uint32_t from = k->fetch_rot++ % n;
