@@ -72,6 +72,9 @@ OUT_LIB = $(B)/lib/libmq.a
 else ifeq ($(SAN),1)
 OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANLD = -fsanitize=address,undefined
+# Sanitized programs run two to three times slower: the bats run's guard
+# (tests/run, 900 s by default) gets twice as long.
+CHECK_TIMEOUT = 1800
 B = build/san
 OUT_BIN = $(B)/bin
 OUT_LIB = $(B)/lib/libmq.a
@@ -227,6 +230,7 @@ check: deps
 	done; true
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_BENCH_DIR="$(CURDIR)/$(OUT_BENCH)" \
 		MQ_FUZZ_DIR="$(CURDIR)/$(OUT_FUZZ)" MQ_FAULT_BIN="$(CURDIR)/build/fault/bin" \
+		$(if $(CHECK_TIMEOUT),MQ_TEST_TIMEOUT="$${MQ_TEST_TIMEOUT:-$(CHECK_TIMEOUT)}") \
 		UBSAN_OPTIONS="$${UBSAN_OPTIONS:-print_stacktrace=1}" \
 		bash tests/run
 
