@@ -359,13 +359,6 @@ static void fmt_eta(char *b, size_t n, double eta, double rate, mq_lag_status_t 
 		mq_lag_fmt_secs(b, n, ceil(eta));
 }
 
-/* The wait of the oldest unconsumed message, in whole seconds; "-"
- * unknown. */
-static void fmt_age(char *b, size_t n, double age)
-{
-	mq_lag_fmt_secs(b, n, age);
-}
-
 typedef char cell_t[MQ_MEMBER_ID_MAX + 24];
 
 /* The columns from LAG on. */
@@ -373,7 +366,7 @@ static void fill_tail(cell_t *c, uint64_t lag, double age, double rate, double e
 		      const char *member)
 {
 	snprintf(c[C_LAG], sizeof c[C_LAG], "%" PRIu64, lag);
-	fmt_age(c[C_AGE], sizeof c[C_AGE], age);
+	mq_lag_fmt_secs(c[C_AGE], sizeof c[C_AGE], age); /* "-": unknown */
 	fmt_rate(c[C_RATE], sizeof c[C_RATE], rate);
 	fmt_eta(c[C_ETA], sizeof c[C_ETA], eta, rate, st);
 	snprintf(c[C_STATUS], sizeof c[C_STATUS], "%s", mq_lag_status_name(st));

@@ -224,6 +224,15 @@ static void drain(mq_consumer_t *k)
 	assert_int_equal(rc, 1);
 }
 
+/* Step k for up to ms, or until the sink has taken n records (n < 0:
+ * the whole time); no step may fail. */
+static void step(mq_consumer_t *k, const rec_sink_t *s, int n, int64_t ms)
+{
+	mq_err_t err;
+	for (int64_t until = mq_mono_ms() + ms; (n < 0 || s->n < n) && mq_mono_ms() < until;)
+		assert_true(mq_consumer_step(k, &err) >= 0);
+}
+
 /* A sink that acks nothing: nothing past the start is committed,
  * whatever it took. */
 static void test_commit_never_passes_acked(void **state)
@@ -270,9 +279,7 @@ static void test_ack_past_written_and_bound(void **state)
 	s.hold_after = 20; /* takes 0..19, then holds */
 	mq_consumer_t *k = open_consumer(f, &s, "t", "g", 0);
 	mq_err_t err;
-	int64_t until = mq_mono_ms() + 5000;
-	while (s.n < 20 && mq_mono_ms() < until)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 20, 5000);
 	assert_int_equal(s.n, 20);
 	assert_int_equal(mq_consumer_part(k, 0, 0)->written, 20);
 	assert_int_equal(mq_consumer_ack(k, 0, 0, 21), -MQ_EINVAL);
@@ -468,14 +475,10 @@ static void test_follow_list_on_change(void **state)
 	sink_init(&s, f);
 	s.ack_on_flush = 1;
 	mq_consumer_t *k = open_consumer(f, &s, "p.*", NULL, 0);
-	mq_err_t err;
-	int64_t until = mq_mono_ms() + 5000;
-	while (s.n < 2 && mq_mono_ms() < until)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 2, 5000);
 	assert_int_equal(s.n, 2);
 	int64_t r0 = requests(f);
-	for (until = mq_mono_ms() + 5000; mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, -1, 5000);
 	int64_t idle = requests(f) - r0 - 1; /* less the STATS itself */
 	/* 5 s of long polls of 1 s: 5, or 6 at the window's edges; asking
 	 * for the list every second as well made it 8 or more. */
@@ -483,8 +486,7 @@ static void test_follow_list_on_change(void **state)
 	assert_true(idle <= 6);
 	publish(f, "p.b", 1, 0, 3);
 	s.last[0] = -1; /* a new topic: its partition 0 counts from 0 again */
-	for (until = mq_mono_ms() + 5000; s.n < 5 && mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 5, 5000);
 	assert_int_equal(s.n, 5);
 	assert_false(s.order_broken);
 	mq_consumer_close(k);
@@ -503,20 +505,16 @@ static void test_held_sends_nothing(void **state)
 	s.hold_after = 10;
 	s.ack_on_flush = 1;
 	mq_consumer_t *k = open_consumer(f, &s, "h", NULL, 0);
-	mq_err_t err;
-	for (int64_t until = mq_mono_ms() + 5000; s.n < 10 && mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 10, 5000);
 	assert_int_equal(s.n, 10);
 	assert_true(mq_consumer_part(k, 0, 0)->held);
 	int64_t r0 = requests(f);
-	for (int64_t until = mq_mono_ms() + 2500; mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, -1, 2500);
 	int64_t n = requests(f) - r0 - 1;
 	if (n > 1) /* a fetch under way when the hold came may still be answered */
 		fail_msg("%lld requests while the only partition was held", (long long)n);
 	mq_consumer_hold(k, 0, 0, 0);
-	for (int64_t until = mq_mono_ms() + 5000; s.n < 20 && mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 20, 5000);
 	assert_int_equal(s.n, 20);
 	assert_false(s.order_broken);
 	mq_consumer_close(k);
@@ -533,17 +531,14 @@ static void test_group_waited_no_spin(void **state)
 	s.ack_on_flush = 1;
 	mq_consumer_t *k = open_consumer(f, &s, "later", "g", 0);
 	mq_err_t err;
-	for (int64_t until = mq_mono_ms() + 300; mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, -1, 300);
 	publish(f, "later", 1, 0, 3);
-	for (int64_t until = mq_mono_ms() + 10000; s.n < 3 && mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, 3, 10000);
 	assert_int_equal(s.n, 3);
 	assert_int_equal(mq_client_topic_create(f->c, "other1", 1, 0, 0, &err), 0);
 	assert_int_equal(mq_client_topic_create(f->c, "other2", 1, 0, 0, &err), 0);
 	int64_t r0 = requests(f);
-	for (int64_t until = mq_mono_ms() + 2000; mq_mono_ms() < until;)
-		assert_true(mq_consumer_step(k, &err) >= 0);
+	step(k, &s, -1, 2000);
 	int64_t n = requests(f) - r0 - 1;
 	/* Long polls, heartbeats and commits: a handful a second, not a spin. */
 	if (n > 20)
