@@ -495,7 +495,9 @@ static int next_line(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err)
 		r->scan = rescan_from(r, r->start);
 		if (r->end - r->start > r->max_record) {
 			r->recno++;
-			r->start = r->end;
+			/* Keep what may be the start of a terminator of several
+			 * bytes: the skip must find it once the rest is read. */
+			r->start = r->scan = r->eof ? r->end : rescan_from(r, r->start);
 			r->skipping = !r->eof;
 			return too_big(r, err);
 		}
