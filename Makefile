@@ -106,7 +106,9 @@ ALL_LDFLAGS = -pthread $(SANLD) $(LDFLAGS)
 # cmocka fixes every test's signature (void **state), often unused.
 TEST_CFLAGS = -Wno-unused-parameter $(CMOCKA_CFLAGS)
 
-LIB_SRC = $(sort $(wildcard lib/*.c))
+# lib/zmqload.c stands in for -lzmq in the programs that load libzmq
+# only when they need it (below), so it is not in libmq.a.
+LIB_SRC = $(sort $(filter-out lib/zmqload.c,$(wildcard lib/*.c)))
 CMD_SRC = $(sort $(wildcard cmd/mq-*.c))
 TEST_SRC = $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
@@ -171,6 +173,14 @@ $(OUT_LIB): $(LIB_OBJ)
 $(PROGS): $(OUT_BIN)/%: $(OBJ)/cmd/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+
+# mq-pub loads libzmq on first use (lib/zmqload.c): a one-shot publish
+# speaks ZMTP itself (lib/zmtp.c) and so never loads it, which is most
+# of what such a run would cost.  test_zmqload checks the loader.
+LAZY_ZMQ = $(OUT_BIN)/mq-pub $(OUT_TESTS)/test_zmqload
+PKG_LIBS_NO_ZMQ = $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null || echo -lmsgpackc) -lm -ldl
+$(LAZY_ZMQ): $(OBJ)/lib/zmqload.o
+$(LAZY_ZMQ): private PKG_LIBS = $(OBJ)/lib/zmqload.o $(PKG_LIBS_NO_ZMQ)
 
 $(TESTS): $(OUT_TESTS)/%: $(OBJ)/tests/unit/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)

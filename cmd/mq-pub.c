@@ -899,7 +899,9 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 static int setup(pub_t *s, opts_t *o)
 {
 	mq_err_t *err = &s->err;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog};
+	/* One message: a lite client, which needs no libzmq (see the Makefile). */
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
+			       .lite = o->message || o->whole};
 	mq_hello_t h;
 	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
 		return -1;

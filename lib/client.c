@@ -31,6 +31,16 @@
  * call.  Correlation ids come from one counter per client, wrapping and
  * skipping 0, so a late reply to an earlier request never matches.
  *
+ * Lite.  A client opened with opts.lite (a one-shot mq-pub) makes one
+ * stream connection of its own and speaks ZMTP on it (zmtp.h): no
+ * ZeroMQ context, no I/O threads, no libzmq loaded at all where the
+ * program links lib/zmqload.c.  Control calls and batches share that
+ * connection, one call at a time (replies are matched by id as ever).
+ * A refused dial before the broker was ever reached fails at once as
+ * above; a connection lost later is dialled again (100 ms, doubling to
+ * 1 s) and what was in flight sent again, within the timeout.  Fetching
+ * needs a full client.
+ *
  * Producer window.  Batches live in a ring of slots in send order; a
  * slot keeps its bytes until the broker answered for it.  Acks normally
  * arrive in order; one that arrives early frees its slot, and the ring
@@ -53,12 +63,15 @@
 #include <zmq.h>
 
 #include "store.h"
+#include "zmtp.h"
 
 #define HB_IVL_MS 1000
 #define HB_TIMEOUT_MS 3000
 #define HWM 10000
 #define MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
 #define PROBE_MS 200 /* a failed connect is tried again, at most this long, to name why */
+#define LITE_REDIAL_MIN_MS 100
+#define LITE_REDIAL_MAX_MS 1000
 
 struct mq_client {
 	void *ctx;
@@ -84,6 +97,10 @@ struct mq_client {
 	int64_t fetch_sent, fetch_first;
 	uint32_t fetch_downs; /* c->downs when it was sent */
 	uint64_t expired; /* records the broker skipped as expired in fetch replies */
+	/* lite (opts.lite): one direct connection, NULL while there is none */
+	int lite;
+	mq_zmtp_t *z;
+	int64_t next_dial, dial_ivl;
 };
 
 /* ---- connection ---- */
@@ -220,6 +237,12 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 		c->resend_ms = 200;
 	if (c->resend_ms > 2000)
 		c->resend_ms = 2000;
+	if (o->lite && mq_zmtp_supports(c->endpoint)) {
+		c->lite = 1; /* dialled by the first call */
+		c->dial_ivl = LITE_REDIAL_MIN_MS;
+		*out = c;
+		return 0;
+	}
 	/* A client process makes few connections: one I/O thread is plenty. */
 	c->ctx = zmq_ctx_new();
 	if (!c->ctx) {
@@ -239,6 +262,7 @@ void mq_client_close(mq_client_t *c)
 {
 	if (!c)
 		return;
+	mq_zmtp_close(c->z);
 	if (c->mon)
 		zmq_close(c->mon);
 	if (c->ctl)
@@ -274,10 +298,26 @@ static int timed_out(mq_client_t *c, const char *what, mq_err_t *err)
 			  c->timeout_ms % 1000 ? "ms" : "s");
 }
 
+static void lite_lost(mq_client_t *c);
+static int64_t after(int64_t t, int64_t ms);
+
 /* Send one or two frames without blocking: 1 sent, 0 not now (no live
- * connection or pipe full), < 0 error. */
-static int send_frames(void *s, const void *a, size_t an, const void *b, size_t bn, mq_err_t *err)
+ * connection or pipe full), < 0 error.  Lite: written on the connection
+ * (waiting while the kernel's buffer is full), 0 when there is none. */
+static int send_frames(mq_client_t *c, void *s, const void *a, size_t an, const void *b, size_t bn, mq_err_t *err)
 {
+	if (c->lite) {
+		if (!c->z)
+			return 0;
+		mq_zmtp_frame_t f[2] = {{a, an}, {b, bn}};
+		mq_err_t e;
+		if (mq_zmtp_send(c->z, f, b ? 2 : 1, c->timeout_ms == MQ_TIMEOUT_FOREVER ? -1 : after(mq_mono_ms(), c->timeout_ms),
+				 &e)) {
+			lite_lost(c); /* sent again on the next connection */
+			return 0;
+		}
+		return 1;
+	}
 	if (zmq_send(s, a, an, ZMQ_DONTWAIT | (b ? ZMQ_SNDMORE : 0)) < 0) {
 		if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
 			return 0;
@@ -319,59 +359,30 @@ static int64_t after(int64_t t, int64_t ms)
  * this time (the broker just came up: ZeroMQ will connect too). */
 static int probe(const char *ep, char *why, size_t n)
 {
-	int fd = -1, e = 0;
-	struct addrinfo *ai = NULL;
-	snprintf(why, n, "connection failed");
-	if (!strncmp(ep, "ipc://", 6)) {
-		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		if (strlen(ep + 6) >= sizeof sun.sun_path)
-			return 0;
-		strcpy(sun.sun_path, ep + 6);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-			return 0;
-		e = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 ? 0 : errno;
-		close(fd);
-	} else if (!strncmp(ep, "tcp://", 6)) {
-		char host[256];
-		const char *h = ep + 6, *colon = strrchr(h, ':'), *semi = strchr(h, ';');
-		if (semi) /* tcp://SOURCE;HOST:PORT */
-			h = semi + 1;
-		if (!colon || colon < h || (size_t)(colon - h) >= sizeof host)
-			return 0;
-		size_t hl = (size_t)(colon - h);
-		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
-			h++, hl -= 2;
-		snprintf(host, sizeof host, "%.*s", (int)hl, h);
-		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-		int g = getaddrinfo(host, colon + 1, &hints, &ai);
-		if (g) {
-			snprintf(why, n, "host '%.100s' not found (%s)", host, g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-			return 0;
-		}
-		if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-			freeaddrinfo(ai);
-			return 0;
-		}
-		e = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
-		if (e == EINPROGRESS) {
-			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			socklen_t sl = sizeof e;
-			if (poll(&pf, 1, PROBE_MS) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) == 0)
-				;
-			else
-				e = ETIMEDOUT;
-		}
-		close(fd);
-		freeaddrinfo(ai);
-	} else {
-		return 0;
+	char direct[512];
+	const char *semi = strchr(ep, ';');
+	if (!strncmp(ep, "tcp://", 6) && semi) { /* tcp://SOURCE;HOST:PORT */
+		snprintf(direct, sizeof direct, "tcp://%s", semi + 1);
+		ep = direct;
 	}
-	if (!e)
+	int fd = mq_zmtp_dial(ep, after(mq_mono_ms(), PROBE_MS), why, n);
+	if (fd >= 0) {
+		close(fd);
 		return 1;
-	snprintf(why, n, "%s", strerror(e));
-	if (why[0] >= 'A' && why[0] <= 'Z' && !(why[1] >= 'A' && why[1] <= 'Z'))
-		why[0] = (char)(why[0] - 'A' + 'a'); /* "Connection refused" in the middle of a sentence */
+	}
+	if (fd == -MQ_EINVAL)
+		snprintf(why, n, "connection failed");
 	return 0;
+}
+
+/* The error for a broker never reached: why says what the dial met. */
+static int connect_failed(mq_client_t *c, const char *why, mq_err_t *err)
+{
+	char w[320];
+	snprintf(w, sizeof w, "%s", why); /* why may be err->msg */
+	return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: %s (%s)", c->endpoint, w,
+			  strncmp(w, "host '", 6) ? "is mq-serve running? set -b or MQ_BROKER"
+						  : "check the host in -b or MQ_BROKER");
 }
 
 /* Take the control socket's connection events (never blocks).  0, or
@@ -398,9 +409,7 @@ static int conn_events(mq_client_t *c, mq_err_t *err)
 			char why[320];
 			if (probe(c->endpoint, why, sizeof why))
 				continue;
-			return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: %s (%s)", c->endpoint, why,
-					  strncmp(why, "host '", 6) ? "is mq-serve running? set -b or MQ_BROKER"
-								    : "check the host in -b or MQ_BROKER");
+			return connect_failed(c, why, err);
 		}
 	}
 }
@@ -409,8 +418,12 @@ static int conn_events(mq_client_t *c, mq_err_t *err)
  * s, taking the connection's events meanwhile, and with watch, ending
  * early (-MQ_EAGAIN) when the watched descriptor (mq_client_watch) is
  * ready.  The events that came (> 0), 0 when ms ran out, < 0 error. */
+static int lite_wait(mq_client_t *c, short events, int watch, int64_t ms, mq_err_t *err);
+
 static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t ms, mq_err_t *err)
 {
+	if (c->lite)
+		return lite_wait(c, events, watch, ms, err);
 	int64_t until = ms < 0 ? INT64_MAX : after(mq_mono_ms(), ms);
 	for (;;) {
 		int rc = conn_events(c, err);
@@ -441,6 +454,7 @@ static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t m
 /* A received reply: the frame stays alive while msg points into it. */
 typedef struct reply {
 	zmq_msg_t frame;
+	uint8_t *own; /* lite: the frame's bytes, copied (then frame is unused) */
 	mq_wire_msg_t msg;
 	int live;
 } reply_t;
@@ -449,16 +463,50 @@ static void reply_free(reply_t *r)
 {
 	if (r->live) {
 		mq_wire_msg_free(&r->msg);
-		zmq_msg_close(&r->frame);
+		if (r->own)
+			free(r->own);
+		else
+			zmq_msg_close(&r->frame);
+		r->own = NULL;
 		r->live = 0;
 	}
+}
+
+/* Lite: take one whole message if it arrived; only its first frame is
+ * kept.  1 taken, 0 none (a lost connection is noted: lite_lost). */
+static int lite_recv(mq_client_t *c, reply_t *r)
+{
+	mq_zmtp_frame_t f[MQ_ZMTP_MAX_FRAMES];
+	int n = 0;
+	mq_err_t e;
+	if (!c->z)
+		return 0;
+	int rc = mq_zmtp_recv(c->z, f, &n, &e);
+	if (rc < 0)
+		lite_lost(c);
+	if (rc <= 0)
+		return 0;
+	if (!(r->own = malloc(f[0].len ? f[0].len : 1)))
+		return 0;
+	memcpy(r->own, f[0].p, f[0].len);
+	if (mq_wire_parse(r->own, f[0].len, &r->msg, NULL) < 0) {
+		mq_wire_msg_free(&r->msg);
+		free(r->own);
+		r->own = NULL;
+		return 0;
+	}
+	r->live = 1;
+	return 1;
 }
 
 /* Receive one message's first frame from s (readable) and parse it;
  * extra frames stay for the caller unless drop_more.  1 parsed, 0 not
  * msgpack (dropped). */
-static int recv_reply(void *s, reply_t *r, int drop_more)
+static int recv_reply(mq_client_t *c, void *s, reply_t *r, int drop_more)
 {
+	r->own = NULL;
+	if (c->lite)
+		return lite_recv(c, r);
 	zmq_msg_init(&r->frame);
 	if (zmq_msg_recv(&r->frame, s, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&r->frame);
@@ -474,6 +522,107 @@ static int recv_reply(void *s, reply_t *r, int drop_more)
 		drain_more(s);
 	r->live = 1;
 	return 1;
+}
+
+/* ---- lite: one direct connection (zmtp.h) ---- */
+
+/* The connection is gone, and what was sent on it with it. */
+static void lite_lost(mq_client_t *c)
+{
+	mq_zmtp_close(c->z);
+	c->z = NULL;
+	c->downs++;
+	c->next_dial = mq_mono_ms();
+}
+
+/* Dial by deadline (INT64_MAX: none): 0 connected or to be tried again
+ * at next_dial, < 0 what ends the call (nothing listens where nothing
+ * ever did, or what listens is not an mq-serve we can talk to). */
+static int lite_dial(mq_client_t *c, int64_t deadline, mq_err_t *err)
+{
+	mq_err_t e;
+	int rc = mq_zmtp_connect(c->endpoint, deadline == INT64_MAX ? -1 : deadline, MQ_BATCH_MAX_BYTES + 65536,
+				 &c->z, &e);
+	if (!rc) {
+		c->reached = 1;
+		c->dial_ivl = LITE_REDIAL_MIN_MS;
+		return 0;
+	}
+	c->z = NULL;
+	if (rc == -MQ_EPROTO || rc == -MQ_ENOMEM)
+		return mq_err_set(err, -rc, "cannot connect to %s: %s", c->endpoint, e.msg);
+	if (rc == -MQ_EIO)
+		c->reached = 1; /* it listened, then went away: a restart */
+	if (rc == -MQ_ECONNECT && !c->reached)
+		return connect_failed(c, e.msg, err);
+	/* A restart (or a timeout): again after a pause, as libzmq would. */
+	c->next_dial = after(mq_mono_ms(), c->dial_ivl);
+	c->dial_ivl = c->dial_ivl * 2 > LITE_REDIAL_MAX_MS ? LITE_REDIAL_MAX_MS : c->dial_ivl * 2;
+	return 0;
+}
+
+static short to_poll(short zev)
+{
+	return (short)((zev & ZMQ_POLLIN ? POLLIN : 0) | (zev & ZMQ_POLLOUT ? POLLOUT : 0) |
+		       (zev & ZMQ_POLLERR ? POLLERR : 0));
+}
+
+/* wait_sock for a lite client: the same contract, on the connection's
+ * descriptor (dialling it first when there is none and it is time). */
+static int lite_wait(mq_client_t *c, short events, int watch, int64_t ms, mq_err_t *err)
+{
+	int64_t until = ms < 0 ? INT64_MAX : after(mq_mono_ms(), ms);
+	for (;;) {
+		int64_t now = mq_mono_ms();
+		if (!c->z && now >= c->next_dial) {
+			int rc = lite_dial(c, until, err);
+			if (rc)
+				return rc;
+			now = mq_mono_ms();
+		}
+		short ready = 0;
+		if (c->z && (events & ZMQ_POLLIN) && mq_zmtp_ready(c->z))
+			ready |= ZMQ_POLLIN;
+		if (c->z && (events & ZMQ_POLLOUT))
+			ready |= ZMQ_POLLOUT; /* connected: it takes what we send */
+		if (ready)
+			return ready;
+		struct pollfd pf[2];
+		int n = 0, wi = -1;
+		if (c->z)
+			pf[n++] = (struct pollfd){.fd = mq_zmtp_fd(c->z), .events = POLLIN};
+		if (watch && c->watch_fd >= 0) {
+			wi = n;
+			pf[n++] = (struct pollfd){.fd = c->watch_fd, .events = to_poll(c->watch_events)};
+		}
+		int64_t end = !c->z && c->next_dial < until ? c->next_dial : until;
+		int64_t left = end == INT64_MAX ? -1 : end < now ? 0 : end - now;
+		int r = poll(pf, (nfds_t)n, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (r < 0) {
+			if (errno == EINTR)
+				return mq_err_set(err, MQ_EAGAIN, "interrupted");
+			return mq_err_sys(err, "waiting for the broker");
+		}
+		if (wi >= 0 && pf[wi].revents)
+			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
+		if (c->z && pf[0].revents) {
+			if (events & ZMQ_POLLIN)
+				return ZMQ_POLLIN;
+			/* Nothing awaited: a heartbeat, a late reply, or the end. */
+			reply_t late;
+			while (lite_recv(c, &late))
+				reply_free(&late);
+			continue;
+		}
+		if (r == 0 && mq_mono_ms() >= until)
+			return 0;
+	}
+}
+
+/* What a lite client cannot do. */
+static int lite_refuses(const char *what, mq_err_t *err)
+{
+	return mq_err_set(err, MQ_EINVAL, "%s needs a full client (this one was opened lite)", what);
 }
 
 /* An error reply [ERR, id, code, message] into err. */
@@ -518,7 +667,7 @@ static int call_pl(mq_client_t *c, const mq_buf_t *req, const void *pl, size_t p
 			unsent = 1;
 		}
 		if (unsent || now >= next_send) {
-			int rc = send_frames(c->ctl, req->p, req->len, pl, pl_len, err);
+			int rc = send_frames(c, c->ctl, req->p, req->len, pl, pl_len, err);
 			if (rc < 0)
 				return rc;
 			/* Not sent (no connection yet): again once the socket can take it. */
@@ -536,7 +685,7 @@ static int call_pl(mq_client_t *c, const mq_buf_t *req, const void *pl, size_t p
 			return rc;
 		if (!(rc & ZMQ_POLLIN))
 			continue;
-		if (!recv_reply(c->ctl, r, 1))
+		if (!recv_reply(c, c->ctl, r, 1))
 			continue;
 		if (r->msg.id != id) {
 			reply_free(r); /* late answer to an earlier request */
@@ -900,6 +1049,8 @@ int mq_client_txn_decide(mq_client_t *c, uint64_t txid, const char *topic, int v
 int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uint64_t *txid, mq_buf_t *msgs,
 			mq_err_t *err)
 {
+	if (c->lite)
+		return lite_refuses("checking transactions", err);
 	mq_buf_t req = {0};
 	msgpack_packer pk;
 	mq_wire_packer(&pk, &req);
@@ -921,7 +1072,7 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 			sent = -1;
 		}
 		if (sent < 0 || now - sent >= (int64_t)wait_ms + c->resend_ms) {
-			rc = send_frames(c->data, req.p, req.len, NULL, 0, err);
+			rc = send_frames(c, c->data, req.p, req.len, NULL, 0, err);
 			if (rc < 0)
 				break;
 			if (rc)
@@ -945,7 +1096,7 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 		if (!(rc & ZMQ_POLLIN))
 			continue;
 		reply_t r;
-		if (!recv_reply(c->data, &r, 0))
+		if (!recv_reply(c, c->data, &r, 0))
 			continue;
 		if (r.msg.id != id) {
 			reply_free(&r);
@@ -1583,7 +1734,7 @@ static int slot_send(mq_producer_t *p, slot_t *s, mq_err_t *err)
 	mq_wire_pack_str(&pk, p->topic);
 	msgpack_pack_uint32(&pk, s->partition);
 	mq_wire_pack_bool(&pk, slot_oldest(p, s));
-	int rc = send_frames(p->c->data, p->hdr.p, p->hdr.len, s->buf.p, s->buf.len, err);
+	int rc = send_frames(p->c, p->c->data, p->hdr.p, p->hdr.len, s->buf.p, s->buf.len, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
@@ -1706,7 +1857,7 @@ static int producer_replies(mq_producer_t *p, mq_err_t *err)
 {
 	for (int n = 0; n < 4096; n++) {
 		reply_t r;
-		if (!recv_reply(p->c->data, &r, 1))
+		if (!recv_reply(p->c, p->c->data, &r, 1))
 			break;
 		on_reply(p, &r.msg);
 		reply_free(&r);
@@ -1746,6 +1897,9 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 {
 	if (n > MQ_PRODUCERS_POLL_MAX)
 		return mq_err_set(err, MQ_EINVAL, "%u producers to wait for: at most %d", n, MQ_PRODUCERS_POLL_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		if (ps[i]->c->lite)
+			return lite_refuses("waiting for several producers", err);
 	zmq_pollitem_t it[2 * MQ_PRODUCERS_POLL_MAX + 1];
 	int64_t next = INT64_MAX, now = mq_mono_ms();
 	int busy = 0, rc;
@@ -1884,6 +2038,8 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 			 uint32_t n, uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
 			 const uint64_t *epoch, mq_err_t *err)
 {
+	if (c->lite)
+		return lite_refuses("fetching", err);
 	if (ntopics > MQ_FETCH_MAX_TOPICS || (ntopics == 0 && (n || !epoch)))
 		return mq_err_set(err, MQ_EINVAL, "a fetch of %u topics (1 to %d, or 0 with an epoch to wait for)",
 				  ntopics, MQ_FETCH_MAX_TOPICS);
@@ -1922,7 +2078,7 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 	c->fetch_first = mq_mono_ms();
 	c->fetch_downs = c->downs;
 	c->fetch_state = 1;
-	int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
+	int rc = send_frames(c, c->data, c->freq.p, c->freq.len, NULL, 0, err);
 	if (rc < 0)
 		return rc;
 	if (rc) {
@@ -2057,6 +2213,8 @@ void mq_client_watch(mq_client_t *c, int fd, short events)
 
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)
 {
+	if (c->lite)
+		return lite_refuses("fetching", err);
 	int64_t start = mq_mono_ms(), until = after(start, wait_ms < 0 ? 0 : wait_ms);
 	frames_release(r);
 	while (c->fetch_state) {
@@ -2066,7 +2224,7 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 			c->fetch_state = 1;
 		}
 		if (c->fetch_state == 1 || now - c->fetch_sent >= (int64_t)c->fetch_wait + c->resend_ms) {
-			int rc = send_frames(c->data, c->freq.p, c->freq.len, NULL, 0, err);
+			int rc = send_frames(c, c->data, c->freq.p, c->freq.len, NULL, 0, err);
 			if (rc < 0)
 				return rc;
 			if (rc) {

@@ -45,6 +45,12 @@ typedef struct mq_client_opts {
 	/* Optional: a control call interrupted by a signal gives up
 	 * (-MQ_EAGAIN) when *interrupt became non-zero during the call. */
 	volatile sig_atomic_t *interrupt;
+	/* A short-lived client making its calls one at a time (control
+	 * calls and one producer, as a one-shot mq-pub): one direct ZMTP
+	 * connection (zmtp.h) instead of ZeroMQ sockets, where the endpoint
+	 * is tcp://HOST:PORT or ipc://PATH.  Fetching, checking transactions
+	 * and mq_producers_poll need a full client. */
+	int lite;
 } mq_client_opts_t;
 
 /* The endpoint a client would use for this -b value (NULL ok). */

@@ -217,3 +217,40 @@ timed() {
 	assert_failure 1
 	assert_output --partial "Kafka clusters are not available in this version"
 }
+
+@test "a one-shot mq-pub speaks to mq-serve without loading libzmq; a stream still loads it" {
+	start_broker
+	LD_DEBUG=libs run mq-pub -t a -m one
+	assert_success
+	refute_output --partial libzmq
+	run bash -c "echo two | LD_DEBUG=libs mq-pub -t a 2>&1"
+	assert_success
+	assert_output --partial "libzmq.so.5"
+	run mq-sub -t a -e
+	assert_success
+	assert_output "one
+two"
+}
+
+@test "a one-shot mq-pub whose broker is killed mid-call and restarted delivers its message once" {
+	start_broker
+	mq-pub -t a -m zero
+	# A stopped broker takes the connection (the kernel does) but answers
+	# nothing: the call is under way when it is killed.
+	kill -STOP "$MQ_BROKER_PID"
+	mq-pub -w 30s -t a -m one 2>"$BATS_TEST_TMPDIR/pub.err" &
+	local pub=$!
+	sleep 0.5
+	local port=$MQ_BROKER_PORT
+	kill_broker
+	sleep 0.5
+	MQ_BROKER_PORT=$port start_broker
+	[ "$MQ_BROKER_PORT" = "$port" ]
+	_mq_reap "$pub"
+	cat "$BATS_TEST_TMPDIR/pub.err"
+	[ "$_mq_status" -eq 0 ]
+	run mq-sub -t a -e
+	assert_success
+	assert_output "zero
+one"
+}

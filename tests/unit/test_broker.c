@@ -838,6 +838,61 @@ static void test_producer_resends_in_order(void **state)
 	assert_int_equal(want, 40);
 }
 
+/* A lite client (one-shot mq-pub): control calls and a producer over
+ * its own ZMTP connection, through a broker restart, nothing lost and
+ * nothing twice; fetching is refused. */
+static void lite_send(mq_producer_t *p, mq_buf_t *buf, int from, int n)
+{
+	mq_batch_builder_t b;
+	mq_err_t err;
+	mq_producer_begin(p, 0, &b, buf);
+	for (int k = from; k < from + n; k++) {
+		char v[16];
+		int len = snprintf(v, sizeof(v), "%d", k);
+		mq_batch_add(&b, mq_now_ms(), NULL, 0, v, (size_t)len, NULL, 0, NULL, 0);
+	}
+	assert_int_equal(mq_producer_send(p, &b, 0, &err), 0);
+	assert_int_equal(mq_producer_flush(p, &err), 0);
+}
+
+static void test_lite_client(void **state)
+{
+	fix_t *f = *state;
+	start(f, 2, 0);
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 10000, .name = "test", .lite = 1};
+	mq_client_t *c;
+	mq_producer_t *p;
+	mq_err_t err;
+	mq_hello_t h;
+	uint32_t parts = 0;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	assert_int_equal(mq_client_hello(c, &h, &err), 0);
+	assert_int_equal(h.default_partitions, 2);
+	assert_int_equal(mq_client_meta(c, "lite", 1, &parts, &err), 0);
+	assert_int_equal(parts, 2);
+	assert_int_equal(mq_producer_new(c, "lite", parts, 32, &p, &err), 0);
+	mq_buf_t buf = {0};
+	lite_send(p, &buf, 0, 10);
+	/* The broker goes away and comes back: the next batch is sent on a
+	 * new connection, within the timeout. */
+	stop(f);
+	start(f, 2, 0);
+	lite_send(p, &buf, 10, 5);
+	mq_producer_stats_t st;
+	mq_producer_stats(p, &st);
+	assert_int_equal(st.acked, 15);
+	assert_int_equal(st.duplicates, 0);
+	assert_null(mq_producer_take_error(p));
+	assert_int_equal(mq_client_fetch_send(c, (const char *const[]){"lite"}, 1, NULL, 0, 1024, 0, NULL, NULL, NULL,
+					      &err), -MQ_EINVAL);
+	assert_non_null(strstr(err.msg, "needs a full client"));
+	mq_producer_free(p);
+	mq_client_close(c);
+	mq_buf_free(&buf);
+	int code;
+	assert_int_equal(fetch(f, "lite", 0, 0, 0, NULL, NULL, &code), 15);
+}
+
 /* One wait for several producers (mq-pub writing to many topics): it
  * returns on whichever answers, so a handful of calls takes every
  * acknowledgement; with nothing in flight it returns at once, or when
@@ -1506,6 +1561,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_produce_many_producers_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producers_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lite_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topics_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
