@@ -536,6 +536,11 @@ int mq_zmtp_connect(const char *ep, int64_t deadline, size_t max_frame, mq_zmtp_
 	int fd = mq_zmtp_dial(ep, deadline, why, sizeof why);
 	if (fd < 0)
 		return mq_err_set(err, -fd, "%s", why);
+	return mq_zmtp_attach(fd, deadline, max_frame, out, err);
+}
+
+int mq_zmtp_attach(int fd, int64_t deadline, size_t max_frame, mq_zmtp_t **out, mq_err_t *err)
+{
 	mq_zmtp_t *z = calloc(1, sizeof *z);
 	if (!z) {
 		close(fd);

@@ -53,6 +53,10 @@ int mq_zmtp_dial(const char *endpoint, int64_t deadline_ms, char *why, size_t n)
  * -MQ_EIO (the connection failed during the handshake). */
 int mq_zmtp_connect(const char *endpoint, int64_t deadline_ms, size_t max_frame, mq_zmtp_t **out, mq_err_t *err);
 
+/* mq_zmtp_connect over a stream already connected (non-blocking; z
+ * owns fd from here on, closed on failure too). */
+int mq_zmtp_attach(int fd, int64_t deadline_ms, size_t max_frame, mq_zmtp_t **out, mq_err_t *err);
+
 /* The descriptor to wait on (readable: mq_zmtp_recv may have a message). */
 int mq_zmtp_fd(const mq_zmtp_t *z);
 

@@ -25,3 +25,4 @@ replay() { # target
 @test "fuzz replay: durations, sizes, offsets, rates (fuzz_parse)" { replay fuzz_parse; }
 @test "fuzz replay: broker state files (fuzz_state)" { replay fuzz_state; }
 @test "fuzz replay: partition recovery and reads (fuzz_log)" { replay fuzz_log; }
+@test "fuzz replay: what a ZMTP peer sends (fuzz_zmtp)" { replay fuzz_zmtp; }
