@@ -132,7 +132,7 @@ wait_owner() {
 	run lag -g g -g nope
 	assert_failure 3
 	# --watch keeps going through errors and says each on stderr
-	run timeout -s INT 2 mq-lag -g nope --watch 500ms
+	run timeout --foreground -s INT 2 mq-lag -g nope --watch 500ms
 	assert_output --partial "no group 'nope'"
 }
 
@@ -429,13 +429,13 @@ assert_prom_down() {
 	start_broker --lag-interval 200ms
 	seq 1 30 | mq-pub -t t
 	mq-sub -g g -t t -e >/dev/null
-	run timeout -s INT 1.8 mq-lag -g g -f json --watch 500ms
+	run timeout --foreground -s INT 1.8 mq-lag -g g -f json --watch 500ms
 	[ "${#lines[@]}" -ge 3 ]
 	local l
 	for l in "${lines[@]}"; do
 		jq -e '.groups[0].group == "g"' <<<"$l" >/dev/null
 	done
-	run timeout -s INT 1.3 mq-lag -g g --watch 500ms
+	run timeout --foreground -s INT 1.3 mq-lag -g g --watch 500ms
 	[ "$(grep -c '^GROUP' <<<"$output")" -ge 2 ]
 	[[ "$output" != *$'\e['* ]]
 }
@@ -534,7 +534,7 @@ assert_prom_down() {
 	mq-sub -g g -t t -n 10 >/dev/null
 	sleep 1 # samples of a lag of 20 ...
 	seq 1 20 | mq-pub -t t # ... then 40: the tallest bar, 20 half as tall
-	run env LC_ALL=C.UTF-8 TERM=xterm timeout -s INT 3 mq-lag -g g --watch 500ms
+	run env LC_ALL=C.UTF-8 TERM=xterm timeout --foreground -s INT 3 mq-lag -g g --watch 500ms
 	assert_line --index 0 --regexp '^GROUP +TOPIC +PARTITION +COMMITTED +END +LAG +AGE +TREND +RATE +ETA +STATUS +MEMBER$'
 	local l rows=0
 	for l in "${lines[@]}"; do
@@ -545,9 +545,9 @@ assert_prom_down() {
 	[ "$rows" -ge 4 ] # a partition and the total, in two reports or more
 	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[^ ]+ +[0-9.]+ +never +STOPPED +-$'
 	# ASCII where the locale is not UTF-8, and on a dumb terminal
-	run env LC_ALL=C timeout -s INT 1.3 mq-lag -g g --watch 500ms
+	run env LC_ALL=C timeout --foreground -s INT 1.3 mq-lag -g g --watch 500ms
 	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[_.:=+*#-]*==+#+ +[0-9.]+ +never +STOPPED +-$'
-	run env LC_ALL=C.UTF-8 TERM=dumb timeout -s INT 1.3 mq-lag -g g --watch 500ms
+	run env LC_ALL=C.UTF-8 TERM=dumb timeout --foreground -s INT 1.3 mq-lag -g g --watch 500ms
 	assert_line --regexp '^g +t +0 +10 +50 +40 +[0-9]+s +[_.:=+*#-]*==+#+ +[0-9.]+ +never'
 	# only with --watch
 	run lag -g g
