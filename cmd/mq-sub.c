@@ -434,9 +434,7 @@ static void wait_for_reader(out_t *u)
 		}
 		if (u->epipe || (!due && (seen >= mq_writer_written(u->w) || now - since >= COMMIT_MS)))
 			break;
-		int64_t ms = due ? due - now : since + COMMIT_MS - now;
-		if (ms > 1000)
-			ms = 1000;
+		int64_t ms = due ? due - now : since + COMMIT_MS - now; /* both within a commit window */
 		struct pollfd pfd = {.fd = 1};
 		poll(&pfd, 1, (int)(ms > 1 ? ms : 1));
 		keep_alive(u);

@@ -84,6 +84,11 @@ typedef struct ident {
 	size_t n;
 } ident_t;
 
+static int same_peer(int sa, const ident_t *a, int sb, const ident_t *b)
+{
+	return sa == sb && a->n == b->n && !memcmp(a->b, b->b, a->n);
+}
+
 /* A reply waiting for the end of the turn. */
 typedef struct outmsg {
 	int sock;
@@ -1149,6 +1154,15 @@ static int do_fetch(mq_broker_t *b, req_t *r, mq_err_t *err)
 	f.max_bytes = max_bytes == 0 || max_bytes > FETCH_MAX_BYTES ? FETCH_MAX_BYTES : (size_t)max_bytes;
 	f.deadline = mq_mono_ms() + (int64_t)(wait > FETCH_MAX_WAIT_MS ? FETCH_MAX_WAIT_MS : wait);
 	f.gen = mq_groups_generation(b->groups, f.group);
+	/* One fetch per connection: a new one (sent again, or for other
+	 * partitions: a consumer whose sink let go of one) takes the place of
+	 * the one parked, which its client no longer waits for. */
+	for (int i = 0; i < b->nparked; i++)
+		if (same_peer(b->parked[i].sock, &b->parked[i].from, f.sock, &f.from)) {
+			parked_free(&b->parked[i]);
+			b->parked[i] = b->parked[--b->nparked];
+			break;
+		}
 	if (fetch_answer(b, &f, wait == 0 || b->nparked >= PARKED_MAX)) {
 		parked_free(&f);
 		return 0;
@@ -1962,8 +1976,7 @@ static int txn_check(mq_broker_t *b, req_t *r, mq_err_t *err)
 		return rc;
 	c.deadline = mq_mono_ms() + (int64_t)(wait > FETCH_MAX_WAIT_MS ? FETCH_MAX_WAIT_MS : wait);
 	for (int i = 0; i < b->nchk; i++) /* one held check per connection */
-		if (b->chk[i].sock == c.sock && b->chk[i].from.n == c.from.n &&
-		    !memcmp(b->chk[i].from.b, c.from.b, c.from.n)) {
+		if (same_peer(b->chk[i].sock, &b->chk[i].from, c.sock, &c.from)) {
 			b->chk[i] = b->chk[--b->nchk];
 			break;
 		}

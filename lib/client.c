@@ -86,6 +86,17 @@ struct mq_client {
 	void *mon;        /* PAIR receiving the control socket's events */
 	int reached;      /* a connection was up once: a failure now is a restart */
 	uint32_t downs;   /* connections lost so far: what was sent on one is gone */
+	/* The data socket's own: its connection may be lost and made again
+	 * apart from the control socket's, and what a fetch or a batch sent
+	 * into a connection about to go is lost with it. */
+	void *dmon;
+	uint32_t ddowns;
+	/* Lost and not connected again: a send now could still go into the
+	 * old connection's pipe (libzmq tells the loss before it drops the
+	 * pipe) and be lost with it, so the data socket sends nothing until
+	 * a new connection is up. */
+	int data_dead;
+	int64_t down_since; /* mono ms the connection was lost, 0 while it is up */
 	int watch_fd; /* < 0: none; see mq_client_watch */
 	short watch_events;
 	uint32_t last_id;
@@ -95,7 +106,7 @@ struct mq_client {
 	int fetch_state; /* 0 none, 1 to send, 2 sent */
 	uint32_t fetch_wait;
 	int64_t fetch_sent, fetch_first;
-	uint32_t fetch_downs; /* c->downs when it was sent */
+	uint32_t fetch_downs; /* c->ddowns when it was sent */
 	uint64_t expired; /* records the broker skipped as expired in fetch replies */
 	/* lite (opts.lite): one direct connection, NULL while there is none */
 	int lite;
@@ -159,7 +170,7 @@ static int zerr(mq_err_t *err, const char *what, const char *ep)
 	return mq_err_set(err, MQ_EIO, "%s %s: %s", what, ep, zmq_strerror(zmq_errno()));
 }
 
-static void *open_socket(mq_client_t *c, int monitor, mq_err_t *err, int *rc)
+static void *open_socket(mq_client_t *c, void **monitor, mq_err_t *err, int *rc)
 {
 	void *s = zmq_socket(c->ctx, ZMQ_DEALER);
 	if (!s) {
@@ -184,10 +195,9 @@ static void *open_socket(mq_client_t *c, int monitor, mq_err_t *err, int *rc)
 	}
 	/* The monitor goes first so that no event of the connect is missed.
 	 * Each client has a ZeroMQ context of its own: the inproc name is its. */
-	if (monitor && (zmq_socket_monitor(s, "inproc://mq-client-monitor", MON_EVENTS) != 0 ||
-			!(c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) ||
-			zmq_setsockopt(c->mon, ZMQ_LINGER, &(int){0}, sizeof(int)) != 0 ||
-			zmq_connect(c->mon, "inproc://mq-client-monitor") != 0)) {
+	const char *mname = monitor == &c->mon ? "inproc://mq-client-monitor" : "inproc://mq-client-monitor-data";
+	if (zmq_socket_monitor(s, mname, MON_EVENTS) != 0 || !(*monitor = zmq_socket(c->ctx, ZMQ_PAIR)) ||
+	    zmq_setsockopt(*monitor, ZMQ_LINGER, &(int){0}, sizeof(int)) != 0 || zmq_connect(*monitor, mname) != 0) {
 		*rc = zerr(err, "cannot watch the connection to", c->endpoint);
 		zmq_close(s);
 		return NULL;
@@ -249,7 +259,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 		rc = zerr(err, "cannot start ZeroMQ for", ep);
 		goto err;
 	}
-	if (!(c->ctl = open_socket(c, 1, err, &rc)) || !(c->data = open_socket(c, 0, err, &rc)))
+	if (!(c->ctl = open_socket(c, &c->mon, err, &rc)) || !(c->data = open_socket(c, &c->dmon, err, &rc)))
 		goto err;
 	*out = c;
 	return 0;
@@ -265,6 +275,8 @@ void mq_client_close(mq_client_t *c)
 	mq_zmtp_close(c->z);
 	if (c->mon)
 		zmq_close(c->mon);
+	if (c->dmon)
+		zmq_close(c->dmon);
 	if (c->ctl)
 		zmq_close(c->ctl);
 	if (c->data)
@@ -318,6 +330,8 @@ static int send_frames(mq_client_t *c, void *s, const void *a, size_t an, const 
 		}
 		return 1;
 	}
+	if (s == c->data && c->data_dead)
+		return 0;
 	if (zmq_send(s, a, an, ZMQ_DONTWAIT | (b ? ZMQ_SNDMORE : 0)) < 0) {
 		if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
 			return 0;
@@ -387,24 +401,42 @@ static int connect_failed(mq_client_t *c, const char *why, mq_err_t *err)
 
 /* Take the control socket's connection events (never blocks).  0, or
  * -MQ_ECONNECT when a connect failed before the broker was ever reached. */
+/* The next event of a monitor: 1 with its kind, 0 none waiting. */
+static int mon_event(void *mon, uint16_t *what)
+{
+	zmq_msg_t ev;
+	zmq_msg_init(&ev);
+	if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&ev);
+		return 0;
+	}
+	*what = 0;
+	if (zmq_msg_size(&ev) >= 2)
+		memcpy(what, zmq_msg_data(&ev), 2);
+	zmq_msg_close(&ev);
+	drain_more(mon); /* the endpoint: ours */
+	return 1;
+}
+
 static int conn_events(mq_client_t *c, mq_err_t *err)
 {
-	for (;;) {
-		zmq_msg_t ev;
-		zmq_msg_init(&ev);
-		if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&ev);
-			return 0;
+	uint16_t what;
+	while (mon_event(c->dmon, &what)) {
+		if (what == ZMQ_EVENT_DISCONNECTED) {
+			c->ddowns++;
+			c->data_dead = 1;
+		} else if (what == ZMQ_EVENT_CONNECTED) {
+			c->data_dead = 0;
 		}
-		uint16_t what = 0;
-		if (zmq_msg_size(&ev) >= 2)
-			memcpy(&what, zmq_msg_data(&ev), 2);
-		zmq_msg_close(&ev);
-		drain_more(c->mon); /* the endpoint: ours */
+	}
+	while (mon_event(c->mon, &what)) {
 		if (what == ZMQ_EVENT_CONNECTED) {
 			c->reached = 1;
+			c->down_since = 0;
 		} else if (what == ZMQ_EVENT_DISCONNECTED) {
 			c->downs++;
+			if (!c->down_since)
+				c->down_since = mq_mono_ms();
 		} else if (what == ZMQ_EVENT_CONNECT_RETRIED && !c->reached) {
 			char why[320];
 			if (probe(c->endpoint, why, sizeof why))
@@ -412,6 +444,7 @@ static int conn_events(mq_client_t *c, mq_err_t *err)
 			return connect_failed(c, why, err);
 		}
 	}
+	return 0;
 }
 
 /* Wait up to ms (< 0: no limit) for events (ZMQ_POLLIN, ZMQ_POLLOUT) on
@@ -425,12 +458,19 @@ static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t m
 	if (c->lite)
 		return lite_wait(c, events, watch, ms, err);
 	int64_t until = ms < 0 ? INT64_MAX : after(mq_mono_ms(), ms);
+	uint32_t downs = c->downs, ddowns = c->ddowns;
+	int dead = c->data_dead;
 	for (;;) {
 		int rc = conn_events(c, err);
 		if (rc)
 			return rc;
-		zmq_pollitem_t it[3] = {{.socket = s, .events = events}, {.socket = c->mon, .events = ZMQ_POLLIN}};
-		int n = 2;
+		if (c->downs != downs || c->ddowns != ddowns || c->data_dead != dead)
+			return 0; /* a connection was lost or made: what the caller does changes */
+		short ev = s == c->data && c->data_dead ? (short)(events & ~ZMQ_POLLOUT) : events;
+		zmq_pollitem_t it[4] = {{.socket = s, .events = ev},
+					{.socket = c->mon, .events = ZMQ_POLLIN},
+					{.socket = c->dmon, .events = ZMQ_POLLIN}};
+		int n = 3;
 		if (watch && c->watch_fd >= 0)
 			it[n++] = (zmq_pollitem_t){.fd = c->watch_fd, .events = c->watch_events};
 		int64_t now = mq_mono_ms(), left = until == INT64_MAX ? -1 : until < now ? 0 : until - now;
@@ -442,11 +482,11 @@ static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t m
 				return mq_err_set(err, MQ_EAGAIN, "interrupted");
 			return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
 		}
-		if (n > 2 && it[2].revents)
+		if (n > 3 && it[3].revents)
 			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
-		if (it[0].revents & events)
-			return it[0].revents & events;
-		if (!it[1].revents && (r == 0 || mq_mono_ms() >= until))
+		if (it[0].revents & ev)
+			return it[0].revents & ev;
+		if (!it[1].revents && !it[2].revents && (r == 0 || mq_mono_ms() >= until))
 			return 0;
 	}
 }
@@ -532,7 +572,8 @@ static void lite_lost(mq_client_t *c)
 	mq_zmtp_close(c->z);
 	c->z = NULL;
 	c->downs++;
-	c->next_dial = mq_mono_ms();
+	c->ddowns++;
+	c->next_dial = c->down_since = mq_mono_ms();
 }
 
 /* Dial by deadline (INT64_MAX: none): 0 connected or to be tried again
@@ -545,6 +586,7 @@ static int lite_dial(mq_client_t *c, int64_t deadline, mq_err_t *err)
 				 &c->z, &e);
 	if (!rc) {
 		c->reached = 1;
+		c->down_since = 0;
 		c->dial_ivl = LITE_REDIAL_MIN_MS;
 		return 0;
 	}
@@ -1063,12 +1105,12 @@ int mq_client_txn_check(mq_client_t *c, const char *topic, uint32_t wait_ms, uin
 	/* A long poll on the data socket: sent again only when the answer is
 	 * late by resend_ms past the wait, given up after the timeout. */
 	int64_t first = mq_mono_ms(), sent = -1;
-	uint32_t downs = c->downs;
+	uint32_t downs = c->ddowns;
 	int rc = 0;
 	for (;;) {
 		int64_t now = mq_mono_ms();
-		if (c->downs != downs) { /* lost with the connection */
-			downs = c->downs;
+		if (c->ddowns != downs) { /* lost with the connection */
+			downs = c->ddowns;
 			sent = -1;
 		}
 		if (sent < 0 || now - sent >= (int64_t)wait_ms + c->resend_ms) {
@@ -1655,7 +1697,7 @@ int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	}
 	p->c = c;
-	p->downs = c->downs;
+	p->downs = c->ddowns;
 	strcpy(p->topic, topic);
 	p->partitions = partitions;
 	p->window = window;
@@ -1809,8 +1851,8 @@ static void on_reply(mq_producer_t *p, const mq_wire_msg_t *m)
 static int pump(mq_producer_t *p, mq_err_t *err)
 {
 	int64_t now = mq_mono_ms();
-	int resend = p->downs != p->c->downs; /* what was in flight went with the connection */
-	p->downs = p->c->downs;
+	int resend = p->downs != p->c->ddowns; /* what was in flight went with the connection */
+	p->downs = p->c->ddowns;
 	for (uint32_t i = 0; i < p->used; i++) {
 		slot_t *s = ring(p, i);
 		if (s->state == SLOT_SENT && now - s->sent >= p->c->resend_ms)
@@ -1900,7 +1942,7 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 	for (uint32_t i = 0; i < n; i++)
 		if (ps[i]->c->lite)
 			return lite_refuses("waiting for several producers", err);
-	zmq_pollitem_t it[2 * MQ_PRODUCERS_POLL_MAX + 1];
+	zmq_pollitem_t it[3 * MQ_PRODUCERS_POLL_MAX + 1];
 	int64_t next = INT64_MAX, now = mq_mono_ms();
 	int busy = 0, rc;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1908,13 +1950,16 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 		if ((rc = conn_events(ps[i]->c, err)) || (rc = pump(ps[i], err)))
 			return rc;
 		short ev = producer_events(ps[i], &t);
+		if (ps[i]->c->data_dead)
+			ev = (short)(ev & ~ZMQ_POLLOUT); /* sends wait for the new connection */
 		busy |= ps[i]->inflight != 0;
 		if (t < next)
 			next = t;
-		it[2 * i] = (zmq_pollitem_t){.socket = ps[i]->c->data, .events = ev};
-		it[2 * i + 1] = (zmq_pollitem_t){.socket = ps[i]->c->mon, .events = ZMQ_POLLIN};
+		it[3 * i] = (zmq_pollitem_t){.socket = ps[i]->c->data, .events = ev};
+		it[3 * i + 1] = (zmq_pollitem_t){.socket = ps[i]->c->mon, .events = ZMQ_POLLIN};
+		it[3 * i + 2] = (zmq_pollitem_t){.socket = ps[i]->c->dmon, .events = ZMQ_POLLIN};
 	}
-	int k = 2 * (int)n;
+	int k = 3 * (int)n;
 	if (watch_fd >= 0)
 		it[k++] = (zmq_pollitem_t){.fd = watch_fd, .events = watch_events};
 	else if (!busy || wait_ms == 0)
@@ -1932,7 +1977,7 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 	for (uint32_t i = 0; i < n; i++) {
 		if ((rc = conn_events(ps[i]->c, err)))
 			return rc;
-		rc = it[2 * i].revents & ZMQ_POLLIN ? producer_replies(ps[i], err) : pump(ps[i], err);
+		rc = it[3 * i].revents & ZMQ_POLLIN ? producer_replies(ps[i], err) : pump(ps[i], err);
 		if (rc)
 			return rc;
 	}
@@ -2076,7 +2121,7 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	c->fetch_wait = max_wait_ms;
 	c->fetch_first = mq_mono_ms();
-	c->fetch_downs = c->downs;
+	c->fetch_downs = c->ddowns;
 	c->fetch_state = 1;
 	int rc = send_frames(c, c->data, c->freq.p, c->freq.len, NULL, 0, err);
 	if (rc < 0)
@@ -2219,9 +2264,10 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 	frames_release(r);
 	while (c->fetch_state) {
 		int64_t now = mq_mono_ms();
-		if (c->fetch_downs != c->downs) { /* lost with the connection */
-			c->fetch_downs = c->downs;
+		if (c->fetch_downs != c->ddowns) { /* lost with the connection: a new wait */
+			c->fetch_downs = c->ddowns;
 			c->fetch_state = 1;
+			c->fetch_first = now;
 		}
 		if (c->fetch_state == 1 || now - c->fetch_sent >= (int64_t)c->fetch_wait + c->resend_ms) {
 			int rc = send_frames(c, c->data, c->freq.p, c->freq.len, NULL, 0, err);
@@ -2232,7 +2278,11 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 				c->fetch_sent = now;
 			}
 		}
-		int64_t give_up = after(c->fetch_first + (int64_t)c->fetch_wait, c->timeout_ms);
+		/* A long wait is no silence: give up when the connection has been
+		 * down for the timeout, or when a broker still connected has not
+		 * answered for the timeout past the wait. */
+		int64_t give_up = c->down_since ? after(c->down_since, c->timeout_ms)
+						: after(c->fetch_first + (int64_t)c->fetch_wait, c->timeout_ms);
 		if (now >= give_up) {
 			c->fetch_state = 0;
 			return timed_out(c, "FETCH", err);

@@ -418,7 +418,10 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 			 uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
 			 const uint64_t *epoch, mq_err_t *err);
 /* Wait for the outstanding FETCH's reply, resending it when the broker
- * is silent, up to max_wait_ms + the timeout.  Fills r (its previous
+ * is silent past max_wait_ms, and giving up (-MQ_ETIMEDOUT) when the
+ * connection has been down for the timeout, or a broker still connected
+ * has not answered for the timeout past max_wait_ms.  A new FETCH sent
+ * meanwhile takes the place of this one, at the broker too.  Fills r (its previous
  * contents are released).  wait_ms bounds this call: -MQ_EAGAIN when it
  * ran out and the fetch is still outstanding (so callers can heartbeat). */
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);

@@ -28,7 +28,11 @@
 #include "store.h"
 
 #define FETCH_MAX_BYTES (8u << 20)
-#define FOLLOW_WAIT_MS 1000
+/* How long the broker holds a fetch with nothing to answer.  It answers
+ * as soon as there is data, the group moves or the topic list changes,
+ * and a consumer whose plan changes meanwhile sends a new fetch in its
+ * place: this is only how often an idle consumer shows it is alive. */
+#define FOLLOW_WAIT_MS 30000
 #define REFRESH_MS 1000   /* a broker that tells no topic-list epoch is asked this often */
 #define REFRESH_MIN_MS 100 /* at most this often when topics keep changing */
 #define COMMIT_MAX_PARTS 4096 /* the broker's limit per COMMIT */
@@ -58,6 +62,7 @@ struct mq_consumer {
 	int patterns; /* some topic is a pattern */
 	mq_fetch_pos_t *fp;
 	uint32_t fp_cap, fetch_rot;
+	uint64_t fetch_sig; /* of the plan the outstanding fetch was sent for */
 	mq_fetch_reply_t r;
 	uint64_t out, commits;
 	int64_t next_hb, hb_ivl, last_commit, next_refresh, last_refresh, wake_at;
@@ -546,7 +551,10 @@ static int looks_at_list(const mq_consumer_t *k)
 	return !k->o.exit_at_end && (k->patterns || !k->o.group || k->waiting);
 }
 
-static int send_fetch(mq_consumer_t *k)
+/* What to fetch now, into k->fp: n entries, whether to carry the epoch,
+ * and a signature of it all (a fetch outstanding for another plan is
+ * replaced).  -1 out of memory. */
+static int64_t fetch_plan(mq_consumer_t *k, int *follow, uint64_t *sig)
 {
 	uint32_t total = 0;
 	for (uint32_t t = 0; t < k->nt; t++)
@@ -559,6 +567,7 @@ static int send_fetch(mq_consumer_t *k)
 		k->fp_cap = total;
 	}
 	uint32_t n = 0, held = 0;
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over the plan */
 	for (uint32_t t = 0; t < k->nt; t++)
 		for (uint32_t i = 0; i < k->t[t].np; i++) {
 			mq_consumer_part_t *p = &k->t[t].p[i];
@@ -566,6 +575,9 @@ static int send_fetch(mq_consumer_t *k)
 			if (p->active != 1 || p->held || (k->o.exit_at_end && p->pos >= p->end))
 				continue;
 			k->fp[n++] = (mq_fetch_pos_t){t, i, p->pos};
+			uint64_t v[3] = {t, i, p->pos};
+			for (int j = 0; j < 3; j++)
+				h = (h ^ v[j]) * 1099511628211ull;
 		}
 	/* Carry the epoch only while following the list (the broker answers
 	 * at once a fetch whose epoch is old) and not with a look at the list
@@ -573,8 +585,22 @@ static int send_fetch(mq_consumer_t *k)
 	 * nothing to fetch, a fetch that only waits for the list is sent when
 	 * no partition is held by the sink: one that is would be fetched as
 	 * soon as the sink lets go, not after that wait. */
-	int follow = k->has_epoch && looks_at_list(k) && k->next_refresh == INT64_MAX;
-	if (!n && (!follow || held))
+	*follow = k->has_epoch && looks_at_list(k) && k->next_refresh == INT64_MAX;
+	if (!n && (!*follow || held))
+		*follow = 0;
+	*sig = (h ^ (uint64_t)*follow ^ (*follow ? k->epoch : 0)) * 1099511628211ull;
+	return n;
+}
+
+/* Send a fetch for the plan (none when there is nothing to ask for). */
+static int send_fetch(mq_consumer_t *k)
+{
+	int follow;
+	int64_t got = fetch_plan(k, &follow, &k->fetch_sig);
+	if (got < 0)
+		return -1;
+	uint32_t n = (uint32_t)got;
+	if (!n && !follow)
 		return 0;
 	if (n > FETCH_MAX_PARTS) { /* take turns */
 		uint32_t from = k->fetch_rot++ % n;
@@ -588,6 +614,21 @@ static int send_fetch(mq_consumer_t *k)
 	uint32_t wait = k->o.exit_at_end ? 100 : FOLLOW_WAIT_MS;
 	return mq_client_fetch_send(k->c, (const char *const *)k->names, n ? k->nt : 0, k->fp, n, FETCH_MAX_BYTES,
 				    wait, k->o.group, k->m.member, follow ? &k->epoch : NULL, &k->err);
+}
+
+/* An outstanding fetch asks for what the consumer no longer wants (a
+ * partition the sink let go of, one assigned or found since, a position
+ * moved back): send one for the plan now in its place. */
+static int refetch_if_stale(mq_consumer_t *k)
+{
+	int follow;
+	uint64_t sig;
+	int64_t n = fetch_plan(k, &follow, &sig);
+	if (n < 0)
+		return -1;
+	if (sig == k->fetch_sig)
+		return 0;
+	return send_fetch(k);
 }
 
 /* Every active partition read to its end, and (exit_at_end) acked: the
@@ -820,11 +861,31 @@ static int handle_reply(mq_consumer_t *k)
 	return 0;
 }
 
-/* Sleep until the next heartbeat, refresh or the caller's deadline
- * (nothing to fetch), or until the watched descriptor is ready. */
+/* When the next commit is due: commit_ms after the last one while some
+ * partition has records handed over and not committed (what the sink
+ * lets be committed may grow without an event: a pipe reader taking),
+ * INT64_MAX when nothing waits. */
+static int64_t commit_due(const mq_consumer_t *k)
+{
+	if (!k->o.group || !k->m.member[0] || k->o.at_most_once)
+		return INT64_MAX;
+	for (uint32_t t = 0; t < k->nt; t++)
+		for (uint32_t i = 0; i < k->t[t].np; i++) {
+			const mq_consumer_part_t *p = &k->t[t].p[i];
+			if (p->active == 1 && p->acked > (p->has_commit ? p->committed : 0))
+				return k->last_commit + k->o.commit_ms;
+		}
+	return INT64_MAX;
+}
+
+/* Sleep until the next heartbeat, refresh, commit or the caller's
+ * deadline (nothing to fetch), or until the watched descriptor is
+ * ready; at most FOLLOW_WAIT_MS, as a fetch would. */
 static int idle(mq_consumer_t *k)
 {
-	int64_t now = mq_mono_ms(), ms = 1000;
+	int64_t now = mq_mono_ms(), ms = FOLLOW_WAIT_MS, due = commit_due(k);
+	if (due - now < ms)
+		ms = due - now;
 	if (k->o.group && k->next_hb - now < ms)
 		ms = k->next_hb - now;
 	if (!k->o.exit_at_end && k->next_refresh - now < ms)
@@ -864,6 +925,10 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 		return 1;
 	if (k->o.exit_at_end && all_at_end(k))
 		return 1;
+	if (mq_mono_ms() >= commit_due(k) && commit(k, 0, 0))
+		return failed(k, err);
+	if (mq_client_fetch_pending(k->c) && refetch_if_stale(k))
+		return failed(k, err);
 	if (!mq_client_fetch_pending(k->c)) {
 		if (send_fetch(k))
 			return failed(k, err);
@@ -879,6 +944,9 @@ int mq_consumer_step(mq_consumer_t *k, mq_err_t *err)
 		wait = k->next_refresh - now;
 	if (k->wake_at && k->wake_at - now < wait)
 		wait = k->wake_at - now;
+	int64_t due = commit_due(k);
+	if (due - now < wait)
+		wait = due - now;
 	int rc = mq_client_fetch_recv(k->c, &k->r, wait < 0 ? 0 : (int)wait, &k->err);
 	if (rc == -MQ_EAGAIN) { /* a deadline, a signal, or the watched descriptor */
 		if (sink_wake(k))

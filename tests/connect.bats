@@ -141,6 +141,8 @@ timed() {
 	wait_lines "$BATS_TEST_TMPDIR/out1" 1
 	stop_broker
 	sleep 4
+	# -w counts from the lost connection, not from the long poll (30 s)
+	! kill -0 "$s1" 2>/dev/null
 	start_broker
 	wait "$s1" || st=$?
 	[ "$st" -eq 1 ]

@@ -893,6 +893,58 @@ static void test_lite_client(void **state)
 	assert_int_equal(fetch(f, "lite", 0, 0, 0, NULL, NULL, &code), 15);
 }
 
+static int64_t stat_of(mq_client_t *c, const char *name)
+{
+	mq_stat_t *st;
+	uint32_t n;
+	mq_err_t err;
+	int64_t v = -1;
+	assert_int_equal(mq_client_stats(c, &st, &n, &err), 0);
+	for (uint32_t i = 0; i < n; i++)
+		if (!strcmp(st[i].name, name))
+			v = st[i].value;
+	free(st);
+	return v;
+}
+
+/* A client's new FETCH takes the place of its parked one: the broker
+ * keeps one per connection, and answers the new one. */
+static void test_fetch_replaces_parked(void **state)
+{
+	fix_t *f = *state;
+	start(f, 2, 0);
+	meta(f, "t");
+	mq_client_opts_t co = {.endpoint = f->ep, .timeout_ms = 5000, .name = "test"};
+	mq_client_t *c, *admin;
+	mq_err_t err;
+	assert_int_equal(mq_client_open(&co, &c, &err), 0);
+	assert_int_equal(mq_client_open(&co, &admin, &err), 0);
+	const char *topics[] = {"t"};
+	mq_fetch_pos_t p1 = {0, 1, 0}, p0 = {0, 0, 0};
+	mq_fetch_reply_t r = {0};
+	assert_int_equal(mq_client_fetch_send(c, topics, 1, &p1, 1, 1 << 20, 20000, NULL, NULL, NULL, &err), 0);
+	assert_int_equal(mq_client_fetch_recv(c, &r, 300, &err), -MQ_EAGAIN); /* sent once connected */
+	assert_int_equal(stat_of(admin, "fetches_parked"), 1);
+	assert_int_equal(mq_client_fetch_send(c, topics, 1, &p0, 1, 1 << 20, 20000, NULL, NULL, NULL, &err), 0);
+	assert_int_equal(mq_client_fetch_recv(c, &r, 300, &err), -MQ_EAGAIN);
+	assert_int_equal(stat_of(admin, "fetches_parked"), 1);
+	/* Data for partition 0, which only the new fetch asks for. */
+	size_t len;
+	uint64_t base;
+	int dup;
+	const uint8_t *bt = make_batch(0, 0, 3, "x", &len);
+	assert_int_equal(produce(f, "t", 0, bt, len, &base, &dup), MQ_REP_OK);
+	int64_t t0 = mq_mono_ms();
+	assert_int_equal(mq_client_fetch_recv(c, &r, 5000, &err), 0);
+	assert_true(mq_mono_ms() - t0 < 3000);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.e[0].partition, 0);
+	assert_int_equal(stat_of(admin, "fetches_parked"), 0);
+	mq_fetch_reply_free(&r);
+	mq_client_close(c);
+	mq_client_close(admin);
+}
+
 /* One wait for several producers (mq-pub writing to many topics): it
  * returns on whichever answers, so a handful of calls takes every
  * acknowledgement; with nothing in flight it returns at once, or when
@@ -1562,6 +1614,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_producer_resends_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producers_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lite_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_replaces_parked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topics_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
