@@ -45,7 +45,7 @@ static void usage(FILE *fp)
 		"      --txn-check-interval D  then again every D (default 60s)\n"
 		"      --txn-max-checks N    roll it back after N checks without a verdict (default 15)\n"
 		"  -v, --verbose             more messages on stderr\n"
-		"  -q, --quiet               only problems and the endpoints on stderr (as without -v)\n"
+		"  -q, --quiet               only problems and the endpoints on stderr (undoes -v)\n"
 		"  -h, --help                this help\n"
 		"  -V, --version             the version\n");
 }
@@ -65,12 +65,6 @@ enum {
 	OPT_TXN_MAX_CHECKS,
 	OPT_LATER,
 };
-
-static int fail_usage(const char *opt, const mq_err_t *err)
-{
-	fprintf(stderr, "%s: %s: %s (try 'mq-serve --help')\n", prog, opt, err->msg);
-	return 2;
-}
 
 static int default_data_dir(char *buf, size_t n)
 {
@@ -125,192 +119,182 @@ static void make_parents(const char *dir)
 	}
 }
 
-int main(int argc, char **argv)
+/* What the command line sets. */
+typedef struct opts {
+	mq_broker_opts_t b;
+	char datadir[4096];
+	char listen_ep[MQ_LISTEN_MAX][512]; /* -l as ZeroMQ takes it */
+} opts_t;
+
+static const struct option longopts[] = {
+	{"data", required_argument, NULL, 'd'},
+	{"listen", required_argument, NULL, 'l'},
+	{"partitions", required_argument, NULL, OPT_PARTITIONS},
+	{"fsync", required_argument, NULL, OPT_FSYNC},
+	{"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+	{"retention-time", required_argument, NULL, OPT_RETENTION_TIME},
+	{"retention-bytes", required_argument, NULL, OPT_RETENTION_BYTES},
+	{"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
+	{"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
+	{"dedup-ids", required_argument, NULL, OPT_DEDUP_IDS},
+	{"lag-interval", required_argument, NULL, OPT_LAG_INTERVAL},
+	{"txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT},
+	{"txn-check-interval", required_argument, NULL, OPT_TXN_INTERVAL},
+	{"txn-max-checks", required_argument, NULL, OPT_TXN_MAX_CHECKS},
+	{"curve-secret", required_argument, NULL, OPT_LATER},
+	{"curve-allow", required_argument, NULL, OPT_LATER},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+/* An option's value as a duration of at least min_ms. */
+static int duration_at_least(const char *opt, const char *arg, int64_t min_ms, const char *example, int64_t *ms,
+			     mq_err_t *err)
 {
-	static char listen_ep[MQ_LISTEN_MAX][512]; /* -l as ZeroMQ takes it */
-	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"listen", required_argument, NULL, 'l'},
-		{"partitions", required_argument, NULL, OPT_PARTITIONS},
-		{"fsync", required_argument, NULL, OPT_FSYNC},
-		{"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
-		{"retention-time", required_argument, NULL, OPT_RETENTION_TIME},
-		{"retention-bytes", required_argument, NULL, OPT_RETENTION_BYTES},
-		{"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
-		{"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
-		{"dedup-ids", required_argument, NULL, OPT_DEDUP_IDS},
-		{"lag-interval", required_argument, NULL, OPT_LAG_INTERVAL},
-		{"txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT},
-		{"txn-check-interval", required_argument, NULL, OPT_TXN_INTERVAL},
-		{"txn-max-checks", required_argument, NULL, OPT_TXN_MAX_CHECKS},
-		{"curve-secret", required_argument, NULL, OPT_LATER},
-		{"curve-allow", required_argument, NULL, OPT_LATER},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	mq_broker_opts_t o;
-	memset(&o, 0, sizeof(o));
-	mq_log_opts_default(&o.log);
-	o.log.fsync = MQ_FSYNC_ALWAYS;
-	o.partitions = 1;
-	char datadir[4096] = "";
-	int quiet = 0, verbose = 0, c, idx;
-	mq_err_t err;
+	if (mq_parse_duration_ms(arg, ms, err) || *ms < min_ms)
+		return mq_err_set(err, MQ_EINVAL, "--%s '%.200s': use a duration of %s or more, such as %s", opt, arg,
+				  min_ms >= 10 ? "10ms" : "1ms", example);
+	return 0;
+}
+
+static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
+{
+	opts_t *x = ctx;
+	mq_broker_opts_t *o = &x->b;
 	uint64_t v;
 	int64_t ms;
-
-	opterr = 0; /* our own messages, in the form of every mq program */
-	while ((c = getopt_long(argc, argv, ":d:l:vqhV", opts, &idx)) != -1) {
-		switch (c) {
-		case 'd':
-			if (strlen(optarg) >= sizeof(datadir)) {
-				fprintf(stderr, "%s: -d: path is %zu bytes long; at most %d (try 'mq-serve --help')\n", prog, strlen(optarg),
-					MQ_DATA_DIR_MAX);
-				return 2;
-			}
-			snprintf(datadir, sizeof(datadir), "%s", optarg);
-			break;
-		case 'l':
-			if (o.nlisten == MQ_LISTEN_MAX) {
-				fprintf(stderr, "%s: at most %d -l endpoints (try 'mq-serve --help')\n", prog, MQ_LISTEN_MAX);
-				return 2;
-			}
-			if (mq_endpoint_normalize(optarg, listen_ep[o.nlisten], sizeof listen_ep[0], &err))
-				return fail_usage("-l", &err);
-			o.listen[o.nlisten] = listen_ep[o.nlisten];
-			o.nlisten++;
-			break;
-		case OPT_PARTITIONS:
-			if (mq_parse_u64(optarg, &v, &err))
-				return fail_usage("--partitions", &err);
-			if (v < 1 || v > MQ_PARTITIONS_MAX) {
-				fprintf(stderr, "%s: --partitions %s: use 1 to %d (try 'mq-serve --help')\n", prog, optarg, MQ_PARTITIONS_MAX);
-				return 2;
-			}
-			o.partitions = (uint32_t)v;
-			break;
-		case OPT_FSYNC:
-			if (!strcmp(optarg, "always")) {
-				o.log.fsync = MQ_FSYNC_ALWAYS;
-			} else if (!strcmp(optarg, "never")) {
-				o.log.fsync = MQ_FSYNC_NEVER;
-			} else if (mq_parse_duration_ms(optarg, &ms, &err) == 0 && ms > 0) {
-				o.log.fsync = MQ_FSYNC_INTERVAL;
-				o.log.fsync_interval_ms = ms;
-			} else {
-				fprintf(stderr, "%s: --fsync '%s': use always, never or a duration such as 1s (try 'mq-serve --help')\n", prog,
-					optarg);
-				return 2;
-			}
-			break;
-		case OPT_SEGMENT_BYTES:
-			if (mq_parse_size(optarg, &v, &err))
-				return fail_usage("--segment-bytes", &err);
-			if (v < 4096 || v > (1ull << 31)) {
-				fprintf(stderr, "%s: --segment-bytes %s: use 4KiB to 2GiB (try 'mq-serve --help')\n", prog, optarg);
-				return 2;
-			}
-			o.log.segment_bytes = v;
-			break;
-		case OPT_RETENTION_TIME:
-			if (mq_parse_duration_ms(optarg, &ms, &err))
-				return fail_usage("--retention-time", &err);
-			o.log.retention_ms = ms;
-			break;
-		case OPT_RETENTION_BYTES:
-			if (mq_parse_size(optarg, &v, &err))
-				return fail_usage("--retention-bytes", &err);
-			o.log.retention_bytes = (int64_t)v;
-			break;
-		case OPT_MAX_MESSAGE_BYTES:
-			if (mq_parse_size(optarg, &v, &err))
-				return fail_usage("--max-message-bytes", &err);
-			if (v < 1 || v > MQ_BATCH_MAX_BYTES / 2) {
-				fprintf(stderr, "%s: --max-message-bytes %s: use 1 to 32MiB (try 'mq-serve --help')\n", prog, optarg);
-				return 2;
-			}
-			o.log.max_record_bytes = v;
-			break;
-		case OPT_DEDUP_WINDOW:
-			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 1) {
-				fprintf(stderr, "%s: --dedup-window '%s': use a duration of 1ms or more, such as 2m (try 'mq-serve --help')\n", prog,
-					optarg);
-				return 2;
-			}
-			o.dedup_window_ms = ms;
-			break;
-		case OPT_LAG_INTERVAL:
-			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
-				fprintf(stderr, "%s: --lag-interval '%s': use a duration of 10ms or more, such as 10s (try 'mq-serve --help')\n",
-					prog, optarg);
-				return 2;
-			}
-			o.lag_interval_ms = ms;
-			break;
-		case OPT_DEDUP_IDS:
-			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > MQ_SEEN_MAX_COUNT) {
-				fprintf(stderr, "%s: --dedup-ids '%s': use a count from 1 to %llu (try 'mq-serve --help')\n", prog, optarg,
-					(unsigned long long)MQ_SEEN_MAX_COUNT);
-				return 2;
-			}
-			o.dedup_max_ids = v;
-			break;
-		case OPT_TXN_TIMEOUT:
-		case OPT_TXN_INTERVAL:
-			if (mq_parse_duration_ms(optarg, &ms, &err) || ms < 10) {
-				fprintf(stderr, "%s: --%s '%s': use a duration of 10ms or more, such as %s (try 'mq-serve --help')\n", prog,
-					opts[idx].name, optarg, c == OPT_TXN_TIMEOUT ? "6s" : "1m");
-				return 2;
-			}
-			if (c == OPT_TXN_TIMEOUT)
-				o.txn_timeout_ms = ms;
-			else
-				o.txn_check_interval_ms = ms;
-			break;
-		case OPT_TXN_MAX_CHECKS:
-			if (mq_parse_u64(optarg, &v, &err) || v < 1 || v > 1000000) {
-				fprintf(stderr, "%s: --txn-max-checks '%s': use a count from 1 to 1000000 (try 'mq-serve --help')\n", prog, optarg);
-				return 2;
-			}
-			o.txn_max_checks = (uint32_t)v;
-			break;
-		case OPT_LATER:
-			fprintf(stderr, "%s: --%s is not available in this version of mq-serve (try 'mq-serve --help')\n", prog,
-				opts[idx].name);
-			return 2;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("mq-serve %s\n", MQ_VERSION);
-			return 0;
-		case ':':
-			fprintf(stderr, "%s: option '%s' needs an argument (try 'mq-serve --help')\n", prog,
-				optopt > 0 && optopt < 128 && strchr("dl", optopt) ? (char[]){'-', (char)optopt, 0}
-										      : argv[optind - 1]);
-			return 2;
-		default:
-			if (optopt)
-				fprintf(stderr, "%s: unknown option '-%c' (try 'mq-serve --help')\n", prog, optopt);
-			else
-				fprintf(stderr, "%s: unknown option '%s' (try 'mq-serve --help')\n", prog, argv[optind - 1]);
-			return 2;
+	switch (c) {
+	case 'd':
+		if (strlen(arg) >= sizeof(x->datadir))
+			return mq_err_set(err, MQ_EINVAL, "-d: path is %zu bytes long; at most %d", strlen(arg),
+					  MQ_DATA_DIR_MAX);
+		snprintf(x->datadir, sizeof(x->datadir), "%s", arg);
+		return 0;
+	case 'l':
+		if (o->nlisten == MQ_LISTEN_MAX)
+			return mq_err_set(err, MQ_EINVAL, "at most %d -l endpoints", MQ_LISTEN_MAX);
+		if (mq_endpoint_normalize(arg, x->listen_ep[o->nlisten], sizeof x->listen_ep[0], err))
+			return mq_err_set(err, MQ_EINVAL, "-l: %s", err->msg);
+		o->listen[o->nlisten] = x->listen_ep[o->nlisten];
+		o->nlisten++;
+		return 0;
+	case OPT_PARTITIONS:
+		if (mq_parse_u64(arg, &v, err))
+			return mq_err_set(err, MQ_EINVAL, "--partitions: %s", err->msg);
+		if (v < 1 || v > MQ_PARTITIONS_MAX)
+			return mq_err_set(err, MQ_EINVAL, "--partitions %.100s: use 1 to %d", arg, MQ_PARTITIONS_MAX);
+		o->partitions = (uint32_t)v;
+		return 0;
+	case OPT_FSYNC:
+		if (!strcmp(arg, "always")) {
+			o->log.fsync = MQ_FSYNC_ALWAYS;
+		} else if (!strcmp(arg, "never")) {
+			o->log.fsync = MQ_FSYNC_NEVER;
+		} else if (mq_parse_duration_ms(arg, &ms, err) == 0 && ms > 0) {
+			o->log.fsync = MQ_FSYNC_INTERVAL;
+			o->log.fsync_interval_ms = ms;
+		} else {
+			return mq_err_set(err, MQ_EINVAL, "--fsync '%.100s': use always, never or a duration such as 1s", arg);
 		}
+		return 0;
+	case OPT_SEGMENT_BYTES:
+		if (mq_parse_size(arg, &v, err))
+			return mq_err_set(err, MQ_EINVAL, "--segment-bytes: %s", err->msg);
+		if (v < 4096 || v > (1ull << 31))
+			return mq_err_set(err, MQ_EINVAL, "--segment-bytes %.100s: use 4KiB to 2GiB", arg);
+		o->log.segment_bytes = v;
+		return 0;
+	case OPT_RETENTION_TIME:
+		if (mq_parse_duration_ms(arg, &ms, err))
+			return mq_err_set(err, MQ_EINVAL, "--retention-time: %s", err->msg);
+		o->log.retention_ms = ms;
+		return 0;
+	case OPT_RETENTION_BYTES:
+		if (mq_parse_size(arg, &v, err))
+			return mq_err_set(err, MQ_EINVAL, "--retention-bytes: %s", err->msg);
+		o->log.retention_bytes = (int64_t)v;
+		return 0;
+	case OPT_MAX_MESSAGE_BYTES:
+		if (mq_parse_size(arg, &v, err))
+			return mq_err_set(err, MQ_EINVAL, "--max-message-bytes: %s", err->msg);
+		if (v < 1 || v > MQ_BATCH_MAX_BYTES / 2)
+			return mq_err_set(err, MQ_EINVAL, "--max-message-bytes %.100s: use 1 to 32MiB", arg);
+		o->log.max_record_bytes = v;
+		return 0;
+	case OPT_DEDUP_WINDOW:
+		if (duration_at_least("dedup-window", arg, 1, "2m", &ms, err))
+			return -MQ_EINVAL;
+		o->dedup_window_ms = ms;
+		return 0;
+	case OPT_LAG_INTERVAL:
+		if (duration_at_least("lag-interval", arg, 10, "10s", &ms, err))
+			return -MQ_EINVAL;
+		o->lag_interval_ms = ms;
+		return 0;
+	case OPT_DEDUP_IDS:
+		if (mq_parse_u64(arg, &v, err) || v < 1 || v > MQ_SEEN_MAX_COUNT)
+			return mq_err_set(err, MQ_EINVAL, "--dedup-ids '%.100s': use a count from 1 to %llu", arg,
+					  (unsigned long long)MQ_SEEN_MAX_COUNT);
+		o->dedup_max_ids = v;
+		return 0;
+	case OPT_TXN_TIMEOUT:
+	case OPT_TXN_INTERVAL:
+		if (duration_at_least(longopts[idx].name, arg, 10, c == OPT_TXN_TIMEOUT ? "6s" : "1m", &ms, err))
+			return -MQ_EINVAL;
+		if (c == OPT_TXN_TIMEOUT)
+			o->txn_timeout_ms = ms;
+		else
+			o->txn_check_interval_ms = ms;
+		return 0;
+	case OPT_TXN_MAX_CHECKS:
+		if (mq_parse_u64(arg, &v, err) || v < 1 || v > 1000000)
+			return mq_err_set(err, MQ_EINVAL, "--txn-max-checks '%.100s': use a count from 1 to 1000000", arg);
+		o->txn_max_checks = (uint32_t)v;
+		return 0;
+	case OPT_LATER:
+		return mq_err_set(err, MQ_EINVAL, "--%s is not available in this version of mq-serve", longopts[idx].name);
+	default:
+		return mq_err_set(err, MQ_EINVAL, "unknown option");
 	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s' (try 'mq-serve --help')\n", prog, argv[optind]);
+}
+
+static int check_opts(void *ctx, mq_err_t *err)
+{
+	(void)ctx;
+	(void)err;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static opts_t x;
+	mq_broker_opts_t *opt = &x.b;
+	mq_log_opts_default(&opt->log);
+	opt->log.fsync = MQ_FSYNC_ALWAYS;
+	opt->partitions = 1;
+	mq_cli_t cli;
+	mq_cli_init(&cli);
+	mq_err_t err;
+	int r = mq_cli_parse(argc, argv, ":d:l:vqhV", longopts, &cli, own_option, check_opts, &x, &err);
+	if (r == MQ_CLI_HELP) {
+		usage(stdout);
+		return 0;
+	}
+	if (r == MQ_CLI_VERSION) {
+		printf("mq-serve %s\n", MQ_VERSION);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: %s (try 'mq-serve --help')\n", prog, err.msg);
 		return 2;
 	}
-	if (!datadir[0] && default_data_dir(datadir, sizeof(datadir))) {
+	int verbose = cli.verbose && !cli.quiet;
+	char *datadir = x.datadir;
+	mq_broker_opts_t o = *opt;
+	if (!datadir[0] && default_data_dir(datadir, sizeof(x.datadir))) {
 		fprintf(stderr, "%s: no data directory (or a path too long): set -d DIR, $MQ_DATA or $HOME\n", prog);
 		return 2;
 	}
@@ -337,7 +321,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: data directory %s\n", prog, datadir);
 	for (int i = 0; i < o.nlisten; i++)
 		fprintf(stderr, "%s: listening on %s\n", prog, mq_broker_endpoint(b, i));
-	(void)quiet;
 	int rc = mq_broker_run(b, &stop_flag, &err);
 	if (rc)
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -1,8 +1,7 @@
 /*
- * cli.h -- command-line glue shared by the client programs (mq-pub,
- * mq-sub, and the ones to come): the options every client takes
- * (-b -w -v -q -h -V), getopt_long's error cases turned into messages,
- * and the signal set-up.  Nothing here prints: a usage error comes back
+ * cli.h -- command-line glue shared by the programs: the options every
+ * client takes (-b -w -v -q -h -V; mq-serve takes -v -q -h -V of them),
+ * getopt_long's error cases turned into messages, and the signal set-up.  Nothing here prints: a usage error comes back
  * as -MQ_EINVAL with the message in err, and the program prints
  * "PROG: MESSAGE (try 'PROG --help')" and exits 2.
  */
