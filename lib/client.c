@@ -1939,6 +1939,15 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 {
 	if (n > MQ_PRODUCERS_POLL_MAX)
 		return mq_err_set(err, MQ_EINVAL, "%u producers to wait for: at most %d", n, MQ_PRODUCERS_POLL_MAX);
+	if (n == 1 && ps[0]->c->lite) { /* its own wait, watching fd for the call */
+		mq_client_t *c = ps[0]->c;
+		int fd = c->watch_fd;
+		short ev = c->watch_events;
+		mq_client_watch(c, watch_fd, watch_events);
+		int rc = mq_producer_poll(ps[0], wait_ms, err);
+		mq_client_watch(c, fd, ev);
+		return rc;
+	}
 	for (uint32_t i = 0; i < n; i++)
 		if (ps[i]->c->lite)
 			return lite_refuses("waiting for several producers", err);
