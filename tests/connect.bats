@@ -220,18 +220,22 @@ timed() {
 	assert_output --partial "Kafka clusters are not available in this version"
 }
 
-@test "a one-shot mq-pub speaks to mq-serve without loading libzmq; a stream still loads it" {
+@test "mq-pub -t speaks to mq-serve without loading libzmq; envelopes naming their topics load it" {
 	start_broker
 	LD_DEBUG=libs run mq-pub -t a -m one
 	assert_success
 	refute_output --partial libzmq
 	run bash -c "echo two | LD_DEBUG=libs mq-pub -t a 2>&1"
 	assert_success
+	refute_output --partial libzmq
+	run bash -c "echo '{\"topic\":\"a\",\"value\":\"three\"}' | LD_DEBUG=libs mq-pub -f json 2>&1"
+	assert_success
 	assert_output --partial "libzmq.so.5"
 	run mq-sub -t a -e
 	assert_success
 	assert_output "one
-two"
+two
+three"
 }
 
 @test "a one-shot mq-pub whose broker is killed mid-call and restarted delivers its message once" {
