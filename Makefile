@@ -174,10 +174,11 @@ $(PROGS): $(OUT_BIN)/%: $(OBJ)/cmd/%.o $(OUT_LIB) $(FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(OUT_LIB) $(PKG_LIBS) $(LDLIBS) -o $@
 
-# mq-pub loads libzmq on first use (lib/zmqload.c): a one-shot publish
-# speaks ZMTP itself (lib/zmtp.c) and so never loads it, which is most
-# of what such a run would cost.  test_zmqload checks the loader.
-LAZY_ZMQ = $(OUT_BIN)/mq-pub $(OUT_TESTS)/test_zmqload
+# mq-pub and mq-sub load libzmq on first use (lib/zmqload.c): over one
+# topic's broker they speak ZMTP themselves (lib/zmtp.c) and never load
+# it, which is most of what a one-shot run would cost.  test_zmqload
+# checks the loader.
+LAZY_ZMQ = $(OUT_BIN)/mq-pub $(OUT_BIN)/mq-sub $(OUT_TESTS)/test_zmqload
 PKG_LIBS_NO_ZMQ = $(shell $(PKG_CONFIG) --libs msgpack 2>/dev/null || echo -lmsgpackc) -lm -ldl
 $(LAZY_ZMQ): $(OBJ)/lib/zmqload.o
 $(LAZY_ZMQ): private PKG_LIBS = $(OBJ)/lib/zmqload.o $(PKG_LIBS_NO_ZMQ)

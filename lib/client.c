@@ -38,8 +38,9 @@
  * connection, one call at a time (replies are matched by id as ever).
  * A refused dial before the broker was ever reached fails at once as
  * above; a connection lost later is dialled again (100 ms, doubling to
- * 1 s) and what was in flight sent again, within the timeout.  Fetching
- * needs a full client.
+ * 1 s) and what was in flight sent again, within the timeout.  A FETCH
+ * reply that comes while a control call waits is kept for the fetch
+ * (the stash).  Transaction checks need a full client.
  *
  * Producer window.  Batches live in a ring of slots in send order; a
  * slot keeps its bytes until the broker answered for it.  Acks normally
@@ -112,6 +113,11 @@ struct mq_client {
 	int lite;
 	mq_zmtp_t *z;
 	int64_t next_dial, dial_ivl;
+	/* lite: the FETCH reply that came while a control call waited (one
+	 * connection carries both), kept for mq_client_fetch_recv */
+	uint8_t *stash;
+	mq_zmtp_frame_t *stash_fr;
+	int stash_n;
 };
 
 /* ---- connection ---- */
@@ -273,6 +279,8 @@ void mq_client_close(mq_client_t *c)
 	if (!c)
 		return;
 	mq_zmtp_close(c->z);
+	free(c->stash);
+	free(c->stash_fr);
 	if (c->mon)
 		zmq_close(c->mon);
 	if (c->dmon)
@@ -514,29 +522,74 @@ static void reply_free(reply_t *r)
 
 /* Lite: take one whole message if it arrived; only its first frame is
  * kept.  1 taken, 0 none (a lost connection is noted: lite_lost). */
+/* Lite: a copy of message f[0..n) in one allocation: *buf owns the
+ * bytes, *out the frames pointing into it.  0 or -MQ_ENOMEM. */
+static int lite_copy(const mq_zmtp_frame_t *f, int n, uint8_t **buf, mq_zmtp_frame_t **out)
+{
+	size_t total = 1;
+	for (int i = 0; i < n; i++)
+		total += f[i].len;
+	*buf = malloc(total);
+	*out = malloc((size_t)n * sizeof **out);
+	if (!*buf || !*out) {
+		free(*buf);
+		free(*out);
+		*buf = NULL;
+		*out = NULL;
+		return -MQ_ENOMEM;
+	}
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(*buf + at, f[i].p, f[i].len);
+		(*out)[i] = (mq_zmtp_frame_t){*buf + at, f[i].len};
+		at += f[i].len;
+	}
+	return 0;
+}
+
+/* Lite: the id of a message's header frame, or 0 when it has none. */
+static uint32_t lite_id(const mq_zmtp_frame_t *f)
+{
+	mq_wire_msg_t m;
+	uint32_t id = mq_wire_parse(f[0].p, f[0].len, &m, NULL) < 0 ? 0 : m.id;
+	mq_wire_msg_free(&m);
+	return id;
+}
+
+/* Take one whole message if it arrived; only its first frame is kept,
+ * except that the outstanding FETCH's reply is kept whole for
+ * mq_client_fetch_recv (the stash).  1 taken, 0 none (a lost
+ * connection is noted: lite_lost). */
 static int lite_recv(mq_client_t *c, reply_t *r)
 {
-	mq_zmtp_frame_t f[MQ_ZMTP_MAX_FRAMES];
-	int n = 0;
-	mq_err_t e;
-	if (!c->z)
-		return 0;
-	int rc = mq_zmtp_recv(c->z, f, &n, &e);
-	if (rc < 0)
-		lite_lost(c);
-	if (rc <= 0)
-		return 0;
-	if (!(r->own = malloc(f[0].len ? f[0].len : 1)))
-		return 0;
-	memcpy(r->own, f[0].p, f[0].len);
-	if (mq_wire_parse(r->own, f[0].len, &r->msg, NULL) < 0) {
-		mq_wire_msg_free(&r->msg);
-		free(r->own);
-		r->own = NULL;
-		return 0;
+	for (;;) {
+		const mq_zmtp_frame_t *f;
+		int n = 0;
+		mq_err_t e;
+		if (!c->z)
+			return 0;
+		int rc = mq_zmtp_recv(c->z, &f, &n, &e);
+		if (rc < 0)
+			lite_lost(c);
+		if (rc <= 0)
+			return 0;
+		if (c->fetch_state == 2 && !c->stash && lite_id(f) == c->fetch_id) {
+			if (lite_copy(f, n, &c->stash, &c->stash_fr) == 0)
+				c->stash_n = n;
+			continue;
+		}
+		if (!(r->own = malloc(f[0].len ? f[0].len : 1)))
+			return 0;
+		memcpy(r->own, f[0].p, f[0].len);
+		if (mq_wire_parse(r->own, f[0].len, &r->msg, NULL) < 0) {
+			mq_wire_msg_free(&r->msg);
+			free(r->own);
+			r->own = NULL;
+			return 0;
+		}
+		r->live = 1;
+		return 1;
 	}
-	r->live = 1;
-	return 1;
 }
 
 /* Receive one message's first frame from s (readable) and parse it;
@@ -2071,11 +2124,28 @@ const char *mq_producer_take_error(mq_producer_t *p)
 
 static void frames_release(mq_fetch_reply_t *r)
 {
-	zmq_msg_t *f = r->frames;
-	for (uint32_t i = 0; i < r->nframes; i++)
-		zmq_msg_close(&f[i]);
+	if (r->lite) {
+		free(r->own); /* frames is the copy's own array */
+		free(r->frames);
+		r->own = r->frames = NULL;
+		r->frames_cap = 0;
+	} else {
+		zmq_msg_t *f = r->frames;
+		for (uint32_t i = 0; i < r->nframes; i++)
+			zmq_msg_close(&f[i]);
+	}
 	r->nframes = 0;
 	r->n = 0;
+}
+
+static const void *frame_data(const mq_fetch_reply_t *r, uint32_t i)
+{
+	return r->lite ? ((const mq_zmtp_frame_t *)r->frames)[i].p : zmq_msg_data(&((zmq_msg_t *)r->frames)[i]);
+}
+
+static size_t frame_size(const mq_fetch_reply_t *r, uint32_t i)
+{
+	return r->lite ? ((const mq_zmtp_frame_t *)r->frames)[i].len : zmq_msg_size(&((zmq_msg_t *)r->frames)[i]);
 }
 
 void mq_fetch_reply_free(mq_fetch_reply_t *r)
@@ -2092,8 +2162,6 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 			 uint32_t n, uint32_t max_bytes, uint32_t max_wait_ms, const char *group, const char *member,
 			 const uint64_t *epoch, mq_err_t *err)
 {
-	if (c->lite)
-		return lite_refuses("fetching", err);
 	if (ntopics > MQ_FETCH_MAX_TOPICS || (ntopics == 0 && (n || !epoch)))
 		return mq_err_set(err, MQ_EINVAL, "a fetch of %u topics (1 to %d, or 0 with an epoch to wait for)",
 				  ntopics, MQ_FETCH_MAX_TOPICS);
@@ -2130,6 +2198,11 @@ int mq_client_fetch_send(mq_client_t *c, const char *const *topics, uint32_t nto
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	c->fetch_wait = max_wait_ms;
 	c->fetch_first = mq_mono_ms();
+	free(c->stash); /* a reply to the fetch this one replaces */
+	free(c->stash_fr);
+	c->stash = NULL;
+	c->stash_fr = NULL;
+	c->stash_n = 0;
 	c->fetch_downs = c->ddowns;
 	c->fetch_state = 1;
 	int rc = send_frames(c, c->data, c->freq.p, c->freq.len, NULL, 0, err);
@@ -2206,7 +2279,6 @@ static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t 
 	    (eo && mq_wire_u64(eo, &r->epoch, "topics epoch", err)))
 		return bad_reply(c, "FETCH", err);
 	r->has_epoch = eo != NULL;
-	zmq_msg_t *fr = r->frames;
 	uint32_t next_frame = 1;
 	for (uint32_t i = 0; i < a->size; i++) {
 		const msgpack_object_array *e;
@@ -2227,8 +2299,8 @@ static int fetch_parse(mq_client_t *c, mq_fetch_reply_t *r, const mq_wire_msg_t 
 					   (unsigned long long)nb);
 				return bad_reply(c, "FETCH", err);
 			}
-			x->data = zmq_msg_data(&fr[next_frame]);
-			x->nbytes = zmq_msg_size(&fr[next_frame]);
+			x->data = frame_data(r, next_frame);
+			x->nbytes = frame_size(r, next_frame);
 			next_frame++;
 		}
 	}
@@ -2254,6 +2326,40 @@ static int recv_all(void *s, mq_fetch_reply_t *r)
 	}
 }
 
+/* A lite client's next message into r (the stash first): 1, 0 none,
+ * -MQ_ENOMEM.  A reply to a control call nobody waits for is dropped
+ * by the caller (its id is not the fetch's). */
+static int lite_fetch_reply(mq_client_t *c, mq_fetch_reply_t *r)
+{
+	if (c->stash) {
+		r->own = c->stash;
+		r->frames = c->stash_fr;
+		r->nframes = (uint32_t)c->stash_n;
+		c->stash = NULL;
+		c->stash_fr = NULL;
+		c->stash_n = 0;
+		return 1;
+	}
+	const mq_zmtp_frame_t *f;
+	int n = 0;
+	mq_err_t e;
+	if (!c->z)
+		return 0;
+	int rc = mq_zmtp_recv(c->z, &f, &n, &e);
+	if (rc < 0)
+		lite_lost(c);
+	if (rc <= 0)
+		return 0;
+	uint8_t *buf;
+	mq_zmtp_frame_t *fr;
+	if (lite_copy(f, n, &buf, &fr))
+		return -MQ_ENOMEM;
+	r->own = buf;
+	r->frames = fr;
+	r->nframes = (uint32_t)n;
+	return 1;
+}
+
 void mq_client_watch_fd(mq_client_t *c, int fd)
 {
 	mq_client_watch(c, fd, 0);
@@ -2267,10 +2373,14 @@ void mq_client_watch(mq_client_t *c, int fd, short events)
 
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)
 {
-	if (c->lite)
-		return lite_refuses("fetching", err);
 	int64_t start = mq_mono_ms(), until = after(start, wait_ms < 0 ? 0 : wait_ms);
 	frames_release(r);
+	if (!c->lite && r->lite) { /* the reply held a lite client's frames before */
+		free(r->frames);
+		r->frames = NULL;
+		r->frames_cap = 0;
+	}
+	r->lite = c->lite;
 	while (c->fetch_state) {
 		int64_t now = mq_mono_ms();
 		if (c->fetch_downs != c->ddowns) { /* lost with the connection: a new wait */
@@ -2302,21 +2412,21 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 		int64_t w = until < give_up ? until : give_up;
 		if (c->fetch_state == 2 && c->fetch_sent + (int64_t)c->fetch_wait + c->resend_ms < w)
 			w = c->fetch_sent + (int64_t)c->fetch_wait + c->resend_ms;
-		int rc = wait_sock(c, c->data, ZMQ_POLLIN | (c->fetch_state == 1 ? ZMQ_POLLOUT : 0), 1,
-				   w == INT64_MAX ? -1 : w - now, err);
+		int rc = c->stash ? 0 /* it came already */
+				  : wait_sock(c, c->data, ZMQ_POLLIN | (c->fetch_state == 1 ? ZMQ_POLLOUT : 0), 1,
+					      w == INT64_MAX ? -1 : w - now, err);
 		if (rc < 0)
 			return rc;
-		if (!(rc & ZMQ_POLLIN))
+		if (!(rc & ZMQ_POLLIN) && !c->stash)
 			continue;
-		rc = recv_all(c->data, r);
+		rc = c->lite ? lite_fetch_reply(c, r) : recv_all(c->data, r);
 		if (rc <= 0) {
 			if (rc < 0)
 				return mq_err_set(err, MQ_ENOMEM, "out of memory");
 			continue;
 		}
 		mq_wire_msg_t m;
-		zmq_msg_t *f = r->frames;
-		if (mq_wire_parse(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &m, NULL) < 0 || m.id != c->fetch_id) {
+		if (mq_wire_parse(frame_data(r, 0), frame_size(r, 0), &m, NULL) < 0 || m.id != c->fetch_id) {
 			mq_wire_msg_free(&m);
 			frames_release(r);
 			continue;

@@ -45,11 +45,11 @@ typedef struct mq_client_opts {
 	/* Optional: a control call interrupted by a signal gives up
 	 * (-MQ_EAGAIN) when *interrupt became non-zero during the call. */
 	volatile sig_atomic_t *interrupt;
-	/* A short-lived client making its calls one at a time (control
-	 * calls and one producer, as a one-shot mq-pub): one direct ZMTP
-	 * connection (zmtp.h) instead of ZeroMQ sockets, where the endpoint
-	 * is tcp://HOST:PORT or ipc://PATH.  Fetching, checking transactions
-	 * and mq_producers_poll need a full client. */
+	/* One direct ZMTP connection (zmtp.h) instead of ZeroMQ sockets and
+	 * their I/O thread, where the endpoint is tcp://HOST:PORT or
+	 * ipc://PATH: control calls, and one producer or fetches, over it.
+	 * Checking transactions and waiting on several producers at once
+	 * need a full client. */
 	int lite;
 } mq_client_opts_t;
 
@@ -397,8 +397,10 @@ typedef struct mq_fetch_reply {
 	uint32_t n, cap;
 	uint64_t epoch; /* the broker's topic-list epoch (mq_topic_list_t) */
 	int has_epoch;
-	void *frames; /* zmq_msg_t[], owned */
+	void *frames; /* zmq_msg_t[] (a lite client's: mq_zmtp_frame_t[] into own), owned */
 	uint32_t nframes, frames_cap;
+	void *own;    /* a lite client's reply bytes, owned */
+	int lite;     /* which kind frames holds */
 } mq_fetch_reply_t;
 
 typedef struct mq_fetch_pos {

@@ -34,6 +34,7 @@
 #define F_CMD 4
 #define READ_CHUNK 65536
 #define PONG_WAIT_MS 1000
+#define MQ_ZMTP_SEND_FRAMES 16
 
 struct mq_zmtp {
 	int fd;
@@ -41,6 +42,8 @@ struct mq_zmtp {
 	mq_buf_t in;  /* bytes received; in.p[rpos..in.len) not yet taken */
 	size_t rpos;
 	int eof;
+	mq_zmtp_frame_t *fr; /* the message being taken: grows with frames received */
+	int fr_cap;
 };
 
 /* ---- dialing ---- */
@@ -236,10 +239,10 @@ static size_t frame_head(uint8_t *h, int flags, size_t len)
 
 int mq_zmtp_send(mq_zmtp_t *z, const mq_zmtp_frame_t *f, int n, int64_t deadline, mq_err_t *err)
 {
-	if (n < 1 || n > MQ_ZMTP_MAX_FRAMES)
-		return mq_err_set(err, MQ_EINVAL, "a message of %d frames", n);
-	uint8_t heads[MQ_ZMTP_MAX_FRAMES][9];
-	struct iovec iov[2 * MQ_ZMTP_MAX_FRAMES];
+	if (n < 1 || n > MQ_ZMTP_SEND_FRAMES)
+		return mq_err_set(err, MQ_EINVAL, "a message of %d frames to send (at most %d)", n, MQ_ZMTP_SEND_FRAMES);
+	uint8_t heads[MQ_ZMTP_SEND_FRAMES][9];
+	struct iovec iov[2 * MQ_ZMTP_SEND_FRAMES];
 	int k = 0;
 	for (int i = 0; i < n; i++) {
 		iov[k++] = (struct iovec){heads[i], frame_head(heads[i], i + 1 < n ? F_MORE : 0, f[i].len)};
@@ -362,7 +365,7 @@ static int on_cmd(mq_zmtp_t *z, const uint8_t *b, size_t len, mq_err_t *err)
 
 /* A whole message at rpos (commands before it handled): 1 with its
  * frames, 0 not all there, < 0 error. */
-static int take_msg(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err)
+static int take_msg(mq_zmtp_t *z, int *n, mq_err_t *err)
 {
 	for (;;) {
 		size_t pos = z->rpos;
@@ -378,7 +381,15 @@ static int take_msg(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err)
 			if (k == MQ_ZMTP_MAX_FRAMES)
 				return mq_err_set(err, MQ_EPROTO, "the broker sent a message of more than %d frames",
 						  MQ_ZMTP_MAX_FRAMES);
-			f[k++] = (mq_zmtp_frame_t){body, len};
+			if (k == z->fr_cap) { /* each frame has come: at least two bytes of it */
+				int cap = z->fr_cap ? 2 * z->fr_cap : 16;
+				mq_zmtp_frame_t *nf = realloc(z->fr, (size_t)cap * sizeof *nf);
+				if (!nf)
+					return mq_err_set(err, MQ_ENOMEM, "out of memory");
+				z->fr = nf;
+				z->fr_cap = cap;
+			}
+			z->fr[k++] = (mq_zmtp_frame_t){body, len};
 			if (!(flags & F_MORE)) {
 				*n = k;
 				z->rpos = pos;
@@ -393,8 +404,9 @@ static int take_msg(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err)
 	}
 }
 
-int mq_zmtp_recv(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err)
+int mq_zmtp_recv(mq_zmtp_t *z, const mq_zmtp_frame_t **f, int *n, mq_err_t *err)
 {
+	*f = NULL;
 	/* What the previous call returned is released: keep only the rest. */
 	if (z->rpos) {
 		memmove(z->in.p, z->in.p + z->rpos, z->in.len - z->rpos);
@@ -402,7 +414,9 @@ int mq_zmtp_recv(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err)
 		z->rpos = 0;
 	}
 	for (;;) {
-		int rc = take_msg(z, f, n, err);
+		int rc = take_msg(z, n, err);
+		if (rc > 0)
+			*f = z->fr;
 		if (rc)
 			return rc;
 		if (z->eof)
@@ -568,5 +582,6 @@ void mq_zmtp_close(mq_zmtp_t *z)
 		return;
 	close(z->fd);
 	mq_buf_free(&z->in);
+	free(z->fr);
 	free(z);
 }

@@ -30,7 +30,7 @@ typedef struct mq_zmtp_frame {
 	size_t len;
 } mq_zmtp_frame_t;
 
-#define MQ_ZMTP_MAX_FRAMES 16 /* frames a received message may have */
+#define MQ_ZMTP_MAX_FRAMES 8192 /* frames a message may have (a FETCH reply: one a partition) */
 
 /* Whether endpoint is one this module can dial: "tcp://HOST:PORT" (HOST
  * a name, an IPv4 address or a bracketed IPv6 address) or
@@ -66,11 +66,11 @@ int mq_zmtp_fd(const mq_zmtp_t *z);
 int mq_zmtp_send(mq_zmtp_t *z, const mq_zmtp_frame_t *f, int n, int64_t deadline_ms, mq_err_t *err);
 
 /* Take the next whole message if one has arrived, reading what the
- * descriptor has without waiting: 1 with f[0..*n) pointing into z's
- * buffer (valid until the next call on z), 0 when none is complete yet,
- * < 0 when the connection was closed or the peer broke the protocol.
- * Heartbeats are answered here. */
-int mq_zmtp_recv(mq_zmtp_t *z, mq_zmtp_frame_t *f, int *n, mq_err_t *err);
+ * descriptor has without waiting: 1 with (*f)[0..*n) pointing into z's
+ * buffers (valid until the next call on z), 0 when none is complete
+ * yet, < 0 when the connection was closed or the peer broke the
+ * protocol.  Heartbeats are answered here. */
+int mq_zmtp_recv(mq_zmtp_t *z, const mq_zmtp_frame_t **f, int *n, mq_err_t *err);
 
 /* Whether mq_zmtp_recv would return at once without reading: a whole
  * message is buffered, or an error or the end of the stream is known. */

@@ -220,7 +220,7 @@ timed() {
 	assert_output --partial "Kafka clusters are not available in this version"
 }
 
-@test "mq-pub -t speaks to mq-serve without loading libzmq; envelopes naming their topics load it" {
+@test "mq-pub -t and mq-sub speak to mq-serve without loading libzmq; envelopes naming their topics load it" {
 	start_broker
 	LD_DEBUG=libs run mq-pub -t a -m one
 	assert_success
@@ -236,6 +236,9 @@ timed() {
 	assert_output "one
 two
 three"
+	run bash -c "LD_DEBUG=libs mq-sub -t a -e 2>&1 >/dev/null"
+	assert_success
+	refute_output --partial libzmq
 }
 
 @test "a one-shot mq-pub whose broker is killed mid-call and restarted delivers its message once" {

@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mq_zmtp_t *z = NULL;
 	mq_err_t err;
 	if (mq_zmtp_attach(sv[0], mq_mono_ms() + 1000, 4096, &z, &err) == 0) {
-		mq_zmtp_frame_t f[MQ_ZMTP_MAX_FRAMES];
+		const mq_zmtp_frame_t *f;
 		int n, rc;
-		while ((rc = mq_zmtp_recv(z, f, &n, &err)) == 1) {
+		while ((rc = mq_zmtp_recv(z, &f, &n, &err)) == 1) {
 			volatile uint8_t sum = 0;
 			for (int i = 0; i < n; i++)
 				for (size_t k = 0; k < f[i].len; k++)
