@@ -560,18 +560,25 @@ static uint32_t lite_id(const mq_zmtp_frame_t *f)
  * except that the outstanding FETCH's reply is kept whole for
  * mq_client_fetch_recv (the stash).  1 taken, 0 none (a lost
  * connection is noted: lite_lost). */
+/* The next whole message on the connection: 1 with f[0..n) (into its
+ * buffers until the next take), 0 none yet or the connection lost. */
+static int lite_take(mq_client_t *c, const mq_zmtp_frame_t **f, int *n)
+{
+	mq_err_t e;
+	if (!c->z)
+		return 0;
+	int rc = mq_zmtp_recv(c->z, f, n, &e);
+	if (rc < 0)
+		lite_lost(c);
+	return rc > 0;
+}
+
 static int lite_recv(mq_client_t *c, reply_t *r)
 {
 	for (;;) {
 		const mq_zmtp_frame_t *f;
 		int n = 0;
-		mq_err_t e;
-		if (!c->z)
-			return 0;
-		int rc = mq_zmtp_recv(c->z, &f, &n, &e);
-		if (rc < 0)
-			lite_lost(c);
-		if (rc <= 0)
+		if (!lite_take(c, &f, &n))
 			return 0;
 		if (c->fetch_state == 2 && !c->stash && lite_id(f) == c->fetch_id) {
 			if (lite_copy(f, n, &c->stash, &c->stash_fr) == 0)
@@ -2342,13 +2349,7 @@ static int lite_fetch_reply(mq_client_t *c, mq_fetch_reply_t *r)
 	}
 	const mq_zmtp_frame_t *f;
 	int n = 0;
-	mq_err_t e;
-	if (!c->z)
-		return 0;
-	int rc = mq_zmtp_recv(c->z, &f, &n, &e);
-	if (rc < 0)
-		lite_lost(c);
-	if (rc <= 0)
+	if (!lite_take(c, &f, &n))
 		return 0;
 	uint8_t *buf;
 	mq_zmtp_frame_t *fr;
