@@ -1337,7 +1337,7 @@ int main(int argc, char **argv)
 		mq_client_opts_t co = {
 			.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
 		mq_cli_signals(&stop);
-		if (mq_client_open(&co, &a.c, &a.err))
+		if (mq_cli_client_open(&co, &a.c, &a.err))
 			return failed(&a);
 	}
 	rc = cmd->run(&a, args);

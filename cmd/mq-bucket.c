@@ -417,7 +417,7 @@ static int setup_shared(run_t *r, opts_t *o, mq_err_t *err)
 			       .timeout_ms = o->take && o->cli->timeout_ms == 0 ? 0 : mq_cli_timeout(o->cli),
 			       .name = prog,
 			       .interrupt = &stop};
-	return mq_client_open(&co, &r->c, err);
+	return mq_cli_client_open(&co, &r->c, err);
 }
 
 static int setup(run_t *r, opts_t *o, mq_err_t *err)

@@ -830,7 +830,7 @@ int main(int argc, char **argv)
 	mq_client_t *c = NULL;
 	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
 			       .interrupt = &stop};
-	if (mq_client_open(&co, &c, &err)) {
+	if (mq_cli_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		if (o.fmt == FMT_PROM) {
 			char *buf = NULL;

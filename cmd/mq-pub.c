@@ -513,7 +513,7 @@ static dest_t *dest_for(pub_t *s, const char *topic)
 	mq_client_opts_t co = {.endpoint = s->o->cli.broker, .timeout_ms = s->o->cli.timeout_ms, .name = prog};
 	if (i == 0) {
 		c = s->c;
-	} else if (mq_client_open(&co, &c, &s->err)) {
+	} else if (mq_cli_client_open(&co, &c, &s->err)) {
 		s->failed = 1;
 		return NULL;
 	}
@@ -906,7 +906,7 @@ static int setup(pub_t *s, opts_t *o)
 	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
 			       .lite = o->topic != NULL};
 	mq_hello_t h;
-	if (mq_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
+	if (mq_cli_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
 		return -1;
 	if (!o->max_msg)
 		o->max_msg = h.max_message_bytes ? h.max_message_bytes : (1u << 20);
@@ -989,7 +989,7 @@ static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
 	 * that the broker is silent (silent()). */
 	int64_t t = o->tx == TX_CHECKER && mq_cli_timeout(&o->cli) == MQ_TIMEOUT_FOREVER ? 0 : mq_cli_timeout(&o->cli);
 	mq_client_opts_t co = {.endpoint = o->cli.broker, .timeout_ms = t, .name = prog, .interrupt = &stop};
-	return mq_client_open(&co, c, err);
+	return mq_cli_client_open(&co, c, err);
 }
 
 static int run_decide(const opts_t *o)

@@ -317,6 +317,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		return 1;
 	}
+	mq_broker_wake_on(b, mq_cli_signal_fd());
 	if (verbose)
 		fprintf(stderr, "%s: data directory %s\n", prog, datadir);
 	for (int i = 0; i < o.nlisten; i++)

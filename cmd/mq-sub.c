@@ -560,7 +560,7 @@ static int dead_letter(xsink_t *u, const mq_exec_result_t *r, mq_err_t *err)
 	if (!u->dlq_c) {
 		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .timeout_ms = mq_cli_timeout(&u->o->cli), .name = prog,
 				       .lite = 1};
-		if (mq_client_open(&co, &u->dlq_c, err))
+		if (mq_cli_client_open(&co, &u->dlq_c, err))
 			return -1;
 	}
 	uint32_t n = 0;
@@ -697,7 +697,7 @@ static int exec_main(opts_t *o)
 				 .sink_ctx = &u, .watch_fd = mq_exec_fd(u.x), .watch_events = POLLIN, .interrupt = &stop};
 	mq_hello_t h;
 	int failed = 0, rc = 0;
-	if (mq_client_open(&co, &c, &err) || mq_client_hello(c, &h, &err) || mq_consumer_open(c, &ko, &u.k, &err)) {
+	if (mq_cli_client_open(&co, &c, &err) || mq_client_hello(c, &h, &err) || mq_consumer_open(c, &ko, &u.k, &err)) {
 		if (!(stop && err.code == MQ_EAGAIN)) {
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
 			failed = 1;
@@ -813,7 +813,7 @@ int main(int argc, char **argv)
 	/* While a write waits on the reader: heartbeats on time. */
 	int64_t hb = o.session_ms / 3 < 1000 ? o.session_ms / 3 : 1000;
 	mq_writer_on_wait(u.w, o.group ? (int)hb : 500, keep_alive, &u);
-	if (mq_client_open(&co, &c, &err) || mq_client_hello(c, &h, &err) || mq_consumer_open(c, &ko, &u.k, &err)) {
+	if (mq_cli_client_open(&co, &c, &err) || mq_client_hello(c, &h, &err) || mq_consumer_open(c, &ko, &u.k, &err)) {
 		if (!(stop && err.code == MQ_EAGAIN)) {
 			fprintf(stderr, "%s: %s\n", prog, err.msg);
 			failed = 1;

@@ -174,6 +174,7 @@ struct mq_broker {
 	void *sock[MQ_LISTEN_MAX];
 	char endpoint[MQ_LISTEN_MAX][256];
 	int nsock;
+	int wake_fd; /* < 0: none (mq_broker_wake_on) */
 	outmsg_t *out;
 	int nout, capout;
 	parked_t *parked;
@@ -2328,6 +2329,7 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 	if (!b)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	b->o = *o;
+	b->wake_fd = -1;
 	if (!b->o.partitions)
 		b->o.partitions = 1;
 	if (b->o.retention_check_ms <= 0)
@@ -2412,6 +2414,11 @@ fail:
 	return rc;
 }
 
+void mq_broker_wake_on(mq_broker_t *b, int fd)
+{
+	b->wake_fd = fd;
+}
+
 const char *mq_broker_endpoint(const mq_broker_t *b, int i)
 {
 	return i < b->nsock ? b->endpoint[i] : NULL;
@@ -2459,9 +2466,12 @@ static int64_t next_duty(mq_broker_t *b, int64_t now)
 
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
-	zmq_pollitem_t items[MQ_LISTEN_MAX];
+	zmq_pollitem_t items[MQ_LISTEN_MAX + 1];
 	for (int i = 0; i < b->nsock; i++)
 		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
+	int nitems = b->nsock;
+	if (b->wake_fd >= 0)
+		items[nitems++] = (zmq_pollitem_t){NULL, b->wake_fd, ZMQ_POLLIN, 0};
 	while (!*stop) {
 		int64_t now = mq_mono_ms(), duty = next_duty(b, now), timeout = duty;
 		/* --fsync DURATION: what a turn wrote is synced by a turn at
@@ -2473,11 +2483,15 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		}
 		if (timeout > INT32_MAX)
 			timeout = INT32_MAX;
-		int n = zmq_poll(items, b->nsock, (long)timeout);
+		int n = zmq_poll(items, nitems, (long)timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mq_err_set(err, MQ_EIO, "poll failed: %s", zmq_strerror(errno));
+		}
+		if (nitems > b->nsock && items[b->nsock].revents) {
+			mq_drain_fd(b->wake_fd); /* a signal: the loop looks at *stop */
+			n--;
 		}
 		/* A turn for requests or for a duty may write; the sync's own turn
 		 * syncs what the last one wrote and so needs no other after it. */

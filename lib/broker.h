@@ -44,6 +44,10 @@ typedef struct mq_broker_opts {
 int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err);
 /* The endpoint as bound (a tcp port 0 resolved), for i < nlisten. */
 const char *mq_broker_endpoint(const mq_broker_t *b, int i);
+/* mq_broker_run also wakes when fd is readable (read empty then):
+ * mq_cli_signal_fd(), so that a stop signal landing just before a long
+ * wait (a parked fetch may wait 30 s) is not slept through. */
+void mq_broker_wake_on(mq_broker_t *b, int fd);
 /* Serve until *stop becomes non-zero; then flush and return 0. */
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err);
 void mq_broker_close(mq_broker_t *b);

@@ -4,10 +4,13 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "client.h"
@@ -139,27 +142,47 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
 	return found;
 }
 
-/* The one piece of state the signal handler may touch: the stop flag of
- * the program, given once by mq_cli_signals. */
+/* What the signal handler may touch: the stop flag of the program,
+ * given once by mq_cli_signals, and the write end of the self-pipe. */
 static volatile sig_atomic_t *stop_flag;
+static int wake_pipe[2] = {-1, -1};
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
+	int e = errno;
 	if (stop_flag)
 		*stop_flag = *stop_flag + 1;
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "", 1); /* full: a byte is there already */
+	errno = e;
 }
 
 void mq_cli_signals(volatile sig_atomic_t *flag)
 {
 	struct sigaction sa;
 	stop_flag = flag;
+	if (wake_pipe[0] < 0 && pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		wake_pipe[0] = wake_pipe[1] = -1; /* no pipe: waits end at their deadlines */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+int mq_cli_signal_fd(void)
+{
+	return wake_pipe[0];
+}
+
+int mq_cli_client_open(const mq_client_opts_t *o, mq_client_t **c, mq_err_t *err)
+{
+	if (mq_client_open(o, c, err))
+		return -1;
+	mq_client_wake_on(*c, mq_cli_signal_fd());
+	return 0;
 }
 
 void mq_cli_sleep_until(int64_t until_ms, volatile sig_atomic_t *flag)

@@ -83,6 +83,20 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
  * as long as the program. */
 void mq_cli_signals(volatile sig_atomic_t *flag);
 
+/* A descriptor that becomes readable when one of those signals came
+ * (a self-pipe: the handler writes a byte), for waits that cannot let
+ * the signal in atomically (zmq_poll): with it among what they wait
+ * on, a signal that lands between the look at the flag and the wait
+ * still ends the wait.  -1 before mq_cli_signals (or without a pipe).
+ * Who wakes on it reads it empty (mq_drain_fd) and looks at the flag. */
+int mq_cli_signal_fd(void);
+
+/* mq_client_open, the client woken by mq_cli_signal_fd (client.h:
+ * mq_client_wake_on): how the programs open theirs. */
+struct mq_client_opts;
+struct mq_client;
+int mq_cli_client_open(const struct mq_client_opts *o, struct mq_client **c, mq_err_t *err);
+
 /* Sleep until the monotonic time until_ms (mq_mono_ms), or until *flag
  * is set by the handler of mq_cli_signals.  Race-free: SIGINT and SIGTERM
  * stay blocked between the look at *flag and the wait, which lets them

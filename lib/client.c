@@ -99,6 +99,7 @@ struct mq_client {
 	int data_dead;
 	int64_t down_since; /* mono ms the connection was lost, 0 while it is up */
 	int watch_fd; /* < 0: none; see mq_client_watch */
+	int wake_fd;  /* < 0: none; see mq_client_wake_on */
 	short watch_events;
 	uint32_t last_id;
 	/* the one outstanding FETCH */
@@ -248,6 +249,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MQ_DEFAULT_TIMEOUT_MS;
 	c->interrupt = o->interrupt;
 	c->watch_fd = -1;
+	c->wake_fd = -1;
 	c->resend_ms = c->timeout_ms / 5;
 	if (c->resend_ms < 200)
 		c->resend_ms = 200;
@@ -475,12 +477,18 @@ static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t m
 		if (c->downs != downs || c->ddowns != ddowns || c->data_dead != dead)
 			return 0; /* a connection was lost or made: what the caller does changes */
 		short ev = s == c->data && c->data_dead ? (short)(events & ~ZMQ_POLLOUT) : events;
-		zmq_pollitem_t it[4] = {{.socket = s, .events = ev},
+		zmq_pollitem_t it[5] = {{.socket = s, .events = ev},
 					{.socket = c->mon, .events = ZMQ_POLLIN},
 					{.socket = c->dmon, .events = ZMQ_POLLIN}};
-		int n = 3;
-		if (watch && c->watch_fd >= 0)
+		int n = 3, wi = -1, si = -1;
+		if (watch && c->watch_fd >= 0) {
+			wi = n;
 			it[n++] = (zmq_pollitem_t){.fd = c->watch_fd, .events = c->watch_events};
+		}
+		if (c->wake_fd >= 0) {
+			si = n;
+			it[n++] = (zmq_pollitem_t){.fd = c->wake_fd, .events = ZMQ_POLLIN};
+		}
 		int64_t now = mq_mono_ms(), left = until == INT64_MAX ? -1 : until < now ? 0 : until - now;
 		if (left > INT32_MAX)
 			left = INT32_MAX;
@@ -490,7 +498,11 @@ static int wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t m
 				return mq_err_set(err, MQ_EAGAIN, "interrupted");
 			return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
 		}
-		if (n > 3 && it[3].revents)
+		if (si >= 0 && it[si].revents) {
+			mq_drain_fd(c->wake_fd);
+			return mq_err_set(err, MQ_EAGAIN, "interrupted");
+		}
+		if (wi >= 0 && it[wi].revents)
 			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
 		if (it[0].revents & ev)
 			return it[0].revents & ev;
@@ -689,13 +701,17 @@ static int lite_wait(mq_client_t *c, short events, int watch, int64_t ms, mq_err
 			ready |= ZMQ_POLLOUT; /* connected: it takes what we send */
 		if (ready)
 			return ready;
-		struct pollfd pf[2];
-		int n = 0, wi = -1;
+		struct pollfd pf[3];
+		int n = 0, wi = -1, si = -1;
 		if (c->z)
 			pf[n++] = (struct pollfd){.fd = mq_zmtp_fd(c->z), .events = POLLIN};
 		if (watch && c->watch_fd >= 0) {
 			wi = n;
 			pf[n++] = (struct pollfd){.fd = c->watch_fd, .events = to_poll(c->watch_events)};
+		}
+		if (c->wake_fd >= 0) {
+			si = n;
+			pf[n++] = (struct pollfd){.fd = c->wake_fd, .events = POLLIN};
 		}
 		int64_t end = !c->z && c->next_dial < until ? c->next_dial : until;
 		int64_t left = end == INT64_MAX ? -1 : end < now ? 0 : end - now;
@@ -704,6 +720,10 @@ static int lite_wait(mq_client_t *c, short events, int watch, int64_t ms, mq_err
 			if (errno == EINTR)
 				return mq_err_set(err, MQ_EAGAIN, "interrupted");
 			return mq_err_sys(err, "waiting for the broker");
+		}
+		if (si >= 0 && pf[si].revents) {
+			mq_drain_fd(c->wake_fd);
+			return mq_err_set(err, MQ_EAGAIN, "interrupted");
 		}
 		if (wi >= 0 && pf[wi].revents)
 			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
@@ -2011,7 +2031,7 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 	for (uint32_t i = 0; i < n; i++)
 		if (ps[i]->c->lite)
 			return lite_refuses("waiting for several producers", err);
-	zmq_pollitem_t it[3 * MQ_PRODUCERS_POLL_MAX + 1];
+	zmq_pollitem_t it[3 * MQ_PRODUCERS_POLL_MAX + 2];
 	int64_t next = INT64_MAX, now = mq_mono_ms();
 	int busy = 0, rc;
 	for (uint32_t i = 0; i < n; i++) {
@@ -2028,11 +2048,15 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 		it[3 * i + 1] = (zmq_pollitem_t){.socket = ps[i]->c->mon, .events = ZMQ_POLLIN};
 		it[3 * i + 2] = (zmq_pollitem_t){.socket = ps[i]->c->dmon, .events = ZMQ_POLLIN};
 	}
-	int k = 3 * (int)n;
+	int k = 3 * (int)n, si = -1;
 	if (watch_fd >= 0)
 		it[k++] = (zmq_pollitem_t){.fd = watch_fd, .events = watch_events};
 	else if (!busy || wait_ms == 0)
 		return 0;
+	if (ps[0]->c->wake_fd >= 0) {
+		si = k;
+		it[k++] = (zmq_pollitem_t){.fd = ps[0]->c->wake_fd, .events = ZMQ_POLLIN};
+	}
 	int64_t w = next == INT64_MAX ? -1 : next > now ? next - now : 0;
 	if (wait_ms >= 0 && (w < 0 || wait_ms < w))
 		w = wait_ms;
@@ -2042,6 +2066,10 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 		if (zmq_errno() == EINTR)
 			return 0;
 		return mq_err_set(err, MQ_EIO, "waiting for the broker: %s", zmq_strerror(zmq_errno()));
+	}
+	if (si >= 0 && it[si].revents) {
+		mq_drain_fd(ps[0]->c->wake_fd);
+		return 0; /* a signal: the caller looks at its flag */
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if ((rc = conn_events(ps[i]->c, err)))
@@ -2370,6 +2398,16 @@ void mq_client_watch(mq_client_t *c, int fd, short events)
 {
 	c->watch_fd = fd;
 	c->watch_events = events;
+}
+
+void mq_client_wake_on(mq_client_t *c, int fd)
+{
+	c->wake_fd = fd;
+}
+
+int mq_client_wake_fd(const mq_client_t *c)
+{
+	return c->wake_fd;
 }
 
 int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err)

@@ -435,6 +435,12 @@ void mq_client_watch_fd(mq_client_t *c, int fd);
 /* The same for any of events (POLLIN...) on fd as well; mq_producer_poll
  * ends early for it too. */
 void mq_client_watch(mq_client_t *c, int fd, short events);
+/* Every wait of c also ends (-MQ_EAGAIN, "interrupted", or a return
+ * of mq_producers_poll) when fd is readable, after reading it empty:
+ * mq_cli_signal_fd(), so that a signal landing just before a long wait
+ * (a parked fetch waits up to 30 s) is not slept through.  -1: none. */
+void mq_client_wake_on(mq_client_t *c, int fd);
+int mq_client_wake_fd(const mq_client_t *c);
 
 /* The broker checks every batch it sends; checking an entry's data again
  * before use costs a CRC and means damage on the way (or a broker that

@@ -892,8 +892,10 @@ static int idle(mq_consumer_t *k)
 		ms = k->next_refresh - now;
 	if (k->wake_at && k->wake_at - now < ms)
 		ms = k->wake_at - now;
-	struct pollfd pfd = {.fd = k->o.watch_fd, .events = k->o.watch_events};
-	poll(&pfd, 1, (int)(ms > 0 ? ms : 0));
+	struct pollfd pfd[2] = {{.fd = k->o.watch_fd, .events = k->o.watch_events},
+				{.fd = mq_client_wake_fd(k->c), .events = POLLIN}};
+	if (poll(pfd, 2, (int)(ms > 0 ? ms : 0)) > 0 && pfd[1].revents)
+		mq_drain_fd(pfd[1].fd); /* a signal: the caller looks at its flag */
 	return sink_wake(k);
 }
 

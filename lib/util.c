@@ -442,6 +442,13 @@ void mq_big_free(void *p, size_t n)
  * ssize_t everywhere and is what Linux caps a single transfer at anyway. */
 #define IO_CHUNK ((size_t)1 << 30)
 
+void mq_drain_fd(int fd)
+{
+	char buf[64];
+	while (fd >= 0 && read(fd, buf, sizeof buf) > 0)
+		;
+}
+
 int mq_write_all(int fd, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;

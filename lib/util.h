@@ -162,6 +162,8 @@ void mq_big_free(void *p, size_t n); /* NULL ok */
 /* Write all of buf to fd at the current position / at off, retrying
  * short writes and EINTR.  0 or -1 with errno set. */
 int mq_write_all(int fd, const void *buf, size_t n);
+/* Read a non-blocking descriptor empty (a self-pipe that woke a wait). */
+void mq_drain_fd(int fd);
 int mq_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 /* Read exactly n bytes at off; returns bytes read (< n only at EOF) or -1. */
 long long mq_pread_full(int fd, void *buf, size_t n, uint64_t off);

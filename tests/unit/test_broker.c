@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ typedef struct fix {
 	int nreports;
 	char reported[1024];
 	void *raw; /* a socket of the test's own, closed at teardown */
+	int wake[2]; /* the broker's wake pipe: stop() writes it, as a signal would */
 } fix_t;
 
 static void on_report(void *ctx, const char *msg)
@@ -93,6 +95,8 @@ static void start(fix_t *f, uint32_t partitions, size_t max_record)
 	if (mq_broker_open(&o, &f->b, &err))
 		fail_msg("broker: %s", err.msg);
 	f->stop = 0;
+	assert_int_equal(pipe2(f->wake, O_CLOEXEC | O_NONBLOCK), 0);
+	mq_broker_wake_on(f->b, f->wake[0]);
 	pthread_create(&f->th, NULL, run, f);
 	f->s = zmq_socket(f->ctx, ZMQ_DEALER);
 	int linger = 0, tmo = 5000;
@@ -106,8 +110,11 @@ static void stop(fix_t *f)
 	if (!f->b)
 		return;
 	f->stop = 1;
+	assert_int_equal(write(f->wake[1], "", 1), 1);
 	pthread_join(f->th, NULL);
 	mq_broker_close(f->b);
+	close(f->wake[0]);
+	close(f->wake[1]);
 	f->b = NULL;
 	zmq_close(f->s);
 }
@@ -986,6 +993,33 @@ static void test_fetch_replaces_parked(void **state)
 	mq_client_close(admin);
 }
 
+/* A stop that comes while the broker sleeps (here: a fetch parked for
+ * 20 s, the flag set with no signal to cut the wait) ends the sleep at
+ * once through the wake descriptor, as mq-serve's signal pipe does. */
+static void test_stop_wakes_broker(void **state)
+{
+	fix_t *f = *state;
+	start(f, 1, 0);
+	meta(f, "t");
+	msgpack_packer pk;
+	req(f, &pk, MQ_REQ_FETCH, 5);
+	msgpack_pack_array(&pk, 1);
+	mq_wire_pack_str(&pk, "t");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_uint32(&pk, 0);
+	msgpack_pack_uint64(&pk, 0);
+	msgpack_pack_uint32(&pk, 1 << 20);
+	msgpack_pack_uint32(&pk, 20000);
+	msgpack_pack_nil(&pk);
+	assert_true(zmq_send(f->s, f->buf.p, f->buf.len, 0) >= 0);
+	usleep(1500000); /* parked, the broker asleep (its first retention look, at 1 s, is past) */
+	int64_t t0 = mq_mono_ms();
+	stop(f);
+	assert_true(mq_mono_ms() - t0 < 3000);
+}
+
 /* One wait for several producers (mq-pub writing to many topics): it
  * returns on whichever answers, so a handful of calls takes every
  * acknowledgement; with nothing in flight it returns at once, or when
@@ -1656,6 +1690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_producers_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lite_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_replaces_parked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_wakes_broker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topics_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),

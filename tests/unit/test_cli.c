@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,18 @@ static void test_sleep_until(void **state)
 	assert_int_equal(got, 1); /* counted: a second signal would make it 2 */
 	assert_true(mq_mono_ms() - t0 < 10000);
 	waitpid(child, NULL, 0);
+	/* Each signal also leaves a byte in the self-pipe, for waits that
+	 * cannot let signals in atomically; read empty, it waits again. */
+	int fd = mq_cli_signal_fd();
+	assert_true(fd >= 0);
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&pf, 1, 0), 1);
+	mq_drain_fd(fd);
+	assert_int_equal(poll(&pf, 1, 0), 0);
+	raise(SIGINT);
+	assert_int_equal(got, 2);
+	assert_int_equal(poll(&pf, 1, 0), 1);
+	mq_drain_fd(fd);
 	/* The signals are let in again afterwards. */
 	sigset_t now;
 	sigprocmask(SIG_BLOCK, NULL, &now);
