@@ -27,3 +27,16 @@ load helpers
 	done
 	[ ! -e "$BATS_TEST_TMPDIR/never" ]
 }
+
+@test "-v says more on stderr, -q undoes it, both keep the listening lines" {
+	local port
+	port=$(free_port)
+	run timeout --foreground -s TERM 1 mq-serve -d "$BATS_TEST_TMPDIR/d" -l ":$port" -v
+	assert_output --partial "mq-serve: data directory $BATS_TEST_TMPDIR/d"
+	assert_output --partial "mq-serve: listening on tcp://127.0.0.1:$port"
+	run timeout --foreground -s TERM 1 mq-serve -d "$BATS_TEST_TMPDIR/d" -l ":$port" -v -q
+	refute_output --partial "data directory"
+	assert_output "mq-serve: listening on tcp://127.0.0.1:$port"
+	run timeout --foreground -s TERM 1 mq-serve -d "$BATS_TEST_TMPDIR/d" -l ":$port" -q -v
+	assert_output "mq-serve: listening on tcp://127.0.0.1:$port"
+}
