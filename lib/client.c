@@ -2414,12 +2414,12 @@ int mq_client_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_er
 {
 	int64_t start = mq_mono_ms(), until = after(start, wait_ms < 0 ? 0 : wait_ms);
 	frames_release(r);
-	if (!c->lite && r->lite) { /* the reply held a lite client's frames before */
+	if (r->lite != c->lite) { /* the frame table is of the other kind */
 		free(r->frames);
 		r->frames = NULL;
 		r->frames_cap = 0;
+		r->lite = c->lite;
 	}
-	r->lite = c->lite;
 	while (c->fetch_state) {
 		int64_t now = mq_mono_ms();
 		if (c->fetch_downs != c->ddowns) { /* lost with the connection: a new wait */
