@@ -572,6 +572,26 @@ static void test_unhold_refetches(void **state)
 	mq_consumer_close(k);
 }
 
+/* Records taken right after a commit are committed when the commit
+ * window ends, while the member waits on an idle topic: not at its next
+ * fetch reply, which may be 30 s away. */
+static void test_commit_falls_due(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "cd", 1, 0, 5);
+	rec_sink_t s;
+	sink_init(&s, f);
+	s.ack_on_flush = 1;
+	mq_consumer_t *k = open_consumer(f, &s, "cd", "g", 0);
+	step(k, &s, 5, 5000);
+	publish(f, "cd", 1, 0, 5); /* within the 500 ms after the first commit */
+	step(k, &s, 10, 5000);
+	assert_int_equal(s.n, 10);
+	step(k, &s, -1, 1500);
+	assert_int_equal(committed(f, "g", "cd", 0), 10);
+	mq_consumer_close(k);
+}
+
 /* A group member that waited for its topic follows the list no more
  * once the topic is there: topics made afterwards do not send it into a
  * loop of fetches the broker answers at once (its epoch is old). */
@@ -611,6 +631,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_waited_no_spin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_sends_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhold_refetches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_falls_due, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
