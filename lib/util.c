@@ -44,10 +44,14 @@ int mq_err_set(mq_err_t *err, int code, const char *fmt, ...)
 {
 	int saved = errno;
 	if (err) {
+		/* Through a copy: an argument may be err->msg itself
+		 * ("-l: %s", err->msg), which vsnprintf may not overlap. */
+		char msg[sizeof err->msg];
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		vsnprintf(msg, sizeof msg, fmt, ap);
 		va_end(ap);
+		memcpy(err->msg, msg, sizeof msg);
 		err->code = code;
 		err->sys = 0;
 	}
@@ -79,11 +83,12 @@ int mq_err_sys(mq_err_t *err, const char *fmt, ...)
 		code = MQ_ENOSPC;
 #endif
 	if (err) {
-		char tmp[128], suffix[160];
+		char tmp[128], suffix[160], msg[sizeof err->msg];
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		vsnprintf(msg, sizeof msg, fmt, ap); /* a copy: an argument may be err->msg */
 		va_end(ap);
+		memcpy(err->msg, msg, sizeof msg);
 		/* The system's reason is the useful part: cut the caller's
 		 * text, never the reason, when both do not fit. */
 		snprintf(suffix, sizeof suffix, ": %s", sys_text(saved, tmp, sizeof tmp));

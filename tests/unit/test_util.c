@@ -50,6 +50,17 @@ static void test_err_set(void **state)
 	big[sizeof big - 1] = '\0';
 	mq_err_set(&err, MQ_EINVAL, "%s", big);
 	assert_int_equal(strlen(err.msg), sizeof err.msg - 1);
+
+	/* The message in err may be an argument: a context put before it
+	 * (vsnprintf into the buffer it reads from garbled this). */
+	mq_err_set(&err, MQ_EINVAL, "broker endpoint 'x': no port");
+	mq_err_set(&err, MQ_EINVAL, "-l: %s", err.msg);
+	assert_string_equal(err.msg, "-l: broker endpoint 'x': no port");
+	errno = EIO;
+	mq_err_sys(&err, "%s, again", err.msg);
+	char want[600];
+	snprintf(want, sizeof want, "-l: broker endpoint 'x': no port, again: %s", strerror(EIO));
+	assert_string_equal(err.msg, want);
 }
 
 static void test_err_sys(void **state)
