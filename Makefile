@@ -138,7 +138,7 @@ FISH_FUNCTIONS = $(sort $(wildcard completions/fish/functions/*.fish))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc \
-	bash-completion zsh fish tmux
+	bash-completion zsh fish tmux socat
 
 .PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all

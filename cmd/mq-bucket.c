@@ -80,6 +80,10 @@ static void usage(FILE *fp)
 		"                        else " MQ_DEFAULT_BROKER "; HOST:PORT, :PORT for tcp://)\n"
 		"  -w, --timeout DURATION  how long to wait for a silent broker (default 10s; 0 or\n"
 		"                        inf: forever); with --take also for the tokens (0: one try)\n"
+		"      --curve-server KEY CurveZMQ: the broker's public key, or a file holding it\n"
+		"                        (default $MQ_CURVE_SERVER)\n"
+		"      --curve-secret FILE  CurveZMQ: this client's secret key (default\n"
+		"                        $MQ_CURVE_SECRET; without it, a key made for the run)\n"
 		"  -v, --verbose         passed, dropped and waiting figures on stderr at exit\n"
 		"  -q, --quiet           no message for malformed records\n"
 		"  -h, --help            this help\n"
@@ -412,7 +416,7 @@ static int setup_shared(run_t *r, opts_t *o, mq_err_t *err)
 		unsigned __int128 n = (unsigned __int128)o->rate.tokens * MAX_LEASE_MS * 1000000u / o->rate.per_ns;
 		r->max_want = n < 1 ? 1 : n > MAX_LEASE ? MAX_LEASE : (uint64_t)n;
 	}
-	mq_client_opts_t co = {.endpoint = o->cli->broker,
+	mq_client_opts_t co = {.endpoint = o->cli->broker, .curve_server = o->cli->curve_server, .curve_secret = o->cli->curve_secret,
 			       /* --take -w 0: one try, with the default timeout for the broker */
 			       .timeout_ms = o->take && o->cli->timeout_ms == 0 ? 0 : mq_cli_timeout(o->cli),
 			       .name = prog,

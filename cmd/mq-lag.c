@@ -828,7 +828,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(&stop);
 
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
 			       .interrupt = &stop};
 	if (mq_cli_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

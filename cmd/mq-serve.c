@@ -16,10 +16,11 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "curve.h"
 #include "mq.h"
 
 static const char *prog = "mq-serve";
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void usage(FILE *fp)
 {
@@ -44,6 +45,13 @@ static void usage(FILE *fp)
 		"                            prepare (default 6s)\n"
 		"      --txn-check-interval D  then again every D (default 60s)\n"
 		"      --txn-max-checks N    roll it back after N checks without a verdict (default 15)\n"
+		"      --curve-secret FILE   CurveZMQ: encrypt every connection with this secret key\n"
+		"                            (mq-admin keygen); clients need the public key\n"
+		"      --curve-allow DIR     only clients whose public key is in a file in DIR\n"
+		"                            (read again on SIGHUP)\n"
+		"      --curve-allow-admin DIR  clients with every right: only these may delete\n"
+		"                            topics, add partitions, reset or delete groups and\n"
+		"                            define shared buckets (default: every allowed client)\n"
 		"  -v, --verbose             more messages on stderr\n"
 		"  -q, --quiet               only problems and the endpoints on stderr (undoes -v)\n"
 		"  -h, --help                this help\n"
@@ -63,7 +71,9 @@ enum {
 	OPT_TXN_TIMEOUT,
 	OPT_TXN_INTERVAL,
 	OPT_TXN_MAX_CHECKS,
-	OPT_LATER,
+	OPT_CURVE_SECRET,
+	OPT_CURVE_ALLOW,
+	OPT_CURVE_ALLOW_ADMIN,
 };
 
 static int default_data_dir(char *buf, size_t n)
@@ -124,6 +134,7 @@ typedef struct opts {
 	mq_broker_opts_t b;
 	char datadir[4096];
 	char listen_ep[MQ_LISTEN_MAX][512]; /* -l as ZeroMQ takes it */
+	const char *curve_secret_file;
 } opts_t;
 
 static const struct option longopts[] = {
@@ -141,8 +152,9 @@ static const struct option longopts[] = {
 	{"txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT},
 	{"txn-check-interval", required_argument, NULL, OPT_TXN_INTERVAL},
 	{"txn-max-checks", required_argument, NULL, OPT_TXN_MAX_CHECKS},
-	{"curve-secret", required_argument, NULL, OPT_LATER},
-	{"curve-allow", required_argument, NULL, OPT_LATER},
+	{"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
+	{"curve-allow", required_argument, NULL, OPT_CURVE_ALLOW},
+	{"curve-allow-admin", required_argument, NULL, OPT_CURVE_ALLOW_ADMIN},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -254,8 +266,15 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 			return mq_err_set(err, MQ_EINVAL, "--txn-max-checks '%.100s': use a count from 1 to 1000000", arg);
 		o->txn_max_checks = (uint32_t)v;
 		return 0;
-	case OPT_LATER:
-		return mq_err_set(err, MQ_EINVAL, "--%s is not available in this version of mq-serve", longopts[idx].name);
+	case OPT_CURVE_SECRET:
+		x->curve_secret_file = arg;
+		return 0;
+	case OPT_CURVE_ALLOW:
+		o->curve_allow = arg;
+		return 0;
+	case OPT_CURVE_ALLOW_ADMIN:
+		o->curve_allow_admin = arg;
+		return 0;
 	default:
 		return mq_err_set(err, MQ_EINVAL, "unknown option");
 	}
@@ -263,8 +282,11 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 
 static int check_opts(void *ctx, mq_err_t *err)
 {
-	(void)ctx;
-	(void)err;
+	opts_t *x = ctx;
+	if (!x->curve_secret_file && (x->b.curve_allow || x->b.curve_allow_admin))
+		return mq_err_set(err, MQ_EINVAL, "--%s needs --curve-secret FILE, the broker's own secret key (make a "
+				  "pair with mq-admin keygen --secret FILE --public FILE)",
+				  x->b.curve_allow ? "curve-allow" : "curve-allow-admin");
 	return 0;
 }
 
@@ -307,17 +329,40 @@ int main(int argc, char **argv)
 		o.listen[o.nlisten++] = MQ_DEFAULT_BROKER;
 	o.data_dir = datadir;
 	o.report = report;
+	char secret[MQ_CURVE_KEY_TEXT + 1] = "";
+	if (x.curve_secret_file) {
+		if (!mq_curve_available()) {
+			fprintf(stderr, "%s: --curve-secret: this libzmq has no CurveZMQ (it was built without libsodium); "
+				"install one that has it\n", prog);
+			return 1;
+		}
+		if (mq_curve_read_key(x.curve_secret_file, 1, "--curve-secret", secret, &err)) {
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+			return 1;
+		}
+		o.curve_secret = secret;
+	}
 	make_parents(datadir);
 	raise_fd_limit(verbose);
 
 	mq_cli_signals(&stop_flag);
+	mq_cli_reload_signal(&reload_flag);
 
 	mq_broker_t *b;
-	if (mq_broker_open(&o, &b, &err)) {
+	int opened = mq_broker_open(&o, &b, &err);
+	explicit_bzero(secret, sizeof secret); /* the sockets have their copies */
+	if (opened) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
 		return 1;
 	}
 	mq_broker_wake_on(b, mq_cli_signal_fd());
+	mq_broker_reload_on(b, &reload_flag);
+	if (o.curve_secret)
+		fprintf(stderr, "%s: CurveZMQ: %s\n", prog,
+			o.curve_allow && o.curve_allow_admin ? "only clients with a key in --curve-allow or --curve-allow-admin"
+			: o.curve_allow_admin ? "only clients with a key in --curve-allow-admin"
+			: o.curve_allow ? "only clients with a key in --curve-allow"
+					: "any client key (no --curve-allow); every connection encrypted");
 	if (verbose)
 		fprintf(stderr, "%s: data directory %s\n", prog, datadir);
 	for (int i = 0; i < o.nlisten; i++)

@@ -64,7 +64,9 @@
 #include "seen.h"
 #include "store.h"
 #include "txn.h"
+#include "curve.h"
 #include "wire.h"
+#include "zap.h"
 
 #define TURN_MAX_MSGS 2048
 #define TURN_MAX_BYTES (128u << 20)
@@ -175,6 +177,9 @@ struct mq_broker {
 	char endpoint[MQ_LISTEN_MAX][256];
 	int nsock;
 	int wake_fd; /* < 0: none (mq_broker_wake_on) */
+	mq_zap_t *zap; /* CurveZMQ key checks; NULL without --curve-secret */
+	int roles;     /* --curve-allow-admin: admin requests need an admin key */
+	volatile sig_atomic_t *reload; /* NULL: none (mq_broker_reload_on) */
 	outmsg_t *out;
 	int nout, capout;
 	parked_t *parked;
@@ -634,6 +639,7 @@ typedef struct req {
 	ident_t from;
 	mq_wire_msg_t m;
 	zmq_msg_t *payload; /* NULL if none */
+	int admin;          /* the sender may make admin requests (zap.h) */
 } req_t;
 
 static outmsg_t *reply_ok(mq_broker_t *b, req_t *r, uint32_t nresults, msgpack_packer *pk)
@@ -1896,6 +1902,10 @@ static int do_bucket_take(mq_broker_t *b, req_t *r, mq_err_t *err)
 		if (!rate.tokens || !rate.per_ns || burst > MQ_BUCKET_MAX_BURST)
 			return mq_err_set(err, MQ_EINVAL, "bucket '%s': the rate must be above 0 and the burst at most 2^62",
 					  name);
+		if (!r->admin && !mq_sbuckets_defined_as(b->buckets, name, &rate, burst))
+			return mq_err_set(err, MQ_EPERM, "shared bucket '%s': defining or changing a shared bucket needs an "
+					  "admin key (one in mq-serve's --curve-allow-admin directory); others may "
+					  "take from it with its own rate", name);
 		if ((rc = mq_sbuckets_define(b->buckets, name, &rate, burst, now, err)))
 			return rc;
 	}
@@ -2093,6 +2103,24 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	int rc;
 	b->st.requests++;
 	switch (r->m.kind) {
+	case MQ_REQ_TOPIC_DELETE:
+	case MQ_REQ_TOPIC_PARTITIONS:
+	case MQ_REQ_GROUP_RESET:
+	case MQ_REQ_GROUP_DELETE:
+		if (!r->admin) {
+			static const char *const what[] = {"deleting a topic", "adding partitions", "resetting a group",
+							   "deleting a group"};
+			int k = r->m.kind == MQ_REQ_TOPIC_DELETE ? 0 : r->m.kind == MQ_REQ_TOPIC_PARTITIONS ? 1
+				: r->m.kind == MQ_REQ_GROUP_RESET ? 2 : 3;
+			mq_err_set(&err, MQ_EPERM, "%s needs an admin key (one in mq-serve's --curve-allow-admin "
+				   "directory); this client's key is in --curve-allow only", what[k]);
+			reply_err(b, r->sock, &r->from, r->m.id, &err);
+			return;
+		}
+		break;
+	default: break;
+	}
+	switch (r->m.kind) {
 	case MQ_REQ_HELLO: rc = do_hello(b, r, &err); break;
 	case MQ_REQ_META: rc = do_meta(b, r, &err); break;
 	case MQ_REQ_PRODUCE: rc = do_produce(b, r, &err); break;
@@ -2165,6 +2193,11 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 		r.from.n = zmq_msg_size(&frames[0]);
 		memcpy(r.from.b, zmq_msg_data(&frames[0]), r.from.n);
 		r.payload = n == 3 ? &frames[2] : NULL;
+		r.admin = 1;
+		if (b->roles) { /* the role the key check gave the connection (zap.h) */
+			const char *role = zmq_msg_gets(&frames[1], MQ_ZAP_ROLE);
+			r.admin = role && !strcmp(role, "admin");
+		}
 		mq_err_t err;
 		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0 && r.m.id) {
 			if (n > 3) {
@@ -2375,6 +2408,13 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		rc = mq_err_set(err, MQ_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
 		goto fail;
 	}
+	if (o->curve_secret) {
+		mq_zap_opts_t zo = {.allow_dir = o->curve_allow, .admin_dir = o->curve_allow_admin, .report = o->report,
+				    .report_ctx = o->report_ctx};
+		if ((rc = mq_zap_open(b->zctx, &zo, &b->zap, err)))
+			goto fail;
+		b->roles = o->curve_allow_admin != NULL;
+	}
 	for (int i = 0; i < o->nlisten; i++) {
 		void *s = zmq_socket(b->zctx, ZMQ_ROUTER);
 		const mq_sockopt_t opts[] = {
@@ -2393,6 +2433,15 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 		b->sock[b->nsock++] = s;
 		if ((rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err)))
 			goto fail;
+		if (o->curve_secret && (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &(int){1}, sizeof(int)) ||
+					zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, o->curve_secret, MQ_CURVE_KEY_TEXT) ||
+					zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "mq", 2))) {
+			rc = mq_err_set(err, MQ_EINVAL, "cannot use the CurveZMQ secret key on %s: %s%s", o->listen[i],
+					zmq_strerror(zmq_errno()),
+					zmq_errno() == EINVAL ? " (is the libzmq built with CURVE, and the key a "
+								"secret key from mq-admin keygen?)" : "");
+			goto fail;
+		}
 		if (zmq_bind(s, o->listen[i]) < 0) {
 			int e = errno;
 			rc = mq_err_set(err, e == EADDRINUSE ? MQ_EBUSY : MQ_EINVAL, "cannot listen on %s: %s%s",
@@ -2417,6 +2466,26 @@ fail:
 void mq_broker_wake_on(mq_broker_t *b, int fd)
 {
 	b->wake_fd = fd;
+}
+
+void mq_broker_reload_on(mq_broker_t *b, volatile sig_atomic_t *flag)
+{
+	b->reload = flag;
+}
+
+/* SIGHUP: the allow-lists again. */
+static void reload_keys(mq_broker_t *b)
+{
+	*b->reload = 0;
+	if (!b->zap) {
+		say(b, "SIGHUP: nothing to read again (no --curve-allow)");
+		return;
+	}
+	mq_err_t e;
+	if (mq_zap_reload(b->zap, &e))
+		say(b, "SIGHUP: %s; the keys read before stay in force", e.msg);
+	else if (mq_zap_keys(b->zap) >= 0)
+		say(b, "SIGHUP: %ld client keys allowed", mq_zap_keys(b->zap));
 }
 
 const char *mq_broker_endpoint(const mq_broker_t *b, int i)
@@ -2466,13 +2535,21 @@ static int64_t next_duty(mq_broker_t *b, int64_t now)
 
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
-	zmq_pollitem_t items[MQ_LISTEN_MAX + 1];
+	zmq_pollitem_t items[MQ_LISTEN_MAX + 2];
 	for (int i = 0; i < b->nsock; i++)
 		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
-	int nitems = b->nsock;
-	if (b->wake_fd >= 0)
+	int nitems = b->nsock, wake = -1, zap = -1;
+	if (b->wake_fd >= 0) {
+		wake = nitems;
 		items[nitems++] = (zmq_pollitem_t){NULL, b->wake_fd, ZMQ_POLLIN, 0};
+	}
+	if (b->zap) {
+		zap = nitems;
+		items[nitems++] = (zmq_pollitem_t){mq_zap_socket(b->zap), 0, ZMQ_POLLIN, 0};
+	}
 	while (!*stop) {
+		if (b->reload && *b->reload)
+			reload_keys(b);
 		int64_t now = mq_mono_ms(), duty = next_duty(b, now), timeout = duty;
 		/* --fsync DURATION: what a turn wrote is synced by a turn at
 		 * least DURATION later (mq_log_commit), so one comes then. */
@@ -2489,8 +2566,12 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 				continue;
 			return mq_err_set(err, MQ_EIO, "poll failed: %s", zmq_strerror(errno));
 		}
-		if (nitems > b->nsock && items[b->nsock].revents) {
-			mq_drain_fd(b->wake_fd); /* a signal: the loop looks at *stop */
+		if (wake >= 0 && items[wake].revents) {
+			mq_drain_fd(b->wake_fd); /* a signal: the loop looks at *stop and *reload */
+			n--;
+		}
+		if (zap >= 0 && items[zap].revents) {
+			mq_zap_serve(b->zap, mq_mono_ms()); /* a handshake waits for it: before anything else */
 			n--;
 		}
 		/* A turn for requests or for a duty may write; the sync's own turn
@@ -2557,6 +2638,7 @@ void mq_broker_close(mq_broker_t *b)
 	free(b->pst);
 	for (int i = 0; i < b->nsock; i++)
 		zmq_close(b->sock[i]);
+	mq_zap_close(b->zap);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
 	if (b->groups && b->samples)

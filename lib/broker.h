@@ -31,6 +31,15 @@ typedef struct mq_broker_opts {
 	int64_t txn_timeout_ms;     /* first check of an undecided transaction (txn.h defaults) */
 	int64_t txn_check_interval_ms; /* later checks */
 	uint32_t txn_max_checks;    /* checks without a verdict before it is rolled back */
+	/* CurveZMQ (zap.h): with curve_secret (the server's secret key, 40
+	 * Z85 characters) every endpoint takes CURVE clients only; with
+	 * curve_allow only keys in that directory, and with
+	 * curve_allow_admin the keys there have the admin rights (deleting
+	 * topics, adding partitions, resetting and deleting groups,
+	 * defining shared buckets), which are then nobody else's. */
+	const char *curve_secret;
+	const char *curve_allow;
+	const char *curve_allow_admin;
 	/* Where the broker says what the operator must hear of, one line
 	 * each without a newline (what, where, what to do): a damaged state
 	 * file recovered up to its last good record, a full disk, too few
@@ -48,6 +57,10 @@ const char *mq_broker_endpoint(const mq_broker_t *b, int i);
  * mq_cli_signal_fd(), so that a stop signal landing just before a long
  * wait (a parked fetch may wait 30 s) is not slept through. */
 void mq_broker_wake_on(mq_broker_t *b, int fd);
+/* mq_broker_run reads the CurveZMQ allow-lists again when *flag is
+ * non-zero (SIGHUP), setting it back to 0 and reporting what is in
+ * force; a list that cannot be read leaves the old ones in force. */
+void mq_broker_reload_on(mq_broker_t *b, volatile sig_atomic_t *flag);
 /* Serve until *stop becomes non-zero; then flush and return 0. */
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err);
 void mq_broker_close(mq_broker_t *b);

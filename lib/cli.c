@@ -25,6 +25,9 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 {
 	switch (c) {
 	case 'b':
+		if (!strncmp(arg, "kafka://", 8))
+			return mq_err_set(err, MQ_EINVAL, "-b '%.200s': Kafka clusters are not available in this version "
+					  "(use an mq-serve endpoint such as tcp://127.0.0.1:7733)", arg);
 		cli->broker = arg;
 		return MQ_CLI_DONE;
 	case 'w': {
@@ -49,10 +52,12 @@ int mq_cli_option(mq_cli_t *cli, int c, const char *arg, char *const *argv, mq_e
 		return MQ_CLI_HELP;
 	case 'V':
 		return MQ_CLI_VERSION;
-	case MQ_CLI_OPT_CURVE:
-		/* Refused, never ignored: the user asked for encryption. */
-		return mq_err_set(err, MQ_EINVAL, "--curve-server and --curve-secret are not available in this version "
-				  "(it has no CurveZMQ, so nothing would be encrypted)");
+	case MQ_CLI_OPT_CURVE_SERVER:
+		cli->curve_server = arg;
+		return MQ_CLI_DONE;
+	case MQ_CLI_OPT_CURVE_SECRET:
+		cli->curve_secret = arg;
+		return MQ_CLI_DONE;
 	case ':':
 		return mq_err_set(err, MQ_EINVAL, "option '%.100s' needs an argument", argv[optind - 1]);
 	case '?':
@@ -78,7 +83,18 @@ int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct opti
 	}
 	if (optind < argc)
 		return mq_err_set(err, MQ_EINVAL, "unexpected argument '%.200s'", argv[optind]);
+	if (strchr(shortopts, 'b') && mq_cli_check_broker(cli, err))
+		return -MQ_EINVAL;
 	return check(ctx, err);
+}
+
+int mq_cli_check_broker(const mq_cli_t *cli, mq_err_t *err)
+{
+	const char *env = getenv("MQ_BROKER");
+	if (!cli->broker && env && !strncmp(env, "kafka://", 8))
+		return mq_err_set(err, MQ_EINVAL, "MQ_BROKER '%.200s': Kafka clusters are not available in this version "
+				  "(set it to an mq-serve endpoint such as tcp://127.0.0.1:7733, or give -b)", env);
+	return 0;
 }
 
 int64_t mq_cli_timeout(const mq_cli_t *cli)
@@ -144,7 +160,7 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
 
 /* What the signal handler may touch: the stop flag of the program,
  * given once by mq_cli_signals, and the write end of the self-pipe. */
-static volatile sig_atomic_t *stop_flag;
+static volatile sig_atomic_t *stop_flag, *reload_flag;
 static int wake_pipe[2] = {-1, -1};
 
 static void on_stop_signal(int sig)
@@ -170,6 +186,27 @@ void mq_cli_signals(volatile sig_atomic_t *flag)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	int e = errno;
+	if (reload_flag)
+		*reload_flag = 1;
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "", 1);
+	errno = e;
+}
+
+void mq_cli_reload_signal(volatile sig_atomic_t *flag)
+{
+	struct sigaction sa;
+	reload_flag = flag;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_reload_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 int mq_cli_signal_fd(void)

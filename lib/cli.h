@@ -20,12 +20,14 @@ typedef struct mq_cli {
 	int64_t timeout_ms; /* -w; default MQ_DEFAULT_TIMEOUT_MS; 0 for "-w 0";
 			     * MQ_TIMEOUT_FOREVER for "-w inf" */
 	int verbose, quiet;
+	const char *curve_server, *curve_secret; /* --curve-server, --curve-secret (client.h) */
 } mq_cli_t;
 
 /* Short options of mq_cli_t, and the matching long ones, for a program's
  * optstring (start it with ':' so a missing argument is reported as such). */
 #define MQ_CLI_SHORTOPTS "b:w:vqhV"
-#define MQ_CLI_OPT_CURVE 0x7100 /* --curve-server, --curve-secret: refused (no CurveZMQ yet) */
+#define MQ_CLI_OPT_CURVE_SERVER 0x7100
+#define MQ_CLI_OPT_CURVE_SECRET 0x7101
 #define MQ_CLI_LONGOPTS                                        \
 	{"broker", required_argument, NULL, 'b'},              \
 	{"timeout", required_argument, NULL, 'w'},             \
@@ -33,8 +35,8 @@ typedef struct mq_cli {
 	{"quiet", no_argument, NULL, 'q'},                     \
 	{"help", no_argument, NULL, 'h'},                      \
 	{"version", no_argument, NULL, 'V'},                   \
-	{"curve-server", required_argument, NULL, MQ_CLI_OPT_CURVE}, \
-	{"curve-secret", required_argument, NULL, MQ_CLI_OPT_CURVE}
+	{"curve-server", required_argument, NULL, MQ_CLI_OPT_CURVE_SERVER}, \
+	{"curve-secret", required_argument, NULL, MQ_CLI_OPT_CURVE_SECRET}
 
 enum { MQ_CLI_NOT_MINE = 0, MQ_CLI_DONE = 1, MQ_CLI_HELP = 2, MQ_CLI_VERSION = 3 };
 
@@ -54,6 +56,10 @@ typedef int (*mq_cli_check_fn)(void *ctx, mq_err_t *err);
  * (also for a stray operand).  shortopts should start with ':'. */
 int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts, mq_cli_t *cli,
 		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err);
+/* A broker named by $MQ_BROKER that this version cannot use (a Kafka
+ * cluster), when -b does not override it: -MQ_EINVAL, a usage error.
+ * mq_cli_parse calls it for programs that take -b. */
+int mq_cli_check_broker(const mq_cli_t *cli, mq_err_t *err);
 /* -w as a client timeout (mq_client_opts_t.timeout_ms): 0 and inf wait
  * forever (long-running tails that must outlive a broker restart). */
 int64_t mq_cli_timeout(const mq_cli_t *cli);
@@ -74,7 +80,11 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
 	"  -b, --broker ENDPOINT    broker (default $MQ_BROKER, else " MQ_DEFAULT_BROKER ")\n"       \
 	"                           (HOST:PORT and :PORT mean tcp://HOST:PORT)\n"                  \
 	"  -w, --timeout DURATION   give up after the broker is silent this long (default 10s;\n" \
-	"                           0 or inf: wait forever)\n"
+	"                           0 or inf: wait forever)\n"                                  \
+	"      --curve-server KEY   CurveZMQ: the broker's public key, or a file holding it\n"   \
+	"                           (default $MQ_CURVE_SERVER)\n"                               \
+	"      --curve-secret FILE  CurveZMQ: this client's secret key (default\n"              \
+	"                           $MQ_CURVE_SECRET; without it, a key made for the run)\n"
 
 /* SIGINT and SIGTERM add one to *flag, the program's stop flag (so a
  * second signal makes it 2: "stop waiting, now"), with no SA_RESTART, so
@@ -82,6 +92,10 @@ const char *mq_cli_suggest(const char *word, const char *const *cands, size_t n)
  * is ignored so a closed reader shows up as EPIPE.  The flag must live
  * as long as the program. */
 void mq_cli_signals(volatile sig_atomic_t *flag);
+
+/* After mq_cli_signals: SIGHUP sets *flag to 1 and wakes the same
+ * self-pipe (mq-serve reads its allow-lists again). */
+void mq_cli_reload_signal(volatile sig_atomic_t *flag);
 
 /* A descriptor that becomes readable when one of those signals came
  * (a self-pipe: the handler writes a byte), for waits that cannot let

@@ -63,13 +63,17 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "store.h"
 #include "zmtp.h"
 
 #define HB_IVL_MS 1000
 #define HB_TIMEOUT_MS 3000
 #define HWM 10000
-#define MON_EVENTS (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
+#define MON_EVENTS                                                                                   \
+	(ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |                  \
+	 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                      \
+	 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 #define PROBE_MS 200 /* a failed connect is tried again, at most this long, to name why */
 #define LITE_REDIAL_MIN_MS 100
 #define LITE_REDIAL_MAX_MS 1000
@@ -98,6 +102,13 @@ struct mq_client {
 	 * a new connection is up. */
 	int data_dead;
 	int64_t down_since; /* mono ms the connection was lost, 0 while it is up */
+	/* CurveZMQ keys (Z85), curve 0 without; the server closing the
+	 * connection during a handshake is remembered for the timeout's
+	 * message (a wrong server key looks like that and nothing else). */
+	int curve;
+	char curve_server[MQ_CURVE_KEY_TEXT + 1], curve_public[MQ_CURVE_KEY_TEXT + 1],
+		curve_secret[MQ_CURVE_KEY_TEXT + 1];
+	int handshake_lost;
 	int watch_fd; /* < 0: none; see mq_client_watch */
 	int wake_fd;  /* < 0: none; see mq_client_wake_on */
 	short watch_events;
@@ -196,7 +207,13 @@ static void *open_socket(mq_client_t *c, void **monitor, mq_err_t *err, int *rc)
 		{ZMQ_RECONNECT_IVL_MAX, "ZMQ_RECONNECT_IVL_MAX", 1000, 0},
 		{ZMQ_IPV6, "ZMQ_IPV6", mq_endpoint_is_ipv6(c->endpoint), 0},
 	};
-	if ((*rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err))) {
+	if (!(*rc = mq_wire_sockopts(s, opts, sizeof(opts) / sizeof(opts[0]), err)) && c->curve &&
+	    (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->curve_server, MQ_CURVE_KEY_TEXT) ||
+	     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->curve_public, MQ_CURVE_KEY_TEXT) ||
+	     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->curve_secret, MQ_CURVE_KEY_TEXT)))
+		*rc = mq_err_set(err, MQ_EINVAL, "cannot use the CurveZMQ keys for %s: %s", c->endpoint,
+				 zmq_strerror(zmq_errno()));
+	if (*rc) {
 		zmq_close(s);
 		return NULL;
 	}
@@ -218,6 +235,51 @@ static void *open_socket(mq_client_t *c, void **monitor, mq_err_t *err, int *rc)
 	return s;
 }
 
+/* A setting, from the option or else the environment: NULL when
+ * neither is set (set but empty is not set). */
+static const char *setting(const char *opt, const char *env, const char **from, const char *optname)
+{
+	if (opt) {
+		*from = optname;
+		return opt;
+	}
+	const char *v = getenv(env);
+	*from = env;
+	return v && *v ? v : NULL;
+}
+
+/* The CurveZMQ keys of o (or of the environment) into c.  Settings
+ * that cannot take effect are errors, never ignored. */
+static int curve_keys(mq_client_t *c, const mq_client_opts_t *o, mq_err_t *err)
+{
+	const char *sfrom, *kfrom;
+	const char *server = setting(o->curve_server, "MQ_CURVE_SERVER", &sfrom, "--curve-server");
+	const char *secret = setting(o->curve_secret, "MQ_CURVE_SECRET", &kfrom, "--curve-secret");
+	if (!server && !secret)
+		return 0;
+	if (!server)
+		return mq_err_set(err, MQ_EINVAL, "%s is set but not the broker's public key: give --curve-server KEY "
+				  "or set MQ_CURVE_SERVER (the key mq-admin keygen wrote for the broker)", kfrom);
+	if (!mq_zmtp_supports(c->endpoint))
+		return mq_err_set(err, MQ_EINVAL, "%s is set, but the broker endpoint %s cannot use CurveZMQ (use "
+				  "tcp://HOST:PORT or ipc://PATH, or unset it)", sfrom, c->endpoint);
+	if (!mq_curve_available())
+		return mq_err_set(err, MQ_EINVAL, "%s is set, but this libzmq has no CurveZMQ (it was built without "
+				  "libsodium): install one that has it", sfrom);
+	int rc;
+	if ((rc = mq_curve_server_key(server, sfrom, c->curve_server, err)))
+		return rc;
+	if (secret) {
+		if ((rc = mq_curve_read_key(secret, 1, kfrom, c->curve_secret, err)) ||
+		    (rc = mq_curve_public_of(c->curve_secret, c->curve_public, err)))
+			return rc;
+	} else if (zmq_curve_keypair(c->curve_public, c->curve_secret) != 0) {
+		return mq_err_set(err, MQ_EIO, "cannot make a CurveZMQ key pair: %s", zmq_strerror(zmq_errno()));
+	}
+	c->curve = 1;
+	return 0;
+}
+
 int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 {
 	int rc = 0;
@@ -225,23 +287,17 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	if (!c)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	const char *ep = mq_client_default_endpoint(o->endpoint);
-	/* Settings that cannot take effect are errors, never ignored. */
-	static const char *const curve_env[] = {"MQ_CURVE_SERVER", "MQ_CURVE_SECRET"};
-	for (size_t i = 0; i < sizeof curve_env / sizeof curve_env[0]; i++) {
-		const char *v = getenv(curve_env[i]);
-		if (v && *v) {
-			free(c);
-			return mq_err_set(err, MQ_EINVAL, "%s is set, but this version has no CurveZMQ: the connection to "
-					  "%s would not be encrypted (unset %s to go on without it)", curve_env[i], ep,
-					  curve_env[i]);
-		}
-	}
 	if (!strncmp(ep, "kafka://", 8)) {
 		free(c);
 		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': Kafka clusters are not available in this "
 				  "version (use an mq-serve endpoint such as tcp://127.0.0.1:7733)", ep);
 	}
 	if ((rc = mq_endpoint_normalize(ep, c->endpoint, sizeof c->endpoint, err))) {
+		free(c);
+		return rc;
+	}
+	if ((rc = curve_keys(c, o, err))) {
+		explicit_bzero(c->curve_secret, sizeof c->curve_secret);
 		free(c);
 		return rc;
 	}
@@ -255,7 +311,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 		c->resend_ms = 200;
 	if (c->resend_ms > 2000)
 		c->resend_ms = 2000;
-	if (o->lite && mq_zmtp_supports(c->endpoint)) {
+	if (o->lite && !c->curve && mq_zmtp_supports(c->endpoint)) {
 		c->lite = 1; /* dialled by the first call */
 		c->dial_ivl = LITE_REDIAL_MIN_MS;
 		*out = c;
@@ -294,6 +350,7 @@ void mq_client_close(mq_client_t *c)
 	if (c->ctx)
 		zmq_ctx_term(c->ctx);
 	mq_buf_free(&c->freq);
+	explicit_bzero(c->curve_secret, sizeof c->curve_secret);
 	free(c);
 }
 
@@ -315,9 +372,11 @@ int64_t mq_client_timeout(const mq_client_t *c)
 static int timed_out(mq_client_t *c, const char *what, mq_err_t *err)
 {
 	(void)what; /* the request does not help the reader: the broker is away */
-	return mq_err_set(err, MQ_ETIMEDOUT, "broker %s did not answer within %lld%s", c->endpoint,
+	return mq_err_set(err, MQ_ETIMEDOUT, "broker %s did not answer within %lld%s%s", c->endpoint,
 			  (long long)(c->timeout_ms % 1000 ? c->timeout_ms : c->timeout_ms / 1000),
-			  c->timeout_ms % 1000 ? "ms" : "s");
+			  c->timeout_ms % 1000 ? "ms" : "s",
+			  c->curve && c->handshake_lost ? " (it closed the connection during the CurveZMQ handshake: "
+							  "is --curve-server the broker's public key?)" : "");
 }
 
 static void lite_lost(mq_client_t *c);
@@ -412,7 +471,7 @@ static int connect_failed(mq_client_t *c, const char *why, mq_err_t *err)
 /* Take the control socket's connection events (never blocks).  0, or
  * -MQ_ECONNECT when a connect failed before the broker was ever reached. */
 /* The next event of a monitor: 1 with its kind, 0 none waiting. */
-static int mon_event(void *mon, uint16_t *what)
+static int mon_event(void *mon, uint16_t *what, uint32_t *value)
 {
 	zmq_msg_t ev;
 	zmq_msg_init(&ev);
@@ -421,27 +480,77 @@ static int mon_event(void *mon, uint16_t *what)
 		return 0;
 	}
 	*what = 0;
-	if (zmq_msg_size(&ev) >= 2)
+	*value = 0;
+	if (zmq_msg_size(&ev) >= 6) {
 		memcpy(what, zmq_msg_data(&ev), 2);
+		memcpy(value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+	}
 	zmq_msg_close(&ev);
 	drain_more(mon); /* the endpoint: ours */
 	return 1;
 }
 
+/* A handshake that failed: 0 when it is worth trying again (the broker
+ * closed the connection during it: a restart, or a wrong server key),
+ * else -MQ_ECONNECT saying which setting to fix. */
+static int handshake_failed(mq_client_t *c, uint16_t what, uint32_t value, mq_err_t *err)
+{
+	if (what == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: the broker refused this client's CurveZMQ "
+				  "key (status %u): is its public key %s in a file in mq-serve's --curve-allow "
+				  "directory (then SIGHUP mq-serve)?", c->endpoint, (unsigned)value, c->curve_public);
+	if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+		return c->curve ? mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: the broker does not use CurveZMQ "
+					     "(it runs without --curve-secret), but a CurveZMQ key was given: drop "
+					     "--curve-server/--curve-secret and MQ_CURVE_SERVER/MQ_CURVE_SECRET, or "
+					     "start mq-serve with --curve-secret", c->endpoint)
+				: mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: the broker requires CurveZMQ: give "
+					     "--curve-server KEY (the broker's public key) and --curve-secret FILE (this "
+					     "client's secret key), or set MQ_CURVE_SERVER and MQ_CURVE_SECRET",
+					     c->endpoint);
+	if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+		return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: the handshake failed (protocol error %#x: not "
+				  "an mq-serve, or a damaged connection)", c->endpoint, (unsigned)value);
+	c->handshake_lost = 1;
+	char mech[21];
+	if (c->curve && !c->reached && mq_zmtp_mechanism(c->endpoint, -1, mech) && !strcmp(mech, "NULL"))
+		return handshake_failed(c, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
+					err); /* a broker without CurveZMQ drops a CURVE client just so */
+	if (c->curve && !c->reached)
+		return mq_err_set(err, MQ_ECONNECT, "cannot connect to %s: the broker closed the connection during the "
+				  "CurveZMQ handshake: is --curve-server (or MQ_CURVE_SERVER) the broker's public key "
+				  "(the one mq-admin keygen wrote beside its --curve-secret)?", c->endpoint);
+	return 0;
+}
+
 static int conn_events(mq_client_t *c, mq_err_t *err)
 {
 	uint16_t what;
-	while (mon_event(c->dmon, &what)) {
+	uint32_t value;
+	int rc;
+	while (mon_event(c->dmon, &what, &value)) {
 		if (what == ZMQ_EVENT_DISCONNECTED) {
 			c->ddowns++;
 			c->data_dead = 1;
 		} else if (what == ZMQ_EVENT_CONNECTED) {
 			c->data_dead = 0;
+		} else if ((what & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) &&
+			   (rc = handshake_failed(c, what, value, err))) {
+			return rc;
 		}
 	}
-	while (mon_event(c->mon, &what)) {
-		if (what == ZMQ_EVENT_CONNECTED) {
+	while (mon_event(c->mon, &what, &value)) {
+		if (what & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+			    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+			if ((rc = handshake_failed(c, what, value, err)))
+				return rc;
+		} else if (what == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
 			c->reached = 1;
+			c->handshake_lost = 0;
+		} else if (what == ZMQ_EVENT_CONNECTED) {
+			if (!c->curve) /* with CurveZMQ, reached once the handshake is through */
+				c->reached = 1;
 			c->down_since = 0;
 		} else if (what == ZMQ_EVENT_DISCONNECTED) {
 			c->downs++;

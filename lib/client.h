@@ -51,6 +51,14 @@ typedef struct mq_client_opts {
 	 * Checking transactions and waiting on several producers at once
 	 * need a full client. */
 	int lite;
+	/* CurveZMQ: the broker's public key (the key, or a file holding
+	 * it) and this client's secret key file (curve.h); NULL:
+	 * $MQ_CURVE_SERVER, $MQ_CURVE_SECRET.  With a server key and no
+	 * secret key the client makes a key pair for the connection (for a
+	 * broker without --curve-allow).  A client with keys connects
+	 * through libzmq (lite does not apply). */
+	const char *curve_server;
+	const char *curve_secret;
 } mq_client_opts_t;
 
 /* The endpoint a client would use for this -b value (NULL ok). */
@@ -75,7 +83,16 @@ int mq_endpoint_normalize(const char *in, char *out, size_t size, mq_err_t *err)
  * a host that does not resolve, no such ipc socket) fails the call that
  * waits for it at once with -MQ_ECONNECT ("cannot connect to ENDPOINT:
  * connection refused (is mq-serve running? ...)"); after that, a broker
- * that went away is waited for up to the timeout, as for a restart. */
+ * that went away is waited for up to the timeout, as for a restart.
+ *
+ * CurveZMQ: a key that cannot be read or is no key fails here
+ * (-MQ_EINVAL, naming the setting and the file).  A handshake the
+ * broker refuses (an unlisted key; keys for a broker without CurveZMQ
+ * or none for one with it) fails the call that waits for it at once
+ * (-MQ_ECONNECT, saying which); a wrong server key shows only as a
+ * broker that closes the connection during the handshake, which fails
+ * at once before the broker was ever reached, and after that is
+ * waited for (a restart) and named when the timeout is over. */
 int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err);
 void mq_client_close(mq_client_t *c); /* NULL ok; never blocks */
 const char *mq_client_endpoint(const mq_client_t *c);

@@ -485,6 +485,17 @@ int mq_sbuckets_define(mq_sbuckets_t *s, const char *name, const mq_rate_t *rate
 	return rc;
 }
 
+int mq_sbuckets_defined_as(mq_sbuckets_t *s, const char *name, const mq_rate_t *rate, uint64_t burst)
+{
+	mq_rate_t r = *rate;
+	mq_err_t e;
+	if (check_definition(name, &r, &burst, &e) < 0)
+		return 0;
+	size_t n = strlen(name);
+	sb_t *b = find(s, name, n, fingerprint(s, name, n), NULL);
+	return b && b->b.rate.tokens == r.tokens && b->b.rate.per_ns == r.per_ns && b->b.burst == burst;
+}
+
 int mq_sbuckets_take(mq_sbuckets_t *s, const char *name, uint64_t want, uint64_t min, uint64_t now_ns,
 		     uint64_t *granted, uint64_t *wait_ns, mq_err_t *err)
 {

@@ -76,6 +76,11 @@ int mq_sbuckets_define(mq_sbuckets_t *s, const char *name, const mq_rate_t *rate
  * bucket is full, which leaves it in debt (as a local bucket does with
  * a record larger than its burst), so the long-run rate still holds.
  * min and want out of order: -MQ_EINVAL with a message saying so. */
+/* Whether name is defined already, with this rate and burst (as
+ * mq_sbuckets_define would leave it): a define that would change
+ * nothing. */
+int mq_sbuckets_defined_as(mq_sbuckets_t *s, const char *name, const mq_rate_t *rate, uint64_t burst);
+
 int mq_sbuckets_take(mq_sbuckets_t *s, const char *name, uint64_t want, uint64_t min, uint64_t now_ns,
 		     uint64_t *granted, uint64_t *wait_ns, mq_err_t *err);
 

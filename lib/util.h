@@ -35,6 +35,7 @@ enum {
 	MQ_EAGAIN = 13,  /* would block or interrupted: try again */
 	MQ_ESEQ = 14,    /* a producer's batch came out of order: resend in order */
 	MQ_ECONNECT = 15, /* nothing listens at the broker endpoint (refused, unknown host) */
+	MQ_EPERM = 16,   /* the client's key does not carry the right (mq-serve --curve-allow-admin) */
 };
 
 typedef struct mq_err {

@@ -41,7 +41,10 @@
 	X(int, zmq_msg_close, (zmq_msg_t * m), (m))                                               \
 	X(void *, zmq_msg_data, (zmq_msg_t * m), (m))                                             \
 	X(size_t, zmq_msg_size, (const zmq_msg_t *m), (m))                                        \
-	X(int, zmq_msg_more, (const zmq_msg_t *m), (m))
+	X(int, zmq_msg_more, (const zmq_msg_t *m), (m))                                           \
+	X(int, zmq_has, (const char *what), (what))                                               \
+	X(int, zmq_curve_public, (char *pub, const char *sec), (pub, sec))                        \
+	X(int, zmq_curve_keypair, (char *pub, char *sec), (pub, sec))
 
 #define SONAME "libzmq.so.5"
 
@@ -133,3 +136,28 @@ CALL(void *, zmq_msg_data, (zmq_msg_t * m), (m))
 CALL(size_t, zmq_msg_size, (const zmq_msg_t *m), (m))
 CALL(int, zmq_msg_more, (const zmq_msg_t *m), (m))
 #undef CALL
+
+/* The CurveZMQ helpers come before any context (curve.h): without the
+ * library there is no CURVE, and zmq_strerror says why. */
+int zmq_has(const char *what)
+{
+	return lz_ready() ? lz.zmq_has(what) : 0;
+}
+
+int zmq_curve_public(char *pub, const char *sec)
+{
+	if (!lz_ready()) {
+		errno = ELIBACC;
+		return -1;
+	}
+	return lz.zmq_curve_public(pub, sec);
+}
+
+int zmq_curve_keypair(char *pub, char *sec)
+{
+	if (!lz_ready()) {
+		errno = ELIBACC;
+		return -1;
+	}
+	return lz.zmq_curve_keypair(pub, sec);
+}

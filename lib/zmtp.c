@@ -497,6 +497,8 @@ static int check_ready(const uint8_t *b, size_t len, mq_err_t *err)
 	return 0;
 }
 
+static int mech_error(const char *mech, mq_err_t *err);
+
 static int handshake(mq_zmtp_t *z, int64_t deadline, mq_err_t *err)
 {
 	/* Greeting and READY go out together; libzmq reads them in turn. */
@@ -531,7 +533,7 @@ static int handshake(mq_zmtp_t *z, int64_t deadline, mq_err_t *err)
 		for (char *c = mech; *c; c++)
 			if (*c < 0x20 || *c > 0x7e)
 				*c = '?';
-		return mq_err_set(err, MQ_EPROTO, "the broker requires the %s security mechanism", mech);
+		return mech_error(mech, err);
 	}
 	z->rpos = GREETING;
 	int flags;
@@ -544,16 +546,56 @@ static int handshake(mq_zmtp_t *z, int64_t deadline, mq_err_t *err)
 	return check_ready(body, len, err);
 }
 
-int mq_zmtp_connect(const char *ep, int64_t deadline, size_t max_frame, mq_zmtp_t **out, mq_err_t *err)
+/* The mechanism a peer that reset the connection during the handshake
+ * wants.  libzmq sends its greeting in two parts, the rest only once it
+ * has the peer's version byte, and a server whose mechanism is not ours
+ * drops the connection as soon as it reads ours: to a peer that sent
+ * all of its greeting at once (as handshake does), it never shows its
+ * own.  So: dial again, send the signature and the version only, and
+ * read the peer's whole greeting (zmtp.h). */
+int mq_zmtp_mechanism(const char *ep, int64_t deadline, char mech[21])
 {
+	int64_t until = mq_mono_ms() + PONG_WAIT_MS;
+	if (deadline >= 0 && deadline < until)
+		until = deadline;
 	char why[320];
-	int fd = mq_zmtp_dial(ep, deadline, why, sizeof why);
+	int fd = mq_zmtp_dial(ep, until, why, sizeof why), found = 0;
 	if (fd < 0)
-		return mq_err_set(err, -fd, "%s", why);
-	return mq_zmtp_attach(fd, deadline, max_frame, out, err);
+		return 0;
+	static const uint8_t sig[11] = {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3};
+	uint8_t g[GREETING];
+	size_t have = 0;
+	if (send(fd, sig, sizeof sig, MSG_NOSIGNAL) == (ssize_t)sizeof sig) {
+		while (have < GREETING && wait_fd(fd, POLLIN, until) > 0) {
+			ssize_t r = recv(fd, g + have, GREETING - have, 0);
+			if (r <= 0 && !(r < 0 && (errno == EINTR || errno == EAGAIN)))
+				break;
+			if (r > 0)
+				have += (size_t)r;
+		}
+	}
+	close(fd);
+	if (have >= 32 && g[0] == 0xFF && g[9] == 0x7F && g[10] >= 3) {
+		memcpy(mech, g + 12, 20);
+		mech[20] = '\0';
+		for (char *c = mech; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				*c = '?';
+		found = 1;
+	}
+	return found;
 }
 
-int mq_zmtp_attach(int fd, int64_t deadline, size_t max_frame, mq_zmtp_t **out, mq_err_t *err)
+static int mech_error(const char *mech, mq_err_t *err)
+{
+	if (!strcmp(mech, "CURVE"))
+		return mq_err_set(err, MQ_EPROTO, "the broker requires CurveZMQ: give --curve-server KEY (the "
+				  "broker's public key) and --curve-secret FILE (this client's secret key), or "
+				  "set MQ_CURVE_SERVER and MQ_CURVE_SECRET");
+	return mq_err_set(err, MQ_EPROTO, "the broker requires the %s security mechanism", mech);
+}
+
+static int attach(int fd, int64_t deadline, size_t max_frame, mq_zmtp_t **out, int *sig_only, mq_err_t *err)
 {
 	mq_zmtp_t *z = calloc(1, sizeof *z);
 	if (!z) {
@@ -564,11 +606,34 @@ int mq_zmtp_attach(int fd, int64_t deadline, size_t max_frame, mq_zmtp_t **out, 
 	z->max_frame = max_frame < 256 ? 256 : max_frame;
 	int rc = handshake(z, deadline, err);
 	if (rc) {
+		/* Lost before the peer's whole greeting came (its reset may
+		 * even discard the signature it sent): what probe_mechanism
+		 * looks into. */
+		*sig_only = (rc == -MQ_EIO || (rc == -MQ_EPROTO && z->eof)) && z->in.len < GREETING;
 		mq_zmtp_close(z);
 		return rc;
 	}
 	*out = z;
 	return 0;
+}
+
+int mq_zmtp_connect(const char *ep, int64_t deadline, size_t max_frame, mq_zmtp_t **out, mq_err_t *err)
+{
+	char why[320];
+	int fd = mq_zmtp_dial(ep, deadline, why, sizeof why), sig_only = 0;
+	if (fd < 0)
+		return mq_err_set(err, -fd, "%s", why);
+	int rc = attach(fd, deadline, max_frame, out, &sig_only, err);
+	char mech[21];
+	if (rc && sig_only && mq_zmtp_mechanism(ep, deadline, mech) && strcmp(mech, "NULL"))
+		return mech_error(mech, err);
+	return rc;
+}
+
+int mq_zmtp_attach(int fd, int64_t deadline, size_t max_frame, mq_zmtp_t **out, mq_err_t *err)
+{
+	int sig_only;
+	return attach(fd, deadline, max_frame, out, &sig_only, err);
 }
 
 int mq_zmtp_fd(const mq_zmtp_t *z)

@@ -57,6 +57,15 @@ int mq_zmtp_connect(const char *endpoint, int64_t deadline_ms, size_t max_frame,
  * owns fd from here on, closed on failure too). */
 int mq_zmtp_attach(int fd, int64_t deadline_ms, size_t max_frame, mq_zmtp_t **out, mq_err_t *err);
 
+/* The security mechanism the ZMTP 3 peer at endpoint asks for, as its
+ * greeting names it ("NULL", "CURVE", ...; printable, NUL-terminated),
+ * waiting at most a second and never past deadline_ms: 1 with mech, 0
+ * when no greeting came (nothing listens, not ZMTP 3).  For saying why
+ * a handshake failed: libzmq drops a peer of another mechanism as soon
+ * as it reads its greeting, before showing its own, so this sends only
+ * the signature and version, and nothing else. */
+int mq_zmtp_mechanism(const char *endpoint, int64_t deadline_ms, char mech[21]);
+
 /* The descriptor to wait on (readable: mq_zmtp_recv may have a message). */
 int mq_zmtp_fd(const mq_zmtp_t *z);
 

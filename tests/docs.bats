@@ -42,6 +42,7 @@ setup() {
 		chmod +x "$s"
 	done
 	sqlite3 shop.db 'CREATE TABLE orders (id INTEGER PRIMARY KEY)'
+	mkdir -m 700 clients # the CurveZMQ allow-list of the README
 	export id=42
 	mkdir -p "$HOME/etc-mq" "$HOME/var-lib-mq" "$HOME/var-lib/ledger" "$HOME/var-lib/prom" "$HOME/srv/archive"
 	# The host 'backup' of the examples: a second broker.

@@ -17,7 +17,8 @@ function __mq_admin_is
             continue
         end
         switch $w
-            case -b --broker -w --timeout -t --topic --partitions --retention-time --retention-bytes --to --from --secret --public
+            case -b --broker -w --timeout -t --topic --partitions --retention-time --retention-bytes --to --from --secret --public \
+                -f --format --curve-server --curve-secret
                 set skip 1
             case '-*'
             case '*'
@@ -39,6 +40,8 @@ end
 complete -c mq-admin -f
 complete -c mq-admin -s b -l broker -x -d 'broker endpoint'
 complete -c mq-admin -s w -l timeout -x -a '250ms 1s 10s 1m' -d 'give up after the broker is silent this long'
+complete -c mq-admin -l curve-server -r -F -d 'CurveZMQ: the public key of the broker, or a file holding it'
+complete -c mq-admin -l curve-secret -r -F -d 'CurveZMQ: the secret key of this client'
 complete -c mq-admin -s v -l verbose -d 'more columns in lists; say what was done'
 complete -c mq-admin -s q -l quiet -d 'no heading lines above tables'
 complete -c mq-admin -s h -l help -d 'show help'

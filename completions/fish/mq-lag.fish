@@ -10,6 +10,8 @@ complete -c mq-lag -l crit-age -x -a '1m 10m 1h' -d 'CRITICAL when the oldest un
 complete -c mq-lag -l watch -x -a '1 2 5 10 500ms' -d 'report again every SECONDS or duration'
 complete -c mq-lag -s b -l broker -x -d 'broker endpoint'
 complete -c mq-lag -s w -l timeout -x -a '250ms 1s 10s 1m' -d 'give up after the broker is silent this long'
+complete -c mq-lag -l curve-server -r -F -d 'CurveZMQ: the public key of the broker, or a file holding it'
+complete -c mq-lag -l curve-secret -r -F -d 'CurveZMQ: the secret key of this client'
 complete -c mq-lag -s v -l verbose -d 'the sampling interval and history on stderr'
 complete -c mq-lag -s q -l quiet -d 'only errors on stderr'
 complete -c mq-lag -s h -l help -d 'show help'

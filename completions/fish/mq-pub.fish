@@ -3,6 +3,8 @@ complete -c mq-pub -f
 complete -c mq-pub -s t -l topic -x -a '(__mq_names topic)' -d 'topic to publish to'
 complete -c mq-pub -s b -l broker -x -d 'broker endpoint'
 complete -c mq-pub -s w -l timeout -x -a '250ms 1s 10s 1m' -d 'give up after the broker is silent this long'
+complete -c mq-pub -l curve-server -r -F -d 'CurveZMQ: the public key of the broker, or a file holding it'
+complete -c mq-pub -l curve-secret -r -F -d 'CurveZMQ: the secret key of this client'
 complete -c mq-pub -s k -l key -x -d 'key of every message'
 complete -c mq-pub -s K -l key-delim -x -d 'split each record at the first DELIM into key and value'
 complete -c mq-pub -s p -l partition -x -d 'publish to partition N'

@@ -9,6 +9,9 @@
 #      mosquitto_pub -l -q 1 into a persistent mosquitto (the peers; from
 #      `make bench-deps`; skipped with a note when not installed)
 #
+#   4. mq-pub and mq-sub again through a broker with CurveZMQ (--curve-secret,
+#      --curve-allow): the cost of encryption
+#
 # Every server runs on loopback with its data in a temporary directory and
 # is stopped afterwards.  Prints messages/s and ratios, and mq-serve's
 # peak RSS.  Environment: MQ_BIN (programs), MQ_BENCH_LINES (default
@@ -83,6 +86,31 @@ row "mq-pub | mq-sub at once (end to end)" "$lines" "$e2e_s"
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$serve_pid/status")
 echo "mq-serve peak RSS: $((rss / 1024)) MiB"
 
+# The same with CurveZMQ: every byte encrypted, the client's key checked
+# against an allow-list.  A broker of its own, on another port and data
+# directory, so the two runs do not share page cache for the log.
+curve_pub_s= curve_sub_s=
+if "$bin/mq-admin" keygen >/dev/null 2>&1; then
+	mkdir -p "$tmp/keys/allow" && chmod 700 "$tmp/keys" "$tmp/keys/allow"
+	"$bin/mq-admin" keygen --secret "$tmp/keys/server.key" --public "$tmp/keys/server.pub"
+	"$bin/mq-admin" keygen --secret "$tmp/keys/client.key" --public "$tmp/keys/allow/bench"
+	cport=$(free_port)
+	"$bin/mq-serve" -d "$tmp/mq-curve" -l "tcp://127.0.0.1:$cport" -q --curve-secret "$tmp/keys/server.key" \
+		--curve-allow "$tmp/keys/allow" ${MQ_BENCH_FSYNC:+--fsync "$MQ_BENCH_FSYNC"} 2>"$tmp/serve-curve.log" &
+	pids+=("$!")
+	for _ in $(seq 100); do grep -q 'listening on' "$tmp/serve-curve.log" 2>/dev/null && break; sleep 0.05; done
+	ckeys=(-b "tcp://127.0.0.1:$cport" --curve-server "$tmp/keys/server.pub" --curve-secret "$tmp/keys/client.key")
+	t0=$(now); "$bin/mq-pub" "${ckeys[@]}" -t bench <"$tmp/in.txt"; t1=$(now)
+	curve_pub_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	row "mq-pub < file, CurveZMQ" "$lines" "$curve_pub_s"
+	t0=$(now); n=$("$bin/mq-sub" "${ckeys[@]}" -t bench -e | wc -l); t1=$(now)
+	curve_sub_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	[ "$n" -eq "$lines" ] || echo "bench: mq-sub (CurveZMQ) read $n messages, expected $lines" >&2
+	row "mq-sub -e > /dev/null (backlog), CurveZMQ" "$lines" "$curve_sub_s"
+else
+	echo "CurveZMQ: this libzmq has none (built without libsodium); skipped"
+fi
+
 # Peers.
 redis_rate= mosq_rate=
 if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
@@ -115,6 +143,8 @@ echo
 echo "ratios: mq-pub/cat $(awk -v a="$cat_s" -v b="$pub_s" 'BEGIN { printf "%.2f", a / b }')" \
 	"mq-sub/cat $(awk -v a="$cat_s" -v b="$sub_s" 'BEGIN { printf "%.2f", a / b }')" \
 	"end-to-end/cat $(awk -v a="$cat_s" -v b="$e2e_s" 'BEGIN { printf "%.2f", a / b }')"
+[ -n "$curve_pub_s" ] && echo "CurveZMQ: publish $(awk -v a="$pub_s" -v b="$curve_pub_s" 'BEGIN { printf "%.2f", a / b }')x," \
+	"consume $(awk -v a="$sub_s" -v b="$curve_sub_s" 'BEGIN { printf "%.2f", a / b }')x of the plain rate"
 [ -n "$redis_rate" ] && echo "ratio: mq-pub / Redis XADD $(awk -v a="$pub_rate" -v b="$redis_rate" 'BEGIN { printf "%.2f", a / b }')"
 [ -n "$mosq_rate" ] && echo "ratio: mq-pub / mosquitto QoS 1 $(awk -v a="$pub_rate" -v b="$mosq_rate" 'BEGIN { printf "%.2f", a / b }')"
 echo "targets: publish >= 2000000/s, consume >= 3000000/s, end to end >= 1500000/s, RSS < 64 MiB"

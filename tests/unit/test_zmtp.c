@@ -3,7 +3,8 @@
  * mq-serve listens with): handshake, multipart messages both ways over
  * TCP and IPC, short and long frames, heartbeats answered so libzmq
  * keeps the connection; and against peers that are not one: nothing
- * listening, an unknown host, a plain TCP server, a CURVE server, and a
+ * listening, an unknown host, a plain TCP server, a CURVE server (a fake
+ * one and libzmq's, whose mechanism is found out by a second dial), and a
  * frame length beyond the limit, which is refused before it is read.
  */
 #include <stdarg.h>
@@ -324,7 +325,48 @@ static void test_curve_server(void **state)
 	good_start(b);
 	memset(b + 12, 0, 20);
 	memcpy(b + 12, "CURVE", 5);
-	fake_connect(b, 64, -MQ_EPROTO, "requires the CURVE security mechanism", 4096, 0);
+	fake_connect(b, 64, -MQ_EPROTO, "the broker requires CurveZMQ: give --curve-server KEY", 4096, 0);
+	memcpy(b + 12, "PLAIN", 5);
+	fake_connect(b, 64, -MQ_EPROTO, "requires the PLAIN security mechanism", 4096, 0);
+}
+
+/* A real libzmq CURVE ROUTER drops a NULL peer as soon as it has read
+ * its greeting, before its own mechanism went out (and the reset may
+ * discard the signature it sent): the mechanism is still named, every
+ * time, through mq_zmtp_mechanism.  Against a NULL ROUTER that names
+ * NULL; where nothing listens, nothing. */
+static void test_real_curve_server(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	char pub[41], sec[41], ep[128], nep[128];
+	assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+	void *s = zmq_socket(ctx, ZMQ_ROUTER);
+	assert_int_equal(zmq_setsockopt(s, ZMQ_LINGER, &(int){0}, sizeof(int)), 0);
+	assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVER, &(int){1}, sizeof(int)), 0);
+	assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40), 0);
+	assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+	size_t n = sizeof ep;
+	assert_int_equal(zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &n), 0);
+	void *plain = router(ctx, nep, sizeof nep, "tcp://127.0.0.1:*");
+	char mech[21];
+	assert_int_equal(mq_zmtp_mechanism(ep, mq_mono_ms() + 5000, mech), 1);
+	assert_string_equal(mech, "CURVE");
+	assert_int_equal(mq_zmtp_mechanism(nep, mq_mono_ms() + 5000, mech), 1);
+	assert_string_equal(mech, "NULL");
+	for (int i = 0; i < 30; i++) {
+		mq_zmtp_t *z = NULL;
+		mq_err_t err;
+		int64_t t0 = mq_mono_ms();
+		assert_int_equal(mq_zmtp_connect(ep, t0 + 5000, 4096, &z, &err), -MQ_EPROTO);
+		assert_null(z);
+		if (!strstr(err.msg, "the broker requires CurveZMQ"))
+			fail_msg("try %d: %s", i, err.msg);
+		assert_true(mq_mono_ms() - t0 < 1000);
+	}
+	zmq_close(s);
+	zmq_close(plain);
+	zmq_ctx_term(ctx); /* the listeners are closed once it returns */
+	assert_int_equal(mq_zmtp_mechanism(ep, mq_mono_ms() + 5000, mech), 0);
 }
 
 static void test_wrong_socket_type(void **state)
@@ -362,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_supports),
 		cmocka_unit_test(test_not_zmtp),
 		cmocka_unit_test(test_curve_server),
+		cmocka_unit_test(test_real_curve_server),
 		cmocka_unit_test(test_wrong_socket_type),
 		cmocka_unit_test(test_frame_too_big),
 	};
