@@ -114,7 +114,6 @@ enum {
 	OPT_CHECKER,
 	OPT_WHOLE,
 	OPT_FILE,
-	OPT_LATER, /* options of later versions: refused */
 };
 
 static const struct option longopts[] = {
@@ -195,6 +194,7 @@ static int parse_header(opts_t *o, const char *s, mq_err_t *err)
 /* The options of mq-pub itself: 0 or -MQ_EINVAL. */
 static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 {
+	(void)idx;
 	opts_t *o = ctx;
 	uint64_t v;
 	mq_err_t why;
@@ -275,8 +275,6 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	case OPT_CHECKER:
 		o->checker = arg;
 		return set_tx(o, TX_CHECKER, "--txn-checker", err);
-	case OPT_LATER:
-		return mq_cli_later(prog, longopts[idx].name, err);
 	default:
 		return mq_err_set(err, MQ_EINVAL, "option '-%c' is not handled", c);
 	}

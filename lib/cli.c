@@ -102,11 +102,6 @@ int64_t mq_cli_timeout(const mq_cli_t *cli)
 	return cli->timeout_ms == 0 ? MQ_TIMEOUT_FOREVER : cli->timeout_ms;
 }
 
-int mq_cli_later(const char *prog, const char *option, mq_err_t *err)
-{
-	return mq_err_set(err, MQ_EINVAL, "--%s is not available in this version of %s", option, prog);
-}
-
 #define SUGGEST_MAX 64 /* longer words get no suggestion */
 
 /* Edit distance of a and b with adjacent swaps (optimal string

@@ -63,8 +63,6 @@ int mq_cli_check_broker(const mq_cli_t *cli, mq_err_t *err);
 /* -w as a client timeout (mq_client_opts_t.timeout_ms): 0 and inf wait
  * forever (long-running tails that must outlive a broker restart). */
 int64_t mq_cli_timeout(const mq_cli_t *cli);
-/* The message for an option of a later version, e.g. --ttl. */
-int mq_cli_later(const char *prog, const char *option, mq_err_t *err);
 
 /* For an unknown command word: the candidate it was most likely meant to
  * be ("topik" -> "topic"), or NULL when none is close.  Close: at most
