@@ -16,6 +16,12 @@ setup() {
 	mq-admin keygen --secret "$K/root.key" --public "$K/admin/root"
 }
 
+teardown() {
+	# A follower a failing test left (it waits forever with -w 0).
+	[ -z "${FOLLOWER:-}" ] || kill "$FOLLOWER" 2>/dev/null || true
+	mq_teardown
+}
+
 # Run a command (through bats's run) and set ms to how long it took.
 timed() {
 	local t0
@@ -145,7 +151,7 @@ alice() { "$@" --curve-server "$K/server.pub" --curve-secret "$K/alice.key"; }
 	# A follower of alice's stays connected through every reload.
 	MQ_CURVE_SERVER=$K/server.pub MQ_CURVE_SECRET=$K/alice.key mq-sub -t t -o end -w 0 \
 		>"$BATS_TEST_TMPDIR/follow" 2>"$BATS_TEST_TMPDIR/follow.err" 3>&- &
-	local follower=$!
+	FOLLOWER=$!
 	bob() { "$@" --curve-server "$K/server.pub" --curve-secret "$K/bob.key"; }
 	run bob mq-pub -t t -m bob0
 	assert_failure 1
@@ -168,8 +174,8 @@ alice() { "$@" --curve-server "$K/server.pub" --curve-secret "$K/alice.key"; }
 	run alice mq-pub -t t -m alice1
 	assert_success
 	wait_lines "$BATS_TEST_TMPDIR/follow" 3
-	kill -INT "$follower"
-	wait "$follower" || true
+	kill -INT "$FOLLOWER"
+	wait "$FOLLOWER" || true
 	run cat "$BATS_TEST_TMPDIR/follow"
 	assert_output "$(printf 'bob1\nbob2\nalice1')"
 }
