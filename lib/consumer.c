@@ -1,10 +1,13 @@
 /*
  * consumer.c -- the consumer engine of consumer.h.
  *
- * One FETCH is always outstanding while records are handed over: as
- * soon as a reply arrives the next request goes out (its offsets are
- * the reply's `next`), and only then is the reply decoded and handed to
- * the sink, so the broker prepares the next block meanwhile.
+ * A FETCH is outstanding while a large block of records is handed over:
+ * as soon as such a reply arrives the next request goes out (its
+ * offsets are the reply's `next`), and only then is the reply decoded
+ * and handed to the sink, so the broker prepares the next block
+ * meanwhile.  A small reply (a follower's few records) is handed over
+ * first and the next request goes out after: for it what counts is how
+ * soon the records reach the output.
  *
  * Commits go out in batches: at a commit tick (at most every commit_ms,
  * or when the topics go quiet), before giving a partition up, and at
@@ -28,6 +31,7 @@
 #include "store.h"
 
 #define FETCH_MAX_BYTES (8u << 20)
+#define OVERLAP_MIN_BYTES (64u << 10) /* a reply this large has the next fetch sent before it is handed over */
 /* How long the broker holds a fetch with nothing to answer.  It answers
  * as soon as there is data, the group moves or the topic list changes,
  * and a consumer whose plan changes meanwhile sends a new fetch in its
@@ -844,8 +848,15 @@ static int handle_reply(mq_consumer_t *k)
 		data |= k->r.e[i].nbytes > 0;
 	if (k->o.at_most_once && data && commit_ahead(k))
 		return -1;
-	/* Overlap: the broker works on the next block while this one is handed over. */
-	if (!k->done && !STOPPED(k) && !(k->o.exit_at_end && all_at_end(k)) && send_fetch(k))
+	/* Overlap: the broker works on the next block while a large one is
+	 * handed over.  A small one is handed over first: the next request
+	 * costs a system call that would come before the records reach the
+	 * output, and there is little to overlap with. */
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < k->r.n; i++)
+		bytes += k->r.e[i].nbytes;
+	int overlap = bytes >= OVERLAP_MIN_BYTES;
+	if (overlap && !k->done && !STOPPED(k) && !(k->o.exit_at_end && all_at_end(k)) && send_fetch(k))
 		return -1;
 	for (uint32_t i = 0; i < k->r.n && !k->done; i++) {
 		const mq_fetch_entry_t *e = &k->r.e[i];
@@ -855,6 +866,9 @@ static int handle_reply(mq_consumer_t *k)
 			return -1;
 	}
 	if (data && sink_flush(k) && !k->done)
+		return -1;
+	if (!overlap && !k->done && !STOPPED(k) && !(k->o.exit_at_end && all_at_end(k)) &&
+	    !mq_client_fetch_pending(k->c) && send_fetch(k))
 		return -1;
 	if (!k->o.at_most_once && (!data || mq_mono_ms() - k->last_commit >= k->o.commit_ms) && commit(k, 0, 0))
 		return -1;

@@ -148,6 +148,7 @@ typedef struct rec_sink {
 	int hold_after;    /* hold partition 0 after this many records (0: never) */
 	int64_t amo_seen;  /* at-most-once: the smallest committed - offset seen at a put */
 	int release_calls, release_after; /* release says 1 from this call on */
+	int puts_fetching; /* records handed over while a fetch was outstanding */
 } rec_sink_t;
 
 static int s_put(void *ctx, uint32_t ti, const char *topic, uint32_t p, const mq_consumer_part_t *part,
@@ -165,6 +166,7 @@ static int s_put(void *ctx, uint32_t ti, const char *topic, uint32_t p, const mq
 	if (rec->value_len != strlen(v) || memcmp(rec->value, v, rec->value_len))
 		s->order_broken = 1;
 	s->n++;
+	s->puts_fetching += mq_client_fetch_pending(s->f->c) != 0;
 	if (s->amo_seen != INT64_MAX) {
 		/* at most once: the commit covering this record went out before */
 		int64_t c = committed(s->f, "g", topic, p);
@@ -545,6 +547,37 @@ static void test_held_sends_nothing(void **state)
 	mq_consumer_close(k);
 }
 
+/* A follower's few records reach the sink before the next fetch goes
+ * out (what they wait for is the output, and the request would cost a
+ * system call first); a large block is handed over while the next
+ * fetch is already under way (the broker prepares the next block). */
+static void test_small_reply_handed_over_first(void **state)
+{
+	fix_t *f = *state;
+	publish(f, "small", 1, 0, 5);
+	rec_sink_t s;
+	sink_init(&s, f);
+	mq_consumer_t *k = open_consumer(f, &s, "small", NULL, 0);
+	step(k, &s, 5, 5000);
+	assert_int_equal(s.n, 5);
+	assert_int_equal(s.puts_fetching, 0);
+	publish(f, "small", 1, 0, 3); /* values 0..2 again: offsets 5..7 */
+	s.last[0] = -1;
+	step(k, &s, 8, 5000);
+	assert_int_equal(s.n, 8);
+	assert_int_equal(s.puts_fetching, 0);
+	mq_consumer_close(k);
+	publish(f, "large", 1, 0, 30000); /* replies well over 64 KiB */
+	sink_init(&s, f);
+	k = open_consumer(f, &s, "large", NULL, 0);
+	step(k, &s, 30000, 10000);
+	assert_int_equal(s.n, 30000);
+	assert_false(s.order_broken);
+	if (s.puts_fetching < 10000)
+		fail_msg("only %d of 30000 records handed over with the next fetch under way", s.puts_fetching);
+	mq_consumer_close(k);
+}
+
 /* Of two partitions, the sink holds the one with data while the fetch
  * for the other waits (a long poll of 30 s): once let go, the held one
  * is read on at once, by a fetch sent in place of the waiting one. */
@@ -632,6 +665,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_held_sends_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhold_refetches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_falls_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_reply_handed_over_first, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
