@@ -105,6 +105,7 @@ typedef struct outmsg {
 	uint32_t part;
 	uint64_t end;
 	char topic[MQ_NAME_MAX + 1];
+	int go; /* flush_turn: to be sent */
 } outmsg_t;
 
 typedef char topic_name_t[MQ_NAME_MAX + 1];
@@ -458,8 +459,16 @@ static void flush_turn(mq_broker_t *b)
 			free(m->pl);
 			continue;
 		}
-		out_send(b, m);
+		m->go = 1;
 	}
+	/* Records first: a consumer waiting for them is who the turn's
+	 * latency is for (the acknowledgements go out right after).  A
+	 * client matches replies by id, so the order between requests does
+	 * not matter to it. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < b->nout; i++)
+			if (b->out[i].go && (b->out[i].npl > 0) == (pass == 0))
+				out_send(b, &b->out[i]);
 	b->nout = 0;
 	b->appended = 0;
 	episodes_tick(b, now);
