@@ -143,7 +143,14 @@ DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert
 .PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all
 
-all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS)
+# librdkafka is optional (Debian's librdkafka-dev, from make bench-deps):
+# where it is, tests/kafka/mock_cluster.c becomes build/tests/mock_cluster,
+# librdkafka's mock Kafka cluster on loopback for the Kafka tests.
+RDKAFKA_CFLAGS = $(shell $(PKG_CONFIG) --exists rdkafka 2>/dev/null && $(PKG_CONFIG) --cflags rdkafka)
+RDKAFKA_LIBS = $(shell $(PKG_CONFIG) --exists rdkafka 2>/dev/null && $(PKG_CONFIG) --libs rdkafka)
+KAFKA_TOOLS = $(if $(RDKAFKA_LIBS),$(OUT_TESTS)/mock_cluster)
+
+all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS) $(KAFKA_TOOLS)
 	@:
 
 # ---- compile and link ------------------------------------------------------
@@ -205,6 +212,10 @@ $(OBJ)/tests/bench/latency.o: private EXTRA = $(NATS_CFLAGS)
 $(OBJ)/tests/bench/latency.o: $(NATS_FLAGS_FILE)
 $(OUT_BENCH)/latency: private BENCH_LIBS = $(NATS_LIBS)
 $(OUT_BENCH)/latency: $(NATS_FLAGS_FILE)
+
+$(OUT_TESTS)/mock_cluster: tests/kafka/mock_cluster.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) -D_GNU_SOURCE $(ALL_CFLAGS) $(RDKAFKA_CFLAGS) $(ALL_LDFLAGS) $< $(RDKAFKA_LIBS) $(LDLIBS) -o $@
 
 $(OBJ)/tests/fuzz/%.o: private EXTRA = -Itests/fuzz
 
