@@ -325,7 +325,7 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 		it[k++] = (zmq_pollitem_t){.fd = watch_fd, .events = watch_events};
 	else if (!busy || wait_ms == 0)
 		return 0;
-	if (ps[0]->c->wake_fd >= 0) {
+	if (n > 0 && ps[0]->c->wake_fd >= 0) {
 		si = k;
 		it[k++] = (zmq_pollitem_t){.fd = ps[0]->c->wake_fd, .events = ZMQ_POLLIN};
 	}
