@@ -13,6 +13,12 @@ read_back() {
 	timeout 60 mq-sub -t "$t" -e "$@"
 }
 
+teardown() {
+	# The second broker of a test that failed before stopping it.
+	[ -z "${B2:-}" ] || kill "$B2" 2>/dev/null || true
+	mq_teardown
+}
+
 @test "mq-pub --help and -V" {
 	run mq-pub --help
 	assert_success
@@ -431,7 +437,7 @@ p1 l2]
 	port2=$(free_port)
 	mkdir -p "$BATS_TEST_TMPDIR/data2"
 	mq-serve -d "$BATS_TEST_TMPDIR/data2" -l "tcp://127.0.0.1:$port2" 2>"$BATS_TEST_TMPDIR/b2.log" 3>&- &
-	local b2=$!
+	B2=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
 		grep -q "listening on" "$BATS_TEST_TMPDIR/b2.log" && break
@@ -452,8 +458,9 @@ p1 l2]
 	run mq-sub -b "tcp://127.0.0.1:$port2" -t 't7' -e
 	assert_output "7
 27"
-	kill "$b2"
-	wait "$b2" || true
+	kill "$B2"
+	wait "$B2" || true
+	B2=
 	# No topic, or a bad one: refused, the rest sent, exit 1.
 	run mq-pub -f json <<<'{"value":"x"}
 {"topic":"a/b","value":"y"}
