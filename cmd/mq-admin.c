@@ -183,7 +183,7 @@ static int parse_args(int argc, char **argv, opts_t *o, mq_err_t *err)
 	}
 	o->words = argv + optind;
 	o->nwords = argc - optind;
-	return mq_cli_check_broker(&o->cli, err);
+	return 0;
 }
 
 /* ---- output: aligned tables and readable values ---- */
@@ -1334,8 +1334,16 @@ int main(int argc, char **argv)
 		return 2;
 	admin_t a = {.o = &o};
 	if (cmd->online) {
-		mq_client_opts_t co = {
-			.endpoint = o.cli.broker, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop};
+		if (mq_cli_check_broker(&o.cli, &err)) { /* offline commands do not mind it */
+			fprintf(stderr, "%s: %s (try '%s --help')\n", prog, err.msg, prog);
+			return 2;
+		}
+		mq_client_opts_t co = {.endpoint = o.cli.broker,
+				       .curve_server = o.cli.curve_server,
+				       .curve_secret = o.cli.curve_secret,
+				       .timeout_ms = mq_cli_timeout(&o.cli),
+				       .name = prog,
+				       .interrupt = &stop};
 		mq_cli_signals(&stop);
 		if (mq_cli_client_open(&co, &a.c, &a.err))
 			return failed(&a);

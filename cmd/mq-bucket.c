@@ -197,6 +197,8 @@ static int check_options(void *ctx, mq_err_t *err)
 	int env = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK, rc;
 	if ((rc = check_shared(o, err)) < 0)
 		return rc;
+	if ((o->shared || o->take) && mq_cli_check_broker(o->cli, err)) /* a local bucket needs no broker */
+		return -MQ_EINVAL;
 	if (!o->have_rate && !o->shared && !o->take)
 		return mq_err_set(err, MQ_EINVAL,
 				  "-r RATE is required (e.g. -r 100/s), or --shared NAME for a bucket the broker holds");

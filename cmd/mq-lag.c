@@ -181,6 +181,8 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
+	if (mq_cli_check_broker(&o->cli, err))
+		return -MQ_EINVAL;
 	if (o->fmt == FMT_PROM && o->watch_ms && !isatty(1))
 		return mq_err_set(err, MQ_EINVAL,
 				  "-f prom --watch: reports one after another are not one valid exposition; "

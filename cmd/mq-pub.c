@@ -283,6 +283,8 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
+	if (mq_cli_check_broker(&o->cli, err))
+		return -MQ_EINVAL;
 	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
 	int envelopes = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK;
 	if (!o->topic && !decide && (!envelopes || o->tx))

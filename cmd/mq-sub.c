@@ -156,6 +156,8 @@ typedef struct opts {
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
+	if (mq_cli_check_broker(&o->cli, err))
+		return -MQ_EINVAL;
 	if (!o->ntopics)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
 	if (o->group && mq_name_check("group", o->group, 0, err))

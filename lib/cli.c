@@ -83,8 +83,6 @@ int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct opti
 	}
 	if (optind < argc)
 		return mq_err_set(err, MQ_EINVAL, "unexpected argument '%.200s'", argv[optind]);
-	if (strchr(shortopts, 'b') && mq_cli_check_broker(cli, err))
-		return -MQ_EINVAL;
 	return check(ctx, err);
 }
 

@@ -58,7 +58,8 @@ int mq_cli_parse(int argc, char **argv, const char *shortopts, const struct opti
 		 mq_cli_own_fn own, mq_cli_check_fn check, void *ctx, mq_err_t *err);
 /* A broker named by $MQ_BROKER that this version cannot use (a Kafka
  * cluster), when -b does not override it: -MQ_EINVAL, a usage error.
- * mq_cli_parse calls it for programs that take -b. */
+ * For the check of a program that will connect (not mq-bucket as a
+ * local filter). */
 int mq_cli_check_broker(const mq_cli_t *cli, mq_err_t *err);
 /* -w as a client timeout (mq_client_opts_t.timeout_ms): 0 and inf wait
  * forever (long-running tails that must outlive a broker restart). */

@@ -224,6 +224,16 @@ timed() {
 	run mq-lag -b kafka://127.0.0.1:9092
 	assert_failure 3 # a usage error is UNKNOWN for a monitoring check
 	assert_output --partial "not available in this version"
+	MQ_BROKER=kafka://127.0.0.1:9092 run mq-lag
+	assert_failure 3
+	assert_output --partial "not available in this version"
+	# What will not connect does not mind MQ_BROKER.
+	MQ_BROKER=kafka://127.0.0.1:9092 run bash -c 'echo a | mq-bucket -r 100/s'
+	assert_success
+	assert_output a
+	MQ_BROKER=kafka://127.0.0.1:9092 run mq-admin keygen
+	assert_success
+	assert_output --partial "public: "
 }
 
 @test "mq-pub -t and mq-sub speak to mq-serve without loading libzmq; envelopes naming their topics load it" {
