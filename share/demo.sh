@@ -6,7 +6,8 @@
 # that fails stops the demo with its exit status.
 #
 #   the broker (bin/mq-serve): publish with ids, a group through mq-dedup
-#   and mq-bucket, topic patterns, a shared bucket, mq-lag, mq-admin, verify
+#   and mq-bucket, topic patterns, a shared bucket, mq-lag, mq-admin, verify;
+#   then a CurveZMQ broker: keys made, a listed client let in, one without keys refused
 #   the pipe filters (bin/mq-dedup, bin/mq-bucket)
 #   the partition log (build/bench/bench_log -n N -d DIR -k), then
 #   bin/mq-admin verify on the partition it leaves
@@ -88,15 +89,12 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-broker_tour() {
-	local port log i
-	port=$(free_port) || {
-		echo "demo: cannot get a free TCP port (python3 missing? run make deps)" >&2
-		exit 1
-	}
-	log=$tmp/mq-serve.log
-	heading "The broker: mq-serve on tcp://127.0.0.1:$port, data in \$DEMO/data"
-	"$bin/mq-serve" -d "$tmp/data" -l "tcp://127.0.0.1:$port" --lag-interval 200ms </dev/null >/dev/null 2>"$log" &
+# Start mq-serve in the background (broker_pid) with its messages in log,
+# and wait until it listens; stop the demo if it does not.
+start_serve() { # log args...
+	local log=$1 i
+	shift
+	"$bin/mq-serve" "$@" </dev/null >/dev/null 2>"$log" &
 	broker_pid=$!
 	for ((i = 0; i < 200; i++)); do
 		grep -q 'mq-serve: listening on' "$log" && break
@@ -113,6 +111,31 @@ broker_tour() {
 		exit 1
 	fi
 	cat "$log"
+}
+
+# SIGTERM: flush and exit 0; stop the demo if it does not.
+stop_serve() { # log
+	kill -TERM "$broker_pid"
+	local st=0
+	wait "$broker_pid" || st=$?
+	broker_pid=
+	if [ "$st" -ne 0 ]; then
+		echo "demo: mq-serve exited with status $st on SIGTERM; its messages:" >&2
+		cat "$1" >&2
+		exit 1
+	fi
+	echo "mq-serve exited 0"
+}
+
+broker_tour() {
+	local port log
+	port=$(free_port) || {
+		echo "demo: cannot get a free TCP port (python3 missing? run make deps)" >&2
+		exit 1
+	}
+	log=$tmp/mq-serve.log
+	heading "The broker: mq-serve on tcp://127.0.0.1:$port, data in \$DEMO/data"
+	start_serve "$log" -d "$tmp/data" -l "tcp://127.0.0.1:$port" --lag-interval 200ms
 	export MQ_BROKER=tcp://127.0.0.1:$port
 
 	if have mq-pub && have mq-sub && have mq-dedup && have mq-bucket; then
@@ -143,21 +166,32 @@ broker_tour() {
 	fi
 
 	heading "Stop the broker (SIGTERM: flush and exit 0)"
-	kill -TERM "$broker_pid"
-	local st=0
-	wait "$broker_pid" || st=$?
-	broker_pid=
-	if [ "$st" -ne 0 ]; then
-		echo "demo: mq-serve exited with status $st on SIGTERM; its messages:" >&2
-		cat "$log" >&2
-		exit 1
-	fi
-	echo "mq-serve exited 0"
+	stop_serve "$log"
 	if have mq-admin; then
 		heading "Check the data directory offline"
 		run "$bin/mq-admin" verify "$tmp/data"
 	fi
 	shown=1
+}
+
+curve_tour() {
+	have mq-admin && have mq-pub && have mq-sub || return 0
+	if ! "$bin/mq-admin" keygen >/dev/null 2>&1; then
+		echo "(CurveZMQ: this libzmq has none, so no encrypted broker to show)"
+		return 0
+	fi
+	local port log=$tmp/mq-serve-curve.log
+	port=$(free_port) || exit 1
+	heading "Encrypted: a broker that lets in only the keys in a directory"
+	mkdir -m 700 "$tmp/clients"
+	run "$bin/mq-admin" keygen --secret "$tmp/server.key" --public "$tmp/server.pub"
+	run "$bin/mq-admin" keygen --secret "$tmp/alice.key" --public "$tmp/clients/alice"
+	printf '$ mq-serve -d $DEMO/secure -l :%s --curve-secret $DEMO/server.key --curve-allow $DEMO/clients &\n' "$port"
+	start_serve "$log" -d "$tmp/secure" -l "tcp://127.0.0.1:$port" --curve-secret "$tmp/server.key" \
+		--curve-allow "$tmp/clients"
+	pipe "export MQ_CURVE_SERVER=\$DEMO/server.pub MQ_CURVE_SECRET=\$DEMO/alice.key; mq-pub -b :$port -t secrets -m 'for alice only' && mq-sub -b :$port -t secrets -e"
+	pipe "mq-sub -b :$port -t secrets -e || echo '(no keys: refused at once, exit 1)'"
+	stop_serve "$log"
 }
 
 filter_tour() {
@@ -191,6 +225,7 @@ log_tour() {
 
 if have mq-serve; then
 	broker_tour
+	curve_tour
 else
 	echo "demo: bin/mq-serve is not built yet, so there is no broker to show; showing what is built."
 fi
