@@ -179,7 +179,6 @@ struct mq_broker {
 	int nsock;
 	int wake_fd; /* < 0: none (mq_broker_wake_on) */
 	mq_zap_t *zap; /* CurveZMQ key checks; NULL without --curve-secret */
-	int roles;     /* --curve-allow-admin: admin requests need an admin key */
 	volatile sig_atomic_t *reload; /* NULL: none (mq_broker_reload_on) */
 	outmsg_t *out;
 	int nout, capout;
@@ -2106,28 +2105,31 @@ static void txn_turn(mq_broker_t *b, int stopping)
 	}
 }
 
+/* What a request only an admin key may make does, in words (zap.h,
+ * mq-serve --curve-allow-admin); NULL for the others.  Defining a
+ * shared bucket is checked in do_bucket_take (taking from one is not). */
+static const char *admin_only(uint32_t kind)
+{
+	switch (kind) {
+	case MQ_REQ_TOPIC_DELETE: return "deleting a topic";
+	case MQ_REQ_TOPIC_PARTITIONS: return "adding partitions";
+	case MQ_REQ_GROUP_RESET: return "resetting a group";
+	case MQ_REQ_GROUP_DELETE: return "deleting a group";
+	default: return NULL;
+	}
+}
+
 static void dispatch(mq_broker_t *b, req_t *r)
 {
 	mq_err_t err = {0};
 	int rc;
 	b->st.requests++;
-	switch (r->m.kind) {
-	case MQ_REQ_TOPIC_DELETE:
-	case MQ_REQ_TOPIC_PARTITIONS:
-	case MQ_REQ_GROUP_RESET:
-	case MQ_REQ_GROUP_DELETE:
-		if (!r->admin) {
-			static const char *const what[] = {"deleting a topic", "adding partitions", "resetting a group",
-							   "deleting a group"};
-			int k = r->m.kind == MQ_REQ_TOPIC_DELETE ? 0 : r->m.kind == MQ_REQ_TOPIC_PARTITIONS ? 1
-				: r->m.kind == MQ_REQ_GROUP_RESET ? 2 : 3;
-			mq_err_set(&err, MQ_EPERM, "%s needs an admin key (one in mq-serve's --curve-allow-admin "
-				   "directory); this client's key is in --curve-allow only", what[k]);
-			reply_err(b, r->sock, &r->from, r->m.id, &err);
-			return;
-		}
-		break;
-	default: break;
+	const char *what = r->admin ? NULL : admin_only(r->m.kind);
+	if (what) {
+		mq_err_set(&err, MQ_EPERM, "%s needs an admin key (one in mq-serve's --curve-allow-admin directory); "
+			   "this client's key is in --curve-allow only", what);
+		reply_err(b, r->sock, &r->from, r->m.id, &err);
+		return;
 	}
 	switch (r->m.kind) {
 	case MQ_REQ_HELLO: rc = do_hello(b, r, &err); break;
@@ -2202,13 +2204,14 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 		r.from.n = zmq_msg_size(&frames[0]);
 		memcpy(r.from.b, zmq_msg_data(&frames[0]), r.from.n);
 		r.payload = n == 3 ? &frames[2] : NULL;
-		r.admin = 1;
-		if (b->roles) { /* the role the key check gave the connection (zap.h) */
-			const char *role = zmq_msg_gets(&frames[1], MQ_ZAP_ROLE);
-			r.admin = role && !strcmp(role, "admin");
-		}
 		mq_err_t err;
 		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0 && r.m.id) {
+			r.admin = 1;
+			if (b->o.curve_allow_admin && (admin_only(r.m.kind) || r.m.kind == MQ_REQ_BUCKET_TAKE)) {
+				/* the role the key check gave the connection (zap.h) */
+				const char *role = zmq_msg_gets(&frames[1], MQ_ZAP_ROLE);
+				r.admin = role && !strcmp(role, "admin");
+			}
 			if (n > 3) {
 				mq_err_set(&err, MQ_EPROTO, "%s request of %d frames: at most one payload frame",
 					   mq_wire_kind_name(r.m.kind), n - 1);
@@ -2422,7 +2425,6 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 				    .report_ctx = o->report_ctx};
 		if ((rc = mq_zap_open(b->zctx, &zo, &b->zap, err)))
 			goto fail;
-		b->roles = o->curve_allow_admin != NULL;
 	}
 	for (int i = 0; i < o->nlisten; i++) {
 		void *s = zmq_socket(b->zctx, ZMQ_ROUTER);

@@ -499,6 +499,16 @@ static int check_ready(const uint8_t *b, size_t len, mq_err_t *err)
 
 static int mech_error(const char *mech, mq_err_t *err);
 
+/* The mechanism a greeting names (its 20 bytes at offset 12), printable. */
+static void mech_of(const uint8_t *greeting, char mech[21])
+{
+	memcpy(mech, greeting + 12, 20);
+	mech[20] = '\0';
+	for (char *c = mech; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+}
+
 static int handshake(mq_zmtp_t *z, int64_t deadline, mq_err_t *err)
 {
 	/* Greeting and READY go out together; libzmq reads them in turn. */
@@ -528,11 +538,7 @@ static int handshake(mq_zmtp_t *z, int64_t deadline, mq_err_t *err)
 	static const char null_mech[20] = "NULL";
 	if (memcmp(pg + 12, null_mech, sizeof null_mech)) {
 		char mech[21];
-		memcpy(mech, pg + 12, 20);
-		mech[20] = '\0';
-		for (char *c = mech; *c; c++)
-			if (*c < 0x20 || *c > 0x7e)
-				*c = '?';
+		mech_of(pg, mech);
 		return mech_error(mech, err);
 	}
 	z->rpos = GREETING;
@@ -559,7 +565,7 @@ int mq_zmtp_mechanism(const char *ep, int64_t deadline, char mech[21])
 	if (deadline >= 0 && deadline < until)
 		until = deadline;
 	char why[320];
-	int fd = mq_zmtp_dial(ep, until, why, sizeof why), found = 0;
+	int fd = mq_zmtp_dial(ep, until, why, sizeof why);
 	if (fd < 0)
 		return 0;
 	static const uint8_t sig[11] = {0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3};
@@ -575,15 +581,10 @@ int mq_zmtp_mechanism(const char *ep, int64_t deadline, char mech[21])
 		}
 	}
 	close(fd);
-	if (have >= 32 && g[0] == 0xFF && g[9] == 0x7F && g[10] >= 3) {
-		memcpy(mech, g + 12, 20);
-		mech[20] = '\0';
-		for (char *c = mech; *c; c++)
-			if (*c < 0x20 || *c > 0x7e)
-				*c = '?';
-		found = 1;
-	}
-	return found;
+	if (have < 32 || g[0] != 0xFF || g[9] != 0x7F || g[10] < 3) /* the mechanism ends at byte 32 */
+		return 0;
+	mech_of(g, mech);
+	return 1;
 }
 
 static int mech_error(const char *mech, mq_err_t *err)
