@@ -223,8 +223,7 @@ static int send_iov(mq_zmtp_t *z, struct iovec *iov, int n, int64_t deadline, mq
 	return 0;
 }
 
-/* A frame's flags and size into h (9 bytes at most): its length. */
-static size_t frame_head(uint8_t *h, int flags, size_t len)
+size_t mq_zmtp_frame_head(uint8_t *h, int flags, size_t len)
 {
 	if (len <= 255) {
 		h[0] = (uint8_t)flags;
@@ -236,6 +235,8 @@ static size_t frame_head(uint8_t *h, int flags, size_t len)
 		h[1 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
 	return 9;
 }
+
+#define frame_head mq_zmtp_frame_head
 
 int mq_zmtp_send(mq_zmtp_t *z, const mq_zmtp_frame_t *f, int n, int64_t deadline, mq_err_t *err)
 {
@@ -291,16 +292,13 @@ static int fill(mq_zmtp_t *z, mq_err_t *err)
 	}
 }
 
-/* The frame at *pos: 1 whole (flags, body, its length; *pos past it), 0
- * not all there yet, < 0 malformed. */
-static int frame_at(const mq_zmtp_t *z, size_t *pos, int *flags, const uint8_t **body, size_t *len, mq_err_t *err)
+int mq_zmtp_frame_parse(const uint8_t *p, size_t have, size_t max_frame, int *flags, const uint8_t **body,
+			size_t *len, size_t *used)
 {
-	size_t have = z->in.len - *pos;
-	const uint8_t *p = z->in.p + *pos;
 	if (have < 2)
 		return 0;
 	if (p[0] & ~(F_MORE | F_LONG | F_CMD))
-		return mq_err_set(err, MQ_EPROTO, "the broker sent a frame with flags 0x%02x", p[0]);
+		return MQ_ZMTP_BAD_FLAGS;
 	size_t hl = p[0] & F_LONG ? 9 : 2;
 	uint64_t n = 0;
 	if (have < hl)
@@ -311,24 +309,39 @@ static int frame_at(const mq_zmtp_t *z, size_t *pos, int *flags, const uint8_t *
 		for (int i = 1; i < 9; i++)
 			n = n << 8 | p[i];
 	}
-	if (n > z->max_frame)
-		return mq_err_set(err, MQ_EPROTO, "the broker sent a frame of %llu bytes (at most %zu expected)",
-				  (unsigned long long)n, z->max_frame);
+	*len = (size_t)n;
+	if (n > max_frame)
+		return MQ_ZMTP_TOO_LARGE;
+	*used = hl + (size_t)n;
 	if (have - hl < n)
 		return 0;
 	*flags = p[0];
 	*body = p + hl;
-	*len = (size_t)n;
-	*pos += hl + (size_t)n;
 	return 1;
 }
 
-/* Split a command into its name and the rest: 0, or < 0 malformed. */
-static int cmd_split(const uint8_t *b, size_t len, const uint8_t **name, size_t *nl, const uint8_t **rest,
-		     size_t *rl, mq_err_t *err)
+/* The frame at *pos: 1 whole (flags, body, its length; *pos past it), 0
+ * not all there yet, < 0 malformed. */
+static int frame_at(const mq_zmtp_t *z, size_t *pos, int *flags, const uint8_t **body, size_t *len, mq_err_t *err)
+{
+	size_t used = 0;
+	const uint8_t *p = z->in.p + *pos;
+	int rc = mq_zmtp_frame_parse(p, z->in.len - *pos, z->max_frame, flags, body, len, &used);
+	if (rc == MQ_ZMTP_BAD_FLAGS)
+		return mq_err_set(err, MQ_EPROTO, "the broker sent a frame with flags 0x%02x", p[0]);
+	if (rc == MQ_ZMTP_TOO_LARGE)
+		return mq_err_set(err, MQ_EPROTO, "the broker sent a frame of %zu bytes (at most %zu expected)", *len,
+				  z->max_frame);
+	if (rc == 1)
+		*pos += used;
+	return rc;
+}
+
+int mq_zmtp_cmd_split(const uint8_t *b, size_t len, const uint8_t **name, size_t *nl, const uint8_t **rest,
+		      size_t *rl)
 {
 	if (len < 1 || (size_t)b[0] + 1 > len)
-		return mq_err_set(err, MQ_EPROTO, "the broker sent a malformed command");
+		return -1;
 	*name = b + 1;
 	*nl = b[0];
 	*rest = b + 1 + b[0];
@@ -336,9 +349,42 @@ static int cmd_split(const uint8_t *b, size_t len, const uint8_t **name, size_t 
 	return 0;
 }
 
-static int is_cmd(const uint8_t *name, size_t nl, const char *want)
+static int cmd_split(const uint8_t *b, size_t len, const uint8_t **name, size_t *nl, const uint8_t **rest,
+		     size_t *rl, mq_err_t *err)
+{
+	if (mq_zmtp_cmd_split(b, len, name, nl, rest, rl))
+		return mq_err_set(err, MQ_EPROTO, "the broker sent a malformed command");
+	return 0;
+}
+
+int mq_zmtp_is_cmd(const uint8_t *name, size_t nl, const char *want)
 {
 	return nl == strlen(want) && !memcmp(name, want, nl);
+}
+
+#define is_cmd mq_zmtp_is_cmd
+
+int mq_zmtp_prop(const uint8_t *p, size_t rl, const char *want, const uint8_t **v, size_t *vl)
+{
+	int found = 0;
+	size_t wl = strlen(want);
+	while (rl) {
+		size_t kl = p[0];
+		if (1 + kl + 4 > rl)
+			return -1;
+		const uint8_t *key = p + 1, *val = p + 1 + kl + 4;
+		uint32_t n = (uint32_t)p[1 + kl] << 24 | (uint32_t)p[2 + kl] << 16 | (uint32_t)p[3 + kl] << 8 | p[4 + kl];
+		if (n > rl - 1 - kl - 4)
+			return -1;
+		if (!found && kl == wl && !strncasecmp((const char *)key, want, wl)) {
+			*v = val;
+			*vl = n;
+			found = 1;
+		}
+		p = val + n;
+		rl -= 1 + kl + 4 + n;
+	}
+	return found;
 }
 
 /* A command between messages: PING answered, ERROR an error, others
@@ -479,21 +525,14 @@ static int check_ready(const uint8_t *b, size_t len, mq_err_t *err)
 	}
 	if (!is_cmd(name, nl, "READY"))
 		return mq_err_set(err, MQ_EPROTO, "the broker sent %.*s where READY was expected", (int)nl, name);
-	while (rl) {
-		size_t kl = p[0];
-		if (1 + kl + 4 > rl)
-			return mq_err_set(err, MQ_EPROTO, "the broker sent a malformed READY");
-		const uint8_t *key = p + 1, *v = p + 1 + kl + 4;
-		uint32_t vl = (uint32_t)p[1 + kl] << 24 | (uint32_t)p[2 + kl] << 16 | (uint32_t)p[3 + kl] << 8 | p[4 + kl];
-		if (vl > rl - 1 - kl - 4)
-			return mq_err_set(err, MQ_EPROTO, "the broker sent a malformed READY");
-		if (kl == 11 && !strncasecmp((const char *)key, "Socket-Type", 11) &&
-		    !((vl == 6 && !memcmp(v, "ROUTER", 6)) || (vl == 6 && !memcmp(v, "DEALER", 6))))
-			return mq_err_set(err, MQ_EPROTO, "the endpoint is a ZeroMQ %.*s socket, not mq-serve's ROUTER",
-					  (int)(vl > 20 ? 20 : vl), v);
-		p = v + vl;
-		rl -= 1 + kl + 4 + vl;
-	}
+	const uint8_t *v = NULL;
+	size_t vl = 0;
+	int has = mq_zmtp_prop(p, rl, "Socket-Type", &v, &vl);
+	if (has < 0)
+		return mq_err_set(err, MQ_EPROTO, "the broker sent a malformed READY");
+	if (has && !((vl == 6 && !memcmp(v, "ROUTER", 6)) || (vl == 6 && !memcmp(v, "DEALER", 6))))
+		return mq_err_set(err, MQ_EPROTO, "the endpoint is a ZeroMQ %.*s socket, not mq-serve's ROUTER",
+				  (int)(vl > 20 ? 20 : vl), v);
 	return 0;
 }
 

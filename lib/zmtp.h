@@ -87,4 +87,33 @@ int mq_zmtp_ready(const mq_zmtp_t *z);
 
 void mq_zmtp_close(mq_zmtp_t *z);
 
+/* ---- the framing, shared with the broker's side (zsrv.c) ---- */
+
+#define MQ_ZMTP_GREETING 64
+#define MQ_ZMTP_F_MORE 1
+#define MQ_ZMTP_F_LONG 2
+#define MQ_ZMTP_F_CMD 4
+#define MQ_ZMTP_BAD_FLAGS (-1)
+#define MQ_ZMTP_TOO_LARGE (-2)
+
+/* A frame's flags and size into h (9 bytes at most): its length. */
+size_t mq_zmtp_frame_head(uint8_t *h, int flags, size_t len);
+
+/* The frame at p[0..have): 1 whole (its flags, body and length; *used
+ * the bytes it takes with its head), 0 not all there yet (*used then
+ * says how many it takes in all once its head has come, else stays
+ * untouched), MQ_ZMTP_BAD_FLAGS, or MQ_ZMTP_TOO_LARGE for a body over
+ * max_frame (*len its size; checked before anything waits for it). */
+int mq_zmtp_frame_parse(const uint8_t *p, size_t have, size_t max_frame, int *flags, const uint8_t **body,
+			size_t *len, size_t *used);
+
+/* A command's body split into its name and the rest: 0, or -1 malformed. */
+int mq_zmtp_cmd_split(const uint8_t *b, size_t len, const uint8_t **name, size_t *nl, const uint8_t **rest,
+		      size_t *rl);
+int mq_zmtp_is_cmd(const uint8_t *name, size_t nl, const char *want);
+
+/* Property want (case-insensitive) in a READY's properties p[0..rl):
+ * 1 with its value, 0 absent, -1 the properties are malformed. */
+int mq_zmtp_prop(const uint8_t *p, size_t rl, const char *want, const uint8_t **v, size_t *vl);
+
 #endif
