@@ -1,11 +1,13 @@
 /*
  * broker.c -- the loop of mq-serve (see broker.h and wire.h).
  *
- * One thread.  Each turn: wait on the ROUTER sockets (bounded by the
- * nearest parked-fetch deadline and the group session check), drain the
- * requests that arrived, then apply the fsync policy to everything
- * appended in the turn (one fdatasync per partition however many batches
- * came: group commit), and only then send the turn's replies.  Fetches
+ * One thread.  Each turn: wait on the endpoints (plain TCP ones served
+ * by the broker's own ZMTP listener, zsrv.h, the rest by libzmq's ROUTER
+ * sockets; bounded by the nearest parked-fetch deadline and the group
+ * session check), drain the requests that arrived, then apply the fsync
+ * policy to everything appended in the turn (one fdatasync per partition
+ * however many batches came: group commit), and only then send the
+ * turn's replies.  Fetches
  * with nothing to return are parked and answered when data arrives, the
  * group's generation moves, or their wait runs out.
  *
@@ -18,8 +20,9 @@
  * descriptors are each told once per episode on the broker's log.
  *
  * Sends never block: ROUTER_MANDATORY makes a reply to a vanished peer
- * fail with EHOSTUNREACH, and a full pipe fails with EAGAIN; either way
- * the reply is dropped and the client's timeout and retry take over.
+ * fail with EHOSTUNREACH, and a full pipe fails with EAGAIN (zsrv.h keeps
+ * the same rules); either way the reply is dropped and the client's
+ * timeout and retry take over.
  * Producer idempotence (as Kafka's ProducerStateEntry): per partition,
  * the last MQ_PRODUCER_BATCHES batches of each recent producer id (first
  * and last sequence, base offset).  A batch starting at the next expected
@@ -67,6 +70,7 @@
 #include "curve.h"
 #include "wire.h"
 #include "zap.h"
+#include "zsrv.h"
 
 #define TURN_MAX_MSGS 2048
 #define TURN_MAX_BYTES (128u << 20)
@@ -79,6 +83,7 @@
 #define PARKED_MAX 4096
 #define HISTORY_SAVE_EVERY 6 /* samples between saves of the lag history */
 #define DELAY_MOVES_PER_TURN 1024
+#define ZSRV_MAX_QUEUE (64u << 20) /* replies waiting for a peer that does not read, beyond: dropped */
 #define EPISODE_QUIET_MS 30000 /* a full disk or fd shortage is over after this long without one */
 
 typedef struct ident {
@@ -174,7 +179,11 @@ struct mq_broker {
 	mq_store_t *store;
 	mq_groups_t *groups;
 	void *zctx;
-	void *sock[MQ_LISTEN_MAX];
+	void *sock[MQ_LISTEN_MAX];   /* libzmq's ROUTER, or NULL where srv serves */
+	mq_zsrv_t *srv[MQ_LISTEN_MAX]; /* plain TCP endpoints served in this thread (zsrv.h) */
+	zmq_pollitem_t *items;        /* the loop's waits, remade each turn */
+	struct pollfd *pfd;
+	int capitems;
 	char endpoint[MQ_LISTEN_MAX][256];
 	int nsock;
 	int wake_fd; /* < 0: none (mq_broker_wake_on) */
@@ -314,6 +323,8 @@ static void reply_err(mq_broker_t *b, int sock, const ident_t *to, uint32_t id, 
 	mq_wire_pack_err(&pk, id, err->code ? err->code : MQ_EINVAL, err->msg);
 }
 
+#define MQ_OUT_FRAMES_MAX 32 /* payload frames out_send passes without an allocation */
+
 static void free_payload(void *data, void *hint)
 {
 	(void)hint;
@@ -322,6 +333,24 @@ static void free_payload(void *data, void *hint)
 
 static void out_send(mq_broker_t *b, outmsg_t *m)
 {
+	if (b->srv[m->sock]) {
+		/* frames: the header and the payloads, handed over whole */
+		mq_buf_t fr[1 + MQ_OUT_FRAMES_MAX], *f = fr;
+		if (m->npl >= MQ_OUT_FRAMES_MAX && !(f = malloc((size_t)(m->npl + 1) * sizeof *f)))
+			goto drop;
+		uint64_t peer;
+		memcpy(&peer, m->to.b, sizeof peer);
+		f[0] = m->hdr;
+		memset(&m->hdr, 0, sizeof m->hdr);
+		for (int i = 0; i < m->npl; i++) {
+			f[1 + i] = m->pl[i];
+			memset(&m->pl[i], 0, sizeof m->pl[i]);
+		}
+		(void)mq_zsrv_send(b->srv[m->sock], peer, f, m->npl + 1); /* a peer gone or full: dropped */
+		if (f != fr)
+			free(f);
+		goto drop;
+	}
 	void *s = b->sock[m->sock];
 	int more = ZMQ_SNDMORE | ZMQ_DONTWAIT;
 	if (zmq_send(s, m->to.b, m->to.n, more) < 0)
@@ -468,6 +497,9 @@ static void flush_turn(mq_broker_t *b)
 		for (int i = 0; i < b->nout; i++)
 			if (b->out[i].go && (b->out[i].npl > 0) == (pass == 0))
 				out_send(b, &b->out[i]);
+	for (int i = 0; i < b->nsock; i++)
+		if (b->srv[i])
+			mq_zsrv_flush(b->srv[i]);
 	b->nout = 0;
 	b->appended = 0;
 	episodes_tick(b, now);
@@ -646,7 +678,8 @@ typedef struct req {
 	int sock;
 	ident_t from;
 	mq_wire_msg_t m;
-	zmq_msg_t *payload; /* NULL if none */
+	uint8_t *payload; /* NULL if none: else payload[0..npayload) (writable) */
+	size_t npayload;
 	int admin;          /* the sender may make admin requests (zap.h) */
 } req_t;
 
@@ -876,8 +909,8 @@ static int do_produce(mq_broker_t *b, req_t *r, mq_err_t *err)
 	if (p >= n)
 		return mq_err_set(err, MQ_ENOENT, "topic '%s' has %u partition%s (0-%u); partition %" PRIu64
 				  " does not exist", topic, n, n == 1 ? "" : "s", n - 1, p);
-	uint8_t *batch = zmq_msg_data(r->payload);
-	size_t len = zmq_msg_size(r->payload);
+	uint8_t *batch = r->payload;
+	size_t len = r->npayload;
 	mq_batch_hdr_t h;
 	if ((rc = mq_batch_hdr_decode(batch, len, &h, err)))
 		return rc;
@@ -2037,8 +2070,8 @@ static int do_txn(mq_broker_t *b, req_t *r, mq_err_t *err)
 			return mq_err_set(err, MQ_EPROTO, "TXN_ADD without a batch frame");
 		if (index > UINT32_MAX || part >= MQ_PARTITIONS_MAX)
 			return mq_err_set(err, MQ_EINVAL, "TXN_ADD: index or partition out of range");
-		if ((rc = mq_txns_add(b->txns, txid, (uint32_t)index, (uint32_t)part, zmq_msg_data(r->payload),
-				      zmq_msg_size(r->payload), b->o.log.max_record_bytes, &dup, err)))
+		if ((rc = mq_txns_add(b->txns, txid, (uint32_t)index, (uint32_t)part, r->payload, r->npayload,
+				      b->o.log.max_record_bytes, &dup, err)))
 			return rc;
 		return reply_txn(b, r, (uint64_t)dup);
 	case MQ_REQ_TXN_END:
@@ -2170,12 +2203,36 @@ static void dispatch(mq_broker_t *b, req_t *r)
 	}
 }
 
-/* Receive one request from socket i: 1 handled, 0 nothing waiting.
- * Frames: the peer's identity, the header, at most one payload.  A
- * request with more frames is refused whole (no frame silently wins); a
- * header that does not parse, or has id 0, cannot be answered (wire.h:
- * no reply carries id 0) and is dropped. */
-static int recv_one(mq_broker_t *b, int i, size_t *bytes)
+/* A request of nframes frames after the peer's identity: the header
+ * hdr[0..hlen) and r->payload already set.  A request with more frames
+ * is refused whole (no frame silently wins); a header that does not
+ * parse, or has id 0, cannot be answered (wire.h: no reply carries id 0)
+ * and is dropped.  meta: the header's libzmq message, for the role
+ * CurveZMQ gave the connection (NULL: a plain endpoint, every right). */
+static void take_request(mq_broker_t *b, req_t *r, const void *hdr, size_t hlen, int nframes, zmq_msg_t *meta)
+{
+	mq_err_t err;
+	if (mq_wire_parse(hdr, hlen, &r->m, &err) == 0 && r->m.id) {
+		r->admin = 1;
+		if (meta && b->o.curve_allow_admin && (admin_only(r->m.kind) || r->m.kind == MQ_REQ_BUCKET_TAKE)) {
+			/* the role the key check gave the connection (zap.h) */
+			const char *role = zmq_msg_gets(meta, MQ_ZAP_ROLE);
+			r->admin = role && !strcmp(role, "admin");
+		}
+		if (nframes > 2) {
+			mq_err_set(&err, MQ_EPROTO, "%s request of %d frames: at most one payload frame",
+				   mq_wire_kind_name(r->m.kind), nframes);
+			reply_err(b, r->sock, &r->from, r->m.id, &err);
+		} else {
+			dispatch(b, r);
+		}
+	}
+	mq_wire_msg_free(&r->m);
+}
+
+/* Receive one request from libzmq's socket i: 1 handled, 0 nothing
+ * waiting.  Frames: the peer's identity, the header, the payload. */
+static int recv_zmq(mq_broker_t *b, int i, size_t *bytes)
 {
 	void *s = b->sock[i];
 	zmq_msg_t frames[3];
@@ -2203,31 +2260,52 @@ static int recv_one(mq_broker_t *b, int i, size_t *bytes)
 		r.sock = i;
 		r.from.n = zmq_msg_size(&frames[0]);
 		memcpy(r.from.b, zmq_msg_data(&frames[0]), r.from.n);
-		r.payload = n == 3 ? &frames[2] : NULL;
-		mq_err_t err;
-		if (mq_wire_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &r.m, &err) == 0 && r.m.id) {
-			r.admin = 1;
-			if (b->o.curve_allow_admin && (admin_only(r.m.kind) || r.m.kind == MQ_REQ_BUCKET_TAKE)) {
-				/* the role the key check gave the connection (zap.h) */
-				const char *role = zmq_msg_gets(&frames[1], MQ_ZAP_ROLE);
-				r.admin = role && !strcmp(role, "admin");
-			}
-			if (n > 3) {
-				mq_err_set(&err, MQ_EPROTO, "%s request of %d frames: at most one payload frame",
-					   mq_wire_kind_name(r.m.kind), n - 1);
-				reply_err(b, r.sock, &r.from, r.m.id, &err);
-			} else {
-				dispatch(b, &r);
-			}
+		if (n == 3) {
+			r.payload = zmq_msg_data(&frames[2]);
+			r.npayload = zmq_msg_size(&frames[2]);
 		}
-		mq_wire_msg_free(&r.m);
+		take_request(b, &r, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), n - 1, &frames[1]);
 	}
 	for (int k = 0; k < 3; k++)
 		zmq_msg_close(&frames[k]);
 	return 1;
 }
 
+/* Receive one request from the broker's own listener i (zsrv.h). */
+static int recv_zsrv(mq_broker_t *b, int i, size_t *bytes)
+{
+	uint64_t peer;
+	const mq_zmtp_frame_t *f;
+	int n;
+	if (!mq_zsrv_recv(b->srv[i], &peer, &f, &n))
+		return 0;
+	req_t r;
+	memset(&r, 0, sizeof(r));
+	r.sock = i;
+	r.from.n = sizeof peer;
+	memcpy(r.from.b, &peer, sizeof peer);
+	for (int k = 0; k < n; k++)
+		*bytes += f[k].len;
+	if (n >= 2) {
+		/* the listener's own buffer, writable, until the next poll */
+		r.payload = (uint8_t *)(uintptr_t)f[1].p;
+		r.npayload = f[1].len;
+	}
+	take_request(b, &r, f[0].p, f[0].len, n, NULL);
+	return 1;
+}
+
+static int recv_one(mq_broker_t *b, int i, size_t *bytes)
+{
+	return b->srv[i] ? recv_zsrv(b, i, bytes) : recv_zmq(b, i, bytes);
+}
+
 /* ---- open / run / close ---- */
+
+static void listener_fault(void *ctx, const mq_err_t *err)
+{
+	note_fault(ctx, err);
+}
 
 /* A state file recovered up to its last good record: one line on the
  * broker's report, with what the loss means for this file. */
@@ -2427,6 +2505,15 @@ int mq_broker_open(const mq_broker_opts_t *o, mq_broker_t **out, mq_err_t *err)
 			goto fail;
 	}
 	for (int i = 0; i < o->nlisten; i++) {
+		if (!o->curve_secret && mq_zsrv_supports(o->listen[i])) {
+			mq_zsrv_opts_t zo = {.max_frame = (size_t)MQ_BATCH_MAX_BYTES + 65536,
+					     .max_queue = ZSRV_MAX_QUEUE, .fault = listener_fault, .ctx = b};
+			if ((rc = mq_zsrv_listen(o->listen[i], &zo, &b->srv[i], err)))
+				goto fail;
+			b->nsock++;
+			snprintf(b->endpoint[i], sizeof(b->endpoint[i]), "%s", mq_zsrv_endpoint(b->srv[i]));
+			continue;
+		}
 		void *s = zmq_socket(b->zctx, ZMQ_ROUTER);
 		const mq_sockopt_t opts[] = {
 			{ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY", 1, 0},
@@ -2544,20 +2631,71 @@ static int64_t next_duty(mq_broker_t *b, int64_t now)
 	return timeout == INT64_MAX ? -1 : timeout < 0 ? 0 : timeout;
 }
 
-int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
+/* The turn's waits into b->items: the sockets, the signal pipe, the
+ * key checks, then each own listener's descriptors.  The number, or <
+ * 0 out of memory. */
+static int poll_items(mq_broker_t *b, int64_t now, int *wake, int *zap, int *at, int *cnt)
 {
-	zmq_pollitem_t items[MQ_LISTEN_MAX + 2];
+	int need = b->nsock + 2;
 	for (int i = 0; i < b->nsock; i++)
-		items[i] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
-	int nitems = b->nsock, wake = -1, zap = -1;
+		if (b->srv[i])
+			need += mq_zsrv_npoll(b->srv[i]);
+	if (need > b->capitems) {
+		int cap = need * 2;
+		zmq_pollitem_t *it = realloc(b->items, (size_t)cap * sizeof *it);
+		if (it)
+			b->items = it;
+		struct pollfd *pf = it ? realloc(b->pfd, (size_t)cap * sizeof *pf) : NULL;
+		if (!pf)
+			return -1;
+		b->pfd = pf;
+		b->capitems = cap;
+	}
+	int n = 0;
+	*wake = *zap = -1;
+	for (int i = 0; i < b->nsock; i++)
+		if (b->sock[i])
+			b->items[n++] = (zmq_pollitem_t){b->sock[i], 0, ZMQ_POLLIN, 0};
 	if (b->wake_fd >= 0) {
-		wake = nitems;
-		items[nitems++] = (zmq_pollitem_t){NULL, b->wake_fd, ZMQ_POLLIN, 0};
+		*wake = n;
+		b->items[n++] = (zmq_pollitem_t){NULL, b->wake_fd, ZMQ_POLLIN, 0};
 	}
 	if (b->zap) {
-		zap = nitems;
-		items[nitems++] = (zmq_pollitem_t){mq_zap_socket(b->zap), 0, ZMQ_POLLIN, 0};
+		*zap = n;
+		b->items[n++] = (zmq_pollitem_t){mq_zap_socket(b->zap), 0, ZMQ_POLLIN, 0};
 	}
+	for (int i = 0; i < b->nsock; i++) {
+		if (!b->srv[i])
+			continue;
+		int k = mq_zsrv_poll(b->srv[i], b->pfd + n, b->capitems - n, now);
+		at[i] = n;
+		cnt[i] = k;
+		for (int j = n; j < n + k; j++)
+			b->items[j] = (zmq_pollitem_t){NULL, b->pfd[j].fd,
+						       (short)((b->pfd[j].events & POLLIN ? ZMQ_POLLIN : 0) |
+							       (b->pfd[j].events & POLLOUT ? ZMQ_POLLOUT : 0)), 0};
+		n += k;
+	}
+	return n;
+}
+
+/* After the poll: each own listener handles its descriptors' events. */
+static void zsrv_events(mq_broker_t *b, const int *at, const int *cnt)
+{
+	for (int i = 0; i < b->nsock; i++) {
+		if (!b->srv[i])
+			continue;
+		for (int j = at[i]; j < at[i] + cnt[i]; j++) {
+			short r = b->items[j].revents;
+			b->pfd[j].revents = (short)((r & ZMQ_POLLIN ? POLLIN : 0) | (r & ZMQ_POLLOUT ? POLLOUT : 0) |
+						    (r & ZMQ_POLLERR ? POLLERR : 0));
+		}
+		mq_zsrv_handle(b->srv[i], b->pfd + at[i], cnt[i]);
+	}
+}
+
+int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
+{
 	while (!*stop) {
 		if (b->reload && *b->reload)
 			reload_keys(b);
@@ -2569,26 +2707,39 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 			if (timeout < 0 || sync < timeout)
 				timeout = sync < 0 ? 0 : sync;
 		}
+		int wake, zap, at[MQ_LISTEN_MAX], cnt[MQ_LISTEN_MAX], ready = 0;
+		int nitems = poll_items(b, now, &wake, &zap, at, cnt);
+		if (nitems < 0)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory for the connections' waits");
+		for (int i = 0; i < b->nsock; i++) {
+			if (!b->srv[i])
+				continue;
+			ready |= mq_zsrv_ready(b->srv[i]);
+			int64_t t = ready ? now : mq_zsrv_next_deadline(b->srv[i]);
+			if (t != INT64_MAX && (timeout < 0 || t - now < timeout))
+				timeout = t < now ? 0 : t - now;
+		}
 		if (timeout > INT32_MAX)
 			timeout = INT32_MAX;
-		int n = zmq_poll(items, nitems, (long)timeout);
+		int n = zmq_poll(b->items, nitems, (long)timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return mq_err_set(err, MQ_EIO, "poll failed: %s", zmq_strerror(errno));
 		}
-		if (wake >= 0 && items[wake].revents) {
+		if (wake >= 0 && b->items[wake].revents) {
 			mq_drain_fd(b->wake_fd); /* a signal: the loop looks at *stop and *reload */
 			n--;
 		}
-		if (zap >= 0 && items[zap].revents) {
+		if (zap >= 0 && b->items[zap].revents) {
 			mq_zap_serve(b->zap, mq_mono_ms()); /* a handshake waits for it: before anything else */
 			n--;
 		}
+		zsrv_events(b, at, cnt);
 		/* A turn for requests or for a duty may write; the sync's own turn
 		 * syncs what the last one wrote and so needs no other after it. */
 		int64_t woke = mq_mono_ms();
-		if (n > 0 || (duty >= 0 && woke >= now + duty))
+		if (n > 0 || ready || (duty >= 0 && woke >= now + duty))
 			b->last_work = woke;
 		else if (b->last_work && woke >= b->last_work + b->o.log.fsync_interval_ms)
 			b->last_work = 0;
@@ -2647,8 +2798,13 @@ void mq_broker_close(mq_broker_t *b)
 		free(b->pst[i].prod);
 	}
 	free(b->pst);
-	for (int i = 0; i < b->nsock; i++)
-		zmq_close(b->sock[i]);
+	for (int i = 0; i < b->nsock; i++) {
+		if (b->sock[i])
+			zmq_close(b->sock[i]);
+		mq_zsrv_close(b->srv[i]);
+	}
+	free(b->items);
+	free(b->pfd);
 	mq_zap_close(b->zap);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);

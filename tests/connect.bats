@@ -279,3 +279,45 @@ three"
 	assert_output "zero
 one"
 }
+
+@test "mq-serve on TCP and ipc:// at once: libzmq clients and direct ones meet on one topic and group" {
+	start_broker -l "ipc://$BATS_TEST_TMPDIR/s.sock"
+	assert_equal "$(grep -c 'listening on' "$MQ_BROKER_LOG")" 2
+	local ipc=ipc://$BATS_TEST_TMPDIR/s.sock
+	# a source address: libzmq's DEALER, against the broker's own TCP listener
+	local src="tcp://127.0.0.1:0;127.0.0.1:$MQ_BROKER_PORT"
+	seq 1 1000 | mq-pub -b "$src" -t mix
+	seq 1001 2000 | mq-pub -b "$ipc" -t mix
+	seq 2001 3000 | mq-pub -t mix
+	run mq-sub -b "$src" -t mix -e -g G -n 1500
+	assert_success
+	assert_equal "$(wc -l <<<"$output")" 1500
+	run mq-sub -b "$ipc" -t mix -e -g G
+	assert_success
+	assert_equal "$(wc -l <<<"$output")" 1500
+	run mq-sub -t mix -e
+	assert_success
+	assert_equal "$(sort -n <<<"$output" | uniq | wc -l)" 3000
+	run mq-lag -b "$ipc" -g G
+	assert_success
+	assert_output --partial "3000  3000    0"
+}
+
+@test "peers that are not mq clients are dropped, silent ones hold nothing up, and mq-serve serves on" {
+	command -v socat >/dev/null || skip "socat not installed (make deps)"
+	start_broker
+	# not ZeroMQ at all, a greeting cut short, and one that says nothing
+	printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat -t 2 - "TCP:127.0.0.1:$MQ_BROKER_PORT" >/dev/null || true
+	printf '\377\0\0\0' | timeout 5 socat -t 1 - "TCP:127.0.0.1:$MQ_BROKER_PORT" >/dev/null || true
+	sleep 30 | socat - "TCP:127.0.0.1:$MQ_BROKER_PORT" >/dev/null 3>&- &
+	local mute=$!
+	seq 1 20000 | mq-pub -t t
+	run mq-sub -t t -e
+	assert_success
+	assert_equal "$(wc -l <<<"$output")" 20000
+	run mq-admin ping
+	assert_success
+	kill "$mute" 2>/dev/null || true
+	pkill -f "socat - TCP:127.0.0.1:$MQ_BROKER_PORT" 2>/dev/null || true
+	stop_broker
+}

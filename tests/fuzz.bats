@@ -26,3 +26,4 @@ replay() { # target
 @test "fuzz replay: broker state files (fuzz_state)" { replay fuzz_state; }
 @test "fuzz replay: partition recovery and reads (fuzz_log)" { replay fuzz_log; }
 @test "fuzz replay: what a ZMTP peer sends (fuzz_zmtp)" { replay fuzz_zmtp; }
+@test "fuzz replay: what a client sends mq-serve's listener (fuzz_zsrv)" { replay fuzz_zsrv; }

@@ -24,4 +24,9 @@ char *fuzz_cstr(const uint8_t *data, size_t size);
  * the CRC to the decoding behind it. */
 void fuzz_fix_crcs(uint8_t *p, size_t n);
 
+/* A socketpair whose sv[0] has data[0..size) to read and then the end
+ * of the stream (sv[1] is the peer, open for reading what is sent
+ * back): 0, or -1 for an input too large for the socket buffers. */
+int fuzz_stream(const uint8_t *data, size_t size, int sv[2]);
+
 #endif
