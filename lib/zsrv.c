@@ -39,6 +39,7 @@
 #define SMALL_COPY 2048         /* frames up to this size are copied into the queue */
 #define IOV_BATCH 256
 #define HANDSHAKE_MS 30000
+#define HANDSHAKE_FRAME_MAX 4096 /* READY with its properties */
 #define ACCEPTS_PER_TURN 64
 #define ACCEPT_PAUSE_MS 100 /* after running out of descriptors */
 #define LINGER_MS 1000
@@ -173,8 +174,8 @@ int mq_zsrv_listen(const char *ep, const mq_zsrv_opts_t *o, mq_zsrv_t **out, mq_
 	if (s->lfd >= 0) {
 		/* as libzmq: a restart binds at once although old connections linger */
 		setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
-		if (ss.ss_family == AF_INET6)
-			setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int));
+		if (ss.ss_family == AF_INET6) /* as libzmq: [::] takes IPv4 clients too */
+			setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
 		if (bind(s->lfd, (struct sockaddr *)&ss, len) == 0 && listen(s->lfd, SOMAXCONN) == 0)
 			e = 0;
 		else
@@ -438,6 +439,8 @@ static void accept_some(mq_zsrv_t *s)
 		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &(int){10}, sizeof(int));
 		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &(int){2}, sizeof(int));
 		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &(int){5}, sizeof(int));
+		/* keepalive is not sent while replies are unacknowledged: this is */
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &(unsigned){20000}, sizeof(unsigned));
 		mq_err_t e;
 		if (mq_zsrv_adopt(s, fd, &e) && s->o.fault)
 			s->o.fault(s->o.ctx, &e);
@@ -530,8 +533,9 @@ static int advance(mq_zsrv_t *s, conn_t *c, int take, int *nfr)
 			int flags = 0;
 			const uint8_t *body = NULL;
 			size_t len = 0, used = 0;
-			int rc = mq_zmtp_frame_parse(c->in.p + pos, c->in.len - pos, s->o.max_frame, &flags, &body, &len,
-						     &used);
+			/* before the handshake is done, only its small commands */
+			size_t maxf = c->state == ST_OPEN ? s->o.max_frame : HANDSHAKE_FRAME_MAX;
+			int rc = mq_zmtp_frame_parse(c->in.p + pos, c->in.len - pos, maxf, &flags, &body, &len, &used);
 			if (rc < 0 || (rc == 0 && used && (pos - c->rpos) + used > s->max_msg)) {
 				conn_kill(s, c); /* bad flags, a frame or message too large */
 				return -1;
@@ -595,10 +599,14 @@ static void conn_read(mq_zsrv_t *s, conn_t *c)
 		c->in.len -= c->rpos;
 		c->rpos = 0;
 	}
-	/* Room for the message in progress, if its size is known; else a
-	 * small buffer first (an idle client costs little), doubled while
-	 * reads fill it, up to READ_CHUNK. */
+	/* Room for the message in progress, if its size is known, but at
+	 * most doubling per read, so that a length announced is paid for
+	 * only as its bytes come; else a small buffer first (an idle client
+	 * costs little), doubled while reads fill it, up to READ_CHUNK. */
 	size_t want = c->need > c->in.len ? c->need - c->in.len : 0;
+	size_t step = c->in.cap > READ_CHUNK ? c->in.cap : READ_CHUNK;
+	if (want > step)
+		want = step;
 	size_t chunk = !c->in.cap ? READ_MIN : c->filled && c->in.cap < READ_CHUNK ? c->in.cap : 1;
 	if (want < chunk)
 		want = chunk;
@@ -789,14 +797,17 @@ void mq_zsrv_close(mq_zsrv_t *s)
 {
 	if (!s)
 		return;
-	/* As ZMQ_LINGER: what is queued gets LINGER_MS to go out. */
-	for (int64_t until = mq_mono_ms() + LINGER_MS; mq_mono_ms() < until;) {
+	/* As ZMQ_LINGER: what is queued gets LINGER_MS to go out (waiting
+	 * on the first 64 such peers; all are written to). */
+	int64_t until = mq_mono_ms() + LINGER_MS;
+	for (;;) {
 		struct pollfd p[64];
 		int n = 0;
 		for (int i = 0; i < s->nc && n < 64; i++)
 			if (s->c[i].fd >= 0 && !s->c[i].dead && s->c[i].queued)
 				p[n++] = (struct pollfd){.fd = s->c[i].fd, .events = POLLOUT};
-		if (!n || poll(p, (nfds_t)n, (int)(until - mq_mono_ms())) < 0)
+		int64_t left = until - mq_mono_ms();
+		if (!n || left <= 0 || poll(p, (nfds_t)n, (int)left) < 0)
 			break;
 		mq_zsrv_flush(s);
 	}

@@ -22,8 +22,10 @@
  * a frame over max_frame or does not finish its handshake in time is
  * disconnected; a dead peer is found by TCP keepalive.
  *
- * Every length read from a peer is checked against max_frame before the
- * input buffer grows for it, and it grows only while bytes come.  Input
+ * Every length read from a peer is checked against max_frame (4 KiB
+ * until its handshake is done) before the input buffer grows for it,
+ * and it grows at most twofold per read, as bytes come.  Peers speak
+ * ZMTP 3.0 or later (libzmq 4.1 on); older ones are dropped.  Input
  * is read from a connection only when no whole message of it is waiting
  * to be taken, so a broker that is behind pushes back on its clients
  * through TCP instead of buffering without bound.

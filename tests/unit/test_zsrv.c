@@ -146,6 +146,20 @@ static int drain(int fd, uint8_t *buf, size_t cap, size_t *have, int ms)
 	}
 }
 
+/* Pump s until the peer at the raw end fd sees its connection closed
+ * (what s sends meanwhile is read and dropped): 1, or 0 after 1 s. */
+static int pump_until_closed(mq_zsrv_t *s, int fd)
+{
+	uint8_t out[4096];
+	for (int i = 0; i < 50; i++) {
+		size_t have = 0;
+		pump(s, 10);
+		if (drain(fd, out, sizeof out, &have, 10))
+			return 1;
+	}
+	return 0;
+}
+
 /* A server without a listener, for adopt_pair. */
 static mq_zsrv_t *new_srv(size_t max_frame, int handshake_ms)
 {
@@ -207,6 +221,15 @@ static void test_listen(void **state)
 	mq_zsrv_close(s);
 	if (mq_zsrv_listen("tcp://[::1]:0", &o, &s, &err) == 0) { /* where IPv6 is there */
 		assert_int_equal(strncmp(mq_zsrv_endpoint(s), "tcp://[::1]:", 12), 0);
+		mq_zsrv_close(s);
+		/* [::] takes IPv4 clients too, as libzmq's listener does */
+		assert_int_equal(mq_zsrv_listen("tcp://[::]:0", &o, &s, &err), 0);
+		char v4[64];
+		snprintf(v4, sizeof v4, "tcp://127.0.0.1:%s", strrchr(mq_zsrv_endpoint(s), ':') + 1);
+		char why[320];
+		int fd = mq_zmtp_dial(v4, mq_mono_ms() + 2000, why, sizeof why);
+		assert_true(fd >= 0);
+		close(fd);
 		mq_zsrv_close(s);
 	}
 	assert_int_equal(mq_zsrv_listen("ipc:///tmp/x", &o, &s, &err), -MQ_EINVAL);
@@ -582,18 +605,13 @@ static void test_bad_peers(void **state)
 	fd = adopt_pair(s, "DEALER");
 	n = mq_zmtp_frame_head(buf, 0, 4097);
 	put(fd, buf, n);
-	have = 0;
-	int closed = 0;
-	for (int i = 0; i < 50 && !closed; i++) {
-		pump(s, 10);
-		closed = drain(fd, out, sizeof out, &have, 10);
-	}
-	assert_true(closed);
+	assert_true(pump_until_closed(s, fd));
 	close(fd);
 
 	const char *bad[] = {"cmd-in-msg", "flags", "curve", "http"};
 	for (size_t k = 0; k < 4; k++) {
-		fd = adopt_pair(s, strcmp(bad[k], "curve") && strcmp(bad[k], "http") ? "DEALER" : NULL);
+		int raw = !strcmp(bad[k], "curve") || !strcmp(bad[k], "http");
+		fd = adopt_pair(s, raw ? NULL : "DEALER");
 		n = 0;
 		if (!strcmp(bad[k], "cmd-in-msg")) {
 			n += frame(buf + n, MQ_ZMTP_F_MORE, "a", 1);
@@ -610,13 +628,7 @@ static void test_bad_peers(void **state)
 			n = (size_t)snprintf((char *)buf, sizeof buf, "GET / HTTP/1.0\r\n\r\n%60s", "");
 		}
 		put(fd, buf, n);
-		closed = 0;
-		have = 0;
-		for (int i = 0; i < 50 && !closed; i++) {
-			pump(s, 10);
-			closed = drain(fd, out, sizeof out, &have, 10);
-		}
-		assert_true(closed);
+		assert_true(pump_until_closed(s, fd));
 		close(fd);
 	}
 	uint64_t peer;
@@ -689,6 +701,33 @@ static void test_handshake_time(void **state)
 	mq_zsrv_close(s);
 }
 
+/* Until its handshake is done a peer sends small commands only: a
+ * "READY" of 5000 bytes announced is refused at once, under a frame
+ * limit of 1 MiB that a message of 5000 bytes after the handshake is
+ * well within. */
+static void test_handshake_frames_small(void **state)
+{
+	(void)state;
+	mq_zsrv_t *s = new_srv(1 << 20, 0);
+	uint8_t buf[8192];
+	int fd = adopt_pair(s, NULL);
+	size_t n = hello(buf, "DEALER");
+	n = 64 + mq_zmtp_frame_head(buf + 64, MQ_ZMTP_F_CMD, 5000);
+	put(fd, buf, n);
+	assert_true(pump_until_closed(s, fd));
+	close(fd);
+	fd = adopt_pair(s, "DEALER");
+	memset(buf, 'x', sizeof buf);
+	n = mq_zmtp_frame_head(buf, 0, 5000);
+	put(fd, buf, n + 5000);
+	uint64_t peer;
+	char got[6000];
+	assert_int_equal(take(s, &peer, got, sizeof got, 1000), 1);
+	assert_int_equal(strlen(got), 5000);
+	close(fd);
+	mq_zsrv_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -704,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_bad_peers),
 		cmocka_unit_test(test_large_frame_in_pieces),
 		cmocka_unit_test(test_handshake_time),
+		cmocka_unit_test(test_handshake_frames_small),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
