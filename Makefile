@@ -3,6 +3,8 @@
 #   make                  lib/libmq.a, bin/mq-*, build/tests/test_*, build/bench/*
 #   make check            install missing Debian packages (make deps), build, run tests/run
 #   make check-fault      the fault harness (tests/fault/run) at full scale
+#   make check-kafka [MQ_TEST_KAFKA=HOST:PORT]  tests/kafka.bats against a real Kafka-compatible
+#                         cluster (without MQ_TEST_KAFKA: librdkafka's mock cluster, as make check)
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY=NAME]  libFuzzer targets (clang), tests/fuzz/
 #   make SAN=1 [check]    the same with ASan+UBSan, in build/san/ (never mixed with the above)
 #   make FAULT=1          test builds with fault-injection switches (-DMQ_FAULT_INJECT, e.g.
@@ -14,6 +16,7 @@
 #                         then share/bench/filters.sh (bench-filters: mq-bucket, mq-dedup vs cat, awk),
 #                         share/bench/exec.sh (bench-exec) and share/bench/latency.sh
 #                         (bench-latency: one-shot and end-to-end latency vs mosquitto, Redis, NATS)
+#                         and share/bench/kafka.sh (bench-kafka: mq-pub, mq-sub over Kafka vs kcat)
 #   make install [PREFIX=/usr/local] [DESTDIR=]   programs, libmq.a and its headers
 #                         (include/mq/), mq.pc, man pages, bash/zsh/fish completions and
 #                         share/mq/mq-serve.service; the list of what it installed
@@ -140,7 +143,7 @@ BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server li
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc \
 	bash-completion zsh fish tmux socat
 
-.PHONY: all check check-fault fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency install install-completions uninstall clean FORCE
+.PHONY: all check check-fault check-kafka fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency bench-kafka install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all
 
 # librdkafka is optional (Debian's librdkafka-dev, from make bench-deps):
@@ -149,6 +152,9 @@ DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert
 RDKAFKA_CFLAGS = $(shell $(PKG_CONFIG) --exists rdkafka 2>/dev/null && $(PKG_CONFIG) --cflags rdkafka)
 RDKAFKA_LIBS = $(shell $(PKG_CONFIG) --exists rdkafka 2>/dev/null && $(PKG_CONFIG) --libs rdkafka)
 KAFKA_TOOLS = $(if $(RDKAFKA_LIBS),$(OUT_TESTS)/mock_cluster)
+# lib/kafka.c takes only librdkafka's header at build time: the library
+# is loaded when a program first names a kafka:// cluster.
+$(OBJ)/lib/kafka.o: private EXTRA = $(if $(RDKAFKA_LIBS),-DMQ_HAVE_RDKAFKA $(RDKAFKA_CFLAGS))
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS) $(KAFKA_TOOLS)
 	@:
@@ -263,6 +269,11 @@ check-fault: deps
 	@$(MAKE) --no-print-directory SAN=0 FUZZ=0 FAULT=1 build/fault/bin/mq-serve
 	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_FAULT_BIN="$(CURDIR)/build/fault/bin" MQ_FAULT_SCALE=full bash tests/fault/run
 
+check-kafka: deps
+	@$(MAKE) --no-print-directory all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_UNIT_DIR="$(CURDIR)/$(OUT_TESTS)" MQ_TEST_KAFKA="$(MQ_TEST_KAFKA)" \
+		bats tests/kafka.bats
+
 # libFuzzer targets (clang) for every decoder, each run FUZZ_SECONDS from
 # its seed corpus (tests/fuzz/corpus/NAME); FUZZ_ONLY=NAME runs one.
 # Inputs that crash land in build/fuzzer/crashes/NAME/: copy each into
@@ -279,7 +290,11 @@ demo: deps
 bench-log: $(OUT_BENCH)/bench_log
 	$(OUT_BENCH)/bench_log $(BENCH_ARGS)
 
-bench: bench-log bench-broker bench-filters bench-exec bench-latency
+bench: bench-log bench-broker bench-filters bench-exec bench-latency bench-kafka
+
+# mq-pub and mq-sub over a Kafka cluster beside kcat (the mock cluster, or MQ_TEST_KAFKA=HOST:PORT).
+bench-kafka: all
+	@MQ_BIN="$(CURDIR)/$(OUT_BIN)" MQ_TESTS_DIR="$(CURDIR)/$(OUT_TESTS)" bash share/bench/kafka.sh
 
 # The broker against cat, Redis Streams and mosquitto (make bench-deps installs the peers).
 bench-broker: all

@@ -33,6 +33,7 @@
 #include "cli_done.h"
 #include "client.h"
 #include "hash.h"
+#include "kafka.h"
 #include "lag.h"
 #include "mq.h"
 #include "record.h"
@@ -280,10 +281,29 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	}
 }
 
+/* What a Kafka cluster cannot do: refused by name, with what to use. */
+static int check_kafka(const opts_t *o, mq_err_t *err)
+{
+	if (!mq_kafka_endpoint(mq_client_default_endpoint(o->cli.broker)))
+		return 0;
+	if (o->tx)
+		return mq_err_set(err, MQ_EINVAL, "transactions (--prepare, --commit, --rollback, --txn-checker) are "
+				  "mq-serve's half messages, which Kafka has not: publish to an mq-serve endpoint");
+	if (o->times.delay_ms || o->at_set || o->times.ttl_ms)
+		return mq_err_set(err, MQ_EINVAL, "%s: Kafka cannot hold messages back or expire them one by one: publish "
+				  "to an mq-serve endpoint, or set the topic's retention.ms in Kafka",
+				  o->times.ttl_ms ? "--ttl" : o->at_set ? "--at" : "--delay");
+	if (o->id == ID_KEY || o->id == ID_HASH)
+		return mq_err_set(err, MQ_EINVAL, "--id: a Kafka cluster keeps no dedup window (its idempotent producer, "
+				  "which mq-pub uses, drops the retries of one run): drop --id, deduplicate when "
+				  "reading with mq-dedup, or publish to an mq-serve endpoint");
+	return 0;
+}
+
 static int check_opts(void *ctx, mq_err_t *err)
 {
 	opts_t *o = ctx;
-	if (mq_cli_check_broker(&o->cli, err))
+	if (mq_cli_check_broker(&o->cli, err) || check_kafka(o, err))
 		return -MQ_EINVAL;
 	int decide = o->tx == TX_COMMIT || o->tx == TX_ROLLBACK;
 	int envelopes = o->fmt == MQ_FMT_JSON || o->fmt == MQ_FMT_MSGPACK;
@@ -894,6 +914,7 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 	if (mq_producer_new(c, topic, d->partitions, WINDOW, &d->p, err))
 		return -1;
 	mq_producer_set_times(d->p, &o->times);
+	mq_producer_pin(d->p, o->partition >= 0);
 	/* Unkeyed records: the round robin starts at a random partition, so
 	 * one-message runs (cron, xargs) spread too. */
 	uint32_t r = 0;
@@ -1134,6 +1155,7 @@ int main(int argc, char **argv)
 {
 	opts_t o = {.partition = -1, .batch = BATCH_DEFAULT, .progress = -1};
 	mq_cli_init(&o.cli);
+	o.cli.kafka = 1;
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : 2;

@@ -37,6 +37,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "kafka.h"
 #include "consumer.h"
 #include "exec.h"
 #include "mq.h"
@@ -158,6 +159,9 @@ static int check_opts(void *ctx, mq_err_t *err)
 	opts_t *o = ctx;
 	if (mq_cli_check_broker(&o->cli, err))
 		return -MQ_EINVAL;
+	if (mq_kafka_endpoint(mq_client_default_endpoint(o->cli.broker)) && o->exec)
+		return mq_err_set(err, MQ_EINVAL, "--exec over Kafka is not available in this version: pipe mq-sub "
+				  "-g GROUP into the command, or read from an mq-serve endpoint");
 	if (!o->ntopics)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
 	if (o->group && mq_name_check("group", o->group, 0, err))
@@ -774,6 +778,7 @@ int main(int argc, char **argv)
 	opts_t o = {.session_ms = 10000, .start = {MQ_OFF_BEGINNING, 0}, .max_attempts = 5, .concurrency = 1,
 		    .backoff_min = 1000, .backoff_max = 60000};
 	mq_cli_init(&o.cli);
+	o.cli.kafka = 1;
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : 2;

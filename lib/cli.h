@@ -21,6 +21,7 @@ typedef struct mq_cli {
 			     * MQ_TIMEOUT_FOREVER for "-w inf" */
 	int verbose, quiet;
 	const char *curve_server, *curve_secret; /* --curve-server, --curve-secret (client.h) */
+	int kafka; /* set before parsing: the program reaches kafka:// clusters */
 } mq_cli_t;
 
 /* Short options of mq_cli_t, and the matching long ones, for a program's

@@ -207,10 +207,20 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 	if (!c)
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	const char *ep = mq_client_default_endpoint(o->endpoint);
-	if (!strncmp(ep, "kafka://", 8)) {
-		free(c);
-		return mq_err_set(err, MQ_EINVAL, "broker endpoint '%.200s': Kafka clusters are not available in this "
-				  "version (use an mq-serve endpoint such as tcp://127.0.0.1:7733)", ep);
+	if (mq_kafka_endpoint(ep)) {
+		snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
+		snprintf(c->name, sizeof c->name, "%s", o->name ? o->name : "mq");
+		c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : MQ_DEFAULT_TIMEOUT_MS;
+		c->resend_ms = 1000;
+		c->watch_fd = c->wake_fd = -1;
+		mq_kafka_opts_t ko = {.endpoint = ep, .client_id = c->name, .timeout_ms = c->timeout_ms,
+				      .delivered = mq_cl_kafka_delivered};
+		if ((rc = mq_kafka_open(&ko, &c->kafka, err))) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
 	}
 	if ((rc = mq_endpoint_normalize(ep, c->endpoint, sizeof c->endpoint, err))) {
 		free(c);
@@ -256,6 +266,8 @@ void mq_client_close(mq_client_t *c)
 {
 	if (!c)
 		return;
+	mq_cl_kafka_fetch_free(c);
+	mq_kafka_close(c->kafka);
 	mq_zmtp_close(c->z);
 	free(c->stash);
 	free(c->stash_fr);
@@ -875,6 +887,13 @@ int mq_cl_bad_reply(mq_client_t *c, const char *what, mq_err_t *err)
 
 int mq_client_hello(mq_client_t *c, mq_hello_t *h, mq_err_t *err)
 {
+	if (c->kafka) { /* what a Kafka cluster takes by default (message.max.bytes) */
+		memset(h, 0, sizeof *h);
+		snprintf(h->broker_version, sizeof h->broker_version, "kafka");
+		h->max_message_bytes = 1000000;
+		h->default_partitions = 1;
+		return 0;
+	}
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_HELLO, 2);
 	mq_wire_pack_str(pk, c->name);
@@ -909,6 +928,8 @@ int mq_client_hello(mq_client_t *c, mq_hello_t *h, mq_err_t *err)
 
 int mq_client_meta(mq_client_t *c, const char *topic, int create, uint32_t *partitions, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_kafka_partitions(c->kafka, topic, create, partitions, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_META, 2);
 	mq_wire_pack_str(pk, topic);
@@ -929,6 +950,8 @@ int mq_client_meta(mq_client_t *c, const char *topic, int create, uint32_t *part
 int mq_client_offsets(mq_client_t *c, const char *topic, int64_t time, mq_part_offsets_t *out, uint32_t n,
 		      mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_cl_kafka_offsets(c, topic, time, out, n, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_OFFSETS, 2);
 	mq_wire_pack_str(pk, topic);
@@ -968,6 +991,10 @@ out:
 int mq_client_committed(mq_client_t *c, const char *group, const char *topic, int64_t *off, uint32_t n,
 			mq_err_t *err)
 {
+	if (c->kafka) {
+		(void)group; /* the consumer's, from the join */
+		return mq_kafka_committed(c->kafka, topic, off, n, err);
+	}
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_COMMITTED, 2);
 	mq_wire_pack_str(pk, group);
@@ -1005,6 +1032,8 @@ int mq_client_commit(mq_client_t *c, const char *group, const char *member, cons
 {
 	if (n == 0)
 		return 0;
+	if (c->kafka)
+		return mq_kafka_commit(c->kafka, topic, parts, offsets, n, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_COMMIT, 4);
 	mq_wire_pack_str(pk, group);
@@ -1032,6 +1061,8 @@ void mq_cl_free_topics(char **v, uint32_t n)
 int mq_client_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err)
 {
 	memset(out, 0, sizeof *out);
+	if (c->kafka)
+		return mq_cl_kafka_topics(c, out, err);
 	req_t q;
 	mq_cl_req_begin(c, &q, MQ_REQ_TOPICS, 0);
 	reply_t r;

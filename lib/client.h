@@ -358,6 +358,11 @@ typedef struct mq_times {
 			   * (or after it is sent, when due already) */
 } mq_times_t;
 void mq_producer_set_times(mq_producer_t *p, const mq_times_t *t);
+/* Over Kafka: pinned (mq-pub -p), every record goes to the partition its
+ * batch was made for; else the cluster's partitioner places it (murmur2
+ * of the key, as Kafka's own clients, so that keys land where other
+ * producers put them).  No effect with mq-serve. */
+void mq_producer_pin(mq_producer_t *p, int pinned);
 /* A batch header's deliver_at and expire_at for a batch started at
  * now_ms: deliver_at 0 when the due time is not in the future (stored
  * and delivered at once); expire_at 0 without a ttl. */
@@ -407,6 +412,7 @@ typedef struct mq_fetch_entry {
 	const uint8_t *data; /* raw batches (nbytes), or NULL (see mq_fetch_entry_check) */
 	size_t nbytes;
 	uint64_t expired; /* records after data, up to next, skipped by the broker as expired (--ttl) */
+	int sparse;       /* offsets may skip between batches (a Kafka cluster's: compaction, markers) */
 } mq_fetch_entry_t;
 
 typedef struct mq_fetch_reply {

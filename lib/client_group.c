@@ -77,8 +77,35 @@ int mq_member_set_topics(mq_member_t *m, const char *const *topics, uint32_t n, 
 	return 0;
 }
 
+/* Over Kafka: the member as the cluster's group protocol has it now
+ * (kafka.h; its rebalances are served while records are read). */
+static int kafka_member(mq_client_t *c, mq_member_t *m, mq_err_t *err)
+{
+	const mq_kafka_tp_t *own;
+	uint32_t n;
+	uint64_t gen = mq_kafka_assignment(c->kafka, &own, &n);
+	mq_kafka_member_id(c->kafka, m->member, sizeof m->member);
+	if (!m->member[0])
+		snprintf(m->member, sizeof m->member, "%s", "kafka");
+	m->nowned = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t ti = member_topic(m, own[i].topic, strlen(own[i].topic));
+		if (ti >= 0 && add_owned(m, (uint32_t)ti, (uint32_t)own[i].partition))
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	}
+	if (m->nowned > 1)
+		qsort(m->owned, m->nowned, sizeof *m->owned, cmp_owned);
+	m->generation = gen;
+	return 0;
+}
+
 int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 {
+	if (c->kafka) {
+		int rc = mq_kafka_join(c->kafka, m->group, (const char *const *)m->topics, m->ntopics, m->session_ms,
+				       mq_cl_after(mq_mono_ms(), c->timeout_ms + m->session_ms), err);
+		return rc ? rc : kafka_member(c, m, err);
+	}
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_JOIN, 5);
 	mq_wire_pack_str(pk, m->group);
@@ -110,6 +137,8 @@ int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 
 int mq_client_heartbeat(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 {
+	if (c->kafka) /* librdkafka heartbeats on its own */
+		return kafka_member(c, m, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_HEARTBEAT, 3);
 	mq_wire_pack_str(pk, m->group);
@@ -133,6 +162,8 @@ int mq_client_leave(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 {
 	if (!m->member[0])
 		return 0;
+	if (c->kafka)
+		return mq_kafka_leave(c->kafka);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_LEAVE, 2);
 	mq_wire_pack_str(pk, m->group);

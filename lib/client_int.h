@@ -25,11 +25,15 @@
 #include <zmq.h>
 
 #include "curve.h"
+#include "kafka.h"
 #include "store.h"
 #include "zmtp.h"
 
 #define HB_IVL_MS 1000
-#define HB_TIMEOUT_MS 3000
+/* mq-serve answers PINGs in its one thread (zsrv.h): a turn that takes
+ * long (a slow sync) must not look like a broker gone.  One that is gone
+ * shows as a request timing out (the client's timeout) or a reset. */
+#define HB_TIMEOUT_MS 30000
 #define HWM 10000
 #define MON_EVENTS                                                                                   \
 	(ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |                  \
@@ -91,7 +95,24 @@ struct mq_client {
 	uint8_t *stash;
 	mq_zmtp_frame_t *stash_fr;
 	int stash_n;
+	/* a kafka:// endpoint: the cluster, and nothing above is used but
+	 * the fetch's state (client_kafka.c) */
+	mq_kafka_t *kafka;
+	struct mq_kfetch *kf;
 };
+
+typedef struct mq_kfetch mq_kfetch_t;
+/* client_kafka.c: fetch and offsets over a Kafka cluster. */
+int mq_cl_kafka_offsets(mq_client_t *c, const char *topic, int64_t time, mq_part_offsets_t *out, uint32_t n,
+			mq_err_t *err);
+int mq_cl_kafka_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err);
+int mq_cl_kafka_fetch_send(mq_client_t *c, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
+			   uint32_t n, uint32_t max_bytes, uint32_t max_wait_ms, mq_err_t *err);
+int mq_cl_kafka_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
+void mq_cl_kafka_fetch_free(mq_client_t *c);
+
+/* A delivery report of the Kafka backend (producer.c). */
+void mq_cl_kafka_delivered(void *opaque, int ok, const char *why);
 
 /* A control request being packed. */
 typedef struct req {

@@ -6,6 +6,10 @@
 
 /* ---- pipelined produce ---- */
 
+/* Over Kafka (kafka.h) there is no window of batches: each record is
+ * handed to librdkafka, which batches, retries (as the idempotent
+ * producer) and reports its delivery here; inflight counts records. */
+
 enum { SLOT_FREE = 0, SLOT_UNSENT, SLOT_SENT };
 
 typedef struct slot {
@@ -35,6 +39,7 @@ struct mq_producer {
 	char error[512];
 	int error_new;
 	mq_times_t times; /* --at/--delay/--ttl of every batch */
+	int pinned;       /* Kafka: the batch's partition is the record's (else the cluster's partitioner) */
 };
 
 int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
@@ -86,6 +91,70 @@ void mq_producer_begin(mq_producer_t *p, uint32_t partition, mq_batch_builder_t 
 	b->hdr.base_seq = p->seq[partition];
 	if (p->times.at_ms || p->times.delay_ms || p->times.ttl_ms)
 		mq_times_apply(&p->times, mq_now_ms(), &b->hdr.deliver_at, &b->hdr.expire_at);
+}
+
+void mq_producer_pin(mq_producer_t *p, int pinned)
+{
+	p->pinned = pinned;
+}
+
+void mq_cl_kafka_delivered(void *opaque, int ok, const char *why)
+{
+	mq_producer_t *p = opaque;
+	p->inflight--;
+	p->last_progress = mq_mono_ms();
+	if (ok) {
+		p->st.acked++;
+		return;
+	}
+	p->st.failed++;
+	if (!p->error_new) {
+		snprintf(p->error, sizeof p->error, "%.200s did not acknowledge it: %.200s", p->c->endpoint, why);
+		p->error_new = 1;
+	}
+}
+
+/* Wait up to wait_ms (< 0: no limit) for delivery reports, the watched
+ * descriptor or the wake-up descriptor, then serve the reports. */
+static int kafka_wait(mq_producer_t *p, int wait_ms, int watch_fd, short watch_events, mq_err_t *err)
+{
+	mq_client_t *c = p->c;
+	struct pollfd f[3] = {{mq_kafka_fd(c->kafka), POLLIN, 0}};
+	int n = 1;
+	if (watch_fd >= 0) /* zmq_pollitem_t's events: POLLIN and POLLOUT as ZMQ_ */
+		f[n++] = (struct pollfd){watch_fd, (short)((watch_events & ZMQ_POLLIN ? POLLIN : 0) |
+							  (watch_events & ZMQ_POLLOUT ? POLLOUT : 0)), 0};
+	if (c->wake_fd >= 0)
+		f[n++] = (struct pollfd){c->wake_fd, POLLIN, 0};
+	if (!p->inflight && (watch_fd < 0 || wait_ms == 0)) {
+		mq_kafka_poll(c->kafka, 0);
+		return 0;
+	}
+	if (poll(f, (nfds_t)n, wait_ms < 0 ? -1 : wait_ms) < 0 && errno != EINTR)
+		return mq_err_sys(err, "waiting for the Kafka cluster");
+	if (c->wake_fd >= 0 && f[n - 1].revents)
+		mq_drain_fd(c->wake_fd);
+	mq_kafka_poll(c->kafka, 0);
+	return 0;
+}
+
+static int kafka_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err)
+{
+	uint32_t count = b->count, queued = 0;
+	if (mq_batch_finish(b) == 0)
+		return 0;
+	int rc = mq_kafka_produce(p->c->kafka, p->topic, p->pinned ? (int32_t)partition : -1, b->buf->p, b->buf->len,
+				  p, &queued, err);
+	b->buf->len = 0;
+	p->st.sent += count;
+	p->st.failed += count - queued;
+	if (p->inflight == 0)
+		p->last_progress = mq_mono_ms();
+	p->inflight += queued;
+	if (rc)
+		return rc;
+	mq_kafka_poll(p->c->kafka, 0);
+	return 0;
 }
 
 void mq_producer_set_times(mq_producer_t *p, const mq_times_t *t)
@@ -265,6 +334,8 @@ static int producer_replies(mq_producer_t *p, mq_err_t *err)
 
 int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
 {
+	if (p->c->kafka)
+		return kafka_wait(p, wait_ms, p->c->watch_fd, p->c->watch_events, err);
 	int rc = pump(p, err);
 	if (rc)
 		return rc;
@@ -291,6 +362,12 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 {
 	if (n > MQ_PRODUCERS_POLL_MAX)
 		return mq_err_set(err, MQ_EINVAL, "%u producers to wait for: at most %d", n, MQ_PRODUCERS_POLL_MAX);
+	if (n == 1 && ps[0]->c->kafka)
+		return kafka_wait(ps[0], wait_ms, watch_fd, watch_events, err);
+	for (uint32_t i = 0; i < n; i++)
+		if (ps[i]->c->kafka)
+			return mq_err_set(err, MQ_EINVAL, "publishing to several topics at once is not available over "
+					  "Kafka in this version: publish to each topic with its own mq-pub");
 	if (n == 1 && ps[0]->c->lite) { /* its own wait, watching fd for the call */
 		mq_client_t *c = ps[0]->c;
 		int fd = c->watch_fd;
@@ -355,6 +432,8 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 
 int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition, mq_err_t *err)
 {
+	if (p->c->kafka)
+		return kafka_send(p, b, partition, err);
 	uint32_t count = b->count;
 	if (mq_batch_finish(b) == 0)
 		return 0;
@@ -396,6 +475,11 @@ int mq_producer_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partition
 
 int mq_producer_flush(mq_producer_t *p, mq_err_t *err)
 {
+	while (p->inflight && p->c->kafka) { /* librdkafka fails a record at its timeout: the wait ends */
+		int rc = kafka_wait(p, -1, -1, 0, err);
+		if (rc || (p->c->interrupt && *p->c->interrupt))
+			return rc ? rc : -MQ_EAGAIN;
+	}
 	while (p->inflight) {
 		int rc = mq_producer_poll(p, (int)p->c->resend_ms, err);
 		if (rc)

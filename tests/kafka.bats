@@ -1,0 +1,245 @@
+#!/usr/bin/env bats
+# mq-pub and mq-sub against a Kafka-compatible cluster (-b kafka://...),
+# checked with an independent client, kcat.  The cluster is librdkafka's mock cluster
+# (build/tests/mock_cluster: three brokers on real TCP listeners), or a
+# real one named by MQ_TEST_KAFKA=HOST:PORT (make check-kafka); topics
+# get a per-test name so a real cluster can be reused.
+#
+# What the mock cluster cannot show: replication and acks=all across
+# real brokers, a leader failing over, transactions, quotas, TLS/SASL,
+# topics made by CreateTopics (it makes them on first use, with four
+# partitions), lookups of offsets by time (it answers "none so late"),
+# and much data (it keeps a few megabytes per partition).
+
+load helpers
+
+setup() {
+	command -v kcat >/dev/null || skip "kcat not installed (make bench-deps installs it)"
+	if [ -n "${MQ_TEST_KAFKA:-}" ]; then
+		KAFKA=$MQ_TEST_KAFKA
+	else
+		local mock=${MQ_UNIT_DIR:-$MQ_ROOT/build/tests}/mock_cluster
+		[ -x "$mock" ] || skip "no mock cluster: librdkafka-dev was not installed when mq was built (make bench-deps)"
+		mkfifo "$BATS_TEST_TMPDIR/mock.in"
+		"$mock" <"$BATS_TEST_TMPDIR/mock.in" >"$BATS_TEST_TMPDIR/mock.out" 2>"$BATS_TEST_TMPDIR/mock.err" 3>&- &
+		MOCK_PID=$!
+		exec 7>"$BATS_TEST_TMPDIR/mock.in" # the cluster runs until this closes
+		local i
+		for ((i = 0; i < 100; i++)); do
+			[ -s "$BATS_TEST_TMPDIR/mock.out" ] && break
+			sleep 0.05
+		done
+		KAFKA=$(head -1 "$BATS_TEST_TMPDIR/mock.out")
+		[ -n "$KAFKA" ] || fail "the mock cluster did not start: $(cat "$BATS_TEST_TMPDIR/mock.err")"
+	fi
+	T=t$$_${BATS_TEST_NUMBER}
+}
+
+teardown() {
+	exec 7>&- 2>/dev/null || true
+	[ -n "${MOCK_PID:-}" ] && { kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null; } || true
+	mq_teardown
+}
+
+# kcat's view of topic $1: "partition key=value headers" per record, sorted.
+kread() {
+	kcat -C -b "$KAFKA" -t "$1" -e -q -f '%p %k=%s %h\n' 2>/dev/null | sort
+}
+
+@test "lines, keys and headers published with mq-pub are what kcat reads; keys land where Kafka's clients put them" {
+	for i in $(seq 1 40); do printf 'user%d\tevent %d\n' $((i % 7)) "$i"; done >"$BATS_TEST_TMPDIR/kv"
+	run mq-pub -b "kafka://$KAFKA" -t "$T" -K $'\t' -H app=mq -H env=test <"$BATS_TEST_TMPDIR/kv"
+	assert_success
+	kread "$T" >"$BATS_TEST_TMPDIR/got"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/got")" 40
+	run grep -c ' user3=event 10 app=mq,env=test$' "$BATS_TEST_TMPDIR/got"
+	assert_output 1
+	# the same keys through kcat with the Java clients' partitioner: the same partitions
+	kcat -P -b "$KAFKA" -t "${T}k" -K $'\t' -X partitioner=murmur2_random <"$BATS_TEST_TMPDIR/kv"
+	diff <(cut -d' ' -f1-2 "$BATS_TEST_TMPDIR/got" | cut -d= -f1 | sort -u) \
+		<(kread "${T}k" | cut -d' ' -f1-2 | cut -d= -f1 | sort -u)
+	# order within a key is kept
+	kcat -C -b "$KAFKA" -t "$T" -e -q -f '%k %s\n' 2>/dev/null | awk '$1 == "user2" { print $3 }' >"$BATS_TEST_TMPDIR/u2"
+	diff "$BATS_TEST_TMPDIR/u2" <(seq 1 40 | awk '$1 % 7 == 2')
+	# -p pins; an empty key stays a key, no key stays none
+	run mq-pub -b "kafka://$KAFKA" -t "${T}p" -p 3 -m pinned -k ''
+	assert_success
+	run mq-pub -b "kafka://$KAFKA" -t "${T}p" -p 2 -m keyless
+	assert_success
+	run kcat -C -b "$KAFKA" -t "${T}p" -e -q -f '%p|%K|%k|%s\n'
+	assert_line '3|0||pinned'
+	assert_line '2|-1||keyless'
+}
+
+@test "envelopes and -0 records keep value bytes, key, headers and timestamp; MQ_BROKER names the cluster" {
+	printf '{"key":"k1","value":"v\\u0000one","headers":{"h":"x"},"timestamp":1700000000123}\n{"value":"two"}\n' \
+		>"$BATS_TEST_TMPDIR/env.json"
+	MQ_BROKER="kafka://$KAFKA" run mq-pub -t "$T" -f json <"$BATS_TEST_TMPDIR/env.json"
+	assert_success
+	run kcat -C -b "$KAFKA" -t "$T" -e -q -f '%T %k %h %S\n'
+	assert_line '1700000000123 k1 h=x 5' # v, NUL, o, n, e
+	assert_line --partial ' 3'
+	printf 'a\0b\0' | MQ_BROKER="kafka://$KAFKA" mq-pub -t "${T}z" -0
+	run kcat -C -b "$KAFKA" -t "${T}z" -e -q -f '%s\n'
+	assert_line a
+	assert_line b
+}
+
+@test "kcat's records and mq-pub's share a topic; 200,000 lines are all acknowledged and all there" {
+	seq 1 200000 | kcat -P -b "$KAFKA" -t "$T"
+	run bash -c "seq 200001 400000 | mq-pub -b kafka://$KAFKA -t $T -v"
+	assert_success
+	assert_output --partial "200000 acknowledged"
+	run bash -c "kcat -C -b $KAFKA -t $T -e -q -f '%s\n' | sort -n | uniq | wc -l"
+	assert_output 400000
+}
+
+@test "nothing listening, a bad endpoint and what Kafka cannot do are said at once and nothing is sent" {
+	local t0=$(date +%s%N)
+	run mq-pub -b kafka://127.0.0.1:9 -t "$T" -m x
+	assert_failure 1
+	assert_output "mq-pub: cannot connect to kafka://127.0.0.1:9: connection refused (is the Kafka cluster running? set -b or MQ_BROKER)"
+	[ $((($(date +%s%N) - t0) / 1000000)) -lt 1000 ]
+	run mq-pub -b kafka://nohost:x -t "$T" -m x
+	assert_failure 1
+	assert_output --partial "'nohost:x' is not HOST:PORT (kafka://HOST:PORT[,HOST:PORT...])"
+	local opt
+	for opt in "--ttl 1m" "--delay 1s" "--at +1m" "--id key -k a" "--prepare"; do
+		run mq-pub -b "kafka://$KAFKA" -t "$T" -m x $opt
+		assert_failure 2
+		assert_output --partial "mq-serve endpoint"
+	done
+	run mq-pub -b "kafka://$KAFKA" -t "$T" -m x --id hash
+	assert_failure 2
+	assert_output --partial "mq-dedup"
+	run mq-sub -b "kafka://$KAFKA" -t "$T" --exec true
+	assert_failure 2
+	assert_output --partial "--exec over Kafka is not available in this version"
+	run mq-sub -b kafka://127.0.0.1:9 -t "$T" -e
+	assert_failure 1
+	assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
+	run kcat -C -b "$KAFKA" -t "$T" -e -q -f '%s\n'
+	refute_output --partial x
+}
+
+@test "a cluster that goes away mid-stream: mq-pub says how many were not acknowledged, soon after -w, and exits 1" {
+	[ -z "${MQ_TEST_KAFKA:-}" ] || skip "stops the cluster: the mock cluster only"
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	mq-pub -b "kafka://$KAFKA" -t "$T" -w 2s -v <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- 7>&- &
+	local pub=$!
+	exec 8>"$BATS_TEST_TMPDIR/in"
+	seq 1 1000 >&8
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(kcat -C -b "$KAFKA" -t "$T" -e -q -f '%s\n' 2>/dev/null | wc -l)" -ge 1000 ] && break
+		sleep 0.1
+	done
+	exec 7>&-
+	wait "$MOCK_PID" 2>/dev/null || true
+	MOCK_PID=
+	seq 1001 1500 >&8
+	exec 8>&-
+	local t0=$(date +%s) st=0
+	wait "$pub" || st=$?
+	assert_equal "$st" 1
+	# librdkafka fails a record some seconds after its message.timeout.ms (-w): 2 s became 3 to 10 here
+	[ $(($(date +%s) - t0)) -le 20 ]
+	run cat "$BATS_TEST_TMPDIR/err"
+	assert_output --partial "1500 read, 1500 sent, 1000 acknowledged"
+	assert_output --partial "500 of 1500 messages were not acknowledged"
+	assert_output --partial "kafka://$KAFKA did not acknowledge it: Local: Message timed out"
+}
+
+@test "records kcat produced are what mq-sub reads, in every format: keys, headers, partitions, offsets, times" {
+	for i in $(seq 1 30); do printf 'k%d\tv%d\n' $((i % 4)) "$i"; done |
+		kcat -P -b "$KAFKA" -t "$T" -K $'\t' -H src=kcat -X partitioner=murmur2_random
+	kcat -C -b "$KAFKA" -t "$T" -e -q -f '%p %o %k %s %T\n' 2>/dev/null | sort >"$BATS_TEST_TMPDIR/want"
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -F '%p %o %k %s %T\n'
+	assert_success
+	diff "$BATS_TEST_TMPDIR/want" <(sort <<<"$output")
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -f json -n 1 -o 0
+	assert_success
+	assert_output --partial '"headers":{"src":"kcat"}'
+	assert_output --partial "\"topic\":\"$T\""
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -f msgpack
+	assert_success
+	run bash -c "mq-sub -b kafka://$KAFKA -t $T -e -0 | tr '\\0' '\\n' | wc -l"
+	assert_output 30
+}
+
+@test "where mq-sub starts over Kafka: -o beginning, N, -N, @TIME and end (then what comes next), -n" {
+	seq 1 20 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 0
+	sleep 1.1
+	local mid=$(($(date +%s%3N)))
+	sleep 0.1
+	seq 21 30 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 0
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -o beginning
+	assert_equal "$(wc -l <<<"$output")" 30
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -o 25
+	assert_equal "$(tr '\n' ' ' <<<"$output")" "26 27 28 29 30 "
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -o -3
+	assert_equal "$(tr '\n' ' ' <<<"$output")" "28 29 30 "
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -e -o "@$mid"
+	assert_success
+	if [ -n "${MQ_TEST_KAFKA:-}" ]; then
+		assert_equal "$(head -1 <<<"$output")" 21
+	else # the mock answers every lookup by time with "none so late" (kcat -Q too): from the end
+		assert_output ""
+	fi
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -n 2
+	assert_equal "$(tr '\n' ' ' <<<"$output")" "1 2 "
+	mq-sub -b "kafka://$KAFKA" -t "$T" -o end -n 2 >"$BATS_TEST_TMPDIR/follow" 3>&- 7>&- &
+	local f=$!
+	sleep 1
+	mq-pub -b "kafka://$KAFKA" -t "$T" -p 0 -m later1
+	mq-pub -b "kafka://$KAFKA" -t "$T" -p 0 -m later2
+	wait "$f"
+	assert_equal "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/follow")" "later1 later2 "
+}
+
+@test "mq-pub to mq-sub over Kafka: 100,000 lines whole; a pattern reads every match" {
+	seq 1 100000 | mq-pub -b "kafka://$KAFKA" -t "${T}a"
+	run bash -c "mq-sub -b kafka://$KAFKA -t ${T}a -e | sort -n | uniq | wc -l"
+	assert_output 100000
+	mq-pub -b "kafka://$KAFKA" -t "${T}b" -m other
+	run mq-sub -b "kafka://$KAFKA" -t "${T}?" -e -F '%t\n'
+	assert_success
+	assert_equal "$(grep -c "^${T}a$" <<<"$output")" 100000
+	assert_equal "$(grep -c "^${T}b$" <<<"$output")" 1
+}
+
+@test "mq-sub -g over Kafka commits what it wrote: the group's next run, and kcat -G, go on from there" {
+	seq 1 100 | mq-pub -b "kafka://$KAFKA" -t "$T"
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -e --session-timeout 6s
+	assert_success
+	assert_equal "$(sort -n <<<"$output" | uniq | wc -l)" 100
+	seq 101 110 | mq-pub -b "kafka://$KAFKA" -t "$T"
+	# a group rejoined: what the first run committed is where this one starts
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -e --session-timeout 6s
+	assert_success
+	assert_equal "$(sort -n <<<"$output" | tr '\n' ' ')" "101 102 103 104 105 106 107 108 109 110 "
+	seq 111 115 | mq-pub -b "kafka://$KAFKA" -t "$T"
+	# kcat in the same group: the commits are Kafka's own
+	run timeout 60 kcat -C -b "$KAFKA" -G "G$T" -X session.timeout.ms=6000 -e -q -f '%s\n' "$T"
+	assert_equal "$(sort -n <<<"$output" | tr '\n' ' ')" "111 112 113 114 115 "
+}
+
+@test "two mq-sub of one group over Kafka split the partitions; every record is read once" {
+	mq-pub -b "kafka://$KAFKA" -t "$T" -m warm # made, with its four partitions
+	mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -o end --session-timeout 6s >"$BATS_TEST_TMPDIR/a" 3>&- 7>&- &
+	local a=$!
+	mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -o end --session-timeout 6s >"$BATS_TEST_TMPDIR/b" 3>&- 7>&- &
+	local b=$! i
+	sleep 8 # both joined, the group settled
+	for i in $(seq 1 400); do printf 'key%d\t%d\n' "$i" "$i"; done | mq-pub -b "kafka://$KAFKA" -t "$T" -K $'\t'
+	for ((i = 0; i < 100; i++)); do
+		[ $(($(wc -l <"$BATS_TEST_TMPDIR/a") + $(wc -l <"$BATS_TEST_TMPDIR/b"))) -ge 400 ] && break
+		sleep 0.2
+	done
+	kill "$a" "$b"
+	wait "$a" "$b" || true
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | sort -n | uniq | wc -l)" 400
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | wc -l)" 400
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/a")" -gt 0 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/b")" -gt 0 ]
+}

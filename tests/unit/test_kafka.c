@@ -1,0 +1,240 @@
+/*
+ * test_kafka.c -- lib/kafka.c: endpoints in no valid form and a cluster
+ * that is not there, refused at once; and, where mq was built with
+ * librdkafka and the mock cluster exists (build/tests/mock_cluster), a
+ * batch of records produced and each delivery reported (partition
+ * counts from the metadata, a pinned partition, a record over the size
+ * limit refused), read back as sent (key, no key, an empty key, headers,
+ * the id), then every record unacknowledged when the cluster stops
+ * reported as failed within the timeout.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "kafka.h"
+
+typedef struct reports {
+	int ok, failed;
+	char why[256];
+} reports_t;
+
+static void delivered(void *opaque, int ok, const char *why)
+{
+	reports_t *r = opaque;
+	if (ok) {
+		r->ok++;
+	} else {
+		r->failed++;
+		snprintf(r->why, sizeof r->why, "%s", why ? why : "");
+	}
+}
+
+static void test_endpoints(void **state)
+{
+	(void)state;
+	assert_true(mq_kafka_endpoint("kafka://h:9092"));
+	assert_false(mq_kafka_endpoint("tcp://h:9092"));
+	assert_false(mq_kafka_endpoint(NULL));
+	if (!mq_kafka_built())
+		skip();
+	const char *bad[] = {"kafka://", "kafka://h", "kafka://h:0", "kafka://h:70000", "kafka://:9", "kafka://h:1,",
+			     "kafka://h:1,,h:2", "kafka://h:x"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		mq_kafka_opts_t o = {.endpoint = bad[i], .delivered = delivered};
+		mq_kafka_t *k = (mq_kafka_t *)1;
+		mq_err_t err;
+		assert_int_equal(mq_kafka_open(&o, &k, &err), -MQ_EINVAL);
+		assert_null(k);
+		assert_non_null(strstr(err.msg, "kafka://HOST:PORT[,HOST:PORT...]"));
+	}
+	/* nothing listens: said at once, naming the endpoint */
+	mq_kafka_opts_t o = {.endpoint = "kafka://127.0.0.1:9,127.0.0.1:10", .timeout_ms = 30000};
+	mq_kafka_t *k;
+	mq_err_t err;
+	int64_t t0 = mq_mono_ms();
+	assert_int_equal(mq_kafka_open(&o, &k, &err), -MQ_ECONNECT);
+	assert_true(mq_mono_ms() - t0 < 1000);
+	assert_string_equal(err.msg, "cannot connect to kafka://127.0.0.1:9,127.0.0.1:10: connection refused (is the "
+				     "Kafka cluster running? set -b or MQ_BROKER)");
+}
+
+/* The mock cluster as a child: its bootstrap list into bs; its stdin in *in. */
+static pid_t mock_start(char *bs, size_t n, FILE **in)
+{
+	const char *dir = getenv("MQ_UNIT_DIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/mock_cluster", dir ? dir : "build/tests");
+	if (access(path, X_OK))
+		return -1;
+	int to[2], from[2];
+	assert_int_equal(pipe(to), 0);
+	assert_int_equal(pipe(from), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		close(to[1]);
+		close(from[0]);
+		execl(path, path, (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	FILE *out = fdopen(from[0], "r");
+	assert_non_null(fgets(bs, (int)n, out));
+	bs[strcspn(bs, "\n")] = '\0';
+	fclose(out);
+	*in = fdopen(to[1], "w");
+	return pid;
+}
+
+static void mock_stop(pid_t pid, FILE *in)
+{
+	fclose(in);
+	waitpid(pid, NULL, 0);
+}
+
+static void add(mq_batch_builder_t *b, const char *key, const char *value, const char *id)
+{
+	mq_header_t h = {(const uint8_t *)"h", 1, (const uint8_t *)"v", 1};
+	assert_int_equal(mq_batch_add(b, mq_now_ms(), key, key ? strlen(key) : 0, value, strlen(value), id,
+				      id ? strlen(id) : 0, &h, 1),
+			 0);
+}
+
+typedef struct got {
+	char line[8][128];
+	int n;
+} got_t;
+
+/* mq_kafka_consume's take: "partition/offset key=K value h=V id=I" */
+static int take(void *ctx, const mq_kafka_msg_t *m)
+{
+	got_t *g = ctx;
+	if (g->n < 8)
+		snprintf(g->line[g->n++], sizeof g->line[0], "%d/%lld key=%.*s %.*s h=%.*s id=%.*s", m->partition,
+			 (long long)m->offset, m->key ? (int)m->key_len : 1, m->key ? (const char *)m->key : "-",
+			 (int)m->value_len, (const char *)m->value, m->nheaders ? (int)m->headers[0].value_len : 1,
+			 m->nheaders ? (const char *)m->headers[0].value : "-", m->id ? (int)m->id_len : 1,
+			 m->id ? (const char *)m->id : "-");
+	return 0;
+}
+
+static void test_produce(void **state)
+{
+	(void)state;
+	char bs[512], ep[600];
+	FILE *in = NULL;
+	pid_t pid = mq_kafka_built() ? mock_start(bs, sizeof bs, &in) : -1;
+	if (pid < 0)
+		skip();
+	snprintf(ep, sizeof ep, "kafka://%s", bs);
+	reports_t r = {0};
+	mq_kafka_opts_t o = {.endpoint = ep, .client_id = "test_kafka", .timeout_ms = 1500, .delivered = delivered};
+	mq_kafka_t *k;
+	mq_err_t err;
+	assert_int_equal(mq_kafka_open(&o, &k, &err), 0);
+	uint32_t parts = 0;
+	assert_int_equal(mq_kafka_partitions(k, "t", 1, &parts, &err), 0);
+	assert_int_equal(parts, 4); /* the mock cluster's own count for a topic made on first use */
+	mq_buf_t buf = {0};
+	mq_batch_builder_t b;
+	mq_batch_begin(&b, &buf);
+	add(&b, "k1", "one", NULL);
+	add(&b, NULL, "two", "id-2");
+	add(&b, "", "three", NULL);
+	size_t len = mq_batch_finish(&b);
+	uint32_t queued = 0;
+	assert_int_equal(mq_kafka_produce(k, "t", -1, buf.p, len, &r, &queued, &err), 0);
+	assert_int_equal(queued, 3);
+	assert_int_equal(mq_kafka_partitions(k, "p", 1, &parts, &err), 0);
+	assert_int_equal(mq_kafka_produce(k, "p", 2, buf.p, len, &r, &queued, &err), 0);
+	int64_t until = mq_mono_ms() + 10000;
+	while (r.ok + r.failed < 6 && mq_mono_ms() < until)
+		mq_kafka_poll(k, 100);
+	assert_int_equal(r.ok, 6);
+	assert_int_equal(r.failed, 0);
+	/* read back: the pinned copy in partition 2 of p, as it was sent */
+	int64_t st, en, at;
+	assert_int_equal(mq_kafka_offsets(k, "p", 2, -1, &st, &en, &at, &err), 0);
+	assert_true(st == 0 && en == 3 && at == -1);
+	char **names;
+	uint32_t *nparts, ntop;
+	assert_int_equal(mq_kafka_topics(k, &names, &nparts, &ntop, &err), 0);
+	assert_int_equal(ntop, 2);
+	assert_true(!strcmp(names[0], "p") || !strcmp(names[1], "p"));
+	assert_true(!strcmp(names[0], "t") || !strcmp(names[1], "t"));
+	assert_int_equal(nparts[0], 4);
+	free(names[0]), free(names[1]), free(names), free(nparts);
+	const char *tn[1] = {"p"};
+	int32_t pn[1] = {2};
+	int64_t on[1] = {0};
+	assert_int_equal(mq_kafka_assign(k, tn, pn, on, 1, &err), 0);
+	got_t got = {0};
+	until = mq_mono_ms() + 10000;
+	while (got.n < 3 && mq_mono_ms() < until) {
+		struct pollfd pf = {mq_kafka_consumer_fd(k), POLLIN, 0};
+		poll(&pf, 1, 200);
+		assert_true(mq_kafka_consume(k, 0, 1 << 20, take, &got, &err) >= 0);
+	}
+	assert_int_equal(got.n, 3);
+	assert_string_equal(got.line[0], "2/0 key=k1 one h=v id=-");
+	assert_string_equal(got.line[1], "2/1 key=- two h=v id=id-2");
+	assert_string_equal(got.line[2], "2/2 key= three h=v id=-");
+	/* a partition the topic has not: refused when handed over */
+	(void)mq_kafka_produce(k, "t", 9, buf.p, len, &r, &queued, &err);
+	until = mq_mono_ms() + 5000;
+	while (r.ok + r.failed < 6 + (int)queued && mq_mono_ms() < until)
+		mq_kafka_poll(k, 100);
+	assert_int_equal(r.ok, 6);
+	/* a record over the cluster's limit, with headers: refused, nothing queued */
+	mq_buf_t big = {0};
+	mq_batch_begin(&b, &big);
+	char *huge = malloc(1000001);
+	memset(huge, 'x', 1000000);
+	huge[1000000] = '\0';
+	add(&b, "k", huge, "id");
+	size_t blen = mq_batch_finish(&b);
+	assert_int_equal(mq_kafka_produce(k, "t", -1, big.p, blen, &r, &queued, &err), -MQ_ETOOBIG);
+	assert_int_equal(queued, 0);
+	free(huge);
+	mq_buf_free(&big);
+	/* the cluster gone: what is handed over now fails within the timeout */
+	mock_stop(pid, in);
+	int before = r.failed;
+	assert_int_equal(mq_kafka_produce(k, "t", 1, buf.p, len, &r, &queued, &err), 0);
+	assert_int_equal(queued, 3);
+	int64_t t0 = mq_mono_ms();
+	until = t0 + 10000;
+	while (r.failed < before + 3 && mq_mono_ms() < until)
+		mq_kafka_poll(k, 200);
+	assert_int_equal(r.failed, before + 3);
+	assert_int_equal(r.ok, 6);
+	assert_true(mq_mono_ms() - t0 < 5000);
+	assert_true(r.why[0]);
+	mq_buf_free(&buf);
+	mq_kafka_close(k);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_produce),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
