@@ -43,6 +43,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "kafka.h"
 #include "filter.h"
 #include "store.h"
 
@@ -199,6 +200,9 @@ static int check_options(void *ctx, mq_err_t *err)
 		return rc;
 	if ((o->shared || o->take) && mq_cli_check_broker(o->cli, err)) /* a local bucket needs no broker */
 		return -MQ_EINVAL;
+	if ((o->shared || o->take) && mq_kafka_endpoint(mq_client_default_endpoint(o->cli->broker)))
+		return mq_err_set(err, MQ_EINVAL, "shared buckets are held by mq-serve, and a Kafka cluster has none: "
+				  "use a bucket of this process (-r RATE without --shared), or an mq-serve endpoint");
 	if (!o->have_rate && !o->shared && !o->take)
 		return mq_err_set(err, MQ_EINVAL,
 				  "-r RATE is required (e.g. -r 100/s), or --shared NAME for a bucket the broker holds");
@@ -542,6 +546,7 @@ int main(int argc, char **argv)
 	opts_t o = {.fmt = MQ_FMT_LINES, .cli = &cli};
 	mq_err_t err;
 	mq_cli_init(&cli);
+	cli.kafka = 1; /* a shared bucket over Kafka is refused for what it is (check_opts) */
 	int rc = mq_cli_parse(argc, argv, ":r:B:k:K:0f:n:" MQ_CLI_SHORTOPTS, longopts, &cli, own_option,
 			      check_options, &o, &err);
 	if ((rc = mq_cli_done(rc, prog, usage, &err)))

@@ -159,9 +159,6 @@ static int check_opts(void *ctx, mq_err_t *err)
 	opts_t *o = ctx;
 	if (mq_cli_check_broker(&o->cli, err))
 		return -MQ_EINVAL;
-	if (mq_kafka_endpoint(mq_client_default_endpoint(o->cli.broker)) && o->exec)
-		return mq_err_set(err, MQ_EINVAL, "--exec over Kafka is not available in this version: pipe mq-sub "
-				  "-g GROUP into the command, or read from an mq-serve endpoint");
 	if (!o->ntopics)
 		return mq_err_set(err, MQ_EINVAL, "no topic: give one with -t TOPIC");
 	if (o->group && mq_name_check("group", o->group, 0, err))

@@ -769,11 +769,15 @@ int mq_kafka_consume(mq_kafka_t *k, int wait_ms, size_t max_bytes, int (*take)(v
 		if (!rm)
 			break;
 		if (rm->err) {
+			/* librdkafka recovers from the rest itself (a broker down, a
+			 * leader moving): noted for a later message, not fatal */
 			rd_kafka_resp_err_t e = rm->err;
 			R.rd_kafka_message_destroy(rm);
-			if (e == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				continue;
-			return cluster_error(k, "reading", e, err);
+			if (e == RD_KAFKA_RESP_ERR__FATAL)
+				return cluster_error(k, "reading", e, err);
+			if (e != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				snprintf(k->log, sizeof k->log, "%s", R.rd_kafka_err2str(e));
+			continue;
 		}
 		mq_kafka_msg_t m;
 		if (msg_of(k, rm, &m)) {

@@ -112,9 +112,6 @@ kread() {
 	run mq-pub -b "kafka://$KAFKA" -t "$T" -m x --id hash
 	assert_failure 2
 	assert_output --partial "mq-dedup"
-	run mq-sub -b "kafka://$KAFKA" -t "$T" --exec true
-	assert_failure 2
-	assert_output --partial "--exec over Kafka is not available in this version"
 	run mq-sub -b kafka://127.0.0.1:9 -t "$T" -e
 	assert_failure 1
 	assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
@@ -242,4 +239,28 @@ kread() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | wc -l)" 400
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/a")" -gt 0 ]
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/b")" -gt 0 ]
+}
+
+@test "--exec over Kafka: each record runs the command, failures retried then dead-lettered with why, all committed" {
+	cat >"$BATS_TEST_TMPDIR/job.sh" <<JOB
+#!/bin/sh
+v=\$(cat)
+case \$v in *7) echo "no sevens" >&2; exit 1;; esac
+echo "\$v" >>"$BATS_TEST_TMPDIR/done"
+JOB
+	chmod +x "$BATS_TEST_TMPDIR/job.sh"
+	seq 1 30 | mq-pub -b "kafka://$KAFKA" -t "$T"
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -e --exec "$BATS_TEST_TMPDIR/job.sh" --max-attempts 2 \
+		--backoff 10ms --session-timeout 6s
+	assert_success
+	assert_equal "$(sort -n "$BATS_TEST_TMPDIR/done" | tr '\n' ' ')" \
+		"$(seq 1 30 | grep -v 7 | tr '\n' ' ')"
+	run kcat -C -b "$KAFKA" -t "$T.dlq" -e -q -f '%s %h\n'
+	assert_equal "$(cut -d' ' -f1 <<<"$output" | sort -n | tr '\n' ' ')" "7 17 27 "
+	assert_output --partial "mq.dlq.topic=$T,"
+	assert_output --partial "mq.dlq.attempts=2,mq.dlq.status=exit 1,mq.dlq.stderr=no sevens"
+	# everything was committed: the group's next run has nothing to do
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -e --exec "$BATS_TEST_TMPDIR/job.sh" --session-timeout 6s
+	assert_success
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/done")" 27
 }
