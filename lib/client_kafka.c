@@ -79,19 +79,53 @@ int mq_cl_kafka_topics(mq_client_t *c, mq_topic_list_t *out, mq_err_t *err)
 	return mq_kafka_topics(c->kafka, &out->names, &out->parts, &out->n, err);
 }
 
-/* Whether the request is what the stream already reads. */
-static int same_stream(const mq_kfetch_t *kf, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
+/* The caller's topic list into kf->topics (the names its indexes mean). */
+static int set_topics(mq_kfetch_t *kf, const char *const *topics, uint32_t ntopics, mq_err_t *err)
+{
+	int same = ntopics == kf->ntopics;
+	for (uint32_t i = 0; same && i < ntopics; i++)
+		same = !strcmp(topics[i], kf->topics[i]);
+	if (same)
+		return 0;
+	char **v = calloc(ntopics ? ntopics : 1, sizeof *v);
+	for (uint32_t i = 0; v && i < ntopics; i++)
+		if (!(v[i] = strdup(topics[i]))) {
+			mq_cl_free_topics(v, i);
+			v = NULL;
+		}
+	if (!v)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	mq_cl_free_topics(kf->topics, kf->ntopics);
+	kf->topics = v;
+	kf->ntopics = ntopics;
+	return 0;
+}
+
+/* Whether every position asked for is where the stream stands (no
+ * rebalance since it was assigned): then pos[] becomes the positions,
+ * in the caller's order and with its topic indexes.  Partitions of the
+ * stream not asked for this time (at their end, or held by the reader)
+ * stay in it; what comes for them is dropped, and asking for them again
+ * at an offset the stream has passed makes a new assignment. */
+static int same_stream(mq_kfetch_t *kf, const char *const *topics, uint32_t ntopics, const mq_fetch_pos_t *pos,
 		       uint32_t n)
 {
 	const mq_kafka_tp_t *own;
 	uint32_t nown;
-	if (!kf->assigned || n != kf->n || mq_kafka_assignment(kf->k, &own, &nown) != kf->gen)
+	if (!kf->assigned || n > kf->n || mq_kafka_assignment(kf->k, &own, &nown) != kf->gen)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
-		const kpos_t *k = &kf->pos[i];
-		if (pos[i].topic >= ntopics || strcmp(topics[pos[i].topic], kf->topics[k->topic]) ||
-		    (int32_t)pos[i].partition != k->part || (int64_t)pos[i].offset != k->next)
+		uint32_t j = i;
+		if (pos[i].topic >= ntopics)
 			return 0;
+		while (j < kf->n && (kf->pos[j].part != (int32_t)pos[i].partition ||
+				     strcmp(topics[pos[i].topic], kf->topics[kf->pos[j].topic])))
+			j++;
+		if (j == kf->n || kf->pos[j].next != (int64_t)pos[i].offset)
+			return 0;
+		kpos_t t = kf->pos[i]; /* the set stays the same: a mismatch later clears it all */
+		kf->pos[i] = kf->pos[j];
+		kf->pos[j] = t;
 	}
 	return 1;
 }
@@ -108,9 +142,12 @@ int mq_cl_kafka_fetch_send(mq_client_t *c, const char *const *topics, uint32_t n
 	c->fetch_state = 2;
 	c->fetch_sent = mq_mono_ms();
 	if (same_stream(kf, topics, ntopics, pos, n)) {
+		for (uint32_t i = n; i < kf->n; i++) /* read on, not handed over */
+			mq_buf_free(&kf->pos[i].buf);
+		kf->n = n;
 		for (uint32_t i = 0; i < n; i++)
-			kf->pos[i].topic = pos[i].topic; /* the caller's indexes */
-		return 0;
+			kf->pos[i].topic = pos[i].topic; /* the caller's indexes, into its names */
+		return set_topics(kf, topics, ntopics, err);
 	}
 	kf_clear(kf);
 	kf->assigned = 0;

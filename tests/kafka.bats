@@ -264,3 +264,20 @@ JOB
 	assert_success
 	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/done")" 27
 }
+
+@test "a pattern follower over Kafka picks up a topic made while it reads, each record under its own topic" {
+	mq-pub -b "kafka://$KAFKA" -t "${T}b" -p 0 -m first
+	mq-sub -b "kafka://$KAFKA" -t "${T}?" -o beginning -n 3 -F '%t %s\n' >"$BATS_TEST_TMPDIR/out" 3>&- 7>&- &
+	local f=$! i
+	for ((i = 0; i < 100; i++)); do [ -s "$BATS_TEST_TMPDIR/out" ] && break; sleep 0.1; done
+	mq-pub -b "kafka://$KAFKA" -t "${T}a" -p 0 -m second # a new topic, sorted before the one being read
+	sleep 1
+	mq-pub -b "kafka://$KAFKA" -t "${T}b" -p 0 -m third
+	for ((i = 0; i < 200; i++)); do [ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -ge 3 ] && break; sleep 0.1; done
+	kill "$f" 2>/dev/null || true
+	wait "$f" || true
+	run sort "$BATS_TEST_TMPDIR/out"
+	assert_output "${T}a second
+${T}b first
+${T}b third"
+}
