@@ -274,7 +274,8 @@ struct mq_kafka {
 	int64_t session_ms;       /* its session.timeout.ms (0: librdkafka's) */
 	mq_kafka_tp_t *own;       /* the group's assignment to this member */
 	uint32_t nown;
-	uint64_t gen;             /* assignments received (rebalances) */
+	uint64_t gen;             /* rebalance events received */
+	uint64_t assigns;         /* of them, assignments (possibly empty) */
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *main;
 	int pipe[2]; /* librdkafka writes a byte to [1] when reports wait */
@@ -602,6 +603,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 		return;
 	}
 	R.rd_kafka_assign(rk, l);
+	k->assigns++;
 	mq_kafka_tp_t *own = realloc(k->own, ((size_t)l->cnt + 1) * sizeof *own);
 	if (!own)
 		return; /* owning nothing: the next rebalance tries again */
@@ -828,23 +830,23 @@ int mq_kafka_join(mq_kafka_t *k, const char *group, const char *const *topics, u
 	rd_kafka_topic_partition_list_t *l = R.rd_kafka_topic_partition_list_new((int)n);
 	for (uint32_t i = 0; i < n; i++)
 		R.rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
-	uint64_t before = k->gen;
+	uint64_t before = k->assigns;
 	rd_kafka_resp_err_t e = R.rd_kafka_subscribe(k->ck, l);
 	R.rd_kafka_topic_partition_list_destroy(l);
 	if (e)
 		return cluster_error(k, "joining the group", e, err);
-	/* Records that come before the assignment are dropped: the reader
-	 * asks for them again from the group's committed offsets. */
-	while (k->gen == before || !k->nown) {
+	/* Until the group's first assignment to this member (which may be
+	 * none: more members than partitions; later ones come with reading).
+	 * Records that come before it are dropped: the reader asks for them
+	 * again from the group's committed offsets. */
+	while (k->assigns == before) {
 		int64_t left = deadline - mq_mono_ms();
 		if (left <= 0)
-			return mq_err_set(err, MQ_ETIMEDOUT, "group '%s' on %.300s gave this member no partitions in time%s%.200s",
+			return mq_err_set(err, MQ_ETIMEDOUT, "group '%s' on %.300s assigned this member nothing in time%s%.200s",
 					  group, k->endpoint, k->log[0] ? ": " : "", k->log);
 		rd_kafka_message_t *m = R.rd_kafka_consumer_poll(k->ck, left > 1000 ? 1000 : (int)left);
 		if (m)
 			R.rd_kafka_message_destroy(m);
-		if (k->gen != before && !k->nown && k->gen - before >= 2)
-			break; /* given nothing after a full round: more members than partitions */
 	}
 	return 0;
 }

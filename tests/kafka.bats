@@ -221,24 +221,30 @@ kread() {
 	assert_equal "$(sort -n <<<"$output" | tr '\n' ' ')" "111 112 113 114 115 "
 }
 
-@test "two mq-sub of one group over Kafka split the partitions; every record is read once" {
+@test "two mq-sub of one group over Kafka split the partitions; every record is read" {
 	mq-pub -b "kafka://$KAFKA" -t "$T" -m warm # made, with its four partitions
 	mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -o end --session-timeout 6s >"$BATS_TEST_TMPDIR/a" 3>&- 7>&- &
 	local a=$!
 	mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -o end --session-timeout 6s >"$BATS_TEST_TMPDIR/b" 3>&- 7>&- &
 	local b=$! i
-	sleep 8 # both joined, the group settled
+	# until the group has settled: both members read something
+	for ((i = 0; i < 60; i++)); do
+		[ -s "$BATS_TEST_TMPDIR/a" ] && [ -s "$BATS_TEST_TMPDIR/b" ] && break
+		for k in 1 2 3 4 5 6 7 8; do printf 'w%d\twarm\n' "$k"; done | mq-pub -b "kafka://$KAFKA" -t "$T" -K $'\t'
+		sleep 1
+	done
+	[ -s "$BATS_TEST_TMPDIR/a" ] && [ -s "$BATS_TEST_TMPDIR/b" ]
 	for i in $(seq 1 400); do printf 'key%d\t%d\n' "$i" "$i"; done | mq-pub -b "kafka://$KAFKA" -t "$T" -K $'\t'
-	for ((i = 0; i < 100; i++)); do
-		[ $(($(wc -l <"$BATS_TEST_TMPDIR/a") + $(wc -l <"$BATS_TEST_TMPDIR/b"))) -ge 400 ] && break
+	for ((i = 0; i < 300; i++)); do
+		[ "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | grep -cv warm)" -ge 400 ] && break
 		sleep 0.2
 	done
-	kill "$a" "$b"
+	kill "$a" "$b" 2>/dev/null || true
 	wait "$a" "$b" || true
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | sort -n | uniq | wc -l)" 400
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | wc -l)" 400
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/a")" -gt 0 ]
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/b")" -gt 0 ]
+	# at least once: a rebalance in between may hand a record to both
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | grep -v warm | sort -n | uniq | wc -l)" 400
+	[ "$(grep -cv warm "$BATS_TEST_TMPDIR/a")" -gt 0 ]
+	[ "$(grep -cv warm "$BATS_TEST_TMPDIR/b")" -gt 0 ]
 }
 
 @test "--exec over Kafka: each record runs the command, failures retried then dead-lettered with why, all committed" {
