@@ -1051,6 +1051,22 @@ int mq_client_commit(mq_client_t *c, const char *group, const char *member, cons
 	return rc;
 }
 
+int mq_cl_set_topics(char ***list, uint32_t *nlist, const char *const *topics, uint32_t n, mq_err_t *err)
+{
+	char **v = calloc(n ? n : 1, sizeof *v);
+	for (uint32_t i = 0; v && i < n; i++)
+		if (!(v[i] = strdup(topics[i]))) {
+			mq_cl_free_topics(v, i);
+			v = NULL;
+		}
+	if (!v)
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	mq_cl_free_topics(*list, *nlist);
+	*list = v;
+	*nlist = n;
+	return 0;
+}
+
 void mq_cl_free_topics(char **v, uint32_t n)
 {
 	for (uint32_t i = 0; v && i < n; i++)

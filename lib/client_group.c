@@ -63,18 +63,7 @@ static int parse_assignment(mq_member_t *m, const msgpack_object *o, mq_err_t *e
 
 int mq_member_set_topics(mq_member_t *m, const char *const *topics, uint32_t n, mq_err_t *err)
 {
-	char **v = calloc(n ? n : 1, sizeof *v);
-	for (uint32_t i = 0; v && i < n; i++)
-		if (!(v[i] = strdup(topics[i]))) {
-			mq_cl_free_topics(v, i);
-			v = NULL;
-		}
-	if (!v)
-		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	mq_cl_free_topics(m->topics, m->ntopics);
-	m->topics = v;
-	m->ntopics = n;
-	return 0;
+	return mq_cl_set_topics(&m->topics, &m->ntopics, topics, n, err);
 }
 
 /* Over Kafka: the member as the cluster's group protocol has it now

@@ -168,6 +168,8 @@ int mq_cl_req_call(mq_client_t *c, req_t *q, reply_t *r, mq_err_t *err);
 /* The error for a reply of the wrong shape. */
 int mq_cl_bad_reply(mq_client_t *c, const char *what, mq_err_t *err);
 void mq_cl_free_topics(char **v, uint32_t n);
+/* *list (of *nlist names, freed) becomes a copy of topics[0..n). */
+int mq_cl_set_topics(char ***list, uint32_t *nlist, const char *const *topics, uint32_t n, mq_err_t *err);
 /* A request whose OK reply carries nothing. */
 int mq_cl_call_empty(mq_client_t *c, req_t *q, mq_err_t *err);
 

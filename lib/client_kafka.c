@@ -43,9 +43,7 @@ struct mq_kfetch {
 
 static void kf_clear(mq_kfetch_t *kf)
 {
-	for (uint32_t i = 0; i < kf->ntopics; i++)
-		free(kf->topics[i]);
-	free(kf->topics);
+	mq_cl_free_topics(kf->topics, kf->ntopics);
 	for (uint32_t i = 0; i < kf->n; i++)
 		mq_buf_free(&kf->pos[i].buf);
 	free(kf->pos);
@@ -85,20 +83,7 @@ static int set_topics(mq_kfetch_t *kf, const char *const *topics, uint32_t ntopi
 	int same = ntopics == kf->ntopics;
 	for (uint32_t i = 0; same && i < ntopics; i++)
 		same = !strcmp(topics[i], kf->topics[i]);
-	if (same)
-		return 0;
-	char **v = calloc(ntopics ? ntopics : 1, sizeof *v);
-	for (uint32_t i = 0; v && i < ntopics; i++)
-		if (!(v[i] = strdup(topics[i]))) {
-			mq_cl_free_topics(v, i);
-			v = NULL;
-		}
-	if (!v)
-		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	mq_cl_free_topics(kf->topics, kf->ntopics);
-	kf->topics = v;
-	kf->ntopics = ntopics;
-	return 0;
+	return same ? 0 : mq_cl_set_topics(&kf->topics, &kf->ntopics, topics, ntopics, err);
 }
 
 /* Whether every position asked for is where the stream stands (no
@@ -151,16 +136,15 @@ int mq_cl_kafka_fetch_send(mq_client_t *c, const char *const *topics, uint32_t n
 	}
 	kf_clear(kf);
 	kf->assigned = 0;
-	if (!(kf->topics = calloc(ntopics ? ntopics : 1, sizeof *kf->topics)) ||
-	    !(kf->pos = calloc(n ? n : 1, sizeof *kf->pos)))
+	if (!(kf->pos = calloc(n ? n : 1, sizeof *kf->pos)))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	for (kf->ntopics = 0; kf->ntopics < ntopics; kf->ntopics++)
-		if (!(kf->topics[kf->ntopics] = strdup(topics[kf->ntopics])))
-			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	int rc = mq_cl_set_topics(&kf->topics, &kf->ntopics, topics, ntopics, err);
+	if (rc)
+		return rc;
 	const char **names = calloc(n ? n : 1, sizeof *names);
 	int32_t *parts = calloc(n ? n : 1, sizeof *parts);
 	int64_t *offs = calloc(n ? n : 1, sizeof *offs);
-	int rc = !names || !parts || !offs ? mq_err_set(err, MQ_ENOMEM, "out of memory") : 0;
+	rc = !names || !parts || !offs ? mq_err_set(err, MQ_ENOMEM, "out of memory") : 0;
 	for (uint32_t i = 0; !rc && i < n; i++) {
 		if (pos[i].topic >= ntopics) {
 			rc = mq_err_set(err, MQ_EINVAL, "a fetch position names topic %u of %u", pos[i].topic, ntopics);
