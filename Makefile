@@ -141,7 +141,7 @@ FISH_FUNCTIONS = $(sort $(wildcard completions/fish/functions/*.fish))
 
 BENCH_PKGS = redis-server redis-tools mosquitto mosquitto-clients nats-server libnats-dev
 DEPS_PKGS = libzmq3-dev libmsgpack-dev pkg-config libcmocka-dev bats bats-assert bats-support jq python3 sqlite3 gdb mandoc \
-	bash-completion zsh fish tmux socat
+	bash-completion zsh fish tmux socat librdkafka-dev kcat
 
 .PHONY: all check check-fault check-kafka fuzz deps bench-deps demo bench bench-log bench-broker bench-filters bench-exec bench-latency bench-kafka install install-completions uninstall clean FORCE
 .DEFAULT_GOAL := all
@@ -155,6 +155,14 @@ KAFKA_TOOLS = $(if $(RDKAFKA_LIBS),$(OUT_TESTS)/mock_cluster)
 # lib/kafka.c takes only librdkafka's header at build time: the library
 # is loaded when a program first names a kafka:// cluster.
 $(OBJ)/lib/kafka.o: private EXTRA = $(if $(RDKAFKA_LIBS),-DMQ_HAVE_RDKAFKA $(RDKAFKA_CFLAGS))
+# Its own flags file rebuilds it when librdkafka-dev comes or goes, so
+# "install it and build mq again" is all it takes.
+KAFKA_FLAGS_FILE = $(B)/flags-kafka
+$(KAFKA_FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(RDKAFKA_CFLAGS) $(RDKAFKA_LIBS)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(OBJ)/lib/kafka.o: $(KAFKA_FLAGS_FILE)
 
 all: $(OUT_LIB) $(PROGS) $(TESTS) $(BENCHES) $(FUZZERS) $(KAFKA_TOOLS)
 	@:
