@@ -13,7 +13,10 @@
 #      publisher's stdin until the subscriber writes it to its stdout
 #      (build/bench/latency, from tests/bench/latency.c), at 500 and at
 #      5000 lines/s: cat into a FIFO and cat out of it (two pipe hops and
-#      their wake-ups, no broker: the floor); mq-pub | ... | mq-sub -o end
+#      their wake-ups, no broker: the floor), and the floor again while
+#      another process appends and fdatasyncs a file in a loop on the same
+#      disk (what the disk's flushes cost the whole machine: on a virtual
+#      disk they can stall every CPU for milliseconds); mq-pub | ... | mq-sub -o end
 #      with --fsync always and never; mosquitto_pub -l -q 1 and
 #      mosquitto_sub -q 1; and NATS JetStream, a push consumer and either
 #      js_Publish, which waits for each ack before the next message, or
@@ -179,6 +182,20 @@ e2e_table() { # mode
 		rm -f "$tmp/fifo"
 		mkfifo "$tmp/fifo"
 		e2e "$mode" "$rate" cat "cat > fifo; cat fifo (the floor)" pipe "exec cat >'$tmp/fifo'" "exec cat '$tmp/fifo'"
+		# The same floor while another process appends and fdatasyncs a
+		# file in a loop on the brokers' disk, as --fsync always does: what
+		# the disk's flushes cost everything else on this machine.
+		python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+while True:
+    os.write(fd, b"x" * 100)
+    os.fdatasync(fd)' "$tmp/syncloop" &
+		pids+=($!)
+		e2e "$mode" "$rate" catsync "the floor, fdatasync loop beside" pipe "exec cat >'$tmp/fifo'" "exec cat '$tmp/fifo'"
+		kill "${pids[-1]}"
+		wait "${pids[-1]}" 2>/dev/null || true
+		unset 'pids[-1]'
+		rm -f "$tmp/syncloop"
 		for f in always never; do
 			t=lat$run_no
 			e2e "$mode" "$rate" "$f" "mq --fsync $f" pipe \
