@@ -656,7 +656,7 @@ static int topic_describe_json(const mq_topic_info_t *ti, const mq_part_offsets_
 	json_retention(&j, "retention_bytes", "retention_bytes_default", ti->retention_bytes,
 		       ti->default_retention_bytes);
 	mq_json_ki64_or_null(&j, "created_ms", ti->created_ms > 0 ? ti->created_ms : -1);
-	mq_json_ku64(&j, "bytes", ti->bytes);
+	mq_json_ki64_or_null(&j, "bytes", ti->no_bytes ? -1 : (int64_t)ti->bytes);
 	mq_json_ku64(&j, "messages", ti->messages);
 	mq_json_key(&j, "offsets");
 	mq_json_array(&j);
@@ -708,7 +708,10 @@ static int cmd_topic_describe(admin_t *a, char **args)
 	fmt_time(buf, sizeof buf, ti.created_ms);
 	cell(&h, "%s", buf);
 	cell(&h, "bytes");
-	cell(&h, "%" PRIu64, ti.bytes);
+	if (ti.no_bytes)
+		cell(&h, "-");
+	else
+		cell(&h, "%" PRIu64, ti.bytes);
 	cell(&h, "messages");
 	cell(&h, "%" PRIu64, ti.messages);
 	int rc = table_print(&h, 1);
@@ -790,7 +793,7 @@ static int cmd_group_list(admin_t *a, char **args)
 		for (uint32_t i = 0; i < n; i++) {
 			mq_json_object(&j);
 			mq_json_kstr(&j, "group", g[i].name);
-			mq_json_ku64(&j, "members", g[i].nmembers);
+			mq_json_ki64_or_null(&j, "members", g[i].no_members ? -1 : (int64_t)g[i].nmembers);
 			mq_json_ku64(&j, "lag", group_lag(&g[i]));
 			mq_json_end(&j);
 		}
@@ -800,7 +803,10 @@ static int cmd_group_list(admin_t *a, char **args)
 		table_head(&t, "GROUP MEMBERS LAG");
 		for (uint32_t i = 0; i < n; i++) {
 			cell(&t, "%s", g[i].name);
-			cell(&t, "%" PRIu32, g[i].nmembers);
+			if (g[i].no_members)
+				cell(&t, "?");
+			else
+				cell(&t, "%" PRIu32, g[i].nmembers);
 			cell(&t, "%" PRIu64, group_lag(&g[i]));
 		}
 		rc = table_print(&t, headings(a));
@@ -881,7 +887,10 @@ static int cmd_group_describe(admin_t *a, char **args)
 	cell(&h, "generation");
 	cell(&h, "%" PRIu64, g->generation);
 	cell(&h, "members");
-	cell(&h, "%" PRIu32, g->nmembers);
+	if (g->no_members)
+		cell(&h, "? (the cluster does not describe groups)");
+	else
+		cell(&h, "%" PRIu32, g->nmembers);
 	int rc = table_print(&h, 1);
 	if (g->nmembers) {
 		table_t m;
@@ -891,7 +900,10 @@ static int cmd_group_describe(admin_t *a, char **args)
 			cell(&m, "%s", mi->id);
 			cell(&m, "%s", mi->client[0] ? mi->client : "-");
 			cell(&m, "%" PRIu32, mi->nowned);
-			cell(&m, "%.1fs", (double)mi->idle_ms / 1000.0);
+			if (mi->idle_ms < 0) /* a Kafka cluster does not say */
+				cell(&m, "-");
+			else
+				cell(&m, "%.1fs", (double)mi->idle_ms / 1000.0);
 		}
 		putchar('\n');
 		rc |= table_print(&m, headings(a));
@@ -1325,6 +1337,7 @@ int main(int argc, char **argv)
 	opts_t o = {.retention_ms = -1, .retention_bytes = -1};
 	mq_err_t err;
 	mq_cli_init(&o.cli);
+	o.cli.kafka = 1;
 	int rc = mq_cli_done(parse_args(argc, argv, &o, &err), prog, usage, &err);
 	if (rc)
 		return rc == 1 ? 0 : 2;

@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "cli_done.h"
 #include "client.h"
+#include "kafka.h"
 #include "lag.h"
 #include "mq.h"
 
@@ -60,7 +61,7 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"usage: mq-lag [-g GROUP]... [-t TOPIC] [-f table|json|prom] [--warn N] [--crit N] [--watch SECONDS] [options]\n"
-		"              [--warn-age DURATION] [--crit-age DURATION]\n"
+		"              [--warn-age DURATION] [--crit-age DURATION] [--window DURATION]\n"
 		"\n"
 		"  -g, --group GROUP        report this group; repeatable (default: every group)\n"
 		"  -t, --topic TOPIC        only the partitions of TOPIC\n"
@@ -77,6 +78,9 @@ static void usage(FILE *fp)
 		"                           table then shows each partition's lag over the\n"
 		"                           broker's window as a sparkline (TREND)\n"
 		"                           (-f prom: only on a terminal; use cron or a loop)\n"
+		"      --window DURATION    a Kafka cluster (-b kafka://...) keeps no lag history:\n"
+		"                           sample it for DURATION first (default 10s; 0: one\n"
+		"                           sample, statuses from the present alone)\n"
 		MQ_CLI_HELP_BROKER
 		"  -v, --verbose            the sampling interval and history on stderr\n"
 		"  -q, --quiet              only errors on stderr\n"
@@ -88,7 +92,9 @@ static void usage(FILE *fp)
 		"group or topic, usage error).\n");
 }
 
-enum { OPT_WARN = 256, OPT_CRIT, OPT_WATCH, OPT_WARN_AGE, OPT_CRIT_AGE };
+enum { OPT_WARN = 256, OPT_CRIT, OPT_WATCH, OPT_WARN_AGE, OPT_CRIT_AGE, OPT_WINDOW };
+
+#define KAFKA_WINDOW_MS 10000 /* --window's default */
 
 static const struct option longopts[] = {
 	{"group", required_argument, NULL, 'g'},
@@ -99,6 +105,7 @@ static const struct option longopts[] = {
 	{"watch", required_argument, NULL, OPT_WATCH},
 	{"warn-age", required_argument, NULL, OPT_WARN_AGE},
 	{"crit-age", required_argument, NULL, OPT_CRIT_AGE},
+	{"window", required_argument, NULL, OPT_WINDOW},
 	MQ_CLI_LONGOPTS,
 	{NULL, 0, NULL, 0},
 };
@@ -115,6 +122,8 @@ typedef struct opts {
 	const char *warn_age, *crit_age;  /* as given */
 	int64_t watch_ms; /* 0: one report */
 	int trend;        /* TREND column: 0 none, 1 ASCII, 2 UTF-8 */
+	int64_t window_ms; /* a broker without history: sample this long first */
+	mq_lag_memory_t *mem; /* the samples then (NULL: the broker keeps them) */
 } opts_t;
 
 static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
@@ -168,6 +177,10 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 		*(c == OPT_WARN_AGE ? &o->warn_age : &o->crit_age) = arg;
 		return 0;
 	}
+	case OPT_WINDOW:
+		if (mq_parse_duration_ms(arg, &o->window_ms, err) || o->window_ms < 0)
+			return mq_err_set(err, MQ_EINVAL, "--window '%.200s': expected a duration such as 10s, or 0", arg);
+		return 0;
 	case OPT_WATCH:
 		if (mq_parse_duration_ms(arg, &o->watch_ms, err) || o->watch_ms < 100)
 			return mq_err_set(err, MQ_EINVAL,
@@ -308,6 +321,12 @@ static int fetch(const opts_t *o, mq_client_t *c, report_t *r, mq_err_t *err)
 		total += r->nbatch[i];
 		if (r->batch[i] && r->nbatch[i])
 			r->interval_ms = r->batch[i][0].interval_ms;
+		if (o->mem) { /* the history is ours: the samples before, then this one */
+			mq_lag_recall(o->mem, r->batch[i], r->nbatch[i]);
+			if (mq_lag_remember(o->mem, r->batch[i], r->nbatch[i], mq_now_ms()))
+				return mq_err_set(err, MQ_ENOMEM, "out of memory for the lag history"), -1;
+			r->interval_ms = o->watch_ms ? o->watch_ms : o->window_ms / MQ_LAG_HISTORY;
+		}
 		if (name && o->topic && (!r->nbatch[i] || !r->batch[i][0].nrows))
 			return mq_err_set(err, MQ_ENOENT,
 					  "group '%s' does not read topic '%s' (no member and no committed offset on it); "
@@ -399,7 +418,10 @@ static void fill_row(const opts_t *o, cell_t *c, const grep_t *x, uint32_t j)
 static void fill_total(const opts_t *o, cell_t *c, const grep_t *x)
 {
 	char members[32];
-	snprintf(members, sizeof members, "(%" PRIu32 " member%s)", x->g->nmembers, x->g->nmembers == 1 ? "" : "s");
+	if (x->g->no_members)
+		snprintf(members, sizeof members, "(members unknown)");
+	else
+		snprintf(members, sizeof members, "(%" PRIu32 " member%s)", x->g->nmembers, x->g->nmembers == 1 ? "" : "s");
 	snprintf(c[C_GROUP], sizeof c[C_GROUP], "%s", x->g->name);
 	snprintf(c[C_TOPIC], sizeof c[C_TOPIC], "(total)");
 	for (int k = C_PART; k <= C_END; k++)
@@ -779,9 +801,39 @@ static void nap(int64_t ms)
 	mq_cli_sleep_until(mq_mono_ms() + ms, &stop);
 }
 
+/* A broker that keeps no lag history (a Kafka cluster): MQ_LAG_HISTORY
+ * samples over --window before the first report, so that its statuses
+ * come from a full window as mq-serve's do.  0, or -1 with err. */
+static int sample(const opts_t *o, mq_client_t *c, mq_err_t *err)
+{
+	int64_t started = mq_mono_ms();
+	for (int i = 0; i < MQ_LAG_HISTORY && !stop; i++) {
+		uint32_t calls = o->ngroups ? o->ngroups : 1;
+		for (uint32_t k = 0; k < calls; k++) {
+			mq_group_info_t *g = NULL;
+			uint32_t n = 0;
+			if (mq_client_groups(c, o->ngroups ? o->groups[k] : NULL, o->topic, &g, &n, err))
+				return -1;
+			int rc = mq_lag_remember(o->mem, g, n, mq_now_ms());
+			mq_group_info_free(g, n);
+			if (rc)
+				return mq_err_set(err, MQ_ENOMEM, "out of memory for the lag history"), -1;
+		}
+		/* the last sample is the report's own present */
+		nap(started + o->window_ms * (i + 1) / (MQ_LAG_HISTORY + 1) - mq_mono_ms());
+	}
+	return 0;
+}
+
 static int run(const opts_t *o, mq_client_t *c, int argc, char **argv)
 {
 	int tty = o->watch_ms && isatty(1), state = ST_UNKNOWN;
+	mq_err_t serr = {0};
+	if (o->mem && o->window_ms && sample(o, c, &serr)) {
+		if (!stop)
+			fprintf(stderr, "%s: %s\n", prog, serr.msg);
+		return ST_UNKNOWN;
+	}
 	for (int round = 0; !stop; round++) {
 		int64_t started = mq_mono_ms();
 		char *buf = NULL;
@@ -815,9 +867,10 @@ static int run(const opts_t *o, mq_client_t *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	opts_t o = {.fmt = FMT_TABLE};
+	opts_t o = {.fmt = FMT_TABLE, .window_ms = KAFKA_WINDOW_MS};
 	mq_err_t err;
 	mq_cli_init(&o.cli);
+	o.cli.kafka = 1;
 	int rc = mq_cli_parse(argc, argv, ":g:t:f:" MQ_CLI_SHORTOPTS, longopts, &o.cli, own_option, check_opts, &o,
 			      &err);
 	rc = mq_cli_done(rc, prog, usage, &err);
@@ -847,7 +900,14 @@ int main(int argc, char **argv)
 		}
 		return ST_UNKNOWN;
 	}
+	/* a Kafka cluster keeps no lag history: mq-lag keeps it */
+	if (mq_kafka_endpoint(mq_client_endpoint(c)) && !(o.mem = mq_lag_memory_new())) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		mq_client_close(c);
+		return ST_UNKNOWN;
+	}
 	int state = run(&o, c, argc, argv);
+	mq_lag_memory_free(o.mem);
 	mq_client_close(c);
 	return state;
 }

@@ -15,10 +15,10 @@
 
 #include "client.h"
 
-/* Where a program cannot reach Kafka yet: which can, and what to use. */
+/* Where a program does not reach Kafka: what to use. */
 #define KAFKA_ONLY                                                                                      \
-	"of the programs only mq-pub and mq-sub reach Kafka clusters in this version (use an mq-serve " \
-	"endpoint such as tcp://127.0.0.1:7733)"
+	"this program does not reach Kafka clusters (mq-pub, mq-sub, mq-lag and mq-admin do; use an " \
+	"mq-serve endpoint such as tcp://127.0.0.1:7733)"
 
 void mq_cli_init(mq_cli_t *cli)
 {

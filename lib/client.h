@@ -198,6 +198,7 @@ typedef struct mq_topic_info {
 	 * (an older mq-serve). */
 	int64_t default_retention_ms, default_retention_bytes;
 	uint64_t bytes;    /* on disk, all partitions */
+	int no_bytes;      /* the broker does not say (a Kafka cluster) */
 	uint64_t messages; /* retained: sum of end - start */
 } mq_topic_info_t;
 
@@ -250,6 +251,8 @@ typedef struct mq_group_info {
 	mq_group_row_t *rows; /* sorted by topic, partition */
 	uint32_t nrows;
 	int64_t interval_ms; /* the broker's sampling interval */
+	int no_members;      /* the broker would not say who reads (a Kafka cluster that
+			      * does not describe groups): owners are "?" */
 } mq_group_info_t;
 
 /* GROUP_DESCRIBE: every group the broker knows (group NULL) or one

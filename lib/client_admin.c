@@ -172,6 +172,16 @@ int mq_client_ping(mq_client_t *c, mq_hello_t *h, int64_t *rtt_us, mq_err_t *err
 {
 	/* The first request also waits for the connection: time the second. */
 	int rc = mq_client_hello(c, h, err);
+	if (c->kafka) { /* a metadata request, the cluster's own round trip */
+		mq_topic_list_t l;
+		for (int i = 0; rc == 0 && i < 2; i++) {
+			uint64_t t0 = mq_mono_ns();
+			if ((rc = mq_client_topics(c, &l, err)) == 0)
+				mq_topic_list_free(&l);
+			*rtt_us = (int64_t)((mq_mono_ns() - t0) / 1000);
+		}
+		return rc;
+	}
 	uint64_t t0 = mq_mono_ns();
 	if (rc == 0)
 		rc = mq_client_hello(c, h, err);
@@ -199,6 +209,8 @@ static void pack_opt_i64(msgpack_packer *pk, int64_t v)
 int mq_client_topic_create(mq_client_t *c, const char *topic, uint32_t partitions, int64_t retention_ms,
 			   int64_t retention_bytes, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_kafka_topic_create(c->kafka, topic, partitions, retention_ms, retention_bytes, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_TOPIC_CREATE, 4);
 	mq_wire_pack_str(pk, topic);
@@ -210,6 +222,8 @@ int mq_client_topic_create(mq_client_t *c, const char *topic, uint32_t partition
 
 int mq_client_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t *out, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_cl_kafka_topic_describe(c, topic, out, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_TOPIC_DESCRIBE, 1);
 	mq_wire_pack_str(pk, topic);
@@ -240,6 +254,8 @@ int mq_client_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t 
 
 int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_t *err)
 {
+	if (c->kafka) /* Kafka has no say over who reads: force or not */
+		return (void)force, mq_kafka_topic_delete(c->kafka, topic, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_TOPIC_DELETE, 2);
 	mq_wire_pack_str(pk, topic);
@@ -249,6 +265,8 @@ int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_
 
 int mq_client_topic_partitions(mq_client_t *c, const char *topic, uint32_t n, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_kafka_topic_grow(c->kafka, topic, n, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_TOPIC_PARTITIONS, 2);
 	mq_wire_pack_str(pk, topic);
@@ -347,6 +365,8 @@ void mq_group_info_free(mq_group_info_t *g, uint32_t n)
 int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
 		     mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_cl_kafka_groups(c, group, topic, out, n, err);
 	*out = NULL;
 	*n = 0;
 	req_t q;
@@ -436,6 +456,8 @@ static int parse_stat(const msgpack_object *o, void *elem, mq_err_t *err)
 int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
 			  unsigned flags, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_cl_kafka_group_reset(c, group, topic, to, flags, out, n, err);
 	*out = NULL;
 	*n = 0;
 	req_t q;
@@ -457,6 +479,8 @@ int mq_client_group_reset(mq_client_t *c, const char *group, const char *topic, 
 
 int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_kafka_group_delete(c->kafka, group, err);
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_GROUP_DELETE, 1);
 	mq_wire_pack_str(pk, group);
@@ -465,6 +489,9 @@ int mq_client_group_delete(mq_client_t *c, const char *group, mq_err_t *err)
 
 int mq_client_stats(mq_client_t *c, mq_stat_t **out, uint32_t *n, mq_err_t *err)
 {
+	if (c->kafka)
+		return mq_err_set(err, MQ_EINVAL, "stats are mq-serve's counters; a Kafka cluster keeps its own "
+				  "(its JMX metrics, or kcat -L for brokers and topics)");
 	*out = NULL;
 	*n = 0;
 	req_t q;

@@ -18,6 +18,81 @@ int mq_kafka_endpoint(const char *ep)
 	return ep && !strncmp(ep, "kafka://", 8);
 }
 
+/* Kafka's ConsumerProtocol assignment: int16 version, int32 count of
+ * topics, each an int16-long name and an int32 count of int32
+ * partitions; user data after it is not read.  Big-endian. */
+static int rd16(const uint8_t *p, size_t len, size_t *at, int16_t *v)
+{
+	if (len - *at < 2)
+		return -1;
+	*v = (int16_t)(p[*at] << 8 | p[*at + 1]);
+	*at += 2;
+	return 0;
+}
+
+static int rd32(const uint8_t *p, size_t len, size_t *at, int32_t *v)
+{
+	if (len - *at < 4)
+		return -1;
+	*v = (int32_t)((uint32_t)p[*at] << 24 | (uint32_t)p[*at + 1] << 16 | (uint32_t)p[*at + 2] << 8 | p[*at + 3]);
+	*at += 4;
+	return 0;
+}
+
+int mq_kafka_assignment_parse(const void *buf, size_t len, mq_kafka_tp_t **out, uint32_t *n, mq_err_t *err)
+{
+	const uint8_t *p = buf;
+	size_t at = 0;
+	int16_t version, l;
+	int32_t topics, parts, part = 0;
+	*out = NULL, *n = 0;
+	if (!len)
+		return 0; /* a member not assigned yet */
+	if (rd16(p, len, &at, &version) || version < 0 || rd32(p, len, &at, &topics) || topics < 0)
+		goto bad;
+	/* each topic takes at least 6 bytes, each partition 4: counts are
+	 * checked against what is there before anything is allocated */
+	for (int32_t t = 0; t < topics; t++) {
+		if (rd16(p, len, &at, &l) || l < 0 || len - at < (size_t)l)
+			goto bad;
+		const char *name = (const char *)p + at;
+		at += (size_t)l;
+		if (rd32(p, len, &at, &parts) || parts < 0 || (len - at) / 4 < (size_t)parts)
+			goto bad;
+		mq_kafka_tp_t *v = realloc(*out, (*n + (size_t)parts + 1) * sizeof *v);
+		if (!v) {
+			mq_kafka_tp_free(*out, *n);
+			*out = NULL, *n = 0;
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		}
+		*out = v;
+		for (int32_t i = 0; i < parts; i++) {
+			rd32(p, len, &at, &part);
+			if (!(v[*n].topic = malloc((size_t)l + 1))) {
+				mq_kafka_tp_free(*out, *n);
+				*out = NULL, *n = 0;
+				return mq_err_set(err, MQ_ENOMEM, "out of memory");
+			}
+			memcpy(v[*n].topic, name, (size_t)l);
+			v[*n].topic[l] = 0;
+			v[(*n)++].partition = part;
+		}
+	}
+	return 0;
+bad:
+	mq_kafka_tp_free(*out, *n);
+	*out = NULL, *n = 0;
+	return mq_err_set(err, MQ_ECORRUPT, "a member's assignment of %zu bytes is cut short or malformed at byte %zu",
+			  len, at);
+}
+
+void mq_kafka_tp_free(mq_kafka_tp_t *v, uint32_t n)
+{
+	for (uint32_t i = 0; v && i < n; i++)
+		free(v[i].topic);
+	free(v);
+}
+
 #ifndef MQ_HAVE_RDKAFKA
 
 int mq_kafka_built(void)
@@ -149,6 +224,78 @@ int mq_kafka_leave(mq_kafka_t *k)
 	return 0;
 }
 
+int mq_kafka_watermarks(mq_kafka_t *k, const char *const *topics, const int32_t *parts, uint32_t n, int64_t *start,
+			int64_t *end, mq_err_t *err)
+{
+	(void)k, (void)topics, (void)parts, (void)n, (void)start, (void)end;
+	return not_built(err);
+}
+
+int mq_kafka_group_offsets(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			   uint32_t n, int64_t *off, mq_err_t *err)
+{
+	(void)k, (void)group, (void)topics, (void)parts, (void)n, (void)off;
+	return not_built(err);
+}
+
+int mq_kafka_group_alter(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			 const int64_t *off, uint32_t n, mq_err_t *err)
+{
+	(void)k, (void)group, (void)topics, (void)parts, (void)off, (void)n;
+	return not_built(err);
+}
+
+int mq_kafka_group_describe(mq_kafka_t *k, const char *group, mq_kafka_group_t *out, mq_err_t *err)
+{
+	(void)k, (void)group;
+	memset(out, 0, sizeof *out);
+	return not_built(err);
+}
+
+void mq_kafka_group_free(mq_kafka_group_t *g)
+{
+	(void)g;
+}
+
+int mq_kafka_group_list(mq_kafka_t *k, char ***names, uint32_t *n, mq_err_t *err)
+{
+	(void)k;
+	*names = NULL, *n = 0;
+	return not_built(err);
+}
+
+int mq_kafka_group_delete(mq_kafka_t *k, const char *group, mq_err_t *err)
+{
+	(void)k, (void)group;
+	return not_built(err);
+}
+
+int mq_kafka_topic_create(mq_kafka_t *k, const char *topic, uint32_t partitions, int64_t retention_ms,
+			  int64_t retention_bytes, mq_err_t *err)
+{
+	(void)k, (void)topic, (void)partitions, (void)retention_ms, (void)retention_bytes;
+	return not_built(err);
+}
+
+int mq_kafka_topic_delete(mq_kafka_t *k, const char *topic, mq_err_t *err)
+{
+	(void)k, (void)topic;
+	return not_built(err);
+}
+
+int mq_kafka_topic_grow(mq_kafka_t *k, const char *topic, uint32_t n, mq_err_t *err)
+{
+	(void)k, (void)topic, (void)n;
+	return not_built(err);
+}
+
+int mq_kafka_topic_retention(mq_kafka_t *k, const char *topic, int64_t *ms, int64_t *bytes, mq_err_t *err)
+{
+	(void)k, (void)topic;
+	*ms = *bytes = -1;
+	return not_built(err);
+}
+
 #else
 
 #include <dlfcn.h>
@@ -224,14 +371,101 @@ int mq_kafka_leave(mq_kafka_t *k)
 	X(rd_kafka_resp_err_t, rd_kafka_commit, (rd_kafka_t *, const rd_kafka_topic_partition_list_t *, int))   \
 	X(rd_kafka_resp_err_t, rd_kafka_committed, (rd_kafka_t *, rd_kafka_topic_partition_list_t *, int))      \
 	X(char *, rd_kafka_memberid, (const rd_kafka_t *))                                                      \
+	X(rd_kafka_resp_err_t, rd_kafka_list_groups,                                                            \
+	  (rd_kafka_t *, const char *, const struct rd_kafka_group_list **, int))                               \
+	X(void, rd_kafka_group_list_destroy, (const struct rd_kafka_group_list *))                              \
 	X(void, rd_kafka_mem_free, (rd_kafka_t *, void *))
+
+/* The Admin API (librdkafka 2.0): resolved apart, so that reading and
+ * writing work with an older library. */
+#define RDK_ADMIN_FUNCS(X)                                                                                      \
+	X(rd_kafka_queue_t *, rd_kafka_queue_new, (rd_kafka_t *))                                               \
+	X(rd_kafka_event_t *, rd_kafka_queue_poll, (rd_kafka_queue_t *, int))                                   \
+	X(void, rd_kafka_event_destroy, (rd_kafka_event_t *))                                                   \
+	X(rd_kafka_resp_err_t, rd_kafka_event_error, (rd_kafka_event_t *))                                      \
+	X(const char *, rd_kafka_event_error_string, (rd_kafka_event_t *))                                      \
+	X(rd_kafka_AdminOptions_t *, rd_kafka_AdminOptions_new, (rd_kafka_t *, rd_kafka_admin_op_t))            \
+	X(void, rd_kafka_AdminOptions_destroy, (rd_kafka_AdminOptions_t *))                                     \
+	X(rd_kafka_resp_err_t, rd_kafka_AdminOptions_set_request_timeout,                                       \
+	  (rd_kafka_AdminOptions_t *, int, char *, size_t))                                                     \
+	X(rd_kafka_resp_err_t, rd_kafka_AdminOptions_set_operation_timeout,                                     \
+	  (rd_kafka_AdminOptions_t *, int, char *, size_t))                                                     \
+	X(const rd_kafka_error_t *, rd_kafka_group_result_error, (const rd_kafka_group_result_t *))             \
+	X(const rd_kafka_topic_partition_list_t *, rd_kafka_group_result_partitions,                            \
+	  (const rd_kafka_group_result_t *))                                                                    \
+	X(rd_kafka_resp_err_t, rd_kafka_topic_result_error, (const rd_kafka_topic_result_t *))                  \
+	X(const char *, rd_kafka_topic_result_error_string, (const rd_kafka_topic_result_t *))                  \
+	X(rd_kafka_ListConsumerGroupOffsets_t *, rd_kafka_ListConsumerGroupOffsets_new,                         \
+	  (const char *, const rd_kafka_topic_partition_list_t *))                                              \
+	X(void, rd_kafka_ListConsumerGroupOffsets_destroy, (rd_kafka_ListConsumerGroupOffsets_t *))             \
+	X(void, rd_kafka_ListConsumerGroupOffsets,                                                              \
+	  (rd_kafka_t *, rd_kafka_ListConsumerGroupOffsets_t **, size_t, const rd_kafka_AdminOptions_t *,       \
+	   rd_kafka_queue_t *))                                                                                 \
+	X(const rd_kafka_ListConsumerGroupOffsets_result_t *, rd_kafka_event_ListConsumerGroupOffsets_result,   \
+	  (rd_kafka_event_t *))                                                                                 \
+	X(const rd_kafka_group_result_t **, rd_kafka_ListConsumerGroupOffsets_result_groups,                    \
+	  (const rd_kafka_ListConsumerGroupOffsets_result_t *, size_t *))                                       \
+	X(rd_kafka_AlterConsumerGroupOffsets_t *, rd_kafka_AlterConsumerGroupOffsets_new,                       \
+	  (const char *, const rd_kafka_topic_partition_list_t *))                                              \
+	X(void, rd_kafka_AlterConsumerGroupOffsets_destroy, (rd_kafka_AlterConsumerGroupOffsets_t *))           \
+	X(void, rd_kafka_AlterConsumerGroupOffsets,                                                             \
+	  (rd_kafka_t *, rd_kafka_AlterConsumerGroupOffsets_t **, size_t, const rd_kafka_AdminOptions_t *,      \
+	   rd_kafka_queue_t *))                                                                                 \
+	X(const rd_kafka_AlterConsumerGroupOffsets_result_t *, rd_kafka_event_AlterConsumerGroupOffsets_result, \
+	  (rd_kafka_event_t *))                                                                                 \
+	X(const rd_kafka_group_result_t **, rd_kafka_AlterConsumerGroupOffsets_result_groups,                   \
+	  (const rd_kafka_AlterConsumerGroupOffsets_result_t *, size_t *))                                      \
+	X(rd_kafka_DeleteGroup_t *, rd_kafka_DeleteGroup_new, (const char *))                                   \
+	X(void, rd_kafka_DeleteGroup_destroy, (rd_kafka_DeleteGroup_t *))                                       \
+	X(void, rd_kafka_DeleteGroups,                                                                          \
+	  (rd_kafka_t *, rd_kafka_DeleteGroup_t **, size_t, const rd_kafka_AdminOptions_t *, rd_kafka_queue_t *)) \
+	X(const rd_kafka_DeleteGroups_result_t *, rd_kafka_event_DeleteGroups_result, (rd_kafka_event_t *))     \
+	X(const rd_kafka_group_result_t **, rd_kafka_DeleteGroups_result_groups,                                \
+	  (const rd_kafka_DeleteGroups_result_t *, size_t *))                                                   \
+	X(rd_kafka_NewTopic_t *, rd_kafka_NewTopic_new, (const char *, int, int, char *, size_t))               \
+	X(void, rd_kafka_NewTopic_destroy, (rd_kafka_NewTopic_t *))                                             \
+	X(rd_kafka_resp_err_t, rd_kafka_NewTopic_set_config, (rd_kafka_NewTopic_t *, const char *, const char *)) \
+	X(void, rd_kafka_CreateTopics,                                                                          \
+	  (rd_kafka_t *, rd_kafka_NewTopic_t **, size_t, const rd_kafka_AdminOptions_t *, rd_kafka_queue_t *))  \
+	X(const rd_kafka_CreateTopics_result_t *, rd_kafka_event_CreateTopics_result, (rd_kafka_event_t *))     \
+	X(const rd_kafka_topic_result_t **, rd_kafka_CreateTopics_result_topics,                                \
+	  (const rd_kafka_CreateTopics_result_t *, size_t *))                                                   \
+	X(rd_kafka_DeleteTopic_t *, rd_kafka_DeleteTopic_new, (const char *))                                   \
+	X(void, rd_kafka_DeleteTopic_destroy, (rd_kafka_DeleteTopic_t *))                                       \
+	X(void, rd_kafka_DeleteTopics,                                                                          \
+	  (rd_kafka_t *, rd_kafka_DeleteTopic_t **, size_t, const rd_kafka_AdminOptions_t *, rd_kafka_queue_t *)) \
+	X(const rd_kafka_DeleteTopics_result_t *, rd_kafka_event_DeleteTopics_result, (rd_kafka_event_t *))     \
+	X(const rd_kafka_topic_result_t **, rd_kafka_DeleteTopics_result_topics,                                \
+	  (const rd_kafka_DeleteTopics_result_t *, size_t *))                                                   \
+	X(rd_kafka_NewPartitions_t *, rd_kafka_NewPartitions_new, (const char *, size_t, char *, size_t))       \
+	X(void, rd_kafka_NewPartitions_destroy, (rd_kafka_NewPartitions_t *))                                   \
+	X(void, rd_kafka_CreatePartitions,                                                                      \
+	  (rd_kafka_t *, rd_kafka_NewPartitions_t **, size_t, const rd_kafka_AdminOptions_t *, rd_kafka_queue_t *)) \
+	X(const rd_kafka_CreatePartitions_result_t *, rd_kafka_event_CreatePartitions_result, (rd_kafka_event_t *)) \
+	X(const rd_kafka_topic_result_t **, rd_kafka_CreatePartitions_result_topics,                            \
+	  (const rd_kafka_CreatePartitions_result_t *, size_t *))                                               \
+	X(rd_kafka_ConfigResource_t *, rd_kafka_ConfigResource_new, (rd_kafka_ResourceType_t, const char *))    \
+	X(void, rd_kafka_ConfigResource_destroy, (rd_kafka_ConfigResource_t *))                                 \
+	X(void, rd_kafka_DescribeConfigs,                                                                       \
+	  (rd_kafka_t *, rd_kafka_ConfigResource_t **, size_t, const rd_kafka_AdminOptions_t *, rd_kafka_queue_t *)) \
+	X(const rd_kafka_DescribeConfigs_result_t *, rd_kafka_event_DescribeConfigs_result, (rd_kafka_event_t *)) \
+	X(const rd_kafka_ConfigResource_t **, rd_kafka_DescribeConfigs_result_resources,                        \
+	  (const rd_kafka_DescribeConfigs_result_t *, size_t *))                                                \
+	X(rd_kafka_resp_err_t, rd_kafka_ConfigResource_error, (const rd_kafka_ConfigResource_t *))              \
+	X(const char *, rd_kafka_ConfigResource_error_string, (const rd_kafka_ConfigResource_t *))              \
+	X(const rd_kafka_ConfigEntry_t **, rd_kafka_ConfigResource_configs,                                     \
+	  (const rd_kafka_ConfigResource_t *, size_t *))                                                        \
+	X(const char *, rd_kafka_ConfigEntry_name, (const rd_kafka_ConfigEntry_t *))                            \
+	X(const char *, rd_kafka_ConfigEntry_value, (const rd_kafka_ConfigEntry_t *))
 
 /* The module's state: the library, loaded once per process. */
 static struct {
 	void *lib;
 	char why[300];
+	char admin_why[300]; /* "" when the Admin API resolved */
 #define FIELD(ret, name, params) ret(*name) params;
 	RDK_FUNCS(FIELD)
+	RDK_ADMIN_FUNCS(FIELD)
 #undef FIELD
 } R;
 static pthread_once_t r_once = PTHREAD_ONCE_INIT;
@@ -253,6 +487,12 @@ static void r_load(void)
 	}
 	RDK_FUNCS(RESOLVE)
 #undef RESOLVE
+#define RESOLVE_ADMIN(ret, name, params)                                                                      \
+	if (!R.admin_why[0] && !(*(void **)&R.name = dlsym(lib, #name)))                                      \
+		snprintf(R.admin_why, sizeof R.admin_why, "%s has no %s (librdkafka 2.0 or later is needed)", \
+			 SONAME, #name);
+	RDK_ADMIN_FUNCS(RESOLVE_ADMIN)
+#undef RESOLVE_ADMIN
 	R.lib = lib;
 }
 
@@ -912,6 +1152,463 @@ int mq_kafka_leave(mq_kafka_t *k)
 	if (k->ck && k->group[0])
 		R.rd_kafka_unsubscribe(k->ck);
 	return 0;
+}
+
+/* ---- administration ---- */
+
+typedef struct admin {
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *o;
+	int wait;
+} admin_t;
+
+static int admin_begin(mq_kafka_t *k, admin_t *a, int topic_op, mq_err_t *err)
+{
+	a->q = NULL, a->o = NULL;
+	if (R.admin_why[0])
+		return mq_err_set(err, MQ_EINVAL, "administration of %.300s: %s", k->endpoint, R.admin_why);
+	char why[256];
+	a->wait = wait_ms_of(k);
+	a->q = R.rd_kafka_queue_new(k->rk);
+	a->o = R.rd_kafka_AdminOptions_new(k->rk, RD_KAFKA_ADMIN_OP_ANY);
+	if (!a->q || !a->o || R.rd_kafka_AdminOptions_set_request_timeout(a->o, a->wait, why, sizeof why) ||
+	    (topic_op && R.rd_kafka_AdminOptions_set_operation_timeout(a->o, a->wait, why, sizeof why)))
+		return mq_err_set(err, MQ_ENOMEM, "out of memory");
+	return 0;
+}
+
+static void admin_end(admin_t *a)
+{
+	if (a->o)
+		R.rd_kafka_AdminOptions_destroy(a->o);
+	if (a->q)
+		R.rd_kafka_queue_destroy(a->q);
+}
+
+/* The operation's result, or NULL with err set (the request as a whole
+ * failed: no controller, timed out, not supported). */
+static rd_kafka_event_t *admin_wait(mq_kafka_t *k, admin_t *a, const char *what, mq_err_t *err)
+{
+	rd_kafka_event_t *e = R.rd_kafka_queue_poll(a->q, a->wait + 2000);
+	if (!e) {
+		mq_err_set(err, MQ_ETIMEDOUT, "%s: %.300s did not answer in time", what, k->endpoint);
+		return NULL;
+	}
+	rd_kafka_resp_err_t code = R.rd_kafka_event_error(e);
+	if (code) {
+		const char *why = R.rd_kafka_event_error_string(e);
+		mq_err_set(err, code == RD_KAFKA_RESP_ERR__TIMED_OUT ? MQ_ETIMEDOUT : MQ_EIO, "%s at %.300s: %.300s", what,
+			   k->endpoint, why ? why : R.rd_kafka_err2str(code));
+		R.rd_kafka_event_destroy(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* An error of the cluster's about one group or topic, as mq's code. */
+static int kafka_code(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
+		return MQ_EEXIST;
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND:
+		return MQ_ENOENT;
+	case RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
+	case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+	case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION:
+	case RD_KAFKA_RESP_ERR_GROUP_SUBSCRIBED_TO_TOPIC:
+		return MQ_EBUSY;
+	case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
+	case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+	case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_INVALID_REQUEST:
+		return MQ_EINVAL;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return MQ_ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+	case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
+		return MQ_EPROTO;
+	default:
+		return MQ_EIO;
+	}
+}
+
+static rd_kafka_topic_partition_list_t *tp_list(const char *const *topics, const int32_t *parts, const int64_t *off,
+						uint32_t n)
+{
+	rd_kafka_topic_partition_list_t *l = R.rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+	for (uint32_t i = 0; i < n; i++)
+		R.rd_kafka_topic_partition_list_add(l, topics[i], parts[i])->offset = off ? off[i] : RD_KAFKA_OFFSET_INVALID;
+	return l;
+}
+
+/* The index in topics/parts of (topic, p), or n. */
+static uint32_t tp_find(const char *const *topics, const int32_t *parts, uint32_t n, const char *topic, int32_t p,
+			uint32_t hint)
+{
+	if (hint < n && parts[hint] == p && !strcmp(topics[hint], topic))
+		return hint;
+	for (uint32_t i = 0; i < n; i++)
+		if (parts[i] == p && !strcmp(topics[i], topic))
+			return i;
+	return n;
+}
+
+int mq_kafka_watermarks(mq_kafka_t *k, const char *const *topics, const int32_t *parts, uint32_t n, int64_t *start,
+			int64_t *end, mq_err_t *err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		int64_t *out = pass ? end : start;
+		for (uint32_t i = 0; i < n; i++)
+			out[i] = -1;
+		if (!n)
+			continue;
+		/* a "time" of -2 asks for the first offset, -1 for the end */
+		rd_kafka_topic_partition_list_t *l = tp_list(topics, parts, NULL, n);
+		for (int i = 0; i < l->cnt; i++)
+			l->elems[i].offset = pass ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_resp_err_t e = R.rd_kafka_offsets_for_times(k->rk, l, wait_ms_of(k));
+		for (int i = 0; !e && i < l->cnt; i++) {
+			uint32_t at = tp_find(topics, parts, n, l->elems[i].topic, l->elems[i].partition, (uint32_t)i);
+			if (at < n && !l->elems[i].err)
+				out[at] = l->elems[i].offset;
+		}
+		R.rd_kafka_topic_partition_list_destroy(l);
+		if (e)
+			return cluster_error(k, pass ? "end offsets" : "first offsets", e, err);
+	}
+	return 0;
+}
+
+/* The one group result of an offsets call: its partitions, or NULL with
+ * err set. */
+static const rd_kafka_topic_partition_list_t *group_parts(mq_kafka_t *k, const rd_kafka_group_result_t **g, size_t ng,
+							  const char *group, const char *what, mq_err_t *err)
+{
+	if (ng < 1) {
+		mq_err_set(err, MQ_EPROTO, "%s of group '%s': %.300s answered nothing", what, group, k->endpoint);
+		return NULL;
+	}
+	const rd_kafka_error_t *ge = R.rd_kafka_group_result_error(g[0]);
+	if (ge) {
+		rd_kafka_resp_err_t c = R.rd_kafka_error_code(ge);
+		mq_err_set(err, kafka_code(c), "%s of group '%s' at %.300s: %s", what, group, k->endpoint,
+			   R.rd_kafka_error_string(ge));
+		return NULL;
+	}
+	const rd_kafka_topic_partition_list_t *l = R.rd_kafka_group_result_partitions(g[0]);
+	if (!l)
+		mq_err_set(err, MQ_EPROTO, "%s of group '%s': %.300s answered no partitions", what, group, k->endpoint);
+	return l;
+}
+
+/* The group's committed offsets of the n partitions: listed into off
+ * (set NULL), or set to set[]. */
+static int offsets_call(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			const int64_t *set, uint32_t n, int64_t *off, mq_err_t *err)
+{
+	const char *what = set ? "setting the offsets" : "the committed offsets";
+	admin_t a;
+	int rc = admin_begin(k, &a, 0, err);
+	if (rc) {
+		admin_end(&a);
+		return rc;
+	}
+	rd_kafka_topic_partition_list_t *l = tp_list(topics, parts, set, n);
+	if (set) {
+		rd_kafka_AlterConsumerGroupOffsets_t *req = R.rd_kafka_AlterConsumerGroupOffsets_new(group, l);
+		R.rd_kafka_AlterConsumerGroupOffsets(k->rk, &req, 1, a.o, a.q);
+		R.rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+	} else {
+		rd_kafka_ListConsumerGroupOffsets_t *req = R.rd_kafka_ListConsumerGroupOffsets_new(group, l);
+		R.rd_kafka_ListConsumerGroupOffsets(k->rk, &req, 1, a.o, a.q);
+		R.rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	}
+	R.rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_event_t *e = admin_wait(k, &a, what, err);
+	rc = e ? 0 : -err->code;
+	if (e) {
+		size_t ng = 0;
+		const rd_kafka_group_result_t **g =
+			set ? R.rd_kafka_AlterConsumerGroupOffsets_result_groups(
+				      R.rd_kafka_event_AlterConsumerGroupOffsets_result(e), &ng)
+			    : R.rd_kafka_ListConsumerGroupOffsets_result_groups(
+				      R.rd_kafka_event_ListConsumerGroupOffsets_result(e), &ng);
+		const rd_kafka_topic_partition_list_t *got = group_parts(k, g, ng, group, what, err);
+		if (!got)
+			rc = -err->code;
+		for (int i = 0; got && !rc && i < got->cnt; i++) {
+			const rd_kafka_topic_partition_t *x = &got->elems[i];
+			uint32_t at = tp_find(topics, parts, n, x->topic, x->partition, (uint32_t)i);
+			if (!set && at < n && !x->err && x->offset >= 0)
+				off[at] = x->offset;
+			int c = set && x->err ? kafka_code(x->err) : 0;
+			if (c)
+				rc = mq_err_set(err, c, "setting the offsets of group '%s' at %.300s: partition %d of "
+						"topic '%s': %s%s", group, k->endpoint, (int)x->partition, x->topic,
+						R.rd_kafka_err2str(x->err),
+						c == MQ_EBUSY ? " (Kafka moves a group's offsets only while it has no "
+								"live members: stop them first)" : "");
+		}
+		R.rd_kafka_event_destroy(e);
+	}
+	admin_end(&a);
+	return rc;
+}
+
+int mq_kafka_group_offsets(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			   uint32_t n, int64_t *off, mq_err_t *err)
+{
+	for (uint32_t i = 0; i < n; i++)
+		off[i] = -1;
+	return n ? offsets_call(k, group, topics, parts, NULL, n, off, err) : 0;
+}
+
+int mq_kafka_group_alter(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			 const int64_t *off, uint32_t n, mq_err_t *err)
+{
+	return n ? offsets_call(k, group, topics, parts, off, n, NULL, err) : 0;
+}
+
+void mq_kafka_group_free(mq_kafka_group_t *g)
+{
+	for (uint32_t i = 0; g && i < g->nmembers; i++) {
+		for (uint32_t j = 0; j < g->members[i].nown; j++)
+			free(g->members[i].own[j].topic);
+		free(g->members[i].own);
+	}
+	if (g) {
+		free(g->members);
+		g->members = NULL;
+		g->nmembers = 0;
+	}
+}
+
+/* (librdkafka's ListGroups and DescribeGroups: its newer Admin API
+ * calls for them never let the handle be destroyed when a cluster does
+ * not take them, librdkafka's mock cluster among them.) */
+int mq_kafka_group_describe(mq_kafka_t *k, const char *group, mq_kafka_group_t *out, mq_err_t *err)
+{
+	memset(out, 0, sizeof *out);
+	const struct rd_kafka_group_list *gl = NULL;
+	rd_kafka_resp_err_t e = R.rd_kafka_list_groups(k->rk, group, &gl, wait_ms_of(k));
+	if (!e && (!gl || gl->group_cnt < 1))
+		e = RD_KAFKA_RESP_ERR__BAD_MSG;
+	if (!e && gl->groups[0].err)
+		e = gl->groups[0].err;
+	int rc = 0;
+	if (e) {
+		rc = mq_err_set(err, kafka_code(e), "describing group '%s' at %.300s: %s", group, k->endpoint,
+				R.rd_kafka_err2str(e));
+	} else {
+		const struct rd_kafka_group_info *g = &gl->groups[0];
+		snprintf(out->state, sizeof out->state, "%s", g->state ? g->state : "Unknown");
+		if (g->member_cnt > 0 && !(out->members = calloc((size_t)g->member_cnt, sizeof *out->members)))
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+		for (int i = 0; !rc && i < g->member_cnt; i++) {
+			const struct rd_kafka_group_member_info *mi = &g->members[i];
+			mq_kafka_member_t *m = &out->members[out->nmembers++];
+			snprintf(m->id, sizeof m->id, "%s", mi->member_id ? mi->member_id : "");
+			snprintf(m->client, sizeof m->client, "%s", mi->client_id ? mi->client_id : "");
+			snprintf(m->host, sizeof m->host, "%s", mi->client_host ? mi->client_host : "");
+			/* a group of another protocol than "consumer" has no
+			 * partitions to parse: its members own nothing here */
+			if (g->protocol_type && !strcmp(g->protocol_type, "consumer") &&
+			    (rc = mq_kafka_assignment_parse(mi->member_assignment, (size_t)(mi->member_assignment_size > 0 ?
+				   mi->member_assignment_size : 0), &m->own, &m->nown, err)) == -MQ_ECORRUPT)
+				rc = mq_err_set(err, MQ_EPROTO, "describing group '%s' at %.300s: member %s: %s", group,
+						k->endpoint, m->id, err->msg);
+		}
+	}
+	if (gl)
+		R.rd_kafka_group_list_destroy(gl);
+	if (rc)
+		mq_kafka_group_free(out);
+	return rc;
+}
+
+int mq_kafka_group_list(mq_kafka_t *k, char ***names, uint32_t *n, mq_err_t *err)
+{
+	*names = NULL, *n = 0;
+	const struct rd_kafka_group_list *gl = NULL;
+	rd_kafka_resp_err_t e = R.rd_kafka_list_groups(k->rk, NULL, &gl, wait_ms_of(k));
+	/* a broker that did not answer leaves the list incomplete: an error */
+	if (e) {
+		if (gl)
+			R.rd_kafka_group_list_destroy(gl);
+		return mq_err_set(err, kafka_code(e), "the group list from %.300s: %s", k->endpoint, R.rd_kafka_err2str(e));
+	}
+	int rc = 0;
+	if (!(*names = calloc((size_t)gl->group_cnt + 1, sizeof **names)))
+		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (int i = 0; !rc && i < gl->group_cnt; i++)
+		if (!((*names)[(*n)++] = strdup(gl->groups[i].group)))
+			rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	R.rd_kafka_group_list_destroy(gl);
+	if (rc) {
+		for (uint32_t i = 0; *names && i < *n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL, *n = 0;
+	}
+	return rc;
+}
+
+int mq_kafka_group_delete(mq_kafka_t *k, const char *group, mq_err_t *err)
+{
+	admin_t a;
+	int rc = admin_begin(k, &a, 0, err);
+	if (rc) {
+		admin_end(&a);
+		return rc;
+	}
+	rd_kafka_DeleteGroup_t *req = R.rd_kafka_DeleteGroup_new(group);
+	R.rd_kafka_DeleteGroups(k->rk, &req, 1, a.o, a.q);
+	R.rd_kafka_DeleteGroup_destroy(req);
+	rd_kafka_event_t *e = admin_wait(k, &a, "deleting the group", err);
+	rc = e ? 0 : -err->code;
+	if (e) {
+		size_t ng = 0;
+		const rd_kafka_group_result_t **g = R.rd_kafka_DeleteGroups_result_groups(
+			R.rd_kafka_event_DeleteGroups_result(e), &ng);
+		const rd_kafka_error_t *ge = ng ? R.rd_kafka_group_result_error(g[0]) : NULL;
+		if (ge) {
+			int c = kafka_code(R.rd_kafka_error_code(ge));
+			rc = mq_err_set(err, c, "deleting group '%s' at %.300s: %s%s", group, k->endpoint,
+					R.rd_kafka_error_string(ge),
+					c == MQ_EBUSY ? " (the group has live members: stop them first)" : "");
+		}
+		R.rd_kafka_event_destroy(e);
+	}
+	admin_end(&a);
+	return rc;
+}
+
+/* The one topic result of a topic operation: 0, or its error. */
+static int topic_result(mq_kafka_t *k, const rd_kafka_topic_result_t **t, size_t nt, const char *what,
+			const char *topic, mq_err_t *err)
+{
+	if (nt < 1)
+		return mq_err_set(err, MQ_EPROTO, "%s '%s': %.300s answered nothing", what, topic, k->endpoint);
+	rd_kafka_resp_err_t c = R.rd_kafka_topic_result_error(t[0]);
+	if (!c)
+		return 0;
+	const char *why = R.rd_kafka_topic_result_error_string(t[0]);
+	int code = kafka_code(c);
+	return mq_err_set(err, code, "%s '%s' at %.300s: %s", what, topic, k->endpoint,
+			  code == MQ_EEXIST ? "it exists already"
+			  : code == MQ_ENOENT ? "no such topic"
+			  : why && *why ? why : R.rd_kafka_err2str(c));
+}
+
+enum topic_op { T_CREATE, T_DELETE, T_GROW };
+
+/* Create topic with n partitions (0: the cluster's default) and the
+ * retentions (< 0: the cluster's), delete it, or grow it to n. */
+static int topic_op(mq_kafka_t *k, enum topic_op op, const char *topic, uint32_t n, int64_t retention_ms,
+		    int64_t retention_bytes, mq_err_t *err)
+{
+	static const char *const what[] = {"creating topic", "deleting topic", "adding partitions to topic"};
+	admin_t a;
+	int rc = admin_begin(k, &a, 1, err);
+	char why[256] = "", v[32];
+	rd_kafka_NewTopic_t *nt = NULL;
+	rd_kafka_NewPartitions_t *np = NULL;
+	rd_kafka_DeleteTopic_t *dt = NULL;
+	if (!rc && op == T_CREATE && (nt = R.rd_kafka_NewTopic_new(topic, n ? (int)n : -1, -1, why, sizeof why))) {
+		for (int i = 0; i < 2; i++) {
+			int64_t r = i ? retention_bytes : retention_ms;
+			snprintf(v, sizeof v, "%lld", (long long)r);
+			if (r >= 0)
+				R.rd_kafka_NewTopic_set_config(nt, i ? "retention.bytes" : "retention.ms", v);
+		}
+		R.rd_kafka_CreateTopics(k->rk, &nt, 1, a.o, a.q);
+	} else if (!rc && op == T_GROW && (np = R.rd_kafka_NewPartitions_new(topic, n, why, sizeof why))) {
+		R.rd_kafka_CreatePartitions(k->rk, &np, 1, a.o, a.q);
+	} else if (!rc && op == T_DELETE && (dt = R.rd_kafka_DeleteTopic_new(topic))) {
+		R.rd_kafka_DeleteTopics(k->rk, &dt, 1, a.o, a.q);
+	} else if (!rc) {
+		rc = mq_err_set(err, MQ_EINVAL, "topic '%s': %s", topic, why[0] ? why : "out of memory");
+	}
+	char doing[300];
+	snprintf(doing, sizeof doing, "%s '%.200s'", what[op], topic);
+	rd_kafka_event_t *e = rc ? NULL : admin_wait(k, &a, doing, err);
+	if (!rc && !e)
+		rc = -err->code;
+	if (e) {
+		size_t nr = 0;
+		const rd_kafka_topic_result_t **r =
+			op == T_CREATE ? R.rd_kafka_CreateTopics_result_topics(R.rd_kafka_event_CreateTopics_result(e), &nr)
+			: op == T_GROW ? R.rd_kafka_CreatePartitions_result_topics(R.rd_kafka_event_CreatePartitions_result(e),
+										    &nr)
+				       : R.rd_kafka_DeleteTopics_result_topics(R.rd_kafka_event_DeleteTopics_result(e), &nr);
+		rc = topic_result(k, r, nr, what[op], topic, err);
+		R.rd_kafka_event_destroy(e);
+	}
+	if (nt)
+		R.rd_kafka_NewTopic_destroy(nt);
+	if (np)
+		R.rd_kafka_NewPartitions_destroy(np);
+	if (dt)
+		R.rd_kafka_DeleteTopic_destroy(dt);
+	admin_end(&a);
+	return rc;
+}
+
+int mq_kafka_topic_create(mq_kafka_t *k, const char *topic, uint32_t partitions, int64_t retention_ms,
+			  int64_t retention_bytes, mq_err_t *err)
+{
+	return topic_op(k, T_CREATE, topic, partitions, retention_ms, retention_bytes, err);
+}
+
+int mq_kafka_topic_delete(mq_kafka_t *k, const char *topic, mq_err_t *err)
+{
+	return topic_op(k, T_DELETE, topic, 0, -1, -1, err);
+}
+
+int mq_kafka_topic_grow(mq_kafka_t *k, const char *topic, uint32_t n, mq_err_t *err)
+{
+	return topic_op(k, T_GROW, topic, n, -1, -1, err);
+}
+
+int mq_kafka_topic_retention(mq_kafka_t *k, const char *topic, int64_t *ms, int64_t *bytes, mq_err_t *err)
+{
+	*ms = *bytes = -1;
+	admin_t a;
+	int rc = admin_begin(k, &a, 0, err);
+	if (!rc) {
+		rd_kafka_ConfigResource_t *res = R.rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+		R.rd_kafka_DescribeConfigs(k->rk, &res, 1, a.o, a.q);
+		R.rd_kafka_ConfigResource_destroy(res);
+		rd_kafka_event_t *e = admin_wait(k, &a, "the topic's settings", err);
+		rc = e ? 0 : -err->code;
+		if (e) {
+			size_t nr = 0, nc = 0;
+			const rd_kafka_ConfigResource_t **r = R.rd_kafka_DescribeConfigs_result_resources(
+				R.rd_kafka_event_DescribeConfigs_result(e), &nr);
+			rd_kafka_resp_err_t c = nr ? R.rd_kafka_ConfigResource_error(r[0]) : RD_KAFKA_RESP_ERR__BAD_MSG;
+			if (c) {
+				const char *why = nr ? R.rd_kafka_ConfigResource_error_string(r[0]) : NULL;
+				rc = mq_err_set(err, kafka_code(c), "the settings of topic '%s' at %.300s: %s", topic,
+						k->endpoint, why && *why ? why : R.rd_kafka_err2str(c));
+			}
+			const rd_kafka_ConfigEntry_t **ce = rc ? NULL : R.rd_kafka_ConfigResource_configs(r[0], &nc);
+			for (size_t i = 0; ce && i < nc; i++) {
+				const char *name = R.rd_kafka_ConfigEntry_name(ce[i]), *val = R.rd_kafka_ConfigEntry_value(ce[i]);
+				if (name && val && !strcmp(name, "retention.ms"))
+					*ms = strtoll(val, NULL, 10);
+				else if (name && val && !strcmp(name, "retention.bytes"))
+					*bytes = strtoll(val, NULL, 10);
+			}
+			R.rd_kafka_event_destroy(e);
+		}
+	}
+	admin_end(&a);
+	return rc;
 }
 
 #endif

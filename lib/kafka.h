@@ -145,4 +145,58 @@ int mq_kafka_leave(mq_kafka_t *k);
  * last fetch response said it, else asked for; -1 when unknown. */
 int64_t mq_kafka_cached_end(mq_kafka_t *k, const char *topic, int32_t p);
 
+/* ---- administration (librdkafka's Admin API, 2.0 or later) ----
+ * Every call waits up to the client's timeout (60 s at most); an
+ * operation the cluster does not take (librdkafka's mock cluster takes
+ * few) fails with the cluster's own reason. */
+
+/* Start and end offsets of partitions parts[i] of topics[i], i < n, in
+ * one request per leader (start[i] or end[i] -1 where unknown). */
+int mq_kafka_watermarks(mq_kafka_t *k, const char *const *topics, const int32_t *parts, uint32_t n, int64_t *start,
+			int64_t *end, mq_err_t *err);
+/* group's committed offsets of those partitions: off[i], -1 none. */
+int mq_kafka_group_offsets(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			   uint32_t n, int64_t *off, mq_err_t *err);
+/* Set them (a group with live members refuses: -MQ_EBUSY). */
+int mq_kafka_group_alter(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
+			 const int64_t *off, uint32_t n, mq_err_t *err);
+
+typedef struct mq_kafka_member {
+	char id[256], client[256], host[128];
+	mq_kafka_tp_t *own; /* its assignment, malloc'd */
+	uint32_t nown;
+} mq_kafka_member_t;
+typedef struct mq_kafka_group {
+	char state[32]; /* "Stable", "Empty", "Dead" (no such group), ... */
+	mq_kafka_member_t *members;
+	uint32_t nmembers;
+} mq_kafka_group_t;
+/* The group's state and members (DescribeGroups); free with
+ * mq_kafka_group_free.  -MQ_EPROTO when the cluster does not describe
+ * groups. */
+int mq_kafka_group_describe(mq_kafka_t *k, const char *group, mq_kafka_group_t *out, mq_err_t *err);
+void mq_kafka_group_free(mq_kafka_group_t *g);
+/* Parse a member's assignment as Kafka's consumer protocol encodes it
+ * (buf[0..len), from the cluster: every count checked against the bytes
+ * there): *out n (topic, partition), free with mq_kafka_tp_free.
+ * -MQ_ECORRUPT for bytes cut short or malformed. */
+int mq_kafka_assignment_parse(const void *buf, size_t len, mq_kafka_tp_t **out, uint32_t *n, mq_err_t *err);
+void mq_kafka_tp_free(mq_kafka_tp_t *v, uint32_t n);
+/* Every consumer group's name (each and the array malloc'd). */
+int mq_kafka_group_list(mq_kafka_t *k, char ***names, uint32_t *n, mq_err_t *err);
+/* Delete group (its committed offsets): -MQ_EBUSY with live members,
+ * -MQ_ENOENT when there is none. */
+int mq_kafka_group_delete(mq_kafka_t *k, const char *group, mq_err_t *err);
+
+/* Create topic with partitions (0: the cluster's default) and, where
+ * >= 0, retention.ms and retention.bytes: -MQ_EEXIST when it exists. */
+int mq_kafka_topic_create(mq_kafka_t *k, const char *topic, uint32_t partitions, int64_t retention_ms,
+			  int64_t retention_bytes, mq_err_t *err);
+/* -MQ_ENOENT when it does not exist. */
+int mq_kafka_topic_delete(mq_kafka_t *k, const char *topic, mq_err_t *err);
+/* Grow topic to n partitions (never shrinks: -MQ_EINVAL). */
+int mq_kafka_topic_grow(mq_kafka_t *k, const char *topic, uint32_t n, mq_err_t *err);
+/* topic's retention.ms and retention.bytes (-1: unlimited). */
+int mq_kafka_topic_retention(mq_kafka_t *k, const char *topic, int64_t *ms, int64_t *bytes, mq_err_t *err);
+
 #endif

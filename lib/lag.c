@@ -3,6 +3,10 @@
  */
 #include "lag.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 /* One point of the window: a sample, or the present. */
 typedef struct point {
 	int64_t ms, committed;
@@ -189,4 +193,89 @@ const char *mq_lag_status_name(mq_lag_status_t s)
 	case MQ_LAG_STOPPED: return "STOPPED";
 	}
 	return "?";
+}
+
+/* ---- history kept by the caller ---- */
+
+typedef struct mem_row {
+	char group[MQ_NAME_MAX + 1], topic[MQ_NAME_MAX + 1];
+	uint32_t partition, nhist;
+	mq_lag_sample_t hist[MQ_LAG_HISTORY]; /* oldest first */
+} mem_row_t;
+
+struct mq_lag_memory {
+	mem_row_t *rows;
+	uint32_t n, cap;
+};
+
+mq_lag_memory_t *mq_lag_memory_new(void)
+{
+	return calloc(1, sizeof(mq_lag_memory_t));
+}
+
+void mq_lag_memory_free(mq_lag_memory_t *m)
+{
+	if (m)
+		free(m->rows);
+	free(m);
+}
+
+/* The row of (group, topic, p), or NULL; *hint: where the last was (rows
+ * come in the same order each time, so it is usually the next). */
+static mem_row_t *mem_find(const mq_lag_memory_t *m, const char *group, const char *topic, uint32_t p,
+			   uint32_t *hint)
+{
+	for (uint32_t k = 0; k < m->n; k++) {
+		uint32_t i = (*hint + k) % m->n;
+		mem_row_t *r = &m->rows[i];
+		if (r->partition == p && !strcmp(r->topic, topic) && !strcmp(r->group, group)) {
+			*hint = i + 1;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+int mq_lag_remember(mq_lag_memory_t *m, const mq_group_info_t *g, uint32_t n, int64_t now_ms)
+{
+	uint32_t hint = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < g[i].nrows; k++) {
+			const mq_group_row_t *w = &g[i].rows[k];
+			mem_row_t *r = m->n ? mem_find(m, g[i].name, w->topic, w->partition, &hint) : NULL;
+			if (!r) {
+				if (m->n == m->cap) {
+					uint32_t cap = m->cap ? m->cap * 2 : 64;
+					mem_row_t *v = realloc(m->rows, cap * sizeof *v);
+					if (!v)
+						return -1;
+					m->rows = v, m->cap = cap;
+				}
+				r = &m->rows[m->n++];
+				memset(r, 0, sizeof *r);
+				snprintf(r->group, sizeof r->group, "%s", g[i].name);
+				snprintf(r->topic, sizeof r->topic, "%s", w->topic);
+				r->partition = w->partition;
+				hint = m->n;
+			}
+			if (r->nhist == MQ_LAG_HISTORY) {
+				memmove(r->hist, r->hist + 1, (MQ_LAG_HISTORY - 1) * sizeof *r->hist);
+				r->nhist--;
+			}
+			r->hist[r->nhist++] = (mq_lag_sample_t){now_ms, w->committed, w->end};
+		}
+	return 0;
+}
+
+void mq_lag_recall(const mq_lag_memory_t *m, mq_group_info_t *g, uint32_t n)
+{
+	uint32_t hint = 0;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < g[i].nrows; k++) {
+			mq_group_row_t *w = &g[i].rows[k];
+			const mem_row_t *r = m->n ? mem_find(m, g[i].name, w->topic, w->partition, &hint) : NULL;
+			w->nhist = r ? r->nhist : 0;
+			if (r)
+				memcpy(w->hist, r->hist, r->nhist * sizeof *r->hist);
+		}
 }

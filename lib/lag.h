@@ -80,4 +80,17 @@ int mq_lag_spark_level(uint64_t v, uint64_t max);
  * width on a terminal. */
 uint32_t mq_lag_spark(const uint64_t *v, uint32_t n, int utf8, char *buf, size_t size);
 
+/* Lag history kept by the caller, for a broker that keeps none (a
+ * Kafka cluster: mq-lag samples it itself).  mq_lag_remember adds each
+ * row of groups g[0..n) as a sample at now_ms (the newest
+ * MQ_LAG_HISTORY kept per group, topic and partition);
+ * mq_lag_recall fills each row's history from what was remembered
+ * before.  Rows are found by name, so groups and partitions may come and
+ * go between samples. */
+typedef struct mq_lag_memory mq_lag_memory_t;
+mq_lag_memory_t *mq_lag_memory_new(void);
+void mq_lag_memory_free(mq_lag_memory_t *m);
+int mq_lag_remember(mq_lag_memory_t *m, const mq_group_info_t *g, uint32_t n, int64_t now_ms);
+void mq_lag_recall(const mq_lag_memory_t *m, mq_group_info_t *g, uint32_t n);
+
 #endif

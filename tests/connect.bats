@@ -211,23 +211,23 @@ timed() {
 	# Set but empty: not a setting.
 	MQ_CURVE_SERVER= run mq-pub -t plain -m fine
 	assert_success
-	# Kafka endpoints, in -b and in MQ_BROKER: usage errors but for mq-pub
-	# and mq-sub (mq-lag: UNKNOWN), which try, and nothing listens there.
-	local args only="of the programs only mq-pub and mq-sub reach Kafka clusters in this version"
-	for args in "mq-admin topic list"; do
+	# Kafka endpoints, in -b and in MQ_BROKER: every client program tries,
+	# and nothing listens there (mq-lag: UNKNOWN).
+	local args
+	for args in "mq-admin topic list" "mq-admin group describe g"; do
 		run $args -b kafka://127.0.0.1:9
-		assert_failure 2
-		assert_output --partial "$only"
+		assert_failure 1
+		assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
 		MQ_BROKER=kafka://127.0.0.1:9 run $args
-		assert_failure 2
-		assert_output --partial "MQ_BROKER 'kafka://127.0.0.1:9': $only"
+		assert_failure 1
+		assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
 	done
 	run mq-lag -b kafka://127.0.0.1:9
-	assert_failure 3 # a usage error is UNKNOWN for a monitoring check
-	assert_output --partial "$only"
-	MQ_BROKER=kafka://127.0.0.1:9 run mq-lag
 	assert_failure 3
-	assert_output --partial "$only"
+	assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
+	MQ_BROKER=kafka://127.0.0.1:9 run mq-lag -g g
+	assert_failure 3
+	assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
 	# shared buckets: mq-serve's alone, never Kafka's
 	run mq-bucket -r 1/s --shared b -b kafka://127.0.0.1:9
 	assert_failure 2

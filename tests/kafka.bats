@@ -287,3 +287,117 @@ JOB
 ${T}b first
 ${T}b third"
 }
+
+@test "mq-lag and mq-admin over Kafka: a group's commit against the end, the same table, JSON and exit codes" {
+	seq 1 100 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 0
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -n 50 -o beginning --session-timeout 6s
+	assert_success
+	run mq-admin -b "kafka://$KAFKA" group describe "G$T"
+	assert_success
+	assert_line --regexp "^$T +0 +50 +100 +50 "
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "$T" --window 0 -f json
+	assert_success # nobody reads now, but whether anyone does is the cluster's to say (see below)
+	[ "$(jq -r '.groups[0].lag' <<<"$output")" = 50 ]
+	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 0) | .committed' <<<"$output")" = 50 ]
+	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 0) | .end' <<<"$output")" = 100 ]
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --warn 40
+	assert_failure 1
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --warn 40 --crit 50
+	assert_failure 2
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 -f prom
+	assert_line "mq_consumer_lag{group=\"G$T\",topic=\"$T\",partition=\"0\"} 50"
+	if [ -z "${MQ_TEST_KAFKA:-}" ]; then
+		# the mock cluster does not describe groups: members unknown, never STOPPED on a guess
+		run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0
+		assert_output --partial "(members unknown)"
+		refute_output --partial STOPPED
+	fi
+	# a name that is no group: UNKNOWN, as with mq-serve
+	run mq-lag -b "kafka://$KAFKA" -g "nosuch$T" --window 0
+	assert_failure 3
+	assert_output --partial "no group 'nosuch$T'"
+	run mq-admin -b "kafka://$KAFKA" group reset "nosuch$T" -t "$T" --to beginning
+	assert_failure 1
+	assert_output --partial "no group 'nosuch$T'"
+	# a dry run shows what a reset would do and changes nothing
+	run mq-admin -b "kafka://$KAFKA" group reset "G$T" -t "$T" --to 10 --dry-run
+	assert_success
+	assert_line --regexp "^0 +50 +10$"
+	assert_line --regexp "^1 +-? *0? +0$"
+	run mq-admin -b "kafka://$KAFKA" group describe "G$T" -f json
+	[ "$(jq -r ".offsets[] | select(.topic == \"$T\" and .partition == 0) | .committed" <<<"$output")" = 50 ]
+	run mq-admin -b "kafka://$KAFKA" -w 3s group reset "G$T" -t "$T" --to 10
+	if [ -n "${MQ_TEST_KAFKA:-}" ]; then
+		assert_success
+		run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "$T" --window 0 -f json
+		[ "$(jq -r '.groups[0].lag' <<<"$output")" = 90 ]
+	else # the mock cluster takes commits from group members alone: refused, and said why
+		assert_failure 1
+		assert_output --partial "setting the offsets of group 'G$T'"
+	fi
+}
+
+@test "mq-lag over Kafka samples its own window: a lag that grows is LAGGING, one nobody commits is STALLED" {
+	seq 1 100 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 0
+	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -n 50 -o beginning --session-timeout 6s
+	assert_success
+	# partition 1: empty when the window opens (so not STALLED), then growing
+	(sleep 0.7; for i in $(seq 1 30); do seq 1 10 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 1; sleep 0.1; done) 3>&- 7>&- &
+	local w=$!
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "$T" --window 3s -v
+	wait "$w"
+	assert_failure 1 # WARNING
+	assert_line --regexp "^G$T +$T +1 .* LAGGING "
+	[ -n "${MQ_TEST_KAFKA:-}" ] || assert_line --regexp "^G$T +$T +0 .* STALLED "
+	assert_output --partial "samples every 100ms, 30 kept (window 3.0s)"
+	# --window 0: one sample, statuses from the present alone
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "$T" --window 0
+	refute_output --partial LAGGING
+	refute_output --partial STALLED
+}
+
+@test "mq-admin over Kafka: topics listed and described from the cluster; what it cannot do or tell, said" {
+	seq 1 30 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 2
+	run mq-admin -b "kafka://$KAFKA" topic list
+	assert_success
+	assert_line "$T"
+	run mq-admin -b "kafka://$KAFKA" topic describe "$T"
+	assert_success
+	assert_line --regexp "^messages +30$"
+	assert_line --regexp "^bytes +-$" # a Kafka cluster does not say through this API
+	assert_line --regexp "^2 +0 +30 +30$"
+	run mq-admin -b "kafka://$KAFKA" topic describe "$T" -f json
+	[ "$(jq -r '.bytes' <<<"$output")" = null ]
+	[ "$(jq -r '.offsets[2].end' <<<"$output")" = 30 ]
+	run mq-admin -b "kafka://$KAFKA" topic describe "nosuch$T"
+	assert_failure 1
+	assert_output --partial "no topic 'nosuch$T'"
+	run mq-admin -b "kafka://$KAFKA" ping
+	assert_success
+	run mq-admin -b "kafka://$KAFKA" stats
+	assert_failure 1
+	assert_output --partial "stats are mq-serve's counters; a Kafka cluster keeps its own"
+	if [ -n "${MQ_TEST_KAFKA:-}" ]; then
+		run mq-admin -b "kafka://$KAFKA" topic create "${T}c" --partitions 3 --retention-time 1h
+		assert_success
+		run mq-admin -b "kafka://$KAFKA" topic create "${T}c"
+		assert_failure 1
+		assert_output --partial "exists"
+		run mq-admin -b "kafka://$KAFKA" topic partitions "${T}c" 5
+		assert_success
+		run mq-admin -b "kafka://$KAFKA" topic describe "${T}c" -f json
+		[ "$(jq -r '.partitions' <<<"$output")" = 5 ]
+		[ "$(jq -r '.retention_time_ms' <<<"$output")" = 3600000 ]
+		run mq-admin -b "kafka://$KAFKA" topic delete "${T}c"
+		assert_success
+		run mq-admin -b "kafka://$KAFKA" group list
+		assert_success
+	else # the mock cluster has no controller: creating is refused, and said why
+		run mq-admin -b "kafka://$KAFKA" -w 2s topic create "${T}c" --partitions 3
+		assert_failure 1
+		assert_output --partial "creating topic '${T}c' at kafka://$KAFKA"
+		run mq-admin -b "kafka://$KAFKA" group list
+		assert_failure 1
+		assert_output --partial "the group list from kafka://$KAFKA"
+	fi
+}

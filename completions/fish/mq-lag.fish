@@ -16,3 +16,4 @@ complete -c mq-lag -s v -l verbose -d 'the sampling interval and history on stde
 complete -c mq-lag -s q -l quiet -d 'only errors on stderr'
 complete -c mq-lag -s h -l help -d 'show help'
 complete -c mq-lag -s V -l version -d 'show the version'
+complete -c mq-lag -l window -x -a '0 3s 10s 30s 1m' -d 'a Kafka cluster: sample it this long before reporting'

@@ -6,7 +6,8 @@
  * counts from the metadata, a pinned partition, a record over the size
  * limit refused), read back as sent (key, no key, an empty key, headers,
  * the id), then every record unacknowledged when the cluster stops
- * reported as failed within the timeout.
+ * reported as failed within the timeout.  A member's assignment as the
+ * cluster encodes it parsed, every count checked against the bytes there.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,12 +230,55 @@ static void test_produce(void **state)
 	mq_kafka_close(k);
 }
 
+/* Kafka's ConsumerProtocol assignment: version, topics (name, partitions), user data. */
+static void test_assignment(void **state)
+{
+	(void)state;
+	static const uint8_t ok[] = {0, 1,                     /* version 1 */
+				     0, 0, 0, 2,               /* two topics */
+				     0, 2, 'a', 'b', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, /* ab: 0, 3 */
+				     0, 1, 'c', 0, 0, 0, 1, 0, 0, 0, 7,               /* c: 7 */
+				     0, 0, 0, 2, 'u', 'd'};    /* user data, not read */
+	mq_kafka_tp_t *v;
+	uint32_t n;
+	mq_err_t err;
+	assert_int_equal(mq_kafka_assignment_parse(ok, sizeof ok, &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].topic, "ab");
+	assert_int_equal(v[0].partition, 0);
+	assert_string_equal(v[1].topic, "ab");
+	assert_int_equal(v[1].partition, 3);
+	assert_string_equal(v[2].topic, "c");
+	assert_int_equal(v[2].partition, 7);
+	mq_kafka_tp_free(v, n);
+	/* nothing yet: no partitions */
+	assert_int_equal(mq_kafka_assignment_parse(ok, 0, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* every cut before the user data is refused, with nothing left over */
+	for (size_t len = 1; len < sizeof ok - 6; len++) {
+		assert_int_equal(mq_kafka_assignment_parse(ok, len, &v, &n, &err), -MQ_ECORRUPT);
+		assert_null(v);
+		assert_int_equal(n, 0);
+		assert_non_null(strstr(err.msg, "cut short or malformed"));
+	}
+	/* counts far beyond the bytes: refused before anything is allocated */
+	static const uint8_t huge_topics[] = {0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 1, 'x', 0, 0, 0, 0};
+	assert_int_equal(mq_kafka_assignment_parse(huge_topics, sizeof huge_topics, &v, &n, &err), -MQ_ECORRUPT);
+	static const uint8_t huge_parts[] = {0, 0, 0, 0, 0, 1, 0, 1, 'x', 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1};
+	assert_int_equal(mq_kafka_assignment_parse(huge_parts, sizeof huge_parts, &v, &n, &err), -MQ_ECORRUPT);
+	static const uint8_t neg[] = {0, 0, 0xff, 0xff, 0xff, 0xff};
+	assert_int_equal(mq_kafka_assignment_parse(neg, sizeof neg, &v, &n, &err), -MQ_ECORRUPT);
+	static const uint8_t neg_name[] = {0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0};
+	assert_int_equal(mq_kafka_assignment_parse(neg_name, sizeof neg_name, &v, &n, &err), -MQ_ECORRUPT);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_produce),
+		cmocka_unit_test(test_assignment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

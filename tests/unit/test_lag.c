@@ -379,6 +379,65 @@ static void test_spark(void **state)
 	assert_string_equal(b, "");
 }
 
+/* The history a caller keeps for a broker that keeps none (mq-lag over
+ * Kafka): samples by name, the newest MQ_LAG_HISTORY, rows coming and
+ * going. */
+static void test_memory(void **state)
+{
+	(void)state;
+	mq_lag_memory_t *m = mq_lag_memory_new();
+	assert_non_null(m);
+	mq_group_row_t rows[3];
+	memset(rows, 0, sizeof rows);
+	snprintf(rows[0].topic, sizeof rows[0].topic, "t");
+	snprintf(rows[1].topic, sizeof rows[1].topic, "t");
+	rows[1].partition = 1;
+	snprintf(rows[2].topic, sizeof rows[2].topic, "u");
+	mq_group_info_t g[2];
+	memset(g, 0, sizeof g);
+	snprintf(g[0].name, sizeof g[0].name, "a");
+	snprintf(g[1].name, sizeof g[1].name, "b");
+	g[0].rows = rows, g[0].nrows = 2;
+	g[1].rows = rows + 2, g[1].nrows = 1;
+	/* 40 samples: t/0 commits one a sample, t/1 never, u/0 only in the last 5 */
+	for (int i = 0; i < 40; i++) {
+		rows[0].committed = i, rows[0].end = 100 + (uint64_t)i;
+		rows[1].committed = -1, rows[1].end = 7;
+		rows[2].committed = 3, rows[2].end = 9;
+		assert_int_equal(mq_lag_remember(m, g, i >= 35 ? 2 : 1, 1000 * (int64_t)i), 0);
+	}
+	/* recall fills each row's history by name, whatever is in it now */
+	memset(rows, 0, sizeof rows);
+	snprintf(rows[0].topic, sizeof rows[0].topic, "t");
+	snprintf(rows[1].topic, sizeof rows[1].topic, "t");
+	rows[1].partition = 1;
+	snprintf(rows[2].topic, sizeof rows[2].topic, "u");
+	mq_group_row_t swapped[2] = {rows[1], rows[0]};
+	g[0].rows = swapped;
+	mq_lag_recall(m, g, 2);
+	assert_int_equal(swapped[1].nhist, MQ_LAG_HISTORY);
+	assert_int_equal(swapped[1].hist[0].committed, 40 - MQ_LAG_HISTORY);
+	assert_int_equal(swapped[1].hist[0].ms, 1000 * (40 - MQ_LAG_HISTORY));
+	assert_int_equal(swapped[1].hist[MQ_LAG_HISTORY - 1].committed, 39);
+	assert_int_equal(swapped[1].hist[MQ_LAG_HISTORY - 1].end, 139);
+	assert_int_equal(swapped[0].nhist, MQ_LAG_HISTORY);
+	assert_int_equal(swapped[0].hist[3].committed, -1);
+	assert_int_equal(rows[2].nhist, 5);
+	assert_int_equal(rows[2].hist[4].end, 9);
+	/* a row never seen has no history; the same topic in another group is another row */
+	snprintf(g[1].name, sizeof g[1].name, "c");
+	mq_lag_recall(m, g + 1, 1);
+	assert_int_equal(rows[2].nhist, 0);
+	/* with a full window the rules apply: commits every sample, lag steady: OK */
+	mq_lag_eval_t e;
+	swapped[1].committed = 40, swapped[1].end = 140, swapped[1].owner[0] = '?';
+	mq_lag_evaluate(&swapped[1], 40000, &e);
+	assert_int_equal(e.status, MQ_LAG_OK);
+	assert_true(e.rate > 0.9 && e.rate < 1.1);
+	mq_lag_memory_free(m);
+	mq_lag_memory_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_series),
 		cmocka_unit_test(test_spark_levels),
 		cmocka_unit_test(test_spark),
+		cmocka_unit_test(test_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
