@@ -819,8 +819,8 @@ static int sample(const opts_t *o, mq_client_t *c, mq_err_t *err)
 			if (rc)
 				return mq_err_set(err, MQ_ENOMEM, "out of memory for the lag history"), -1;
 		}
-		/* the last sample is the report's own present */
-		nap(started + o->window_ms * (i + 1) / (MQ_LAG_HISTORY + 1) - mq_mono_ms());
+		/* one every window/30; the report's own present comes after */
+		nap(started + o->window_ms * (i + 1) / MQ_LAG_HISTORY - mq_mono_ms());
 	}
 	return 0;
 }

@@ -265,8 +265,16 @@ int mq_client_topic_delete(mq_client_t *c, const char *topic, int force, mq_err_
 
 int mq_client_topic_partitions(mq_client_t *c, const char *topic, uint32_t n, mq_err_t *err)
 {
-	if (c->kafka)
+	if (c->kafka) { /* as mq-serve: the count it has is no change, fewer is refused */
+		uint32_t now;
+		int rc = mq_kafka_partitions(c->kafka, topic, 0, &now, err);
+		if (rc || now == n)
+			return rc;
+		if (n < now)
+			return mq_err_set(err, MQ_EINVAL, "topic '%s' has %u partitions: partitions are never taken away "
+					  "(records are placed by their count)", topic, now);
 		return mq_kafka_topic_grow(c->kafka, topic, n, err);
+	}
 	req_t q;
 	msgpack_packer *pk = mq_cl_req_begin(c, &q, MQ_REQ_TOPIC_PARTITIONS, 2);
 	mq_wire_pack_str(pk, topic);

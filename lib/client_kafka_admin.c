@@ -79,8 +79,10 @@ static int row_cmp(const void *a, const void *b)
 }
 
 /* One group's rows over the partitions of t (with their start and end
- * offsets): those with a commit, or owned by a member, or every one of
- * the topic asked for.  Owners the cluster would not tell are "?". */
+ * offsets): every partition of each topic the group reads, as mq-serve
+ * gives them (a topic it has a commit on, or a member is assigned a
+ * partition of), so a partition never committed still counts its lag.
+ * Owners the cluster would not tell are "?". */
 static int one_group(mq_client_t *c, const char *name, const char *topic, const tps_t *t, const int64_t *start,
 		     const int64_t *end, mq_group_info_t *g, mq_err_t *err)
 {
@@ -98,15 +100,29 @@ static int one_group(mq_client_t *c, const char *name, const char *topic, const 
 	uint32_t commits = 0;
 	for (uint32_t i = 0; !rc && i < t->n; i++)
 		commits += off[i] >= 0;
-	if (!rc && !commits && (!known || !d.nmembers))
-		rc = mq_err_set(err, MQ_ENOENT, "no group '%s' at %.300s (it has no members and no committed offsets%s%s)",
-				name, mq_client_endpoint(c), topic ? " on topic " : "", topic ? topic : "");
-	if (!rc && (!(g->rows = calloc(t->n + 1, sizeof *g->rows)) ||
+	/* Without a topic, nothing anywhere is no group; with one, only its
+	 * offsets were asked for: no rows, "does not read it" (mq-lag). */
+	if (!rc && !commits && (!known || !d.nmembers) && !topic)
+		rc = mq_err_set(err, MQ_ENOENT, "no group '%s' at %.300s (it has no members and no committed offsets)",
+				name, mq_client_endpoint(c));
+	/* reads[i]: partition i's topic is read by the group (the list
+	 * holds each topic's partitions one after another) */
+	uint8_t *reads = rc ? NULL : calloc(t->n + 1, 1);
+	if (!rc && (!reads || !(g->rows = calloc(t->n + 1, sizeof *g->rows)) ||
 		    !(g->members = calloc(d.nmembers + 1, sizeof *g->members))))
 		rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	for (uint32_t i = 0, from = 0; !rc && i <= t->n; i++) {
+		if (i < t->n && i > from && !strcmp(t->topic[i], t->topic[from]))
+			continue;
+		int read = 0; /* partitions [from, i) are one topic's */
+		for (uint32_t j = from; j < i && !read; j++)
+			read = off[j] >= 0 || (known && owner_of(&d, t->topic[j], t->part[j]));
+		memset(reads + from, read, i - from);
+		from = i;
+	}
 	for (uint32_t i = 0; !rc && i < t->n; i++) {
 		const mq_kafka_member_t *m = known ? owner_of(&d, t->topic[i], t->part[i]) : NULL;
-		if (off[i] < 0 && !m && !topic)
+		if (!reads[i])
 			continue;
 		mq_group_row_t *w = &g->rows[g->nrows++];
 		snprintf(w->topic, sizeof w->topic, "%s", t->topic[i]);
@@ -126,11 +142,21 @@ static int one_group(mq_client_t *c, const char *name, const char *topic, const 
 		m->idle_ms = -1;
 		m->nowned = d.members[i].nown;
 	}
-	if (!rc)
+	if (!rc) {
 		qsort(g->rows, g->nrows, sizeof *g->rows, row_cmp);
+	} else {
+		free(g->rows), free(g->members);
+		g->rows = NULL, g->members = NULL, g->nrows = g->nmembers = 0;
+	}
 	mq_kafka_group_free(&d);
+	free(reads);
 	free(off);
 	return rc;
+}
+
+static int group_cmp(const void *a, const void *b)
+{
+	return strcmp(((const mq_group_info_t *)a)->name, ((const mq_group_info_t *)b)->name);
 }
 
 int mq_cl_kafka_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
@@ -169,6 +195,8 @@ int mq_cl_kafka_groups(mq_client_t *c, const char *group, const char *topic, mq_
 			memset(&v[got], 0, sizeof v[got]);
 		}
 	}
+	if (!rc)
+		qsort(v, got, sizeof *v, group_cmp); /* by name, as mq-serve lists them */
 	if (rc) {
 		for (uint32_t i = 0; i < got; i++) {
 			free(v[i].members);

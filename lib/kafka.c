@@ -50,14 +50,18 @@ int mq_kafka_assignment_parse(const void *buf, size_t len, mq_kafka_tp_t **out, 
 		return 0; /* a member not assigned yet */
 	if (rd16(p, len, &at, &version) || version < 0 || rd32(p, len, &at, &topics) || topics < 0)
 		goto bad;
+	/* Kafka's own limits: names of 249 bytes at most, and a member
+	 * assigned more partitions than any cluster holds is no assignment
+	 * (each one costs a copy of its name here) */
 	/* each topic takes at least 6 bytes, each partition 4: counts are
 	 * checked against what is there before anything is allocated */
 	for (int32_t t = 0; t < topics; t++) {
-		if (rd16(p, len, &at, &l) || l < 0 || len - at < (size_t)l)
+		if (rd16(p, len, &at, &l) || l <= 0 || l > 249 || len - at < (size_t)l)
 			goto bad;
 		const char *name = (const char *)p + at;
 		at += (size_t)l;
-		if (rd32(p, len, &at, &parts) || parts < 0 || (len - at) / 4 < (size_t)parts)
+		if (rd32(p, len, &at, &parts) || parts < 0 || (len - at) / 4 < (size_t)parts ||
+		    *n + (uint32_t)parts > MQ_KAFKA_ASSIGNED_MAX)
 			goto bad;
 		mq_kafka_tp_t *v = realloc(*out, (*n + (size_t)parts + 1) * sizeof *v);
 		if (!v) {
@@ -1396,6 +1400,8 @@ int mq_kafka_group_describe(mq_kafka_t *k, const char *group, mq_kafka_group_t *
 	memset(out, 0, sizeof *out);
 	const struct rd_kafka_group_list *gl = NULL;
 	rd_kafka_resp_err_t e = R.rd_kafka_list_groups(k->rk, group, &gl, wait_ms_of(k));
+	if (e == RD_KAFKA_RESP_ERR__PARTIAL && gl && gl->group_cnt >= 1)
+		e = 0; /* the group's coordinator answered; other brokers do not matter */
 	if (!e && (!gl || gl->group_cnt < 1))
 		e = RD_KAFKA_RESP_ERR__BAD_MSG;
 	if (!e && gl->groups[0].err)

@@ -180,6 +180,7 @@ void mq_kafka_group_free(mq_kafka_group_t *g);
  * (buf[0..len), from the cluster: every count checked against the bytes
  * there): *out n (topic, partition), free with mq_kafka_tp_free.
  * -MQ_ECORRUPT for bytes cut short or malformed. */
+#define MQ_KAFKA_ASSIGNED_MAX 100000 /* partitions one member may be assigned */
 int mq_kafka_assignment_parse(const void *buf, size_t len, mq_kafka_tp_t **out, uint32_t *n, mq_err_t *err);
 void mq_kafka_tp_free(mq_kafka_tp_t *v, uint32_t n);
 /* Every consumer group's name (each and the array malloc'd). */

@@ -312,6 +312,13 @@ ${T}b third"
 		assert_output --partial "(members unknown)"
 		refute_output --partial STOPPED
 	fi
+	# a group asked about a topic it does not read: said, as with mq-serve
+	mq-pub -b "kafka://$KAFKA" -t "${T}o" -p 0 -m other
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "${T}o" --window 0
+	assert_failure 3
+	assert_output --partial "group 'G$T' does not read topic '${T}o'"
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 -f json
+	[ "$(jq -r '.groups[0].partitions | length' <<<"$output")" = 4 ] # every partition of what it reads, and no more
 	# a name that is no group: UNKNOWN, as with mq-serve
 	run mq-lag -b "kafka://$KAFKA" -g "nosuch$T" --window 0
 	assert_failure 3

@@ -270,6 +270,26 @@ static void test_assignment(void **state)
 	assert_int_equal(mq_kafka_assignment_parse(neg, sizeof neg, &v, &n, &err), -MQ_ECORRUPT);
 	static const uint8_t neg_name[] = {0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0};
 	assert_int_equal(mq_kafka_assignment_parse(neg_name, sizeof neg_name, &v, &n, &err), -MQ_ECORRUPT);
+	/* past Kafka's limits: a name over 249 bytes, more partitions than a
+	 * member can be assigned (each would cost a copy of the name) */
+	size_t big = 10 + 250 + 4 * (MQ_KAFKA_ASSIGNED_MAX + 1);
+	uint8_t *b = calloc(1, big);
+	assert_non_null(b);
+	b[5] = 1, b[6] = 250 >> 8, b[7] = 250 & 0xff;
+	memset(b + 8, 'x', 250);
+	assert_int_equal(mq_kafka_assignment_parse(b, big, &v, &n, &err), -MQ_ECORRUPT);
+	b[6] = 0, b[7] = 249; /* 249 is a name; then the count: one too many */
+	uint32_t many = MQ_KAFKA_ASSIGNED_MAX + 1;
+	b[8 + 249] = (uint8_t)(many >> 24), b[9 + 249] = (uint8_t)(many >> 16), b[10 + 249] = (uint8_t)(many >> 8),
+	b[11 + 249] = (uint8_t)many;
+	assert_int_equal(mq_kafka_assignment_parse(b, big, &v, &n, &err), -MQ_ECORRUPT);
+	many--;
+	b[11 + 249] = (uint8_t)many;
+	assert_int_equal(mq_kafka_assignment_parse(b, big, &v, &n, &err), 0);
+	assert_int_equal(n, MQ_KAFKA_ASSIGNED_MAX);
+	assert_int_equal(strlen(v[0].topic), 249);
+	mq_kafka_tp_free(v, n);
+	free(b);
 }
 
 int main(void)
