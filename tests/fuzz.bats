@@ -27,3 +27,4 @@ replay() { # target
 @test "fuzz replay: partition recovery and reads (fuzz_log)" { replay fuzz_log; }
 @test "fuzz replay: what a ZMTP peer sends (fuzz_zmtp)" { replay fuzz_zmtp; }
 @test "fuzz replay: what a client sends mq-serve's listener (fuzz_zsrv)" { replay fuzz_zsrv; }
+@test "fuzz replay: a Kafka member's assignment (fuzz_kassign)" { replay fuzz_kassign; }
