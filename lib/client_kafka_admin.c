@@ -245,6 +245,25 @@ int mq_cl_kafka_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_
 	return rc;
 }
 
+/* Whether group has a committed offset on any topic (*rc: an error). */
+static int group_has_offsets(mq_client_t *c, const char *group, int *rc, mq_err_t *err)
+{
+	tps_t t;
+	int64_t *off = NULL;
+	uint32_t commits = 0;
+	if ((*rc = tps_load(c, NULL, &t, err)))
+		return 0;
+	if (!(off = calloc(t.n + 1, sizeof *off)))
+		*rc = mq_err_set(err, MQ_ENOMEM, "out of memory");
+	else
+		*rc = mq_kafka_group_offsets(c->kafka, group, t.topic, t.part, t.n, off, err);
+	for (uint32_t i = 0; !*rc && i < t.n; i++)
+		commits += off[i] >= 0;
+	free(off);
+	tps_free(&t);
+	return commits > 0;
+}
+
 int mq_cl_kafka_group_reset(mq_client_t *c, const char *group, const char *topic, const mq_offset_spec_t *to,
 			    unsigned flags, mq_reset_entry_t **out, uint32_t *n, mq_err_t *err)
 {
@@ -272,10 +291,11 @@ int mq_cl_kafka_group_reset(mq_client_t *c, const char *group, const char *topic
 				"while nobody reads)", group, d.nmembers, d.nmembers == 1 ? "" : "s");
 	if (known)
 		mq_kafka_group_free(&d);
-	if (!rc && !commits && !(flags & MQ_RESET_CREATE))
-		rc = mq_err_set(err, MQ_ENOENT, "no group '%s' with offsets on topic '%s' at %.300s: check the name "
-				"with 'mq-admin group list', or add --create to make it with these offsets", group, topic,
-				mq_client_endpoint(c));
+	/* as mq-serve: a group is one with offsets anywhere, not only on topic */
+	if (!rc && !commits && !(flags & MQ_RESET_CREATE) && !group_has_offsets(c, group, &rc, err))
+		rc = rc ? rc : mq_err_set(err, MQ_ENOENT, "no group '%s' (it has no members and no committed offsets) at "
+					  "%.300s: check the name with 'mq-admin group list', or add --create to make it "
+					  "with these offsets", group, mq_client_endpoint(c));
 	if (!rc)
 		rc = mq_client_resolve(c, topic, to, want, t.n, err);
 	for (uint32_t i = 0; !rc && i < t.n; i++) {

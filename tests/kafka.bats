@@ -317,6 +317,10 @@ ${T}b third"
 	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "${T}o" --window 0
 	assert_failure 3
 	assert_output --partial "group 'G$T' does not read topic '${T}o'"
+	# but it is a group: its offsets on that topic can be set without --create, as with mq-serve
+	run mq-admin -b "kafka://$KAFKA" group reset "G$T" -t "${T}o" --to end --dry-run
+	assert_success
+	assert_line --regexp "^0 +- +1$"
 	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 -f json
 	[ "$(jq -r '.groups[0].partitions | length' <<<"$output")" = 4 ] # every partition of what it reads, and no more
 	# a name that is no group: UNKNOWN, as with mq-serve
