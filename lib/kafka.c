@@ -1144,9 +1144,13 @@ int mq_kafka_committed(mq_kafka_t *k, const char *topic, int64_t *off, uint32_t 
 	for (uint32_t i = 0; i < n; i++)
 		R.rd_kafka_topic_partition_list_add(l, topic, (int32_t)i);
 	rd_kafka_resp_err_t e = R.rd_kafka_committed(k->ck, l, wait_ms_of(k));
-	for (int i = 0; !e && i < l->cnt && (uint32_t)i < n; i++)
-		off[l->elems[i].partition < (int32_t)n ? l->elems[i].partition : 0] =
-			l->elems[i].offset >= 0 ? l->elems[i].offset : -1;
+	for (uint32_t p = 0; p < n; p++)
+		off[p] = -1;
+	for (int i = 0; !e && i < l->cnt; i++) { /* each entry by its own partition; none out of range */
+		int32_t p = l->elems[i].partition;
+		if (p >= 0 && (uint32_t)p < n && !l->elems[i].err && l->elems[i].offset >= 0)
+			off[p] = l->elems[i].offset;
+	}
 	R.rd_kafka_topic_partition_list_destroy(l);
 	return e ? cluster_error(k, "the group's committed offsets", e, err) : 0;
 }
