@@ -92,7 +92,8 @@ int mq_client_join(mq_client_t *c, mq_member_t *m, mq_err_t *err)
 {
 	if (c->kafka) {
 		int rc = mq_kafka_join(c->kafka, m->group, (const char *const *)m->topics, m->ntopics, m->session_ms,
-				       mq_cl_after(mq_mono_ms(), c->timeout_ms + m->session_ms), err);
+				       /* -w 0 is INT64_MAX: added one at a time, saturating */
+				       mq_cl_after(mq_cl_after(mq_mono_ms(), c->timeout_ms), m->session_ms), err);
 		return rc ? rc : kafka_member(c, m, err);
 	}
 	req_t q;
