@@ -61,6 +61,20 @@ void mq_cl_kafka_fetch_free(mq_client_t *c)
 int mq_cl_kafka_offsets(mq_client_t *c, const char *topic, int64_t time, mq_part_offsets_t *out, uint32_t n,
 			mq_err_t *err)
 {
+	if (time < 0 && n) { /* first and end offsets of every partition: one request per leader */
+		const char **topics = malloc(n * sizeof *topics);
+		int32_t *parts = malloc(n * sizeof *parts);
+		int64_t *s = malloc(n * sizeof *s), *e = malloc(n * sizeof *e);
+		int rc = topics && parts && s && e ? 0 : mq_err_set(err, MQ_ENOMEM, "out of memory");
+		for (uint32_t i = 0; !rc && i < n; i++)
+			topics[i] = topic, parts[i] = (int32_t)i;
+		if (!rc)
+			rc = mq_kafka_watermarks(c->kafka, topics, parts, n, s, e, err);
+		for (uint32_t i = 0; !rc && i < n; i++)
+			out[i] = (mq_part_offsets_t){i, s[i] < 0 ? 0 : (uint64_t)s[i], e[i] < 0 ? 0 : (uint64_t)e[i], -1};
+		free(topics), free(parts), free(s), free(e);
+		return rc;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t s, e, at;
 		int rc = mq_kafka_offsets(c->kafka, topic, (int32_t)i, time, &s, &e, &at, err);
