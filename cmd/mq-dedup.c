@@ -7,7 +7,12 @@
  * Crash rule: with --state, the identities of everything written to
  * standard output are in the state file first (filter.c's before_flush
  * hook syncs it), so what was printed before a kill -9 is known after
- * it.  Records without the identity asked for (no key, no id, too few
+ * it.  And what was not printed is not: right before each write(2) the
+ * state file's delivery mark is moved up to the last record that write
+ * hands on (seen.c), writes to a pipe are sized so they never block,
+ * and on the next start in the same boot the identities past the mark
+ * are taken back.  A kill during a sync, or while a slow reader keeps
+ * the pipe full, so loses nothing.  Records without the identity asked for (no key, no id, too few
  * fields) are passed and counted, never remembered: what cannot be told
  * apart is not dropped.
  */
@@ -170,12 +175,79 @@ typedef struct run {
 	mq_buf_t arena; /* the held records' bytes */
 	int64_t now_ms;
 	uint64_t passed, dropped, anonymous;
+	/* --state: where each passed record ends in the output (bytes since
+	 * the start) and the additions made up to it, oldest first */
+	struct outmark {
+		uint64_t end, added;
+	} *marks;
+	size_t nmarks, mhead, mcap;
+	uint64_t left_added; /* additions whose records have surely left */
 } run_t;
 
 static int sync_state(void *ctx, mq_err_t *err)
 {
 	run_t *r = ctx;
 	return r->o->state ? mq_seen_sync(r->seen, err) : 0;
+}
+
+/* After a record was put: note where it ends and what was added by then. */
+static int note_passed(run_t *r, mq_err_t *err)
+{
+	uint64_t added = mq_seen_added(r->seen);
+	if (r->nmarks > r->mhead && r->marks[r->nmarks - 1].added == added)
+		return 0; /* nothing new to confirm with it */
+	if (r->mhead == r->nmarks)
+		r->mhead = r->nmarks = 0;
+	if (r->nmarks == r->mcap) {
+		if (r->mhead) { /* room at the front */
+			memmove(r->marks, r->marks + r->mhead, (r->nmarks - r->mhead) * sizeof *r->marks);
+			r->nmarks -= r->mhead;
+			r->mhead = 0;
+		} else {
+			size_t cap = r->mcap ? 2 * r->mcap : 1024;
+			struct outmark *m = realloc(r->marks, cap * sizeof *m);
+			if (!m) {
+				r->f.fatal = 1;
+				return mq_err_set(err, MQ_ENOMEM, "out of memory for the state file's marks");
+			}
+			r->marks = m;
+			r->mcap = cap;
+		}
+	}
+	uint64_t end = mq_writer_written(r->f.w) + mq_writer_pending(r->f.w);
+	r->marks[r->nmarks++] = (struct outmark){end, added};
+	/* Written already (a record too large for the buffer goes out
+	 * during the put): confirm at once. */
+	if (end <= mq_writer_written(r->f.w)) {
+		r->left_added = added;
+		r->mhead = r->nmarks;
+		int rc = mq_seen_confirm(r->seen, added, err);
+		if (rc < 0)
+			r->f.fatal = 1;
+		return rc;
+	}
+	return 0;
+}
+
+/* The writer is about to hand the output up to byte *upto to the fd
+ * (or, after a failed write, has handed it up to there): end the write
+ * at a record's end if one is in it, so that a kill -9 between writes
+ * leaves no record torn, and move the state file's delivery mark to
+ * the records it hands on. */
+static int before_write(void *ctx, uint64_t *upto, mq_err_t *err)
+{
+	run_t *r = ctx;
+	uint64_t out = mq_writer_written(r->f.w);
+	while (r->mhead < r->nmarks && r->marks[r->mhead].end <= out)
+		r->left_added = r->marks[r->mhead++].added;
+	uint64_t added = r->left_added, end = 0;
+	for (size_t i = r->mhead; i < r->nmarks && r->marks[i].end <= *upto; i++) {
+		added = r->marks[i].added;
+		end = r->marks[i].end;
+	}
+	if (end > out)
+		*upto = end;
+	return mq_seen_confirm(r->seen, added, err);
 }
 
 /* Pass or drop one record whose identity hash is h (has_id 0: none). */
@@ -197,7 +269,8 @@ static int decide(run_t *r, const mq_rec_t *rec, int has_id, mq_hash128_t h, mq_
 		return 0;
 	}
 	r->passed++;
-	return mq_filter_put(&r->f, rec, err);
+	int rc = mq_filter_put(&r->f, rec, err);
+	return rc < 0 || !r->o->state ? rc : note_passed(r, err);
 }
 
 static int drain(void *ctx, mq_err_t *err)
@@ -295,7 +368,8 @@ int main(int argc, char **argv)
 	o.quiet = cli.quiet;
 
 	run_t r = {.o = &o};
-	mq_seen_opts_t so = {.max_count = o.count, .max_age_ms = o.age_ms, .state = o.state, .reset = o.reset};
+	mq_seen_opts_t so = {
+		.max_count = o.count, .max_age_ms = o.age_ms, .state = o.state, .reset = o.reset, .confirm = 1};
 	if ((rc = mq_seen_open(&so, mq_now_ms(), &r.seen, &err)) < 0) {
 		fprintf(stderr, "%s: %s%s\n", prog, err.msg,
 			rc == -MQ_ECORRUPT ? "; use --reset-state to start over" : "");
@@ -310,10 +384,20 @@ int main(int argc, char **argv)
 	r.f.before_flush = sync_state;
 	r.f.on_idle = drain;
 	r.f.ctx = &r;
+	if (o.state) {
+		mq_writer_on_wait(r.f.w, -1, NULL, NULL);
+		mq_writer_on_write(r.f.w, before_write, &r);
+	}
 	mq_cli_signals(&stop);
 	r.now_ms = mq_now_ms();
 	if ((rc = mq_filter_run(&r.f, each, malformed, &stop, &err)) < 0)
 		fprintf(stderr, "%s: %s\n", prog, err.msg);
+	/* Everything let through has left: additions after the last record
+	 * printed (--invert's first occurrences) are known from now on too. */
+	if (rc == 0 && !r.f.epipe && !r.f.fatal && mq_seen_confirm(r.seen, mq_seen_added(r.seen), &err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		rc = -1;
+	}
 	rc = rc < 0 || r.f.bad ? 1 : 0;
 	if (o.verbose) {
 		fprintf(stderr, "%s: %" PRIu64 " passed, %" PRIu64 " dropped", prog, r.passed, r.dropped);
@@ -329,5 +413,6 @@ int main(int argc, char **argv)
 	mq_filter_close(&r.f);
 	mq_seen_close(r.seen);
 	mq_buf_free(&r.arena);
+	free(r.marks);
 	return rc;
 }

@@ -1489,8 +1489,11 @@ struct mq_writer {
 	/* mq_writer_on_wait: called while a full pipe keeps us waiting */
 	int (*wait_fn)(void *ctx);
 	void *wait_ctx;
-	int wait_ms;
+	int wait_ms; /* -1: no period */
 	int pipe_cap; /* > 0: fd is a pipe of this capacity */
+	/* mq_writer_on_write: told before each write(2) */
+	int (*write_fn)(void *ctx, uint64_t *upto, mq_err_t *err);
+	void *write_ctx;
 	uint64_t written; /* bytes write(2) took, in all */
 };
 
@@ -1499,12 +1502,18 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 	struct stat st;
 	w->wait_fn = fn;
 	w->wait_ctx = ctx;
-	w->wait_ms = every_ms > 0 ? every_ms : 1000;
+	w->wait_ms = every_ms > 0 ? every_ms : every_ms < 0 ? -1 : 1000;
 	w->pipe_cap = 0;
-	if (fn && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+	if ((fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		int cap = fcntl(w->fd, F_GETPIPE_SZ);
 		w->pipe_cap = cap > 0 ? cap : 65536;
 	}
+}
+
+void mq_writer_on_write(mq_writer_t *w, int (*fn)(void *ctx, uint64_t *upto, mq_err_t *err), void *ctx)
+{
+	w->write_fn = fn;
+	w->write_ctx = ctx;
 }
 
 /* With a wait hook on a pipe: how much can be written without blocking
@@ -1527,7 +1536,7 @@ static size_t writable(mq_writer_t *w, size_t n)
 			return (slots - used) * page < n ? (slots - used) * page : n;
 		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 		int r = poll(&pfd, 1, w->wait_ms);
-		if (r <= 0 && w->wait_fn(w->wait_ctx)) /* timeout, or a signal */
+		if (r <= 0 && w->wait_fn && w->wait_fn(w->wait_ctx)) /* timeout, or a signal */
 			return 0;
 		if (r > 0)
 			return (pfd.revents & POLLOUT) && n > page ? page : n; /* errors: let write() say */
@@ -1573,6 +1582,14 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 		size_t want = w->pipe_cap ? writable(w, n) : n;
 		if (want == 0)
 			return mq_err_set(err, MQ_EAGAIN, "writing to %s: gave up waiting for the reader", w->name);
+		int rc;
+		if (w->write_fn) {
+			uint64_t upto = w->written + want;
+			if ((rc = w->write_fn(w->write_ctx, &upto, err)) < 0)
+				return rc;
+			if (upto > w->written && upto - w->written < want)
+				want = (size_t)(upto - w->written);
+		}
 		ssize_t k = write(w->fd, p, want);
 		if (k > 0) {
 			w->written += (uint64_t)k;
@@ -1588,9 +1605,16 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 				return mq_err_sys(err, "waiting to write to %s", w->name);
 			continue;
 		}
+		if (w->write_fn) { /* it did not leave after all: say what did */
+			mq_err_t e;
+			int saved = errno;
+			uint64_t upto = w->written;
+			(void)w->write_fn(w->write_ctx, &upto, &e);
+			errno = saved;
+		}
 		if (k < 0 && errno == EPIPE) {
-			int rc = mq_err_set(err, MQ_EIO, "writing to %s: the reader went away (%s)", w->name,
-					    strerror(EPIPE));
+			rc = mq_err_set(err, MQ_EIO, "writing to %s: the reader went away (%s)", w->name,
+					strerror(EPIPE));
 			if (err)
 				err->sys = EPIPE;
 			return rc;

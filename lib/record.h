@@ -162,6 +162,18 @@ void mq_writer_free(mq_writer_t *w); /* does not flush; NULL ok */
  * unwritten (possibly from the middle of a record).  fn must not use
  * the writer. */
 void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void *ctx);
+/* every_ms < 0 (fn may then be NULL): writes to a pipe are sized as
+ * above, and the wait for room has no period (fn, if set, is called
+ * after a signal only).  So a write(2) to a pipe never blocks, and a
+ * kill -9 falls between writes, never inside one. */
+/* fn(ctx, &upto, err) is called before each write(2): once it succeeds,
+ * upto bytes (mq_writer_written) will have been handed to the fd.  fn
+ * may lower upto (not to mq_writer_written or below) to write less this
+ * time, e.g. to end at a record's end; a negative return fails the write
+ * with that error (nothing written).  When the write then fails, fn is
+ * called again with upto = what was handed over in fact (to be left
+ * as is).  mq-dedup marks there which records are about to leave. */
+void mq_writer_on_write(mq_writer_t *w, int (*fn)(void *ctx, uint64_t *upto, mq_err_t *err), void *ctx);
 
 /* Format one message into the buffer (flushing when it is full). */
 int mq_writer_put(mq_writer_t *w, const char *topic, uint32_t partition, const mq_record_t *rec, mq_err_t *err);

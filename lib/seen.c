@@ -19,10 +19,14 @@
  *
  * State file (all integers little-endian):
  *
- *   header, 56 bytes:
- *     0  magic "MQ-SEEN\n"       8  u32 version (1)     12  u32 header size (56)
+ *   header, 88 bytes (version 1 files, still read: 56, without the mark):
+ *     0  magic "MQ-SEEN\n"       8  u32 version (2)     12  u32 header size (88)
  *    16  u64 max_count          24  i64 max_age_ms      32  u64 k0, 40 u64 k1 (hash key)
  *    48  u32 CRC-32C of bytes 0..47                      52  u32 zero
+ *    the delivery mark (rewritten in place, so outside the header's CRC):
+ *    56  u64 known: entries, from the first, that may have left the process
+ *    64  16 bytes: the boot id (Linux's /proc/sys/kernel/random/boot_id) it was written in
+ *    80  u32 CRC-32C of bytes 56..79                     84  u32 zero
  *   then blocks:
  *     0  u32 count (1..65536)    4  u32 CRC-32C of the count and the entries
  *     8  count entries of 24 bytes: u64 hash lo, u64 hash hi, i64 first-seen ms
@@ -51,6 +55,23 @@
  * the old or the new file whole.  Each rewrite follows at least as many
  * additions as it copies, so the cost per addition is O(1).
  *
+ * The delivery mark (mq_seen_confirm; opts.confirm).  A filter records
+ * an identity before the record leaves (so a record printed before a
+ * crash is known after it), but a kill -9 between the record's sync and
+ * its write would then leave it known and never printed: lost, with a
+ * whole batch beside it (a sync takes milliseconds; a full pipe can hold
+ * the writer for as long as its reader likes).  So the filter also says,
+ * right before each write(2), up to which addition the records are
+ * about to leave, and the mark keeps that count in the page cache (a
+ * pwrite, no sync).  After a kill -9 the page cache is whole: on open in
+ * the same boot, entries past the mark are taken back (their records
+ * never left) and the file is rewritten without them.  After a reboot
+ * the page cache may have lost the mark's latest value, which could only
+ * take back too much: a mark from another boot is ignored and every
+ * entry is known, as without marks.  A mark that fails its CRC is
+ * corruption (at byte 56), like a damaged header.  Files written
+ * without confirm carry known = all (UINT64_MAX) and are read so.
+ *
  * The file is locked (flock) while open, so two processes never append
  * to one journal; a rewrite locks FILE.tmp before it becomes FILE.
  */
@@ -71,15 +92,19 @@
 #include "crc32c.h"
 #include "htab.h"
 
-#define HDR_SIZE 56
+#define HDR_SIZE 88
+#define HDR1_SIZE 56
 #define HDR_CRC_AT 48
+#define MARK_AT 56
+#define MARK_SIZE 32
+#define BOOT_LEN 16
 #define ENT_SIZE 24
 #define BLK_HDR 8
 #define BLOCK_MAX 65536u
 #define BLOCK_MAX_BYTES ((uint64_t)BLK_HDR + (uint64_t)BLOCK_MAX * ENT_SIZE)
 #define RING_MIN 4096u
 #define SLACK 4096u
-#define VERSION 1
+#define VERSION 2
 static const char magic[8] = {'M', 'Q', '-', 'S', 'E', 'E', 'N', '\n'};
 
 typedef struct ent {
@@ -105,6 +130,15 @@ struct mq_seen {
 	uint32_t npend;
 	mq_report_fn report;   /* NULL: damage is refused */
 	void *report_ctx;
+	/* delivery mark */
+	int confirm;           /* opts.confirm */
+	int have_boot;         /* boot[] is this boot's id */
+	uint8_t boot[BOOT_LEN];
+	uint64_t added;        /* additions since open */
+	uint64_t known_add;    /* of them, the first this many may have left */
+	uint64_t mark;         /* the known count the file's mark holds */
+	uint64_t hdr_size;     /* where the loaded file's blocks start */
+	int must_rewrite;      /* open: entries were taken back, or an old format */
 };
 
 /* ---- the set ---- */
@@ -273,7 +307,17 @@ static size_t seal_block(uint8_t *b, uint32_t n)
 	return len;
 }
 
-static void make_header(const mq_seen_t *s, uint8_t *h)
+/* The 32 bytes of a mark saying known. */
+static void make_mark(const mq_seen_t *s, uint64_t known, uint8_t *m)
+{
+	memset(m, 0, MARK_SIZE);
+	mq_put_u64(m, known);
+	if (s->confirm && s->have_boot)
+		memcpy(m + 8, s->boot, BOOT_LEN);
+	mq_put_u32(m + 24, mq_crc32c(0, m, 24));
+}
+
+static void make_header(const mq_seen_t *s, uint8_t *h, uint64_t known)
 {
 	memset(h, 0, HDR_SIZE);
 	memcpy(h, magic, sizeof magic);
@@ -284,6 +328,54 @@ static void make_header(const mq_seen_t *s, uint8_t *h)
 	mq_put_u64(h + 32, s->key.k0);
 	mq_put_u64(h + 40, s->key.k1);
 	mq_put_u32(h + HDR_CRC_AT, mq_crc32c(0, h, HDR_CRC_AT));
+	make_mark(s, known, h + MARK_AT);
+}
+
+/* Entries of the file, from the first, whose records may have left: all
+ * but the most recent additions not confirmed (those still pending are
+ * not in the file yet). */
+static uint64_t file_known(const mq_seen_t *s)
+{
+	if (!s->confirm)
+		return UINT64_MAX;
+	uint64_t unknown = s->added - s->known_add;
+	uint64_t in_file = unknown > s->npend ? unknown - s->npend : 0;
+	return in_file < s->file_entries ? s->file_entries - in_file : 0;
+}
+
+/* Puts the mark in step (a pwrite to the page cache; see the top). */
+static int write_mark(mq_seen_t *s, mq_err_t *err)
+{
+	uint8_t m[MARK_SIZE];
+	if (!s->confirm || !s->have_boot || s->hdr_size != HDR_SIZE)
+		return 0;
+	uint64_t known = file_known(s);
+	if (known == s->mark)
+		return 0;
+	make_mark(s, known, m);
+	if (pwrite(s->fd, m, MARK_SIZE, MARK_AT) != MARK_SIZE)
+		return mq_err_sys(err, "writing the delivery mark of state file '%s'", s->path);
+	s->mark = known;
+	return 0;
+}
+
+/* This boot's id, as 16 bytes; 0 when it cannot be read. */
+static int read_boot_id(uint8_t *out)
+{
+	char txt[64];
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (!f)
+		return 0;
+	size_t n = fread(txt, 1, sizeof txt - 1, f), k = 0;
+	fclose(f);
+	for (size_t i = 0; i < n && k < 2 * BOOT_LEN; i++) {
+		int c = txt[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (v < 0)
+			continue;
+		out[k / 2] = (uint8_t)(k % 2 ? out[k / 2] | v : v << 4);
+		k++;
+	}
+	return k == 2 * BOOT_LEN;
 }
 
 static int write_pending(mq_seen_t *s, mq_err_t *err)
@@ -293,11 +385,14 @@ static int write_pending(mq_seen_t *s, mq_err_t *err)
 	size_t len = seal_block(s->pend.p, s->npend);
 	if (mq_write_all(s->fd, s->pend.p, len) < 0)
 		return mq_err_sys(err, "writing state file '%s'", s->path);
-	if (fdatasync(s->fd) < 0)
-		return mq_err_sys(err, "syncing state file '%s'", s->path);
 	s->file_entries += s->npend;
 	s->npend = 0;
 	s->pend.len = BLK_HDR;
+	int rc = write_mark(s, err); /* confirmed before they were written */
+	if (rc < 0)
+		return rc;
+	if (fdatasync(s->fd) < 0)
+		return mq_err_sys(err, "syncing state file '%s'", s->path);
 	return 0;
 }
 
@@ -317,7 +412,12 @@ static int rewrite(mq_seen_t *s, mq_err_t *err)
 		rc = mq_err_sys(err, "locking '%s'", tmp);
 		goto fail;
 	}
-	make_header(s, hdr);
+	/* The set is the most recent additions, so its unconfirmed ones are
+	 * its last (npend is 0 here: a sync wrote them, or none were made). */
+	uint64_t unknown = s->added - s->known_add, known = UINT64_MAX;
+	if (s->confirm)
+		known = s->count - (unknown < s->count ? unknown : s->count);
+	make_header(s, hdr, known);
 	if (mq_write_all(fd, hdr, HDR_SIZE) < 0) {
 		rc = mq_err_sys(err, "writing '%s'", tmp);
 		goto fail;
@@ -356,6 +456,8 @@ static int rewrite(mq_seen_t *s, mq_err_t *err)
 		close(s->fd);
 	s->fd = fd;
 	s->file_entries = s->count;
+	s->mark = known;
+	s->hdr_size = HDR_SIZE;
 	return 0;
 fail:
 	free(blk);
@@ -372,14 +474,18 @@ static int corrupt(const mq_seen_t *s, uint64_t at, const char *why, mq_err_t *e
 
 static int check_header(mq_seen_t *s, const uint8_t *h, uint64_t size, mq_err_t *err)
 {
-	if (size < HDR_SIZE)
-		return corrupt(s, size, "shorter than its 56-byte header", err);
+	if (size < HDR1_SIZE)
+		return corrupt(s, size, "shorter than its header", err);
 	if (memcmp(h, magic, sizeof magic) != 0)
 		return corrupt(s, 0, "not an mq-dedup state file", err);
 	if (mq_get_u32(h + HDR_CRC_AT) != mq_crc32c(0, h, HDR_CRC_AT))
 		return corrupt(s, HDR_CRC_AT, "header checksum mismatch", err);
-	if (mq_get_u32(h + 8) != VERSION || mq_get_u32(h + 12) != HDR_SIZE)
+	uint32_t v = mq_get_u32(h + 8), hs = mq_get_u32(h + 12);
+	if (!(v == 1 && hs == HDR1_SIZE) && !(v == VERSION && hs == HDR_SIZE))
 		return corrupt(s, 8, "unknown format version", err);
+	if (size < hs)
+		return corrupt(s, size, "shorter than its header", err);
+	s->hdr_size = hs;
 	s->key.k0 = mq_get_u64(h + 32);
 	s->key.k1 = mq_get_u64(h + 40);
 	return 0;
@@ -395,7 +501,8 @@ static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 	int rc = 0;
 	if (fstat(fd, &st) < 0)
 		return mq_err_sys(err, "state file '%s'", s->path);
-	uint64_t size = (uint64_t)st.st_size, off = HDR_SIZE;
+	uint64_t size = (uint64_t)st.st_size, off, limit = UINT64_MAX;
+	memset(hdr, 0, sizeof hdr);
 	long long got = mq_pread_full(fd, hdr, HDR_SIZE, 0);
 	if (got < 0)
 		return mq_err_sys(err, "reading state file '%s'", s->path);
@@ -409,7 +516,20 @@ static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 		s->report(s->report_ctx, line);
 		return 1;
 	}
-	if (size > HDR_SIZE && !(blk = malloc(BLOCK_MAX_BYTES)))
+	off = s->hdr_size;
+	if (s->confirm && off == HDR1_SIZE) {
+		s->must_rewrite = 1; /* no room for a mark: write it anew */
+	} else if (s->confirm) {
+		/* A mark is one pwrite within a sector: a bad checksum is damage,
+		 * not a torn write. */
+		const uint8_t *m = hdr + MARK_AT;
+		if (mq_get_u32(m + 24) != mq_crc32c(0, m, 24))
+			return corrupt(s, MARK_AT, "delivery mark checksum mismatch", err);
+		if (s->have_boot && memcmp(m + 8, s->boot, BOOT_LEN) == 0)
+			limit = mq_get_u64(m); /* else from another boot: all known */
+	}
+	s->mark = limit; /* UINT64_MAX: none of this boot's, write one */
+	if (size > off && !(blk = malloc(BLOCK_MAX_BYTES)))
 		return mq_err_set(err, MQ_ENOMEM, "state file '%s': out of memory", s->path);
 	while (off < size) {
 		const char *bad = NULL;
@@ -454,6 +574,10 @@ static int load(mq_seen_t *s, int fd, int64_t now_ms, mq_err_t *err)
 			ent_t e = get_ent(blk + BLK_HDR + (size_t)i * ENT_SIZE);
 			mq_hash128_t h = {e.lo, e.hi};
 			size_t pos;
+			if (s->file_entries + i >= limit) { /* its record never left: take it back */
+				s->must_rewrite = 1;
+				continue;
+			}
 			if (s->max_age_ms > 0 && now_ms - e.ts >= s->max_age_ms)
 				continue;
 			evict_expired(s, e.ts > now_ms ? now_ms : e.ts);
@@ -498,7 +622,9 @@ static int open_state(mq_seen_t *s, int reset, int64_t now_ms, mq_err_t *err)
 		s->fd = fd;
 		if (lseek(fd, 0, SEEK_END) < 0)
 			return mq_err_sys(err, "state file '%s'", s->path);
-		return s->file_entries > 2 * s->count + SLACK ? rewrite(s, err) : 0;
+		if (s->file_entries > 2 * s->count + SLACK || s->must_rewrite)
+			return rewrite(s, err);
+		return write_mark(s, err);
 	}
 	/* New or reset: a fresh key and an empty file, put in place whole. */
 fresh:;
@@ -525,6 +651,13 @@ int mq_seen_open(const mq_seen_opts_t *o, int64_t now_ms, mq_seen_t **out, mq_er
 	s->fd = -1;
 	s->report = o->report;
 	s->report_ctx = o->report_ctx;
+	s->confirm = o->confirm;
+	if (o->confirm && o->boot_id) {
+		memcpy(s->boot, o->boot_id, BOOT_LEN);
+		s->have_boot = 1;
+	} else if (o->confirm) {
+		s->have_boot = read_boot_id(s->boot);
+	}
 	s->max_count = max;
 	s->max_age_ms = o->max_age_ms;
 	s->cap = max < RING_MIN ? max : RING_MIN;
@@ -590,6 +723,7 @@ int mq_seen_add(mq_seen_t *s, mq_hash128_t h, int64_t now_ms, mq_err_t *err)
 	int rc = insert(s, h, now_ms, pos, err);
 	if (rc < 0 || s->fd < 0)
 		return rc;
+	s->added++;
 	if ((rc = mq_buf_reserve(&s->pend, ENT_SIZE)) < 0)
 		return mq_err_set(err, MQ_ENOMEM, "state file '%s': out of memory", s->path);
 	ent_t e = {h.lo, h.hi, now_ms};
@@ -613,6 +747,9 @@ uint64_t mq_seen_unadd(mq_seen_t *s, uint64_t n)
 	uint64_t drop = k < s->npend ? k : s->npend;
 	s->npend -= (uint32_t)drop;
 	s->pend.len -= drop * ENT_SIZE;
+	s->added -= k < s->added ? k : s->added;
+	if (s->known_add > s->added)
+		s->known_add = s->added;
 	return k;
 }
 
@@ -631,6 +768,21 @@ int mq_seen_sync(mq_seen_t *s, mq_err_t *err)
 	if (rc == 0 && s->file_entries > 2 * s->count + SLACK)
 		rc = rewrite(s, err);
 	return rc;
+}
+
+uint64_t mq_seen_added(const mq_seen_t *s)
+{
+	return s->added;
+}
+
+int mq_seen_confirm(mq_seen_t *s, uint64_t upto, mq_err_t *err)
+{
+	if (upto > s->added)
+		upto = s->added;
+	if (s->fd < 0 || upto == s->known_add)
+		return 0;
+	s->known_add = upto;
+	return write_mark(s, err);
 }
 
 uint64_t mq_seen_count(const mq_seen_t *s)

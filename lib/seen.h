@@ -17,7 +17,10 @@
  * With a state file, every added identity is also journalled; see
  * seen.c for the format and its crash rules.  The rule for callers that
  * pass records on: call mq_seen_sync before writing out anything that
- * was let through, so what left the process is known after a crash.
+ * was let through, so what left the process is known after a crash; and
+ * with opts.confirm, call mq_seen_confirm right before each write, so
+ * what never left is not (after a kill -9 in the same boot: the journal
+ * takes back the additions no confirm covered).
  */
 #ifndef MQ_SEEN_H
 #define MQ_SEEN_H
@@ -45,6 +48,11 @@ typedef struct mq_seen_opts {
 	 * beats refusing to start. */
 	mq_report_fn report;
 	void *report_ctx;
+	/* Set: additions count as known after a crash only once confirmed
+	 * (mq_seen_confirm), in the same boot; see seen.c.  Not for callers
+	 * of mq_seen_unadd. */
+	int confirm;
+	const uint8_t *boot_id; /* 16 bytes: this boot's id (tests); NULL = the system's */
 } mq_seen_opts_t;
 
 /* Opens (loading the state file, if any; now_ms is the wall clock, for
@@ -78,6 +86,16 @@ uint64_t mq_seen_unadd(mq_seen_t *s, uint64_t n);
  * rewrite the file when it holds more than twice what the set does.
  * A no-op without a state file. */
 int mq_seen_sync(mq_seen_t *s, mq_err_t *err);
+
+/* Additions since open: a caller notes it after each record it passes,
+ * to confirm up to it once the record is about to leave. */
+uint64_t mq_seen_added(const mq_seen_t *s);
+/* With opts.confirm: the first upto additions since open may have left
+ * the process, the others have not (a pwrite of the file's mark, no
+ * sync; call it right before the write(2) that hands them on, and again
+ * with less if that write fails).  Without a state file, or without
+ * confirm: nothing to do. */
+int mq_seen_confirm(mq_seen_t *s, uint64_t upto, mq_err_t *err);
 
 uint64_t mq_seen_count(const mq_seen_t *s);   /* identities held now */
 uint64_t mq_seen_forced(const mq_seen_t *s);  /* forgotten by count before their age ran out */

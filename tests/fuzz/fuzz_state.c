@@ -6,7 +6,10 @@
  *   3  DIR/state/offsets/...   the committed offsets log (group.h), with
  *                              each batch's length and CRC made right
  *   4  DIR/state/txn/...       the transaction log (txn.h), the same way;
- *                              its commits are finished into a topic 't' 
+ *                              its commits are finished into a topic 't'
+ *   5  an mq-dedup --state file (seen.h with confirm, no report: damage
+ *      refused), in a boot whose id is 16 zero bytes, so a mark can
+ *      match it and take entries back
  * Each is loaded into a fresh object and closed again. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,11 +86,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[256];
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		snprintf(path, sizeof(path), "%s/dedup", state);
 		put(path, p, n);
 		mq_seen_opts_t so = {.max_count = 1000, .max_age_ms = 120000, .state = path, .report = on_report};
+		mq_seen_t *s;
+		if (mq_seen_open(&so, 1700000000000, &s, &err) == 0)
+			mq_seen_close(s);
+		unlink(path);
+		break;
+	}
+	case 5: {
+		static const uint8_t boot[16];
+		snprintf(path, sizeof(path), "%s/seen", state);
+		put(path, p, n);
+		mq_seen_opts_t so = {.max_count = 1000, .state = path, .confirm = 1, .boot_id = boot};
 		mq_seen_t *s;
 		if (mq_seen_open(&so, 1700000000000, &s, &err) == 0)
 			mq_seen_close(s);

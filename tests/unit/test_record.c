@@ -1647,6 +1647,73 @@ static void test_writer_epipe(void **state)
 	close(p[1]);
 }
 
+/* mq_writer_on_write: told before each write with what will have left,
+ * it can end the write earlier; after a failed write, told what left. */
+typedef struct hook_log {
+	uint64_t calls[16];
+	int n;
+	uint64_t cut; /* lower upto to this, when above it */
+	int fail;     /* return this error on the next call */
+} hook_log_t;
+
+static int log_write(void *ctx, uint64_t *upto, mq_err_t *err)
+{
+	hook_log_t *l = ctx;
+	if (l->n < 16)
+		l->calls[l->n++] = *upto;
+	if (l->fail)
+		return mq_err_set(err, MQ_EIO, "refused by the hook");
+	if (l->cut && *upto > l->cut)
+		*upto = l->cut;
+	return 0;
+}
+
+static void test_writer_on_write(void **state)
+{
+	(void)state;
+	int p[2];
+	mq_err_t err;
+	mq_rec_t r;
+	char buf[64];
+	assert_int_equal(pipe(p), 0);
+	mq_writer_t *w = writer(p[1], MQ_FMT_LINES, NULL, 0);
+	mq_writer_on_wait(w, -1, NULL, NULL); /* sized to the pipe, no period, no hook */
+	hook_log_t l = {.cut = 4};
+	mq_writer_on_write(w, log_write, &l);
+	rec_init(&r);
+	r.value = (const uint8_t *)"abc";
+	r.value_len = 3;
+	assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	assert_int_equal(mq_writer_flush(w, &err), 0);
+	/* 8 bytes: cut at 4 (the first record's end), then the other 4. */
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.calls[0], 8);
+	assert_int_equal(l.calls[1], 8);
+	assert_int_equal(mq_writer_written(w), 8);
+	assert_int_equal(read(p[0], buf, sizeof buf), 8);
+	assert_memory_equal(buf, "abc\nabc\n", 8);
+	/* A hook's error fails the write, nothing written. */
+	l = (hook_log_t){.fail = 1};
+	assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	assert_int_equal(mq_writer_flush(w, &err), -MQ_EIO);
+	assert_string_equal(err.msg, "refused by the hook");
+	assert_int_equal(mq_writer_written(w), 8);
+	/* A write that fails: told again with what left in fact. */
+	close(p[0]);
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	l = (hook_log_t){0};
+	assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	assert_int_equal(mq_writer_flush(w, &err), -MQ_EIO);
+	assert_int_equal(err.sys, EPIPE);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.calls[0], 12);
+	assert_int_equal(l.calls[1], 8);
+	signal(SIGPIPE, old);
+	mq_writer_free(w);
+	close(p[1]);
+}
+
 /* ---- base64 ---- */
 
 static void test_base64(void **state)
@@ -1709,6 +1776,7 @@ int main(void)
 		cmocka_unit_test(test_passthrough),
 		cmocka_unit_test(test_writer_buffering),
 		cmocka_unit_test(test_writer_epipe),
+		cmocka_unit_test(test_writer_on_write),
 		cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,10 @@
  * across reopen, a torn tail (cut, not refused), corruption in the
  * header and in an early block (refused with the byte, then reset, or
  * with a report callback kept up to the damage and reported), a
- * missing directory, a second holder, and the size bound of rewrites.
+ * missing directory, a second holder, and the size bound of rewrites;
+ * the delivery mark (confirm): what no confirm covered is taken back
+ * after a kill in the same boot, not after a reboot, not lost by a
+ * rewrite; a version 1 file is read and rewritten with a mark.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "seen.h"
 
 static char dir[256];
@@ -262,11 +266,20 @@ static void test_corrupt_refused_then_reset(void **state)
 	mq_seen_t *s;
 	mq_err_t err;
 	fill(&o, 200000, 4); /* several blocks, more than one largest block */
-	flip(path, 70);      /* inside the first block's entry */
+	flip(path, 100);     /* inside the first block's entry */
 	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
 	assert_null(s);
-	assert_non_null(strstr(err.msg, "is corrupt at byte 56"));
+	assert_non_null(strstr(err.msg, "is corrupt at byte 88"));
 	assert_non_null(strstr(err.msg, path));
+	flip(path, 100);
+	/* The delivery mark is read only by those who confirm. */
+	flip(path, 70);
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	mq_seen_close(s);
+	o.confirm = 1;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
+	assert_non_null(strstr(err.msg, "is corrupt at byte 56 (delivery mark"));
+	o.confirm = 0;
 	flip(path, 70);
 	flip(path, 3); /* the header */
 	assert_int_equal(mq_seen_open(&o, 0, &s, &err), -MQ_ECORRUPT);
@@ -312,7 +325,7 @@ static void test_damage_salvaged(void **state)
 	mq_err_t err;
 	char want[64];
 	/* blocks: [0], [1..50000], [50001..100000], [100001..150000], [150001..199999] */
-	const off_t b3 = 56 + (8 + 24) + 2 * (8 + 50000 * 24);
+	const off_t b3 = 88 + (8 + 24) + 2 * (8 + 50000 * 24);
 	fill(&o, 200000, 4);
 	flip(path, b3 + 100);
 	nreports = 0;
@@ -403,7 +416,7 @@ static void test_size_bound(void **state)
 	mq_seen_opts_t o = {.max_count = N, .state = path};
 	mq_seen_t *s;
 	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
-	off_t bound = 56 + (off_t)(2 * N + 4096 + 1000) * 24 + 64 * 8;
+	off_t bound = 88 + (off_t)(2 * N + 4096 + 1000) * 24 + 64 * 8;
 	for (uint64_t i = 0; i < 20 * N; i++) {
 		add(s, i, 0);
 		if (i % 1000 == 999) {
@@ -420,6 +433,137 @@ static void test_size_bound(void **state)
 	mq_seen_close(s);
 }
 
+static const uint8_t boot_a[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t boot_b[16] = {16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+/* Opens path with confirm in the boot given and counts what it holds. */
+static uint64_t count_after(const uint8_t *boot, uint64_t max)
+{
+	mq_seen_opts_t o = {.max_count = max, .state = path, .confirm = 1, .boot_id = boot};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	uint64_t n = mq_seen_count(s);
+	mq_seen_close(s);
+	return n;
+}
+
+/* With confirm: a kill -9 (a close without confirming) takes back, on
+ * the next open in the same boot, what no confirm covered; in another
+ * boot (the page cache may have lost the mark) everything is known. */
+static void test_confirm(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 1000, .state = path, .confirm = 1, .boot_id = boot_a};
+	mq_seen_t *s;
+	mq_err_t err;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	for (uint64_t i = 0; i < 10; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_added(s), 10);
+	assert_int_equal(mq_seen_sync(s, &err), 0);
+	assert_int_equal(mq_seen_confirm(s, 6, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	assert_int_equal(mq_seen_count(s), 6);
+	assert_int_equal(add(s, 5, 0), 1);
+	assert_int_equal(add(s, 6, 0), 0); /* taken back: new again */
+	assert_int_equal(mq_seen_added(s), 1);
+	/* Confirmed before the sync wrote them: the sync moves the mark. */
+	for (uint64_t i = 7; i < 20; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_confirm(s, 100, &err), 0); /* beyond what was added: all */
+	assert_int_equal(mq_seen_sync(s, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(count_after(boot_a, 1000), 20);
+	/* Lowered again (a write that failed): back to what left. */
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	for (uint64_t i = 20; i < 30; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_sync(s, &err), 0);
+	assert_int_equal(mq_seen_confirm(s, 8, &err), 0);
+	assert_int_equal(mq_seen_confirm(s, 3, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(count_after(boot_a, 1000), 23);
+	/* Another boot: the mark may be stale, so all is known; and the
+	 * mark is then made this boot's, so a kill in it takes back again. */
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	for (uint64_t i = 30; i < 40; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_sync(s, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(count_after(boot_b, 1000), 33);
+	o.boot_id = boot_b;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	for (uint64_t i = 40; i < 45; i++)
+		assert_int_equal(add(s, i, 0), 0);
+	assert_int_equal(mq_seen_sync(s, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(count_after(boot_b, 1000), 33);
+	o.boot_id = boot_a;
+	/* A reset starts with nothing to take back. */
+	o.reset = 1;
+	assert_int_equal(mq_seen_open(&o, 0, &s, &err), 0);
+	mq_seen_close(s);
+	assert_int_equal(count_after(boot_a, 1000), 0);
+}
+
+/* A rewrite (the size bound) keeps the unconfirmed additions unconfirmed. */
+static void test_confirm_rewrite(void **state)
+{
+	mq_seen_opts_t o = {.max_count = 100, .state = path, .confirm = 1, .boot_id = boot_a};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	for (uint64_t i = 0; i < 5000; i++)
+		add(s, i, 0);
+	assert_int_equal(mq_seen_confirm(s, 4990, NULL), 0);
+	assert_int_equal(mq_seen_sync(s, NULL), 0); /* 5000 entries for a set of 100: rewritten */
+	assert_true(file_size(path) < 88 + 200 * (8 + 24));
+	mq_seen_close(s);
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), 90);
+	assert_int_equal(add(s, 4989, 0), 1);
+	assert_int_equal(add(s, 4990, 0), 0);
+	mq_seen_close(s);
+}
+
+/* A version 1 file (56-byte header, no mark) is read, all known, and
+ * rewritten with a mark by a caller that confirms. */
+static void test_version1(void **state)
+{
+	uint8_t b[56 + 8 + 24] = {0};
+	mq_hashkey_t k = {0x0123456789abcdefull, 0xfedcba9876543210ull};
+	uint64_t id = 42;
+	mq_hash128_t h = mq_hash128(&k, &id, sizeof id);
+	memcpy(b, "MQ-SEEN\n", 8);
+	mq_put_u32(b + 8, 1);
+	mq_put_u32(b + 12, 56);
+	mq_put_u64(b + 16, 1000);
+	mq_put_u64(b + 32, k.k0);
+	mq_put_u64(b + 40, k.k1);
+	mq_put_u32(b + 48, mq_crc32c(0, b, 48));
+	mq_put_u32(b + 56, 1);
+	mq_put_u64(b + 64, h.lo);
+	mq_put_u64(b + 72, h.hi);
+	mq_put_u32(b + 60, mq_crc32c(mq_crc32c(0, b + 56, 4), b + 64, 24));
+	write_bytes(path, b, sizeof b);
+	mq_seen_opts_t o = {.max_count = 1000, .state = path};
+	mq_seen_t *s;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(add(s, 42, 0), 1);
+	mq_seen_close(s);
+	o.confirm = 1;
+	o.boot_id = boot_a;
+	assert_int_equal(mq_seen_open(&o, 0, &s, NULL), 0);
+	assert_int_equal(mq_seen_count(s), 1);
+	mq_seen_close(s);
+	uint8_t hdr[16];
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(pread(fd, hdr, sizeof hdr, 0), sizeof hdr);
+	close(fd);
+	assert_int_equal(mq_get_u32(hdr + 8), 2);
+	assert_int_equal(mq_get_u32(hdr + 12), 88);
+	assert_int_equal(count_after(boot_a, 1000), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +578,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damage_salvaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_dir_and_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_confirm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_confirm_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version1, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
