@@ -1351,7 +1351,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: %s (try '%s --help')\n", prog, err.msg, prog);
 			return 2;
 		}
-		mq_client_opts_t co = {.endpoint = o.cli.broker,
+		mq_client_opts_t co = {.endpoint = o.cli.broker, .verbose = o.cli.verbose,
 				       .curve_server = o.cli.curve_server,
 				       .curve_secret = o.cli.curve_secret,
 				       .timeout_ms = mq_cli_timeout(&o.cli),

@@ -422,7 +422,7 @@ static int setup_shared(run_t *r, opts_t *o, mq_err_t *err)
 		unsigned __int128 n = (unsigned __int128)o->rate.tokens * MAX_LEASE_MS * 1000000u / o->rate.per_ns;
 		r->max_want = n < 1 ? 1 : n > MAX_LEASE ? MAX_LEASE : (uint64_t)n;
 	}
-	mq_client_opts_t co = {.endpoint = o->cli->broker, .curve_server = o->cli->curve_server, .curve_secret = o->cli->curve_secret,
+	mq_client_opts_t co = {.endpoint = o->cli->broker, .verbose = o->cli->verbose, .curve_server = o->cli->curve_server, .curve_secret = o->cli->curve_secret,
 			       /* --take -w 0: one try, with the default timeout for the broker */
 			       .timeout_ms = o->take && o->cli->timeout_ms == 0 ? 0 : mq_cli_timeout(o->cli),
 			       .name = prog,

@@ -321,6 +321,8 @@ static int fetch(const opts_t *o, mq_client_t *c, report_t *r, mq_err_t *err)
 		total += r->nbatch[i];
 		if (r->batch[i] && r->nbatch[i])
 			r->interval_ms = r->batch[i][0].interval_ms;
+		if (o->mem && mq_client_group_ages(c, r->batch[i], r->nbatch[i], err))
+			return -1;
 		if (o->mem) { /* the history is ours: the samples before, then this one */
 			mq_lag_recall(o->mem, r->batch[i], r->nbatch[i]);
 			if (mq_lag_remember(o->mem, r->batch[i], r->nbatch[i], mq_now_ms()))
@@ -883,7 +885,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(&stop);
 
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .verbose = o.cli.verbose, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog,
 			       .interrupt = &stop};
 	if (mq_cli_client_open(&co, &c, &err)) {
 		fprintf(stderr, "%s: %s\n", prog, err.msg);

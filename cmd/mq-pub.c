@@ -530,7 +530,7 @@ static dest_t *dest_for(pub_t *s, const char *topic)
 	}
 	dest_t *d = &s->d[i];
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = s->o->cli.broker, .curve_server = s->o->cli.curve_server, .curve_secret = s->o->cli.curve_secret, .timeout_ms = s->o->cli.timeout_ms, .name = prog};
+	mq_client_opts_t co = {.endpoint = s->o->cli.broker, .verbose = s->o->cli.verbose, .curve_server = s->o->cli.curve_server, .curve_secret = s->o->cli.curve_secret, .timeout_ms = s->o->cli.timeout_ms, .name = prog};
 	if (i == 0) {
 		c = s->c;
 	} else if (mq_cli_client_open(&co, &c, &s->err)) {
@@ -931,7 +931,7 @@ static int setup(pub_t *s, opts_t *o)
 	 * or its threads started; see the Makefile), a third cheaper for a
 	 * message end to end.  Envelopes naming their own topics open a full
 	 * client per topic and wait on them all at once. */
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .verbose = o->cli.verbose, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog,
 			       .lite = o->topic != NULL};
 	mq_hello_t h;
 	if (mq_cli_client_open(&co, &s->c, err) || mq_client_hello(s->c, &h, err))
@@ -1016,7 +1016,7 @@ static int open_client(const opts_t *o, mq_client_t **c, mq_err_t *err)
 	/* The checker with -w 0 asks again after each timeout, saying once
 	 * that the broker is silent (silent()). */
 	int64_t t = o->tx == TX_CHECKER && mq_cli_timeout(&o->cli) == MQ_TIMEOUT_FOREVER ? 0 : mq_cli_timeout(&o->cli);
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = t, .name = prog, .interrupt = &stop};
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .verbose = o->cli.verbose, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = t, .name = prog, .interrupt = &stop};
 	return mq_cli_client_open(&co, c, err);
 }
 

@@ -561,7 +561,7 @@ static int dead_letter(xsink_t *u, const mq_exec_result_t *r, mq_err_t *err)
 	if (!u->o->dlq)
 		strcat(dlq, ".dlq");
 	if (!u->dlq_c) {
-		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .curve_server = u->o->cli.curve_server, .curve_secret = u->o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&u->o->cli), .name = prog,
+		mq_client_opts_t co = {.endpoint = u->o->cli.broker, .verbose = u->o->cli.verbose, .curve_server = u->o->cli.curve_server, .curve_secret = u->o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&u->o->cli), .name = prog,
 				       .lite = 1};
 		if (mq_cli_client_open(&co, &u->dlq_c, err))
 			return -1;
@@ -689,7 +689,7 @@ static int exec_main(opts_t *o)
 	}
 	mq_cli_signals(&stop);
 	mq_client_t *c = NULL;
-	mq_client_opts_t co = {.endpoint = o->cli.broker, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog, .interrupt = &stop,
+	mq_client_opts_t co = {.endpoint = o->cli.broker, .verbose = o->cli.verbose, .curve_server = o->cli.curve_server, .curve_secret = o->cli.curve_secret, .timeout_ms = mq_cli_timeout(&o->cli), .name = prog, .interrupt = &stop,
 			       .lite = 1};
 	mq_consumer_opts_t ko = {.topics = o->topics, .ntopics = o->ntopics, .group = o->group, .start = o->start,
 				 .exit_at_end = o->exit_at_end, .skip_damaged = o->skip_damaged,
@@ -801,7 +801,7 @@ int main(int argc, char **argv)
 	mq_client_t *c = NULL;
 	/* Lite: one direct connection, no I/O thread between the socket and
 	 * the output (a message reaches stdout sooner), no libzmq loaded. */
-	mq_client_opts_t co = {.endpoint = o.cli.broker, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop,
+	mq_client_opts_t co = {.endpoint = o.cli.broker, .verbose = o.cli.verbose, .curve_server = o.cli.curve_server, .curve_secret = o.cli.curve_secret, .timeout_ms = mq_cli_timeout(&o.cli), .name = prog, .interrupt = &stop,
 			       .lite = 1};
 	mq_consumer_opts_t ko = {.topics = o.topics, .ntopics = o.ntopics, .group = o.group, .start = o.start,
 				 .exit_at_end = o.exit_at_end, .at_most_once = o.at_most_once,

@@ -214,7 +214,7 @@ int mq_client_open(const mq_client_opts_t *o, mq_client_t **out, mq_err_t *err)
 		c->resend_ms = 1000;
 		c->watch_fd = c->wake_fd = -1;
 		mq_kafka_opts_t ko = {.endpoint = ep, .client_id = c->name, .timeout_ms = c->timeout_ms,
-				      .delivered = mq_cl_kafka_delivered};
+				      .delivered = mq_cl_kafka_delivered, .verbose = o->verbose};
 		if ((rc = mq_kafka_open(&ko, &c->kafka, err))) {
 			free(c);
 			return rc;

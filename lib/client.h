@@ -59,6 +59,8 @@ typedef struct mq_client_opts {
 	 * through libzmq (lite does not apply). */
 	const char *curve_server;
 	const char *curve_secret;
+	/* -v: over Kafka, librdkafka's log lines go to stderr too */
+	int verbose;
 } mq_client_opts_t;
 
 /* The endpoint a client would use for this -b value (NULL ok). */
@@ -262,6 +264,11 @@ typedef struct mq_group_info {
 int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
 		     mq_err_t *err);
 void mq_group_info_free(mq_group_info_t *g, uint32_t n);
+/* Fills since_ms of the rows with lag where the broker did not: over
+ * Kafka, which keeps no such time, from the timestamp of the record at
+ * each such partition's next unconsumed offset (one read, no group);
+ * with mq-serve, which sends it, nothing to do. */
+int mq_client_group_ages(mq_client_t *c, mq_group_info_t *g, uint32_t n, mq_err_t *err);
 
 /* GROUP_RESET of group's offsets on topic to a spec (beginning, end, N,
  * -N, @TIME): -MQ_EBUSY while the group has live members, -MQ_ENOENT when

@@ -370,6 +370,11 @@ void mq_group_info_free(mq_group_info_t *g, uint32_t n)
 	free(g);
 }
 
+int mq_client_group_ages(mq_client_t *c, mq_group_info_t *g, uint32_t n, mq_err_t *err)
+{
+	return c->kafka ? mq_cl_kafka_ages(c, g, n, err) : 0;
+}
+
 int mq_client_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
 		     mq_err_t *err)
 {

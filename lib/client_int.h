@@ -111,6 +111,7 @@ int mq_cl_kafka_fetch_send(mq_client_t *c, const char *const *topics, uint32_t n
 int mq_cl_kafka_fetch_recv(mq_client_t *c, mq_fetch_reply_t *r, int wait_ms, mq_err_t *err);
 void mq_cl_kafka_fetch_free(mq_client_t *c);
 /* client_kafka_admin.c: topics, groups and lag over a Kafka cluster. */
+int mq_cl_kafka_ages(mq_client_t *c, mq_group_info_t *g, uint32_t n, mq_err_t *err);
 int mq_cl_kafka_groups(mq_client_t *c, const char *group, const char *topic, mq_group_info_t **out, uint32_t *n,
 		       mq_err_t *err);
 int mq_cl_kafka_topic_describe(mq_client_t *c, const char *topic, mq_topic_info_t *out, mq_err_t *err);

@@ -154,6 +154,34 @@ static int one_group(mq_client_t *c, const char *name, const char *topic, const 
 	return rc;
 }
 
+int mq_cl_kafka_ages(mq_client_t *c, mq_group_info_t *g, uint32_t n, mq_err_t *err)
+{
+	uint32_t total = 0, k = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += g[i].nrows;
+	const char **topics = calloc(total + 1, sizeof *topics);
+	int32_t *parts = calloc(total + 1, sizeof *parts);
+	int64_t *offs = calloc(total + 1, sizeof *offs), *ts = calloc(total + 1, sizeof *ts);
+	int rc = !topics || !parts || !offs || !ts ? mq_err_set(err, MQ_ENOMEM, "out of memory") : 0;
+	for (uint32_t i = 0; !rc && i < n; i++)
+		for (uint32_t j = 0; j < g[i].nrows; j++) {
+			const mq_group_row_t *w = &g[i].rows[j];
+			/* the next unconsumed record: at the commit, or where the log starts */
+			uint64_t next = w->committed >= 0 && (uint64_t)w->committed > w->start ? (uint64_t)w->committed
+												 : w->start;
+			topics[k] = w->topic;
+			parts[k] = (int32_t)w->partition;
+			offs[k++] = next < w->end ? (int64_t)next : -1;
+		}
+	if (!rc && k)
+		rc = mq_kafka_record_times(c->kafka, topics, parts, offs, k, ts, err);
+	for (uint32_t i = 0, x = 0; !rc && i < n; i++)
+		for (uint32_t j = 0; j < g[i].nrows; j++, x++)
+			g[i].rows[j].since_ms = ts[x];
+	free(topics), free(parts), free(offs), free(ts);
+	return rc;
+}
+
 static int group_cmp(const void *a, const void *b)
 {
 	return strcmp(((const mq_group_info_t *)a)->name, ((const mq_group_info_t *)b)->name);

@@ -242,6 +242,15 @@ int mq_kafka_group_offsets(mq_kafka_t *k, const char *group, const char *const *
 	return not_built(err);
 }
 
+int mq_kafka_record_times(mq_kafka_t *k, const char *const *topics, const int32_t *parts, const int64_t *offs,
+			  uint32_t n, int64_t *ts, mq_err_t *err)
+{
+	(void)k, (void)topics, (void)parts, (void)offs;
+	for (uint32_t i = 0; i < n; i++)
+		ts[i] = -1;
+	return not_built(err);
+}
+
 int mq_kafka_group_alter(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
 			 const int64_t *off, uint32_t n, mq_err_t *err)
 {
@@ -526,6 +535,7 @@ struct mq_kafka {
 	char endpoint[512];
 	mq_kafka_delivered_fn delivered;
 	char log[256]; /* librdkafka's last log line (why a connection failed) */
+	int print_log; /* -v, or debug= in MQ_KAFKA_CONFIG: every log line to stderr */
 };
 
 /* ---- the endpoint ---- */
@@ -584,10 +594,12 @@ static int reachable(const char *ep, const char *list, int64_t timeout_ms, mq_er
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	(void)level, (void)fac;
 	mq_kafka_t *k = R.rd_kafka_opaque(rk);
-	if (k)
-		snprintf(k->log, sizeof k->log, "%s", buf);
+	if (!k)
+		return;
+	snprintf(k->log, sizeof k->log, "%s", buf);
+	if (k->print_log) /* one fprintf: whole lines, whichever thread logs */
+		fprintf(stderr, "%s: librdkafka %d %s: %s\n", k->client_id, level, fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
@@ -608,9 +620,40 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- open / close ---- */
 
+/* MQ_KAFKA_CONFIG's NAME=VALUE settings, separated by blanks, into conf. */
+static int conf_from_env(rd_kafka_conf_t *conf, mq_err_t *err)
+{
+	const char *e = getenv(MQ_KAFKA_CONFIG_ENV);
+	char item[1024], why[256];
+	while (e && *e) {
+		size_t n = strcspn(e, " \t\n");
+		if (n >= sizeof item)
+			return mq_err_set(err, MQ_EINVAL, "%s: setting '%.40s...' is too long (at most %zu bytes)",
+					  MQ_KAFKA_CONFIG_ENV, e, sizeof item - 1);
+		memcpy(item, e, n);
+		item[n] = 0;
+		e += n + strspn(e + n, " \t\n");
+		if (!n)
+			continue;
+		char *eq = strchr(item, '=');
+		if (!eq || eq == item)
+			return mq_err_set(err, MQ_EINVAL, "%s: '%s' is not NAME=VALUE (librdkafka's settings, e.g. "
+					  "security.protocol=SASL_SSL)", MQ_KAFKA_CONFIG_ENV, item);
+		*eq = 0;
+		if (R.rd_kafka_conf_set(conf, item, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK)
+			return mq_err_set(err, MQ_EINVAL, "%s: librdkafka setting %s=%s: %s", MQ_KAFKA_CONFIG_ENV, item,
+					  eq + 1, why);
+	}
+	return 0;
+}
+
 /* A producer or consumer of conf (taken, also on failure) reporting to k. */
 static rd_kafka_t *handle_new(mq_kafka_t *k, rd_kafka_type_t type, rd_kafka_conf_t *conf, mq_err_t *err)
 {
+	if (conf_from_env(conf, err) < 0) {
+		R.rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 	R.rd_kafka_conf_set_opaque(conf, k);
 	R.rd_kafka_conf_set_log_cb(conf, on_log);
 	R.rd_kafka_conf_set_error_cb(conf, on_error);
@@ -649,6 +692,9 @@ int mq_kafka_open(const mq_kafka_opts_t *o, mq_kafka_t **out, mq_err_t *err)
 	k->pipe[0] = k->pipe[1] = k->cpipe[0] = k->cpipe[1] = -1;
 	k->delivered = o->delivered;
 	k->timeout_ms = o->timeout_ms;
+	const char *env = getenv(MQ_KAFKA_CONFIG_ENV);
+	k->print_log = o->verbose || (env && (!strncmp(env, "debug=", 6) || strstr(env, " debug=") ||
+					      strstr(env, "\tdebug=") || strstr(env, "\ndebug=")));
 	snprintf(k->list, sizeof k->list, "%s", list);
 	snprintf(k->client_id, sizeof k->client_id, "%s", o->client_id ? o->client_id : "mq");
 	snprintf(k->endpoint, sizeof k->endpoint, "%s", o->endpoint);
@@ -964,6 +1010,52 @@ int mq_kafka_assign(mq_kafka_t *k, const char *const *topics, const int32_t *par
 	rd_kafka_resp_err_t e = R.rd_kafka_assign(k->ck, l);
 	R.rd_kafka_topic_partition_list_destroy(l);
 	return e ? cluster_error(k, "reading partitions", e, err) : 0;
+}
+
+int mq_kafka_record_times(mq_kafka_t *k, const char *const *topics, const int32_t *parts, const int64_t *offs,
+			  uint32_t n, int64_t *ts, mq_err_t *err)
+{
+	uint32_t want = 0;
+	for (uint32_t i = 0; i < n; i++)
+		ts[i] = offs[i] >= 0 ? -2 : -1; /* -2: not yet read */
+	rd_kafka_topic_partition_list_t *l = R.rd_kafka_topic_partition_list_new((int)n);
+	for (uint32_t i = 0; i < n; i++)
+		if (offs[i] >= 0) {
+			R.rd_kafka_topic_partition_list_add(l, topics[i], parts[i])->offset = offs[i];
+			want++;
+		}
+	int rc = want ? consumer(k, err) : 0;
+	rd_kafka_resp_err_t e = 0;
+	if (!rc && want && (e = R.rd_kafka_assign(k->ck, l)))
+		rc = cluster_error(k, "reading the oldest unconsumed records", e, err);
+	R.rd_kafka_topic_partition_list_destroy(l);
+	int64_t deadline = mq_mono_ms() + (wait_ms_of(k) < 5000 ? wait_ms_of(k) : 5000);
+	while (!rc && want) {
+		int64_t left = deadline - mq_mono_ms();
+		if (left <= 0)
+			break;
+		rd_kafka_message_t *rm = R.rd_kafka_consumer_poll(k->ck, (int)left);
+		if (!rm)
+			continue;
+		if (!rm->err) {
+			const char *t = R.rd_kafka_topic_name(rm->rkt);
+			for (uint32_t i = 0; i < n; i++)
+				if (ts[i] == -2 && parts[i] == rm->partition && rm->offset >= offs[i] &&
+				    !strcmp(topics[i], t)) {
+					int64_t x = R.rd_kafka_message_timestamp(rm, NULL);
+					ts[i] = x >= 0 ? x : -1; /* a record without a time: unknown */
+					want--;
+					break;
+				}
+		}
+		R.rd_kafka_message_destroy(rm);
+	}
+	if (k->ck)
+		R.rd_kafka_assign(k->ck, NULL);
+	for (uint32_t i = 0; i < n; i++)
+		if (ts[i] == -2)
+			ts[i] = -1;
+	return rc;
 }
 
 /* One message into m (its headers into k->hv): 0, or -1 out of memory. */

@@ -44,7 +44,13 @@ typedef struct mq_kafka_opts {
 	const char *client_id; /* e.g. "mq-pub" */
 	int64_t timeout_ms;    /* a record not acknowledged by then fails; <= 0 or INT64_MAX: never */
 	mq_kafka_delivered_fn delivered;
+	int verbose;           /* librdkafka's log lines to stderr (also with debug= in MQ_KAFKA_CONFIG) */
 } mq_kafka_opts_t;
+
+/* MQ_KAFKA_CONFIG: librdkafka settings for every handle, as kcat's -X,
+ * separated by blanks ("security.protocol=SASL_SSL debug=cgrp,fetch"),
+ * applied after mq's own, so they can change them. */
+#define MQ_KAFKA_CONFIG_ENV "MQ_KAFKA_CONFIG"
 
 /* Check the endpoint, find a bootstrap broker that accepts a TCP
  * connection (all refusing: -MQ_ECONNECT at once, "cannot connect to
@@ -154,6 +160,14 @@ int64_t mq_kafka_cached_end(mq_kafka_t *k, const char *topic, int32_t p);
  * one request per leader (start[i] or end[i] -1 where unknown). */
 int mq_kafka_watermarks(mq_kafka_t *k, const char *const *topics, const int32_t *parts, uint32_t n, int64_t *start,
 			int64_t *end, mq_err_t *err);
+/* The timestamp (ms since the epoch: the producer's CreateTime, or the
+ * broker's LogAppendTime for topics set so) of the record at offset
+ * offs[i] of partition parts[i] of topics[i], i < n, into ts[i]; -1
+ * where no record came within the client's timeout (5 s at most), or
+ * there is none (offs[i] < 0).  Reads them with one assignment (no
+ * group), as mq-lag's age of the oldest unconsumed message. */
+int mq_kafka_record_times(mq_kafka_t *k, const char *const *topics, const int32_t *parts, const int64_t *offs,
+			  uint32_t n, int64_t *ts, mq_err_t *err);
 /* group's committed offsets of those partitions: off[i], -1 none. */
 int mq_kafka_group_offsets(mq_kafka_t *k, const char *group, const char *const *topics, const int32_t *parts,
 			   uint32_t n, int64_t *off, mq_err_t *err);

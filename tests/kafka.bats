@@ -11,6 +11,7 @@
 # partitions), lookups of offsets by time (it answers "none so late"),
 # and much data (it keeps a few megabytes per partition).
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 setup() {
@@ -115,8 +116,22 @@ kread() {
 	run mq-sub -b kafka://127.0.0.1:9 -t "$T" -e
 	assert_failure 1
 	assert_output --partial "cannot connect to kafka://127.0.0.1:9: connection refused"
+	# librdkafka's settings from MQ_KAFKA_CONFIG: a bad one is said, nothing sent
+	MQ_KAFKA_CONFIG='linger.ms=0 nonsense' run mq-pub -b "kafka://$KAFKA" -t "$T" -m x
+	assert_failure 1
+	assert_output --partial "MQ_KAFKA_CONFIG: 'nonsense' is not NAME=VALUE"
+	MQ_KAFKA_CONFIG='no.such.setting=1' run mq-sub -b "kafka://$KAFKA" -t "$T" -e
+	assert_failure 1
+	assert_output --partial "MQ_KAFKA_CONFIG: librdkafka setting no.such.setting=1: No such configuration property"
 	run kcat -C -b "$KAFKA" -t "$T" -e -q -f '%s\n'
 	refute_output --partial x
+	# good ones apply; debug= (or -v) shows librdkafka's log on stderr
+	MQ_KAFKA_CONFIG='linger.ms=0 debug=broker' run --separate-stderr mq-pub -b "kafka://$KAFKA" -t "$T" -m y
+	assert_success
+	[[ "$stderr" == *"mq-pub: librdkafka 7 "* ]]
+	run --separate-stderr mq-admin -b "kafka://$KAFKA" ping
+	assert_success
+	[ -z "$stderr" ]
 }
 
 @test "a cluster that goes away mid-stream: mq-pub says how many were not acknowledged, soon after -w, and exits 1" {
@@ -302,6 +317,18 @@ ${T}b third"
 	[ "$(jq -r '.groups[0].lag' <<<"$output")" = 50 ]
 	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 0) | .committed' <<<"$output")" = 50 ]
 	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 0) | .end' <<<"$output")" = 100 ]
+	# the age of the oldest unconsumed record: from the time of record 50
+	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 0) | .lag_seconds' <<<"$output")" != null ]
+	[ "$(jq -r '.groups[0].partitions[] | select(.partition == 1) | .lag_seconds' <<<"$output")" = 0 ]
+	sleep 2
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" -t "$T" --window 0 -f json
+	[ "$(jq -r '.groups[0].lag_seconds >= 2 and .groups[0].lag_seconds < 60' <<<"$output")" = true ]
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --crit-age 1s
+	assert_failure 2
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --warn-age 1s --crit-age 1h
+	assert_failure 1
+	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 -f prom
+	assert_line --regexp "^mq_consumer_lag_seconds\{group=\"G$T\",topic=\"$T\",partition=\"0\"\} [0-9]"
 	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --warn 40
 	assert_failure 1
 	run mq-lag -b "kafka://$KAFKA" -g "G$T" --window 0 --warn 40 --crit 50
