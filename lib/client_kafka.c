@@ -39,6 +39,13 @@ struct mq_kfetch {
 	uint32_t hint; /* the position of the last record taken */
 	mq_err_t err;  /* why packing a record failed */
 	mq_kafka_t *k;
+	/* The last reply's bytes, kept for the next: the reader is done with
+	 * a reply when it asks for the next one (mq_client_fetch_recv), so
+	 * one block, grown as needed, serves them all.  A block malloc'd
+	 * and freed for each reply came from mmap (it is megabytes) and
+	 * paid a page fault for every page of every reply. */
+	uint8_t *block;
+	size_t block_cap;
 };
 
 static void kf_clear(mq_kfetch_t *kf)
@@ -52,8 +59,10 @@ static void kf_clear(mq_kfetch_t *kf)
 
 void mq_cl_kafka_fetch_free(mq_client_t *c)
 {
-	if (c->kf)
+	if (c->kf) {
 		kf_clear(c->kf);
+		free(c->kf->block);
+	}
 	free(c->kf);
 	c->kf = NULL;
 }
@@ -237,11 +246,17 @@ static int make_reply(mq_client_t *c, mq_fetch_reply_t *r, mq_err_t *err)
 		r->e = e;
 		r->cap = kf->n;
 	}
-	uint8_t *block = total ? malloc(total) : NULL;
-	if (total && !block)
-		return mq_err_set(err, MQ_ENOMEM, "out of memory");
-	r->own = block;
-	r->lite = 1; /* own holds the bytes, frames nothing */
+	if (total > kf->block_cap) {
+		size_t cap = total + total / 2;
+		uint8_t *nb = realloc(kf->block, cap); /* nothing in it is needed now */
+		if (!nb)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		kf->block = nb;
+		kf->block_cap = cap;
+	}
+	uint8_t *block = kf->block;
+	r->own = NULL;
+	r->lite = 1; /* kf->block holds the bytes, frames nothing */
 	size_t off = 0;
 	for (uint32_t i = 0; i < kf->n; i++) {
 		kpos_t *k = &kf->pos[i];
