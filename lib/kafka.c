@@ -621,8 +621,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- open / close ---- */
 
-/* MQ_KAFKA_CONFIG's NAME=VALUE settings, separated by blanks, into conf. */
-static int conf_from_env(rd_kafka_conf_t *conf, mq_err_t *err)
+/* MQ_KAFKA_CONFIG's NAME=VALUE settings, separated by blanks, into conf
+ * (debug= also sends librdkafka's log lines to stderr). */
+static int conf_from_env(mq_kafka_t *k, rd_kafka_conf_t *conf, mq_err_t *err)
 {
 	const char *e = getenv(MQ_KAFKA_CONFIG_ENV);
 	char item[1024], why[256];
@@ -641,6 +642,8 @@ static int conf_from_env(rd_kafka_conf_t *conf, mq_err_t *err)
 			return mq_err_set(err, MQ_EINVAL, "%s: '%s' is not NAME=VALUE (librdkafka's settings, e.g. "
 					  "security.protocol=SASL_SSL)", MQ_KAFKA_CONFIG_ENV, item);
 		*eq = 0;
+		if (!strcmp(item, "debug"))
+			k->print_log = 1;
 		if (R.rd_kafka_conf_set(conf, item, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK)
 			return mq_err_set(err, MQ_EINVAL, "%s: librdkafka setting %s=%s: %s", MQ_KAFKA_CONFIG_ENV, item,
 					  eq + 1, why);
@@ -651,7 +654,7 @@ static int conf_from_env(rd_kafka_conf_t *conf, mq_err_t *err)
 /* A producer or consumer of conf (taken, also on failure) reporting to k. */
 static rd_kafka_t *handle_new(mq_kafka_t *k, rd_kafka_type_t type, rd_kafka_conf_t *conf, mq_err_t *err)
 {
-	if (conf_from_env(conf, err) < 0) {
+	if (conf_from_env(k, conf, err) < 0) {
 		R.rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
@@ -693,9 +696,7 @@ int mq_kafka_open(const mq_kafka_opts_t *o, mq_kafka_t **out, mq_err_t *err)
 	k->pipe[0] = k->pipe[1] = k->cpipe[0] = k->cpipe[1] = -1;
 	k->delivered = o->delivered;
 	k->timeout_ms = o->timeout_ms;
-	const char *env = getenv(MQ_KAFKA_CONFIG_ENV);
-	k->print_log = o->verbose || (env && (!strncmp(env, "debug=", 6) || strstr(env, " debug=") ||
-					      strstr(env, "\tdebug=") || strstr(env, "\ndebug=")));
+	k->print_log = o->verbose;
 	snprintf(k->list, sizeof k->list, "%s", list);
 	snprintf(k->client_id, sizeof k->client_id, "%s", o->client_id ? o->client_id : "mq");
 	snprintf(k->endpoint, sizeof k->endpoint, "%s", o->endpoint);
