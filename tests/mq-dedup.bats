@@ -177,6 +177,30 @@ flip_byte() { # file offset
 	assert_output same
 }
 
+@test "kill -9 beside a reader that keeps reading slowly: no torn line, nothing lost, nothing twice" {
+	local st=$BATS_TEST_TMPDIR/seen d=$BATS_TEST_TMPDIR
+	# lines of many lengths, so the room the reader frees rarely ends at a line's end
+	seq 1 20000 | awk '{ s = sprintf("%*s", ($1 * 7) % 390 + 10, ""); gsub(/ /, "y", s); print "line " $1 " " s }' >"$d/in"
+	mkfifo "$d/pipe"
+	# a reader that takes a byte at a time, and keeps a last line without its newline
+	(while IFS= read -r l; do printf '%s\n' "$l"; done; printf '%s' "$l") <"$d/pipe" >"$d/out1" 3>&- &
+	local reader=$!
+	mq-dedup --state "$st" <"$d/in" >"$d/pipe" 3>&- &
+	local pid=$!
+	sleep 1
+	kill -KILL "$pid"
+	wait "$pid" || true
+	wait "$reader"
+	[ -s "$d/out1" ]
+	[ "$(wc -l <"$d/out1")" -lt 20000 ]
+	[ "$(tail -c 1 "$d/out1" | od -An -c | tr -d ' ')" = '\n' ] # every write ended at a line's end
+	mq-dedup --state "$st" <"$d/in" >"$d/out2"
+	run bash -c "sort '$d/out1' '$d/out2' | uniq -d | head -3"
+	assert_output ""
+	run bash -c "cat '$d/out1' '$d/out2' | sort | cmp - <(sort '$d/in') && echo same"
+	assert_output same
+}
+
 @test "a reader that quits: what it never got passes again on the next run" {
 	local st=$BATS_TEST_TMPDIR/seen d=$BATS_TEST_TMPDIR
 	mkfifo "$d/in" "$d/pipe"
@@ -195,6 +219,16 @@ flip_byte() { # file offset
 	run bash -c "seq -f 'line %g' 1 20 | mq-dedup --state '$st'"
 	assert_success
 	assert_output "$(seq -f 'line %g' 11 20)"
+}
+
+@test "--invert --state: a first occurrence never printed is still known after a clean exit" {
+	local st=$BATS_TEST_TMPDIR/seen
+	run bash -c "printf 'b\nb\na\n' | mq-dedup --invert --state '$st'"
+	assert_success
+	assert_output b
+	run bash -c "printf 'a\nc\n' | mq-dedup --invert --state '$st'"
+	assert_success
+	assert_output a
 }
 
 @test "a corrupt state file is refused with its byte; --reset-state starts over" {
