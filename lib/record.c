@@ -1491,6 +1491,9 @@ struct mq_writer {
 	void *wait_ctx;
 	int wait_ms; /* -1: no period */
 	int pipe_cap; /* > 0: fd is a pipe of this capacity */
+	size_t page;  /* the size of its slots */
+	uint32_t hist[256]; /* the sizes of our last writes to it, hist[hist_n - 1 & 255] last */
+	size_t hist_n;
 	/* mq_writer_on_write: told before each write(2) */
 	int (*write_fn)(void *ctx, uint64_t *upto, mq_err_t *err);
 	void *write_ctx;
@@ -1506,7 +1509,10 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 	w->pipe_cap = 0;
 	if ((fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		int cap = fcntl(w->fd, F_GETPIPE_SZ);
+		long page = sysconf(_SC_PAGESIZE);
 		w->pipe_cap = cap > 0 ? cap : 65536;
+		w->page = page > 0 ? (size_t)page : 4096;
+		w->hist_n = 0;
 	}
 }
 
@@ -1516,23 +1522,43 @@ void mq_writer_on_write(mq_writer_t *w, int (*fn)(void *ctx, uint64_t *upto, mq_
 	w->write_ctx = ctx;
 }
 
+/* How many of a pipe's slots can hold the last `queued` bytes written
+ * to it, at most; (size_t)-1 when our writes do not account for them all
+ * (someone else wrote too, or they span more writes than we remember).
+ * Linux keeps a pipe in page-sized slots and a write blocks when it needs
+ * more free slots than there are.  A write of n bytes fills pages from a
+ * fresh slot, or first tops up the last slot with its n % page bytes when
+ * they fit there; either way its bytes lie in at most ceil(n / page)
+ * slots.  So the slots still holding queued bytes are at most that sum
+ * over the writes the queued bytes came from.  Counting the queued bytes
+ * as full pages instead is wrong: writes cut at records' ends leave most
+ * slots a little short, and in a pipe of 256 slots that adds up to more
+ * than any fixed margin. */
+static size_t slots_held(const mq_writer_t *w, size_t queued)
+{
+	size_t slots = 0, n = w->hist_n < 256 ? w->hist_n : 256;
+	for (size_t i = 0; i < n && queued > 0; i++) {
+		size_t len = w->hist[(w->hist_n - 1 - i) & 255];
+		slots += (len + w->page - 1) / w->page;
+		queued -= len < queued ? len : queued;
+	}
+	return queued > 0 ? (size_t)-1 : slots;
+}
+
 /* With a wait hook on a pipe: how much can be written without blocking
  * (waiting, and calling the hook every wait_ms, until some can; 0 when
- * the hook says to give up).  Linux
- * keeps a pipe in page-sized slots; a write blocks when it needs more
- * free slots than there are.  Of the queued bytes, at most two slots are
- * partly used (the one being read, the one being filled), so what is
- * safe is the slots not holding queued bytes, less two; and when the
- * pipe polls writable, at least one slot is free. */
+ * the hook says to give up).  When the pipe polls writable, at least one
+ * slot is free, and a write of one page or less needs no more.  This
+ * holds while we are the pipe's only writer. */
 static size_t writable(mq_writer_t *w, size_t n)
 {
-	const size_t page = 4096;
+	const size_t page = w->page;
 	for (;;) {
 		int queued = 0;
 		if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0)
 			return n; /* cannot tell: just write */
-		size_t slots = (size_t)w->pipe_cap / page, used = (size_t)queued / page + 2;
-		if (slots > used)
+		size_t slots = (size_t)w->pipe_cap / page, used = slots_held(w, (size_t)queued);
+		if (used < slots)
 			return (slots - used) * page < n ? (slots - used) * page : n;
 		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 		int r = poll(&pfd, 1, w->wait_ms);
@@ -1592,6 +1618,8 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 		}
 		ssize_t k = write(w->fd, p, want);
 		if (k > 0) {
+			if (w->pipe_cap)
+				w->hist[w->hist_n++ & 255] = (uint32_t)k;
 			w->written += (uint64_t)k;
 			p += k;
 			n -= (size_t)k;
