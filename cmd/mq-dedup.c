@@ -9,7 +9,8 @@
  * hook syncs it), so what was printed before a kill -9 is known after
  * it.  And what was not printed is not: right before each write(2) the
  * state file's delivery mark is moved up to the last record that write
- * hands on (seen.c), writes to a pipe are sized so they never block,
+ * hands on (seen.c), writes to a pipe are sized so they never block
+ * (sends to a socket do not wait; the mark is lowered while we do),
  * and on the next start in the same boot the identities past the mark
  * are taken back.  A kill during a sync, or while a slow reader keeps
  * the pipe full, so loses nothing.  Records without the identity asked for (no key, no id, too few

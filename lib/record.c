@@ -58,6 +58,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1491,6 +1492,7 @@ struct mq_writer {
 	void *wait_ctx;
 	int wait_ms; /* -1: no period */
 	int pipe_cap; /* > 0: fd is a pipe of this capacity */
+	int sock;     /* fd is a socket: sent to without waiting, a piece at a time */
 	size_t page;  /* the size of its slots */
 	uint32_t hist[256]; /* the sizes of our last writes to it, hist[hist_n - 1 & 255] last */
 	size_t hist_n;
@@ -1507,6 +1509,7 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 	w->wait_ctx = ctx;
 	w->wait_ms = every_ms > 0 ? every_ms : every_ms < 0 ? -1 : 1000;
 	w->pipe_cap = 0;
+	w->sock = (fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	if ((fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		int cap = fcntl(w->fd, F_GETPIPE_SZ);
 		long page = sysconf(_SC_PAGESIZE);
@@ -1569,6 +1572,23 @@ static size_t writable(mq_writer_t *w, size_t n)
 	}
 }
 
+/* The same for a socket, whose room cannot be told from outside: wait
+ * until it polls writable (a Unix stream socket then has three quarters
+ * of its send buffer free), then send at most SOCK_PIECE, without
+ * waiting.  A send that finds less room takes what fits and says so. */
+#define SOCK_PIECE ((size_t)32 << 10)
+static size_t sendable(mq_writer_t *w, size_t n)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
+		int r = poll(&pfd, 1, w->wait_ms);
+		if (r <= 0 && w->wait_fn && w->wait_fn(w->wait_ctx))
+			return 0;
+		if (r > 0)
+			return (pfd.revents & POLLOUT) && n > SOCK_PIECE ? SOCK_PIECE : n;
+	}
+}
+
 /* What every output format needs of one message, whichever way it came:
  * headers either as an array (reader) or encoded (batch). */
 typedef struct env {
@@ -1605,7 +1625,7 @@ static int hdr_next(const env_t *e, uint32_t *i, const uint8_t **p, mq_header_t 
 static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 {
 	while (n > 0) {
-		size_t want = w->pipe_cap ? writable(w, n) : n;
+		size_t want = w->pipe_cap ? writable(w, n) : w->sock ? sendable(w, n) : n;
 		if (want == 0)
 			return mq_err_set(err, MQ_EAGAIN, "writing to %s: gave up waiting for the reader", w->name);
 		int rc;
@@ -1616,7 +1636,7 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 			if (upto > w->written && upto - w->written < want)
 				want = (size_t)(upto - w->written);
 		}
-		ssize_t k = write(w->fd, p, want);
+		ssize_t k = w->sock ? send(w->fd, p, want, MSG_DONTWAIT) : write(w->fd, p, want);
 		if (k > 0) {
 			if (w->pipe_cap)
 				w->hist[w->hist_n++ & 255] = (uint32_t)k;
@@ -1628,6 +1648,13 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (w->write_fn) { /* not while we wait: say what left */
+				uint64_t upto = w->written;
+				if ((rc = w->write_fn(w->write_ctx, &upto, err)) < 0)
+					return rc;
+			}
+			if (w->sock)
+				continue; /* sendable() waits, and asks the hook */
 			struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 				return mq_err_sys(err, "waiting to write to %s", w->name);

@@ -201,6 +201,39 @@ flip_byte() { # file offset
 	assert_output same
 }
 
+@test "kill -9 while a slow reader keeps a socket full (stdout a socketpair, as libuv and socat give): nothing lost, nothing twice" {
+	local d=$BATS_TEST_TMPDIR
+	seq 1 30000 | awk '{ s = sprintf("%*s", ($1 * 7) % 390 + 10, ""); gsub(/ /, "y", s); print "line " $1 " " s }' >"$d/in"
+	# the reader takes 1000 bytes every millisecond (about 1 MB/s), kills
+	# mq-dedup after 1.5 s, then reads what is left in the socket
+	"$MQ_PYTHON" - "$d" <<-'PY'
+		import os, signal, socket, subprocess, sys, time
+		d = sys.argv[1]
+		a, b = socket.socketpair()
+		p = subprocess.Popen(["mq-dedup", "--state", d + "/seen"], stdin=open(d + "/in", "rb"), stdout=b)
+		b.close()
+		out = open(d + "/out1", "wb")
+		end = time.monotonic() + 1.5
+		while time.monotonic() < end:
+		    out.write(a.recv(1000))
+		    time.sleep(0.001)
+		p.send_signal(signal.SIGKILL)
+		p.wait()
+		while True:
+		    got = a.recv(65536)
+		    if not got:
+		        break
+		    out.write(got)
+	PY
+	[ -s "$d/out1" ]
+	[ "$(wc -l <"$d/out1")" -lt 30000 ]
+	mq-dedup --state "$d/seen" <"$d/in" >"$d/out2"
+	run bash -c "sort '$d/out1' '$d/out2' | uniq -d | head -3"
+	assert_output ""
+	run bash -c "cat '$d/out1' '$d/out2' | sort | cmp - <(sort '$d/in') && echo same"
+	assert_output same
+}
+
 @test "a reader that quits: what it never got passes again on the next run" {
 	local st=$BATS_TEST_TMPDIR/seen d=$BATS_TEST_TMPDIR
 	mkfifo "$d/in" "$d/pipe"

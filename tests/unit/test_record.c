@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1745,24 +1746,58 @@ static int cut_at_record(void *ctx, uint64_t *upto, mq_err_t *err)
 	return 0;
 }
 
+/* Lines of many lengths: record i has REC_LEN(i) bytes and its newline. */
+#define REC_LEN(i) ((i) * 7 % 390 + 10)
+
+static uint64_t lengths(uint64_t *ends, size_t n)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		ends[i] = total += REC_LEN(i) + 1;
+	return total;
+}
+
+/* Writes the lines to fd through a writer sized to it, each write cut at
+ * a record's end; closes fd, checks the reader (pid) exited 0, and
+ * returns how many writes took less than they were given. */
+static int write_lengths(int fd, const uint64_t *ends, size_t n, pid_t pid)
+{
+	static char line[512];
+	mq_err_t err;
+	mq_rec_t r;
+	mq_writer_t *w = writer(fd, MQ_FMT_LINES, NULL, 0);
+	mq_writer_on_wait(w, -1, NULL, NULL);
+	cut_log_t c = {.ends = ends, .n = n, .w = w};
+	mq_writer_on_write(w, cut_at_record, &c);
+	memset(line, 'y', sizeof line);
+	rec_init(&r);
+	r.value = (const uint8_t *)line;
+	for (size_t i = 0; i < n; i++) {
+		r.value_len = REC_LEN(i);
+		assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	}
+	assert_int_equal(mq_writer_flush(w, &err), 0);
+	assert_int_equal(mq_writer_written(w), ends[n - 1]);
+	mq_writer_free(w);
+	close(fd);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	return c.short_writes;
+}
+
 static void test_writer_pipe_never_blocks(void **state)
 {
 	(void)state;
 	enum { NREC = 12000 };
 	int p[2];
-	mq_err_t err;
-	mq_rec_t r;
 	static uint64_t ends[NREC];
-	static char line[512];
 	assert_int_equal(pipe(p), 0);
-	uint64_t total = 0;
-	for (size_t i = 0; i < NREC; i++) {
-		total += (i * 7) % 390 + 10 + 1;
-		ends[i] = total;
-	}
+	uint64_t total = lengths(ends, NREC);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0) { /* a byte at a time, pausing now and then */
+	if (pid == 0) { /* 97 bytes at a time, pausing now and then */
 		close(p[1]);
 		uint64_t got = 0, paused = 0;
 		char b[97];
@@ -1778,25 +1813,41 @@ static void test_writer_pipe_never_blocks(void **state)
 	/* 256 slots, as mq-dedup and mq-sub ask for: a small error per slot adds up */
 	assert_true(fcntl(p[1], F_SETPIPE_SZ, 1 << 20) > 0);
 	assert_int_equal(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK), 0);
-	mq_writer_t *w = writer(p[1], MQ_FMT_LINES, NULL, 0);
-	mq_writer_on_wait(w, -1, NULL, NULL);
-	cut_log_t c = {.ends = ends, .n = NREC, .w = w};
-	mq_writer_on_write(w, cut_at_record, &c);
-	memset(line, 'y', sizeof line);
-	rec_init(&r);
-	r.value = (const uint8_t *)line;
-	for (size_t i = 0; i < NREC; i++) {
-		r.value_len = (i * 7) % 390 + 10;
-		assert_int_equal(mq_writer_put_rec(w, &r, &err), 0);
+	assert_int_equal(write_lengths(p[1], ends, NREC, pid), 0);
+}
+
+/* To a socket (stdout of a child of libuv or socat): sent a piece at a
+ * time without waiting in send(2); a send that finds the buffer full
+ * tells the hook what left (upto = written) before waiting.  Every byte
+ * arrives, in order, past a reader slower than the writer. */
+static void test_writer_socket(void **state)
+{
+	(void)state;
+	enum { NREC = 4000 };
+	int sv[2];
+	static uint64_t ends[NREC];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int small = 16384;
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+	(void)lengths(ends, NREC);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* checks each line's length, pausing now and then */
+		close(sv[1]);
+		FILE *in = fdopen(sv[0], "r");
+		char *l = NULL;
+		size_t cap = 0, i = 0;
+		ssize_t k;
+		while ((k = getline(&l, &cap, in)) > 0) {
+			if (i >= NREC || (size_t)k != REC_LEN(i) + 1 || l[k - 1] != '\n')
+				_exit(1);
+			if (++i % 500 == 0)
+				usleep(2000);
+		}
+		_exit(i == NREC ? 0 : 2);
 	}
-	assert_int_equal(mq_writer_flush(w, &err), 0);
-	assert_int_equal(mq_writer_written(w), total);
-	mq_writer_free(w);
-	close(p[1]);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_int_equal(c.short_writes, 0);
+	close(sv[0]);
+	(void)write_lengths(sv[1], ends, NREC, pid); /* a short send is no fault here */
 }
 
 /* ---- base64 ---- */
@@ -1863,6 +1914,7 @@ int main(void)
 		cmocka_unit_test(test_writer_epipe),
 		cmocka_unit_test(test_writer_on_write),
 		cmocka_unit_test(test_writer_pipe_never_blocks),
+		cmocka_unit_test(test_writer_socket),
 		cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
