@@ -382,6 +382,7 @@ typedef struct pub {
 	uint64_t read, too_big, bad;
 	char first_bad[320]; /* -q: the first record refused here, for the summary */
 	int64_t now_ms;
+	int kafka_stamps; /* a Kafka cluster: records without a time get librdkafka's, as it hands them over */
 	mq_buf_t idbuf; /* --id hash: what is hashed */
 	char idhex[33];
 	int failed;      /* broker silent: stop */
@@ -664,7 +665,7 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		}
 		d->opened[part] = mq_mono_ms();
 	}
-	int64_t ts = r->timestamp > 0 ? r->timestamp : s->now_ms;
+	int64_t ts = r->timestamp > 0 ? r->timestamp : s->kafka_stamps ? 0 : s->now_ms;
 	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, id, id_len, nh ? h : NULL, nh)) {
 		mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
 		s->failed = 1;
@@ -1189,7 +1190,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(&stop);
 
 	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2),
-		   .prog_size = -1};
+		   .prog_size = -1, .kafka_stamps = mq_kafka_endpoint(mq_client_default_endpoint(o.cli.broker))};
 	struct stat in_st;
 	if (!o.message && fstat(0, &in_st) == 0 && S_ISREG(in_st.st_mode))
 		s.prog_size = (int64_t)in_st.st_size;

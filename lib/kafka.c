@@ -128,10 +128,10 @@ int mq_kafka_partitions(mq_kafka_t *k, const char *topic, int create, uint32_t *
 	return not_built(err);
 }
 
-int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
-		     void *opaque, uint32_t *queued, mq_err_t *err)
+int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, int32_t keyless, const uint8_t *batch,
+		     size_t len, void *opaque, uint32_t *queued, mq_err_t *err)
 {
-	(void)k, (void)topic, (void)partition, (void)batch, (void)len, (void)opaque;
+	(void)k, (void)topic, (void)partition, (void)keyless, (void)batch, (void)len, (void)opaque;
 	*queued = 0;
 	return not_built(err);
 }
@@ -341,6 +341,7 @@ int mq_kafka_topic_retention(mq_kafka_t *k, const char *topic, int64_t *ms, int6
 	X(int, rd_kafka_poll, (rd_kafka_t *, int))                                                              \
 	X(rd_kafka_resp_err_t, rd_kafka_purge, (rd_kafka_t *, int))                                             \
 	X(rd_kafka_error_t *, rd_kafka_produceva, (rd_kafka_t *, const rd_kafka_vu_t *, size_t))               \
+	X(int, rd_kafka_produce_batch, (rd_kafka_topic_t *, int32_t, int, rd_kafka_message_t *, int))           \
 	X(rd_kafka_resp_err_t, rd_kafka_error_code, (const rd_kafka_error_t *))                                 \
 	X(const char *, rd_kafka_error_string, (const rd_kafka_error_t *))                                      \
 	X(void, rd_kafka_error_destroy, (rd_kafka_error_t *))                                                   \
@@ -531,6 +532,10 @@ struct mq_kafka {
 	uint64_t gen;             /* rebalance events received */
 	uint64_t assigns;         /* of them, assignments (possibly empty) */
 	rd_kafka_t *rk;
+	rd_kafka_topic_t *pt; /* the topic produced to last, kept: a lookup per record costs locks */
+	char ptopic[256];
+	rd_kafka_message_t *run; /* records handed over together (mq_kafka_produce) */
+	size_t run_cap;
 	rd_kafka_queue_t *main;
 	int pipe[2]; /* librdkafka writes a byte to [1] when reports wait */
 	char endpoint[512];
@@ -745,11 +750,14 @@ void mq_kafka_close(mq_kafka_t *k)
 		if (k->cpipe[i] >= 0)
 			close(k->cpipe[i]);
 	free(k->hv);
+	free(k->run);
 	for (uint32_t i = 0; i < k->nown; i++)
 		free(k->own[i].topic);
 	free(k->own);
 	if (k->rk) {
 		R.rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		if (k->pt)
+			R.rd_kafka_topic_destroy(k->pt);
 		k->delivered = NULL;
 		if (k->main) {
 			R.rd_kafka_queue_io_event_enable(k->main, -1, NULL, 0);
@@ -803,8 +811,39 @@ int mq_kafka_partitions(mq_kafka_t *k, const char *topic, int create, uint32_t *
 
 /* ---- producing ---- */
 
-int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
-		     void *opaque, uint32_t *queued, mq_err_t *err)
+static int produce_error(mq_kafka_t *k, const char *topic, rd_kafka_resp_err_t code, const char *why, mq_err_t *err)
+{
+	return mq_err_set(err, code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? MQ_ETOOBIG : MQ_EIO,
+			  "producing to topic '%s' on %.300s: %s", topic, k->endpoint, why);
+}
+
+/* Hands k->run[0..n) over in one call (one clock read and one topic lock
+ * for all, not several each); waits while librdkafka's queue is full.
+ * *queued counts those taken; another refusal is said (the first). */
+static int produce_run(mq_kafka_t *k, const char *topic, size_t n, uint32_t *queued, mq_err_t *err)
+{
+	size_t at = 0;
+	while (at < n) {
+		int took = R.rd_kafka_produce_batch(k->pt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION,
+						    k->run + at, (int)(n - at));
+		*queued += (uint32_t)(took > 0 ? took : 0);
+		size_t i = at;
+		while (i < n && !k->run[i].err)
+			i++;
+		if (i == n)
+			return 0;
+		if (k->run[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL) /* those after it taken are reported as usual */
+			return produce_error(k, topic, k->run[i].err, R.rd_kafka_err2str(k->run[i].err), err);
+		/* Full from record i on (librdkafka refuses the rest of the call
+		 * once one is refused so): wait for reports to make room. */
+		R.rd_kafka_poll(k->rk, 1000);
+		at = i;
+	}
+	return 0;
+}
+
+int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, int32_t keyless, const uint8_t *batch,
+		     size_t len, void *opaque, uint32_t *queued, mq_err_t *err)
 {
 	*queued = 0;
 	mq_batch_iter_t it;
@@ -812,11 +851,47 @@ int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, const 
 	int rc = mq_batch_iter_init(&it, batch, len, err);
 	if (rc)
 		return rc;
+	if ((!k->pt || strcmp(k->ptopic, topic)) && strlen(topic) < sizeof k->ptopic) {
+		if (k->pt)
+			R.rd_kafka_topic_destroy(k->pt);
+		if ((k->pt = R.rd_kafka_topic_new(k->rk, topic, NULL)))
+			snprintf(k->ptopic, sizeof k->ptopic, "%s", topic);
+	}
+	int by_handle = k->pt && !strcmp(k->ptopic, topic); /* else librdkafka names what is wrong */
+	if (by_handle && k->run_cap < it.hdr.count) { /* a count the batch's length bounds */
+		rd_kafka_message_t *m = realloc(k->run, it.hdr.count * sizeof *m);
+		if (!m)
+			return mq_err_set(err, MQ_ENOMEM, "out of memory");
+		k->run = m;
+		k->run_cap = it.hdr.count;
+	}
+	size_t nrun = 0;
+	int refused = 0;
 	rd_kafka_vu_t vu[8];
 	while ((rc = mq_batch_iter_next(&it, &r)) == 1) {
+		int32_t part = partition >= 0 ? partition : !r.key && keyless >= 0 ? keyless : RD_KAFKA_PARTITION_UA;
+		/* Records with neither headers nor a timestamp of their own (0:
+		 * librdkafka stamps them) go over together. */
+		if (by_handle && !r.header_count && !r.id && r.timestamp <= 0) {
+			k->run[nrun++] = (rd_kafka_message_t){.partition = part,
+							      .payload = (void *)r.value,
+							      .len = r.value_len,
+							      .key = (void *)r.key,
+							      .key_len = r.key ? r.key_len : 0,
+							      ._private = opaque};
+			continue;
+		}
+		if (nrun && (rc = produce_run(k, topic, nrun, queued, err)) < 0) {
+			refused = 1;
+			break;
+		}
+		nrun = 0;
 		size_t c = 0;
-		vu[c].vtype = RD_KAFKA_VTYPE_TOPIC, vu[c++].u.cstr = topic;
-		vu[c].vtype = RD_KAFKA_VTYPE_PARTITION, vu[c++].u.i32 = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
+		if (by_handle)
+			vu[c].vtype = RD_KAFKA_VTYPE_RKT, vu[c++].u.rkt = k->pt;
+		else
+			vu[c].vtype = RD_KAFKA_VTYPE_TOPIC, vu[c++].u.cstr = topic;
+		vu[c].vtype = RD_KAFKA_VTYPE_PARTITION, vu[c++].u.i32 = part;
 		vu[c].vtype = RD_KAFKA_VTYPE_VALUE, vu[c].u.mem.ptr = (void *)r.value, vu[c++].u.mem.size = r.value_len;
 		if (r.key)
 			vu[c].vtype = RD_KAFKA_VTYPE_KEY, vu[c].u.mem.ptr = (void *)r.key, vu[c++].u.mem.size = r.key_len;
@@ -848,17 +923,22 @@ int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, const 
 				R.rd_kafka_poll(k->rk, 1000);
 				continue;
 			}
-			rc = mq_err_set(err, code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? MQ_ETOOBIG : MQ_EIO,
-					"producing to topic '%s' on %.300s: %s", topic, k->endpoint,
-					R.rd_kafka_error_string(e));
+			rc = produce_error(k, topic, code, R.rd_kafka_error_string(e), err);
 			R.rd_kafka_error_destroy(e);
 			if (hs)
 				R.rd_kafka_headers_destroy(hs);
 			break;
 		}
-		if (rc < 0)
+		if (rc < 0) {
+			refused = 1;
 			break;
+		}
 		(*queued)++;
+	}
+	if (!refused && nrun) { /* what came before a record that does not parse goes too */
+		int r2 = produce_run(k, topic, nrun, queued, err);
+		if (r2 < 0)
+			return r2;
 	}
 	if (rc == -MQ_ECORRUPT)
 		return mq_err_set(err, MQ_ECORRUPT, "producing to topic '%s': record %u of a batch does not parse", topic,

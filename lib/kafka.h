@@ -67,11 +67,13 @@ int mq_kafka_partitions(mq_kafka_t *k, const char *topic, int create, uint32_t *
 
 /* Produce every record of the mq batch batch[0..len) to topic,
  * partition (< 0: the cluster's default partitioner, murmur2 of the key
- * as Kafka's Java client, random for records without one); each record's
- * delivery is reported with opaque.  *queued: records handed over (the
+ * as Kafka's Java client; records without a key go to keyless, or when
+ * that is < 0 too, to one the partitioner picks); each record's delivery
+ * is reported with opaque.  A record's timestamp of 0 is librdkafka's to
+ * set (the time it is handed over).  *queued: records handed over (the
  * rest, on an error, were not).  Waits while librdkafka's queue is full. */
-int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
-		     void *opaque, uint32_t *queued, mq_err_t *err);
+int mq_kafka_produce(mq_kafka_t *k, const char *topic, int32_t partition, int32_t keyless, const uint8_t *batch,
+		     size_t len, void *opaque, uint32_t *queued, mq_err_t *err);
 
 /* Serve delivery reports, waiting up to wait_ms (< 0: until one comes)
  * for the first: the number served. */

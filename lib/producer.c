@@ -101,8 +101,7 @@ void mq_producer_pin(mq_producer_t *p, int pinned)
 void mq_cl_kafka_delivered(void *opaque, int ok, const char *why)
 {
 	mq_producer_t *p = opaque;
-	p->inflight--;
-	p->last_progress = mq_mono_ms();
+	p->inflight--; /* progress: kafka_poll's caller reads the clock once for all the reports */
 	if (ok) {
 		p->st.acked++;
 		return;
@@ -112,6 +111,15 @@ void mq_cl_kafka_delivered(void *opaque, int ok, const char *why)
 		snprintf(p->error, sizeof p->error, "%.200s did not acknowledge it: %.200s", p->c->endpoint, why);
 		p->error_new = 1;
 	}
+}
+
+/* Serve the delivery reports that wait; any is progress. */
+static void kafka_poll(mq_producer_t *p)
+{
+	uint64_t done = p->st.acked + p->st.failed;
+	mq_kafka_poll(p->c->kafka, 0);
+	if (p->st.acked + p->st.failed != done)
+		p->last_progress = mq_mono_ms();
 }
 
 /* Wait up to wait_ms (< 0: no limit) for delivery reports, the watched
@@ -127,14 +135,14 @@ static int kafka_wait(mq_producer_t *p, int wait_ms, int watch_fd, short watch_e
 	if (c->wake_fd >= 0)
 		f[n++] = (struct pollfd){c->wake_fd, POLLIN, 0};
 	if (!p->inflight && (watch_fd < 0 || wait_ms == 0)) {
-		mq_kafka_poll(c->kafka, 0);
+		kafka_poll(p);
 		return 0;
 	}
 	if (poll(f, (nfds_t)n, wait_ms < 0 ? -1 : wait_ms) < 0 && errno != EINTR)
 		return mq_err_sys(err, "waiting for the Kafka cluster");
 	if (c->wake_fd >= 0 && f[n - 1].revents)
 		mq_drain_fd(c->wake_fd);
-	mq_kafka_poll(c->kafka, 0);
+	kafka_poll(p);
 	return 0;
 }
 
@@ -143,8 +151,11 @@ static int kafka_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partitio
 	uint32_t count = b->count, queued = 0;
 	if (mq_batch_finish(b) == 0)
 		return 0;
-	int rc = mq_kafka_produce(p->c->kafka, p->topic, p->pinned ? (int32_t)partition : -1, b->buf->p, b->buf->len,
-				  p, &queued, err);
+	/* Keyed records go where Kafka's partitioner puts them; the others to
+	 * the partition this batch was made for (a partition a batch, as
+	 * Kafka's sticky partitioner). */
+	int rc = mq_kafka_produce(p->c->kafka, p->topic, p->pinned ? (int32_t)partition : -1, (int32_t)partition,
+				  b->buf->p, b->buf->len, p, &queued, err);
 	b->buf->len = 0;
 	p->st.sent += count;
 	p->st.failed += count - queued;
@@ -153,7 +164,7 @@ static int kafka_send(mq_producer_t *p, mq_batch_builder_t *b, uint32_t partitio
 	p->inflight += queued;
 	if (rc)
 		return rc;
-	mq_kafka_poll(p->c->kafka, 0);
+	kafka_poll(p);
 	return 0;
 }
 

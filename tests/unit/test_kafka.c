@@ -118,6 +118,7 @@ static void add(mq_batch_builder_t *b, const char *key, const char *value, const
 
 typedef struct got {
 	char line[8][128];
+	int64_t ts[8];
 	int n;
 } got_t;
 
@@ -126,12 +127,27 @@ static int take(void *ctx, const mq_kafka_msg_t *m)
 {
 	got_t *g = ctx;
 	if (g->n < 8)
+		g->ts[g->n] = m->timestamp;
+	if (g->n < 8)
 		snprintf(g->line[g->n++], sizeof g->line[0], "%d/%lld key=%.*s %.*s h=%.*s id=%.*s", m->partition,
 			 (long long)m->offset, m->key ? (int)m->key_len : 1, m->key ? (const char *)m->key : "-",
 			 (int)m->value_len, (const char *)m->value, m->nheaders ? (int)m->headers[0].value_len : 1,
 			 m->nheaders ? (const char *)m->headers[0].value : "-", m->id ? (int)m->id_len : 1,
 			 m->id ? (const char *)m->id : "-");
 	return 0;
+}
+
+/* Reads from what k is assigned until n records came (10 s at most). */
+static void read_n(mq_kafka_t *k, got_t *got, int n)
+{
+	mq_err_t err;
+	int64_t until = mq_mono_ms() + 10000;
+	while (got->n < n && mq_mono_ms() < until) {
+		struct pollfd pf = {mq_kafka_consumer_fd(k), POLLIN, 0};
+		poll(&pf, 1, 200);
+		assert_true(mq_kafka_consume(k, 0, 1 << 20, take, got, &err) >= 0);
+	}
+	assert_int_equal(got->n, n);
 }
 
 static void test_produce(void **state)
@@ -159,10 +175,10 @@ static void test_produce(void **state)
 	add(&b, "", "three", NULL);
 	size_t len = mq_batch_finish(&b);
 	uint32_t queued = 0;
-	assert_int_equal(mq_kafka_produce(k, "t", -1, buf.p, len, &r, &queued, &err), 0);
+	assert_int_equal(mq_kafka_produce(k, "t", -1, -1, buf.p, len, &r, &queued, &err), 0);
 	assert_int_equal(queued, 3);
 	assert_int_equal(mq_kafka_partitions(k, "p", 1, &parts, &err), 0);
-	assert_int_equal(mq_kafka_produce(k, "p", 2, buf.p, len, &r, &queued, &err), 0);
+	assert_int_equal(mq_kafka_produce(k, "p", 2, -1, buf.p, len, &r, &queued, &err), 0);
 	int64_t until = mq_mono_ms() + 10000;
 	while (r.ok + r.failed < 6 && mq_mono_ms() < until)
 		mq_kafka_poll(k, 100);
@@ -185,18 +201,12 @@ static void test_produce(void **state)
 	int64_t on[1] = {0};
 	assert_int_equal(mq_kafka_assign(k, tn, pn, on, 1, &err), 0);
 	got_t got = {0};
-	until = mq_mono_ms() + 10000;
-	while (got.n < 3 && mq_mono_ms() < until) {
-		struct pollfd pf = {mq_kafka_consumer_fd(k), POLLIN, 0};
-		poll(&pf, 1, 200);
-		assert_true(mq_kafka_consume(k, 0, 1 << 20, take, &got, &err) >= 0);
-	}
-	assert_int_equal(got.n, 3);
+	read_n(k, &got, 3);
 	assert_string_equal(got.line[0], "2/0 key=k1 one h=v id=-");
 	assert_string_equal(got.line[1], "2/1 key=- two h=v id=id-2");
 	assert_string_equal(got.line[2], "2/2 key= three h=v id=-");
 	/* a partition the topic has not: refused when handed over */
-	(void)mq_kafka_produce(k, "t", 9, buf.p, len, &r, &queued, &err);
+	(void)mq_kafka_produce(k, "t", 9, -1, buf.p, len, &r, &queued, &err);
 	until = mq_mono_ms() + 5000;
 	while (r.ok + r.failed < 6 + (int)queued && mq_mono_ms() < until)
 		mq_kafka_poll(k, 100);
@@ -209,24 +219,69 @@ static void test_produce(void **state)
 	huge[1000000] = '\0';
 	add(&b, "k", huge, "id");
 	size_t blen = mq_batch_finish(&b);
-	assert_int_equal(mq_kafka_produce(k, "t", -1, big.p, blen, &r, &queued, &err), -MQ_ETOOBIG);
+	assert_int_equal(mq_kafka_produce(k, "t", -1, -1, big.p, blen, &r, &queued, &err), -MQ_ETOOBIG);
 	assert_int_equal(queued, 0);
 	free(huge);
 	mq_buf_free(&big);
+	/* Records without headers or a time of their own go over together:
+	 * keyed ones where Kafka's partitioner puts the key (as the one with
+	 * a header, which goes alone), the others to the partition given for
+	 * them; librdkafka stamps their time. */
+	mq_buf_t plain = {0};
+	mq_batch_begin(&b, &plain);
+	assert_int_equal(mq_batch_add(&b, 0, "k1", 2, "a", 1, NULL, 0, NULL, 0), 0);
+	assert_int_equal(mq_batch_add(&b, 0, NULL, 0, "b", 1, NULL, 0, NULL, 0), 0);
+	add(&b, "k1", "c", NULL);
+	assert_int_equal(mq_batch_add(&b, 0, NULL, 0, "d", 1, NULL, 0, NULL, 0), 0);
+	size_t plen = mq_batch_finish(&b);
+	int64_t sent = mq_now_ms();
+	assert_int_equal(mq_kafka_partitions(k, "q", 1, &parts, &err), 0);
+	assert_int_equal(mq_kafka_produce(k, "q", -1, 3, plain.p, plen, &r, &queued, &err), 0);
+	assert_int_equal(queued, 4);
+	until = mq_mono_ms() + 10000;
+	while (r.ok < 10 && mq_mono_ms() < until)
+		mq_kafka_poll(k, 100);
+	assert_int_equal(r.ok, 10);
+	const char *qn[4] = {"q", "q", "q", "q"};
+	int32_t qp[4] = {0, 1, 2, 3};
+	int64_t qo[4] = {0, 0, 0, 0};
+	assert_int_equal(mq_kafka_assign(k, qn, qp, qo, 4, &err), 0);
+	got = (got_t){0};
+	read_n(k, &got, 4);
+	int ka = -1, kc = -1, kb = -1, kd = -1;
+	for (int i = 0; i < 4; i++) {
+		int part = got.line[i][0] - '0';
+		const char *v = strchr(got.line[i], ' ') + 1;
+		if (!strncmp(v, "key=k1 a ", 9))
+			ka = part;
+		else if (!strncmp(v, "key=k1 c ", 9))
+			kc = part;
+		else if (!strncmp(v, "key=- b ", 8))
+			kb = part;
+		else if (!strncmp(v, "key=- d ", 8))
+			kd = part;
+		assert_true(got.ts[i] >= sent - 1000 && got.ts[i] <= mq_now_ms());
+	}
+	assert_true(ka >= 0 && ka == kc);
+	assert_int_equal(kb, 3);
+	assert_int_equal(kd, 3);
 	/* the cluster gone: what is handed over now fails within the timeout */
 	mock_stop(pid, in);
 	int before = r.failed;
-	assert_int_equal(mq_kafka_produce(k, "t", 1, buf.p, len, &r, &queued, &err), 0);
+	assert_int_equal(mq_kafka_produce(k, "t", 1, -1, buf.p, len, &r, &queued, &err), 0);
 	assert_int_equal(queued, 3);
+	assert_int_equal(mq_kafka_produce(k, "q", -1, 2, plain.p, plen, &r, &queued, &err), 0);
+	assert_int_equal(queued, 4);
 	int64_t t0 = mq_mono_ms();
 	until = t0 + 10000;
-	while (r.failed < before + 3 && mq_mono_ms() < until)
+	while (r.failed < before + 7 && mq_mono_ms() < until)
 		mq_kafka_poll(k, 200);
-	assert_int_equal(r.failed, before + 3);
-	assert_int_equal(r.ok, 6);
+	assert_int_equal(r.failed, before + 7);
+	assert_int_equal(r.ok, 10);
 	assert_true(mq_mono_ms() - t0 < 5000);
 	assert_true(r.why[0]);
 	mq_buf_free(&buf);
+	mq_buf_free(&plain);
 	mq_kafka_close(k);
 }
 
