@@ -767,6 +767,15 @@ static int seq_summary(const opts_t *o, const mq_consumer_t *k)
 		fprintf(stderr, "%s: --check-seq: %" PRIu64 " gap%s (%" PRIu64 " missing), %" PRIu64 " repeat%s%s\n", prog,
 			n.gaps, n.gaps == 1 ? "" : "s", n.missing, n.repeats, n.repeats == 1 ? "" : "s",
 			n.ttl_gaps ? ", and gaps that the TTL may explain" : "");
+	if (n.unnumbered && !o->cli.quiet) /* what could not be checked is said, never passed for checked */
+		fprintf(stderr,
+			"%s: --check-seq: %" PRIu64 " of %" PRIu64 " messages carry no producer sequence and were not "
+			"checked (%s)\n",
+			prog, n.unnumbered, n.seen,
+			mq_kafka_endpoint(mq_client_default_endpoint(o->cli.broker))
+				? "Kafka keeps its producers' numbers to itself; records with the headers mq.producer and "
+				  "mq.seq are checked"
+				: "messages of transactions carry none");
 	return n.gaps || n.repeats;
 }
 

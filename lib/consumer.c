@@ -668,9 +668,12 @@ static int check_seq(mq_consumer_t *k, const mq_fetch_entry_t *e, mq_consumer_pa
 	char num[24];
 	uint8_t id[8];
 	p->checked = rec->offset + 1;
+	k->seq.seen++;
 	if (!mq_record_origin(rec, &prod, &plen, &seq)) {
-		if (!rec->producer_id)
+		if (!rec->producer_id) {
+			k->seq.unnumbered++;
 			return 0;
+		}
 		memcpy(id, &rec->producer_id, 8);
 		prod = id;
 		plen = 8;

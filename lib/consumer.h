@@ -167,9 +167,11 @@ void mq_consumer_wake_at(mq_consumer_t *k, int64_t mono_ms);
 
 /* What check_seq found so far: gaps (and the sequences they miss),
  * repeats, and gaps in streams whose records carry a TTL (expiry may
- * explain them: reported, not counted as gaps). */
+ * explain them: reported, not counted as gaps); and how many records it
+ * saw, and of them how many carried no producer sequence to check. */
 typedef struct mq_consumer_seq_counts {
 	uint64_t gaps, missing, repeats, ttl_gaps;
+	uint64_t seen, unnumbered;
 } mq_consumer_seq_counts_t;
 mq_consumer_seq_counts_t mq_consumer_seq_counts(const mq_consumer_t *k);
 

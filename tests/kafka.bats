@@ -220,6 +220,22 @@ kread() {
 	assert_equal "$(grep -c "^${T}b$" <<<"$output")" 1
 }
 
+@test "--check-seq over Kafka: envelopes' producer and seq are checked (a gap: exit 1); records without them are said not checked" {
+	printf '{"value":"v%s","producer":"p1","seq":%s}\n' 0 0 1 1 2 2 4 4 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 1 -f json
+	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "$T" -e --check-seq
+	assert_failure 1
+	[ "${#lines[@]}" -eq 4 ]
+	[[ "$stderr" == *"sequence gap: producer p1, topic '$T' partition 1: expected 3, got 4 (offset 3): 1 missing"* ]]
+	[[ "$stderr" != *"not checked"* ]]
+	# lines from mq-pub, and kcat's records, carry none: said, with the count
+	seq 1 10 | mq-pub -b "kafka://$KAFKA" -t "${T}l"
+	seq 11 15 | kcat -P -b "$KAFKA" -t "${T}l"
+	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "${T}l" -e --check-seq
+	assert_success
+	[ "${#lines[@]}" -eq 15 ]
+	[[ "$stderr" == *"--check-seq: 15 of 15 messages carry no producer sequence and were not checked (Kafka keeps its producers' numbers to itself; records with the headers mq.producer and mq.seq are checked)"* ]]
+}
+
 @test "mq-sub -g over Kafka commits what it wrote: the group's next run, and kcat -G, go on from there" {
 	seq 1 100 | mq-pub -b "kafka://$KAFKA" -t "$T"
 	run mq-sub -b "kafka://$KAFKA" -t "$T" -g "G$T" -e --session-timeout 6s

@@ -157,3 +157,23 @@ envelopes() {
 	assert_failure 1
 	[[ "${stderr_lines[0]}" =~ ^"mq-sub: sequence gap: producer "[0-9]+", topic 'dst' partition 0: expected 5, got 6 (offset 5): 1 missing"$ ]]
 }
+
+@test "--check-seq: messages without a producer sequence (a transaction's) are counted and said, never passed for checked" {
+	start_broker
+	local id
+	id=$(seq 1 5 | mq-pub -t tx --prepare)
+	mq-pub -t tx --commit "$id"
+	seq 6 8 | mq-pub -t tx
+	run --separate-stderr mq-sub -t tx -e --check-seq
+	assert_success
+	[ "${#lines[@]}" -eq 8 ]
+	[[ "$stderr" == *"--check-seq: 5 of 8 messages carry no producer sequence and were not checked (messages of transactions carry none)"* ]]
+	# -q keeps it quiet; with every message numbered there is nothing to say
+	run --separate-stderr mq-sub -t tx -e --check-seq -q
+	assert_success
+	[ -z "$stderr" ]
+	seq 1 3 | mq-pub -t plain
+	run --separate-stderr mq-sub -t plain -e --check-seq
+	assert_success
+	[ -z "$stderr" ]
+}

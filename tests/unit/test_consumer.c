@@ -472,6 +472,8 @@ static void test_check_seq_once(void **state)
 	assert_int_equal(mq_consumer_part(k, 0, 0)->checked, 300);
 	mq_consumer_seq_counts_t n = mq_consumer_seq_counts(k);
 	assert_int_equal(n.gaps + n.repeats + n.missing + n.ttl_gaps, 0);
+	assert_int_equal(n.seen, 300);
+	assert_int_equal(n.unnumbered, 0);
 	assert_int_equal(said, 0);
 	mq_consumer_close(k);
 }
