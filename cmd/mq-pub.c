@@ -83,6 +83,9 @@ static void usage(FILE *fp)
 		"      --id key|hash|none   message id for the broker's dedup window: the key, a\n"
 		"                           hash of key and value, or none (default: the id of\n"
 		"                           envelope input, else none)\n"
+		"      --with-seq           over Kafka: number the messages in the headers mq.producer\n"
+		"                           and mq.seq, for mq-sub --check-seq (mq-serve numbers\n"
+		"                           every message itself)\n"
 		"      --progress, --no-progress  a progress line on stderr (default: on a terminal,\n"
 		"                           with a regular file as input)\n"
 		"      --prepare            store all input as one transaction, invisible to\n"
@@ -115,6 +118,7 @@ enum {
 	OPT_CHECKER,
 	OPT_WHOLE,
 	OPT_FILE,
+	OPT_WITH_SEQ,
 };
 
 static const struct option longopts[] = {
@@ -142,6 +146,7 @@ static const struct option longopts[] = {
 	{"delimiter", required_argument, NULL, 'D'},
 	{"whole", no_argument, NULL, OPT_WHOLE},
 	{"file", required_argument, NULL, OPT_FILE},
+	{"with-seq", no_argument, NULL, OPT_WITH_SEQ},
 	{NULL, 0, NULL, 0},
 };
 
@@ -168,6 +173,7 @@ typedef struct opts {
 	size_t rdelim_len;
 	int has_rdelim, whole;
 	const char *file;    /* --file */
+	int with_seq;        /* --with-seq */
 } opts_t;
 
 /* --prepare, --commit, --rollback and --txn-checker exclude each other. */
@@ -205,6 +211,7 @@ static int own_option(void *ctx, int c, const char *arg, int idx, mq_err_t *err)
 	case 'K': o->delim = arg; return 0;
 	case 'm': o->message = arg; return 0;
 	case OPT_WHOLE: o->whole = 1; return 0;
+	case OPT_WITH_SEQ: o->with_seq = 1; return 0;
 	case OPT_FILE: o->file = arg; o->whole = 1; return 0;
 	case 'D':
 		if (strlen(arg) >= sizeof o->rdelim)
@@ -366,6 +373,7 @@ typedef struct dest {
 	mq_buf_t *bufs;
 	int64_t *opened; /* mono ms a partition's batch got its first record; 0 = none open */
 	uint32_t rr;     /* partition of unkeyed records */
+	uint64_t *seq;   /* --with-seq over Kafka: each partition's next number */
 	uint64_t used;   /* s->tick when last used */
 } dest_t;
 
@@ -382,7 +390,7 @@ typedef struct pub {
 	uint64_t read, too_big, bad;
 	char first_bad[320]; /* -q: the first record refused here, for the summary */
 	int64_t now_ms;
-	int kafka_stamps; /* a Kafka cluster: records without a time get librdkafka's, as it hands them over */
+	int kafka; /* a Kafka cluster: records without a time get librdkafka's as it takes them; keys placed by murmur2 */
 	mq_buf_t idbuf; /* --id hash: what is hashed */
 	char idhex[33];
 	int failed;      /* broker silent: stop */
@@ -490,6 +498,7 @@ static void dest_free(dest_t *d, int first)
 	free(d->bufs);
 	free(d->b);
 	free(d->opened);
+	free(d->seq);
 	if (!first)
 		mq_client_close(d->c); /* the first one's is s->c */
 	memset(d, 0, sizeof *d);
@@ -636,7 +645,9 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 	rr.id = id;
 	rr.id_len = id_len;
 	r = &rr;
-	size_t size = msg_size(r, h, nh, key ? key_len : 0);
+	/* --with-seq over Kafka: this run's producer id and the number (up to 64 bytes more) */
+	int numbered = o->with_seq && s->kafka && !r->has_seq;
+	size_t size = msg_size(r, h, nh, key ? key_len : 0) + (numbered ? 64 : 0);
 	if (size > s->o->max_msg) {
 		s->too_big++;
 		bad_record(s, "record %" PRIu64 ": %zu bytes, over the limit of %" PRIu64 " (--max-message-bytes); not sent",
@@ -647,7 +658,9 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 	if (!d)
 		return -1;
 	uint32_t part = o->partition >= 0 ? (uint32_t)o->partition
-		       : key ? mq_key_partition(key, key_len, d->partitions) : d->rr;
+		       : !key ? d->rr
+		       : s->kafka ? mq_kafka_key_partition(key, key_len, d->partitions) /* where Kafka puts it */
+				  : mq_key_partition(key, key_len, d->partitions);
 	mq_batch_builder_t *b = &d->b[part];
 	if (d->opened[part] && (b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES)) {
 		if (send_batch(s, d, part))
@@ -665,12 +678,25 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		}
 		d->opened[part] = mq_mono_ms();
 	}
-	int64_t ts = r->timestamp > 0 ? r->timestamp : s->kafka_stamps ? 0 : s->now_ms;
+	char pidtxt[24], seqnum[24];
+	if (numbered) { /* nh <= MQ_REC_MAX_HEADERS here: two more fit */
+		if (h != hbuf) {
+			memcpy(hbuf, h, nh * sizeof *h);
+			h = hbuf;
+		}
+		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_PRODUCER, sizeof MQ_HDR_PRODUCER - 1, (const uint8_t *)pidtxt,
+					   (size_t)snprintf(pidtxt, sizeof pidtxt, "%" PRIu64, mq_producer_id(d->p))};
+		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_SEQ, sizeof MQ_HDR_SEQ - 1, (const uint8_t *)seqnum,
+					   (size_t)snprintf(seqnum, sizeof seqnum, "%" PRIu64, d->seq[part])};
+	}
+	int64_t ts = r->timestamp > 0 ? r->timestamp : s->kafka ? 0 : s->now_ms;
 	if (mq_batch_add(b, ts, key, key_len, r->value, r->value_len, id, id_len, nh ? h : NULL, nh)) {
 		mq_err_set(&s->err, MQ_ENOMEM, "out of memory");
 		s->failed = 1;
 		return -1;
 	}
+	if (numbered)
+		d->seq[part]++;
 	return 0;
 }
 
@@ -906,7 +932,9 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 	d->b = calloc(d->partitions, sizeof *d->b);
 	d->bufs = calloc(d->partitions, sizeof *d->bufs);
 	d->opened = calloc(d->partitions, sizeof *d->opened);
-	if (!d->b || !d->bufs || !d->opened)
+	if (o->with_seq && s->kafka)
+		d->seq = calloc(d->partitions, sizeof *d->seq);
+	if (!d->b || !d->bufs || !d->opened || (o->with_seq && s->kafka && !d->seq))
 		return mq_err_set(err, MQ_ENOMEM, "out of memory");
 	if (o->tx == TX_PREPARE) {
 		s->txid = mq_txn_id_new();
@@ -1190,7 +1218,7 @@ int main(int argc, char **argv)
 	mq_cli_signals(&stop);
 
 	pub_t s = {.o = &o, .prog_start = mq_mono_ms(), .prog_last = mq_mono_ms(), .prog_tty = isatty(2),
-		   .prog_size = -1, .kafka_stamps = mq_kafka_endpoint(mq_client_default_endpoint(o.cli.broker))};
+		   .prog_size = -1, .kafka = mq_kafka_endpoint(mq_client_default_endpoint(o.cli.broker))};
 	struct stat in_st;
 	if (!o.message && fstat(0, &in_st) == 0 && S_ISREG(in_st.st_mode))
 		s.prog_size = (int64_t)in_st.st_size;

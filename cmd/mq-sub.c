@@ -774,7 +774,7 @@ static int seq_summary(const opts_t *o, const mq_consumer_t *k)
 			prog, n.unnumbered, n.seen,
 			mq_kafka_endpoint(mq_client_default_endpoint(o->cli.broker))
 				? "Kafka keeps its producers' numbers to itself; records with the headers mq.producer and "
-				  "mq.seq are checked"
+				  "mq.seq, as mq-pub --with-seq sets, are checked"
 				: "messages of transactions carry none");
 	return n.gaps || n.repeats;
 }

@@ -352,6 +352,8 @@ typedef struct mq_producer_stats {
  * them to one partition.  The producer id is random. */
 int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint32_t window,
 		    mq_producer_t **out, mq_err_t *err);
+/* This producer's id: random, one per producer (each mq-pub run). */
+uint64_t mq_producer_id(const mq_producer_t *p);
 void mq_producer_free(mq_producer_t *p); /* NULL ok */
 
 /* Start a batch for partition in buf (mq_batch_begin), with this

@@ -18,6 +18,39 @@ int mq_kafka_endpoint(const char *ep)
 	return ep && !strncmp(ep, "kafka://", 8);
 }
 
+/* Kafka's murmur2 (the Java client's Utils.murmur2, librdkafka's
+ * rd_murmur2): 32-bit words little-endian, seed 0x9747b28c. */
+uint32_t mq_kafka_key_partition(const void *key, size_t len, uint32_t partitions)
+{
+	const uint8_t *p = key;
+	const uint32_t m = 0x5bd1e995;
+	uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+	size_t i = 0;
+	for (; i + 4 <= len; i += 4) {
+		uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 | (uint32_t)p[i + 3] << 24;
+		k *= m;
+		k ^= k >> 24;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len & 3) {
+	case 3:
+		h ^= (uint32_t)p[i + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)p[i + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= p[i];
+		h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return partitions ? (h & 0x7fffffff) % partitions : 0;
+}
+
 /* Kafka's ConsumerProtocol assignment: int16 version, int32 count of
  * topics, each an int16-long name and an int32 count of int32
  * partitions; user data after it is not read.  Big-endian. */

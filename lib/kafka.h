@@ -32,6 +32,11 @@ typedef struct mq_kafka mq_kafka_t;
 /* 1 if endpoint names a Kafka cluster ("kafka://..."). */
 int mq_kafka_endpoint(const char *endpoint);
 
+/* The partition Kafka's clients put a record with key[0..len) in, of
+ * partitions: murmur2 of the key, as the Java client's default
+ * partitioner and librdkafka's murmur2 ones. */
+uint32_t mq_kafka_key_partition(const void *key, size_t len, uint32_t partitions);
+
 /* Whether this build has Kafka support (librdkafka's headers were there). */
 int mq_kafka_built(void);
 

@@ -71,6 +71,11 @@ int mq_producer_new(mq_client_t *c, const char *topic, uint32_t partitions, uint
 	return 0;
 }
 
+uint64_t mq_producer_id(const mq_producer_t *p)
+{
+	return p->pid;
+}
+
 void mq_producer_free(mq_producer_t *p)
 {
 	if (!p)

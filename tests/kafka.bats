@@ -220,7 +220,7 @@ kread() {
 	assert_equal "$(grep -c "^${T}b$" <<<"$output")" 1
 }
 
-@test "--check-seq over Kafka: envelopes' producer and seq are checked (a gap: exit 1); records without them are said not checked" {
+@test "--check-seq over Kafka: mq-pub --with-seq and envelopes carry numbers, checked (a gap: exit 1); records without them are said not checked" {
 	printf '{"value":"v%s","producer":"p1","seq":%s}\n' 0 0 1 1 2 2 4 4 | mq-pub -b "kafka://$KAFKA" -t "$T" -p 1 -f json
 	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "$T" -e --check-seq
 	assert_failure 1
@@ -233,7 +233,28 @@ kread() {
 	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "${T}l" -e --check-seq
 	assert_success
 	[ "${#lines[@]}" -eq 15 ]
-	[[ "$stderr" == *"--check-seq: 15 of 15 messages carry no producer sequence and were not checked (Kafka keeps its producers' numbers to itself; records with the headers mq.producer and mq.seq are checked)"* ]]
+	[[ "$stderr" == *"--check-seq: 15 of 15 messages carry no producer sequence and were not checked (Kafka keeps its producers' numbers to itself; records with the headers mq.producer and mq.seq, as mq-pub --with-seq sets, are checked)"* ]]
+	# mq-pub --with-seq numbers them per partition, keyed ones where Kafka puts the key
+	{
+		seq 1 500
+		for i in $(seq 1 300); do printf 'user%d\tevent %d\n' $((i % 7)) "$i"; done
+	} >"$BATS_TEST_TMPDIR/in"
+	head -500 "$BATS_TEST_TMPDIR/in" | mq-pub -b "kafka://$KAFKA" -t "${T}n" --with-seq
+	tail -300 "$BATS_TEST_TMPDIR/in" | mq-pub -b "kafka://$KAFKA" -t "${T}n" --with-seq -K $'\t'
+	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "${T}n" -e --check-seq -v
+	assert_success
+	[ "${#lines[@]}" -eq 800 ]
+	[[ "$stderr" == *"--check-seq: 0 gaps (0 missing), 0 repeats"* ]]
+	[[ "$stderr" != *"not checked"* ]]
+	[ "$(kcat -C -b "$KAFKA" -t "${T}n" -e -q -f '%h\n' | grep -c '^mq.producer=[0-9]*,mq.seq=[0-9]*$')" -eq 800 ]
+	# one message lost on the way to a mirror is found there
+	mq-sub -b "kafka://$KAFKA" -t "${T}n" -e -f json --with-seq | sed 250d |
+		mq-pub -b "kafka://$KAFKA" -t "${T}m" -f json
+	run --separate-stderr mq-sub -b "kafka://$KAFKA" -t "${T}m" -e --check-seq
+	assert_failure 1
+	[ "${#lines[@]}" -eq 799 ]
+	[[ "$stderr" == *"sequence gap: producer "*": 1 missing"* ]]
+	[[ "$stderr" == *"--check-seq: 1 gap (1 missing), 0 repeats"* ]]
 }
 
 @test "mq-sub -g over Kafka commits what it wrote: the group's next run, and kcat -G, go on from there" {

@@ -173,6 +173,7 @@ envelopes() {
 	assert_success
 	[ -z "$stderr" ]
 	seq 1 3 | mq-pub -t plain
+	seq 4 6 | mq-pub -t plain --with-seq # mq-serve numbers every message: nothing more to do
 	run --separate-stderr mq-sub -t plain -e --check-seq
 	assert_success
 	[ -z "$stderr" ]

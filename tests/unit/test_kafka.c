@@ -42,6 +42,30 @@ static void delivered(void *opaque, int ok, const char *why)
 	}
 }
 
+/* Kafka's murmur2 partitioner: the Java client's test vectors
+ * (Utils.murmur2, made positive), and partitions of four. */
+static void test_key_partition(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *key;
+		uint32_t hash, of4;
+	} v[] = {
+		{"21", 1173551340, 0},
+		{"foobar", 1357151166, 2},
+		{"a-little-bit-long-string", 1161502112, 0},
+		{"a-little-bit-longer-string", 661178819, 3},
+		{"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", 2088585677, 1},
+		{"abc", 479470107, 3},
+		{"", 275646681, 1},
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		assert_int_equal(mq_kafka_key_partition(v[i].key, strlen(v[i].key), 2147483647u), v[i].hash);
+		assert_int_equal(mq_kafka_key_partition(v[i].key, strlen(v[i].key), 4), v[i].of4);
+	}
+	assert_int_equal(mq_kafka_key_partition("abc", 3, 1), 0);
+}
+
 static void test_endpoints(void **state)
 {
 	(void)state;
@@ -351,6 +375,7 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key_partition),
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_produce),
 		cmocka_unit_test(test_assignment),
