@@ -943,7 +943,10 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 	if (mq_producer_new(c, topic, d->partitions, WINDOW, &d->p, err))
 		return -1;
 	mq_producer_set_times(d->p, &o->times);
-	mq_producer_pin(d->p, o->partition >= 0);
+	/* --with-seq over Kafka: numbered in the partition mq-pub chose by the key, so
+	 * placed there too (without, librdkafka places keys by murmur2 with the
+	 * partition count as the cluster has it now) */
+	mq_producer_pin(d->p, o->partition >= 0 || (s->kafka && o->with_seq));
 	/* Unkeyed records: the round robin starts at a random partition, so
 	 * one-message runs (cron, xargs) spread too. */
 	uint32_t r = 0;
