@@ -443,6 +443,12 @@ static int send_half(pub_t *s, dest_t *d, uint32_t part)
 	return 0;
 }
 
+/* Whether a record of size bytes no longer goes into b. */
+static int batch_full(const opts_t *o, const mq_batch_builder_t *b, size_t size)
+{
+	return b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES;
+}
+
 static int send_batch(pub_t *s, dest_t *d, uint32_t part)
 {
 	d->opened[part] = 0;
@@ -662,11 +668,14 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		       : s->kafka ? mq_kafka_key_partition(key, key_len, d->partitions) /* where Kafka puts it */
 				  : mq_key_partition(key, key_len, d->partitions);
 	mq_batch_builder_t *b = &d->b[part];
-	if (d->opened[part] && (b->count >= o->batch || mq_batch_size(b) + size + 32 > BATCH_BYTES)) {
+	if (d->opened[part] && batch_full(o, b, size)) {
 		if (send_batch(s, d, part))
 			return -1;
-		if (!key && o->partition < 0)
-			part = d->rr, b = &d->b[part];
+		/* an unkeyed record goes on with the next partition, whose batch
+		 * (of keyed records) may be full too */
+		if (!key && o->partition < 0 && (part = d->rr, b = &d->b[part], d->opened[part]) && batch_full(o, b, size) &&
+		    send_batch(s, d, part))
+			return -1;
 	}
 	if (!d->opened[part]) {
 		if (d->p) {
@@ -680,10 +689,12 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 	}
 	char pidtxt[24], seqnum[24];
 	if (numbered) { /* nh <= MQ_REC_MAX_HEADERS here: two more fit */
-		if (h != hbuf) {
-			memcpy(hbuf, h, nh * sizeof *h);
-			h = hbuf;
-		}
+		uint32_t n = 0; /* mq.producer and mq.seq of its own would hide ours from the checker */
+		for (uint32_t i = 0; i < nh; i++)
+			if (!mq_header_is_origin(&h[i]))
+				hbuf[n++] = h[i];
+		h = hbuf;
+		nh = n;
 		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_PRODUCER, sizeof MQ_HDR_PRODUCER - 1, (const uint8_t *)pidtxt,
 					   (size_t)snprintf(pidtxt, sizeof pidtxt, "%" PRIu64, mq_producer_id(d->p))};
 		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_SEQ, sizeof MQ_HDR_SEQ - 1, (const uint8_t *)seqnum,

@@ -1509,7 +1509,10 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 	w->wait_ctx = ctx;
 	w->wait_ms = every_ms > 0 ? every_ms : every_ms < 0 ? -1 : 1000;
 	w->pipe_cap = 0;
-	w->sock = (fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	int type = 0;
+	socklen_t tl = sizeof type;
+	w->sock = (fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		  getsockopt(w->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM; /* a byte stream: cut anywhere */
 	if ((fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		int cap = fcntl(w->fd, F_GETPIPE_SZ);
 		long page = sysconf(_SC_PAGESIZE);
@@ -1643,6 +1646,11 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 			w->written += (uint64_t)k;
 			p += k;
 			n -= (size_t)k;
+			if (w->sock && (size_t)k < want && w->write_fn) { /* not all left: say what did, before waiting */
+				uint64_t upto = w->written;
+				if ((rc = w->write_fn(w->write_ctx, &upto, err)) < 0)
+					return rc;
+			}
 			continue;
 		}
 		if (k < 0 && errno == EINTR)

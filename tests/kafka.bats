@@ -247,6 +247,11 @@ kread() {
 	[[ "$stderr" == *"--check-seq: 0 gaps (0 missing), 0 repeats"* ]]
 	[[ "$stderr" != *"not checked"* ]]
 	[ "$(kcat -C -b "$KAFKA" -t "${T}n" -e -q -f '%h\n' | grep -c '^mq.producer=[0-9]*,mq.seq=[0-9]*$')" -eq 800 ]
+	# numbers of a record's own (-H here) give way to mq-pub's, other headers stay
+	seq 1 3 | mq-pub -b "kafka://$KAFKA" -t "${T}h" -p 0 --with-seq -H mq.seq=7 -H mq.producer=x -H a=b
+	run kcat -C -b "$KAFKA" -t "${T}h" -e -q -f '%h\n'
+	assert_line --index 0 --regexp '^a=b,mq.producer=[0-9]+,mq.seq=0$'
+	assert_line --index 2 --regexp '^a=b,mq.producer=[0-9]+,mq.seq=2$'
 	# one message lost on the way to a mirror is found there
 	mq-sub -b "kafka://$KAFKA" -t "${T}n" -e -f json --with-seq | sed 250d |
 		mq-pub -b "kafka://$KAFKA" -t "${T}m" -f json
