@@ -169,6 +169,18 @@ EOF
 	[ "$(read_back spread | sort -n | uniq | wc -l)" -eq 4000 ]
 }
 
+@test "--batch N holds when an unkeyed record moves on to a partition whose batch keyed records filled" {
+	start_broker --partitions 2
+	# keys a and c hash to partition 0, b and d to 1 (the documented hash):
+	# each partition's batch is full when the unkeyed lines come
+	printf 'a\t1\nc\t2\nb\t3\nd\t4\nn5\nn6\n' | mq-pub -t full --batch 2 -K $'\t'
+	[ "$(read_back full | wc -l)" -eq 6 ]
+	run mq-admin dump "$MQ_DATA_DIR/full/0"
+	refute_output --regexp 'count=([3-9]|[1-9][0-9])'
+	run mq-admin dump "$MQ_DATA_DIR/full/1"
+	refute_output --regexp 'count=([3-9]|[1-9][0-9])'
+}
+
 @test "-k, -p, -H and -m" {
 	start_broker --partitions 3
 	run mq-pub -t opts -m 'just this' -k K1 -p 2 -H a=1 -H b=x=y
