@@ -374,6 +374,7 @@ typedef struct dest {
 	int64_t *opened; /* mono ms a partition's batch got its first record; 0 = none open */
 	uint32_t rr;     /* partition of unkeyed records */
 	uint64_t *seq;   /* --with-seq over Kafka: each partition's next number */
+	char pid[24];    /* and the producer id, as text */
 	uint64_t used;   /* s->tick when last used */
 } dest_t;
 
@@ -687,7 +688,7 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 		}
 		d->opened[part] = mq_mono_ms();
 	}
-	char pidtxt[24], seqnum[24];
+	char seqnum[24];
 	if (numbered) { /* nh <= MQ_REC_MAX_HEADERS here: two more fit */
 		uint32_t n = 0; /* mq.producer and mq.seq of its own would hide ours from the checker */
 		for (uint32_t i = 0; i < nh; i++)
@@ -695,8 +696,8 @@ static int add_record(pub_t *s, const mq_rec_t *r, uint64_t recno)
 				hbuf[n++] = h[i];
 		h = hbuf;
 		nh = n;
-		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_PRODUCER, sizeof MQ_HDR_PRODUCER - 1, (const uint8_t *)pidtxt,
-					   (size_t)snprintf(pidtxt, sizeof pidtxt, "%" PRIu64, mq_producer_id(d->p))};
+		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_PRODUCER, sizeof MQ_HDR_PRODUCER - 1, (const uint8_t *)d->pid,
+					   strlen(d->pid)};
 		hbuf[nh++] = (mq_header_t){(const uint8_t *)MQ_HDR_SEQ, sizeof MQ_HDR_SEQ - 1, (const uint8_t *)seqnum,
 					   (size_t)snprintf(seqnum, sizeof seqnum, "%" PRIu64, d->seq[part])};
 	}
@@ -954,6 +955,7 @@ static int setup_dest(pub_t *s, dest_t *d, const char *topic, mq_client_t *c, mq
 	if (mq_producer_new(c, topic, d->partitions, WINDOW, &d->p, err))
 		return -1;
 	mq_producer_set_times(d->p, &o->times);
+	snprintf(d->pid, sizeof d->pid, "%" PRIu64, mq_producer_id(d->p));
 	/* --with-seq over Kafka: numbered in the partition mq-pub chose by the key, so
 	 * placed there too (without, librdkafka places keys by murmur2 with the
 	 * partition count as the cluster has it now) */

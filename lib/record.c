@@ -1509,11 +1509,14 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 	w->wait_ctx = ctx;
 	w->wait_ms = every_ms > 0 ? every_ms : every_ms < 0 ? -1 : 1000;
 	w->pipe_cap = 0;
+	w->sock = 0;
+	if ((!fn && every_ms >= 0) || fstat(w->fd, &st) != 0)
+		return;
 	int type = 0;
 	socklen_t tl = sizeof type;
-	w->sock = (fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-		  getsockopt(w->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM; /* a byte stream: cut anywhere */
-	if ((fn || every_ms < 0) && fstat(w->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+	w->sock = S_ISSOCK(st.st_mode) && getsockopt(w->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+		  type == SOCK_STREAM; /* a byte stream: cut anywhere */
+	if (S_ISFIFO(st.st_mode)) {
 		int cap = fcntl(w->fd, F_GETPIPE_SZ);
 		long page = sysconf(_SC_PAGESIZE);
 		w->pipe_cap = cap > 0 ? cap : 65536;
@@ -1551,45 +1554,47 @@ static size_t slots_held(const mq_writer_t *w, size_t queued)
 	return queued > 0 ? (size_t)-1 : slots;
 }
 
-/* With a wait hook on a pipe: how much can be written without blocking
- * (waiting, and calling the hook every wait_ms, until some can; 0 when
- * the hook says to give up).  When the pipe polls writable, at least one
- * slot is free, and a write of one page or less needs no more.  This
- * holds while we are the pipe's only writer. */
-static size_t writable(mq_writer_t *w, size_t n)
+/* Wait until fd polls writable (calling the hook every wait_ms; 0 when
+ * it says to give up), then: how much of n to write, at most piece. */
+static size_t when_writable(mq_writer_t *w, size_t n, size_t piece)
 {
-	const size_t page = w->page;
 	for (;;) {
-		int queued = 0;
-		if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0)
-			return n; /* cannot tell: just write */
-		size_t slots = (size_t)w->pipe_cap / page, used = slots_held(w, (size_t)queued);
-		if (used < slots)
-			return (slots - used) * page < n ? (slots - used) * page : n;
 		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 		int r = poll(&pfd, 1, w->wait_ms);
 		if (r <= 0 && w->wait_fn && w->wait_fn(w->wait_ctx)) /* timeout, or a signal */
 			return 0;
 		if (r > 0)
-			return (pfd.revents & POLLOUT) && n > page ? page : n; /* errors: let write() say */
+			return (pfd.revents & POLLOUT) && n > piece ? piece : n; /* errors: let the write say */
 	}
 }
 
-/* The same for a socket, whose room cannot be told from outside: wait
- * until it polls writable (a Unix stream socket then has three quarters
- * of its send buffer free), then send at most SOCK_PIECE, without
- * waiting.  A send that finds less room takes what fits and says so. */
-#define SOCK_PIECE ((size_t)32 << 10)
-static size_t sendable(mq_writer_t *w, size_t n)
+/* With a wait hook on a pipe: how much can be written without blocking,
+ * waiting if need be.  When the pipe polls writable, at least one slot
+ * is free, and a write of one page or less needs no more.  This holds
+ * while we are the pipe's only writer. */
+static size_t writable(mq_writer_t *w, size_t n)
 {
-	for (;;) {
-		struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
-		int r = poll(&pfd, 1, w->wait_ms);
-		if (r <= 0 && w->wait_fn && w->wait_fn(w->wait_ctx))
-			return 0;
-		if (r > 0)
-			return (pfd.revents & POLLOUT) && n > SOCK_PIECE ? SOCK_PIECE : n;
-	}
+	int queued = 0;
+	if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0)
+		return n; /* cannot tell: just write */
+	size_t slots = (size_t)w->pipe_cap / w->page, used = slots_held(w, (size_t)queued);
+	if (used < slots)
+		return (slots - used) * w->page < n ? (slots - used) * w->page : n;
+	return when_writable(w, n, w->page);
+}
+
+/* A socket's room cannot be told from outside: once it polls writable
+ * (a Unix stream socket then has three quarters of its send buffer
+ * free), send at most SOCK_PIECE, without waiting in the send.  A send
+ * that finds less room takes what fits. */
+#define SOCK_PIECE ((size_t)32 << 10)
+
+/* Tell the write hook what left in fact (before a wait, or after a
+ * failed write). */
+static int say_left(mq_writer_t *w, mq_err_t *err)
+{
+	uint64_t upto = w->written;
+	return w->write_fn ? w->write_fn(w->write_ctx, &upto, err) : 0;
 }
 
 /* What every output format needs of one message, whichever way it came:
@@ -1628,7 +1633,7 @@ static int hdr_next(const env_t *e, uint32_t *i, const uint8_t **p, mq_header_t 
 static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 {
 	while (n > 0) {
-		size_t want = w->pipe_cap ? writable(w, n) : w->sock ? sendable(w, n) : n;
+		size_t want = w->pipe_cap ? writable(w, n) : w->sock ? when_writable(w, n, SOCK_PIECE) : n;
 		if (want == 0)
 			return mq_err_set(err, MQ_EAGAIN, "writing to %s: gave up waiting for the reader", w->name);
 		int rc;
@@ -1646,23 +1651,17 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 			w->written += (uint64_t)k;
 			p += k;
 			n -= (size_t)k;
-			if (w->sock && (size_t)k < want && w->write_fn) { /* not all left: say what did, before waiting */
-				uint64_t upto = w->written;
-				if ((rc = w->write_fn(w->write_ctx, &upto, err)) < 0)
-					return rc;
-			}
+			if (w->sock && (size_t)k < want && (rc = say_left(w, err)) < 0) /* before waiting */
+				return rc;
 			continue;
 		}
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (w->write_fn) { /* not while we wait: say what left */
-				uint64_t upto = w->written;
-				if ((rc = w->write_fn(w->write_ctx, &upto, err)) < 0)
-					return rc;
-			}
+			if ((rc = say_left(w, err)) < 0) /* not while we wait */
+				return rc;
 			if (w->sock)
-				continue; /* sendable() waits, and asks the hook */
+				continue; /* when_writable() waits, and asks the wait hook */
 			struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
 			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 				return mq_err_sys(err, "waiting to write to %s", w->name);
@@ -1671,8 +1670,7 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 		if (w->write_fn) { /* it did not leave after all: say what did */
 			mq_err_t e;
 			int saved = errno;
-			uint64_t upto = w->written;
-			(void)w->write_fn(w->write_ctx, &upto, &e);
+			(void)say_left(w, &e);
 			errno = saved;
 		}
 		if (k < 0 && errno == EPIPE) {
