@@ -1089,6 +1089,14 @@ static int walk_start(mq_log_t *log, int i, uint64_t offset, uint64_t *pos, uint
 	*expect = s->base;
 	if (lo > 1) {
 		const idx_entry_t *x = &s->idx[lo - 1];
+		if (log->hint_seg == i && log->hint_off <= offset && log->hint_off >= s->base + x->rel &&
+		    log->hint_pos >= x->pos) {
+			/* A sequential reader past the index entry: the entry is
+			 * not needed, so its batch header is not read. */
+			*pos = log->hint_pos;
+			*expect = log->hint_off;
+			return 0;
+		}
 		uint8_t hb[MQ_BATCH_HEADER];
 		mq_batch_hdr_t h;
 		long long got = mq_pread_full(s->fd, hb, sizeof(hb), x->pos);
@@ -1204,9 +1212,31 @@ static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, u
 	mq_batch_hdr_t h;
 	char why[WHY_MAX];
 	for (;;) {
-		/* Walk to the batch holding offset. */
 		int bad = 0, hdr_ok = 0;
-		while (!bad) {
+		size_t start = out->len, used = 0;
+		long long got = -1; /* bytes from pos already in out (a batch whole); -1: none yet */
+		if (expect == offset && pos + MQ_BATCH_HEADER <= s->size) {
+			/* At the start of the batch holding offset (a sequential
+			 * reader's usual case): the read of the data brings its
+			 * header too.  Anything unexpected in it goes the walk's
+			 * way below, which reads and judges it again. */
+			uint64_t avail = s->size - pos;
+			size_t want = max_bytes < avail ? max_bytes : (size_t)avail;
+			if (want < MQ_BATCH_HEADER)
+				want = MQ_BATCH_HEADER;
+			if (mq_buf_reserve(out, want))
+				return mq_err_set(err, MQ_ENOMEM, "out of memory reading %zu bytes", want);
+			got = mq_pread_full(s->fd, out->p + start, want, pos);
+			if (got < 0)
+				return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+			if (got >= MQ_BATCH_HEADER && mq_batch_hdr_decode(out->p + start, MQ_BATCH_HEADER, &h, NULL) == 0 &&
+			    h.base_offset == expect && h.length <= (uint64_t)got)
+				hdr_ok = 1;
+			else
+				got = -1;
+		}
+		/* Walk to the batch holding offset. */
+		while (!bad && got < 0) {
 			if (pos == s->size) {
 				if (expect == send)
 					return 0;
@@ -1257,8 +1287,7 @@ static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, u
 				expect += h.count;
 			}
 		}
-		size_t start = out->len, used = 0;
-		if (!bad) {
+		if (!bad && got < 0) {
 			/* Read up to max_bytes (the first batch whole, however large). */
 			uint64_t avail = s->size - pos;
 			size_t want = max_bytes < avail ? max_bytes : (size_t)avail;
@@ -1266,9 +1295,11 @@ static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, u
 				want = h.length;
 			if (mq_buf_reserve(out, want))
 				return mq_err_set(err, MQ_ENOMEM, "out of memory reading %zu bytes", want);
-			long long got = mq_pread_full(s->fd, out->p + start, want, pos);
+			got = mq_pread_full(s->fd, out->p + start, want, pos);
 			if (got < 0)
 				return mq_err_sys(err, "cannot read partition '%s'", log->dir);
+		}
+		if (!bad) {
 			uint64_t next = expect;
 			mq_batch_hdr_t b;
 			mq_err_t e;
