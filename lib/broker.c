@@ -52,6 +52,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,13 +494,16 @@ static void flush_turn(mq_broker_t *b)
 	 * latency is for (the acknowledgements go out right after).  A
 	 * client matches replies by id, so the order between requests does
 	 * not matter to it. */
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < b->nout; i++)
 			if (b->out[i].go && (b->out[i].npl > 0) == (pass == 0))
 				out_send(b, &b->out[i]);
-	for (int i = 0; i < b->nsock; i++)
-		if (b->srv[i])
-			mq_zsrv_flush(b->srv[i]);
+		/* Own listeners queue what they are given: written here, the
+		 * records' connections before the acknowledgements'. */
+		for (int i = 0; i < b->nsock; i++)
+			if (b->srv[i])
+				mq_zsrv_flush(b->srv[i]);
+	}
 	b->nout = 0;
 	b->appended = 0;
 	episodes_tick(b, now);
@@ -2694,6 +2698,29 @@ static void zsrv_events(mq_broker_t *b, const int *at, const int *cnt)
 	}
 }
 
+/* Wait on the turn's items.  zmq_poll looks once without waiting before
+ * it waits, a system call more for every turn; with no libzmq socket
+ * among the items (own listeners only, no key checks) poll(2) waits
+ * alone, the events given back as zmq_poll gives them. */
+static int turn_poll(mq_broker_t *b, int n, long timeout)
+{
+	for (int i = 0; i < n; i++)
+		if (b->items[i].socket)
+			return zmq_poll(b->items, n, timeout);
+	for (int i = 0; i < n; i++) {
+		short ev = b->items[i].events;
+		b->pfd[i] = (struct pollfd){b->items[i].fd,
+					    (short)((ev & ZMQ_POLLIN ? POLLIN : 0) | (ev & ZMQ_POLLOUT ? POLLOUT : 0)), 0};
+	}
+	int r = poll(b->pfd, (nfds_t)n, timeout < 0 ? -1 : timeout > INT32_MAX ? INT32_MAX : (int)timeout);
+	for (int i = 0; i < n; i++) {
+		short re = r > 0 ? b->pfd[i].revents : 0;
+		b->items[i].revents = (short)((re & POLLIN ? ZMQ_POLLIN : 0) | (re & POLLOUT ? ZMQ_POLLOUT : 0) |
+					      (re & ~(POLLIN | POLLOUT) ? ZMQ_POLLERR : 0));
+	}
+	return r;
+}
+
 int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 {
 	while (!*stop) {
@@ -2721,7 +2748,7 @@ int mq_broker_run(mq_broker_t *b, volatile sig_atomic_t *stop, mq_err_t *err)
 		}
 		if (timeout > INT32_MAX)
 			timeout = INT32_MAX;
-		int n = zmq_poll(b->items, nitems, (long)timeout);
+		int n = turn_poll(b, nitems, (long)timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
