@@ -751,7 +751,9 @@ static int input_ready(void)
 static int wait_input(pub_t *s, int64_t deadline)
 {
 	for (;;) {
-		for (uint32_t i = 0; i < s->nd; i++)
+		/* Replies already in, before the clock is read (one destination:
+		 * the wait below takes them first anyway). */
+		for (uint32_t i = 0; s->nd > 1 && i < s->nd; i++)
 			if (mq_producer_poll(s->d[i].p, 0, &s->err)) {
 				s->failed = 1;
 				return 0;
@@ -789,10 +791,13 @@ static int wait_input(pub_t *s, int64_t deadline)
 	}
 }
 
-/* Before a read that may block: send what waited long enough. */
-static void before_read(pub_t *s)
+/* Before a read that may block: send what waited long enough.  idle:
+ * the input had nothing more a moment ago (mq_reader_trickle), so it is
+ * not asked again before the first look. */
+static void before_read(pub_t *s, int idle)
 {
-	while (!input_ready() && !s->failed && !stop) {
+	while ((idle || !input_ready()) && !s->failed && !stop) {
+		idle = 0;
 		int64_t oldest = 0;
 		for (uint32_t j = 0; j < s->nd; j++)
 			for (uint32_t i = 0; i < s->d[j].partitions; i++)
@@ -838,7 +843,7 @@ static int run_stdin(pub_t *s, mq_reader_t *rd)
 		if (mq_reader_eof(rd))
 			break;
 		if (s->o->tx != TX_PREPARE) /* --prepare sends when a batch is full or at the end */
-			before_read(s);
+			before_read(s, mq_reader_trickle(rd));
 		if (s->failed || stop)
 			break;
 		long n = mq_reader_fill(rd, &e);

@@ -273,6 +273,7 @@ struct mq_reader {
 	uint8_t *rdelim;  /* lines: a record delimiter of several bytes (else term) */
 	size_t rdelim_len;
 	int eof;          /* read(2) returned 0 */
+	int trickle;      /* the last read: short, and less than a page */
 	int skipping;     /* dropping the rest of an over-long record */
 	int dead;         /* msgpack: lost sync, dropping all input */
 	uint8_t *buf;
@@ -360,6 +361,11 @@ void mq_reader_free(mq_reader_t *r)
 	free(r);
 }
 
+int mq_reader_trickle(const mq_reader_t *r)
+{
+	return r->trickle;
+}
+
 int mq_reader_eof(const mq_reader_t *r)
 {
 	return r->eof && r->start == r->end;
@@ -410,7 +416,9 @@ long mq_reader_fill(mq_reader_t *r, mq_err_t *err)
 	int rc = make_room(r, err);
 	if (rc < 0)
 		return rc;
-	ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+	size_t room = r->cap - r->end;
+	ssize_t n = read(r->fd, r->buf + r->end, room);
+	r->trickle = n > 0 && (size_t)n < room && n < 4096;
 	if (n > 0) {
 		r->end += (size_t)n;
 		r->got += (uint64_t)n;
@@ -1496,6 +1504,8 @@ struct mq_writer {
 	size_t page;  /* the size of its slots */
 	uint32_t hist[256]; /* the sizes of our last writes to it, hist[hist_n - 1 & 255] last */
 	size_t hist_n;
+	size_t qbound; /* bytes it holds at most: the last FIONREAD and what we wrote since */
+	int qknown;    /* qbound is set */
 	/* mq_writer_on_write: told before each write(2) */
 	int (*write_fn)(void *ctx, uint64_t *upto, mq_err_t *err);
 	void *write_ctx;
@@ -1522,6 +1532,7 @@ void mq_writer_on_wait(mq_writer_t *w, int every_ms, int (*fn)(void *ctx), void 
 		w->pipe_cap = cap > 0 ? cap : 65536;
 		w->page = page > 0 ? (size_t)page : 4096;
 		w->hist_n = 0;
+		w->qknown = 0;
 	}
 }
 
@@ -1574,10 +1585,21 @@ static size_t when_writable(mq_writer_t *w, size_t n, size_t piece)
  * while we are the pipe's only writer. */
 static size_t writable(mq_writer_t *w, size_t n)
 {
+	size_t slots = (size_t)w->pipe_cap / w->page, used;
+	/* The reader only takes bytes out: what the pipe held when last
+	 * asked plus what we wrote since bounds what it holds now, and more
+	 * bytes never sit in fewer of our writes' slots.  While that bound
+	 * leaves room for all of n, the pipe is not asked again. */
+	if (w->qknown && (used = slots_held(w, w->qbound)) < slots && (slots - used) * w->page >= n)
+		return n;
 	int queued = 0;
-	if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0)
+	if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0) {
+		w->qknown = 0;
 		return n; /* cannot tell: just write */
-	size_t slots = (size_t)w->pipe_cap / w->page, used = slots_held(w, (size_t)queued);
+	}
+	w->qbound = (size_t)queued;
+	w->qknown = 1;
+	used = slots_held(w, (size_t)queued);
 	if (used < slots)
 		return (slots - used) * w->page < n ? (slots - used) * w->page : n;
 	return when_writable(w, n, w->page);
@@ -1646,8 +1668,10 @@ static int write_out(mq_writer_t *w, const uint8_t *p, size_t n, mq_err_t *err)
 		}
 		ssize_t k = w->sock ? send(w->fd, p, want, MSG_DONTWAIT) : write(w->fd, p, want);
 		if (k > 0) {
-			if (w->pipe_cap)
+			if (w->pipe_cap) {
 				w->hist[w->hist_n++ & 255] = (uint32_t)k;
+				w->qbound += (size_t)k;
+			}
 			w->written += (uint64_t)k;
 			p += k;
 			n -= (size_t)k;

@@ -125,6 +125,11 @@ long mq_reader_fill(mq_reader_t *r, mq_err_t *err);
 int mq_reader_next(mq_reader_t *r, mq_rec_t *rec, mq_err_t *err);
 
 int mq_reader_eof(const mq_reader_t *r); /* end of input seen and nothing left */
+/* 1 when the last mq_reader_fill took less than it had room for and less
+ * than 4096 bytes: the input had no more just then, and its writer is
+ * not one filling a pipe (that hands over whole pages).  A program
+ * sending what it read as soon as its input is idle need not ask. */
+int mq_reader_trickle(const mq_reader_t *r);
 uint64_t mq_reader_count(const mq_reader_t *r); /* records returned so far */
 /* Bytes of input taken so far: read, less what waits in the buffer (a
  * progress figure: how far into a file the records returned reach). */
