@@ -784,7 +784,9 @@ static int wait_input(pub_t *s, int64_t deadline)
 			return 0;
 		}
 		report_refusals(s);
-		if (input_ready())
+		/* With a destination the wait says whether stdin ended it (when
+		 * a reply did, stdin is looked at by the next wait). */
+		if (s->nd ? mq_client_watch_hit(s->d[0].c) : input_ready())
 			return 1;
 		if (s->o->progress)
 			progress(s, 0);
@@ -793,7 +795,7 @@ static int wait_input(pub_t *s, int64_t deadline)
 
 /* Before a read that may block: send what waited long enough.  idle:
  * the input had nothing more a moment ago (mq_reader_trickle), so it is
- * not asked again before the first look. */
+ * not asked before the batches are looked at. */
 static void before_read(pub_t *s, int idle)
 {
 	while ((idle || !input_ready()) && !s->failed && !stop) {
@@ -809,6 +811,7 @@ static void before_read(pub_t *s, int idle)
 		}
 		if (s->o->linger_ms <= 0 || mq_mono_ms() >= oldest + s->o->linger_ms) {
 			send_open(s);
+			idle = 1; /* the wait that comes next looks at stdin as well */
 			continue;
 		}
 		if (wait_input(s, oldest + s->o->linger_ms))

@@ -543,8 +543,10 @@ int mq_cl_wait_sock(mq_client_t *c, void *s, short events, int watch, int64_t ms
 			mq_drain_fd(c->wake_fd);
 			return mq_err_set(err, MQ_EAGAIN, "interrupted");
 		}
-		if (wi >= 0 && it[wi].revents)
+		if (wi >= 0 && it[wi].revents) {
+			c->watch_hit = 1;
 			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
+		}
 		if (it[0].revents & ev)
 			return it[0].revents & ev;
 		if (!it[1].revents && !it[2].revents && (r == 0 || mq_mono_ms() >= until))
@@ -759,8 +761,10 @@ static int lite_wait(mq_client_t *c, short events, int watch, int64_t ms, mq_err
 			mq_drain_fd(c->wake_fd);
 			return mq_err_set(err, MQ_EAGAIN, "interrupted");
 		}
-		if (wi >= 0 && pf[wi].revents)
+		if (wi >= 0 && pf[wi].revents) {
+			c->watch_hit = 1;
 			return mq_err_set(err, MQ_EAGAIN, "descriptor %d is ready", c->watch_fd);
+		}
 		if (c->z && pf[0].revents) {
 			if (events & ZMQ_POLLIN)
 				return ZMQ_POLLIN;

@@ -470,6 +470,10 @@ void mq_client_watch_fd(mq_client_t *c, int fd);
 /* The same for any of events (POLLIN...) on fd as well; mq_producer_poll
  * ends early for it too. */
 void mq_client_watch(mq_client_t *c, int fd, short events);
+/* 1 when the last wait of c (mq_producer_poll; mq_producers_poll: the
+ * first producer's client) ended because the watched descriptor was
+ * ready: a caller that must know whether it is need not ask it again. */
+int mq_client_watch_hit(const mq_client_t *c);
 /* Every wait of c also ends (-MQ_EAGAIN, "interrupted", or a return
  * of mq_producers_poll) when fd is readable, after reading it empty:
  * mq_cli_signal_fd(), so that a signal landing just before a long wait

@@ -77,6 +77,7 @@ struct mq_client {
 	int watch_fd; /* < 0: none; see mq_client_watch */
 	int wake_fd;  /* < 0: none; see mq_client_wake_on */
 	short watch_events;
+	int watch_hit; /* the last wait ended with watch_fd ready: mq_client_watch_hit */
 	uint32_t last_id;
 	/* the one outstanding FETCH */
 	mq_buf_t freq;

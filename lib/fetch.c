@@ -250,6 +250,11 @@ void mq_client_watch(mq_client_t *c, int fd, short events)
 	c->watch_events = events;
 }
 
+int mq_client_watch_hit(const mq_client_t *c)
+{
+	return c->watch_hit;
+}
+
 void mq_client_wake_on(mq_client_t *c, int fd)
 {
 	c->wake_fd = fd;

@@ -145,6 +145,7 @@ static int kafka_wait(mq_producer_t *p, int wait_ms, int watch_fd, short watch_e
 	}
 	if (poll(f, (nfds_t)n, wait_ms < 0 ? -1 : wait_ms) < 0 && errno != EINTR)
 		return mq_err_sys(err, "waiting for the Kafka cluster");
+	c->watch_hit = watch_fd >= 0 && f[1].revents;
 	if (c->wake_fd >= 0 && f[n - 1].revents)
 		mq_drain_fd(c->wake_fd);
 	kafka_poll(p);
@@ -350,6 +351,7 @@ static int producer_replies(mq_producer_t *p, mq_err_t *err)
 
 int mq_producer_poll(mq_producer_t *p, int wait_ms, mq_err_t *err)
 {
+	p->c->watch_hit = 0;
 	if (p->c->kafka)
 		return kafka_wait(p, wait_ms, p->c->watch_fd, p->c->watch_events, err);
 	int rc = pump(p, err);
@@ -378,6 +380,8 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 {
 	if (n > MQ_PRODUCERS_POLL_MAX)
 		return mq_err_set(err, MQ_EINVAL, "%u producers to wait for: at most %d", n, MQ_PRODUCERS_POLL_MAX);
+	if (n)
+		ps[0]->c->watch_hit = 0;
 	if (n == 1 && ps[0]->c->kafka)
 		return kafka_wait(ps[0], wait_ms, watch_fd, watch_events, err);
 	for (uint32_t i = 0; i < n; i++)
@@ -443,6 +447,8 @@ int mq_producers_poll(mq_producer_t *const *ps, uint32_t n, int wait_ms, int wat
 		if (rc)
 			return rc;
 	}
+	if (n)
+		ps[0]->c->watch_hit = watch_fd >= 0 && it[3 * n].revents;
 	return 0;
 }
 

@@ -891,13 +891,19 @@ static void test_lite_client(void **state)
 	mq_producer_begin(p, 0, &b, &buf);
 	mq_batch_add(&b, mq_now_ms(), NULL, 0, "15", 2, NULL, 0, NULL, 0);
 	assert_int_equal(mq_producer_send(p, &b, 0, &err), 0);
-	for (int i = 0; i < 50 && mq_producer_inflight(p); i++)
+	for (int i = 0; i < 50 && mq_producer_inflight(p); i++) {
 		assert_int_equal(mq_producers_poll(&p, 1, -1, -1, 0, &err), 0);
+		assert_int_equal(mq_client_watch_hit(c), 0); /* a reply ended it */
+	}
 	assert_int_equal(mq_producer_inflight(p), 0);
 	int pfd[2];
 	assert_int_equal(pipe(pfd), 0);
+	/* Nothing in the pipe: the wait runs out, not ended by it. */
+	assert_int_equal(mq_producers_poll(&p, 1, 30, pfd[0], POLLIN, &err), 0);
+	assert_int_equal(mq_client_watch_hit(c), 0);
 	assert_int_equal(write(pfd[1], "x", 1), 1);
 	assert_int_equal(mq_producers_poll(&p, 1, -1, pfd[0], POLLIN, &err), 0);
+	assert_int_equal(mq_client_watch_hit(c), 1); /* the caller need not ask the pipe */
 	/* No producer at all (mq-pub with envelopes before the first one):
 	 * a wait for the descriptor alone, touching no producer. */
 	assert_int_equal(mq_producers_poll(NULL, 0, 50, pfd[0], POLLIN, &err), 0);
@@ -1055,6 +1061,7 @@ static void test_producers_poll(void **state)
 	int calls = 0;
 	while (mq_producer_inflight(p[0]) + mq_producer_inflight(p[1]) + mq_producer_inflight(p[2])) {
 		assert_int_equal(mq_producers_poll(p, 3, -1, -1, 0, &err), 0);
+		assert_int_equal(mq_client_watch_hit(c[0]), 0);
 		assert_true(++calls <= 50);
 	}
 	for (int i = 0; i < 3; i++) {
@@ -1066,8 +1073,11 @@ static void test_producers_poll(void **state)
 	/* The watched descriptor ends a wait that has no other end. */
 	int pfd[2];
 	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(mq_producers_poll(p, 3, 30, pfd[0], POLLIN, &err), 0);
+	assert_int_equal(mq_client_watch_hit(c[0]), 0);
 	assert_int_equal(write(pfd[1], "x", 1), 1);
 	assert_int_equal(mq_producers_poll(p, 3, -1, pfd[0], POLLIN, &err), 0);
+	assert_int_equal(mq_client_watch_hit(c[0]), 1);
 	close(pfd[0]);
 	close(pfd[1]);
 	assert_int_equal(mq_producers_poll(p, MQ_PRODUCERS_POLL_MAX + 1, 0, -1, 0, &err), -MQ_EINVAL);
