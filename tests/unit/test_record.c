@@ -325,6 +325,36 @@ static void test_reader_consumed(void **state)
 	close(fd);
 }
 
+/* A read that took less than it had room for and under 4096 bytes says
+ * the input trickles (mq-pub then sends without asking stdin again); a
+ * writer filling the pipe, or a read that filled the room, does not. */
+static void test_reader_trickle(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	mq_reader_t *r = reader(p[0], MQ_FMT_LINES, NULL, 1 << 20);
+	mq_err_t err;
+	assert_int_equal(mq_reader_trickle(r), 0); /* nothing read yet */
+	assert_int_equal(write(p[1], "one line\n", 9), 9);
+	assert_int_equal(mq_reader_fill(r, &err), 9);
+	assert_int_equal(mq_reader_trickle(r), 1);
+	static char page[8192];
+	memset(page, 'x', sizeof page);
+	page[sizeof page - 1] = '\n';
+	assert_int_equal(write(p[1], page, sizeof page), (ssize_t)sizeof page);
+	assert_int_equal(mq_reader_fill(r, &err), (long)sizeof page);
+	assert_int_equal(mq_reader_trickle(r), 0);
+	close(p[1]);
+	mq_rec_t rec;
+	while (mq_reader_next(r, &rec, &err) > 0)
+		;
+	assert_int_equal(mq_reader_fill(r, &err), 0); /* the end: nothing read */
+	assert_int_equal(mq_reader_trickle(r), 0);
+	mq_reader_free(r);
+	close(p[0]);
+}
+
 static void test_reader_rejects(void **state)
 {
 	(void)state;
@@ -1893,6 +1923,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt_parse),
 		cmocka_unit_test(test_reader_rejects),
+		cmocka_unit_test(test_reader_trickle),
 		cmocka_unit_test(test_reader_consumed),
 		cmocka_unit_test(test_lines_basic),
 		cmocka_unit_test(test_lines_long),
