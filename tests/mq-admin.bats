@@ -17,15 +17,24 @@ teardown() {
 }
 
 # A group member in the background (mq-sub -g $1 -t $2), remembered for teardown; its pid in MEMBER.
+# timeout -k: a member that does not end within 10 s of a SIGTERM (its own
+# at 120 s, or stop_member's, which timeout passes on) is killed, so no
+# wait for it hangs the run.
 start_member() {
-	timeout 120 mq-sub -g "$1" -t "$2" >/dev/null 2>"$BATS_TEST_TMPDIR/member.err" 3>&- &
+	timeout -k 10 120 mq-sub -g "$1" -t "$2" >/dev/null 2>"$BATS_TEST_TMPDIR/member.err" 3>&- &
 	MEMBER=$!
 	BG_PIDS+=("$MEMBER")
 }
 
 stop_member() {
+	local st=0
 	kill -TERM "$MEMBER"
-	wait "$MEMBER" || true
+	wait "$MEMBER" || st=$?
+	if [ "$st" -eq 137 ]; then
+		echo "stop_member: mq-sub -g did not exit within 10 s of SIGTERM and was killed; its stderr:" >&2
+		cat "$BATS_TEST_TMPDIR/member.err" >&2
+		return 1
+	fi
 }
 
 # Wait until group $1 has $2 live members (at most 20 s).
