@@ -1229,8 +1229,20 @@ static long long read_seg(mq_log_t *log, int i, uint64_t offset, uint64_t pos, u
 			got = mq_pread_full(s->fd, out->p + start, want, pos);
 			if (got < 0)
 				return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
-			if (got >= MQ_BATCH_HEADER && mq_batch_hdr_decode(out->p + start, MQ_BATCH_HEADER, &h, NULL) == 0 &&
-			    h.base_offset == expect && h.length <= (uint64_t)got)
+			int fits = got >= MQ_BATCH_HEADER &&
+				   mq_batch_hdr_decode(out->p + start, MQ_BATCH_HEADER, &h, NULL) == 0 &&
+				   h.base_offset == expect && h.length <= avail;
+			if (fits && h.length > (uint64_t)got) {
+				/* The first batch whole, however large: the rest of it. */
+				if (mq_buf_reserve(out, h.length))
+					return mq_err_set(err, MQ_ENOMEM, "out of memory reading %u bytes", h.length);
+				long long more = mq_pread_full(s->fd, out->p + start + got, h.length - (size_t)got,
+							       pos + (uint64_t)got);
+				if (more < 0)
+					return mq_err_sys(err, "cannot read partition '%s' at byte %" PRIu64, log->dir, pos);
+				got += more;
+			}
+			if (fits && h.length <= (uint64_t)got)
 				hdr_ok = 1;
 			else
 				got = -1;
