@@ -773,7 +773,7 @@ static int wait_input(pub_t *s, int64_t deadline)
 			ps[i] = s->d[i].p;
 		int rc = 0;
 		if (s->nd) {
-			rc = mq_producers_poll(ps, s->nd, (int)ms, 0, POLLIN, &s->err);
+			rc = mq_producers_poll(ps, s->nd, ms > INT32_MAX ? INT32_MAX : (int)ms, 0, POLLIN, &s->err);
 		} else { /* no destination yet (envelopes): stdin, and a signal */
 			struct pollfd pf[2] = {{.fd = 0, .events = POLLIN}, {.fd = mq_cli_signal_fd(), .events = POLLIN}};
 			if (poll(pf, pf[1].fd >= 0 ? 2 : 1, ms > INT32_MAX ? INT32_MAX : (int)ms) > 0 && pf[1].revents)

@@ -1589,8 +1589,11 @@ static size_t writable(mq_writer_t *w, size_t n)
 	/* The reader only takes bytes out: what the pipe held when last
 	 * asked plus what we wrote since bounds what it holds now, and more
 	 * bytes never sit in fewer of our writes' slots.  While that bound
-	 * leaves room for all of n, the pipe is not asked again. */
-	if (w->qknown && (used = slots_held(w, w->qbound)) < slots && (slots - used) * w->page >= n)
+	 * fills at most half the pipe and leaves room for all of n, the pipe
+	 * is not asked again (the other half is a margin for bytes another
+	 * writer put there since, such as a program's 2>&1 warnings, which
+	 * only asking shows). */
+	if (w->qknown && (used = slots_held(w, w->qbound)) <= slots / 2 && (slots - used) * w->page >= n)
 		return n;
 	int queued = 0;
 	if (ioctl(w->fd, FIONREAD, &queued) < 0 || queued < 0) {
